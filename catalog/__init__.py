@@ -1,0 +1,193 @@
+"""The catalog: what each register holds, the regions and the hospitals.
+
+Entries are YAML files, one per register; the bundled ones describe the
+synthetic extracts in `fixtures/synthetic`. An installation adds its own
+directory of entries and says where each register's data lives.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from catalog.installation import DataSource, Installation, load_installation
+from catalog.models import EventSource, FieldError, Region, Register, Site, Variable
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "DataSource",
+    "EventSource",
+    "Installation",
+    "Region",
+    "Register",
+    "Site",
+    "Variable",
+    "bundled_dir",
+    "load_catalog",
+    "load_installation",
+    "load_regions",
+    "load_sites",
+    "suggest",
+]
+
+_HERE = Path(__file__).parent
+M = TypeVar("M", bound=BaseModel)
+
+
+def bundled_dir() -> Path:
+    """The directory of bundled register entries."""
+    return _HERE / "registers"
+
+
+class CatalogError(Exception):
+    """A catalog file that cannot be used; carries the file, the field and what was expected."""
+
+    def __init__(self, path: Path | str, field: str, message: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.message = message
+        super().__init__(f"{self.path}: {field}: {message}" if field else f"{self.path}: {message}")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) turning a into b."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def suggest(name: str, choices: list[str] | set[str]) -> str | None:
+    """The closest known name to a misspelt one, if any is close.
+
+    Few edits first (a swapped pair of letters is one edit, so 'nrd' gives 'ndr',
+    not 'npr'), then difflib's similarity for the rest.
+    """
+    ranked = sorted(
+        (
+            _edit_distance(name.lower(), c.lower()),
+            -difflib.SequenceMatcher(None, name, c).ratio(),
+            c,
+        )
+        for c in choices
+    )
+    if ranked and ranked[0][0] <= max(1, len(name) // 3):
+        return ranked[0][2]
+    hits = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return hits[0] if hits else None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CatalogError(path, "", f"not valid YAML {where}: {getattr(e, 'problem', e)}") from e
+    except OSError as e:
+        raise CatalogError(path, "", f"cannot be read: {e.strerror}") from e
+
+
+def _validate(model: type[M], data: Any, path: Path, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        parts = [prefix, *err["loc"]]
+        msg = err["msg"]
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, FieldError):  # a cross-field check names the field it failed on
+            parts.append(cause.field)
+            msg = str(cause)
+        elif isinstance(cause, ValueError):
+            msg = str(cause)
+        loc = ".".join(str(p) for p in parts if p != "")
+        if err["type"] == "literal_error":
+            msg = f"expected {err['ctx']['expected']}, got {err['input']!r}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise CatalogError(path, loc, msg) from e
+
+
+def load_regions(path: Path | None = None) -> list[Region]:
+    path = path or _HERE / "regions.yaml"
+    data = _read_yaml(path)
+    return [_validate(Region, r, path, f"regions.{i}") for i, r in enumerate(data["regions"])]
+
+
+def load_sites(path: Path | None = None) -> list[Site]:
+    path = path or _HERE / "sites.yaml"
+    data = _read_yaml(path)
+    return [_validate(Site, s, path, f"sites.{i}") for i, s in enumerate(data["sites"])]
+
+
+def load_register(path: Path) -> Register:
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise CatalogError(path, "", "expected a mapping of fields")
+    reg = _validate(Register, data, path)
+    if reg.id != path.stem:
+        raise CatalogError(path, "id", f"expected {path.stem!r} (the file's name), got {reg.id!r}")
+    return reg
+
+
+@dataclass(frozen=True)
+class Catalog:
+    registers: dict[str, Register]
+    regions: list[Region] = field(default_factory=list)
+    sites: list[Site] = field(default_factory=list)
+
+    def register(self, rid: str) -> Register | None:
+        return self.registers.get(rid)
+
+    def ids(self) -> list[str]:
+        return sorted(self.registers)
+
+    def sources_of(self, event: str) -> list[tuple[Register, EventSource]]:
+        """Every (register, source) that provides the given cohort-language event."""
+        return [(r, p) for r in self.registers.values() for p in r.provides if p.event == event]
+
+    @property
+    def population(self) -> Register | None:
+        return next((r for r in self.registers.values() if r.kind == "population"), None)
+
+    @property
+    def optout(self) -> Register | None:
+        return next((r for r in self.registers.values() if r.kind == "optout"), None)
+
+    def region_name(self, code: str) -> str:
+        return next((r.name for r in self.regions if r.code == code), code)
+
+    def site(self, code: str) -> Site | None:
+        return next((s for s in self.sites if s.code == code), None)
+
+
+def load_catalog(*dirs: Path | str) -> Catalog:
+    """Load register entries from the given directories (default: the bundled ones).
+
+    A later directory's entry replaces an earlier one with the same id.
+    """
+    regs: dict[str, Register] = {}
+    for d in dirs or (bundled_dir(),):
+        d = Path(d)
+        if not d.is_dir():
+            raise CatalogError(d, "", "is not a directory of catalog entries")
+        for path in sorted(d.glob("*.yaml")):
+            reg = load_register(path)
+            regs[reg.id] = reg
+    return Catalog(registers=regs, regions=load_regions(), sites=load_sites())

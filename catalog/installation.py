@@ -1,0 +1,112 @@
+"""Where an installation's extracts live, and how their columns map to the catalog's.
+
+A small YAML file::
+
+    release: region-orebro-2026-10      # id of this data release (part of answer keys)
+    catalog: [./my-entries]             # optional extra directories of entries
+    registers:
+      population: {parquet: /data/rtb.parquet}
+      npr:
+        parquet: /data/par/*.parquet    # a path or a glob
+        columns: {lopnr: pnr}           # canonical name -> name in the file
+
+Relative paths are taken from the file's directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["DataSource", "Installation", "load_installation"]
+
+
+class DataSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parquet: str | None = None
+    duckdb: str | None = None  # a DuckDB database file ...
+    table: str | None = None  # ... and the table in it
+    format: Literal["parquet", "duckdb"] = "parquet"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    def column(self, canonical: str) -> str:
+        return self.columns.get(canonical, canonical)
+
+
+class _InstallationFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    release: str | None = None
+    catalog: list[str] = Field(default_factory=list)
+    registers: dict[str, DataSource]
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The registers this installation holds and where each one's data is."""
+
+    sources: dict[str, DataSource]
+    release: str
+    catalog_dirs: tuple[Path, ...] = field(default=())
+
+    @classmethod
+    def from_data_dir(cls, directory: Path | str, release: str | None = None) -> Installation:
+        """The canonical layout: `DIR/<id>.parquet` for each register present."""
+        d = Path(directory).resolve()
+        if not d.is_dir():
+            raise FileNotFoundError(f"data directory {d} does not exist")
+        files = sorted(d.glob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"no Parquet extracts (*.parquet) in {d}")
+        sources = {p.stem: DataSource(parquet=str(p)) for p in files}
+        return cls(sources=sources, release=release or _release_id(files))
+
+
+def _release_id(files: list[Path]) -> str:
+    """A data release id derived from the files' names, sizes and modification times."""
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return "local-" + h.hexdigest()[:12]
+
+
+def load_installation(path: Path | str) -> Installation:
+    from catalog import CatalogError
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise CatalogError(path, "", f"cannot be read as YAML: {e}") from e
+    try:
+        cfg = _InstallationFile.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise CatalogError(path, ".".join(map(str, err["loc"])), err["msg"]) from e
+    base = path.parent.resolve()
+
+    def rel(p: str | None) -> str | None:
+        if p is None:
+            return None
+        q = Path(p)
+        return str(q if q.is_absolute() else base / q)
+
+    sources = {}
+    for rid, src in cfg.registers.items():
+        if src.parquet is None and src.duckdb is None:
+            raise CatalogError(path, f"registers.{rid}", "needs `parquet` or `duckdb`")
+        sources[rid] = src.model_copy(update={"parquet": rel(src.parquet), "duckdb": rel(src.duckdb)})
+    files = sorted(Path(p) for s in sources.values() for p in [s.parquet or s.duckdb] if p)
+    release = cfg.release or _release_id([f for f in files if f.exists()])
+    return Installation(
+        sources=sources,
+        release=release,
+        catalog_dirs=tuple(Path(rel(c) or c) for c in cfg.catalog),
+    )

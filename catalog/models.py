@@ -1,0 +1,146 @@
+"""Pydantic models of catalog entries: what a registry holder publishes about a register."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ColumnType = Literal["bigint", "integer", "smallint", "double", "varchar", "date"]
+CodeSystem = Literal["ICD-10-SE", "ATC", "KVÅ", "HGNC", "HGVS"]
+EventKind = Literal["diagnosis", "procedure", "drug", "death"]
+
+NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+
+
+class FieldError(ValueError):
+    """A check across fields that failed on one of them; the loader reports that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Model):
+    sv: str
+    en: str
+
+
+class Variable(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: ColumnType
+    description: str
+    code_system: CodeSystem | None = None
+    unit: str | None = None
+    values: list[str | int] | None = None  # allowed values, when the set is closed
+    value_labels: dict[str, str] | None = None
+    nullable: bool = True
+    # codes stored space-separated in one string (npr.diagnos, npr.op)
+    multi: bool = False
+
+
+class EventSource(_Model):
+    """A cohort-language event this register provides, and from which columns."""
+
+    event: EventKind
+    codes: str  # the column holding the codes
+    multi: bool = False  # codes are space-separated in that column
+    main: str | None = None  # column of the main code (`diagnosis ... main`)
+    date: str | None = None  # defaults to the register's date column
+    source: str | None = None  # name used in `drug ... in SOURCE`; defaults to register id
+
+
+class Coverage(_Model):
+    from_year: int
+    to_year: int | None = None  # None: ongoing
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Coverage:
+        if self.to_year is not None and self.to_year < self.from_year:
+            raise ValueError("to_year must not be before from_year")
+        return self
+
+
+class Update(_Model):
+    frequency: str
+    lag_months: int = Field(ge=0)
+
+
+class Register(_Model):
+    id: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["population", "events", "optout"] = "events"
+    title: Text
+    holder: str
+    holder_url: str | None = None
+    description: Text
+    coverage: Coverage
+    update: Update
+    legal_basis: str
+    access: str
+    population: str
+    person_key: str = "lopnr"
+    date_column: str | None = None
+    site_column: str | None = None  # hospital of a record (for `report by hospital`)
+    variables: list[Variable]
+    provides: list[EventSource] = []
+    keywords: list[str] = []
+
+    @field_validator("variables")
+    @classmethod
+    def _unique(cls, vs: list[Variable]) -> list[Variable]:
+        seen: set[str] = set()
+        for v in vs:
+            if v.name in seen:
+                raise ValueError(f"variable {v.name!r} is listed twice")
+            seen.add(v.name)
+        return vs
+
+    @model_validator(mode="after")
+    def _columns_exist(self) -> Register:
+        names = [v.name for v in self.variables]
+        refs = [("person_key", self.person_key)]
+        if self.date_column:
+            refs.append(("date_column", self.date_column))
+        if self.site_column:
+            refs.append(("site_column", self.site_column))
+        for i, p in enumerate(self.provides):
+            refs.append((f"provides.{i}.codes", p.codes))
+            if p.main:
+                refs.append((f"provides.{i}.main", p.main))
+            if p.date:
+                refs.append((f"provides.{i}.date", p.date))
+        for where, col in refs:
+            if col not in names:
+                hint = difflib.get_close_matches(col, names, n=1, cutoff=0.6)
+                also = f" - did you mean {hint[0]!r}?" if hint else ""
+                raise FieldError(
+                    where,
+                    f"names {col!r}, which is not among the variables ({', '.join(names)}){also}",
+                )
+        if self.kind == "events" and not self.date_column:
+            raise FieldError("date_column", "an events register needs a date_column")
+        return self
+
+    def variable(self, name: str) -> Variable | None:
+        return next((v for v in self.variables if v.name == name), None)
+
+    def event_date(self, source: EventSource) -> str:
+        return source.date or self.date_column or ""
+
+
+class Region(_Model):
+    code: str = Field(pattern=r"^[0-9]{2}$")
+    name: str
+    region: str
+    population: int = Field(gt=0)
+
+
+class Site(_Model):
+    code: str = Field(pattern=r"^[0-9A-Z]{5}$")
+    name: str
+    region: str = Field(pattern=r"^[0-9]{2}$")

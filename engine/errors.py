@@ -1,0 +1,68 @@
+"""Typed errors of the engine. They carry data; `api` turns them into messages for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["CohortError", "Diagnostic", "EngineError", "MissingRegisterError"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a cohort: where, what, and (where we can tell) what was meant."""
+
+    line: int
+    column: int
+    message: str
+    hint: str | None = None
+    code: str = "invalid"  # a stable machine-readable kind: syntax, unknown_register, ...
+    end_column: int | None = None
+
+    def format(self, filename: str = "<cohort>", source: str | None = None) -> str:
+        text = f"{filename}:{self.line}:{self.column}: {self.message}"
+        if self.hint:
+            text += f" - {self.hint}"
+        if source is not None:
+            lines = source.splitlines()
+            if 0 < self.line <= len(lines):
+                src = lines[self.line - 1]
+                width = max(1, (self.end_column or self.column + 1) - self.column)
+                text += f"\n  {src}\n  {' ' * (self.column - 1)}{'^' * width}"
+        return text
+
+
+class EngineError(Exception):
+    """Base of the engine's errors."""
+
+
+@dataclass
+class CohortError(EngineError):
+    """A cohort that does not parse or does not check; never reaches a database."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "; ".join(
+            f"{d.line}:{d.column}: {d.message}" + (f" - {d.hint}" if d.hint else "")
+            for d in self.diagnostics
+        )
+
+    def format(self, filename: str = "<cohort>", source: str | None = None) -> str:
+        return "\n".join(d.format(filename, source) for d in self.diagnostics)
+
+
+@dataclass
+class MissingRegisterError(EngineError):
+    """The cohort needs registers this installation does not hold."""
+
+    registers: list[str]
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        names = ", ".join(repr(r) for r in self.registers)
+        return f"this installation holds no data for register(s) {names}"

@@ -1,0 +1,494 @@
+"""The typed IR: the single meaning of a cohort.
+
+The cohort language, the Python builder and the JSON form all produce these
+frozen dataclasses; the checker, the compiler and the reference evaluator all
+consume them. `pos` fields (line, column in the source) never take part in
+equality, JSON or the hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
+
+__all__ = [
+    "AgeBand",
+    "AllOf",
+    "Cohort",
+    "Cond",
+    "Dim",
+    "CodePattern",
+    "Cmp",
+    "Count",
+    "Death",
+    "Diagnosis",
+    "Drug",
+    "Event",
+    "EventCond",
+    "Filter",
+    "FAnd",
+    "FIn",
+    "FNot",
+    "FOr",
+    "Age",
+    "AnyOf",
+    "IndexDate",
+    "IndexEvent",
+    "Node",
+    "Not",
+    "Pos",
+    "Procedure",
+    "RegionIn",
+    "RegisterEvent",
+    "Sex",
+    "Step",
+    "Value",
+    "Window",
+    "canonical",
+    "from_json",
+    "ir_hash",
+    "to_json",
+]
+
+Value = str | int | float | dt.date
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int
+    column: int
+
+
+def _pos() -> Any:
+    return field(default=None, compare=False, hash=False, repr=False)
+
+
+class Node:
+    """Base of every IR node; subclasses are frozen dataclasses with a `kind` tag."""
+
+    kind: ClassVar[str]
+    pos: Pos | None
+
+
+_NODES: dict[str, type[Node]] = {}
+_N = TypeVar("_N", bound=Node)
+
+
+def _node(cls: type[_N]) -> type[_N]:
+    _NODES[cls.kind] = cls
+    return cls
+
+
+# --- codes ---------------------------------------------------------------------------
+
+
+@_node
+@dataclass(frozen=True, order=True)
+class CodePattern(Node):
+    """One code (`E119`) or a prefix (`E11*`). Ranges are expanded to prefixes."""
+
+    kind: ClassVar[str] = "code"
+    code: str
+    prefix: bool = False
+    pos: Pos | None = _pos()
+
+    def matches(self, code: str) -> bool:
+        return code.startswith(self.code) if self.prefix else code == self.code
+
+    def __str__(self) -> str:
+        return self.code + ("*" if self.prefix else "")
+
+
+# --- windows ---------------------------------------------------------------------------
+
+
+@_node
+@dataclass(frozen=True)
+class Window(Node):
+    """Inclusive bounds on an event date d: `lo <= d - index <= hi` (days) and
+    `start <= d <= end` (calendar). None means unbounded."""
+
+    kind: ClassVar[str] = "window"
+    lo: int | None = None
+    hi: int | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    pos: Pos | None = _pos()
+
+    @property
+    def relative(self) -> bool:
+        return self.lo is not None or self.hi is not None
+
+    @property
+    def empty(self) -> bool:
+        return not self.relative and self.start is None and self.end is None
+
+
+# --- register filters ----------------------------------------------------------------
+
+CmpOp = Literal["=", "!=", "<", "<=", ">", ">="]
+
+
+@_node
+@dataclass(frozen=True)
+class Cmp(Node):
+    kind: ClassVar[str] = "cmp"
+    var: str
+    op: CmpOp
+    value: Value
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class FIn(Node):
+    kind: ClassVar[str] = "in"
+    var: str
+    values: tuple[Value, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class FAnd(Node):
+    kind: ClassVar[str] = "fand"
+    items: tuple[Filter, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class FOr(Node):
+    kind: ClassVar[str] = "for"
+    items: tuple[Filter, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class FNot(Node):
+    kind: ClassVar[str] = "fnot"
+    item: Filter
+    pos: Pos | None = _pos()
+
+
+Filter = Cmp | FIn | FAnd | FOr | FNot
+
+
+def filter_vars(f: Filter) -> list[str]:
+    """The variables a filter reads, in order of first use."""
+    out: list[str] = []
+
+    def walk(g: Filter) -> None:
+        if isinstance(g, Cmp | FIn):
+            if g.var not in out:
+                out.append(g.var)
+        elif isinstance(g, FAnd | FOr):
+            for i in g.items:
+                walk(i)
+        else:
+            walk(g.item)
+
+    walk(f)
+    return out
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+@_node
+@dataclass(frozen=True)
+class Diagnosis(Node):
+    kind: ClassVar[str] = "diagnosis"
+    codes: tuple[CodePattern, ...]
+    main: bool = False
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Procedure(Node):
+    kind: ClassVar[str] = "procedure"
+    codes: tuple[CodePattern, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Drug(Node):
+    """A drug event; `sources` empty means every register that provides drugs."""
+
+    kind: ClassVar[str] = "drug"
+    codes: tuple[CodePattern, ...]
+    sources: tuple[str, ...] = ()
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Death(Node):
+    """A death; `codes` empty means any cause."""
+
+    kind: ClassVar[str] = "death"
+    codes: tuple[CodePattern, ...] = ()
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class RegisterEvent(Node):
+    """A record of any register with a person key and a date, optionally filtered."""
+
+    kind: ClassVar[str] = "register"
+    register: str
+    filter: Filter | None = None
+    pos: Pos | None = _pos()
+
+
+Event = Diagnosis | Procedure | Drug | Death | RegisterEvent
+
+
+# --- conditions --------------------------------------------------------------------------
+
+
+@_node
+@dataclass(frozen=True)
+class Count(Node):
+    """`at least N` (>=), `at most N` (<=), `exactly N` (=) distinct event dates."""
+
+    kind: ClassVar[str] = "count"
+    op: Literal[">=", "<=", "="]
+    n: int
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class EventCond(Node):
+    kind: ClassVar[str] = "event_cond"
+    event: Event
+    window: Window = Window()
+    count: Count | None = None
+    latest: bool = False
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Age(Node):
+    kind: ClassVar[str] = "age"
+    lo: int
+    hi: int
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Sex(Node):
+    kind: ClassVar[str] = "sex"
+    sex: Literal["female", "male"]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class RegionIn(Node):
+    kind: ClassVar[str] = "region"
+    codes: tuple[str, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class AllOf(Node):
+    kind: ClassVar[str] = "and"
+    items: tuple[Cond, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class AnyOf(Node):
+    kind: ClassVar[str] = "or"
+    items: tuple[Cond, ...]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Not(Node):
+    kind: ClassVar[str] = "not"
+    item: Cond
+    pos: Pos | None = _pos()
+
+
+Cond = EventCond | Age | Sex | RegionIn | AllOf | AnyOf | Not
+
+
+# --- cohort --------------------------------------------------------------------------------
+
+
+@_node
+@dataclass(frozen=True)
+class IndexEvent(Node):
+    kind: ClassVar[str] = "index_event"
+    which: Literal["first", "last"]
+    event: Event
+    window: Window = Window()
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class IndexDate(Node):
+    kind: ClassVar[str] = "index_date"
+    date: dt.date
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Step(Node):
+    kind: ClassVar[str] = "step"
+    action: Literal["include", "exclude"]
+    cond: Cond
+    label: str | None = None
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class Dim(Node):
+    kind: ClassVar[str] = "dim"
+    name: Literal["region", "sex", "year", "hospital"]
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
+class AgeBand(Node):
+    kind: ClassVar[str] = "age_band"
+    width: int
+    pos: Pos | None = _pos()
+
+
+Dimension = Dim | AgeBand
+
+
+@_node
+@dataclass(frozen=True)
+class Cohort(Node):
+    kind: ClassVar[str] = "cohort"
+    index: IndexEvent | IndexDate
+    steps: tuple[Step, ...] = ()
+    report: tuple[Dimension, ...] = ()
+    title: str | None = None
+    pos: Pos | None = _pos()
+
+
+# --- JSON form, canonical form and hash -----------------------------------------------------
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, Node):
+        out: dict[str, Any] = {"kind": v.kind}
+        for f in dataclasses.fields(v):  # type: ignore[arg-type]
+            if f.name == "pos":
+                continue
+            x = getattr(v, f.name)
+            if x is None or x == () or x is False:
+                continue
+            out[f.name] = _enc(x)
+        return out
+    if isinstance(v, tuple):
+        return [_enc(x) for x in v]
+    if isinstance(v, dt.date):
+        return {"date": v.isoformat()}
+    return v
+
+
+def to_json(node: Node) -> dict[str, Any]:
+    """The JSON form of an IR node (positions are not part of it)."""
+    return _enc(node)
+
+
+def _dec(v: Any) -> Any:
+    if isinstance(v, dict):
+        if set(v) == {"date"}:
+            return dt.date.fromisoformat(v["date"])
+        kind = v.get("kind")
+        cls = _NODES.get(kind)  # type: ignore[arg-type]
+        if cls is None:
+            raise ValueError(f"unknown IR node kind {kind!r}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"pos"}  # type: ignore[arg-type]
+        extra = set(v) - names - {"kind"}
+        if extra:
+            raise ValueError(f"unknown field(s) {sorted(extra)} for {kind!r}")
+        return cls(**{k: _dec(x) for k, x in v.items() if k != "kind"})
+    if isinstance(v, list):
+        return tuple(_dec(x) for x in v)
+    return v
+
+
+def from_json(data: dict[str, Any]) -> Node:
+    node = _dec(data)
+    if not isinstance(node, Node):
+        raise ValueError("not an IR node")
+    return node
+
+
+def canonical(node: Any) -> Any:
+    """The canonical form: code lists sorted and de-duplicated (a code already covered
+    by a prefix in the list is dropped), source lists sorted, single-item and/or
+    flattened. Two spellings of the same cohort have the same canonical form."""
+    if isinstance(node, Diagnosis | Procedure | Drug | Death):
+        changes: dict[str, Any] = {"codes": canonical_codes(node.codes)}
+        if isinstance(node, Drug):
+            changes["sources"] = tuple(sorted(set(node.sources)))
+        return dataclasses.replace(node, **changes)
+    if isinstance(node, AllOf | AnyOf | FAnd | FOr):
+        items: list[Any] = []
+        for i in node.items:
+            c = canonical(i)
+            items.extend(c.items if type(c) is type(node) else [c])  # flatten
+        return items[0] if len(items) == 1 else dataclasses.replace(node, items=tuple(items))
+    if isinstance(node, FIn):
+        return dataclasses.replace(node, values=tuple(sorted(set(node.values), key=repr)))
+    if isinstance(node, RegionIn):
+        return dataclasses.replace(node, codes=tuple(sorted(set(node.codes))))
+    if isinstance(node, Node):
+        changes = {}
+        for f in dataclasses.fields(node):  # type: ignore[arg-type]
+            if f.name == "pos":
+                continue
+            x = getattr(node, f.name)
+            if isinstance(x, Node):
+                changes[f.name] = canonical(x)
+            elif isinstance(x, tuple) and x and isinstance(x[0], Node):
+                changes[f.name] = tuple(canonical(i) for i in x)
+        return dataclasses.replace(node, **changes) if changes else node
+    return node
+
+
+def canonical_codes(codes: tuple[CodePattern, ...]) -> tuple[CodePattern, ...]:
+    prefixes = sorted({c.code for c in codes if c.prefix})
+    kept: list[CodePattern] = []
+    for c in sorted(set(codes)):
+        if any(c.code.startswith(p) and (c.code != p or not c.prefix) for p in prefixes):
+            continue  # already covered by a shorter prefix (or by its own prefix)
+        kept.append(CodePattern(c.code, c.prefix))
+    return tuple(kept)
+
+
+def ir_hash(cohort: Cohort) -> str:
+    """A stable hash of the canonical IR. Title and step labels are names, not meaning:
+    renaming them gives the same hash (and the same stored answer)."""
+    c = canonical(cohort)
+    steps = tuple(dataclasses.replace(s, label=None) for s in c.steps)
+    c = dataclasses.replace(c, title=None, steps=steps)
+    blob = json.dumps(to_json(c), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,499 @@
+"""Cohort text → frozen IR. Syntax errors become `CohortError` with line and column."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from engine import ir
+from engine.errors import CohortError, Diagnostic
+from engine.language.postlex import CohortPostLex
+
+__all__ = ["parse"]
+
+_GRAMMAR = Path(__file__).with_name("cohort.lark")
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="basic",
+        postlex=CohortPostLex(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+# How tokens are named to people in "expected ..." messages.
+_TOKEN_WORDS = {
+    "_NL": "end of line",
+    "$END": "end of file",
+    "NAME": "a name",
+    "CODE": "a code",
+    "INT": "a whole number",
+    "NUMBER": "a number",
+    "DATE": "a date (YYYY-MM-DD)",
+    "STRING": 'a "string"',
+    "CMP": "a comparison (= != < <= > >=)",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "AT": "'@'",
+    "DOT": "'.'",
+    "FAND": "'and'",
+    "FOR": "'or'",
+    "FNOT": "'not'",
+}
+
+
+def _word(tok: str) -> str:
+    if tok in _TOKEN_WORDS:
+        return _TOKEN_WORDS[tok]
+    if tok.startswith("__ANON") or not tok.isupper():
+        return "a symbol"
+    return f"'{tok.lower()}'"
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type == "$END":
+        return "end of file"
+    return f"'{tok.value}'"
+
+
+def _syntax_error(e: UnexpectedInput, text: str) -> CohortError:
+    line, col = e.line, e.column
+    hint = None
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        word = text[e.pos_in_stream :].split(maxsplit=1)[0] if ch.strip() else ch
+        msg = f"unexpected character {ch!r}"
+        if ch.isalpha() and word.isalnum() and not word.islower() and not word.isupper():
+            hint = "names and keywords are lower case, codes upper case"
+        elif ch == "'":
+            hint = 'strings use double quotes: "like this"'
+        elif ch.isalpha() and word[:1].islower() and any(c.isdigit() for c in word[1:3]):
+            hint = f"codes are written in upper case: {word.upper()!r}"
+        return CohortError([Diagnostic(line, col, msg, hint, code="syntax")])
+    if isinstance(e, UnexpectedToken | UnexpectedEOF):
+        tok: Token = getattr(e, "token", None) or Token("$END", "")
+        expected = sorted({_word(t) for t in e.expected if not t.startswith("__")})
+        # the parser's state knows better than the lexer whether a name was meant
+        if tok.type == "$END" or (line in (None, -1)):
+            lines = text.rstrip("\n").splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+        else:
+            line, col = tok.line, tok.column
+        exp = ", ".join(expected[:8]) + (" ..." if len(expected) > 8 else "")
+        msg = f"unexpected {_describe(tok)}; expected {exp}"
+        if tok.type == "NAME" and "a code" in expected and tok.value[:1].isalpha():
+            hint = f"codes are written in upper case: {tok.value.upper()!r}"
+        return CohortError(
+            [
+                Diagnostic(
+                    line,
+                    col,
+                    msg,
+                    hint,
+                    code="syntax",
+                    end_column=(col + len(tok.value)) if tok.value.strip() else None,
+                )
+            ]
+        )
+    return CohortError([Diagnostic(line or 1, col or 1, str(e), code="syntax")])
+
+
+def _pos(meta: Any) -> ir.Pos | None:
+    return ir.Pos(meta.line, meta.column) if not getattr(meta, "empty", True) else None
+
+
+def _tpos(tok: Token) -> ir.Pos:
+    return ir.Pos(tok.line or 1, tok.column or 1)
+
+
+def _date(tok: Token) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(tok))
+    except ValueError:
+        raise CohortError(
+            [Diagnostic(tok.line or 1, tok.column or 1, f"{tok} is not a valid date", code="value")]
+        ) from None
+
+
+def _code(tok: Token) -> tuple[str, bool]:
+    raw = str(tok)
+    prefix = raw.endswith("*")
+    return raw.rstrip("*").replace(".", ""), prefix
+
+
+def _expand_range(lo: Token, hi: Token) -> list[ir.CodePattern]:
+    """`I20..I25`: every three-character category from lo to hi, as prefixes."""
+    a, b = str(lo), str(hi)
+    pos = _tpos(lo)
+    shape = "a range is written between three-character categories, like I20..I25"
+    for t, v in ((lo, a), (hi, b)):
+        if len(v) != 3 or not (v[0].isalpha() and v[1:].isdigit()):
+            raise CohortError(
+                [Diagnostic(t.line or 1, t.column or 1, f"{v!r} is not a category", shape, "code")]
+            )
+    if (a[0], int(a[1:])) > (b[0], int(b[1:])):
+        raise CohortError(
+            [Diagnostic(pos.line, pos.column, f"range {a}..{b} is empty", "write the lower bound first", "code")]
+        )
+    out = []
+    for letter in range(ord(a[0]), ord(b[0]) + 1):
+        first = int(a[1:]) if letter == ord(a[0]) else 0
+        last = int(b[1:]) if letter == ord(b[0]) else 99
+        out += [ir.CodePattern(f"{chr(letter)}{n:02d}", True, pos) for n in range(first, last + 1)]
+    return out
+
+
+class _Codesets:
+    """Named code sets, expanded on use (a set may use sets defined anywhere in the file)."""
+
+    def __init__(self, defs: dict[str, tuple[Tree, Token]]) -> None:
+        self.defs = defs
+        self.done: dict[str, tuple[ir.CodePattern, ...]] = {}
+        self.active: list[str] = []
+
+    def items(self, tree: Tree) -> list[ir.CodePattern]:
+        out: list[ir.CodePattern] = []
+        for item in tree.children:
+            if item.data == "code":
+                code, prefix = _code(item.children[0])
+                out.append(ir.CodePattern(code, prefix, _tpos(item.children[0])))
+            elif item.data == "code_range":
+                out += _expand_range(*item.children)
+            else:
+                out += self.get(item.children[0])
+        return out
+
+    def get(self, name: Token) -> tuple[ir.CodePattern, ...]:
+        n = str(name)
+        if n in self.done:
+            return self.done[n]
+        if n not in self.defs:
+            from catalog import suggest
+
+            s = suggest(n, set(self.defs))
+            raise CohortError(
+                [
+                    Diagnostic(
+                        name.line or 1,
+                        (name.column or 2) - 1,
+                        f"unknown code set '@{n}'",
+                        f"did you mean '@{s}'?" if s else "define it with `codeset NAME = CODES`",
+                        "unknown_codeset",
+                    )
+                ]
+            )
+        if n in self.active:
+            cycle = " -> ".join([*self.active[self.active.index(n) :], n])
+            raise CohortError(
+                [Diagnostic(name.line or 1, name.column or 1, f"code sets refer to each other in a cycle: {cycle}", code="codeset_cycle")]
+            )
+        self.active.append(n)
+        self.done[n] = tuple(self.items(self.defs[n][0]))
+        self.active.pop()
+        return self.done[n]
+
+
+@v_args(meta=True)
+class _ToIR(Transformer):
+    def __init__(self, text: str, codesets: _Codesets) -> None:
+        super().__init__()
+        self.text = text
+        self.codesets = codesets
+
+    # ---- values ----
+    def v_string(self, meta: Any, c: list[Token]) -> str:
+        return ast.literal_eval(str(c[0]))
+
+    def v_number(self, meta: Any, c: list[Token]) -> int | float:
+        s = str(c[0])
+        return float(s) if "." in s else int(s)
+
+    def v_date(self, meta: Any, c: list[Token]) -> dt.date:
+        return _date(c[0])
+
+    # ---- codes ----
+    def code_list(self, meta: Any, c: list[Any]) -> tuple[ir.CodePattern, ...]:
+        return tuple(self.codesets.items(Tree("code_list", c)))
+
+    # code items stay trees for code_list to expand
+    def code(self, meta: Any, c: list[Any]) -> Tree:
+        return Tree("code", c, meta)
+
+    def code_range(self, meta: Any, c: list[Any]) -> Tree:
+        return Tree("code_range", c, meta)
+
+    def code_ref(self, meta: Any, c: list[Any]) -> Tree:
+        return Tree("code_ref", c, meta)
+
+    # ---- filters ----
+    def f_cmp(self, meta: Any, c: list[Any]) -> ir.Cmp:
+        return ir.Cmp(str(c[0]), str(c[1]), c[2], _pos(meta))  # type: ignore[arg-type]
+
+    def f_in(self, meta: Any, c: list[Any]) -> ir.FIn:
+        return ir.FIn(str(c[0]), tuple(c[1:]), _pos(meta))
+
+    def f_not(self, meta: Any, c: list[Any]) -> ir.FNot:
+        return ir.FNot(c[1], _pos(meta))
+
+    def f_and(self, meta: Any, c: list[Any]) -> ir.FAnd:
+        return ir.FAnd(tuple(x for x in c if not isinstance(x, Token)), _pos(meta))
+
+    def f_or(self, meta: Any, c: list[Any]) -> ir.FOr:
+        return ir.FOr(tuple(x for x in c if not isinstance(x, Token)), _pos(meta))
+
+    # ---- events ----
+    def diagnosis(self, meta: Any, c: list[Any]) -> ir.Diagnosis:
+        return ir.Diagnosis(c[0], main=len(c) > 1, pos=_pos(meta))
+
+    def procedure(self, meta: Any, c: list[Any]) -> ir.Procedure:
+        return ir.Procedure(c[0], _pos(meta))
+
+    def drug(self, meta: Any, c: list[Any]) -> ir.Drug:
+        return ir.Drug(c[0], tuple(str(s) for s in c[1:]), _pos(meta))
+
+    def death(self, meta: Any, c: list[Any]) -> ir.Death:
+        return ir.Death(c[0] if c else (), _pos(meta))
+
+    def register_where(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
+        return ir.RegisterEvent(str(c[0]), c[1], _pos(meta))
+
+    def register_any(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
+        return ir.RegisterEvent(str(c[0]), None, _pos(meta))
+
+    def register_cmp(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
+        var = c[1]
+        return ir.RegisterEvent(str(c[0]), ir.Cmp(str(var), str(c[2]), c[3], _tpos(var)), _pos(meta))  # type: ignore[arg-type]
+
+    def register_in(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
+        var = c[1]
+        return ir.RegisterEvent(str(c[0]), ir.FIn(str(var), tuple(c[2:]), _tpos(var)), _pos(meta))
+
+    # ---- windows ----
+    def _w(self, meta: Any, **kw: Any) -> ir.Window:
+        return ir.Window(pos=_pos(meta), **kw)
+
+    def w_before_index(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, hi=-1)
+
+    def w_after_index(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, lo=1)
+
+    def w_on_or_before_index(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, hi=0)
+
+    def w_on_or_after_index(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, lo=0)
+
+    def _range(self, meta: Any, a: Token, b: Token) -> tuple[int, int]:
+        lo, hi = int(a), int(b)
+        if lo > hi:
+            raise CohortError(
+                [Diagnostic(a.line or 1, a.column or 1, f"window {lo}..{hi} days is empty", "write the smaller number first", "window")]
+            )
+        return lo, hi
+
+    def w_within_before(self, meta: Any, c: list[Any]) -> ir.Window:
+        a, b = self._range(meta, c[0], c[1])
+        return self._w(meta, lo=-b, hi=-a)
+
+    def w_within_after(self, meta: Any, c: list[Any]) -> ir.Window:
+        a, b = self._range(meta, c[0], c[1])
+        return self._w(meta, lo=a, hi=b)
+
+    def w_within_n_before(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, lo=-int(c[0]), hi=0)
+
+    def w_within_n_after(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, lo=0, hi=int(c[0]))
+
+    def w_within_of(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, lo=-int(c[0]), hi=int(c[0]))
+
+    def w_between(self, meta: Any, c: list[Any]) -> ir.Window:
+        a, b = _date(c[0]), _date(c[1])
+        if a > b:
+            raise CohortError(
+                [Diagnostic(c[0].line, c[0].column, f"between {a} and {b} is empty", "write the earlier date first", "window")]
+            )
+        return self._w(meta, start=a, end=b)
+
+    def w_before_date(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, end=_date(c[0]) - dt.timedelta(days=1))
+
+    def w_after_date(self, meta: Any, c: list[Any]) -> ir.Window:
+        return self._w(meta, start=_date(c[0]) + dt.timedelta(days=1))
+
+    # ---- conditions ----
+    def at_least(self, meta: Any, c: list[Any]) -> ir.Count:
+        return ir.Count(">=", int(c[0]), _pos(meta))
+
+    def at_most(self, meta: Any, c: list[Any]) -> ir.Count:
+        return ir.Count("<=", int(c[0]), _pos(meta))
+
+    def exactly(self, meta: Any, c: list[Any]) -> ir.Count:
+        return ir.Count("=", int(c[0]), _pos(meta))
+
+    def event_cond(self, meta: Any, c: list[Any]) -> ir.EventCond:
+        count = next((x for x in c if isinstance(x, ir.Count)), None)
+        latest = any(isinstance(x, Token) and x.type == "LATEST" for x in c)
+        event = next(x for x in c if isinstance(x, ir.Event))  # type: ignore[arg-type]
+        window = next((x for x in c if isinstance(x, ir.Window)), ir.Window())
+        return ir.EventCond(event, window, count, latest, _pos(meta))
+
+    def age(self, meta: Any, c: list[Any]) -> ir.Age:
+        lo, hi = self._range(meta, c[0], c[1])
+        return ir.Age(lo, hi, _pos(meta))
+
+    def sex_female(self, meta: Any, c: list[Any]) -> ir.Sex:
+        return ir.Sex("female", _pos(meta))
+
+    def sex_male(self, meta: Any, c: list[Any]) -> ir.Sex:
+        return ir.Sex("male", _pos(meta))
+
+    def region(self, meta: Any, c: list[Any]) -> ir.RegionIn:
+        for t in c:
+            if len(t) != 2:
+                raise CohortError(
+                    [Diagnostic(t.line, t.column, f"region code {t} is not a two-digit län code", "e.g. 01 for Stockholm, 18 for Örebro", "value")]
+                )
+        return ir.RegionIn(tuple(str(t) for t in c), _pos(meta))
+
+    def not_cond(self, meta: Any, c: list[Any]) -> ir.Not:
+        return ir.Not(c[1], _pos(meta))
+
+    def and_cond(self, meta: Any, c: list[Any]) -> ir.AllOf:
+        return ir.AllOf(tuple(x for x in c if not isinstance(x, Token)), _pos(meta))
+
+    def or_cond(self, meta: Any, c: list[Any]) -> ir.AnyOf:
+        return ir.AnyOf(tuple(x for x in c if not isinstance(x, Token)), _pos(meta))
+
+    # ---- statements ----
+    def title(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return ("title", ast.literal_eval(str(c[0])), meta)
+
+    def codeset(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return ("codeset", None, meta)
+
+    def _index(self, which: str, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        window = c[2] if len(c) > 2 else ir.Window()
+        return ("index", ir.IndexEvent(which, c[1], window, _pos(meta)), meta)  # type: ignore[arg-type]
+
+    def index_first(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return self._index("first", meta, c)
+
+    def index_last(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return self._index("last", meta, c)
+
+    def index_date(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return ("index", ir.IndexDate(_date(c[0]), _pos(meta)), meta)
+
+    def _step(self, action: str, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        label = ast.literal_eval(str(c[0])) if len(c) == 2 else None
+        cond = c[-1]
+        if label is None:  # the condition's own text names the step
+            label = " ".join(self.text[cond_start(cond, meta, self.text) : meta.end_pos].split())
+        return ("step", ir.Step(action, cond, label, _pos(meta)), meta)  # type: ignore[arg-type]
+
+    def include(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return self._step("include", meta, c)
+
+    def exclude(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return self._step("exclude", meta, c)
+
+    def dim_region(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("region", _pos(meta))
+
+    def dim_sex(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("sex", _pos(meta))
+
+    def dim_year(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("year", _pos(meta))
+
+    def dim_hospital(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("hospital", _pos(meta))
+
+    def dim_age(self, meta: Any, c: list[Any]) -> ir.AgeBand:
+        return ir.AgeBand(int(c[0]), _pos(meta))
+
+    def report(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        return ("report", tuple(c), meta)
+
+
+def cond_start(cond: Any, meta: Any, text: str) -> int:
+    """Where an unlabelled step's condition starts: after `include`/`exclude`."""
+    start = meta.start_pos
+    for kw in ("include", "exclude"):
+        if text.startswith(kw, start):
+            return start + len(kw)
+    return start
+
+
+def _err(meta: Any, msg: str, hint: str | None = None, code: str = "statement") -> CohortError:
+    return CohortError([Diagnostic(meta.line, meta.column, msg, hint, code)])
+
+
+def parse(text: str) -> ir.Cohort:
+    """Parse cohort text into the IR. Raises `CohortError` with line and column."""
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, text) from None
+
+    defs: dict[str, tuple[Tree, Token]] = {}
+    for st in tree.children:
+        if st.data == "codeset":
+            name, body = st.children
+            if str(name) in defs:
+                raise _err(st.meta, f"code set '{name}' is defined twice", code="duplicate")
+            defs[str(name)] = (body, name)
+    codesets = _Codesets(defs)
+    for name, (_body, tok) in defs.items():
+        codesets.get(tok)
+        del name
+
+    statements = _ToIR(text, codesets).transform(tree).children
+    title = None
+    index = None
+    steps: list[ir.Step] = []
+    report: tuple[Any, ...] = ()
+    seen_report = False
+    for i, (kind, value, meta) in enumerate(statements):
+        if kind == "title":
+            if i != 0:
+                raise _err(meta, "`cohort \"TITLE\"` must be the first statement")
+            title = value
+        elif kind == "index":
+            if index is not None:
+                raise _err(meta, "a cohort has exactly one `index`", "remove one of them", "duplicate")
+            index = value
+        elif kind == "step":
+            steps.append(value)
+        elif kind == "report":
+            if seen_report:
+                raise _err(meta, "a cohort has at most one `report by`", "list every dimension in one", "duplicate")
+            seen_report = True
+            report = value
+    if index is None:
+        lines = text.rstrip("\n").splitlines() or [""]
+        raise CohortError(
+            [Diagnostic(1, 1, "a cohort needs an `index` statement", "e.g. `index first diagnosis E11*`", "no_index")]
+        )
+    return ir.Cohort(index=index, steps=tuple(steps), report=report, title=title, pos=ir.Pos(1, 1))

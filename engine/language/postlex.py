@@ -1,0 +1,58 @@
+"""Token-stream rules that a context-free LALR grammar cannot say by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lark import Token
+
+_WINDOW_START = {"BEFORE", "AFTER", "ON", "WITHIN", "BETWEEN"}
+_FILTER_OF = {"AND": "FAND", "OR": "FOR", "NOT": "FNOT"}
+
+
+def _starts_comparison(toks: list[Token], i: int) -> bool:
+    """Do the tokens from i start a filter comparison (`var op`, `var in`, `not ...`, `( ...`)?"""
+    while i < len(toks) and toks[i].type in ("NOT", "LPAR"):
+        i += 1
+    return i + 1 < len(toks) and toks[i].type == "NAME" and toks[i + 1].type in ("CMP", "IN")
+
+
+class CohortPostLex:
+    """Drops newlines inside parentheses, folds blank lines, and marks the and/or/not
+    that belong to a `where` filter (FAND/FOR/FNOT) rather than to a condition."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        toks = list(stream)
+        depth = 0
+        filter_depth: int | None = None  # paren depth at which the current filter began
+        prev_nl = True
+        for i, t in enumerate(toks):
+            if t.type == "_NL":
+                if depth > 0 or prev_nl:
+                    continue
+                filter_depth = None
+                prev_nl = True
+                yield t
+                continue
+            prev_nl = False
+            if t.type == "LPAR":
+                depth += 1
+            elif t.type == "RPAR":
+                depth -= 1
+                if filter_depth is not None and depth < filter_depth:
+                    filter_depth = None
+            elif t.type == "WHERE":
+                filter_depth = depth
+            elif t.type in _WINDOW_START:
+                filter_depth = None
+            elif t.type in _FILTER_OF and filter_depth is not None:
+                if _starts_comparison(toks, i + 1):
+                    t = Token.new_borrow_pos(_FILTER_OF[t.type], t.value, t)
+                elif t.type != "NOT":
+                    filter_depth = None
+            yield t
+        if not prev_nl:
+            last = toks[-1]
+            yield Token.new_borrow_pos("_NL", "\n", last)

@@ -1,0 +1,443 @@
+"""The bundled catalog entries, the regions and sites, and the loader's errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import catalog
+from catalog import CatalogError, Register, load_catalog, load_regions, load_register, load_sites
+
+# The canonical layout of extracts.md, written out here on purpose (not read from the YAML):
+# register id -> its columns, in order, with their types.
+EXTRACTS: dict[str, list[tuple[str, str]]] = {
+    "population": [
+        ("lopnr", "bigint"),
+        ("kon", "smallint"),
+        ("fodelsear", "smallint"),
+        ("fodelsemanad", "smallint"),
+        ("lan", "varchar"),
+        ("kommun", "varchar"),
+    ],
+    "npr": [
+        ("lopnr", "bigint"),
+        ("indatum", "date"),
+        ("utdatum", "date"),
+        ("vardform", "varchar"),
+        ("sjukhus", "varchar"),
+        ("mvo", "varchar"),
+        ("hdia", "varchar"),
+        ("diagnos", "varchar"),
+        ("op", "varchar"),
+    ],
+    "lmr": [
+        ("lopnr", "bigint"),
+        ("edatum", "date"),
+        ("atc", "varchar"),
+        ("antal", "double"),
+        ("ddd", "double"),
+    ],
+    "rekvisition": [
+        ("lopnr", "bigint"),
+        ("adm_datum", "date"),
+        ("atc", "varchar"),
+        ("sjukhus", "varchar"),
+        ("mvo", "varchar"),
+    ],
+    "dors": [("lopnr", "bigint"), ("dodsdat", "date"), ("ulorsak", "varchar")],
+    "ndr": [
+        ("lopnr", "bigint"),
+        ("regdat", "date"),
+        ("diabetestyp", "smallint"),
+        ("hba1c", "double"),
+        ("bmi", "double"),
+        ("systoliskt", "double"),
+    ],
+    "nkbc": [
+        ("lopnr", "bigint"),
+        ("diagnosdatum", "date"),
+        ("er", "varchar"),
+        ("her2", "varchar"),
+        ("stadium", "varchar"),
+    ],
+    "gms": [
+        ("lopnr", "bigint"),
+        ("provdatum", "date"),
+        ("gene", "varchar"),
+        ("variant", "varchar"),
+        ("klass", "varchar"),
+    ],
+    "biobank": [
+        ("lopnr", "bigint"),
+        ("provdatum", "date"),
+        ("provtyp", "varchar"),
+        ("biobank", "varchar"),
+    ],
+    "optout": [("lopnr", "bigint"), ("datum", "date"), ("andamal", "varchar")],
+}
+
+DATE_COLUMNS = {
+    "population": None,
+    "npr": "indatum",
+    "lmr": "edatum",
+    "rekvisition": "adm_datum",
+    "dors": "dodsdat",
+    "ndr": "regdat",
+    "nkbc": "diagnosdatum",
+    "gms": "provdatum",
+    "biobank": "provdatum",
+    "optout": "datum",
+}
+
+KINDS = {"population": "population", "optout": "optout"}  # every other register: "events"
+
+
+@pytest.fixture(scope="module")
+def cat() -> catalog.Catalog:
+    return load_catalog()
+
+
+# --- the bundled entries -------------------------------------------------------------
+
+
+def test_bundled_entries_are_exactly_the_ten_registers(cat: catalog.Catalog) -> None:
+    files = sorted(p.stem for p in catalog.bundled_dir().glob("*.yaml"))
+    assert files == sorted(EXTRACTS)
+    assert cat.ids() == sorted(EXTRACTS)
+
+
+@pytest.mark.parametrize("rid", sorted(EXTRACTS))
+def test_entry_loads_and_validates(rid: str) -> None:
+    reg = load_register(catalog.bundled_dir() / f"{rid}.yaml")
+    assert isinstance(reg, Register)
+    assert reg.id == rid
+    assert reg.kind == KINDS.get(rid, "events")
+    assert reg.person_key == "lopnr"
+    assert reg.date_column == DATE_COLUMNS[rid]
+    for text in (reg.title, reg.description):
+        assert text.sv.strip() and text.en.strip()
+    assert reg.holder and reg.legal_basis and reg.access and reg.population
+    assert reg.keywords
+    assert reg.coverage.to_year is None  # all ongoing
+    assert 1950 <= reg.coverage.from_year <= 2025
+    for v in reg.variables:
+        assert v.description.strip(), f"{rid}.{v.name} has no description"
+
+
+@pytest.mark.parametrize("rid", sorted(EXTRACTS))
+def test_entry_lists_exactly_the_columns_of_the_extract(cat: catalog.Catalog, rid: str) -> None:
+    reg = cat.registers[rid]
+    assert [(v.name, v.type) for v in reg.variables] == EXTRACTS[rid]
+
+
+@pytest.mark.parametrize("rid", sorted(EXTRACTS))
+def test_keys_and_dates_are_not_nullable(cat: catalog.Catalog, rid: str) -> None:
+    reg = cat.registers[rid]
+    assert reg.variable("lopnr").nullable is False
+    if reg.date_column:
+        assert reg.variable(reg.date_column).nullable is False
+
+
+def test_site_columns(cat: catalog.Catalog) -> None:
+    sites = {rid: r.site_column for rid, r in cat.registers.items() if r.site_column}
+    assert sites == {"npr": "sjukhus", "rekvisition": "sjukhus"}
+
+
+def test_kinds_population_and_optout(cat: catalog.Catalog) -> None:
+    assert cat.population is not None and cat.population.id == "population"
+    assert cat.optout is not None and cat.optout.id == "optout"
+    assert cat.population.date_column is None
+    assert cat.population.provides == []
+
+
+def _sources(cat: catalog.Catalog, event: str) -> list[tuple[str, str, bool, str | None, str]]:
+    """(register, codes column, multi, main column, date column) of each source of an event."""
+    return sorted(
+        (r.id, p.codes, p.multi, p.main, r.event_date(p)) for r, p in cat.sources_of(event)
+    )
+
+
+def test_event_providers(cat: catalog.Catalog) -> None:
+    assert _sources(cat, "diagnosis") == [("npr", "diagnos", True, "hdia", "indatum")]
+    assert _sources(cat, "procedure") == [("npr", "op", True, None, "indatum")]
+    assert _sources(cat, "drug") == [
+        ("lmr", "atc", False, None, "edatum"),
+        ("rekvisition", "atc", False, None, "adm_datum"),
+    ]
+    assert _sources(cat, "death") == [("dors", "ulorsak", False, None, "dodsdat")]
+    # drug sources are named by register id (`drug ... in lmr, rekvisition`)
+    assert all(p.source is None for _, p in cat.sources_of("drug"))
+    # registers used only through `REGISTER where FILTER` provide no events
+    for rid in ("population", "ndr", "nkbc", "gms", "biobank", "optout"):
+        assert cat.registers[rid].provides == [], rid
+
+
+def test_code_systems(cat: catalog.Catalog) -> None:
+    systems = {
+        (rid, v.name): v.code_system
+        for rid, r in cat.registers.items()
+        for v in r.variables
+        if v.code_system
+    }
+    assert systems == {
+        ("npr", "hdia"): "ICD-10-SE",
+        ("npr", "diagnos"): "ICD-10-SE",
+        ("npr", "op"): "KVÅ",
+        ("lmr", "atc"): "ATC",
+        ("rekvisition", "atc"): "ATC",
+        ("dors", "ulorsak"): "ICD-10-SE",
+        ("gms", "gene"): "HGNC",
+        ("gms", "variant"): "HGVS",
+    }
+
+
+def test_multi_columns(cat: catalog.Catalog) -> None:
+    multi = {(rid, v.name) for rid, r in cat.registers.items() for v in r.variables if v.multi}
+    assert multi == {("npr", "diagnos"), ("npr", "op")}
+
+
+def test_units(cat: catalog.Catalog) -> None:
+    units = {
+        (rid, v.name): v.unit for rid, r in cat.registers.items() for v in r.variables if v.unit
+    }
+    assert units == {
+        ("ndr", "hba1c"): "mmol/mol",
+        ("ndr", "bmi"): "kg/m2",
+        ("ndr", "systoliskt"): "mmHg",
+        ("lmr", "ddd"): "DDD",
+        ("lmr", "antal"): "förpackningar",
+    }
+
+
+@pytest.mark.parametrize(
+    ("rid", "name", "values"),
+    [
+        ("population", "kon", [1, 2]),
+        ("npr", "vardform", ["S", "O"]),
+        ("ndr", "diabetestyp", [1, 2]),
+        ("nkbc", "er", ["positiv", "negativ"]),
+        ("nkbc", "her2", ["positiv", "negativ"]),
+        ("nkbc", "stadium", ["0", "I", "II", "III", "IV"]),
+        ("gms", "klass", ["patogen", "trolig patogen", "VUS"]),
+        ("biobank", "provtyp", ["helblod", "plasma", "serum", "vavnad_ffpe", "vavnad_frusen"]),
+        ("optout", "andamal", ["forskning", "kommersiell", "alla"]),
+    ],
+)
+def test_closed_value_sets(
+    cat: catalog.Catalog, rid: str, name: str, values: list[str | int]
+) -> None:
+    var = cat.registers[rid].variable(name)
+    assert var is not None
+    assert var.values == values
+    # stored types match the column: integers for smallint, strings for varchar
+    want = int if var.type == "smallint" else str
+    assert all(type(x) is want for x in var.values)
+    if var.value_labels is not None:
+        assert set(var.value_labels) == {str(x) for x in var.values}
+
+
+def test_value_labels_of_sex(cat: catalog.Catalog) -> None:
+    assert cat.registers["population"].variable("kon").value_labels == {"1": "man", "2": "kvinna"}
+
+
+def test_population_lan_values_are_the_regions(cat: catalog.Catalog) -> None:
+    lan = cat.registers["population"].variable("lan")
+    assert lan.values is not None
+    assert sorted(lan.values) == sorted(r.code for r in cat.regions)
+
+
+def test_suggest_misspelt_register(cat: catalog.Catalog) -> None:
+    assert catalog.suggest("nrd", cat.ids()) == "ndr"  # a swap, not 'npr'
+    assert catalog.suggest("lrm", cat.ids()) == "lmr"
+    assert catalog.suggest("rekvistion", cat.ids()) == "rekvisition"
+    assert catalog.suggest("zzzz", cat.ids()) is None
+
+
+# --- regions and sites -----------------------------------------------------------------
+
+
+def test_regions() -> None:
+    regions = load_regions()
+    assert len(regions) == 21
+    codes = [r.code for r in regions]
+    assert len(set(codes)) == 21
+    assert 10_400_000 <= sum(r.population for r in regions) <= 10_700_000
+
+
+def test_sites() -> None:
+    regions = {r.code for r in load_regions()}
+    sites = load_sites()
+    codes = [s.code for s in sites]
+    assert len(codes) == len(set(codes))
+    assert all(s.region in regions for s in sites)
+    assert {s.region for s in sites} == regions  # every region has at least one site
+
+
+def test_catalog_carries_regions_and_sites(cat: catalog.Catalog) -> None:
+    assert len(cat.regions) == 21
+    assert cat.region_name("18") == "Örebro län"
+    first = cat.sites[0]
+    assert cat.site(first.code) == first
+
+
+# --- broken entries give a precise error ----------------------------------------------
+
+VALID = """\
+id: demo
+kind: events
+title: {sv: Demoregistret, en: Demo register}
+holder: Demo
+description: {sv: Ett register., en: A register.}
+coverage: {from_year: 2000}
+update: {frequency: yearly, lag_months: 6}
+legal_basis: Lag (1998:543) om hälsodataregister
+access: Application to the holder.
+population: Everyone.
+date_column: datum
+variables:
+  - {name: lopnr, type: bigint, description: Person, nullable: false}
+  - {name: datum, type: date, description: Date, nullable: false}
+  - {name: kod, type: varchar, description: Code, code_system: ATC}
+provides:
+  - {event: drug, codes: kod}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "demo") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(path: Path) -> CatalogError:
+    with pytest.raises(CatalogError) as info:
+        load_register(path)
+    assert info.value.path == str(path)
+    return info.value
+
+
+def test_valid_template_loads(tmp_path: Path) -> None:
+    reg = load_register(_write(tmp_path, VALID))
+    assert reg.id == "demo"
+    assert reg.event_date(reg.provides[0]) == "datum"
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("holder: Demo\n", "")))
+    assert err.field == "holder"
+    assert err.message == "required field is missing"
+
+
+def test_missing_nested_field(tmp_path: Path) -> None:
+    err = _error(
+        _write(tmp_path, VALID.replace("{sv: Demoregistret, en: Demo register}", "{sv: D}"))
+    )
+    assert err.field == "title.en"
+    assert err.message == "required field is missing"
+
+
+def test_wrong_type_literal(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("type: varchar", "type: text")))
+    assert err.field == "variables.2.type"
+    assert "'text'" in err.message
+    for literal in ("bigint", "smallint", "double", "varchar", "date"):
+        assert f"'{literal}'" in err.message
+    assert str(err) == f"{err.path}: variables.2.type: {err.message}"
+
+
+def test_wrong_code_system(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("code_system: ATC", "code_system: ICD10")))
+    assert err.field == "variables.2.code_system"
+    assert "'ICD10'" in err.message and "'ICD-10-SE'" in err.message
+
+
+def test_date_column_not_a_variable(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("date_column: datum", "date_column: dtum")))
+    assert err.field == "date_column"
+    assert "'dtum'" in err.message
+    assert "not among the variables" in err.message
+    assert "did you mean 'datum'" in err.message
+
+
+def test_provides_column_not_a_variable(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("codes: kod", "codes: atc")))
+    assert err.field == "provides.0.codes"
+    assert "'atc'" in err.message and "not among the variables" in err.message
+
+
+def test_events_register_needs_a_date_column(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("date_column: datum\n", "")))
+    assert err.field == "date_column"
+    assert "needs a date_column" in err.message
+
+
+def test_variable_listed_twice(tmp_path: Path) -> None:
+    text = VALID.replace("name: kod,", "name: datum,")
+    err = _error(_write(tmp_path, text))
+    assert err.field == "variables"
+    assert err.message == "variable 'datum' is listed twice"
+
+
+def test_unknown_field(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID + "colour: red\n"))
+    assert err.field == "colour"
+    assert err.message == "unknown field"
+
+
+def test_unknown_field_in_variable(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("description: Code,", "descr: Code,")))
+    # the misspelt key is unknown, and the real one then missing: the first error is reported
+    assert err.field in {"variables.2.descr", "variables.2.description"}
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID.replace("holder: Demo", "holder: [Demo")))
+    assert err.field == ""
+    assert err.message.startswith("not valid YAML")
+    assert "line" in err.message and "column" in err.message
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, "- just\n- a list\n"))
+    assert err.field == ""
+    assert err.message == "expected a mapping of fields"
+
+
+def test_id_differs_from_file_name(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, VALID, name="other"))
+    assert err.field == "id"
+    assert "'other'" in err.message and "'demo'" in err.message
+
+
+def test_bad_coverage_order(tmp_path: Path) -> None:
+    text = VALID.replace("{from_year: 2000}", "{from_year: 2000, to_year: 1990}")
+    err = _error(_write(tmp_path, text))
+    assert err.field == "coverage"
+    assert err.message == "to_year must not be before from_year"
+
+
+def test_load_catalog_reports_the_broken_file(tmp_path: Path) -> None:
+    good = _write(tmp_path, VALID)
+    bad = _write(tmp_path, VALID.replace("demo", "demo2").replace("type: date", "type: datetime"))
+    assert good.exists()
+    with pytest.raises(CatalogError) as info:
+        load_catalog(tmp_path)
+    assert info.value.path == str(bad)
+    assert info.value.field == "variables.1.type"
+
+
+def test_load_catalog_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError) as info:
+        load_catalog(tmp_path / "missing")
+    assert "not a directory" in info.value.message
+
+
+def test_later_directory_overrides_bundled_entry(tmp_path: Path) -> None:
+    entry = yaml.safe_load((catalog.bundled_dir() / "ndr.yaml").read_text(encoding="utf-8"))
+    entry["holder"] = "Local copy"
+    (tmp_path / "ndr.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True), encoding="utf-8")
+    cat = load_catalog(catalog.bundled_dir(), tmp_path)
+    assert cat.registers["ndr"].holder == "Local copy"
+    assert cat.ids() == sorted(EXTRACTS)
