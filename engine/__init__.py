@@ -1,0 +1,95 @@
+"""The engine: cohort text → typed IR → checked → one sqlglot statement → exact counts.
+
+Exact counts leave the engine only to `privacy` (or to a data holder's local
+`--exact` mode). Public API::
+
+    ir = engine.parse(text)                         # CohortError with line:col
+    sql = engine.compile(ir, "postgres")            # checked against the bundled catalog
+    res = engine.count_exact(text, installation)    # ExactResult, for privacy/ and --exact
+"""
+
+from __future__ import annotations
+
+from catalog import Catalog, Installation, load_catalog
+from engine import ir
+from engine.backends import Backend, get_backend
+from engine.check import check, registers_used
+from engine.compile import Compiled, compile_cohort
+from engine.errors import CohortError, Diagnostic, EngineError, MissingRegisterError
+from engine.language.parser import parse
+from engine.result import ExactResult
+
+__all__ = [
+    "Backend",
+    "CohortError",
+    "Compiled",
+    "Diagnostic",
+    "EngineError",
+    "ExactResult",
+    "MissingRegisterError",
+    "check",
+    "compile",
+    "compile_cohort",
+    "count_exact",
+    "get_backend",
+    "ir",
+    "parse",
+    "prepare",
+    "registers_used",
+]
+
+
+def _as_ir(cohort: str | ir.Cohort) -> ir.Cohort:
+    return parse(cohort) if isinstance(cohort, str) else cohort
+
+
+def compile(  # noqa: A001 - the documented name
+    cohort: str | ir.Cohort, dialect: str = "duckdb", catalog: Catalog | None = None
+) -> str:
+    """The SQL of a cohort in a dialect (duckdb, postgres, spark). No data is read."""
+    cat = catalog or load_catalog()
+    return compile_cohort(check(_as_ir(cohort), cat), cat, optout=_optout(cat, None)).sql(dialect, pretty=True)
+
+
+def _optout(catalog: Catalog, installation: Installation | None) -> str | None:
+    reg = catalog.optout
+    if reg is None:
+        return None
+    if installation is not None and reg.id not in installation.sources:
+        return None  # opt-outs are optional in an installation
+    return reg.id
+
+
+def prepare(
+    cohort: str | ir.Cohort,
+    catalog: Catalog,
+    installation: Installation | None = None,
+    purpose: str = "forskning",
+) -> tuple[ir.Cohort, Compiled]:
+    """Parse (if text), check and compile; raise before any database is touched."""
+    checked = check(_as_ir(cohort), catalog)
+    compiled = compile_cohort(checked, catalog, purpose=purpose, optout=_optout(catalog, installation))
+    if installation is not None:
+        missing = sorted(r for r in compiled.registers if r not in installation.sources)
+        if missing:
+            raise MissingRegisterError(missing)
+    return checked, compiled
+
+
+def count_exact(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog | None = None,
+    purpose: str = "forskning",
+    backend: Backend | str = "duckdb",
+) -> ExactResult:
+    """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
+    cat = catalog or load_catalog(*installation.catalog_dirs) if installation.catalog_dirs else catalog or load_catalog()
+    checked, compiled = prepare(cohort, cat, installation, purpose)
+    be = get_backend(backend, installation, cat) if isinstance(backend, str) else backend
+    try:
+        rows = be.run(compiled)
+    finally:
+        if isinstance(backend, str):
+            be.close()
+    return ExactResult.from_rows(compiled, rows, ir.ir_hash(checked), installation.release)

@@ -1,0 +1,50 @@
+"""Where a compiled statement runs. Backends differ only in how they attach the
+extracts an installation names and how they execute; the SQL differs only by
+sqlglot dialect."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from catalog import Catalog, Installation
+from engine.compile import Compiled
+from engine.errors import MissingRegisterError
+
+__all__ = ["Backend", "DuckDBBackend", "get_backend"]
+
+
+class Backend(ABC):
+    dialect: str = ""
+
+    def __init__(self, installation: Installation, catalog: Catalog) -> None:
+        self.installation = installation
+        self.catalog = catalog
+
+    def require(self, registers: set[str] | frozenset[str]) -> None:
+        missing = sorted(r for r in registers if r not in self.installation.sources)
+        if missing:
+            raise MissingRegisterError(missing)
+
+    @abstractmethod
+    def run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
+        """Execute a compiled cohort; rows as the compiled statement defines them."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def get_backend(name: str, installation: Installation, catalog: Catalog) -> Backend:
+    if name == "duckdb":
+        from engine.backends.duckdb import DuckDBBackend
+
+        return DuckDBBackend(installation, catalog)
+    raise ValueError(f"unknown backend {name!r}; known: duckdb")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DuckDBBackend":
+        from engine.backends.duckdb import DuckDBBackend
+
+        return DuckDBBackend
+    raise AttributeError(name)

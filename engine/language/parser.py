@@ -460,7 +460,11 @@ def parse(text: str) -> ir.Cohort:
     defs: dict[str, tuple[Tree, Token]] = {}
     for st in tree.children:
         if st.data == "codeset":
-            name, body = st.children
+            name, op, body = st.children
+            if str(op) != "=":
+                raise CohortError(
+                    [Diagnostic(op.line, op.column, f"unexpected '{op}'; expected '='", code="syntax")]
+                )
             if str(name) in defs:
                 raise _err(st.meta, f"code set '{name}' is defined twice", code="duplicate")
             defs[str(name)] = (body, name)

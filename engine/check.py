@@ -1,0 +1,251 @@
+"""The IR against the catalog: every name, code and value must mean something there.
+
+A cohort that does not check never reaches a database. All problems found are
+reported together, each with its position and, where possible, what was meant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+
+from catalog import Catalog, Register, suggest
+from engine import ir
+from engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
+from engine.errors import CohortError, Diagnostic
+
+__all__ = ["check", "registers_used"]
+
+_TYPE_WORDS = {
+    "bigint": "a whole number",
+    "integer": "a whole number",
+    "smallint": "a whole number",
+    "double": "a number",
+    "varchar": 'a "string"',
+    "date": "a date",
+}
+
+
+class _Checker:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.diags: list[Diagnostic] = []
+
+    def error(self, node: ir.Node | ir.Pos | None, message: str, hint: str | None = None, code: str = "check") -> None:
+        pos = node if isinstance(node, ir.Pos) else getattr(node, "pos", None)
+        line, col = (pos.line, pos.column) if pos else (0, 0)
+        self.diags.append(Diagnostic(line, col, message, hint, code))
+
+    # ---- events ----
+    def event(self, ev: ir.Event, where: ir.Node) -> ir.Event:
+        if isinstance(ev, ir.RegisterEvent):
+            self.register_event(ev, where)
+            return ev
+        self.codes(ev, ev.codes)
+        if isinstance(ev, ir.Drug):
+            providers = [r.id for r, _ in self.catalog.sources_of("drug")]
+            for s in ev.sources:
+                if s not in providers:
+                    hint = suggest(s, providers)
+                    self.error(
+                        ev, f"'{s}' is not a source of drugs",
+                        f"did you mean '{hint}'?" if hint else f"sources: {', '.join(providers)}",
+                        "unknown_source",
+                    )
+            if not ev.sources:
+                return dataclasses.replace(ev, sources=tuple(sorted(providers)))
+        elif not self.catalog.sources_of(ev.kind):
+            self.error(ev, f"no register in the catalog provides `{ev.kind}` events", code="no_provider")
+        return ev
+
+    def codes(self, ev: ir.Event, codes: tuple[ir.CodePattern, ...]) -> None:
+        system = SYSTEM_OF_EVENT[ev.kind]
+        if not codes and not isinstance(ev, ir.Death):
+            self.error(ev, f"`{ev.kind}` needs at least one code", code="code")
+        for c in codes:
+            if valid_code(c.code, c.prefix, system):
+                continue
+            other = guess_system(c.code, c.prefix)
+            hint = (
+                f"it looks like an {other[0]} code: use `{other[1]}`"
+                if other
+                else f"{system} codes look like {_EXAMPLE[system]}"
+            )
+            self.error(c if c.pos else ev, f"{c} is not a{'n' if system[0] in 'AI' else ''} {system} code for `{ev.kind}`", hint, "code_system")
+
+    def register(self, name: str, node: ir.Node) -> Register | None:
+        reg = self.catalog.register(name)
+        if reg is None:
+            hint = suggest(name, self.catalog.ids())
+            self.error(
+                node, f"unknown register '{name}'",
+                f"did you mean '{hint}'?" if hint else f"registers: {', '.join(self.catalog.ids())}",
+                "unknown_register",
+            )
+        return reg
+
+    def register_event(self, ev: ir.RegisterEvent, where: ir.Node) -> None:
+        reg = self.register(ev.register, ev)
+        if reg is None:
+            return
+        if not reg.date_column:
+            self.error(ev, f"register '{reg.id}' has no date, so it has no events", "use its variables through demographics (age, sex, region)", "no_date")
+        if ev.filter is not None:
+            self.filter(reg, ev.filter)
+
+    def filter(self, reg: Register, f: ir.Filter) -> None:
+        if isinstance(f, ir.FAnd | ir.FOr):
+            for i in f.items:
+                self.filter(reg, i)
+            return
+        if isinstance(f, ir.FNot):
+            self.filter(reg, f.item)
+            return
+        var = reg.variable(f.var)
+        if var is None:
+            hint = suggest(f.var, [v.name for v in reg.variables])
+            self.error(
+                f, f"register '{reg.id}' has no variable '{f.var}'",
+                f"did you mean '{hint}'?" if hint else f"variables: {', '.join(v.name for v in reg.variables)}",
+                "unknown_variable",
+            )
+            return
+        values = (f.value,) if isinstance(f, ir.Cmp) else f.values
+        for v in values:
+            if not _fits(v, var.type):
+                self.error(f, f"'{reg.id}.{var.name}' is {_TYPE_WORDS[var.type]}; {_show(v)} is not", code="value_type")
+            elif var.values is not None and isinstance(f, ir.FIn | ir.Cmp) and (
+                not isinstance(f, ir.Cmp) or f.op in ("=", "!=")
+            ):
+                allowed = [str(a) for a in var.values]
+                if str(v) not in allowed:
+                    hint = suggest(str(v), allowed)
+                    self.error(
+                        f, f"{_show(v)} is not a value of '{reg.id}.{var.name}'",
+                        f"did you mean {_show(hint if isinstance(v, str) else v)}?" if hint else f"values: {', '.join(allowed)}",
+                        "unknown_value",
+                    )
+        if isinstance(f, ir.Cmp) and f.op not in ("=", "!=") and var.type == "varchar" and var.values:
+            self.error(f, f"'{reg.id}.{var.name}' has no order; use = or !=", code="value_type")
+
+    # ---- conditions ----
+    def cond(self, c: ir.Cond) -> ir.Cond:
+        if isinstance(c, ir.EventCond):
+            ev = self.event(c.event, c)
+            if c.latest:
+                if not (isinstance(ev, ir.RegisterEvent) and ev.filter is not None):
+                    self.error(c, "`latest` needs a register filter", "e.g. `latest ndr.hba1c > 53 within 365 days before index`", "latest")
+                if c.count is not None:
+                    self.error(c, "`latest` cannot be combined with a count", code="latest")
+            return dataclasses.replace(c, event=ev)
+        if isinstance(c, ir.AllOf | ir.AnyOf):
+            return dataclasses.replace(c, items=tuple(self.cond(i) for i in c.items))
+        if isinstance(c, ir.Not):
+            return dataclasses.replace(c, item=self.cond(c.item))
+        if isinstance(c, ir.RegionIn):
+            known = [r.code for r in self.catalog.regions]
+            for code in c.codes:
+                if known and code not in known:
+                    self.error(c, f"{code} is not a län code", f"codes: {', '.join(known)}", "unknown_value")
+        if isinstance(c, ir.Age | ir.Sex | ir.RegionIn) and self.catalog.population is None:
+            self.error(c, "demographics need a population register in the catalog", code="no_provider")
+        return c
+
+    # ---- cohort ----
+    def cohort(self, co: ir.Cohort) -> ir.Cohort:
+        index = co.index
+        if isinstance(index, ir.IndexEvent):
+            if index.window.relative:
+                self.error(index.window, "the window of an index may only be a calendar window", "use `between D1 and D2`, `before D` or `after D`", "index_window")
+            ev = self.event(index.event, index)
+            index = dataclasses.replace(index, event=ev)
+        elif self.catalog.population is None:
+            self.error(index, "an index date needs a population register in the catalog", code="no_provider")
+        steps = tuple(dataclasses.replace(s, cond=self.cond(s.cond)) for s in co.steps)
+        seen: set[str] = set()
+        for d in co.report:
+            name = "age" if isinstance(d, ir.AgeBand) else d.name
+            if name in seen:
+                self.error(d, f"`{name}` is listed twice in `report by`", code="duplicate")
+            seen.add(name)
+            if isinstance(d, ir.AgeBand) and d.width < 1:
+                self.error(d, "an age band is at least 1 year wide", code="value")
+            if isinstance(d, ir.Dim) and d.name == "hospital":
+                self.hospital(index, d)
+        return dataclasses.replace(co, index=index, steps=steps)
+
+    def hospital(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
+        hint = "index on a diagnosis, procedure or drug given in care (`in rekvisition`)"
+        if not isinstance(index, ir.IndexEvent):
+            self.error(d, "`report by hospital` needs an index event at a hospital", hint, "hospital")
+            return
+        without = [r.id for r in _registers_of(index.event, self.catalog) if not r.site_column]
+        if without:
+            self.error(d, f"`report by hospital` needs an index event at a hospital; {', '.join(without)} records no hospital", hint, "hospital")
+
+
+_EXAMPLE = {"ICD-10-SE": "E11, E119, I21*", "ATC": "A10BA02, A10B*", "KVÅ": "FNG02, HAC*"}
+
+
+def _fits(v: ir.Value, typ: str) -> bool:
+    if typ in ("bigint", "integer", "smallint"):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if typ == "double":
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    if typ == "date":
+        return isinstance(v, dt.date)
+    return isinstance(v, str)
+
+
+def _show(v: object) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v)
+
+
+def _registers_of(ev: ir.Event, catalog: Catalog) -> Iterator[Register]:
+    if isinstance(ev, ir.RegisterEvent):
+        reg = catalog.register(ev.register)
+        if reg:
+            yield reg
+        return
+    for reg, _src in catalog.sources_of(ev.kind):
+        if not isinstance(ev, ir.Drug) or not ev.sources or reg.id in ev.sources:
+            yield reg
+
+
+def registers_used(co: ir.Cohort, catalog: Catalog) -> set[str]:
+    """Every register a (checked) cohort reads."""
+    used: set[str] = set()
+    if catalog.population:
+        used.add(catalog.population.id)
+    if isinstance(co.index, ir.IndexEvent):
+        used |= {r.id for r in _registers_of(co.index.event, catalog)}
+    else:
+        used |= {r.id for r in _registers_of(ir.Death(), catalog)}
+
+    def walk(c: ir.Cond) -> None:
+        if isinstance(c, ir.EventCond):
+            used.update(r.id for r in _registers_of(c.event, catalog))
+        elif isinstance(c, ir.AllOf | ir.AnyOf):
+            for i in c.items:
+                walk(i)
+        elif isinstance(c, ir.Not):
+            walk(c.item)
+
+    for s in co.steps:
+        walk(s.cond)
+    return used
+
+
+def check(co: ir.Cohort, catalog: Catalog) -> ir.Cohort:
+    """Check a cohort against the catalog; return its canonical, resolved form.
+
+    Drug events without `in` get their sources spelled out, so that the compiler
+    and the reference evaluator see the same explicit meaning.
+    """
+    ch = _Checker(catalog)
+    resolved = ch.cohort(co)
+    if ch.diags:
+        ch.diags.sort(key=lambda d: (d.line, d.column))
+        raise CohortError(ch.diags)
+    return ir.canonical(resolved)
