@@ -1,0 +1,237 @@
+"""The `antal` command line.
+
+Errors are printed as messages (cohort errors like a compiler: file:line:col with
+the line and a caret) with a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import catalog as cat_mod
+from catalog import CatalogError, Installation, load_installation
+
+app = typer.Typer(
+    name="antal",
+    help="Feasibility counts (antalsberäkning) over Swedish health registers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="The catalog of registers.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load_catalog(dirs: list[Path] | None = None) -> cat_mod.Catalog:
+    try:
+        return cat_mod.load_catalog(cat_mod.bundled_dir(), *(dirs or []))
+    except CatalogError as e:
+        _fail(str(e))
+        raise
+
+
+def _installation(data: Path | None, config: Path | None) -> Installation:
+    if data and config:
+        _fail("give either --data or --config, not both")
+    try:
+        if config:
+            return load_installation(config)
+        if data:
+            return Installation.from_data_dir(data)
+    except (CatalogError, FileNotFoundError) as e:
+        _fail(str(e))
+    _fail("say where the extracts are: --data DIR (canonical Parquet files) or --config FILE")
+    raise AssertionError
+
+
+def _read_cohort(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(f"{path}: no such file")
+    except UnicodeDecodeError:
+        _fail(f"{path}: not UTF-8 text")
+    except OSError as e:
+        _fail(f"{path}: {e.strerror}")
+    raise AssertionError
+
+
+# ---- synth ------------------------------------------------------------------------------
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the extracts to.")],
+    persons: Annotated[int, typer.Option(min=1, help="Number of persons.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed and size give identical files.")] = 1,
+) -> None:
+    """Generate synthetic, Swedish-shaped register extracts (one Parquet file per register)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from fixtures.synthetic import generate
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False,
+    ) as bar:
+        task = bar.add_task("persons", total=persons)
+        rows = generate(persons, seed, out_dir, progress=lambda n: bar.update(task, completed=n))
+    table = Table("register", "rows", title=f"Synthetic extracts in {out_dir}")
+    for rid, n in rows.items():
+        table.add_row(rid, f"{n:,}".replace(",", " "))
+    out.print(table)
+
+
+# ---- catalog ----------------------------------------------------------------------------
+
+
+@catalog_app.command("list")
+def catalog_list(
+    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+) -> None:
+    """List the registers in the catalog."""
+    cat = _load_catalog(catalog_dir)
+    table = Table("id", "register", "holder", "coverage", "events")
+    for reg in cat.registers.values():
+        cov = f"{reg.coverage.from_year}–{reg.coverage.to_year or ''}"
+        events = ", ".join(sorted({p.event for p in reg.provides})) or ("where ..." if reg.date_column else "-")
+        table.add_row(reg.id, reg.title.en, reg.holder, cov, events)
+    out.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    register_id: Annotated[str, typer.Argument(metavar="ID")],
+    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+) -> None:
+    """Show one register: what it holds, its variables and how to use it."""
+    cat = _load_catalog(catalog_dir)
+    reg = cat.register(register_id)
+    if reg is None:
+        hint = cat_mod.suggest(register_id, cat.ids())
+        _fail(f"unknown register '{register_id}'" + (f" - did you mean '{hint}'?" if hint else f"; registers: {', '.join(cat.ids())}"))
+        return
+    out.print(f"[bold]{reg.id}[/]  {reg.title.sv} / {reg.title.en}")
+    out.print(f"holder: {reg.holder}    coverage: {reg.coverage.from_year}–{reg.coverage.to_year or 'ongoing'}"
+              f"    updated: {reg.update.frequency} (lag {reg.update.lag_months} months)")
+    out.print(reg.description.en)
+    out.print(f"[dim]legal basis:[/] {reg.legal_basis}")
+    out.print(f"[dim]access:[/] {reg.access}")
+    out.print(f"[dim]population:[/] {reg.population}")
+    keys = f"person key: {reg.person_key}" + (f", date: {reg.date_column}" if reg.date_column else "")
+    if reg.site_column:
+        keys += f", hospital: {reg.site_column}"
+    out.print(f"[dim]{keys}[/]")
+    table = Table("variable", "type", "code system / unit", "values", "description")
+    for v in reg.variables:
+        values = ", ".join(str(x) for x in v.values) if v.values else ""
+        table.add_row(v.name, v.type + (" list" if v.multi else ""), v.code_system or v.unit or "", values, v.description)
+    out.print(table)
+    for p in reg.provides:
+        extra = f" (main: {p.main})" if p.main else ""
+        out.print(f"provides [bold]{p.event}[/] from {p.codes}{extra}")
+
+
+# ---- cohorts ----------------------------------------------------------------------------
+
+
+def _checked(path: Path, catalog: cat_mod.Catalog):  # -> tuple[text, checked IR]
+    from engine import CohortError, check, parse
+
+    text = _read_cohort(path)
+    try:
+        return text, check(parse(text), catalog)
+    except CohortError as e:
+        err.print(e.format(str(path), text), soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command("check")
+def check_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+) -> None:
+    """Parse and check a cohort against the catalog; print errors like a compiler."""
+    cat = _load_catalog(catalog_dir)
+    _, co = _checked(file, cat)
+    from engine import ir
+
+    out.print(f"{file}: ok ({len(co.steps)} steps, query {ir.ir_hash(co)[:12]})")
+
+
+@app.command("sql")
+def sql_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    dialect: Annotated[str, typer.Option(help="duckdb, postgres or spark.")] = "duckdb",
+    purpose: Annotated[str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")] = "forskning",
+    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+) -> None:
+    """Print the one SQL statement a cohort compiles to. No data is read."""
+    from engine import compile_cohort
+
+    if dialect not in ("duckdb", "postgres", "spark"):
+        _fail(f"unknown dialect '{dialect}'; choose duckdb, postgres or spark")
+    if purpose not in ("forskning", "kommersiell"):
+        _fail("purpose is 'forskning' or 'kommersiell'")
+    cat = _load_catalog(catalog_dir)
+    _, co = _checked(file, cat)
+    optout = cat.optout.id if cat.optout else None
+    sys.stdout.write(compile_cohort(co, cat, purpose=purpose, optout=optout).sql(dialect, pretty=True) + ";\n")
+
+
+@app.command("count")
+def count_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    data: Annotated[Path | None, typer.Option(help="Directory of canonical Parquet extracts.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Installation config (YAML).")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="True counts: only for a data holder on their own extract.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    purpose: Annotated[str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")] = "forskning",
+) -> None:
+    """Count a cohort on an installation's extracts."""
+    from engine import EngineError, count_exact
+
+    if purpose not in ("forskning", "kommersiell"):
+        _fail("purpose is 'forskning' or 'kommersiell'")
+    inst = _installation(data, config)
+    cat = _load_catalog(list(inst.catalog_dirs))
+    text, co = _checked(file, cat)
+    if not exact:
+        _fail("released (privacy-protected) counts come with the privacy layer; "
+              "a data holder on their own extract can use --exact")
+    try:
+        res = count_exact(co, inst, cat, purpose=purpose)
+    except EngineError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table("step", "label", "count", title=f"{co.title or file.name} — exact counts (holder's local mode)")
+    for i, (label, n) in enumerate(res.attrition):
+        table.add_row(str(i), label, f"{n:,}".replace(",", " "))
+    out.print(table)
+    if res.dims:
+        bt = Table(*res.dims, "count", title="Breakdown of the final cohort")
+        for row in res.breakdown:
+            bt.add_row(*(str(row[d]) for d in res.dims), f"{row['count']:,}".replace(",", " "))
+        out.print(bt)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
