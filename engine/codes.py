@@ -8,14 +8,15 @@ import re
 __all__ = ["SYSTEM_OF_EVENT", "guess_system", "valid_code"]
 
 # A full code or any leading part of one (a prefix written `X*` may stop early).
+# ATC codes start with one of the 14 anatomical main groups.
 _FULL = {
     "ICD-10-SE": re.compile(r"^[A-Z][0-9]{2}[0-9A-Z]{0,3}$"),
-    "ATC": re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$"),
+    "ATC": re.compile(r"^[ABCDGHJLMNPRSV][0-9]{2}[A-Z]{2}[0-9]{2}$"),
     "KVÅ": re.compile(r"^[A-Z]{3}[0-9]{2}$|^[A-Z]{2}[0-9]{3}$"),
 }
 _PREFIX = {
     "ICD-10-SE": re.compile(r"^[A-Z]([0-9]([0-9][0-9A-Z]{0,3})?)?$"),
-    "ATC": re.compile(r"^[A-Z]([0-9]([0-9]([A-Z]([A-Z]([0-9][0-9]?)?)?)?)?)?$"),
+    "ATC": re.compile(r"^[ABCDGHJLMNPRSV]([0-9]([0-9]([A-Z]([A-Z]([0-9][0-9]?)?)?)?)?)?$"),
     "KVÅ": re.compile(r"^[A-Z]{1,3}$|^[A-Z]{3}[0-9]{0,2}$|^[A-Z]{2}[0-9]{0,3}$"),
 }
 

@@ -49,6 +49,7 @@ __all__ = [
     "Value",
     "Window",
     "canonical",
+    "expand_category_range",
     "from_json",
     "ir_hash",
     "to_json",
@@ -472,6 +473,17 @@ def canonical(node: Any) -> Any:
                 changes[f.name] = tuple(canonical(i) for i in x)
         return dataclasses.replace(node, **changes) if changes else node
     return node
+
+
+def expand_category_range(lo: str, hi: str, pos: Pos | None = None) -> list[CodePattern]:
+    """`I20..I25`: every three-character category from lo to hi (inclusive), as prefixes.
+    Both bounds are a letter and two digits; an empty range gives no codes."""
+    out = []
+    for letter in range(ord(lo[0]), ord(hi[0]) + 1):
+        first = int(lo[1:]) if letter == ord(lo[0]) else 0
+        last = int(hi[1:]) if letter == ord(hi[0]) else 99
+        out += [CodePattern(f"{chr(letter)}{n:02d}", True, pos) for n in range(first, last + 1)]
+    return out
 
 
 def canonical_codes(codes: tuple[CodePattern, ...]) -> tuple[CodePattern, ...]:

@@ -18,22 +18,34 @@ _I16 = pa.int16()
 # the catalog), so that a test fails if the catalog and the spec disagree.
 EXTRACT_SCHEMAS: dict[str, pa.Schema] = {
     "population": pa.schema(
-        [_ID, ("kon", _I16), ("fodelsear", _I16), ("fodelsemanad", _I16), ("lan", _S),
-         ("kommun", _S)]
-    ),  # fmt: skip
-    "npr": pa.schema(
-        [_ID, ("indatum", _D), ("utdatum", _D), ("vardform", _S), ("sjukhus", _S), ("mvo", _S),
-         ("hdia", _S), ("diagnos", _S), ("op", _S)]
-    ),  # fmt: skip
-    "lmr": pa.schema([_ID, ("edatum", _D), ("atc", _S), ("antal", _F), ("ddd", _F)]),
-    "rekvisition": pa.schema(
-        [_ID, ("adm_datum", _D), ("atc", _S), ("sjukhus", _S), ("mvo", _S)]
+        [
+            _ID,
+            ("kon", _I16),
+            ("fodelsear", _I16),
+            ("fodelsemanad", _I16),
+            ("lan", _S),
+            ("kommun", _S),
+        ]
     ),
+    "npr": pa.schema(
+        [
+            _ID,
+            ("indatum", _D),
+            ("utdatum", _D),
+            ("vardform", _S),
+            ("sjukhus", _S),
+            ("mvo", _S),
+            ("hdia", _S),
+            ("diagnos", _S),
+            ("op", _S),
+        ]
+    ),
+    "lmr": pa.schema([_ID, ("edatum", _D), ("atc", _S), ("antal", _F), ("ddd", _F)]),
+    "rekvisition": pa.schema([_ID, ("adm_datum", _D), ("atc", _S), ("sjukhus", _S), ("mvo", _S)]),
     "dors": pa.schema([_ID, ("dodsdat", _D), ("ulorsak", _S)]),
     "ndr": pa.schema(
-        [_ID, ("regdat", _D), ("diabetestyp", _I16), ("hba1c", _F), ("bmi", _F),
-         ("systoliskt", _F)]
-    ),  # fmt: skip
+        [_ID, ("regdat", _D), ("diabetestyp", _I16), ("hba1c", _F), ("bmi", _F), ("systoliskt", _F)]
+    ),
     "nkbc": pa.schema([_ID, ("diagnosdatum", _D), ("er", _S), ("her2", _S), ("stadium", _S)]),
     "gms": pa.schema([_ID, ("provdatum", _D), ("gene", _S), ("variant", _S), ("klass", _S)]),
     "biobank": pa.schema([_ID, ("provdatum", _D), ("provtyp", _S), ("biobank", _S)]),

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from engine import ir
 from engine.errors import CohortError, Diagnostic
@@ -151,12 +157,7 @@ def _expand_range(lo: Token, hi: Token) -> list[ir.CodePattern]:
         raise CohortError(
             [Diagnostic(pos.line, pos.column, f"range {a}..{b} is empty", "write the lower bound first", "code")]
         )
-    out = []
-    for letter in range(ord(a[0]), ord(b[0]) + 1):
-        first = int(a[1:]) if letter == ord(a[0]) else 0
-        last = int(b[1:]) if letter == ord(b[0]) else 99
-        out += [ir.CodePattern(f"{chr(letter)}{n:02d}", True, pos) for n in range(first, last + 1)]
-    return out
+    return ir.expand_category_range(a, b, pos)
 
 
 class _Codesets:
@@ -300,11 +301,11 @@ class _ToIR(Transformer):
     def w_on_or_after_index(self, meta: Any, c: list[Any]) -> ir.Window:
         return self._w(meta, lo=0)
 
-    def _range(self, meta: Any, a: Token, b: Token) -> tuple[int, int]:
+    def _range(self, meta: Any, a: Token, b: Token, what: str = "window {}..{} days") -> tuple[int, int]:
         lo, hi = int(a), int(b)
         if lo > hi:
             raise CohortError(
-                [Diagnostic(a.line or 1, a.column or 1, f"window {lo}..{hi} days is empty", "write the smaller number first", "window")]
+                [Diagnostic(a.line or 1, a.column or 1, f"{what.format(lo, hi)} is empty", "write the smaller number first", "window")]
             )
         return lo, hi
 
@@ -357,7 +358,7 @@ class _ToIR(Transformer):
         return ir.EventCond(event, window, count, latest, _pos(meta))
 
     def age(self, meta: Any, c: list[Any]) -> ir.Age:
-        lo, hi = self._range(meta, c[0], c[1])
+        lo, hi = self._range(meta, c[0], c[1], "age {}..{}")
         return ir.Age(lo, hi, _pos(meta))
 
     def sex_female(self, meta: Any, c: list[Any]) -> ir.Sex:
@@ -473,7 +474,10 @@ def parse(text: str) -> ir.Cohort:
         codesets.get(tok)
         del name
 
-    statements = _ToIR(text, codesets).transform(tree).children
+    try:
+        statements = _ToIR(text, codesets).transform(tree).children
+    except VisitError as e:  # an error found while building the IR: pass it on as it is
+        raise e.orig_exc from None
     title = None
     index = None
     steps: list[ir.Step] = []
