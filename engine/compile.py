@@ -127,8 +127,9 @@ class _Compiler:
         if isinstance(ev, ir.RegisterEvent):
             if ev.filter is None:
                 return exp.true()
-            present = _and(*(exp.Not(this=exp.Is(this=_col(v), expression=exp.null())) for v in ir.filter_vars(ev.filter)))
-            return present if notnull_only else _and(present, self.filter(ev.filter))
+            if notnull_only:  # `latest` looks only at records where the filtered variables are present
+                return _and(*(exp.Not(this=exp.Is(this=_col(v), expression=exp.null())) for v in ir.filter_vars(ev.filter)))
+            return self.filter(ev.filter)  # SQL's three-valued logic: only TRUE matches
         assert src is not None
         if isinstance(ev, ir.Death) and not ev.codes:
             return exp.true()
@@ -214,7 +215,7 @@ class _Compiler:
         win = self.window(c.window, d, _col("index_date", "base"))
         if c.latest:
             present = self.agg(("latest_any", a.name, c.window), _max_if(_and(_col(a.name + "n", "ev"), win), d))
-            ok = self.agg(("latest_ok", a.name, c.window), _max_if(_and(_col(a.name, "ev"), win), d))
+            ok = self.agg(("latest_ok", a.name, c.window), _max_if(_and(_col(a.name + "n", "ev"), _col(a.name, "ev"), win), d))
             return exp.Coalesce(this=exp.EQ(this=ok, expression=present), expressions=[exp.false()])
         if c.count is None:
             n = self.agg(("any", a.name, c.window), _count_if(_and(_col(a.name, "ev"), win)))

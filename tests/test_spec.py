@@ -1067,3 +1067,36 @@ def test_duckdb(c: Case, catalog, tmp_path: Path) -> None:
     if c.breakdown is not None:
         got = {_breakdown_key(cohort.report, row): int(row["count"]) for row in res.breakdown}
         assert got == c.breakdown
+
+
+_ARROW = {
+    "bigint": "int64",
+    "smallint": "int16",
+    "varchar": "string",
+    "double": "double",
+    "date": "date32[day]",
+}
+
+
+def test_extract_schemas_match_catalog(catalog) -> None:
+    """The hand-written Arrow schemas of conftest agree with the bundled catalog."""
+    from conftest import EXTRACT_SCHEMAS
+
+    assert set(EXTRACT_SCHEMAS) == set(catalog.registers)
+    for rid, schema in EXTRACT_SCHEMAS.items():
+        want = [(v.name, _ARROW[v.type]) for v in catalog.registers[rid].variables]
+        assert [(f.name, str(f.type)) for f in schema] == want, rid
+
+
+def test_write_extracts_round_trip(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from conftest import EXTRACT_SCHEMAS
+
+    write_extracts({"population": pop(1, 2), "npr": [npr(1, day(-1), "E119")]}, tmp_path)
+    assert sorted(p.stem for p in tmp_path.glob("*.parquet")) == sorted(EXTRACT_SCHEMAS)
+    t = pq.read_table(tmp_path / "npr.parquet")
+    assert t.schema == EXTRACT_SCHEMAS["npr"]
+    assert t.to_pylist()[0]["indatum"] == day(-1)
+    assert pq.read_table(tmp_path / "dors.parquet").num_rows == 0
+    with pytest.raises(KeyError):
+        write_extracts({"npr": [{"lopnr": 1, "indatun": day(0)}]}, tmp_path)
