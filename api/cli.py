@@ -78,7 +78,9 @@ def _read_cohort(path: Path) -> str:
 def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the extracts to.")],
     persons: Annotated[int, typer.Option(min=1, help="Number of persons.")] = 100_000,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed and size give identical files.")] = 1,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; same seed and size give identical files.")
+    ] = 1,
 ) -> None:
     """Generate synthetic, Swedish-shaped register extracts (one Parquet file per register)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -86,8 +88,12 @@ def synth(
     from fixtures.synthetic import generate
 
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     ) as bar:
         task = bar.add_task("persons", total=persons)
         rows = generate(persons, seed, out_dir, progress=lambda n: bar.update(task, completed=n))
@@ -102,14 +108,18 @@ def synth(
 
 @catalog_app.command("list")
 def catalog_list(
-    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+    catalog_dir: Annotated[
+        list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
+    ] = None,
 ) -> None:
     """List the registers in the catalog."""
     cat = _load_catalog(catalog_dir)
     table = Table("id", "register", "holder", "coverage", "events")
     for reg in cat.registers.values():
         cov = f"{reg.coverage.from_year}–{reg.coverage.to_year or ''}"
-        events = ", ".join(sorted({p.event for p in reg.provides})) or ("where ..." if reg.date_column else "-")
+        events = ", ".join(sorted({p.event for p in reg.provides})) or (
+            "where ..." if reg.date_column else "-"
+        )
         table.add_row(reg.id, reg.title.en, reg.holder, cov, events)
     out.print(table)
 
@@ -117,30 +127,45 @@ def catalog_list(
 @catalog_app.command("show")
 def catalog_show(
     register_id: Annotated[str, typer.Argument(metavar="ID")],
-    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+    catalog_dir: Annotated[
+        list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
+    ] = None,
 ) -> None:
     """Show one register: what it holds, its variables and how to use it."""
     cat = _load_catalog(catalog_dir)
     reg = cat.register(register_id)
     if reg is None:
         hint = cat_mod.suggest(register_id, cat.ids())
-        _fail(f"unknown register '{register_id}'" + (f" - did you mean '{hint}'?" if hint else f"; registers: {', '.join(cat.ids())}"))
+        _fail(
+            f"unknown register '{register_id}'"
+            + (f" - did you mean '{hint}'?" if hint else f"; registers: {', '.join(cat.ids())}")
+        )
         return
     out.print(f"[bold]{reg.id}[/]  {reg.title.sv} / {reg.title.en}")
-    out.print(f"holder: {reg.holder}    coverage: {reg.coverage.from_year}–{reg.coverage.to_year or 'ongoing'}"
-              f"    updated: {reg.update.frequency} (lag {reg.update.lag_months} months)")
+    out.print(
+        f"holder: {reg.holder}    coverage: {reg.coverage.from_year}–{reg.coverage.to_year or 'ongoing'}"
+        f"    updated: {reg.update.frequency} (lag {reg.update.lag_months} months)"
+    )
     out.print(reg.description.en)
     out.print(f"[dim]legal basis:[/] {reg.legal_basis}")
     out.print(f"[dim]access:[/] {reg.access}")
     out.print(f"[dim]population:[/] {reg.population}")
-    keys = f"person key: {reg.person_key}" + (f", date: {reg.date_column}" if reg.date_column else "")
+    keys = f"person key: {reg.person_key}" + (
+        f", date: {reg.date_column}" if reg.date_column else ""
+    )
     if reg.site_column:
         keys += f", hospital: {reg.site_column}"
     out.print(f"[dim]{keys}[/]")
     table = Table("variable", "type", "code system / unit", "values", "description")
     for v in reg.variables:
         values = ", ".join(str(x) for x in v.values) if v.values else ""
-        table.add_row(v.name, v.type + (" list" if v.multi else ""), v.code_system or v.unit or "", values, v.description)
+        table.add_row(
+            v.name,
+            v.type + (" list" if v.multi else ""),
+            v.code_system or v.unit or "",
+            values,
+            v.description,
+        )
     out.print(table)
     for p in reg.provides:
         extra = f" (main: {p.main})" if p.main else ""
@@ -164,7 +189,9 @@ def _checked(path: Path, catalog: cat_mod.Catalog):  # -> tuple[text, checked IR
 @app.command("check")
 def check_cmd(
     file: Annotated[Path, typer.Argument(help="A .cohort file.")],
-    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+    catalog_dir: Annotated[
+        list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
+    ] = None,
 ) -> None:
     """Parse and check a cohort against the catalog; print errors like a compiler."""
     cat = _load_catalog(catalog_dir)
@@ -178,8 +205,12 @@ def check_cmd(
 def sql_cmd(
     file: Annotated[Path, typer.Argument(help="A .cohort file.")],
     dialect: Annotated[str, typer.Option(help="duckdb, postgres or spark.")] = "duckdb",
-    purpose: Annotated[str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")] = "forskning",
-    catalog_dir: Annotated[list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")] = None,
+    purpose: Annotated[
+        str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")
+    ] = "forskning",
+    catalog_dir: Annotated[
+        list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
+    ] = None,
 ) -> None:
     """Print the one SQL statement a cohort compiles to. No data is read."""
     from engine import compile_cohort
@@ -191,17 +222,26 @@ def sql_cmd(
     cat = _load_catalog(catalog_dir)
     _, co = _checked(file, cat)
     optout = cat.optout.id if cat.optout else None
-    sys.stdout.write(compile_cohort(co, cat, purpose=purpose, optout=optout).sql(dialect, pretty=True) + ";\n")
+    sys.stdout.write(
+        compile_cohort(co, cat, purpose=purpose, optout=optout).sql(dialect, pretty=True) + ";\n"
+    )
 
 
 @app.command("count")
 def count_cmd(
     file: Annotated[Path, typer.Argument(help="A .cohort file.")],
-    data: Annotated[Path | None, typer.Option(help="Directory of canonical Parquet extracts.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Directory of canonical Parquet extracts.")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="Installation config (YAML).")] = None,
-    exact: Annotated[bool, typer.Option("--exact", help="True counts: only for a data holder on their own extract.")] = False,
+    exact: Annotated[
+        bool,
+        typer.Option("--exact", help="True counts: only for a data holder on their own extract."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    purpose: Annotated[str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")] = "forskning",
+    purpose: Annotated[
+        str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")
+    ] = "forskning",
 ) -> None:
     """Count a cohort on an installation's extracts."""
     from engine import EngineError, count_exact
@@ -210,10 +250,12 @@ def count_cmd(
         _fail("purpose is 'forskning' or 'kommersiell'")
     inst = _installation(data, config)
     cat = _load_catalog(list(inst.catalog_dirs))
-    text, co = _checked(file, cat)
+    _text, co = _checked(file, cat)
     if not exact:
-        _fail("released (privacy-protected) counts come with the privacy layer; "
-              "a data holder on their own extract can use --exact")
+        _fail(
+            "released (privacy-protected) counts come with the privacy layer; "
+            "a data holder on their own extract can use --exact"
+        )
     try:
         res = count_exact(co, inst, cat, purpose=purpose)
     except EngineError as e:
@@ -222,7 +264,12 @@ def count_cmd(
     if as_json:
         sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
         return
-    table = Table("step", "label", "count", title=f"{co.title or file.name} — exact counts (holder's local mode)")
+    table = Table(
+        "step",
+        "label",
+        "count",
+        title=f"{co.title or file.name} — exact counts (holder's local mode)",
+    )
     for i, (label, n) in enumerate(res.attrition):
         table.add_row(str(i), label, f"{n:,}".replace(",", " "))
     out.print(table)

@@ -102,7 +102,9 @@ def load_installation(path: Path | str) -> Installation:
     for rid, src in cfg.registers.items():
         if src.parquet is None and src.duckdb is None:
             raise CatalogError(path, f"registers.{rid}", "needs `parquet` or `duckdb`")
-        sources[rid] = src.model_copy(update={"parquet": rel(src.parquet), "duckdb": rel(src.duckdb)})
+        sources[rid] = src.model_copy(
+            update={"parquet": rel(src.parquet), "duckdb": rel(src.duckdb)}
+        )
     files = sorted(Path(p) for s in sources.values() for p in [s.parquet or s.duckdb] if p)
     release = cfg.release or _release_id([f for f in files if f.exists()])
     return Installation(

@@ -43,12 +43,14 @@ def _as_ir(cohort: str | ir.Cohort) -> ir.Cohort:
     return parse(cohort) if isinstance(cohort, str) else cohort
 
 
-def compile(  # noqa: A001 - the documented name
+def compile(
     cohort: str | ir.Cohort, dialect: str = "duckdb", catalog: Catalog | None = None
 ) -> str:
     """The SQL of a cohort in a dialect (duckdb, postgres, spark). No data is read."""
     cat = catalog or load_catalog()
-    return compile_cohort(check(_as_ir(cohort), cat), cat, optout=_optout(cat, None)).sql(dialect, pretty=True)
+    return compile_cohort(check(_as_ir(cohort), cat), cat, optout=_optout(cat, None)).sql(
+        dialect, pretty=True
+    )
 
 
 def _optout(catalog: Catalog, installation: Installation | None) -> str | None:
@@ -68,7 +70,9 @@ def prepare(
 ) -> tuple[ir.Cohort, Compiled]:
     """Parse (if text), check and compile; raise before any database is touched."""
     checked = check(_as_ir(cohort), catalog)
-    compiled = compile_cohort(checked, catalog, purpose=purpose, optout=_optout(catalog, installation))
+    compiled = compile_cohort(
+        checked, catalog, purpose=purpose, optout=_optout(catalog, installation)
+    )
     if installation is not None:
         missing = sorted(r for r in compiled.registers if r not in installation.sources)
         if missing:
@@ -84,7 +88,11 @@ def count_exact(
     backend: Backend | str = "duckdb",
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
-    cat = catalog or load_catalog(*installation.catalog_dirs) if installation.catalog_dirs else catalog or load_catalog()
+    cat = (
+        catalog or load_catalog(*installation.catalog_dirs)
+        if installation.catalog_dirs
+        else catalog or load_catalog()
+    )
     checked, compiled = prepare(cohort, cat, installation, purpose)
     be = get_backend(backend, installation, cat) if isinstance(backend, str) else backend
     try:

@@ -55,7 +55,9 @@ def _codes(items: tuple[str, ...]) -> tuple[ir.CodePattern, ...]:
             elif _CODE.match(part):
                 out.append(ir.CodePattern(part.rstrip("*").replace(".", ""), part.endswith("*")))
             else:
-                raise ValueError(f"{part!r} is not a code (upper case, e.g. 'E11', 'E11.9', 'E11*', 'I20..I25')")
+                raise ValueError(
+                    f"{part!r} is not a code (upper case, e.g. 'E11', 'E11.9', 'E11*', 'I20..I25')"
+                )
     return tuple(out)
 
 
@@ -82,7 +84,7 @@ class F:
         return F(ir.FNot(self.node))
 
 
-class var:  # noqa: N801 - reads as a keyword in filters: var("hba1c") > 53
+class var:
     """A register variable in a filter."""
 
     def __init__(self, name: str) -> None:

@@ -32,7 +32,13 @@ class _Checker:
         self.catalog = catalog
         self.diags: list[Diagnostic] = []
 
-    def error(self, node: ir.Node | ir.Pos | None, message: str, hint: str | None = None, code: str = "check") -> None:
+    def error(
+        self,
+        node: ir.Node | ir.Pos | None,
+        message: str,
+        hint: str | None = None,
+        code: str = "check",
+    ) -> None:
         pos = node if isinstance(node, ir.Pos) else getattr(node, "pos", None)
         line, col = (pos.line, pos.column) if pos else (0, 0)
         self.diags.append(Diagnostic(line, col, message, hint, code))
@@ -49,14 +55,17 @@ class _Checker:
                 if s not in providers:
                     hint = suggest(s, providers)
                     self.error(
-                        ev, f"'{s}' is not a source of drugs",
+                        ev,
+                        f"'{s}' is not a source of drugs",
                         f"did you mean '{hint}'?" if hint else f"sources: {', '.join(providers)}",
                         "unknown_source",
                     )
             if not ev.sources:
                 return dataclasses.replace(ev, sources=tuple(sorted(providers)))
         elif not self.catalog.sources_of(ev.kind):
-            self.error(ev, f"no register in the catalog provides `{ev.kind}` events", code="no_provider")
+            self.error(
+                ev, f"no register in the catalog provides `{ev.kind}` events", code="no_provider"
+            )
         return ev
 
     def codes(self, ev: ir.Event, codes: tuple[ir.CodePattern, ...]) -> None:
@@ -72,15 +81,23 @@ class _Checker:
                 if other
                 else f"{system} codes look like {_EXAMPLE[system]}"
             )
-            self.error(c if c.pos else ev, f"{c} is not a{'n' if system[0] in 'AI' else ''} {system} code for `{ev.kind}`", hint, "code_system")
+            self.error(
+                c if c.pos else ev,
+                f"{c} is not a{'n' if system[0] in 'AI' else ''} {system} code for `{ev.kind}`",
+                hint,
+                "code_system",
+            )
 
     def register(self, name: str, node: ir.Node) -> Register | None:
         reg = self.catalog.register(name)
         if reg is None:
             hint = suggest(name, self.catalog.ids())
             self.error(
-                node, f"unknown register '{name}'",
-                f"did you mean '{hint}'?" if hint else f"registers: {', '.join(self.catalog.ids())}",
+                node,
+                f"unknown register '{name}'",
+                f"did you mean '{hint}'?"
+                if hint
+                else f"registers: {', '.join(self.catalog.ids())}",
                 "unknown_register",
             )
         return reg
@@ -90,7 +107,12 @@ class _Checker:
         if reg is None:
             return
         if not reg.date_column:
-            self.error(ev, f"register '{reg.id}' has no date, so it has no events", "use its variables through demographics (age, sex, region)", "no_date")
+            self.error(
+                ev,
+                f"register '{reg.id}' has no date, so it has no events",
+                "use its variables through demographics (age, sex, region)",
+                "no_date",
+            )
         if ev.filter is not None:
             self.filter(reg, ev.filter)
 
@@ -106,27 +128,44 @@ class _Checker:
         if var is None:
             hint = suggest(f.var, [v.name for v in reg.variables])
             self.error(
-                f, f"register '{reg.id}' has no variable '{f.var}'",
-                f"did you mean '{hint}'?" if hint else f"variables: {', '.join(v.name for v in reg.variables)}",
+                f,
+                f"register '{reg.id}' has no variable '{f.var}'",
+                f"did you mean '{hint}'?"
+                if hint
+                else f"variables: {', '.join(v.name for v in reg.variables)}",
                 "unknown_variable",
             )
             return
         values = (f.value,) if isinstance(f, ir.Cmp) else f.values
         for v in values:
             if not _fits(v, var.type):
-                self.error(f, f"'{reg.id}.{var.name}' is {_TYPE_WORDS[var.type]}; {_show(v)} is not", code="value_type")
-            elif var.values is not None and isinstance(f, ir.FIn | ir.Cmp) and (
-                not isinstance(f, ir.Cmp) or f.op in ("=", "!=")
+                self.error(
+                    f,
+                    f"'{reg.id}.{var.name}' is {_TYPE_WORDS[var.type]}; {_show(v)} is not",
+                    code="value_type",
+                )
+            elif (
+                var.values is not None
+                and isinstance(f, ir.FIn | ir.Cmp)
+                and (not isinstance(f, ir.Cmp) or f.op in ("=", "!="))
             ):
                 allowed = [str(a) for a in var.values]
                 if str(v) not in allowed:
                     hint = suggest(str(v), allowed)
                     self.error(
-                        f, f"{_show(v)} is not a value of '{reg.id}.{var.name}'",
-                        f"did you mean {_show(hint if isinstance(v, str) else v)}?" if hint else f"values: {', '.join(allowed)}",
+                        f,
+                        f"{_show(v)} is not a value of '{reg.id}.{var.name}'",
+                        f"did you mean {_show(hint if isinstance(v, str) else v)}?"
+                        if hint
+                        else f"values: {', '.join(allowed)}",
                         "unknown_value",
                     )
-        if isinstance(f, ir.Cmp) and f.op not in ("=", "!=") and var.type == "varchar" and var.values:
+        if (
+            isinstance(f, ir.Cmp)
+            and f.op not in ("=", "!=")
+            and var.type == "varchar"
+            and var.values
+        ):
             self.error(f, f"'{reg.id}.{var.name}' has no order; use = or !=", code="value_type")
 
     # ---- conditions ----
@@ -135,7 +174,12 @@ class _Checker:
             ev = self.event(c.event, c)
             if c.latest:
                 if not (isinstance(ev, ir.RegisterEvent) and ev.filter is not None):
-                    self.error(c, "`latest` needs a register filter", "e.g. `latest ndr.hba1c > 53 within 365 days before index`", "latest")
+                    self.error(
+                        c,
+                        "`latest` needs a register filter",
+                        "e.g. `latest ndr.hba1c > 53 within 365 days before index`",
+                        "latest",
+                    )
                 if c.count is not None:
                     self.error(c, "`latest` cannot be combined with a count", code="latest")
             return dataclasses.replace(c, event=ev)
@@ -147,9 +191,16 @@ class _Checker:
             known = [r.code for r in self.catalog.regions]
             for code in c.codes:
                 if known and code not in known:
-                    self.error(c, f"{code} is not a län code", f"codes: {', '.join(known)}", "unknown_value")
+                    self.error(
+                        c,
+                        f"{code} is not a län code",
+                        f"codes: {', '.join(known)}",
+                        "unknown_value",
+                    )
         if isinstance(c, ir.Age | ir.Sex | ir.RegionIn) and self.catalog.population is None:
-            self.error(c, "demographics need a population register in the catalog", code="no_provider")
+            self.error(
+                c, "demographics need a population register in the catalog", code="no_provider"
+            )
         return c
 
     # ---- cohort ----
@@ -157,11 +208,20 @@ class _Checker:
         index = co.index
         if isinstance(index, ir.IndexEvent):
             if index.window.relative:
-                self.error(index.window, "the window of an index may only be a calendar window", "use `between D1 and D2`, `before D` or `after D`", "index_window")
+                self.error(
+                    index.window,
+                    "the window of an index may only be a calendar window",
+                    "use `between D1 and D2`, `before D` or `after D`",
+                    "index_window",
+                )
             ev = self.event(index.event, index)
             index = dataclasses.replace(index, event=ev)
         elif self.catalog.population is None:
-            self.error(index, "an index date needs a population register in the catalog", code="no_provider")
+            self.error(
+                index,
+                "an index date needs a population register in the catalog",
+                code="no_provider",
+            )
         steps = tuple(dataclasses.replace(s, cond=self.cond(s.cond)) for s in co.steps)
         seen: set[str] = set()
         for d in co.report:
@@ -178,11 +238,18 @@ class _Checker:
     def hospital(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
         hint = "index on a diagnosis, procedure or drug given in care (`in rekvisition`)"
         if not isinstance(index, ir.IndexEvent):
-            self.error(d, "`report by hospital` needs an index event at a hospital", hint, "hospital")
+            self.error(
+                d, "`report by hospital` needs an index event at a hospital", hint, "hospital"
+            )
             return
         without = [r.id for r in _registers_of(index.event, self.catalog) if not r.site_column]
         if without:
-            self.error(d, f"`report by hospital` needs an index event at a hospital; {', '.join(without)} records no hospital", hint, "hospital")
+            self.error(
+                d,
+                f"`report by hospital` needs an index event at a hospital; {', '.join(without)} records no hospital",
+                hint,
+                "hospital",
+            )
 
 
 _EXAMPLE = {"ICD-10-SE": "E11, E119, I21*", "ATC": "A10BA02, A10B*", "KVÅ": "FNG02, HAC*"}

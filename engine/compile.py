@@ -58,7 +58,9 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 
-def _count_if(cond: exp.Expression, value: exp.Expression | None = None, distinct: bool = False) -> exp.Expression:
+def _count_if(
+    cond: exp.Expression, value: exp.Expression | None = None, distinct: bool = False
+) -> exp.Expression:
     case = exp.Case(ifs=[exp.If(this=cond, true=value or exp.Literal.number(1))])
     arg: exp.Expression = exp.Distinct(expressions=[case]) if distinct else case
     return exp.Count(this=arg)
@@ -122,13 +124,22 @@ class _Compiler:
             out.append((reg, src))
         return out
 
-    def match(self, ev: ir.Event, reg: Register, src: EventSource | None, notnull_only: bool = False) -> exp.Expression:
+    def match(
+        self, ev: ir.Event, reg: Register, src: EventSource | None, notnull_only: bool = False
+    ) -> exp.Expression:
         """Does a record of `reg` match the event? (the handler per event node)"""
         if isinstance(ev, ir.RegisterEvent):
             if ev.filter is None:
                 return exp.true()
-            if notnull_only:  # `latest` looks only at records where the filtered variables are present
-                return _and(*(exp.Not(this=exp.Is(this=_col(v), expression=exp.null())) for v in ir.filter_vars(ev.filter)))
+            if (
+                notnull_only
+            ):  # `latest` looks only at records where the filtered variables are present
+                return _and(
+                    *(
+                        exp.Not(this=exp.Is(this=_col(v), expression=exp.null()))
+                        for v in ir.filter_vars(ev.filter)
+                    )
+                )
             return self.filter(ev.filter)  # SQL's three-valued logic: only TRUE matches
         assert src is not None
         if isinstance(ev, ir.Death) and not ev.codes:
@@ -138,16 +149,26 @@ class _Compiler:
             return self.codes(_col(src.main), ev.codes, multi=False)
         return self.codes(_col(src.codes), ev.codes, multi=src.multi)
 
-    def codes(self, column: exp.Expression, codes: tuple[ir.CodePattern, ...], multi: bool) -> exp.Expression:
+    def codes(
+        self, column: exp.Expression, codes: tuple[ir.CodePattern, ...], multi: bool
+    ) -> exp.Expression:
         for c in codes:
-            if not _SAFE_CODE.match(c.code):  # the checker guarantees it; SQL safety must not depend on that
+            if not _SAFE_CODE.match(
+                c.code
+            ):  # the checker guarantees it; SQL safety must not depend on that
                 raise ValueError(f"code {c.code!r} is not normalised")
         if multi:
             # one code per space-separated item: E11 must not match inside another code
             alts = [c.code if c.prefix else f"{c.code}( |$)" for c in codes]
-            return exp.RegexpLike(this=column, expression=exp.Literal.string(f"(^| )({'|'.join(alts)})"))
+            return exp.RegexpLike(
+                this=column, expression=exp.Literal.string(f"(^| )({'|'.join(alts)})")
+            )
         exact = [exp.Literal.string(c.code) for c in codes if not c.prefix]
-        parts: list[exp.Expression] = [exp.Like(this=column, expression=exp.Literal.string(c.code + "%")) for c in codes if c.prefix]
+        parts: list[exp.Expression] = [
+            exp.Like(this=column, expression=exp.Literal.string(c.code + "%"))
+            for c in codes
+            if c.prefix
+        ]
         if len(exact) == 1:
             parts.insert(0, exp.EQ(this=column, expression=exact[0]))
         elif exact:
@@ -156,7 +177,14 @@ class _Compiler:
 
     def filter(self, f: ir.Filter) -> exp.Expression:
         if isinstance(f, ir.Cmp):
-            ops = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+            ops = {
+                "=": exp.EQ,
+                "!=": exp.NEQ,
+                "<": exp.LT,
+                "<=": exp.LTE,
+                ">": exp.GT,
+                ">=": exp.GTE,
+            }
             return ops[f.op](this=_col(f.var), expression=_lit(f.value))
         if isinstance(f, ir.FIn):
             return exp.In(this=_col(f.var), expressions=[_lit(v) for v in f.values])
@@ -167,7 +195,9 @@ class _Compiler:
         return exp.Not(this=exp.Paren(this=self.filter(f.item)))
 
     # ---- windows ----------------------------------------------------------------------------
-    def window(self, w: ir.Window, d: exp.Expression, index: exp.Expression | None) -> exp.Expression | None:
+    def window(
+        self, w: ir.Window, d: exp.Expression, index: exp.Expression | None
+    ) -> exp.Expression | None:
         parts: list[exp.Expression] = []
         if w.lo is not None:
             assert index is not None
@@ -199,13 +229,20 @@ class _Compiler:
             return exp.Not(this=exp.Paren(this=self.cond(c.item)))
         if isinstance(c, ir.Age):
             m = _months()
-            between = exp.Between(this=m, low=exp.Literal.number(12 * c.lo), high=exp.Literal.number(12 * c.hi + 11))
+            between = exp.Between(
+                this=m, low=exp.Literal.number(12 * c.lo), high=exp.Literal.number(12 * c.hi + 11)
+            )
             return exp.Coalesce(this=between, expressions=[exp.false()])
         if isinstance(c, ir.Sex):
-            kon = exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(2 if c.sex == "female" else 1))
+            kon = exp.EQ(
+                this=_col("kon", "base"),
+                expression=exp.Literal.number(2 if c.sex == "female" else 1),
+            )
             return exp.Coalesce(this=kon, expressions=[exp.false()])
         if isinstance(c, ir.RegionIn):
-            isin = exp.In(this=_col("lan", "base"), expressions=[exp.Literal.string(x) for x in c.codes])
+            isin = exp.In(
+                this=_col("lan", "base"), expressions=[exp.Literal.string(x) for x in c.codes]
+            )
             return exp.Coalesce(this=isin, expressions=[exp.false()])
         raise TypeError(f"no handler for {type(c).__name__}")
 
@@ -214,15 +251,28 @@ class _Compiler:
         d = _col("d", "ev")
         win = self.window(c.window, d, _col("index_date", "base"))
         if c.latest:
-            present = self.agg(("latest_any", a.name, c.window), _max_if(_and(_col(a.name + "n", "ev"), win), d))
-            ok = self.agg(("latest_ok", a.name, c.window), _max_if(_and(_col(a.name + "n", "ev"), _col(a.name, "ev"), win), d))
+            present = self.agg(
+                ("latest_any", a.name, c.window), _max_if(_and(_col(a.name + "n", "ev"), win), d)
+            )
+            ok = self.agg(
+                ("latest_ok", a.name, c.window),
+                _max_if(_and(_col(a.name + "n", "ev"), _col(a.name, "ev"), win), d),
+            )
             return exp.Coalesce(this=exp.EQ(this=ok, expression=present), expressions=[exp.false()])
         if c.count is None:
             n = self.agg(("any", a.name, c.window), _count_if(_and(_col(a.name, "ev"), win)))
-            return exp.GT(this=exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]), expression=exp.Literal.number(0))
-        n = self.agg(("dates", a.name, c.window), _count_if(_and(_col(a.name, "ev"), win), d, distinct=True))
+            return exp.GT(
+                this=exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]),
+                expression=exp.Literal.number(0),
+            )
+        n = self.agg(
+            ("dates", a.name, c.window), _count_if(_and(_col(a.name, "ev"), win), d, distinct=True)
+        )
         ops = {">=": exp.GTE, "<=": exp.LTE, "=": exp.EQ}
-        return ops[c.count.op](this=exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]), expression=exp.Literal.number(c.count.n))
+        return ops[c.count.op](
+            this=exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]),
+            expression=exp.Literal.number(c.count.n),
+        )
 
     # ---- the event table ------------------------------------------------------------------
     def ev_cte(self) -> exp.Expression:
@@ -236,12 +286,19 @@ class _Compiler:
             reg = uses[0][0]
             self.tables.add(rid)
             # an event's date column may differ by source within one register; group by it
-            date_cols = sorted({reg.event_date(src) if src else reg.date_column or "" for _, src, _ in uses})
+            date_cols = sorted(
+                {reg.event_date(src) if src else reg.date_column or "" for _, src, _ in uses}
+            )
             for dcol in date_cols:
                 cols: list[exp.Expression] = [
                     exp.alias_(_col(reg.person_key), "lopnr"),
                     exp.alias_(_col(dcol), "d"),
-                    exp.alias_(_col(reg.site_column) if reg.site_column else exp.cast(exp.null(), exp.DataType.Type.VARCHAR), "site"),
+                    exp.alias_(
+                        _col(reg.site_column)
+                        if reg.site_column
+                        else exp.cast(exp.null(), exp.DataType.Type.VARCHAR),
+                        "site",
+                    ),
                 ]
                 any_match: list[exp.Expression] = []
                 for a in self.atoms.values():
@@ -255,12 +312,23 @@ class _Compiler:
                     if hit:
                         any_match.append(m)
                     if a.need_notnull:
-                        nn = [self.match(a.event, r, s, notnull_only=True) for r, s, b in uses if b is a] if hit else []
+                        nn = (
+                            [
+                                self.match(a.event, r, s, notnull_only=True)
+                                for r, s, b in uses
+                                if b is a
+                            ]
+                            if hit
+                            else []
+                        )
                         n = _or(nn) if nn else exp.false()
                         cols.append(exp.alias_(n, a.name + "n"))
                         if nn:
                             any_match.append(n)
-                where = _and(exp.Not(this=exp.Is(this=_col(dcol), expression=exp.null())), exp.Paren(this=_or(any_match)))
+                where = _and(
+                    exp.Not(this=exp.Is(this=_col(dcol), expression=exp.null())),
+                    exp.Paren(this=_or(any_match)),
+                )
                 selects.append(exp.select(*cols).from_(exp.to_table(rid, quoted=True)).where(where))
         union = selects[0]
         for s in selects[1:]:
@@ -300,15 +368,24 @@ class _Compiler:
                 exp.select(
                     exp.alias_(_col(pop.person_key, "p"), "lopnr"),
                     _col("index_date", "i"),
-                    *(exp.alias_(_col(c, "p"), c) for c in ("kon", "lan", "fodelsear", "fodelsemanad")),
+                    *(
+                        exp.alias_(_col(c, "p"), c)
+                        for c in ("kon", "lan", "fodelsear", "fodelsemanad")
+                    ),
                 )
                 .from_(exp.alias_(exp.to_table(pop.id, quoted=True), "p", table=True))
-                .join(exp.alias_(exp.to_table("idx"), "i", table=True), on=exp.EQ(this=_col(pop.person_key, "p"), expression=_col("lopnr", "i")))
+                .join(
+                    exp.alias_(exp.to_table("idx"), "i", table=True),
+                    on=exp.EQ(this=_col(pop.person_key, "p"), expression=_col("lopnr", "i")),
+                )
             )
         else:
             day = co.index.date
             born = exp.LTE(
-                this=exp.Add(this=exp.Mul(this=exp.Literal.number(12), expression=_col("fodelsear", "p")), expression=_col("fodelsemanad", "p")),
+                this=exp.Add(
+                    this=exp.Mul(this=exp.Literal.number(12), expression=_col("fodelsear", "p")),
+                    expression=_col("fodelsemanad", "p"),
+                ),
                 expression=exp.Literal.number(12 * day.year + day.month),
             )
             alive = exp.Not(this=exp.Exists(this=self.dead_before(day, _col(pop.person_key, "p"))))
@@ -316,7 +393,10 @@ class _Compiler:
                 exp.select(
                     exp.alias_(_col(pop.person_key, "p"), "lopnr"),
                     exp.alias_(_lit(day), "index_date"),
-                    *(exp.alias_(_col(c, "p"), c) for c in ("kon", "lan", "fodelsear", "fodelsemanad")),
+                    *(
+                        exp.alias_(_col(c, "p"), c)
+                        for c in ("kon", "lan", "fodelsear", "fodelsemanad")
+                    ),
                 )
                 .from_(exp.alias_(exp.to_table(pop.id, quoted=True), "p", table=True))
                 .where(_and(born, alive))
@@ -328,12 +408,20 @@ class _Compiler:
                 .from_(exp.alias_(exp.to_table(self.optout, quoted=True), "o", table=True))
                 .where(
                     _and(
-                        exp.In(this=_col("andamal", "o"), expressions=[exp.Literal.string(self.purpose), exp.Literal.string("alla")]),
+                        exp.In(
+                            this=_col("andamal", "o"),
+                            expressions=[
+                                exp.Literal.string(self.purpose),
+                                exp.Literal.string("alla"),
+                            ],
+                        ),
                         exp.Not(this=exp.Is(this=_col("lopnr", "o"), expression=exp.null())),
                     )
                 )
             )
-            base_from = base_from.where(exp.Not(this=exp.In(this=_col(pop.person_key, "p"), query=opted.subquery())))
+            base_from = base_from.where(
+                exp.Not(this=exp.In(this=_col(pop.person_key, "p"), query=opted.subquery()))
+            )
         ctes.append(("base", base_from))
 
         site = None
@@ -341,13 +429,32 @@ class _Compiler:
             assert idx_atom is not None
             site = self.agg(
                 ("site",),
-                exp.Min(this=exp.Case(ifs=[exp.If(this=_and(_col(idx_atom.name, "ev"), exp.EQ(this=_col("d", "ev"), expression=_col("index_date", "base"))), true=_col("site", "ev"))])),
+                exp.Min(
+                    this=exp.Case(
+                        ifs=[
+                            exp.If(
+                                this=_and(
+                                    _col(idx_atom.name, "ev"),
+                                    exp.EQ(
+                                        this=_col("d", "ev"), expression=_col("index_date", "base")
+                                    ),
+                                ),
+                                true=_col("site", "ev"),
+                            )
+                        ]
+                    )
+                ),
             )
         if self.aggs:
             agg = (
-                exp.select(_col("lopnr", "ev"), *(exp.alias_(e, name) for name, e in self.aggs.values()))
+                exp.select(
+                    _col("lopnr", "ev"), *(exp.alias_(e, name) for name, e in self.aggs.values())
+                )
                 .from_(exp.alias_(exp.to_table("ev"), "ev", table=True))
-                .join(exp.alias_(exp.to_table("base"), "base", table=True), on=exp.EQ(this=_col("lopnr", "ev"), expression=_col("lopnr", "base")))
+                .join(
+                    exp.alias_(exp.to_table("base"), "base", table=True),
+                    on=exp.EQ(this=_col("lopnr", "ev"), expression=_col("lopnr", "base")),
+                )
                 .group_by(_col("lopnr", "ev"))
             )
             ctes.append(("agg", agg))
@@ -358,7 +465,9 @@ class _Compiler:
             ifs = []
             for k, (s, st) in enumerate(zip(steps, co.steps, strict=True)):
                 passed = s if st.action == "include" else exp.Not(this=exp.Paren(this=s))
-                ifs.append(exp.If(this=exp.Not(this=exp.Paren(this=passed)), true=exp.Literal.number(k)))
+                ifs.append(
+                    exp.If(this=exp.Not(this=exp.Paren(this=passed)), true=exp.Literal.number(k))
+                )
             reached = exp.Case(ifs=ifs, default=exp.Literal.number(len(steps)))
         dim_names: list[str] = []
         pcols: list[exp.Expression] = [exp.alias_(reached, "reached")]
@@ -376,20 +485,37 @@ class _Compiler:
         ctes.append(("persons", persons))
 
         counts = [
-            exp.alias_(_count_if(exp.GTE(this=_col("reached"), expression=exp.Literal.number(k))), f"n{k}")
+            exp.alias_(
+                _count_if(exp.GTE(this=_col("reached"), expression=exp.Literal.number(k))), f"n{k}"
+            )
             for k in range(len(steps) + 1)
         ]
         final = exp.select(*counts).from_("persons")
         if dim_names:
             dcols = [_col(n) for n in dim_names]
             final = exp.select(
-                *dcols, exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]), "grp"), *counts
+                *dcols,
+                exp.alias_(
+                    exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]), "grp"
+                ),
+                *counts,
             ).from_("persons")
-            final.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=[exp.Tuple(expressions=[]), exp.Tuple(expressions=dcols)])]))
+            final.set(
+                "group",
+                exp.Group(
+                    expressions=[
+                        exp.GroupingSets(
+                            expressions=[exp.Tuple(expressions=[]), exp.Tuple(expressions=dcols)]
+                        )
+                    ]
+                ),
+            )
         for name, body in ctes:
             final = final.with_(name, as_=body)
 
-        labels = [_index_label(co.index)] + [s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)]
+        labels = [_index_label(co.index)] + [
+            s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
+        ]
         return Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables))
 
     def dead_before(self, day, person: exp.Expression) -> exp.Select:
@@ -400,20 +526,35 @@ class _Compiler:
         return (
             exp.select(exp.Literal.number(1))
             .from_(exp.alias_(exp.to_table(reg.id, quoted=True), "x", table=True))
-            .where(_and(exp.EQ(this=_col(reg.person_key, "x"), expression=person), exp.LT(this=_col(reg.event_date(src), "x"), expression=_lit(day))))
+            .where(
+                _and(
+                    exp.EQ(this=_col(reg.person_key, "x"), expression=person),
+                    exp.LT(this=_col(reg.event_date(src), "x"), expression=_lit(day)),
+                )
+            )
         )
 
     def dimension(self, d: ir.Dimension, site: exp.Expression | None) -> tuple[str, exp.Expression]:
         if isinstance(d, ir.AgeBand):
-            band = exp.Floor(this=exp.Div(this=_months(), expression=exp.Literal.number(f"{12 * d.width}.0")))
-            return f"age_{d.width}", exp.Mul(this=exp.cast(band, exp.DataType.Type.INT), expression=exp.Literal.number(d.width))
+            band = exp.Floor(
+                this=exp.Div(this=_months(), expression=exp.Literal.number(f"{12 * d.width}.0"))
+            )
+            return f"age_{d.width}", exp.Mul(
+                this=exp.cast(band, exp.DataType.Type.INT), expression=exp.Literal.number(d.width)
+            )
         if d.name == "region":
             return "region", _col("lan", "base")
         if d.name == "sex":
             return "sex", exp.Case(
                 ifs=[
-                    exp.If(this=exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(1)), true=exp.Literal.string("male")),
-                    exp.If(this=exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(2)), true=exp.Literal.string("female")),
+                    exp.If(
+                        this=exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(1)),
+                        true=exp.Literal.string("male"),
+                    ),
+                    exp.If(
+                        this=exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(2)),
+                        true=exp.Literal.string("female"),
+                    ),
                 ]
             )
         if d.name == "year":
@@ -425,8 +566,14 @@ class _Compiler:
 def _months() -> exp.Expression:
     """Completed months of life at the index date (the day of birth is not in the extract)."""
     idx = _col("index_date", "base")
-    now = exp.Add(this=exp.Mul(this=exp.Literal.number(12), expression=exp.Year(this=idx)), expression=exp.Month(this=idx))
-    born = exp.Add(this=exp.Mul(this=exp.Literal.number(12), expression=_col("fodelsear", "base")), expression=_col("fodelsemanad", "base"))
+    now = exp.Add(
+        this=exp.Mul(this=exp.Literal.number(12), expression=exp.Year(this=idx)),
+        expression=exp.Month(this=idx),
+    )
+    born = exp.Add(
+        this=exp.Mul(this=exp.Literal.number(12), expression=_col("fodelsear", "base")),
+        expression=_col("fodelsemanad", "base"),
+    )
     return exp.Paren(this=exp.Sub(this=exp.Paren(this=now), expression=exp.Paren(this=born)))
 
 
@@ -436,7 +583,9 @@ def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:
     return "Index event"
 
 
-def compile_cohort(co: ir.Cohort, catalog: Catalog, purpose: str = "forskning", optout: str | None = None) -> Compiled:
+def compile_cohort(
+    co: ir.Cohort, catalog: Catalog, purpose: str = "forskning", optout: str | None = None
+) -> Compiled:
     """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
     if purpose not in ("forskning", "kommersiell"):
         raise ValueError("purpose is 'forskning' or 'kommersiell'")

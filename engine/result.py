@@ -50,7 +50,9 @@ class ExactResult:
         }
 
     @classmethod
-    def from_rows(cls, compiled: Compiled, rows: list[tuple[Any, ...]], query_hash: str, release: str) -> ExactResult:
+    def from_rows(
+        cls, compiled: Compiled, rows: list[tuple[Any, ...]], query_hash: str, release: str
+    ) -> ExactResult:
         k = len(compiled.labels)
         nd = len(compiled.dims)
         counts: tuple[int, ...] = tuple(0 for _ in range(k))

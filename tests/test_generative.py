@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
+from conftest import write_extracts
 from hypothesis import HealthCheck, given, settings
 
 import engine
 from catalog import Installation, load_catalog
 from engine import ir
 from engine.reference import evaluate
-from tests.conftest import write_extracts
 
 CAT = load_catalog()
 SETTINGS = settings(
@@ -92,7 +92,9 @@ def extracts(draw: st.DrawFn) -> dict[str, list[dict]]:
         for _ in range(draw(st.integers(2, 10)))
     ]
     dead = draw(st.lists(person, max_size=2, unique=True))
-    t["dors"] = [{"lopnr": p, "dodsdat": draw(dates), "ulorsak": draw(st.sampled_from(ICD))} for p in dead]
+    t["dors"] = [
+        {"lopnr": p, "dodsdat": draw(dates), "ulorsak": draw(st.sampled_from(ICD))} for p in dead
+    ]
     t["gms"] = [
         {
             "lopnr": draw(person),
@@ -104,7 +106,11 @@ def extracts(draw: st.DrawFn) -> dict[str, list[dict]]:
         for _ in range(draw(st.integers(0, 4)))
     ]
     t["optout"] = [
-        {"lopnr": p, "datum": DAY0, "andamal": draw(st.sampled_from(["forskning", "kommersiell", "alla"]))}
+        {
+            "lopnr": p,
+            "datum": DAY0,
+            "andamal": draw(st.sampled_from(["forskning", "kommersiell", "alla"])),
+        }
         for p in draw(st.lists(person, max_size=2, unique=True))
     ]
     return t
@@ -163,7 +169,9 @@ events = st.one_of(
 counts = st.builds(ir.Count, st.sampled_from([">=", "<=", "="]), st.integers(0, 2))
 event_conds = st.one_of(
     st.builds(ir.EventCond, events, windows, maybe(counts), st.just(False)),
-    st.builds(lambda f, w: ir.EventCond(ir.RegisterEvent("ndr", f), w, None, True), ndr_filters, windows),
+    st.builds(
+        lambda f, w: ir.EventCond(ir.RegisterEvent("ndr", f), w, None, True), ndr_filters, windows
+    ),
 )
 demographics = st.one_of(
     st.builds(lambda a, s: ir.Age(a, a + s), st.integers(0, 70), st.integers(0, 40)),
@@ -186,7 +194,10 @@ index_events = st.one_of(
 )
 indexes = st.one_of(
     st.builds(
-        ir.IndexEvent, st.sampled_from(["first", "last"]), index_events, st.just(ir.Window()) | windows_cal
+        ir.IndexEvent,
+        st.sampled_from(["first", "last"]),
+        index_events,
+        st.just(ir.Window()) | windows_cal,
     ),
     st.builds(ir.IndexDate, dates),
 )

@@ -92,7 +92,9 @@ def test_builder_produces_the_same_ir_as_the_text() -> None:
             "Poorly controlled",
         )
         .exclude(diagnosis("I21*", "I22*").before_index(), "Earlier MI")
-        .exclude(drug("A10A*", sources=["rekvisition", "lmr"]).before_index(), "Treated with insulin")
+        .exclude(
+            drug("A10A*", sources=["rekvisition", "lmr"]).before_index(), "Treated with insulin"
+        )
         .report("region", "sex")
     )
     assert built.ir == engine.parse(text)

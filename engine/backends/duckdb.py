@@ -19,7 +19,9 @@ __all__ = ["DuckDBBackend"]
 class DuckDBBackend(Backend):
     dialect = "duckdb"
 
-    def __init__(self, installation: Installation, catalog: Catalog, threads: int | None = None) -> None:
+    def __init__(
+        self, installation: Installation, catalog: Catalog, threads: int | None = None
+    ) -> None:
         super().__init__(installation, catalog)
         self.con = duckdb.connect(":memory:")
         if threads:
@@ -42,9 +44,14 @@ class DuckDBBackend(Backend):
         if reg is None or not src.columns:
             cols: list[exp.Expression] = [exp.Star()]
         else:
-            cols = [exp.alias_(exp.column(src.column(v.name), quoted=True), v.name, quoted=True) for v in reg.variables]
+            cols = [
+                exp.alias_(exp.column(src.column(v.name), quoted=True), v.name, quoted=True)
+                for v in reg.variables
+            ]
         select = exp.select(*cols).from_(source)
-        return exp.Create(this=exp.to_table(rid, quoted=True), kind="VIEW", replace=True, expression=select)
+        return exp.Create(
+            this=exp.to_table(rid, quoted=True), kind="VIEW", replace=True, expression=select
+        )
 
     def attach(self, registers: set[str] | frozenset[str]) -> None:
         self.require(registers)

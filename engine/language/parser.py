@@ -155,7 +155,15 @@ def _expand_range(lo: Token, hi: Token) -> list[ir.CodePattern]:
             )
     if (a[0], int(a[1:])) > (b[0], int(b[1:])):
         raise CohortError(
-            [Diagnostic(pos.line, pos.column, f"range {a}..{b} is empty", "write the lower bound first", "code")]
+            [
+                Diagnostic(
+                    pos.line,
+                    pos.column,
+                    f"range {a}..{b} is empty",
+                    "write the lower bound first",
+                    "code",
+                )
+            ]
         )
     return ir.expand_category_range(a, b, pos)
 
@@ -202,7 +210,14 @@ class _Codesets:
         if n in self.active:
             cycle = " -> ".join([*self.active[self.active.index(n) :], n])
             raise CohortError(
-                [Diagnostic(name.line or 1, name.column or 1, f"code sets refer to each other in a cycle: {cycle}", code="codeset_cycle")]
+                [
+                    Diagnostic(
+                        name.line or 1,
+                        name.column or 1,
+                        f"code sets refer to each other in a cycle: {cycle}",
+                        code="codeset_cycle",
+                    )
+                ]
             )
         self.active.append(n)
         self.done[n] = tuple(self.items(self.defs[n][0]))
@@ -279,7 +294,9 @@ class _ToIR(Transformer):
 
     def register_cmp(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
         var = c[1]
-        return ir.RegisterEvent(str(c[0]), ir.Cmp(str(var), str(c[2]), c[3], _tpos(var)), _pos(meta))  # type: ignore[arg-type]
+        return ir.RegisterEvent(
+            str(c[0]), ir.Cmp(str(var), str(c[2]), c[3], _tpos(var)), _pos(meta)
+        )  # type: ignore[arg-type]
 
     def register_in(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
         var = c[1]
@@ -301,11 +318,21 @@ class _ToIR(Transformer):
     def w_on_or_after_index(self, meta: Any, c: list[Any]) -> ir.Window:
         return self._w(meta, lo=0)
 
-    def _range(self, meta: Any, a: Token, b: Token, what: str = "window {}..{} days") -> tuple[int, int]:
+    def _range(
+        self, meta: Any, a: Token, b: Token, what: str = "window {}..{} days"
+    ) -> tuple[int, int]:
         lo, hi = int(a), int(b)
         if lo > hi:
             raise CohortError(
-                [Diagnostic(a.line or 1, a.column or 1, f"{what.format(lo, hi)} is empty", "write the smaller number first", "window")]
+                [
+                    Diagnostic(
+                        a.line or 1,
+                        a.column or 1,
+                        f"{what.format(lo, hi)} is empty",
+                        "write the smaller number first",
+                        "window",
+                    )
+                ]
             )
         return lo, hi
 
@@ -330,7 +357,15 @@ class _ToIR(Transformer):
         a, b = _date(c[0]), _date(c[1])
         if a > b:
             raise CohortError(
-                [Diagnostic(c[0].line, c[0].column, f"between {a} and {b} is empty", "write the earlier date first", "window")]
+                [
+                    Diagnostic(
+                        c[0].line,
+                        c[0].column,
+                        f"between {a} and {b} is empty",
+                        "write the earlier date first",
+                        "window",
+                    )
+                ]
             )
         return self._w(meta, start=a, end=b)
 
@@ -371,7 +406,15 @@ class _ToIR(Transformer):
         for t in c:
             if len(t) != 2:
                 raise CohortError(
-                    [Diagnostic(t.line, t.column, f"region code {t} is not a two-digit län code", "e.g. 01 for Stockholm, 18 for Örebro", "value")]
+                    [
+                        Diagnostic(
+                            t.line,
+                            t.column,
+                            f"region code {t} is not a two-digit län code",
+                            "e.g. 01 for Stockholm, 18 for Örebro",
+                            "value",
+                        )
+                    ]
                 )
         return ir.RegionIn(tuple(str(t) for t in c), _pos(meta))
 
@@ -464,7 +507,11 @@ def parse(text: str) -> ir.Cohort:
             name, op, body = st.children
             if str(op) != "=":
                 raise CohortError(
-                    [Diagnostic(op.line, op.column, f"unexpected '{op}'; expected '='", code="syntax")]
+                    [
+                        Diagnostic(
+                            op.line, op.column, f"unexpected '{op}'; expected '='", code="syntax"
+                        )
+                    ]
                 )
             if str(name) in defs:
                 raise _err(st.meta, f"code set '{name}' is defined twice", code="duplicate")
@@ -486,22 +533,37 @@ def parse(text: str) -> ir.Cohort:
     for i, (kind, value, meta) in enumerate(statements):
         if kind == "title":
             if i != 0:
-                raise _err(meta, "`cohort \"TITLE\"` must be the first statement")
+                raise _err(meta, '`cohort "TITLE"` must be the first statement')
             title = value
         elif kind == "index":
             if index is not None:
-                raise _err(meta, "a cohort has exactly one `index`", "remove one of them", "duplicate")
+                raise _err(
+                    meta, "a cohort has exactly one `index`", "remove one of them", "duplicate"
+                )
             index = value
         elif kind == "step":
             steps.append(value)
         elif kind == "report":
             if seen_report:
-                raise _err(meta, "a cohort has at most one `report by`", "list every dimension in one", "duplicate")
+                raise _err(
+                    meta,
+                    "a cohort has at most one `report by`",
+                    "list every dimension in one",
+                    "duplicate",
+                )
             seen_report = True
             report = value
     if index is None:
-        lines = text.rstrip("\n").splitlines() or [""]
+        text.rstrip("\n").splitlines() or [""]
         raise CohortError(
-            [Diagnostic(1, 1, "a cohort needs an `index` statement", "e.g. `index first diagnosis E11*`", "no_index")]
+            [
+                Diagnostic(
+                    1,
+                    1,
+                    "a cohort needs an `index` statement",
+                    "e.g. `index first diagnosis E11*`",
+                    "no_index",
+                )
+            ]
         )
     return ir.Cohort(index=index, steps=tuple(steps), report=report, title=title, pos=ir.Pos(1, 1))
