@@ -227,6 +227,16 @@ def sql_cmd(
     )
 
 
+def _default_store() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("antal")) / "store.sqlite"
+
+
+def _fmt(n: int | None) -> str:
+    return "" if n is None else f"{n:,}".replace(",", " ")
+
+
 @app.command("count")
 def count_cmd(
     file: Annotated[Path, typer.Argument(help="A .cohort file.")],
@@ -240,44 +250,131 @@ def count_cmd(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     purpose: Annotated[
-        str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")
+        str,
+        typer.Option(
+            help="forskning or kommersiell: which opt-outs apply (--exact and new projects)."
+        ),
     ] = "forskning",
+    store: Annotated[Path | None, typer.Option(help="Local privacy store (SQLite).")] = None,
+    project: Annotated[str, typer.Option(help="Local project to charge.")] = "local",
+    budget: Annotated[float | None, typer.Option(help="Total ε of a new local project.")] = None,
 ) -> None:
-    """Count a cohort on an installation's extracts."""
-    from engine import EngineError, count_exact
+    """Count a cohort: released through the privacy layer, or --exact for a data holder."""
+    from engine import EngineError, count_exact, get_backend
 
     if purpose not in ("forskning", "kommersiell"):
         _fail("purpose is 'forskning' or 'kommersiell'")
     inst = _installation(data, config)
     cat = _load_catalog(list(inst.catalog_dirs))
     _text, co = _checked(file, cat)
-    if not exact:
-        _fail(
-            "released (privacy-protected) counts come with the privacy layer; "
-            "a data holder on their own extract can use --exact"
+    title = co.title or file.name
+    if exact:
+        try:
+            res = count_exact(co, inst, cat, purpose=purpose)
+        except EngineError as e:
+            _fail(str(e))
+            return
+        if as_json:
+            sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
+            return
+        table = Table(
+            "step", "label", "count", title=f"{title} — exact counts (holder's local mode)"
         )
+        for i, (label, n) in enumerate(res.attrition):
+            table.add_row(str(i), label, _fmt(n))
+        out.print(table)
+        if res.dims:
+            bt = Table(*res.dims, "count", title="Breakdown of the final cohort")
+            for row in res.breakdown:
+                bt.add_row(*(str(row[d]) for d in res.dims), _fmt(row["count"]))
+            out.print(bt)
+        return
+
+    from api.release import BreakdownTooFine, count_released
+    from privacy import Gate, PrivacyError, PrivacyParams, open_store
+
+    params = PrivacyParams()
+    st = open_store(store or _default_store())
+    if st.project(project) is None:
+        st.create_project(
+            project,
+            f"local project {project}",
+            purpose,
+            budget or params.default_budget,
+            actor="cli",
+        )
+    backend = get_backend("duckdb", inst, cat)
     try:
-        res = count_exact(co, inst, cat, purpose=purpose)
-    except EngineError as e:
+        answer = count_released(co, inst, cat, Gate(st, params), project, "cli", backend)
+    except PrivacyError as e:
+        _fail(str(e), code=3)
+        return
+    except (EngineError, BreakdownTooFine) as e:
         _fail(str(e))
         return
+    finally:
+        backend.close()
     if as_json:
-        sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, default=str) + "\n")
         return
-    table = Table(
-        "step",
-        "label",
-        "count",
-        title=f"{co.title or file.name} — exact counts (holder's local mode)",
-    )
-    for i, (label, n) in enumerate(res.attrition):
-        table.add_row(str(i), label, f"{n:,}".replace(",", " "))
+    table = Table("step", "label", "count", "95% interval", title=title)
+    for i, (label, c) in enumerate(zip(answer.labels, answer.steps, strict=True)):
+        table.add_row(
+            str(i), label, c.shown(), "" if c.suppressed else f"{_fmt(c.low)}–{_fmt(c.high)}"
+        )
     out.print(table)
-    if res.dims:
-        bt = Table(*res.dims, "count", title="Breakdown of the final cohort")
-        for row in res.breakdown:
-            bt.add_row(*(str(row[d]) for d in res.dims), f"{row['count']:,}".replace(",", " "))
-        out.print(bt)
+    if answer.dims:
+        if answer.all_cells_suppressed:
+            out.print(
+                f"Breakdown by {', '.join(answer.dims)}: every cell is below {answer.params['threshold']}; none can be shown."
+            )
+        else:
+            bt = Table(*answer.dims, "count", "95% interval", title="Breakdown of the final cohort")
+            for key, c in answer.cells:
+                if not c.suppressed:
+                    bt.add_row(
+                        *("unknown" if v is None else str(v) for v in key),
+                        c.shown(),
+                        f"{_fmt(c.low)}–{_fmt(c.high)}",
+                    )
+            hidden = sum(1 for _, c in answer.cells if c.suppressed)
+            out.print(bt)
+            if hidden:
+                out.print(
+                    f"{hidden} more cells are below {answer.params['threshold']} (shown as <{answer.params['threshold']})."
+                )
+    note = (
+        "stored answer, nothing charged"
+        if answer.stored
+        else f"ε charged {answer.epsilon_charged:g}"
+    )
+    out.print(
+        f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: discrete Laplace, "
+        f"ε {answer.params['epsilon']:g} per release, counts below {answer.params['threshold']} shown as <{answer.params['threshold']}"
+    )
+    out.print(f"receipt: query {answer.query_hash[:16]}, data release {answer.release}")
+
+
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    store: Annotated[
+        str | None, typer.Option(help="The store: a SQLite path or postgresql:// URL.")
+    ] = None,
+) -> None:
+    """Check the audit log's hash chain and the budget ledger; exit 1 on any problem."""
+    from privacy import open_store
+
+    st = open_store(store or _default_store())
+    problems = st.verify_audit() + st.ledger_problems()
+    if problems:
+        for p in problems:
+            err.print(f"[bold red]audit:[/] {p}")
+        raise typer.Exit(1)
+    out.print(f"audit log intact: {len(st.audit_entries())} entries; ledger consistent")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -1,0 +1,28 @@
+"""Privacy: the only way a count leaves antal (see ../shared/spec/privacy.md).
+
+OpenDP discrete Laplace noise under a per-project ε budget kept in a transactional
+ledger, non-increasing attrition, suppression below a threshold, optional rounding,
+95% intervals, stored answers for repeated queries, and a hash-chained audit log.
+This package imports nothing else of antal: it receives plain `TrueCounts`.
+"""
+
+from privacy.gate import Answer, BudgetExceeded, Gate, PrivacyError, UnknownProject
+from privacy.mechanism import ReleasedCount, TrueCounts
+from privacy.params import PrivacyParams
+from privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
+
+__all__ = [
+    "Answer",
+    "BudgetExceeded",
+    "Gate",
+    "PostgresStore",
+    "PrivacyError",
+    "PrivacyParams",
+    "Project",
+    "ReleasedCount",
+    "SQLiteStore",
+    "Store",
+    "TrueCounts",
+    "UnknownProject",
+    "open_store",
+]

@@ -1,0 +1,362 @@
+"""antal end to end vs the same cohorts written by hand in DuckDB SQL.
+
+    python -m bench.run --data /tmp/bench1m --repeat 7
+
+For every `examples/*.cohort` there is a hand-written query `bench/handwritten/<stem>.sql`
+(the final count only) and `<stem>.attrition.sql` (every attrition step in one query).
+The script first checks that both give exactly antal's counts (and stops if not), then
+times, interleaved in one process on one machine:
+
+  (a) antal end to end: parse + check + compile + run on one reused DuckDB backend
+      (`engine.count_exact(text, inst, catalog, backend=...)`; antal always computes the
+      whole attrition and the `report by` breakdown),
+  (b) the hand-written final-count query on one DuckDB connection,
+  (c) the hand-written attrition query on the same connection,
+
+each the median of `--repeat` runs after one warm-up, plus (d) parse + check + compile
+(to SQL text) per cohort, median of `--compile-repeat` runs. The results are printed as
+markdown and written between the result markers of `bench/README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+import engine
+from catalog import Installation, load_catalog
+from engine.backends import DuckDBBackend
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+EXAMPLES = ROOT / "examples"
+HANDWRITTEN = HERE / "handwritten"
+README = HERE / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+RATIO_TARGET = 1.1  # antal / hand-written final count, every cohort
+ATTRITION_TARGET = 1.5  # 6-step attrition / single final count (t2d_metformin)
+COMPILE_TARGET_MS = 5.0  # parse + check + compile
+ATTRITION_COHORT = "t2d_metformin"
+
+
+@dataclass
+class Result:
+    stem: str
+    steps: int
+    counts: tuple[int, ...]
+    antal: list[float] = field(default_factory=list)
+    final: list[float] = field(default_factory=list)
+    attrition: list[float] = field(default_factory=list)
+    compile_ms: float = 0.0
+    parse_ms: float = 0.0
+    check_ms: float = 0.0
+    tree_ms: float = 0.0
+    render_ms: float = 0.0
+
+    @property
+    def a(self) -> float:
+        return statistics.median(self.antal)
+
+    @property
+    def b(self) -> float:
+        return statistics.median(self.final)
+
+    @property
+    def c(self) -> float:
+        return statistics.median(self.attrition)
+
+
+def ensure_data(data: Path, persons: int, seed: int) -> None:
+    from fixtures.synthetic import REGISTERS, generate
+
+    missing = [r for r in REGISTERS if not (data / f"{r}.parquet").exists()]
+    if not missing:
+        return
+    print(f"generating {persons} synthetic persons (seed {seed}) into {data} ...", file=sys.stderr)
+    t = time.perf_counter()
+    generate(persons, seed, data)
+    print(f"  done in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+
+
+def handwritten(stem: str, data: Path) -> tuple[str, str]:
+    def load(name: str) -> str:
+        # `{data}` is the only placeholder; plain replace keeps SQL braces-safe
+        return (HANDWRITTEN / name).read_text().replace("{data}", str(data))
+
+    return load(f"{stem}.sql"), load(f"{stem}.attrition.sql")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def verify(
+    stems: list[str], data: Path, inst: Installation, con: duckdb.DuckDBPyConnection
+) -> dict[str, tuple[int, ...]]:
+    """antal's exact counts vs both hand-written queries; AssertionError listing every mismatch."""
+    counts: dict[str, tuple[int, ...]] = {}
+    problems = []
+    for stem in stems:
+        text = (EXAMPLES / f"{stem}.cohort").read_text()
+        res = engine.count_exact(text, Installation.from_data_dir(data))
+        final_sql, attrition_sql = handwritten(stem, data)
+        [(final,)] = con.execute(final_sql).fetchall()
+        [attrition] = con.execute(attrition_sql).fetchall()
+        counts[stem] = tuple(res.counts)
+        if final != res.count:
+            problems.append(f"{stem}: final count antal {res.count} != hand-written {final}")
+        if tuple(attrition) != tuple(res.counts):
+            problems.append(
+                f"{stem}: attrition antal {list(res.counts)} != hand-written {list(attrition)}"
+            )
+    assert not problems, "count disagreement:\n  " + "\n  ".join(problems)
+    return counts
+
+
+def time_compile(r: Result, text: str, catalog, inst: Installation, n: int) -> None:
+    """(d): parse + check + compile to SQL text, and its parts; medians in ms."""
+    from engine.compile import compile_cohort
+
+    optout = catalog.optout.id if catalog.optout else None
+    for _ in range(5):  # warm-up (lark, sqlglot caches)
+        engine.prepare(text, catalog, inst)[1].sql("duckdb")
+    total, parse, check, tree, render = [], [], [], [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        co = engine.parse(text)
+        t1 = time.perf_counter()
+        checked = engine.check(co, catalog)
+        t2 = time.perf_counter()
+        compiled = compile_cohort(checked, catalog, optout=optout)
+        t3 = time.perf_counter()
+        compiled.sql("duckdb")
+        t4 = time.perf_counter()
+        total.append(t4 - t0)
+        parse.append(t1 - t0)
+        check.append(t2 - t1)
+        tree.append(t3 - t2)
+        render.append(t4 - t3)
+    ms = 1000.0
+    r.compile_ms = statistics.median(total) * ms
+    r.parse_ms = statistics.median(parse) * ms
+    r.check_ms = statistics.median(check) * ms
+    r.tree_ms = statistics.median(tree) * ms
+    r.render_ms = statistics.median(render) * ms
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    data = Path(args.data).resolve()
+    ensure_data(data, args.persons, args.seed)
+    inst = Installation.from_data_dir(data)
+    catalog = load_catalog()
+    stems = sorted(p.stem for p in EXAMPLES.glob("*.cohort"))
+    if args.cohorts:
+        stems = [s for s in stems if s in args.cohorts]
+
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET threads = {int(args.threads)}")
+    backend = DuckDBBackend(inst, catalog, threads=args.threads)
+
+    counts = verify(stems, data, inst, con)
+    print("counts: hand-written final and attrition equal antal's on every cohort", file=sys.stderr)
+
+    results = []
+    for stem in stems:
+        text = (EXAMPLES / f"{stem}.cohort").read_text()
+        final_sql, attrition_sql = handwritten(stem, data)
+        r = Result(stem, len(counts[stem]) - 1, counts[stem])
+
+        def antal(text: str = text) -> object:
+            return engine.count_exact(text, inst, catalog, backend=backend)
+
+        def final(sql: str = final_sql) -> object:
+            return con.execute(sql).fetchall()
+
+        def attrition(sql: str = attrition_sql) -> object:
+            return con.execute(sql).fetchall()
+
+        runs = [(antal, r.antal), (final, r.final), (attrition, r.attrition)]
+        for fn, _ in runs:  # one warm-up each
+            fn()
+        for i in range(args.repeat):  # interleaved; the order rotates from round to round
+            for fn, into in runs[i % 3 :] + runs[: i % 3]:
+                into.append(timed(fn))
+        time_compile(r, text, catalog, inst, args.compile_repeat)
+        print(
+            f"  {stem:28s} antal {r.a * 1e3:7.1f} ms  hand-written {r.b * 1e3:7.1f} ms  "
+            f"ratio {r.a / r.b:5.2f}  compile {r.compile_ms:5.2f} ms",
+            file=sys.stderr,
+        )
+        results.append(r)
+    backend.close()
+    con.close()
+    return results
+
+
+def machine(threads: int) -> str:
+    mem_gib = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores (nproc), {mem_gib:.1f} GiB RAM, {cpu}; "
+        f"DuckDB {duckdb.__version__} with threads = {threads} on both sides; "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def report(results: list[Result], args: argparse.Namespace) -> str:
+    cmd = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    persons = args.persons
+    lines = [
+        f"Measured {dt.date.today().isoformat()} with `{cmd.strip()}` "
+        f"on {persons:,} synthetic persons (`--data {args.data}`, seed {args.seed}).",
+        "",
+        f"Machine: {machine(args.threads)}.",
+        "",
+        f"### (a) vs (b): antal end to end vs hand-written final count "
+        f"(median of {args.repeat} after 1 warm-up)",
+        "",
+        "| cohort | steps | final count | antal ms | hand-written ms | ratio a/b | ≤ 1.1× |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for r in results:
+        ok = "yes" if r.a / r.b <= RATIO_TARGET else "**no**"
+        lines.append(
+            f"| {r.stem} | {r.steps} | {r.counts[-1]:,} | {r.a * 1e3:.0f} | {r.b * 1e3:.0f} "
+            f"| {r.a / r.b:.2f} | {ok} |"
+        )
+    total_a = sum(r.a for r in results)
+    total_b = sum(r.b for r in results)
+    lines.append(
+        f"| **all {len(results)}** | | | {total_a * 1e3:.0f} | {total_b * 1e3:.0f} "
+        f"| {total_a / total_b:.2f} | |"
+    )
+    lines += [
+        "",
+        "### (c) attrition vs a single final count",
+        "",
+        "Hand-written attrition query (every step in one query) vs the hand-written "
+        "final-count query, and antal (which always computes the full attrition and the "
+        "breakdown) vs the hand-written final count.",
+        "",
+        "| cohort | counts (index, steps…) | hand final ms | hand attrition ms "
+        "| hand attrition / final | antal ms | antal / hand final |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        mark = " ←" if r.stem == ATTRITION_COHORT else ""
+        lines.append(
+            f"| {r.stem}{mark} | {', '.join(str(n) for n in r.counts)} | {r.b * 1e3:.0f} "
+            f"| {r.c * 1e3:.0f} | {r.c / r.b:.2f} | {r.a * 1e3:.0f} | {r.a / r.b:.2f} |"
+        )
+    lines += [
+        "",
+        f"### (d) parse + check + compile, ms (median of {args.compile_repeat})",
+        "",
+        "`total` is parse → check → compile to a sqlglot tree → render the DuckDB SQL text.",
+        "",
+        "| cohort | parse | check | compile (tree) | render SQL | total | ≤ 5 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for r in results:
+        ok = "yes" if r.compile_ms <= COMPILE_TARGET_MS else "**no**"
+        lines.append(
+            f"| {r.stem} | {r.parse_ms:.2f} | {r.check_ms:.2f} | {r.tree_ms:.2f} "
+            f"| {r.render_ms:.2f} | {r.compile_ms:.2f} | {ok} |"
+        )
+    # targets
+    worst = max(results, key=lambda r: r.a / r.b)
+    missed = [r for r in results if r.a / r.b > RATIO_TARGET]
+    lines += ["", "### Targets", ""]
+    if missed:
+        lines.append(
+            f"- antal ≤ {RATIO_TARGET}× hand-written on every cohort: **missed** on "
+            + ", ".join(f"{r.stem} ({r.a / r.b:.2f}×)" for r in missed)
+            + f"; met on {len(results) - len(missed)} of {len(results)}."
+        )
+    else:
+        lines.append(
+            f"- antal ≤ {RATIO_TARGET}× hand-written on every cohort: met "
+            f"(worst {worst.stem}, {worst.a / worst.b:.2f}×)."
+        )
+    t2d = next((r for r in results if r.stem == ATTRITION_COHORT), None)
+    if t2d is not None:
+        hand = t2d.c / t2d.b
+        ant = t2d.a / t2d.b
+        verdict = "met" if max(hand, ant) <= ATTRITION_TARGET else "**missed**"
+        lines.append(
+            f"- attrition of {t2d.steps + 1} counts ≤ {ATTRITION_TARGET}× a single final count "
+            f"({ATTRITION_COHORT}): {verdict}: hand-written attrition {hand:.2f}× the "
+            f"hand-written final count; antal's attrition (with breakdown) {ant:.2f}×."
+        )
+    slow = [r for r in results if r.compile_ms > COMPILE_TARGET_MS]
+    worst_c = max(results, key=lambda r: r.compile_ms)
+    if slow:
+        lines.append(
+            f"- parse + check + compile ≤ {COMPILE_TARGET_MS:g} ms: **missed** on "
+            + ", ".join(f"{r.stem} ({r.compile_ms:.2f} ms)" for r in slow)
+            + "."
+        )
+    else:
+        lines.append(
+            f"- parse + check + compile ≤ {COMPILE_TARGET_MS:g} ms: met "
+            f"(worst {worst_c.stem}, {worst_c.compile_ms:.2f} ms)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(md: str, path: Path) -> None:
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n## Results\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{md}{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="/tmp/bench1m", help="extracts dir (generated if missing)")
+    p.add_argument("--persons", type=int, default=1_000_000, help="persons when generating")
+    p.add_argument("--seed", type=int, default=1, help="seed when generating")
+    p.add_argument("--repeat", type=int, default=7, help="timed runs per query (after 1 warm-up)")
+    p.add_argument("--compile-repeat", type=int, default=200, help="runs of parse+check+compile")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="DuckDB threads")
+    p.add_argument("--cohort", dest="cohorts", action="append", help="only this stem (repeatable)")
+    p.add_argument("--readme", default=str(README), help="markdown file to write results into")
+    p.add_argument("--no-readme", action="store_true", help="print only")
+    args = p.parse_args(argv)
+    md = report(run(args), args)
+    print(md)
+    if not args.no_readme:
+        write_readme(md, Path(args.readme))
+
+
+if __name__ == "__main__":
+    main()

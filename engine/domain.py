@@ -1,0 +1,64 @@
+"""The public domain of a breakdown: every cell it can have, known before any data is read.
+
+Released breakdowns cover the whole domain (zero cells included) so that which cells
+exist says nothing about the data. Values outside the domain (a län code the catalog
+does not know, an age over the top band) are not released.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from catalog import Catalog
+from engine import ir
+from engine.check import registers_used
+
+__all__ = ["MAX_AGE", "breakdown_domain", "dimension_values"]
+
+MAX_AGE = 120
+
+
+def _index_years(co: ir.Cohort, catalog: Catalog) -> list[int]:
+    if isinstance(co.index, ir.IndexDate):
+        return [co.index.date.year]
+    w = co.index.window
+    regs = [
+        catalog.registers[r]
+        for r in registers_used(ir.Cohort(co.index), catalog)
+        if catalog.registers[r].date_column and catalog.registers[r].kind == "events"
+    ]
+    first = min((r.coverage.from_year for r in regs), default=1900)
+    last = max((r.coverage.to_year or dt.date.today().year for r in regs), default=dt.date.today().year)
+    if w.start is not None:
+        first = max(first, w.start.year)
+    if w.end is not None:
+        last = min(last, w.end.year)
+    return list(range(first, last + 1))
+
+
+def dimension_values(d: ir.Dimension, co: ir.Cohort, catalog: Catalog) -> list[Any]:
+    if isinstance(d, ir.AgeBand):
+        return [*range(0, MAX_AGE + 1, d.width), None]
+    if d.name == "region":
+        return [*(r.code for r in catalog.regions), None]
+    if d.name == "sex":
+        return ["female", "male", None]
+    if d.name == "year":
+        return _index_years(co, catalog)
+    return [*(s.code for s in catalog.sites), None]
+
+
+def breakdown_domain(co: ir.Cohort, catalog: Catalog) -> list[tuple[Any, ...]]:
+    """Every cell of a checked cohort's `report by`, in a stable order."""
+    if not co.report:
+        return []
+    return list(itertools.product(*(dimension_values(d, co, catalog) for d in co.report)))
+
+
+def domain_size(co: ir.Cohort, catalog: Catalog) -> int:
+    n = 1
+    for d in co.report:
+        n *= len(dimension_values(d, co, catalog))
+    return n if co.report else 0

@@ -1,0 +1,296 @@
+"""The only way a number leaves antal: charge, noise, suppress, store, audit — in one
+transaction, before anything is returned.
+
+    gate = Gate(store, params)
+    answer = gate.answer(project_id, actor, query_hash, query, release, labels, dims, compute)
+
+`compute` is called only when no stored answer exists; it returns `TrueCounts`, which
+never leave this module. A stored answer is returned for the same canonical query, data
+release, privacy parameters and purpose, at no cost, so asking again gains nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from privacy.mechanism import ReleasedCount, TrueCounts, release_attrition, release_cells
+from privacy.params import PrivacyParams
+from privacy.store import Store, Tx, now
+
+__all__ = ["Answer", "BudgetExceeded", "Gate", "PrivacyError", "UnknownProject", "answer_from_json"]
+
+
+class PrivacyError(Exception):
+    """Base of errors the privacy layer raises; none carries a true count."""
+
+
+class BudgetExceeded(PrivacyError):
+    def __init__(self, project_id: str, needed: float, left: float) -> None:
+        self.project_id, self.needed, self.left = project_id, needed, left
+        super().__init__(
+            f"project {project_id!r} has ε {left:g} left; this query needs ε {needed:g}. Nothing was released."
+        )
+
+
+class UnknownProject(PrivacyError):
+    def __init__(self, project_id: str) -> None:
+        self.project_id = project_id
+        super().__init__(f"no project {project_id!r}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A released answer: everything in it may be shown to the user."""
+
+    labels: tuple[str, ...]
+    steps: tuple[ReleasedCount, ...]
+    dims: tuple[str, ...]
+    cells: tuple[tuple[tuple[Any, ...], ReleasedCount], ...]
+    params: dict[str, Any]
+    epsilon_charged: float  # by this request (0 for a stored answer)
+    epsilon_of_answer: float  # what the answer cost when it was first released
+    budget_left: float
+    query_hash: str
+    release: str
+    purpose: str
+    key: str
+    stored: bool  # returned from the store (asked before)
+    scales: dict[str, float]
+
+    @property
+    def count(self) -> ReleasedCount:
+        return self.steps[-1]
+
+    @property
+    def all_cells_suppressed(self) -> bool:
+        return bool(self.cells) and all(c.suppressed for _, c in self.cells)
+
+    def receipt(self) -> dict[str, Any]:
+        return {
+            "query_hash": self.query_hash,
+            "data_release": self.release,
+            "purpose": self.purpose,
+            "privacy": self.params,
+            "answer_key": self.key,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "count": self.count.json_value(),
+            "attrition": [
+                {"label": lab, **c.to_json()}
+                for lab, c in zip(self.labels, self.steps, strict=True)
+            ],
+            "breakdown": [
+                {**dict(zip(self.dims, key, strict=True)), **c.to_json()} for key, c in self.cells
+            ],
+            "epsilon_charged": self.epsilon_charged,
+            "budget_left": self.budget_left,
+            "stored_answer": self.stored,
+            "receipt": self.receipt(),
+        }
+        if self.all_cells_suppressed:
+            out["breakdown_note"] = (
+                f"every cell of the breakdown is below {self.params['threshold']}: none can be shown"
+            )
+        return out
+
+
+def _released_json(
+    steps: list[ReleasedCount],
+    dims: tuple[str, ...],
+    cells: list[tuple[tuple[Any, ...], ReleasedCount]],
+    eps: float,
+    scales: dict[str, float],
+    params: PrivacyParams,
+) -> str:
+    return json.dumps(
+        {
+            "params": params.as_dict(),
+            "steps": [c.to_json() for c in steps],
+            "dims": list(dims),
+            "cells": [[list(k), c.to_json()] for k, c in cells],
+            "epsilon": eps,
+            "scales": scales,
+        },
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def answer_from_json(
+    released: str,
+    charged: float,
+    left: float,
+    query_hash: str,
+    release: str,
+    key: str,
+    purpose: str,
+    stored: bool,
+    labels: tuple[str, ...],
+) -> Answer:
+    """An answer from its stored form (released values only), shown with `labels`."""
+    d = json.loads(released)
+    params = d["params"]
+    steps = tuple(ReleasedCount.from_json(s, params["threshold"]) for s in d["steps"])
+    cells = tuple(
+        (tuple(k), ReleasedCount.from_json(c, params["threshold"])) for k, c in d["cells"]
+    )
+    if len(labels) != len(steps):
+        labels = tuple(f"step {i}" for i in range(len(steps)))
+    return Answer(
+        labels=tuple(labels),
+        steps=steps,
+        dims=tuple(d["dims"]),
+        cells=cells,
+        params=params,
+        epsilon_charged=charged,
+        epsilon_of_answer=d["epsilon"],
+        budget_left=max(0.0, round(left, 12)),
+        query_hash=query_hash,
+        release=release,
+        purpose=purpose,
+        key=key,
+        stored=stored,
+        scales=d["scales"],
+    )
+
+
+class Gate:
+    def __init__(self, store: Store, params: PrivacyParams | None = None) -> None:
+        self.store = store
+        self.params = params or PrivacyParams()
+
+    def key(self, query_hash: str, release: str, purpose: str) -> str:
+        raw = f"{query_hash}|{release}|{self.params.fingerprint()}|{purpose}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def cost(self, has_breakdown: bool) -> float:
+        """ε of one query: the attrition, and the breakdown table again if there is one."""
+        return self.params.epsilon * (2 if has_breakdown else 1)
+
+    def answer(
+        self,
+        project_id: str,
+        actor: str,
+        query_hash: str,
+        query: str,
+        release: str,
+        labels: tuple[str, ...],
+        dims: tuple[str, ...],
+        compute: Callable[[], TrueCounts],
+    ) -> Answer:
+        """Release (or replay) the answer to one query; see the module docstring.
+
+        `labels` and `dims` describe the compiled query (no data); a stored answer is shown
+        with the labels of the spelling asked now."""
+        project = self.store.project(project_id)
+        if project is None:
+            raise UnknownProject(project_id)
+        key = self.key(query_hash, release, project.purpose)
+        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels)
+        stored = self.store.stored(key)
+        if stored is not None:
+            return self._replay(ctx, stored)
+        cost = self.cost(bool(dims))
+        if project.left + 1e-12 < cost:  # refuse before touching data; checked again under the lock
+            self._refuse(ctx, cost)
+        released = self._noise(compute(), dims, cost)
+        return self._commit(ctx, released, cost)
+
+    def _noise(self, true: TrueCounts, dims: tuple[str, ...], cost: float) -> str:
+        """The released form of true counts: the only place they are read."""
+        steps, s1 = release_attrition(true.counts, self.params)
+        cells: list[tuple[tuple[Any, ...], ReleasedCount]] = []
+        scales = {"attrition": s1}
+        if dims:
+            cells, s2 = release_cells(true.cells or {}, true.domain or [], self.params)
+            scales["breakdown"] = s2
+        return _released_json(steps, dims, cells, cost, scales, self.params)
+
+    def _refuse(self, ctx: tuple[Any, ...], cost: float) -> None:
+        project_id, actor, query_hash, query = ctx[:4]
+        with self.store.transaction() as tx:
+            budget, spent = tx.one(
+                "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
+            )
+            tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
+        raise BudgetExceeded(project_id, cost, round(max(0.0, float(budget) - float(spent)), 12))
+
+    def _commit(self, ctx: tuple[Any, ...], released: str, cost: float) -> Answer:
+        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
+        stored = False
+        refusal: BudgetExceeded | None = None
+        with self.store.transaction() as tx:
+            row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
+            if row is not None:
+                # a concurrent request released this query first: its answer stands, ours is
+                # dropped unseen, and nothing is charged twice
+                released, cost, stored = row[0], 0.0, True
+                tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
+            else:
+                budget, spent = tx.one(
+                    "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
+                )
+                if float(spent) + cost > float(budget) + 1e-9:
+                    left = max(0.0, float(budget) - float(spent))
+                    tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
+                    refusal = BudgetExceeded(project_id, cost, round(left, 12))
+                else:
+                    tx.execute(
+                        "UPDATE projects SET spent = spent + %s WHERE id = %s", (cost, project_id)
+                    )
+                    tx.execute(
+                        "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
+                        (project_id, key, cost, now()),
+                    )
+                    tx.execute(
+                        "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (
+                            key,
+                            query_hash,
+                            release,
+                            json.dumps(self.params.as_dict()),
+                            purpose,
+                            released,
+                            now(),
+                        ),
+                    )
+                    tx.audit(actor, project_id, "answer", query_hash, query, cost, released)
+            if refusal is None:
+                _link(tx, project_id, key, query)
+            left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
+        if (
+            refusal is not None
+        ):  # raised after the commit, so that the refusal stays in the audit log
+            raise refusal
+        return answer_from_json(
+            released, cost, float(left), query_hash, release, key, purpose, stored, labels
+        )
+
+    def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
+        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
+        with self.store.transaction() as tx:
+            _link(tx, project_id, key, query)
+            tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
+            left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
+        return answer_from_json(
+            released, 0.0, float(left), query_hash, release, key, purpose, True, labels
+        )
+
+
+def _link(tx: Tx, project_id: str, key: str, query: str) -> None:
+    """Remember that a project asked this query (for listing its earlier queries)."""
+    found = tx.one(
+        "SELECT 1 FROM project_queries WHERE project_id = %s AND answer_key = %s", (project_id, key)
+    )
+    if found is None:
+        tx.execute(
+            "INSERT INTO project_queries (project_id, answer_key, query, first_asked) VALUES (%s, %s, %s, %s)",
+            (project_id, key, query, now()),
+        )

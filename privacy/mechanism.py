@@ -1,0 +1,133 @@
+"""Noise, post-processing, rounding, suppression and intervals for one query's counts.
+
+Neighbouring data sets differ by one person (added or removed). An attrition table of k
+steps changes by at most 1 in each step, so it is a vector of L1 sensitivity k: OpenDP's
+discrete Laplace mechanism with scale k/ε releases it at cost ε. A breakdown is a
+partition (each person in exactly one cell): L1 sensitivity 1, the whole table at cost ε.
+The table is released over its whole public domain (every region, sex, band...), zero
+cells included, so which cells exist tells nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import opendp.prelude as dp
+from opendp.accuracy import discrete_laplacian_scale_to_accuracy
+
+from privacy.params import PrivacyParams
+
+__all__ = ["ReleasedCount", "TrueCounts", "noisy_vector", "release_attrition", "release_cells"]
+
+dp.enable_features("contrib")
+
+
+@dataclass(frozen=True)
+class TrueCounts:
+    """What the engine hands over: exact counts, never to be shown."""
+
+    labels: tuple[str, ...]
+    counts: tuple[int, ...]
+    dims: tuple[str, ...] = ()
+    cells: dict[tuple[Any, ...], int] | None = None  # exact count per cell (absent: 0)
+    domain: list[tuple[Any, ...]] | None = None  # every cell a breakdown can have
+
+    def __repr__(self) -> str:  # a true count must not reach a log line by accident
+        return f"TrueCounts(<{len(self.counts)} steps, {len(self.cells or {})} cells hidden>)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class ReleasedCount:
+    """A count as released: a number with its interval, or suppressed ("<T")."""
+
+    value: int | None  # None when suppressed
+    low: int | None
+    high: int | None
+    threshold: int
+
+    @property
+    def suppressed(self) -> bool:
+        return self.value is None
+
+    def shown(self) -> str:
+        if self.value is None:
+            return f"<{self.threshold}"
+        return f"{self.value:,}".replace(",", " ")
+
+    def json_value(self) -> int | str:
+        return f"<{self.threshold}" if self.value is None else self.value
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.json_value()}
+        if self.value is not None:
+            out["interval"] = [self.low, self.high]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], threshold: int) -> ReleasedCount:
+        v = d["count"]
+        if isinstance(v, str):
+            return cls(None, None, None, threshold)
+        lo, hi = d["interval"]
+        return cls(int(v), int(lo), int(hi), threshold)
+
+
+def noisy_vector(values: list[int], scale: float) -> list[int]:
+    """Discrete Laplace noise from OpenDP on a vector of integer counts."""
+    meas = dp.m.make_laplace(
+        dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale
+    )
+    return list(meas(list(values)))
+
+
+def _non_increasing(xs: list[float]) -> list[float]:
+    """The closest non-increasing sequence (least squares; pool adjacent violators).
+    Post-processing: free in privacy, and an attrition can only shrink."""
+    blocks: list[list[float]] = []  # [sum, size]
+    for x in xs:
+        blocks.append([x, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            s, n = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+    out: list[float] = []
+    for s, n in blocks:
+        out += [s / n] * int(n)
+    return out
+
+
+def _publish(value: float, accuracy: float, p: PrivacyParams) -> ReleasedCount:
+    v = max(0, round(value / p.rounding) * p.rounding)
+    if v < p.threshold:
+        return ReleasedCount(None, None, None, p.threshold)
+    low = max(0, round(value - accuracy))
+    high = round(value + accuracy)
+    return ReleasedCount(int(v), min(low, int(v)), max(high, int(v)), p.threshold)
+
+
+def release_attrition(
+    counts: tuple[int, ...], p: PrivacyParams
+) -> tuple[list[ReleasedCount], float]:
+    """All steps under one ε; returns the released steps and the noise scale used."""
+    k = len(counts)
+    scale = k / p.epsilon
+    noisy = _non_increasing([float(x) for x in noisy_vector(list(counts), scale)])
+    acc = discrete_laplacian_scale_to_accuracy(scale, p.alpha)
+    return [_publish(x, acc, p) for x in noisy], scale
+
+
+def release_cells(
+    cells: dict[tuple[Any, ...], int], domain: list[tuple[Any, ...]], p: PrivacyParams
+) -> tuple[list[tuple[tuple[Any, ...], ReleasedCount]], float]:
+    """A partition under one ε: every cell of the domain, zero cells included."""
+    if len(domain) > p.max_cells:
+        raise ValueError(
+            f"a breakdown of {len(domain)} cells is finer than the {p.max_cells} allowed"
+        )
+    scale = 1 / p.epsilon
+    noisy = noisy_vector([cells.get(key, 0) for key in domain], scale) if domain else []
+    acc = discrete_laplacian_scale_to_accuracy(scale, p.alpha)
+    return [(key, _publish(float(x), acc, p)) for key, x in zip(domain, noisy, strict=True)], scale

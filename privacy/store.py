@@ -1,0 +1,425 @@
+"""The transactional store: projects and their ε budgets, charges, stored answers and the
+hash-chained audit log. SQLite by default, PostgreSQL in a real deployment.
+
+Every statement here is a fixed string with bound parameters; nothing a user typed is
+ever part of SQL text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AuditEntry", "PostgresStore", "Project", "SQLiteStore", "Store", "open_store"]
+
+GENESIS = "0" * 64
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS projects (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        budget DOUBLE PRECISION NOT NULL,
+        spent DOUBLE PRECISION NOT NULL DEFAULT 0,
+        registers TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS answers (
+        key TEXT PRIMARY KEY,
+        query_hash TEXT NOT NULL,
+        release TEXT NOT NULL,
+        params TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        released TEXT NOT NULL,
+        created TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS charges (
+        project_id TEXT NOT NULL,
+        answer_key TEXT NOT NULL,
+        epsilon DOUBLE PRECISION NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (project_id, answer_key))""",
+    """CREATE TABLE IF NOT EXISTS project_queries (
+        project_id TEXT NOT NULL,
+        answer_key TEXT NOT NULL,
+        query TEXT NOT NULL,
+        first_asked TEXT NOT NULL,
+        PRIMARY KEY (project_id, answer_key))""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq BIGINT PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        project_id TEXT,
+        action TEXT NOT NULL,
+        query_hash TEXT,
+        query TEXT,
+        epsilon DOUBLE PRECISION NOT NULL,
+        released TEXT,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    # the newest entry's hash, kept apart so that removing the last entries is detected too
+    """CREATE TABLE IF NOT EXISTS audit_head (
+        id INTEGER PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL)""",
+]
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    title: str
+    purpose: str
+    budget: float
+    spent: float
+    registers: tuple[str, ...]
+
+    @property
+    def left(self) -> float:
+        return max(0.0, round(self.budget - self.spent, 12))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    ts: str
+    actor: str
+    project_id: str | None
+    action: str
+    query_hash: str | None
+    query: str | None
+    epsilon: float
+    released: str | None
+    prev: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "ts": self.ts, "actor": self.actor, "project_id": self.project_id,
+            "action": self.action, "query_hash": self.query_hash, "query": self.query,
+            "epsilon": self.epsilon, "released": self.released,
+        }  # fmt: skip
+
+
+def _entry_hash(prev: str, body: dict[str, Any]) -> str:
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev + blob).encode()).hexdigest()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+class Store:
+    """Shared logic; subclasses say how to connect and how to take the write lock."""
+
+    param = "%s"
+
+    # ---- plumbing ----
+    def _sql(self, q: str) -> str:
+        return q if self.param == "%s" else q.replace("%s", self.param)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def init(self) -> None:
+        with self.transaction() as tx:
+            for stmt in _SCHEMA:
+                tx.execute(stmt)
+            if tx.one("SELECT seq FROM audit_head WHERE id = 1") is None:
+                tx.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s)", (GENESIS,))
+
+    # ---- projects ----
+    def create_project(
+        self,
+        pid: str,
+        title: str,
+        purpose: str,
+        budget: float,
+        registers: tuple[str, ...] = (),
+        actor: str = "admin",
+    ) -> Project:
+        if purpose not in ("forskning", "kommersiell"):
+            raise ValueError("purpose is 'forskning' or 'kommersiell'")
+        if budget < 0:
+            raise ValueError("budget must not be negative")
+        with self.transaction() as tx:
+            if tx.one("SELECT id FROM projects WHERE id = %s", (pid,)) is not None:
+                raise KeyError(f"project {pid!r} exists")
+            tx.execute(
+                "INSERT INTO projects (id, title, purpose, budget, spent, registers, created) VALUES (%s, %s, %s, %s, 0, %s, %s)",
+                (pid, title, purpose, float(budget), ",".join(sorted(registers)), now()),
+            )
+            tx.audit(
+                actor,
+                pid,
+                "create_project",
+                None,
+                json.dumps({"title": title, "purpose": purpose, "budget": budget}),
+                0.0,
+                None,
+            )
+        return self.project(pid)  # type: ignore[return-value]
+
+    def set_registers(self, pid: str, registers: tuple[str, ...], actor: str = "admin") -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE projects SET registers = %s WHERE id = %s",
+                (",".join(sorted(registers)), pid),
+            )
+            tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(registers)), 0.0, None)
+
+    def project(self, pid: str) -> Project | None:
+        with self.transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT id, title, purpose, budget, spent, registers FROM projects WHERE id = %s",
+                (pid,),
+            )
+        return _project(row) if row else None
+
+    def projects(self) -> list[Project]:
+        with self.transaction(write=False) as tx:
+            rows = tx.all(
+                "SELECT id, title, purpose, budget, spent, registers FROM projects ORDER BY id"
+            )
+        return [_project(r) for r in rows]
+
+    # ---- answers ----
+    def stored(self, key: str) -> str | None:
+        with self.transaction(write=False) as tx:
+            row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
+        return row[0] if row else None
+
+    def project_queries(self, pid: str) -> list[tuple[str, str, str, str]]:
+        """(answer key, canonical query, first asked, released JSON) of a project's queries."""
+        with self.transaction(write=False) as tx:
+            return [
+                tuple(r)  # type: ignore[misc]
+                for r in tx.all(
+                    "SELECT q.answer_key, q.query, q.first_asked, a.released FROM project_queries q "
+                    "JOIN answers a ON a.key = q.answer_key WHERE q.project_id = %s ORDER BY q.first_asked, q.answer_key",
+                    (pid,),
+                )
+            ]
+
+    # ---- audit ----
+    def audit_entries(self) -> list[AuditEntry]:
+        with self.transaction(write=False) as tx:
+            rows = tx.all(
+                "SELECT seq, ts, actor, project_id, action, query_hash, query, epsilon, released, prev, hash FROM audit ORDER BY seq"
+            )
+        return [AuditEntry(*r) for r in rows]
+
+    def verify_audit(self) -> list[str]:
+        """Problems found in the audit chain (empty: intact)."""
+        problems: list[str] = []
+        prev = GENESIS
+        expected_seq = 1
+        entries = self.audit_entries()
+        for e in entries:
+            if e.seq != expected_seq:
+                problems.append(f"entry {expected_seq} is missing (next is {e.seq})")
+            if e.prev != prev:
+                problems.append(f"entry {e.seq} does not follow the entry before it")
+            if _entry_hash(e.prev, e.body()) != e.hash:
+                problems.append(f"entry {e.seq} was altered")
+            prev = e.hash
+            expected_seq = e.seq + 1
+        with self.transaction(write=False) as tx:
+            head = tx.one("SELECT seq, hash FROM audit_head WHERE id = 1")
+        if head is None:
+            problems.append("the audit head is missing")
+        elif (head[0], head[1]) != (
+            (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
+        ):
+            problems.append(
+                f"the log ends at entry {entries[-1].seq if entries else 0} but entry {head[0]} was written"
+            )
+        return problems
+
+    def ledger_problems(self) -> list[str]:
+        """Consistency of budgets, charges and answers (for tests and `antal audit verify`)."""
+        out = []
+        with self.transaction(write=False) as tx:
+            for pid, budget, spent in tx.all("SELECT id, budget, spent FROM projects"):
+                total = tx.one(
+                    "SELECT COALESCE(SUM(epsilon), 0) FROM charges WHERE project_id = %s", (pid,)
+                )[0]
+                if abs(float(total) - float(spent)) > 1e-9:
+                    out.append(f"project {pid}: spent {spent} but charges sum to {total}")
+                if float(spent) > float(budget) + 1e-9:
+                    out.append(f"project {pid}: spent {spent} of a budget of {budget}")
+            orphans = tx.one(
+                "SELECT COUNT(*) FROM charges c LEFT JOIN answers a ON a.key = c.answer_key WHERE a.key IS NULL"
+            )[0]
+            if orphans:
+                out.append(f"{orphans} charges without a stored answer")
+            unpaid = tx.one(
+                "SELECT COUNT(*) FROM answers a WHERE NOT EXISTS (SELECT 1 FROM charges c WHERE c.answer_key = a.key)"
+            )[0]
+            if unpaid:
+                out.append(f"{unpaid} stored answers without a charge")
+        return out
+
+
+def _project(row: Any) -> Project:
+    pid, title, purpose, budget, spent, registers = row
+    return Project(
+        pid,
+        title,
+        purpose,
+        float(budget),
+        float(spent),
+        tuple(r for r in registers.split(",") if r),
+    )
+
+
+class Tx:
+    """One open transaction."""
+
+    def __init__(self, cur: Any, store: Store) -> None:
+        self.cur = cur
+        self.store = store
+
+    def execute(self, q: str, params: tuple[Any, ...] = ()) -> None:
+        self.cur.execute(self.store._sql(q), params)
+
+    def one(self, q: str, params: tuple[Any, ...] = ()) -> Any:
+        self.cur.execute(self.store._sql(q), params)
+        return self.cur.fetchone()
+
+    def all(self, q: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        self.cur.execute(self.store._sql(q), params)
+        return self.cur.fetchall()
+
+    def audit(
+        self, actor: str, project_id: str | None, action: str, query_hash: str | None,
+        query: str | None, epsilon: float, released: str | None,
+    ) -> None:  # fmt: skip
+        head = self.one("SELECT seq, hash FROM audit_head WHERE id = 1")
+        seq, prev = int(head[0]) + 1, head[1]
+        body = {
+            "seq": seq, "ts": now(), "actor": actor, "project_id": project_id, "action": action,
+            "query_hash": query_hash, "query": query, "epsilon": float(epsilon), "released": released,
+        }  # fmt: skip
+        h = _entry_hash(prev, body)
+        self.execute(
+            "INSERT INTO audit (seq, ts, actor, project_id, action, query_hash, query, epsilon, released, prev, hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                seq,
+                body["ts"],
+                actor,
+                project_id,
+                action,
+                query_hash,
+                query,
+                float(epsilon),
+                released,
+                prev,
+                h,
+            ),
+        )
+        self.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (seq, h))
+
+
+class SQLiteStore(Store):
+    param = "?"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        con = self._connect()
+        con.execute("PRAGMA journal_mode=WAL")
+        self.init()
+
+    def _connect(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            con.execute("PRAGMA busy_timeout = 60000")
+            con.execute("PRAGMA synchronous = FULL")
+            self._local.con = con
+        return con
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
+        con = self._connect()
+        cur = con.cursor()
+        # IMMEDIATE takes the write lock at once: concurrent writers queue, never overspend
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield Tx(cur, self)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+
+class PostgresStore(Store):
+    param = "%s"
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.dsn = dsn
+        self._local = threading.local()
+        with self._connect() as con, con.cursor() as cur:
+            # one-time schema creation, serialised between processes that start together
+            cur.execute("SELECT pg_advisory_xact_lock(7316)")
+            for stmt in _SCHEMA:
+                cur.execute(stmt)
+            cur.execute("SELECT seq FROM audit_head WHERE id = 1")
+            if cur.fetchone() is None:
+                cur.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s)", (GENESIS,))
+            con.commit()
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.dsn, autocommit=False)
+
+    def init(self) -> None:  # done in __init__
+        pass
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Tx]:
+        con = getattr(self._local, "con", None)
+        if con is None or con.closed:
+            con = self._local.con = self._connect()
+        cur = con.cursor()
+        try:
+            if write:
+                # the audit head row is the single write lock: every audited change queues on it
+                cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            yield Tx(cur, self)
+        except BaseException:
+            con.rollback()
+            raise
+        else:
+            con.commit()
+        finally:
+            cur.close()
+
+
+def open_store(url: str | Path) -> Store:
+    """`postgresql://...` or a path to a SQLite file."""
+    s = str(url)
+    if s.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(s)
+    if s.startswith("sqlite:///"):
+        s = s[len("sqlite:///") :]
+    return SQLiteStore(s)
