@@ -293,7 +293,11 @@ def count_cmd(
     from api.release import BreakdownTooFine, count_released
     from privacy import Gate, PrivacyError, PrivacyParams, open_store
 
-    params = PrivacyParams()
+    try:
+        params = PrivacyParams(**inst.privacy)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        _fail(f"privacy settings of the installation: {e}")
+        return
     st = open_store(store or _default_store())
     if st.project(project) is None:
         st.create_project(

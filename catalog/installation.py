@@ -9,6 +9,7 @@ A small YAML file::
       npr:
         parquet: /data/par/*.parquet    # a path or a glob
         columns: {lopnr: pnr}           # canonical name -> name in the file
+    privacy: {epsilon: 0.5, threshold: 10, rounding: 5, default_budget: 10}
 
 Relative paths are taken from the file's directory.
 """
@@ -45,6 +46,8 @@ class _InstallationFile(BaseModel):
     release: str | None = None
     catalog: list[str] = Field(default_factory=list)
     registers: dict[str, DataSource]
+    # epsilon, threshold, rounding, alpha, default_budget, max_cells (see privacy.PrivacyParams)
+    privacy: dict[str, float] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Installation:
     sources: dict[str, DataSource]
     release: str
     catalog_dirs: tuple[Path, ...] = field(default=())
+    privacy: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_data_dir(cls, directory: Path | str, release: str | None = None) -> Installation:
@@ -111,4 +115,5 @@ def load_installation(path: Path | str) -> Installation:
         sources=sources,
         release=release,
         catalog_dirs=tuple(Path(rel(c) or c) for c in cfg.catalog),
+        privacy=dict(cfg.privacy),
     )

@@ -30,7 +30,9 @@ def _index_years(co: ir.Cohort, catalog: Catalog) -> list[int]:
         if catalog.registers[r].date_column and catalog.registers[r].kind == "events"
     ]
     first = min((r.coverage.from_year for r in regs), default=1900)
-    last = max((r.coverage.to_year or dt.date.today().year for r in regs), default=dt.date.today().year)
+    last = max(
+        (r.coverage.to_year or dt.date.today().year for r in regs), default=dt.date.today().year
+    )
     if w.start is not None:
         first = max(first, w.start.year)
     if w.end is not None:

@@ -10,6 +10,7 @@ cells included, so which cells exist tells nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,14 @@ from opendp.accuracy import discrete_laplacian_scale_to_accuracy
 
 from privacy.params import PrivacyParams
 
-__all__ = ["ReleasedCount", "TrueCounts", "noisy_vector", "release_attrition", "release_cells"]
+__all__ = [
+    "ReleasedCount",
+    "TrueCounts",
+    "measurement",
+    "noisy_vector",
+    "release_attrition",
+    "release_cells",
+]
 
 dp.enable_features("contrib")
 
@@ -75,12 +83,16 @@ class ReleasedCount:
         return cls(int(v), int(lo), int(hi), threshold)
 
 
-def noisy_vector(values: list[int], scale: float) -> list[int]:
-    """Discrete Laplace noise from OpenDP on a vector of integer counts."""
-    meas = dp.m.make_laplace(
+def measurement(scale: float) -> dp.Measurement:
+    """OpenDP's discrete Laplace mechanism on a vector of integer counts (L1 distance)."""
+    return dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale
     )
-    return list(meas(list(values)))
+
+
+def noisy_vector(values: list[int], scale: float) -> list[int]:
+    """Discrete Laplace noise from OpenDP on a vector of integer counts."""
+    return list(measurement(scale)(list(values)))
 
 
 def _non_increasing(xs: list[float]) -> list[float]:
@@ -100,12 +112,14 @@ def _non_increasing(xs: list[float]) -> list[float]:
 
 
 def _publish(value: float, accuracy: float, p: PrivacyParams) -> ReleasedCount:
-    v = max(0, round(value / p.rounding) * p.rounding)
+    base = p.rounding
+    v = max(0, round(value / base) * base)
     if v < p.threshold:
         return ReleasedCount(None, None, None, p.threshold)
-    low = max(0, round(value - accuracy))
-    high = round(value + accuracy)
-    return ReleasedCount(int(v), min(low, int(v)), max(high, int(v)), p.threshold)
+    # the interval is rounded outwards to the same base, so it does not undo the rounding
+    low = max(0, math.floor((value - accuracy) / base) * base)
+    high = math.ceil((value + accuracy) / base) * base
+    return ReleasedCount(int(v), int(min(low, v)), int(max(high, v)), p.threshold)
 
 
 def release_attrition(

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,37 +336,32 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        con = self._connect()
-        con.execute("PRAGMA journal_mode=WAL")
+        with contextlib.closing(self._connect()) as con:
+            con.execute("PRAGMA journal_mode=WAL")
         self.init()
 
     def _connect(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            con.execute("PRAGMA busy_timeout = 60000")
-            con.execute("PRAGMA synchronous = FULL")
-            self._local.con = con
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        con.execute("PRAGMA busy_timeout = 60000")
+        con.execute("PRAGMA synchronous = FULL")
         return con
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
-        con = self._connect()
-        cur = con.cursor()
-        # IMMEDIATE takes the write lock at once: concurrent writers queue, never overspend
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield Tx(cur, self)
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        else:
-            cur.execute("COMMIT")
-        finally:
-            cur.close()
+        # a connection per transaction: cheap for SQLite, and safe across threads and forks
+        with contextlib.closing(self._connect()) as con:
+            cur = con.cursor()
+            # IMMEDIATE takes the write lock at once: concurrent writers queue, never overspend
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield Tx(cur, self)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
 
 
 class PostgresStore(Store):
@@ -378,8 +372,7 @@ class PostgresStore(Store):
 
         self._psycopg = psycopg
         self.dsn = dsn
-        self._local = threading.local()
-        with self._connect() as con, con.cursor() as cur:
+        with self._psycopg.connect(self.dsn) as con, con.cursor() as cur:
             # one-time schema creation, serialised between processes that start together
             cur.execute("SELECT pg_advisory_xact_lock(7316)")
             for stmt in _SCHEMA:
@@ -387,32 +380,18 @@ class PostgresStore(Store):
             cur.execute("SELECT seq FROM audit_head WHERE id = 1")
             if cur.fetchone() is None:
                 cur.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s)", (GENESIS,))
-            con.commit()
-
-    def _connect(self) -> Any:
-        return self._psycopg.connect(self.dsn, autocommit=False)
 
     def init(self) -> None:  # done in __init__
         pass
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
-        con = getattr(self._local, "con", None)
-        if con is None or con.closed:
-            con = self._local.con = self._connect()
-        cur = con.cursor()
-        try:
+        # psycopg's connection context commits on success and rolls back on an exception
+        with self._psycopg.connect(self.dsn) as con, con.cursor() as cur:
             if write:
                 # the audit head row is the single write lock: every audited change queues on it
                 cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
             yield Tx(cur, self)
-        except BaseException:
-            con.rollback()
-            raise
-        else:
-            con.commit()
-        finally:
-            cur.close()
 
 
 def open_store(url: str | Path) -> Store:

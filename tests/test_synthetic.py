@@ -17,12 +17,19 @@ import pytest
 
 import catalog
 from fixtures.synthetic import REGISTERS, generate
-from fixtures.synthetic.generate import OAC_PREFIXES, TARGETS, targets_markdown
+from fixtures.synthetic.generate import (
+    LINKS,
+    OAC_PREFIXES,
+    RISK_FACTORS,
+    TARGETS,
+    targets_markdown,
+)
 
 # the module itself (the package's `generate` attribute is the function)
 gen = importlib.import_module("fixtures.synthetic.generate")
 
 PERSONS, SEED = 20_000, 7
+BIG = 200_000  # the links between conditions are rarer: checked on a larger extract
 
 # The canonical layout of extracts.md, written out here on purpose (not taken from REGISTERS).
 I64, I16, DT, S, F = pa.int64(), pa.int16(), pa.date32(), pa.string(), pa.float64()
@@ -87,7 +94,18 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, i
 
 @pytest.fixture(scope="session")
 def db(extract: tuple[Path, dict[str, int], list[int]]) -> duckdb.DuckDBPyConnection:
-    out = extract[0]
+    return connect(extract[0])
+
+
+@pytest.fixture(scope="session")
+def big(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    out = tmp_path_factory.mktemp("synthetic_big")
+    generate(BIG, SEED, out)
+    return connect(out)
+
+
+def connect(out: Path) -> duckdb.DuckDBPyConnection:
+    """Views of the ten files, and `person`: population with death and age at the end."""
     con = duckdb.connect()
     for rid in REGISTERS:
         con.execute(f"CREATE VIEW {rid} AS SELECT * FROM read_parquet('{out / rid}.parquet')")
@@ -586,3 +604,100 @@ def test_causes_of_death_follow_disease(db) -> None:
         )
         == 0
     )
+
+
+# --------------------------------------------------------------------------- links
+
+
+# Risk factors: (target, factor's codes, condition's codes), among adults.
+RISK_SQL = {"t2d_mi": ("E11", "I2[12]"), "af_stroke": ("I48", "I6[134]")}
+# Links: (target, destination's codes, window in days after the first MI; None = open).
+LINK_SQL = {"mi_stroke30": ("I6[34]", 1, 30), "mi_stroke1y": ("I6[34]", 1, 365),
+            "mi_hf": ("I50", 0, None)}  # fmt: skip
+
+
+def risk_ratio(con: duckdb.DuckDBPyConnection, factor: str, cond: str) -> float:
+    """Mantel-Haenszel risk ratio of `cond` in npr with vs without `factor`, among adults,
+    stratified by sex and five-year band of age at the end of follow-up."""
+    return one(
+        con,
+        f"""WITH a AS (
+              SELECT kon, age_end // 5 AS band,
+                     lopnr IN (SELECT lopnr FROM npr
+                               WHERE regexp_matches(diagnos, '(^| ){factor}')) AS x,
+                     lopnr IN (SELECT lopnr FROM npr
+                               WHERE regexp_matches(diagnos, '(^| ){cond}')) AS y
+              FROM person WHERE age_end >= 18),
+            s AS (
+              SELECT count(*) AS n, count(*) FILTER (x) AS n1,
+                     count(*) FILTER (x AND y) AS a, count(*) FILTER (NOT x AND y) AS c
+              FROM a GROUP BY kon, band)
+            SELECT sum(a * (n - n1) / n) / sum(c * n1 / n) FROM s""",
+    )
+
+
+def after_mi(
+    con: duckdb.DuckDBPyConnection, codes: str, lo: int, hi: int | None
+) -> tuple[int, int]:
+    """Persons with a first I21/I22 contact and no `codes` contact before it, and how many
+    of them have a `codes` contact lo..hi days after it (hi None: any time after)."""
+    until = f"AND x.indatum <= r.first + {hi}" if hi is not None else ""
+    row = con.execute(
+        f"""WITH m AS (SELECT lopnr, min(indatum) AS first FROM npr
+                       WHERE regexp_matches(diagnos, '(^| )I2[12]') GROUP BY lopnr),
+                 x AS (SELECT lopnr, indatum FROM npr
+                       WHERE regexp_matches(diagnos, '(^| ){codes}')),
+                 r AS (SELECT * FROM m WHERE NOT EXISTS (
+                         SELECT 1 FROM x WHERE x.lopnr = m.lopnr AND x.indatum < m.first))
+            SELECT count(*), count(*) FILTER (EXISTS (
+                     SELECT 1 FROM x WHERE x.lopnr = r.lopnr AND x.indatum >= r.first + {lo}
+                     {until}))
+            FROM r"""
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_every_link_target_is_checked() -> None:
+    assert {k for k, _, _ in RISK_FACTORS} == set(RISK_SQL)
+    assert {k.key for k in LINKS} == set(LINK_SQL)
+    assert all(TARGET[k].ratio for k in RISK_SQL)
+    assert (set(RISK_SQL) | set(LINK_SQL)) <= set(TARGET)
+
+
+@pytest.mark.parametrize("key", sorted(RISK_SQL))
+def test_risk_factors(big, key: str) -> None:
+    factor, cond = RISK_SQL[key]
+    rr, t = risk_ratio(big, factor, cond), TARGET[key]
+    assert abs(rr - t.figure) <= t.tol, f"{key}: risk ratio {rr:.2f}, expected {t.figure}"
+
+
+@pytest.mark.parametrize("key", sorted(LINK_SQL))
+def test_links_after_myocardial_infarction(big, key: str) -> None:
+    n, hits = after_mi(big, *LINK_SQL[key])
+    assert hits > 0, key
+    assert_share(key, hits, n)
+
+
+def test_condition_prevalence_survives_the_links(big) -> None:
+    """The links move onsets around; the prevalence targets still hold at scale."""
+    for key in ("hf", "stroke", "mi"):
+        codes, denominator = CONDITION_SQL[key]
+        n = one(big, f"SELECT count(*) FROM person WHERE {denominator}")
+        hits = one(
+            big,
+            f"""SELECT count(*) FROM person WHERE {denominator} AND lopnr IN (
+                  SELECT lopnr FROM npr WHERE regexp_matches(diagnos, '(^| ){codes}'))""",
+        )
+        assert_share(key, hits, n)
+
+
+def test_strokes_after_infarction_are_ischaemic(big) -> None:
+    haemorrhagic = one(
+        big,
+        """WITH m AS (SELECT lopnr, min(indatum) AS first FROM npr
+                      WHERE regexp_matches(diagnos, '(^| )I2[12]') GROUP BY lopnr)
+           SELECT avg(regexp_matches(hdia, '^I61')::INT) FROM npr JOIN m USING (lopnr)
+           WHERE regexp_matches(hdia, '^I6[134]') AND indatum BETWEEN first + 1 AND first + 30""",
+    )
+    assert haemorrhagic < 0.05

@@ -1,0 +1,463 @@
+"""Privacy: every test here fails if privacy breaks (spec: ../shared/spec/privacy.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_extracts
+
+import engine
+from api.release import count_released
+from catalog import Installation, load_catalog
+from privacy import BudgetExceeded, Gate, PrivacyParams, SQLiteStore, TrueCounts, open_store
+from privacy.mechanism import measurement, noisy_vector, release_attrition, release_cells
+
+CAT = load_catalog()
+ROOT = Path(__file__).parent.parent
+
+
+def dlap_variance(scale: float) -> float:
+    """Variance of the discrete Laplace distribution P(x) ∝ exp(-|x|/scale)."""
+    q = math.exp(-1 / scale)
+    return 2 * q / (1 - q) ** 2
+
+
+# ---- the mechanism ----------------------------------------------------------------------------
+
+
+def test_attrition_scale_costs_exactly_epsilon() -> None:
+    p = PrivacyParams(epsilon=0.5)
+    for k in (1, 3, 6):
+        _, scale = release_attrition(tuple(range(100 * k, 0, -100)), p)
+        assert scale == k / 0.5
+        # OpenDP's own privacy map: k counts moved by 1 each (L1 distance k) cost ε
+        assert measurement(scale).map(k) == pytest.approx(0.5)
+    _, scale = release_cells({("01",): 5}, [("01",), ("03",)], p)
+    assert measurement(scale).map(1) == pytest.approx(0.5)  # a partition: one cell moves
+
+
+@pytest.mark.parametrize("scale", [2.0, 12.0])
+def test_noise_has_the_distribution_it_claims(scale: float) -> None:
+    n = 40_000
+    xs = noisy_vector([0] * n, scale)
+    mean = sum(xs) / n
+    var = sum(x * x for x in xs) / n - mean**2
+    expected = dlap_variance(scale)
+    # the sample variance's relative standard error is about sqrt(var of x² / n) / var ≈ 2.5/sqrt(n)
+    # here (1.3%); a scale 10% off moves the variance by ~20%: far outside 6%
+    assert abs(var / expected - 1) < 0.06, (var, expected)
+    assert abs(dlap_variance(scale * 1.1) / expected - 1) > 0.15
+    assert abs(mean) < 5 * math.sqrt(expected / n)
+    # the tails: P(|X| >= t) for the discrete Laplace, against the empirical share
+    t = int(2 * scale)
+    q = math.exp(-1 / scale)
+    p_tail = 2 * q**t / (1 + q)
+    share = sum(1 for x in xs if abs(x) >= t) / n
+    assert abs(share - p_tail) < 5 * math.sqrt(p_tail * (1 - p_tail) / n)
+
+
+def test_intervals_cover_the_true_count() -> None:
+    p = PrivacyParams(epsilon=0.5, threshold=0)
+    hits = 0
+    runs = 600
+    for _ in range(runs):
+        steps, _ = release_attrition((500, 400, 300), p)
+        hits += sum(
+            1 for c, true in zip(steps, (500, 400, 300), strict=True) if c.low <= true <= c.high
+        )
+    share = hits / (3 * runs)
+    assert share >= 0.93, share  # 95% intervals (post-processing only narrows the error)
+
+
+def test_attrition_is_released_non_increasing_and_suppressed() -> None:
+    p = PrivacyParams(epsilon=0.5)
+    for _ in range(200):
+        steps, _ = release_attrition((40, 39, 38, 38, 2), p)
+        values = [c.value if c.value is not None else 0 for c in steps]
+        assert values == sorted(values, reverse=True)
+        for c in steps:
+            assert c.value is None or c.value >= 10
+            assert (c.shown() == "<10") == c.suppressed
+
+
+def test_rounding_applies_to_counts_and_intervals() -> None:
+    p = PrivacyParams(epsilon=0.5, rounding=5, threshold=10)
+    steps, _ = release_attrition((1003, 512), p)
+    for c in steps:
+        assert c.value % 5 == 0 and c.low % 5 == 0 and c.high % 5 == 0
+
+
+def test_breakdown_covers_its_whole_domain() -> None:
+    p = PrivacyParams()
+    domain = [(r,) for r in ("01", "03", "04", None)]
+    cells, _ = release_cells({("01",): 500}, domain, p)
+    assert [k for k, _ in cells] == domain  # zero cells released too: presence says nothing
+    assert cells[0][1].value is not None
+
+
+# ---- the gate, on real data ------------------------------------------------------------------
+
+
+def _tables(n_t2d: int, extra: list[dict] | None = None) -> dict[str, list[dict]]:
+    import datetime as dt
+
+    pop = [
+        {
+            "lopnr": i,
+            "kon": 1 + i % 2,
+            "fodelsear": 1950 + i % 30,
+            "fodelsemanad": 1 + i % 12,
+            "lan": "01",
+        }
+        for i in range(1, n_t2d + 1)
+    ]
+    npr = [
+        {"lopnr": i, "indatum": dt.date(2020, 1, 1) + dt.timedelta(days=i % 300), "vardform": "O",
+         "sjukhus": "01001", "hdia": "E119", "diagnos": "E119"}
+        for i in range(1, n_t2d + 1)
+    ]  # fmt: skip
+    for row in extra or []:
+        pop.append(row)
+    return {"population": pop, "npr": npr}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_extracts(_tables(4711), tmp_path_factory.mktemp("priv"))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, data_dir: Path):
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.create_project("p", "Test project", "forskning", 10.0)
+    inst = Installation.from_data_dir(data_dir)
+    backend = engine.get_backend("duckdb", inst, CAT)
+    yield store, inst, backend
+    backend.close()
+
+
+def test_averaging_attack_gets_one_value_and_one_charge(setup) -> None:
+    store, inst, backend = setup
+    gate = Gate(store)
+    runs = {"n": 0}
+
+    class Counting:
+        def run(self, compiled):
+            runs["n"] += 1
+            return backend.run(compiled)
+
+    values = set()
+    for i in range(1000):
+        # every other spelling differs but compiles to the same canonical IR
+        text = (
+            "index first diagnosis E11*\n"
+            if i % 2
+            else "codeset d = E11*, E119\nindex first diagnosis @d\n"
+        )
+        a = count_released(text, inst, CAT, gate, "p", "attacker", Counting())  # type: ignore[arg-type]
+        values.add(a.count.value)
+        assert a.epsilon_charged == (0.5 if i == 0 else 0.0)
+    assert len(values) == 1
+    assert runs["n"] == 1  # the data were read once
+    assert store.project("p").spent == 0.5
+    assert store.ledger_problems() == [] and store.verify_audit() == []
+
+
+def test_differencing_attack_runs_out_of_budget(tmp_path: Path) -> None:
+    """Two cohorts that differ by one person (in region 25). Each fresh spelling costs ε;
+    the budget ends before the difference of 1 can be told from 0 at 95% confidence."""
+    import datetime as dt
+
+    target = {"lopnr": 9999, "kon": 2, "fodelsear": 1957, "fodelsemanad": 3, "lan": "25"}
+    tables = _tables(800, [target])
+    tables["npr"].append({"lopnr": 9999, "indatum": dt.date(2020, 5, 5), "vardform": "O",
+                          "sjukhus": "25001", "hdia": "E119", "diagnos": "E119"})  # fmt: skip
+    inst = Installation.from_data_dir(write_extracts(tables, tmp_path / "d"))
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    store.create_project("p", "attack", "forskning", 10.0)
+    gate = Gate(store)
+    backend = engine.get_backend("duckdb", inst, CAT)
+    with_person, without = [], []
+    charged = 0
+    try:
+        for i in range(1000):
+            # a no-op criterion with a new number makes a new query each time
+            noop = f"exclude age {200 + i}..{200 + i}\n"
+            text = "index first diagnosis E11*\n" + noop + ("exclude region 25\n" if i % 2 else "")
+            a = count_released(text, inst, CAT, gate, "p", "attacker", backend)
+            (without if i % 2 else with_person).append(a.count.value)
+            charged += 1
+    except BudgetExceeded as e:
+        assert e.left < 0.5 and "Nothing was released" in str(e)
+    finally:
+        backend.close()
+    assert charged == 20  # ε 10 at ε 0.5 a query
+    assert store.project("p").spent == pytest.approx(10.0)
+    # what the attacker can learn: the difference of the two means has this standard error
+    var = dlap_variance(2 / 0.5)  # each answer is a 2-step attrition: scale 2/ε
+    se = math.sqrt(var / len(with_person) + var / len(without))
+    assert 1.96 * se > 1.0  # a 95% interval around the estimate always spans both 0 and 1
+
+
+def test_refusal_releases_nothing_and_says_what_is_left(setup) -> None:
+    store, inst, backend = setup
+    gate = Gate(store, PrivacyParams(epsilon=4.0))
+    count_released("index first diagnosis E11*", inst, CAT, gate, "p", "u", backend)
+    count_released("index first diagnosis E119", inst, CAT, gate, "p", "u", backend)
+    answers_before = store.project_queries("p")
+    with pytest.raises(BudgetExceeded) as e:
+        count_released("index first diagnosis E11", inst, CAT, gate, "p", "u", backend)
+    assert e.value.left == pytest.approx(2.0) and e.value.needed == 4.0
+    assert "has ε 2 left" in str(e.value)
+    assert store.project_queries("p") == answers_before
+    assert store.project("p").spent == pytest.approx(8.0)
+    assert [x.action for x in store.audit_entries()][-1] == "refused_budget"
+    assert store.ledger_problems() == []
+
+
+def test_no_true_count_anywhere(setup, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """4711 persons at index, 2356 women: neither number may appear anywhere but --exact."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    store, inst, backend = setup
+    gate = Gate(store, PrivacyParams(rounding=1000))
+    text = "index first diagnosis E11*\ninclude sex male\nreport by sex"
+    exact = engine.count_exact(text, inst, CAT)
+    secrets = {str(n) for n in exact.counts} | {str(n) for _, n in exact.cells}
+    assert secrets >= {"4711"}
+    a = count_released(text, inst, CAT, gate, "p", "u", backend)
+    seen = [repr(a), str(a.to_json())]
+    with pytest.raises(BudgetExceeded) as e:
+        Gate(store, PrivacyParams(epsilon=100)).answer(
+            "p", "u", "h", "q", inst.release, ("x",), (), lambda: TrueCounts(("x",), (4711,))
+        )
+    seen.append(str(e.value))
+    seen.append(repr(TrueCounts(("x",), (4711,))))
+    seen += [str(x) for x in store.audit_entries()]
+    seen += [str(q) for q in store.project_queries("p")]
+    seen += [r.getMessage() for r in caplog.records]
+    # the command line, released mode
+    cohort = tmp_path / "c.cohort"
+    cohort.write_text(text)
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    cfg = tmp_path / "installation.yaml"
+    files = {rid: src.parquet for rid, src in inst.sources.items()}
+    cfg.write_text(
+        "registers:\n"
+        + "".join(f"  {rid}: {{parquet: '{f}'}}\n" for rid, f in files.items())
+        + "privacy: {rounding: 1000}\n"
+    )
+    r = CliRunner().invoke(
+        app,
+        [
+            "count",
+            str(cohort),
+            "--config",
+            str(cfg),
+            "--store",
+            str(tmp_path / "cli.sqlite"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    seen.append(r.output)
+    blob = "\n".join(seen).replace(",", "").replace(" ", "")
+    numbers = set(
+        re.findall(r"(?<![0-9a-f])[0-9]+(?![0-9a-f])", blob)
+    )  # whole numbers, not inside hashes
+    assert not secrets & numbers, secrets & numbers
+
+
+def test_exact_counts_only_with_exact(tmp_path: Path, data_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    cohort = tmp_path / "c.cohort"
+    cohort.write_text("index first diagnosis E11*\n")
+    r = CliRunner().invoke(
+        app,
+        ["count", str(cohort), "--data", str(data_dir), "--store", str(tmp_path / "s"), "--json"],
+    )
+    released = json.loads(r.output)
+    assert released["epsilon_charged"] == 0.5 and "interval" in released["attrition"][0]
+    r = CliRunner().invoke(
+        app, ["count", str(cohort), "--data", str(data_dir), "--exact", "--json"]
+    )
+    assert json.loads(r.output) == {
+        "count": 4711, "attrition": [{"label": "Index event", "count": 4711}], "breakdown": []
+    }  # fmt: skip
+    # and without --exact there is no way to ask for true counts: the options say so
+    r = CliRunner().invoke(app, ["count", "--help"])
+    assert "--exact" in r.output
+
+
+def test_opt_outs_follow_the_project_purpose(tmp_path: Path) -> None:
+    tables = _tables(60)
+    tables["optout"] = [
+        {"lopnr": i, "andamal": "kommersiell"} for i in range(1, 31)
+    ]  # half opted out of commercial use only
+    inst = Installation.from_data_dir(write_extracts(tables, tmp_path / "d"))
+    assert (
+        engine.count_exact("index first diagnosis E11*", inst, CAT, purpose="forskning").count == 60
+    )
+    assert (
+        engine.count_exact("index first diagnosis E11*", inst, CAT, purpose="kommersiell").count
+        == 30
+    )
+    store = SQLiteStore(tmp_path / "s")
+    store.create_project("res", "r", "forskning", 10)
+    store.create_project("com", "c", "kommersiell", 10)
+    gate = Gate(store, PrivacyParams(epsilon=5.0, threshold=0))  # scale 0.2: nearly exact
+    be = engine.get_backend("duckdb", inst, CAT)
+    a = count_released("index first diagnosis E11*", inst, CAT, gate, "res", "u", be)
+    b = count_released("index first diagnosis E11*", inst, CAT, gate, "com", "u", be)
+    be.close()
+    assert a.key != b.key  # purpose is part of the stored answer's key
+    assert abs(a.count.value - 60) <= 3 and abs(b.count.value - 30) <= 3
+
+
+# ---- the store: concurrency and crashes, on SQLite and PostgreSQL ---------------------------------
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, threading
+    from privacy import Gate, PrivacyParams, TrueCounts, open_store, BudgetExceeded
+    store = open_store(sys.argv[1])
+    gate = Gate(store, PrivacyParams(epsilon=0.5))
+    prefix, n = sys.argv[2], int(sys.argv[3])
+    for i in range(n):
+        try:
+            a = gate.answer("p", prefix, f"{prefix}-{i}", "q", "rel", ("i",), (),
+                            lambda: TrueCounts(("i",), (1000,)))
+            print("released", a.key, flush=True)
+        except BudgetExceeded:
+            print("refused", flush=True)
+    """
+)
+
+
+def _store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return str(tmp_path / "s.sqlite") if kind == "sqlite" else request.getfixturevalue("pg_dsn")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_concurrent_requests_never_overspend(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = _store_url(kind, tmp_path, request)
+    store = open_store(url)
+    store.create_project("p", "race", "forskning", 5.0)  # room for 10 queries of ε 0.5
+    # 4 processes × 8 queries, and 8 threads × 4 queries in this process, all at once
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, f"proc{j}", "8"], stdout=subprocess.PIPE, text=True
+        )
+        for j in range(4)
+    ]
+    released: list[str] = []
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        s = open_store(url)
+        g = Gate(s, PrivacyParams(epsilon=0.5))
+        for i in range(4):
+            try:
+                a = g.answer(
+                    "p",
+                    "t",
+                    f"thread{t}-{i}",
+                    "q",
+                    "rel",
+                    ("i",),
+                    (),
+                    lambda: TrueCounts(("i",), (1000,)),
+                )
+                with lock:
+                    released.append(a.key)
+            except BudgetExceeded:
+                pass
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        released += [line.split()[1] for line in out.splitlines() if line.startswith("released")]
+    assert len(released) == 10
+    assert store.project("p").spent == pytest.approx(5.0)
+    assert store.ledger_problems() == []
+    assert store.verify_audit() == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_crash_never_releases_uncharged_or_loses_a_charge(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = _store_url(kind, tmp_path, request)
+    store = open_store(url)
+    store.create_project("p", "crash", "forskning", 1e6)
+    rng = random.Random(1)
+    printed: list[str] = []
+    for round_ in range(12):
+        p = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, f"r{round_}", "100000"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.6 + rng.random() * 0.8)  # start-up, then a random point in the loop
+        os.kill(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        printed += [line.split()[1] for line in out.splitlines() if line.startswith("released")]
+    assert printed, "the worker never got to release anything before being killed"
+    assert (
+        store.ledger_problems() == []
+    )  # no answer without its charge, no charge without its answer
+    assert store.verify_audit() == []
+    with store.transaction(write=False) as tx:
+        keys = {r[0] for r in tx.all("SELECT answer_key FROM charges")}
+    assert set(printed) <= keys  # everything a client saw was charged
+
+
+def test_audit_verify_detects_edits_and_deletions(tmp_path: Path) -> None:
+    url = tmp_path / "s.sqlite"
+    store = SQLiteStore(url)
+    store.create_project("p", "audit", "forskning", 10)
+    gate = Gate(store)
+    for i in range(4):
+        gate.answer("p", "u", f"h{i}", "q", "rel", ("i",), (), lambda: TrueCounts(("i",), (100,)))
+    assert store.verify_audit() == []
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    assert CliRunner().invoke(app, ["audit", "verify", "--store", str(url)]).exit_code == 0
+    with store.transaction() as tx:
+        tx.execute("UPDATE audit SET epsilon = 0 WHERE seq = 3")
+    assert any("entry 3 was altered" in p for p in store.verify_audit())
+    r = CliRunner().invoke(app, ["audit", "verify", "--store", str(url)])
+    assert r.exit_code == 1 and "altered" in r.output
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM audit WHERE seq = 2")
+    assert any("entry 2 is missing" in p for p in store.verify_audit())
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
+    assert any("log ends at entry" in p for p in store.verify_audit())
