@@ -321,13 +321,13 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
     if missed:
         lines.append(
             f"- antal ≤ {RATIO_TARGET}× hand-written on every cohort: **missed** on "
-            + ", ".join(f"{r.stem} ({r.a / r.b:.2f}×)" for r in missed)
+            + ", ".join(f"{r.stem} ({r.a / r.b:.3f}×)" for r in missed)
             + f"; met on {len(results) - len(missed)} of {len(results)}."
         )
     else:
         lines.append(
             f"- antal ≤ {RATIO_TARGET}× hand-written on every cohort: met "
-            f"(worst {worst.stem}, {worst.a / worst.b:.2f}×)."
+            f"(worst {worst.stem}, {worst.a / worst.b:.3f}×)."
         )
     t2d = next((r for r in results if r.stem == ATTRITION_COHORT), None)
     if t2d is not None:
@@ -336,8 +336,8 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         verdict = "met" if max(hand, ant) <= ATTRITION_TARGET else "**missed**"
         lines.append(
             f"- attrition of {t2d.steps + 1} counts ≤ {ATTRITION_TARGET}× a single final count "
-            f"({ATTRITION_COHORT}): {verdict}: hand-written attrition {hand:.2f}× the "
-            f"hand-written final count; antal's attrition (with breakdown) {ant:.2f}×."
+            f"({ATTRITION_COHORT}): {verdict}: hand-written attrition {hand:.3f}× the "
+            f"hand-written final count; antal's attrition (with breakdown) {ant:.3f}×."
         )
     slow = [r for r in results if r.compile_ms > COMPILE_TARGET_MS]
     worst_c = max(results, key=lambda r: r.compile_ms)

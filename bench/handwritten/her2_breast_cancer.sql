@@ -22,7 +22,7 @@ WHERE c.kon = 2
       BETWEEN 12 * 18 AND 12 * 80 + 11
   AND EXISTS (
       SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-      WHERE n.lopnr = c.lopnr AND regexp_matches(n.op, '(^| )HAC')
+      WHERE n.lopnr = c.lopnr AND regexp_matches(n.op, '(^| )(HAB|HAC)')
         AND n.indatum BETWEEN c.index_date AND c.index_date + INTERVAL 180 DAY
   )
   AND EXISTS (
