@@ -39,7 +39,7 @@ def tables() -> dict[str, list[dict]]:
                 "diagnos": "I489 I10",
             }
             for i in range(1, 21)
-        ],  # fmt: skip
+        ],
         "lmr": [
             {"lopnr": i, "edatum": dt.date(2020, 3, 1), "atc": "B01AF02"} for i in range(1, 11)
         ],
