@@ -381,5 +381,174 @@ def audit_verify(
     out.print(f"audit log intact: {len(st.audit_entries())} entries; ledger consistent")
 
 
+admin_app = typer.Typer(
+    help="Users, tokens, projects and approvals of a service's store.", no_args_is_help=True
+)
+app.add_typer(admin_app, name="admin")
+_STORE_HELP = "The service's store: SQLite path or postgresql:// URL (default: ANTAL_STORE, else the user data dir)."
+
+
+def _admin_store(store: str | None):
+    import os
+
+    from api.accounts import Accounts
+    from api.settings import _default_store
+    from privacy import open_store
+
+    st = open_store(store or os.environ.get("ANTAL_STORE") or _default_store())
+    return st, Accounts(st)
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    user_id: Annotated[str, typer.Argument(metavar="ID")],
+    role: Annotated[str, typer.Option(help="researcher, holder or admin")] = "researcher",
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    registers: Annotated[
+        list[str] | None, typer.Option("--register", help="A holder's own register (repeat).")
+    ] = None,
+    token: Annotated[bool, typer.Option(help="Also issue a token and print it.")] = True,
+    store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
+) -> None:
+    """Create a user (and print a bearer token for them, shown once)."""
+    import re
+
+    if role not in ("researcher", "holder", "admin"):
+        _fail("role is researcher, holder or admin")
+    if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,62}$", user_id):
+        _fail("a user id is lower-case letters, digits, '.', '_' and '-'")
+    _st, acc = _admin_store(store)
+    try:
+        acc.create_user(user_id, name or user_id, role, tuple(registers or ()), actor="cli-admin")  # type: ignore[arg-type]
+    except (KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    err.print(f"user {user_id} ({role}) created")
+    if token:
+        sys.stdout.write(acc.issue_token(user_id, actor="cli-admin") + "\n")
+
+
+@admin_app.command("create-token")
+def admin_create_token(
+    user_id: Annotated[str, typer.Argument(metavar="USER")],
+    store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
+) -> None:
+    """Issue a new bearer token for a user (printed once; only its hash is stored)."""
+    _st, acc = _admin_store(store)
+    try:
+        sys.stdout.write(acc.issue_token(user_id, actor="cli-admin") + "\n")
+    except KeyError as e:
+        _fail(str(e).strip("'\""))
+
+
+@admin_app.command("create-project")
+def admin_create_project(
+    project_id: Annotated[str, typer.Argument(metavar="ID")],
+    purpose: Annotated[str, typer.Option(help="forskning or kommersiell")] = "forskning",
+    budget: Annotated[
+        float, typer.Option(help="Total ε, as the data-access approval says.")
+    ] = 10.0,
+    title: Annotated[str | None, typer.Option(help="Title.")] = None,
+    registers: Annotated[
+        list[str] | None, typer.Option("--register", help="An approved register (repeat).")
+    ] = None,
+    member: Annotated[list[str] | None, typer.Option(help="A member user (repeat).")] = None,
+    store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
+) -> None:
+    """Create a project with its purpose, ε budget, approved registers and members."""
+    import re
+
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", project_id):
+        _fail("a project id is lower-case letters, digits, '_' and '-'")
+    cat = _load_catalog()
+    unknown = sorted(set(registers or ()) - set(cat.ids()))
+    if unknown:
+        _fail(f"unknown register(s) {', '.join(unknown)}")
+    st, acc = _admin_store(store)
+    try:
+        st.create_project(
+            project_id,
+            title or project_id,
+            purpose,
+            budget,
+            tuple(registers or ()),
+            actor="cli-admin",
+        )
+        for m in member or ():
+            acc.add_member(project_id, m, actor="cli-admin")
+    except (KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    out.print(
+        f"project {project_id} created: {purpose}, ε {budget:g}, registers {', '.join(registers or ()) or '-'}"
+    )
+
+
+@admin_app.command("approve")
+def admin_approve(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT")],
+    registers: Annotated[list[str], typer.Argument(metavar="REGISTER...")],
+    store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
+) -> None:
+    """Set the registers a project is approved for."""
+    cat = _load_catalog()
+    unknown = sorted(set(registers) - set(cat.ids()))
+    if unknown:
+        _fail(f"unknown register(s) {', '.join(unknown)}")
+    st, _acc = _admin_store(store)
+    if st.project(project_id) is None:
+        _fail(f"no project {project_id!r}")
+    st.set_registers(project_id, tuple(registers), actor="cli-admin")
+    out.print(f"project {project_id} approved for {', '.join(sorted(registers))}")
+
+
+@admin_app.command("add-member")
+def admin_add_member(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT")],
+    user_id: Annotated[str, typer.Argument(metavar="USER")],
+    store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
+) -> None:
+    """Make a user a member of a project."""
+    _st, acc = _admin_store(store)
+    try:
+        acc.add_member(project_id, user_id, actor="cli-admin")
+    except KeyError as e:
+        _fail(str(e).strip("'\""))
+    out.print(f"{user_id} is a member of {project_id}")
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option(help="Service config (YAML); ANTAL_* variables win over it.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Directory of canonical Parquet extracts.")
+    ] = None,
+    installation: Annotated[Path | None, typer.Option(help="Installation config (YAML).")] = None,
+    store: Annotated[str | None, typer.Option(help="SQLite path or postgresql:// URL.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the HTTP API (uvicorn): DuckDB over the extracts, a SQLite store by default."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.app import create_app
+    from api.settings import load_settings
+
+    try:
+        settings = load_settings(
+            config, data=data, installation=installation, store=store, host=host, port=port
+        )
+        application = create_app(settings)
+    except (ValidationError, ValueError, CatalogError, FileNotFoundError) as e:
+        _fail(f"cannot start: {e}")
+        return
+    err.print(
+        f"antal: data release {application.state.antal.installation.release} "
+        f"on http://{settings.host}:{settings.port} (OpenAPI: /openapi.json, docs: /docs)"
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()

@@ -10,7 +10,7 @@ Exact counts leave the engine only to `privacy` (or to a data holder's local
 
 from __future__ import annotations
 
-from catalog import Catalog, Installation, load_catalog
+from catalog import Catalog, Installation, bundled_dir, load_catalog
 from engine import ir
 from engine.backends import Backend, get_backend
 from engine.check import check, registers_used
@@ -88,11 +88,7 @@ def count_exact(
     backend: Backend | str = "duckdb",
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
-    cat = (
-        catalog or load_catalog(*installation.catalog_dirs)
-        if installation.catalog_dirs
-        else catalog or load_catalog()
-    )
+    cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)
     checked, compiled = prepare(cohort, cat, installation, purpose)
     be = get_backend(backend, installation, cat) if isinstance(backend, str) else backend
     try:

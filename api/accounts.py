@@ -1,0 +1,145 @@
+"""Users, bearer tokens, roles and project membership, in the same transactional store
+as the privacy ledger. Tokens are stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from privacy.store import Store, now
+
+__all__ = ["Accounts", "Role", "User"]
+
+Role = Literal["researcher", "holder", "admin"]
+ROLES = ("researcher", "holder", "admin")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        registers TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created TEXT NOT NULL,
+        revoked TEXT)""",
+    """CREATE TABLE IF NOT EXISTS members (
+        project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_id))""",
+]
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+    role: Role
+    registers: tuple[str, ...]  # a holder's own registers
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        with store.transaction() as tx:
+            for stmt in _SCHEMA:
+                tx.execute(stmt)
+
+    def create_user(
+        self, uid: str, name: str, role: Role, registers: tuple[str, ...] = (), actor: str = "admin"
+    ) -> User:
+        if role not in ROLES:
+            raise ValueError(f"role is one of {', '.join(ROLES)}")
+        with self.store.transaction() as tx:
+            if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is not None:
+                raise KeyError(f"user {uid!r} exists")
+            tx.execute(
+                "INSERT INTO users (id, name, role, registers, created) VALUES (%s, %s, %s, %s, %s)",
+                (uid, name, role, ",".join(sorted(registers)), now()),
+            )
+            tx.audit(actor, None, "create_user", None, f"{uid} {role}", 0.0, None)
+        return User(uid, name, role, tuple(sorted(registers)))
+
+    def user(self, uid: str) -> User | None:
+        with self.store.transaction(write=False) as tx:
+            row = tx.one("SELECT id, name, role, registers FROM users WHERE id = %s", (uid,))
+        return _user(row) if row else None
+
+    def users(self) -> list[User]:
+        with self.store.transaction(write=False) as tx:
+            return [
+                _user(r) for r in tx.all("SELECT id, name, role, registers FROM users ORDER BY id")
+            ]
+
+    def issue_token(self, uid: str, label: str = "", actor: str = "admin") -> str:
+        """A new bearer token for a user; only its hash is kept, so it is shown once."""
+        token = "antal_" + secrets.token_urlsafe(32)
+        with self.store.transaction() as tx:
+            if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is None:
+                raise KeyError(f"no user {uid!r}")
+            tx.execute(
+                "INSERT INTO tokens (hash, user_id, label, created) VALUES (%s, %s, %s, %s)",
+                (_hash(token), uid, label, now()),
+            )
+            tx.audit(actor, None, "issue_token", None, uid, 0.0, None)
+        return token
+
+    def revoke_tokens(self, uid: str, actor: str = "admin") -> None:
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE tokens SET revoked = %s WHERE user_id = %s AND revoked IS NULL",
+                (now(), uid),
+            )
+            tx.audit(actor, None, "revoke_tokens", None, uid, 0.0, None)
+
+    def authenticate(self, token: str) -> User | None:
+        with self.store.transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT u.id, u.name, u.role, u.registers FROM tokens t JOIN users u ON u.id = t.user_id "
+                "WHERE t.hash = %s AND t.revoked IS NULL",
+                (_hash(token),),
+            )
+        return _user(row) if row else None
+
+    def add_member(self, pid: str, uid: str, actor: str = "admin") -> None:
+        with self.store.transaction() as tx:
+            if tx.one("SELECT id FROM projects WHERE id = %s", (pid,)) is None:
+                raise KeyError(f"no project {pid!r}")
+            if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is None:
+                raise KeyError(f"no user {uid!r}")
+            if (
+                tx.one("SELECT 1 FROM members WHERE project_id = %s AND user_id = %s", (pid, uid))
+                is None
+            ):
+                tx.execute("INSERT INTO members (project_id, user_id) VALUES (%s, %s)", (pid, uid))
+                tx.audit(actor, pid, "add_member", None, uid, 0.0, None)
+
+    def is_member(self, pid: str, uid: str) -> bool:
+        with self.store.transaction(write=False) as tx:
+            return (
+                tx.one("SELECT 1 FROM members WHERE project_id = %s AND user_id = %s", (pid, uid))
+                is not None
+            )
+
+    def projects_of(self, uid: str) -> list[str]:
+        with self.store.transaction(write=False) as tx:
+            return [
+                r[0]
+                for r in tx.all(
+                    "SELECT project_id FROM members WHERE user_id = %s ORDER BY project_id", (uid,)
+                )
+            ]
+
+
+def _user(row: tuple[str, str, str, str]) -> User:
+    uid, name, role, registers = row
+    return User(uid, name, role, tuple(r for r in registers.split(",") if r))  # type: ignore[arg-type]
