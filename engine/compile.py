@@ -1,23 +1,26 @@
-"""IR → one sqlglot statement that computes the whole attrition and the breakdown
-in a single pass over each register.
+"""IR → one sqlglot statement that computes the whole attrition and the breakdown.
 
-Shape of the statement (every CTE built here, one handler per IR node):
+Shape of the statement (one handler per IR node builds each piece):
 
-    ev      every record, of every register the cohort reads, that matches at least
-            one event of the cohort; one boolean column per event ("atom")
-    idx     per person the index date (min/max over the index atom's records)
+    ix      records of the index event (with its calendar window), per source register
+    idx     per person the index date: MIN or MAX over ix
     base    persons in the index step: population ⋈ idx, minus opt-outs
-    agg     per person and atom: counts of distinct dates / latest dates in the window
+    isite   (report by hospital) the hospital of the index event on the index date
+    ev      one row per (criterion event, matching record) of the persons in base:
+            each criterion reads its register with its own filter, so the register scan
+            can use it, and only for persons who reached the index step
+    agg     per person and criterion: counts of distinct dates / latest dates in the window
     persons per person: how many steps they passed, and their breakdown values
-    final   GROUP BY GROUPING SETS ((), (dims...)): attrition + cells in one scan
+    final   GROUP BY GROUPING SETS ((), (dims...)): attrition and cells in one pass
 
-No user text reaches SQL: names come from the catalog, values become typed
-literals, codes (validated to [A-Z0-9]) become LIKE/regex literals.
+No user text reaches SQL: names come from the catalog, values become typed literals,
+codes (validated to [A-Z0-9]) become LIKE patterns. Builders are called with copy=False:
+the tree is built once and never shared, and copying dominated compile time.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
@@ -29,6 +32,7 @@ from engine import ir
 __all__ = ["Compiled", "compile_cohort"]
 
 _SAFE_CODE = re.compile(r"^[A-Z0-9]+$")
+_NUM = exp.Literal.number
 
 
 @dataclass(frozen=True)
@@ -44,56 +48,118 @@ class Compiled:
         return self.tree.sql(dialect=dialect, pretty=pretty)
 
 
+# ---- small builders ---------------------------------------------------------------------
+
+
 def _lit(v: ir.Value) -> exp.Expression:
     if isinstance(v, bool):
         raise TypeError("booleans are not values of the cohort language")
     if isinstance(v, str):
         return exp.Literal.string(v)
     if isinstance(v, int | float):
-        return exp.Literal.number(v)
-    return exp.cast(exp.Literal.string(v.isoformat()), exp.DataType.Type.DATE)
+        return _NUM(v)
+    return exp.Cast(this=exp.Literal.string(v.isoformat()), to=exp.DataType.build("DATE"))
 
 
 def _col(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(name, table=table, quoted=True)
+    return exp.Column(
+        this=exp.Identifier(this=name, quoted=True),
+        table=exp.Identifier(this=table, quoted=False) if table else None,
+    )
 
 
-def _count_if(
-    cond: exp.Expression, value: exp.Expression | None = None, distinct: bool = False
-) -> exp.Expression:
-    case = exp.Case(ifs=[exp.If(this=cond, true=value or exp.Literal.number(1))])
-    arg: exp.Expression = exp.Distinct(expressions=[case]) if distinct else case
-    return exp.Count(this=arg)
+def _table(name: str, alias: str | None = None, quoted: bool = True) -> exp.Table:
+    t = exp.Table(this=exp.Identifier(this=name, quoted=quoted))
+    if alias:
+        t.set("alias", exp.TableAlias(this=exp.Identifier(this=alias, quoted=False)))
+    return t
 
 
-def _max_if(cond: exp.Expression, value: exp.Expression) -> exp.Expression:
-    return exp.Max(this=exp.Case(ifs=[exp.If(this=cond, true=value)]))
+def _alias(e: exp.Expression, name: str) -> exp.Alias:
+    return exp.Alias(this=e, alias=exp.Identifier(this=name, quoted=False))
+
+
+def _p(e: exp.Expression) -> exp.Paren:
+    return exp.Paren(this=e)
 
 
 def _and(*parts: exp.Expression | None) -> exp.Expression:
     items = [p for p in parts if p is not None]
     if not items:
         return exp.true()
-    return exp.and_(*items) if len(items) > 1 else items[0]
+    out = items[0]
+    for p in items[1:]:
+        out = exp.And(this=out, expression=p)
+    return out
 
 
 def _or(parts: list[exp.Expression]) -> exp.Expression:
     if not parts:
         return exp.false()
-    return exp.or_(*parts) if len(parts) > 1 else parts[0]
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.Or(this=out, expression=p)
+    return _p(out) if len(parts) > 1 else out
+
+
+def _not(e: exp.Expression) -> exp.Not:
+    return exp.Not(this=_p(e))
+
+
+def _not_null(e: exp.Expression) -> exp.Not:
+    return exp.Not(this=exp.Is(this=e, expression=exp.Null()))
+
+
+def _case(cond: exp.Expression, value: exp.Expression) -> exp.Case:
+    return exp.Case(ifs=[exp.If(this=cond, true=value)])
+
+
+def _coalesce(e: exp.Expression, default: exp.Expression) -> exp.Coalesce:
+    return exp.Coalesce(this=e, expressions=[default])
 
 
 def _add_days(d: exp.Expression, n: int) -> exp.Expression:
-    return exp.DateAdd(this=d, expression=exp.Literal.number(n), unit=exp.var("DAY"))
+    return exp.DateAdd(this=d, expression=_NUM(n), unit=exp.var("DAY"))
+
+
+def _select(*cols: exp.Expression) -> exp.Select:
+    return exp.Select(expressions=list(cols))
+
+
+def _from(sel: exp.Select, t: exp.Expression) -> exp.Select:
+    return sel.from_(t, copy=False)
+
+
+def _union(selects: list[exp.Select]) -> exp.Expression:
+    out: exp.Expression = selects[0]
+    for s in selects[1:]:
+        out = exp.Union(this=out, expression=s, distinct=False)
+    return out
+
+
+def _months(t: str = "base") -> exp.Expression:
+    """Completed months of life at the index date (the day of birth is not in the extract)."""
+    idx = _col("index_date", t)
+    now = exp.Add(
+        this=exp.Mul(this=_NUM(12), expression=exp.Year(this=idx)), expression=exp.Month(this=idx)
+    )
+    born = exp.Add(
+        this=exp.Mul(this=_NUM(12), expression=_col("fodelsear", t)),
+        expression=_col("fodelsemanad", t),
+    )
+    return _p(exp.Sub(this=_p(now), expression=_p(born)))
+
+
+# ---- the compiler ---------------------------------------------------------------------------
 
 
 @dataclass
 class _Atom:
-    """One event of the cohort, with the boolean columns it gets in `ev`."""
+    """One criterion event: its rows in `ev` carry its number."""
 
     event: ir.Event
-    name: str
-    need_notnull: bool = False  # `latest`: also flag records whose filtered variables are present
+    number: int
+    latest: bool = False  # rows for `latest`: records whose filtered variables are present
 
 
 @dataclass
@@ -105,42 +171,20 @@ class _Compiler:
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)
 
-    # ---- atoms: which records match an event --------------------------------------------
-    def atom(self, ev: ir.Event, latest: bool = False) -> _Atom:
-        a = self.atoms.get(ev)
-        if a is None:
-            a = self.atoms[ev] = _Atom(ev, f"a{len(self.atoms)}")
-        a.need_notnull |= latest
-        return a
-
+    # ---- events: which records of which register match ----------------------------------
     def sources(self, ev: ir.Event) -> list[tuple[Register, EventSource | None]]:
         if isinstance(ev, ir.RegisterEvent):
-            reg = self.catalog.registers[ev.register]
-            return [(reg, None)]
-        out = []
-        for reg, src in self.catalog.sources_of(ev.kind):
-            if isinstance(ev, ir.Drug) and reg.id not in ev.sources:
-                continue
-            out.append((reg, src))
-        return out
+            return [(self.catalog.registers[ev.register], None)]
+        return [
+            (reg, src)
+            for reg, src in self.catalog.sources_of(ev.kind)
+            if not isinstance(ev, ir.Drug) or (src.source or reg.id) in ev.sources
+        ]
 
-    def match(
-        self, ev: ir.Event, reg: Register, src: EventSource | None, notnull_only: bool = False
-    ) -> exp.Expression:
-        """Does a record of `reg` match the event? (the handler per event node)"""
+    def match(self, ev: ir.Event, src: EventSource | None) -> exp.Expression:
+        """Does a record match the event? (the handler per event node)"""
         if isinstance(ev, ir.RegisterEvent):
-            if ev.filter is None:
-                return exp.true()
-            if (
-                notnull_only
-            ):  # `latest` looks only at records where the filtered variables are present
-                return _and(
-                    *(
-                        exp.Not(this=exp.Is(this=_col(v), expression=exp.null()))
-                        for v in ir.filter_vars(ev.filter)
-                    )
-                )
-            return self.filter(ev.filter)  # SQL's three-valued logic: only TRUE matches
+            return exp.true() if ev.filter is None else self.filter(ev.filter)
         assert src is not None
         if isinstance(ev, ir.Death) and not ev.codes:
             return exp.true()
@@ -149,30 +193,41 @@ class _Compiler:
             return self.codes(_col(src.main), ev.codes, multi=False)
         return self.codes(_col(src.codes), ev.codes, multi=src.multi)
 
+    def present(self, ev: ir.Event) -> exp.Expression:
+        """`latest` looks only at records where the filtered variables are present."""
+        assert isinstance(ev, ir.RegisterEvent) and ev.filter is not None
+        return _and(*(_not_null(_col(v)) for v in ir.filter_vars(ev.filter)))
+
     def codes(
         self, column: exp.Expression, codes: tuple[ir.CodePattern, ...], multi: bool
     ) -> exp.Expression:
         for c in codes:
             if not _SAFE_CODE.match(
                 c.code
-            ):  # the checker guarantees it; SQL safety must not depend on that
+            ):  # the checker guarantees it; SQL safety must not rely on that
                 raise ValueError(f"code {c.code!r} is not normalised")
+
+        def like(pattern: str) -> exp.Like:
+            return exp.Like(this=column.copy(), expression=exp.Literal.string(pattern))
+
+        parts: list[exp.Expression] = []
         if multi:
-            # one code per space-separated item: E11 must not match inside another code
-            alts = [c.code if c.prefix else f"{c.code}( |$)" for c in codes]
-            return exp.RegexpLike(
-                this=column, expression=exp.Literal.string(f"(^| )({'|'.join(alts)})")
-            )
+            # one code per space-separated item, so E11 never matches inside another code
+            for c in codes:
+                if c.prefix:
+                    parts += [like(f"{c.code}%"), like(f"% {c.code}%")]
+                else:
+                    parts += [
+                        exp.EQ(this=column.copy(), expression=exp.Literal.string(c.code)),
+                        like(f"{c.code} %"), like(f"% {c.code}"), like(f"% {c.code} %"),
+                    ]  # fmt: skip
+            return _or(parts)
         exact = [exp.Literal.string(c.code) for c in codes if not c.prefix]
-        parts: list[exp.Expression] = [
-            exp.Like(this=column, expression=exp.Literal.string(c.code + "%"))
-            for c in codes
-            if c.prefix
-        ]
         if len(exact) == 1:
-            parts.insert(0, exp.EQ(this=column, expression=exact[0]))
+            parts.append(exp.EQ(this=column.copy(), expression=exact[0]))
         elif exact:
-            parts.insert(0, exp.In(this=column, expressions=exact))
+            parts.append(exp.In(this=column.copy(), expressions=exact))
+        parts += [like(f"{c.code}%") for c in codes if c.prefix]
         return _or(parts)
 
     def filter(self, f: ir.Filter) -> exp.Expression:
@@ -189,29 +244,77 @@ class _Compiler:
         if isinstance(f, ir.FIn):
             return exp.In(this=_col(f.var), expressions=[_lit(v) for v in f.values])
         if isinstance(f, ir.FAnd):
-            return exp.and_(*(exp.Paren(this=self.filter(i)) for i in f.items))
+            return _p(_and(*(_p(self.filter(i)) for i in f.items)))
         if isinstance(f, ir.FOr):
-            return exp.Paren(this=exp.or_(*(exp.Paren(this=self.filter(i)) for i in f.items)))
-        return exp.Not(this=exp.Paren(this=self.filter(f.item)))
+            return _or([_p(self.filter(i)) for i in f.items])
+        return _not(self.filter(f.item))
 
-    # ---- windows ----------------------------------------------------------------------------
+    def event_rows(self, ev: ir.Event, extra: list[exp.Expression], where: exp.Expression | None,
+                   site: bool = False, latest: bool = False) -> list[exp.Select]:  # fmt: skip
+        """One SELECT per source register of the event's matching records."""
+        out = []
+        for reg, src in self.sources(ev):
+            self.tables.add(reg.id)
+            d = _col(reg.event_date(src) if src else reg.date_column or "")
+            m = self.match(ev, src)
+            cond = self.present(ev) if latest else m
+            cols: list[exp.Expression] = [
+                _alias(_col(reg.person_key), "lopnr"),
+                _alias(d.copy(), "d"),
+            ]
+            if site:
+                s = (
+                    _col(reg.site_column)
+                    if reg.site_column
+                    else exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR"))
+                )
+                cols.append(_alias(s, "site"))
+            cols += [e.copy() for e in extra]
+            if latest:  # last, like the `ok` that other events' rows get: UNION ALL is by position
+                cols.append(_alias(_coalesce(_p(m), exp.false()), "ok"))
+            sel = _from(_select(*cols), _table(reg.id))
+            sel.where(
+                _and(_not_null(d.copy()), cond, where.copy() if where is not None else None),
+                copy=False,
+            )
+            out.append(sel)
+        return out
+
+    # ---- windows ------------------------------------------------------------------------------
     def window(
         self, w: ir.Window, d: exp.Expression, index: exp.Expression | None
     ) -> exp.Expression | None:
         parts: list[exp.Expression] = []
         if w.lo is not None:
             assert index is not None
-            parts.append(exp.GTE(this=d, expression=_add_days(index, w.lo) if w.lo else index))
+            parts.append(
+                exp.GTE(
+                    this=d.copy(),
+                    expression=_add_days(index.copy(), w.lo) if w.lo else index.copy(),
+                )
+            )
         if w.hi is not None:
             assert index is not None
-            parts.append(exp.LTE(this=d, expression=_add_days(index, w.hi) if w.hi else index))
+            parts.append(
+                exp.LTE(
+                    this=d.copy(),
+                    expression=_add_days(index.copy(), w.hi) if w.hi else index.copy(),
+                )
+            )
         if w.start is not None:
-            parts.append(exp.GTE(this=d, expression=_lit(w.start)))
+            parts.append(exp.GTE(this=d.copy(), expression=_lit(w.start)))
         if w.end is not None:
-            parts.append(exp.LTE(this=d, expression=_lit(w.end)))
+            parts.append(exp.LTE(this=d.copy(), expression=_lit(w.end)))
         return _and(*parts) if parts else None
 
-    # ---- conditions: per-person booleans over `agg` and `base` ------------------------------
+    # ---- conditions: per-person booleans over `agg` and `base` --------------------------------
+    def atom(self, ev: ir.Event, latest: bool) -> _Atom:
+        key = (ev, latest)
+        a = self.atoms.get(key)  # type: ignore[call-overload]
+        if a is None:
+            a = self.atoms[key] = _Atom(ev, len(self.atoms), latest)  # type: ignore[index]
+        return a
+
     def agg(self, key: tuple, make: exp.Expression) -> exp.Column:
         if key not in self.aggs:
             self.aggs[key] = (f"c{len(self.aggs)}", make)
@@ -222,325 +325,271 @@ class _Compiler:
         if isinstance(c, ir.EventCond):
             return self.event_cond(c)
         if isinstance(c, ir.AllOf):
-            return exp.and_(*(exp.Paren(this=self.cond(i)) for i in c.items))
+            return _p(_and(*(_p(self.cond(i)) for i in c.items)))
         if isinstance(c, ir.AnyOf):
-            return exp.Paren(this=exp.or_(*(exp.Paren(this=self.cond(i)) for i in c.items)))
+            return _or([_p(self.cond(i)) for i in c.items])
         if isinstance(c, ir.Not):
-            return exp.Not(this=exp.Paren(this=self.cond(c.item)))
+            return _not(self.cond(c.item))
         if isinstance(c, ir.Age):
-            m = _months()
-            between = exp.Between(
-                this=m, low=exp.Literal.number(12 * c.lo), high=exp.Literal.number(12 * c.hi + 11)
-            )
-            return exp.Coalesce(this=between, expressions=[exp.false()])
+            between = exp.Between(this=_months(), low=_NUM(12 * c.lo), high=_NUM(12 * c.hi + 11))
+            return _coalesce(between, exp.false())
         if isinstance(c, ir.Sex):
-            kon = exp.EQ(
-                this=_col("kon", "base"),
-                expression=exp.Literal.number(2 if c.sex == "female" else 1),
-            )
-            return exp.Coalesce(this=kon, expressions=[exp.false()])
+            kon = exp.EQ(this=_col("kon", "base"), expression=_NUM(2 if c.sex == "female" else 1))
+            return _coalesce(kon, exp.false())
         if isinstance(c, ir.RegionIn):
             isin = exp.In(
                 this=_col("lan", "base"), expressions=[exp.Literal.string(x) for x in c.codes]
             )
-            return exp.Coalesce(this=isin, expressions=[exp.false()])
+            return _coalesce(isin, exp.false())
         raise TypeError(f"no handler for {type(c).__name__}")
 
     def event_cond(self, c: ir.EventCond) -> exp.Expression:
-        a = self.atom(c.event, latest=c.latest)
+        a = self.atom(c.event, c.latest)
         d = _col("d", "ev")
+        mine = exp.EQ(this=_col("atom", "ev"), expression=_NUM(a.number))
         win = self.window(c.window, d, _col("index_date", "base"))
         if c.latest:
             present = self.agg(
-                ("latest_any", a.name, c.window), _max_if(_and(_col(a.name + "n", "ev"), win), d)
+                ("latest_any", a.number, c.window), exp.Max(this=_case(_and(mine, win), d))
             )
             ok = self.agg(
-                ("latest_ok", a.name, c.window),
-                _max_if(_and(_col(a.name + "n", "ev"), _col(a.name, "ev"), win), d),
+                ("latest_ok", a.number, c.window),
+                exp.Max(this=_case(_and(mine.copy(), _col("ok", "ev"), win), d.copy())),
             )
-            return exp.Coalesce(this=exp.EQ(this=ok, expression=present), expressions=[exp.false()])
+            return _coalesce(exp.EQ(this=ok, expression=present), exp.false())
         if c.count is None:
-            n = self.agg(("any", a.name, c.window), _count_if(_and(_col(a.name, "ev"), win)))
-            return exp.GT(
-                this=exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]),
-                expression=exp.Literal.number(0),
+            n = self.agg(
+                ("any", a.number, c.window), exp.Count(this=_case(_and(mine, win), _NUM(1)))
             )
-        n = self.agg(
-            ("dates", a.name, c.window), _count_if(_and(_col(a.name, "ev"), win), d, distinct=True)
-        )
+            return exp.GT(this=_coalesce(n, _NUM(0)), expression=_NUM(0))
+        dates = exp.Distinct(expressions=[_case(_and(mine, win), d)])
+        n = self.agg(("dates", a.number, c.window), exp.Count(this=dates))
         ops = {">=": exp.GTE, "<=": exp.LTE, "=": exp.EQ}
-        return ops[c.count.op](
-            this=exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]),
-            expression=exp.Literal.number(c.count.n),
-        )
+        return ops[c.count.op](this=_coalesce(n, _NUM(0)), expression=_NUM(c.count.n))
 
-    # ---- the event table ------------------------------------------------------------------
-    def ev_cte(self) -> exp.Expression:
-        by_table: dict[str, list[tuple[Register, EventSource | None, _Atom]]] = {}
-        for a in self.atoms.values():
-            for reg, src in self.sources(a.event):
-                by_table.setdefault(reg.id, []).append((reg, src, a))
-        selects = []
-        for rid in sorted(by_table):
-            uses = by_table[rid]
-            reg = uses[0][0]
-            self.tables.add(rid)
-            # an event's date column may differ by source within one register; group by it
-            date_cols = sorted(
-                {reg.event_date(src) if src else reg.date_column or "" for _, src, _ in uses}
-            )
-            for dcol in date_cols:
-                cols: list[exp.Expression] = [
-                    exp.alias_(_col(reg.person_key), "lopnr"),
-                    exp.alias_(_col(dcol), "d"),
-                    exp.alias_(
-                        _col(reg.site_column)
-                        if reg.site_column
-                        else exp.cast(exp.null(), exp.DataType.Type.VARCHAR),
-                        "site",
-                    ),
-                ]
-                any_match: list[exp.Expression] = []
-                for a in self.atoms.values():
-                    hit = [
-                        self.match(a.event, r, s)
-                        for r, s, b in uses
-                        if b is a and (reg.event_date(s) if s else reg.date_column) == dcol
-                    ]
-                    m = _or(hit) if hit else exp.false()
-                    cols.append(exp.alias_(m, a.name))
-                    if hit:
-                        any_match.append(m)
-                    if a.need_notnull:
-                        nn = (
-                            [
-                                self.match(a.event, r, s, notnull_only=True)
-                                for r, s, b in uses
-                                if b is a
-                            ]
-                            if hit
-                            else []
-                        )
-                        n = _or(nn) if nn else exp.false()
-                        cols.append(exp.alias_(n, a.name + "n"))
-                        if nn:
-                            any_match.append(n)
-                where = _and(
-                    exp.Not(this=exp.Is(this=_col(dcol), expression=exp.null())),
-                    exp.Paren(this=_or(any_match)),
-                )
-                selects.append(exp.select(*cols).from_(exp.to_table(rid, quoted=True)).where(where))
-        union = selects[0]
-        for s in selects[1:]:
-            union = exp.union(union, s, distinct=False)
-        return union
-
-    # ---- the whole statement ----------------------------------------------------------------
+    # ---- the whole statement --------------------------------------------------------------------
     def compile(self, co: ir.Cohort) -> Compiled:
         pop = self.catalog.population
         if pop is None:
             raise ValueError("the catalog has no population register")
         self.tables.add(pop.id)
         steps = [self.cond(s.cond) for s in co.steps]
-        dims = list(co.report)
-        hospital = any(isinstance(d, ir.Dim) and d.name == "hospital" for d in dims)
-
+        hospital = any(isinstance(d, ir.Dim) and d.name == "hospital" for d in co.report)
         ctes: list[tuple[str, exp.Expression]] = []
-        idx_atom = None
-        if isinstance(co.index, ir.IndexEvent):
-            idx_atom = self.atom(co.index.event)
-        if self.atoms:
-            ctes.append(("ev", self.ev_cte()))
+        person_cols = [_alias(_col(c, "p"), c) for c in ("kon", "lan", "fodelsear", "fodelsemanad")]
 
-        # idx: the index date per person
         if isinstance(co.index, ir.IndexEvent):
-            assert idx_atom is not None
-            d = _col("d", "ev")
+            ix = self.event_rows(co.index.event, [], None, site=hospital)
+            # the calendar window of the index applies to each source's date column
+            for sel, (reg, src) in zip(ix, self.sources(co.index.event), strict=True):
+                w = self.window(
+                    co.index.window,
+                    _col(reg.event_date(src) if src else reg.date_column or ""),
+                    None,
+                )
+                if w is not None:
+                    sel.where(w, copy=False)
+            ctes.append(("ix", _union(ix)))
             fn = exp.Min if co.index.which == "first" else exp.Max
-            idx = (
-                exp.select(_col("lopnr", "ev"), exp.alias_(fn(this=d), "index_date"))
-                .from_(exp.alias_(exp.to_table("ev"), "ev", table=True))
-                .where(_and(_col(idx_atom.name, "ev"), self.window(co.index.window, d, None)))
-                .group_by(_col("lopnr", "ev"))
+            idx = _from(
+                _select(_col("lopnr"), _alias(fn(this=_col("d")), "index_date")),
+                _table("ix", quoted=False),
             )
+            idx.group_by(_col("lopnr"), copy=False)
             ctes.append(("idx", idx))
-            base_from = (
-                exp.select(
-                    exp.alias_(_col(pop.person_key, "p"), "lopnr"),
+            base = _from(
+                _select(
+                    _alias(_col(pop.person_key, "p"), "lopnr"),
                     _col("index_date", "i"),
-                    *(
-                        exp.alias_(_col(c, "p"), c)
-                        for c in ("kon", "lan", "fodelsear", "fodelsemanad")
-                    ),
-                )
-                .from_(exp.alias_(exp.to_table(pop.id, quoted=True), "p", table=True))
-                .join(
-                    exp.alias_(exp.to_table("idx"), "i", table=True),
-                    on=exp.EQ(this=_col(pop.person_key, "p"), expression=_col("lopnr", "i")),
-                )
+                    *person_cols,
+                ),
+                _table(pop.id, "p"),
+            )
+            base.join(
+                _table("idx", "i", quoted=False),
+                on=exp.EQ(this=_col(pop.person_key, "p"), expression=_col("lopnr", "i")),
+                copy=False,
             )
         else:
             day = co.index.date
             born = exp.LTE(
                 this=exp.Add(
-                    this=exp.Mul(this=exp.Literal.number(12), expression=_col("fodelsear", "p")),
+                    this=exp.Mul(this=_NUM(12), expression=_col("fodelsear", "p")),
                     expression=_col("fodelsemanad", "p"),
                 ),
-                expression=exp.Literal.number(12 * day.year + day.month),
+                expression=_NUM(12 * day.year + day.month),
             )
             alive = exp.Not(this=exp.Exists(this=self.dead_before(day, _col(pop.person_key, "p"))))
-            base_from = (
-                exp.select(
-                    exp.alias_(_col(pop.person_key, "p"), "lopnr"),
-                    exp.alias_(_lit(day), "index_date"),
-                    *(
-                        exp.alias_(_col(c, "p"), c)
-                        for c in ("kon", "lan", "fodelsear", "fodelsemanad")
-                    ),
-                )
-                .from_(exp.alias_(exp.to_table(pop.id, quoted=True), "p", table=True))
-                .where(_and(born, alive))
+            base = _from(
+                _select(
+                    _alias(_col(pop.person_key, "p"), "lopnr"),
+                    _alias(_lit(day), "index_date"),
+                    *person_cols,
+                ),
+                _table(pop.id, "p"),
             )
+            base.where(_and(born, alive), copy=False)
         if self.optout:
             self.tables.add(self.optout)
-            opted = (
-                exp.select(_col("lopnr", "o"))
-                .from_(exp.alias_(exp.to_table(self.optout, quoted=True), "o", table=True))
-                .where(
-                    _and(
-                        exp.In(
-                            this=_col("andamal", "o"),
-                            expressions=[
-                                exp.Literal.string(self.purpose),
-                                exp.Literal.string("alla"),
-                            ],
-                        ),
-                        exp.Not(this=exp.Is(this=_col("lopnr", "o"), expression=exp.null())),
-                    )
-                )
+            opted = _from(_select(_col("lopnr", "o")), _table(self.optout, "o"))
+            purposes = [exp.Literal.string(self.purpose), exp.Literal.string("alla")]
+            opted.where(
+                _and(
+                    exp.In(this=_col("andamal", "o"), expressions=purposes),
+                    _not_null(_col("lopnr", "o")),
+                ),
+                copy=False,
             )
-            base_from = base_from.where(
-                exp.Not(this=exp.In(this=_col(pop.person_key, "p"), query=opted.subquery()))
+            base.where(
+                exp.Not(
+                    this=exp.In(this=_col(pop.person_key, "p"), query=exp.Subquery(this=opted))
+                ),
+                copy=False,
             )
-        ctes.append(("base", base_from))
+        ctes.append(("base", base))
 
-        site = None
         if hospital:
-            assert idx_atom is not None
-            site = self.agg(
-                ("site",),
-                exp.Min(
-                    this=exp.Case(
-                        ifs=[
-                            exp.If(
-                                this=_and(
-                                    _col(idx_atom.name, "ev"),
-                                    exp.EQ(
-                                        this=_col("d", "ev"), expression=_col("index_date", "base")
-                                    ),
-                                ),
-                                true=_col("site", "ev"),
-                            )
-                        ]
-                    )
+            isite = _from(
+                _select(_col("lopnr", "ix"), _alias(exp.Min(this=_col("site", "ix")), "site")),
+                _table("ix", quoted=False),
+            )
+            isite.join(
+                _table("idx", quoted=False),
+                on=_and(exp.EQ(this=_col("lopnr", "ix"), expression=_col("lopnr", "idx")),
+                        exp.EQ(this=_col("d", "ix"), expression=_col("index_date", "idx"))),
+                copy=False,
+            )  # fmt: skip
+            isite.group_by(_col("lopnr", "ix"), copy=False)
+            ctes.append(("isite", isite))
+
+        if self.atoms:
+            in_base = exp.In(
+                this=_col(pop.person_key),
+                query=exp.Subquery(
+                    this=_from(_select(_col("lopnr")), _table("base", quoted=False))
                 ),
             )
-        if self.aggs:
-            agg = (
-                exp.select(
-                    _col("lopnr", "ev"), *(exp.alias_(e, name) for name, e in self.aggs.values())
-                )
-                .from_(exp.alias_(exp.to_table("ev"), "ev", table=True))
-                .join(
-                    exp.alias_(exp.to_table("base"), "base", table=True),
-                    on=exp.EQ(this=_col("lopnr", "ev"), expression=_col("lopnr", "base")),
-                )
-                .group_by(_col("lopnr", "ev"))
+            rows: list[exp.Select] = []
+            any_latest = any(a.latest for a in self.atoms.values())
+            for a in self.atoms.values():
+                extra = [_alias(_NUM(a.number), "atom")]
+                sels = self.event_rows(a.event, extra, in_base, latest=a.latest)
+                if any_latest and not a.latest:
+                    for s in sels:
+                        s.select(_alias(exp.true(), "ok"), append=True, copy=False)
+                rows += sels
+            ctes.append(("ev", _union(rows)))
+            agg = _from(
+                _select(_col("lopnr", "ev"), *(_alias(e, name) for name, e in self.aggs.values())),
+                _table("ev", quoted=False),
             )
+            agg.join(
+                _table("base", quoted=False),
+                on=exp.EQ(this=_col("lopnr", "ev"), expression=_col("lopnr", "base")),
+                copy=False,
+            )
+            agg.group_by(_col("lopnr", "ev"), copy=False)
             ctes.append(("agg", agg))
 
         # persons: how far each got, and their breakdown values
-        reached: exp.Expression = exp.Literal.number(len(steps))
+        reached: exp.Expression = _NUM(len(steps))
         if steps:
             ifs = []
             for k, (s, st) in enumerate(zip(steps, co.steps, strict=True)):
-                passed = s if st.action == "include" else exp.Not(this=exp.Paren(this=s))
-                ifs.append(
-                    exp.If(this=exp.Not(this=exp.Paren(this=passed)), true=exp.Literal.number(k))
-                )
-            reached = exp.Case(ifs=ifs, default=exp.Literal.number(len(steps)))
+                passed = s if st.action == "include" else _not(s)
+                ifs.append(exp.If(this=_not(passed), true=_NUM(k)))
+            reached = exp.Case(ifs=ifs, default=_NUM(len(steps)))
         dim_names: list[str] = []
-        pcols: list[exp.Expression] = [exp.alias_(reached, "reached")]
-        for dm in dims:
-            name, e = self.dimension(dm, site)
+        pcols: list[exp.Expression] = [_alias(reached, "reached")]
+        for dm in co.report:
+            name, e = self.dimension(dm)
             dim_names.append(name)
-            pcols.append(exp.alias_(e, name))
-        persons = exp.select(*pcols).from_(exp.alias_(exp.to_table("base"), "base", table=True))
-        if self.aggs:
-            persons = persons.join(
-                exp.alias_(exp.to_table("agg"), "agg", table=True),
+            pcols.append(_alias(e, name))
+        persons = _from(_select(*pcols), _table("base", quoted=False))
+        if self.atoms:
+            persons.join(
+                _table("agg", quoted=False),
                 on=exp.EQ(this=_col("lopnr", "base"), expression=_col("lopnr", "agg")),
                 join_type="left",
+                copy=False,
+            )
+        if hospital:
+            persons.join(
+                _table("isite", quoted=False),
+                on=exp.EQ(this=_col("lopnr", "base"), expression=_col("lopnr", "isite")),
+                join_type="left",
+                copy=False,
             )
         ctes.append(("persons", persons))
 
         counts = [
-            exp.alias_(
-                _count_if(exp.GTE(this=_col("reached"), expression=exp.Literal.number(k))), f"n{k}"
+            _alias(
+                exp.Count(this=_case(exp.GTE(this=_col("reached"), expression=_NUM(k)), _NUM(1))),
+                f"n{k}",
             )
             for k in range(len(steps) + 1)
         ]
-        final = exp.select(*counts).from_("persons")
         if dim_names:
             dcols = [_col(n) for n in dim_names]
-            final = exp.select(
+            final = _select(
                 *dcols,
-                exp.alias_(
+                _alias(
                     exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]), "grp"
                 ),
                 *counts,
-            ).from_("persons")
+            )
             final.set(
                 "group",
                 exp.Group(
                     expressions=[
                         exp.GroupingSets(
-                            expressions=[exp.Tuple(expressions=[]), exp.Tuple(expressions=dcols)]
+                            expressions=[
+                                exp.Tuple(expressions=[]),
+                                exp.Tuple(expressions=[c.copy() for c in dcols]),
+                            ]
                         )
                     ]
                 ),
             )
-        for name, body in ctes:
-            final = final.with_(name, as_=body)
+        else:
+            final = _select(*counts)
+        _from(final, _table("persons", quoted=False))
+        final.set(
+            "with_",
+            exp.With(
+                expressions=[
+                    exp.CTE(
+                        this=body,
+                        alias=exp.TableAlias(this=exp.Identifier(this=name, quoted=False)),
+                    )
+                    for name, body in ctes
+                ]
+            ),
+        )
 
         labels = [_index_label(co.index)] + [
             s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
         ]
         return Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables))
 
-    def dead_before(self, day, person: exp.Expression) -> exp.Select:
-        (reg, src), *_ = self.catalog.sources_of("death") or [(None, None)]
-        if reg is None:
+    def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Select:
+        found = self.catalog.sources_of("death")
+        if not found:
             raise ValueError("an index date needs a register that provides `death`")
+        reg, src = found[0]
         self.tables.add(reg.id)
-        return (
-            exp.select(exp.Literal.number(1))
-            .from_(exp.alias_(exp.to_table(reg.id, quoted=True), "x", table=True))
-            .where(
-                _and(
-                    exp.EQ(this=_col(reg.person_key, "x"), expression=person),
-                    exp.LT(this=_col(reg.event_date(src), "x"), expression=_lit(day)),
-                )
-            )
-        )
+        sel = _from(_select(_NUM(1)), _table(reg.id, "x"))
+        sel.where(_and(exp.EQ(this=_col(reg.person_key, "x"), expression=person),
+                       exp.LT(this=_col(reg.event_date(src), "x"), expression=_lit(day))), copy=False)  # fmt: skip
+        return sel
 
-    def dimension(self, d: ir.Dimension, site: exp.Expression | None) -> tuple[str, exp.Expression]:
+    def dimension(self, d: ir.Dimension) -> tuple[str, exp.Expression]:
         if isinstance(d, ir.AgeBand):
             band = exp.Floor(
                 this=exp.Div(this=_months(), expression=exp.Literal.number(f"{12 * d.width}.0"))
             )
             return f"age_{d.width}", exp.Mul(
-                this=exp.cast(band, exp.DataType.Type.INT), expression=exp.Literal.number(d.width)
+                this=exp.Cast(this=band, to=exp.DataType.build("INT")), expression=_NUM(d.width)
             )
         if d.name == "region":
             return "region", _col("lan", "base")
@@ -548,33 +597,18 @@ class _Compiler:
             return "sex", exp.Case(
                 ifs=[
                     exp.If(
-                        this=exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(1)),
+                        this=exp.EQ(this=_col("kon", "base"), expression=_NUM(1)),
                         true=exp.Literal.string("male"),
                     ),
                     exp.If(
-                        this=exp.EQ(this=_col("kon", "base"), expression=exp.Literal.number(2)),
+                        this=exp.EQ(this=_col("kon", "base"), expression=_NUM(2)),
                         true=exp.Literal.string("female"),
                     ),
                 ]
             )
         if d.name == "year":
             return "year", exp.Year(this=_col("index_date", "base"))
-        assert site is not None
-        return "hospital", site
-
-
-def _months() -> exp.Expression:
-    """Completed months of life at the index date (the day of birth is not in the extract)."""
-    idx = _col("index_date", "base")
-    now = exp.Add(
-        this=exp.Mul(this=exp.Literal.number(12), expression=exp.Year(this=idx)),
-        expression=exp.Month(this=idx),
-    )
-    born = exp.Add(
-        this=exp.Mul(this=exp.Literal.number(12), expression=_col("fodelsear", "base")),
-        expression=_col("fodelsemanad", "base"),
-    )
-    return exp.Paren(this=exp.Sub(this=exp.Paren(this=now), expression=exp.Paren(this=born)))
+        return "hospital", _col("site", "isite")
 
 
 def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:
@@ -589,4 +623,4 @@ def compile_cohort(
     """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
     if purpose not in ("forskning", "kommersiell"):
         raise ValueError("purpose is 'forskning' or 'kommersiell'")
-    return _Compiler(catalog, purpose, optout).compile(dataclasses.replace(co))
+    return _Compiler(catalog, purpose, optout).compile(co)
