@@ -163,7 +163,7 @@ def test_count_releases_with_receipt_and_stored_answers(env: dict[str, Any]) -> 
     a = r.json()
     assert a["epsilon_charged"] == 1.0 and not a["stored_answer"]  # attrition + breakdown
     assert a["receipt"]["purpose"] == "forskning" and len(a["receipt"]["query_hash"]) == 64
-    assert [s["label"] for s in a["attrition"]][0] == "Index event"
+    assert next(s["label"] for s in a["attrition"]) == "Index event"
     assert {b["sex"] for b in a["breakdown"]} == {"female", "male", None}
     # the same query, spelled differently: the stored answer, free
     again = c.post(
