@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -43,9 +44,20 @@ class Compiled:
     labels: tuple[str, ...]  # attrition step labels, index step first
     dims: tuple[str, ...]  # breakdown column names, in report order
     registers: frozenset[str]  # registers read
+    rebuild: Callable[[], exp.Select] = field(
+        repr=False, compare=False, default=lambda: exp.Select()
+    )
+    _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
     def sql(self, dialect: str = "duckdb", pretty: bool = False) -> str:
-        return self.tree.sql(dialect=dialect, pretty=pretty)
+        """The statement's text in a dialect. A generator may rewrite the tree it renders,
+        and copying the tree costs more than building it, so the first rendering uses the
+        tree itself and any later one a freshly built tree."""
+        key = (dialect, pretty)
+        if key not in self._rendered:
+            tree = self.rebuild() if self._rendered else self.tree
+            self._rendered[key] = tree.sql(dialect=dialect, pretty=pretty, copy=False)
+        return self._rendered[key]
 
 
 # ---- small builders ---------------------------------------------------------------------
@@ -623,4 +635,5 @@ def compile_cohort(
     """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
     if purpose not in ("forskning", "kommersiell"):
         raise ValueError("purpose is 'forskning' or 'kommersiell'")
-    return _Compiler(catalog, purpose, optout).compile(co)
+    compiled = _Compiler(catalog, purpose, optout).compile(co)
+    return replace(compiled, rebuild=lambda: _Compiler(catalog, purpose, optout).compile(co).tree)
