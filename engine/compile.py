@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
@@ -44,9 +44,7 @@ class Compiled:
     labels: tuple[str, ...]  # attrition step labels, index step first
     dims: tuple[str, ...]  # breakdown column names, in report order
     registers: frozenset[str]  # registers read
-    rebuild: Callable[[], exp.Select] = field(
-        repr=False, compare=False, default=lambda: exp.Select()
-    )
+    rebuild: Callable[[], exp.Select] = field(repr=False, compare=False)  # a fresh, equal tree
     _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
     def sql(self, dialect: str = "duckdb", pretty: bool = False) -> str:
@@ -380,7 +378,7 @@ class _Compiler:
         return ops[c.count.op](this=_coalesce(n, _NUM(0)), expression=_NUM(c.count.n))
 
     # ---- the whole statement --------------------------------------------------------------------
-    def compile(self, co: ir.Cohort) -> Compiled:
+    def compile(self, co: ir.Cohort, rebuild: Callable[[], exp.Select]) -> Compiled:
         pop = self.catalog.population
         if pop is None:
             raise ValueError("the catalog has no population register")
@@ -582,7 +580,7 @@ class _Compiler:
         labels = [_index_label(co.index)] + [
             s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
         ]
-        return Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables))
+        return Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables), rebuild)
 
     def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Select:
         found = self.catalog.sources_of("death")
@@ -635,5 +633,8 @@ def compile_cohort(
     """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
     if purpose not in ("forskning", "kommersiell"):
         raise ValueError("purpose is 'forskning' or 'kommersiell'")
-    compiled = _Compiler(catalog, purpose, optout).compile(co)
-    return replace(compiled, rebuild=lambda: _Compiler(catalog, purpose, optout).compile(co).tree)
+
+    def rebuild() -> exp.Select:
+        return _Compiler(catalog, purpose, optout).compile(co, rebuild).tree
+
+    return _Compiler(catalog, purpose, optout).compile(co, rebuild)

@@ -205,3 +205,16 @@ def test_error_format_shows_the_line_and_a_caret() -> None:
         "  include nrd.hba1c > 5",
         "          ^",
     ]
+
+
+def test_rendering_one_compiled_cohort_in_every_dialect() -> None:
+    """A generator may rewrite the tree it renders: each dialect's text must not depend on
+    which dialects were rendered before it."""
+    from engine.compile import compile_cohort
+
+    for path in EXAMPLES:
+        co = checked(path.read_text(encoding="utf-8"))
+        fresh = {d: compile_cohort(co, CAT).sql(d) for d in ("duckdb", "postgres", "spark")}
+        one = compile_cohort(co, CAT)
+        for d in ("spark", "postgres", "duckdb", "spark"):
+            assert one.sql(d) == fresh[d], (path.stem, d)
