@@ -8,9 +8,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+from catalog import Register
 from privacy.store import Store, now
 
-__all__ = ["Accounts", "Role", "User"]
+__all__ = ["Accounts", "CatalogEntries", "Role", "User"]
 
 Role = Literal["researcher", "holder", "admin"]
 ROLES = ("researcher", "holder", "admin")
@@ -28,6 +29,11 @@ _SCHEMA = [
         label TEXT NOT NULL,
         created TEXT NOT NULL,
         revoked TEXT)""",
+    """CREATE TABLE IF NOT EXISTS catalog_entries (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        updated TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS members (
         project_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -143,3 +149,33 @@ class Accounts:
 def _user(row: tuple[str, str, str, str]) -> User:
     uid, name, role, registers = row
     return User(uid, name, role, tuple(r for r in registers.split(",") if r))  # type: ignore[arg-type]
+
+
+class CatalogEntries:
+    """Register entries published by their holders through the API (they win over files)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        with store.transaction() as tx:
+            for stmt in _SCHEMA:
+                tx.execute(stmt)
+
+    def put(self, entry: Register, actor: str) -> None:
+        body = entry.model_dump_json()
+        with self.store.transaction() as tx:
+            if tx.one("SELECT id FROM catalog_entries WHERE id = %s", (entry.id,)) is None:
+                tx.execute(
+                    "INSERT INTO catalog_entries (id, body, updated_by, updated) VALUES (%s, %s, %s, %s)",
+                    (entry.id, body, actor, now()),
+                )
+            else:
+                tx.execute(
+                    "UPDATE catalog_entries SET body = %s, updated_by = %s, updated = %s WHERE id = %s",
+                    (body, actor, now(), entry.id),
+                )
+            tx.audit(actor, None, "publish_register", None, entry.id, 0.0, None)
+
+    def all(self) -> list[Register]:
+        with self.store.transaction(write=False) as tx:
+            rows = tx.all("SELECT body FROM catalog_entries ORDER BY id")
+        return [Register.model_validate_json(r[0]) for r in rows]

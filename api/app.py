@@ -12,11 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import engine
 from api import schemas as S
-from api.accounts import Accounts, User
+from api.accounts import Accounts, CatalogEntries, User
 from api.ratelimit import RateLimiter
-from api.release import BreakdownTooFine, count_released
+from api.release import BreakdownTooFine, prepare_release, release
 from api.settings import Settings
-from catalog import Catalog, Installation, load_catalog, load_installation
+from catalog import Catalog, Installation, Register, load_catalog, load_installation
 from catalog import bundled_dir as catalog_bundled
 from engine import CohortError, MissingRegisterError, ir
 from privacy import BudgetExceeded, Gate, PrivacyParams, UnknownProject, open_store
@@ -69,6 +69,9 @@ class State:
         self.catalog: Catalog = load_catalog(catalog_bundled(), *self.installation.catalog_dirs)
         self.params = PrivacyParams(**self.installation.privacy)  # type: ignore[arg-type]
         self.store = open_store(settings.store)
+        self.entries = CatalogEntries(self.store)
+        for reg in self.entries.all():  # entries that holders published through the API
+            self.catalog.registers[reg.id] = reg
         self.accounts = Accounts(self.store)
         self.gate = Gate(self.store, self.params)
         self.backend = engine.get_backend("duckdb", self.installation, self.catalog)
@@ -185,6 +188,30 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return reg.model_dump(mode="json")
 
+    @app.put("/v1/catalog/registers/{register_id}", tags=["catalog"])
+    def publish_register(
+        register_id: Annotated[str, Path(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)],
+        entry: Register,
+        u: Authed,
+    ) -> dict[str, Any]:
+        """Publish a register's catalog entry: its holder (or an admin) only."""
+        if u.role != "admin" and not (u.role == "holder" and register_id in u.registers):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"only the holder of '{register_id}' or an admin may publish its entry",
+            )
+        if entry.id != register_id:
+            raise ApiError(
+                400, "invalid", f"the entry's id is {entry.id!r}, the path says {register_id!r}"
+            )
+        old = state.catalog.register(register_id)
+        if old is not None and (old.kind, old.person_key) != (entry.kind, entry.person_key):
+            raise ApiError(400, "invalid", "an entry keeps its kind and person key")
+        state.entries.put(entry, actor=u.id)
+        state.catalog.registers[register_id] = entry
+        return entry.model_dump(mode="json")
+
     @app.get("/v1/catalog/regions", tags=["catalog"])
     def regions(u: Authed) -> list[dict[str, Any]]:
         return [r.model_dump() for r in state.catalog.regions]
@@ -288,9 +315,8 @@ def create_app(settings: Settings) -> FastAPI:
                            {"limit_per_minute": state.settings.counts_per_minute},
                            {"Retry-After": RateLimiter.retry_after(wait)})  # fmt: skip
         try:
-            co = to_ir(body)
-            _, compiled = engine.prepare(
-                co, state.catalog, state.installation, purpose=project.purpose
+            checked, compiled = prepare_release(
+                to_ir(body), state.installation, state.catalog, project.purpose
             )
         except CohortError as e:
             raise cohort_error(e) from None
@@ -303,9 +329,10 @@ def create_app(settings: Settings) -> FastAPI:
                            f"project {pid!r} is not approved for {', '.join(unapproved)}",
                            {"registers": unapproved, "approved": list(project.registers)})  # fmt: skip
         try:
-            answer = count_released(
-                co, state.installation, state.catalog, state.gate, pid, u.id, state.backend
-            )
+            answer = release(
+                checked, compiled, state.installation, state.catalog, state.gate, pid, u.id,
+                state.backend,
+            )  # fmt: skip
         except BudgetExceeded as e:
             raise ApiError(
                 403, "budget_exceeded", str(e), {"needed": e.needed, "left": e.left}

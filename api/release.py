@@ -10,12 +10,18 @@ import json
 from typing import Any
 
 from catalog import Catalog, Installation
-from engine import Backend, ir, prepare
+from engine import Backend, Compiled, ir, prepare
 from engine.domain import breakdown_domain, domain_size
 from engine.result import ExactResult
 from privacy import Answer, Gate, TrueCounts, UnknownProject
 
-__all__ = ["BreakdownTooFine", "canonical_query", "count_released"]
+__all__ = [
+    "BreakdownTooFine",
+    "canonical_query",
+    "count_released",
+    "prepare_release",
+    "release",
+]
 
 
 class BreakdownTooFine(ValueError):
@@ -39,8 +45,16 @@ def _true_counts(res: ExactResult, domain: list[tuple[Any, ...]]) -> TrueCounts:
     return TrueCounts(res.labels, res.counts, res.dims, {tuple(k): n for k, n in res.cells}, domain)
 
 
-def count_released(
-    cohort: str | ir.Cohort,
+def prepare_release(
+    cohort: str | ir.Cohort, installation: Installation, catalog: Catalog, purpose: str
+) -> tuple[ir.Cohort, Compiled]:
+    """Check and compile for release (no data read); raises before anything is charged."""
+    return prepare(cohort, catalog, installation, purpose=purpose)
+
+
+def release(
+    checked: ir.Cohort,
+    compiled: Compiled,
     installation: Installation,
     catalog: Catalog,
     gate: Gate,
@@ -48,11 +62,7 @@ def count_released(
     actor: str,
     backend: Backend,
 ) -> Answer:
-    """Check, compile, and release through the privacy gate (charging the project)."""
-    project = gate.store.project(project_id)
-    if project is None:
-        raise UnknownProject(project_id)
-    checked, compiled = prepare(cohort, catalog, installation, purpose=project.purpose)
+    """Release a prepared cohort through the privacy gate (charging the project)."""
     cells = domain_size(checked, catalog)
     if cells > gate.params.max_cells:
         raise BreakdownTooFine(cells, gate.params.max_cells)
@@ -67,3 +77,20 @@ def count_released(
         project_id, actor, qhash, canonical_query(checked), installation.release,
         compiled.labels, compiled.dims, compute,
     )  # fmt: skip
+
+
+def count_released(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    actor: str,
+    backend: Backend,
+) -> Answer:
+    """Check, compile, and release through the privacy gate (charging the project)."""
+    project = gate.store.project(project_id)
+    if project is None:
+        raise UnknownProject(project_id)
+    checked, compiled = prepare_release(cohort, installation, catalog, project.purpose)
+    return release(checked, compiled, installation, catalog, gate, project_id, actor, backend)

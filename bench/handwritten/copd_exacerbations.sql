@@ -1,4 +1,6 @@
--- COPD with two exacerbation admissions in a year (examples/copd_exacerbations.cohort): final count only.
+-- COPD with two exacerbation admissions in a year (examples/copd_exacerbations.cohort):
+-- final count and breakdown of the final cohort by `report by region`, as antal returns them
+-- (the attrition: copd_exacerbations.attrition.sql; the final count only: copd_exacerbations.final.sql).
 WITH idx AS (
     SELECT lopnr, max(indatum) AS index_date
     FROM read_parquet('{data}/npr.parquet')
@@ -7,7 +9,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -15,7 +17,8 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 )
-SELECT count(*) AS n
+SELECT c.lan AS region,
+       GROUPING(region) AS total, count(*) AS n
 FROM cohort c
 WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
       BETWEEN 12 * 40 AND 12 * 120 + 11
@@ -29,3 +32,4 @@ WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodel
       WHERE l.lopnr = c.lopnr AND l.atc LIKE 'R03%'
         AND l.edatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
   )
+GROUP BY GROUPING SETS ((), (region))

@@ -1,6 +1,8 @@
--- Type 2 diabetes on 2024-01-01 (examples/diabetic_population_2024.cohort): final count only.
+-- Type 2 diabetes on 2024-01-01 (examples/diabetic_population_2024.cohort):
+-- final count and breakdown of the final cohort by `report by region, age 20`, as antal returns them
+-- (the attrition: diabetic_population_2024.attrition.sql; the final count only: diabetic_population_2024.final.sql).
 WITH cohort AS (  -- born in or before January 2024, alive on 2024-01-01, not opted out
-    SELECT p.lopnr, DATE '2024-01-01' AS index_date, p.fodelsear, p.fodelsemanad
+    SELECT p.lopnr, DATE '2024-01-01' AS index_date, p.fodelsear, p.fodelsemanad, p.lan
     FROM read_parquet('{data}/population.parquet') p
     WHERE 12 * p.fodelsear + p.fodelsemanad <= 12 * 2024 + 1
       AND NOT EXISTS (
@@ -12,7 +14,10 @@ WITH cohort AS (  -- born in or before January 2024, alive on 2024-01-01, not op
           WHERE o.lopnr = p.lopnr AND o.andamal IN ('forskning', 'alla')
       )
 )
-SELECT count(*) AS n
+SELECT c.lan AS region,
+       CAST(floor((12 * year(c.index_date) + month(c.index_date)
+                   - 12 * c.fodelsear - c.fodelsemanad) / 240) AS INT) * 20 AS age_20,
+       GROUPING(region, age_20) AS total, count(*) AS n
 FROM cohort c
 WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
       BETWEEN 12 * 18 AND 12 * 80 + 11
@@ -31,3 +36,4 @@ WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodel
       WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E11')
         AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
   ) < 2
+GROUP BY GROUPING SETS ((), (region, age_20))

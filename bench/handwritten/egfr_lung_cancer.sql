@@ -1,4 +1,6 @@
--- EGFR-mutated non-small-cell lung cancer (examples/egfr_lung_cancer.cohort): final count only.
+-- EGFR-mutated non-small-cell lung cancer (examples/egfr_lung_cancer.cohort):
+-- final count and breakdown of the final cohort by `report by region, year`, as antal returns them
+-- (the attrition: egfr_lung_cancer.attrition.sql; the final count only: egfr_lung_cancer.final.sql).
 WITH idx AS (
     SELECT lopnr, min(provdatum) AS index_date
     FROM read_parquet('{data}/gms.parquet')
@@ -7,7 +9,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date
+    SELECT i.lopnr, i.index_date, p.lan
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -15,7 +17,9 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 )
-SELECT count(*) AS n
+SELECT c.lan AS region,
+       year(c.index_date) AS year,
+       GROUPING(region, year) AS total, count(*) AS n
 FROM cohort c
 WHERE EXISTS (
       SELECT 1 FROM read_parquet('{data}/npr.parquet') n
@@ -26,3 +30,4 @@ WHERE EXISTS (
       SELECT 1 FROM read_parquet('{data}/dors.parquet') d
       WHERE d.lopnr = c.lopnr AND d.dodsdat <= c.index_date
   )
+GROUP BY GROUPING SETS ((), (region, year))

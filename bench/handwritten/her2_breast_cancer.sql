@@ -1,4 +1,6 @@
--- HER2-positive breast cancer, stage II-III (examples/her2_breast_cancer.cohort): final count only.
+-- HER2-positive breast cancer, stage II-III (examples/her2_breast_cancer.cohort):
+-- final count and breakdown of the final cohort by `report by region, age 10`, as antal returns them
+-- (the attrition: her2_breast_cancer.attrition.sql; the final count only: her2_breast_cancer.final.sql).
 WITH idx AS (
     SELECT lopnr, min(diagnosdatum) AS index_date
     FROM read_parquet('{data}/nkbc.parquet')
@@ -7,7 +9,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.kon, p.fodelsear, p.fodelsemanad
+    SELECT i.lopnr, i.index_date, p.kon, p.fodelsear, p.fodelsemanad, p.lan
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -15,7 +17,10 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 )
-SELECT count(*) AS n
+SELECT c.lan AS region,
+       CAST(floor((12 * year(c.index_date) + month(c.index_date)
+                   - 12 * c.fodelsear - c.fodelsemanad) / 120) AS INT) * 10 AS age_10,
+       GROUPING(region, age_10) AS total, count(*) AS n
 FROM cohort c
 WHERE c.kon = 2
   AND 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
@@ -30,3 +35,4 @@ WHERE c.kon = 2
       WHERE b.lopnr = c.lopnr AND b.provtyp IN ('vavnad_ffpe', 'vavnad_frusen')
         AND b.provdatum >= c.index_date
   )
+GROUP BY GROUPING SETS ((), (region, age_10))

@@ -1,13 +1,20 @@
--- Heart failure with SGLT2 inhibitor given in hospital (examples/hf_sglt2_in_hospital.cohort): final count only.
-WITH idx AS (
-    SELECT lopnr, min(indatum) AS index_date
+-- Heart failure with SGLT2 inhibitor given in hospital (examples/hf_sglt2_in_hospital.cohort):
+-- final count and breakdown of the final cohort by `report by hospital`, as antal returns them
+-- (the attrition: hf_sglt2_in_hospital.attrition.sql; the final count only: hf_sglt2_in_hospital.final.sql).
+WITH ix AS (  -- the index events
+    SELECT lopnr, indatum, sjukhus
     FROM read_parquet('{data}/npr.parquet')
     WHERE hdia LIKE 'I50%'
       AND indatum BETWEEN DATE '2018-01-01' AND DATE '2025-06-30'
-    GROUP BY lopnr
+),
+idx AS (  -- the first one; hospital: the smallest sjukhus among the index events that day
+    SELECT ix.lopnr, f.index_date, min(ix.sjukhus) AS hospital
+    FROM (SELECT lopnr, min(indatum) AS index_date FROM ix GROUP BY lopnr) f
+    JOIN ix ON ix.lopnr = f.lopnr AND ix.indatum = f.index_date
+    GROUP BY ix.lopnr, f.index_date
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, i.hospital
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -15,7 +22,8 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 )
-SELECT count(*) AS n
+SELECT c.hospital,
+       GROUPING(hospital) AS total, count(*) AS n
 FROM cohort c
 WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
       BETWEEN 12 * 18 AND 12 * 100 + 11
@@ -30,3 +38,4 @@ WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodel
       WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E10')
         AND n.indatum IS NOT NULL
   )
+GROUP BY GROUPING SETS ((), (hospital))

@@ -1,4 +1,6 @@
--- Stroke within 30 days after MI (examples/stroke_after_mi.cohort): final count only.
+-- Stroke within 30 days after MI (examples/stroke_after_mi.cohort):
+-- final count and breakdown of the final cohort by `report by year`, as antal returns them
+-- (the attrition: stroke_after_mi.attrition.sql; the final count only: stroke_after_mi.final.sql).
 WITH idx AS (
     SELECT lopnr, min(indatum) AS index_date
     FROM read_parquet('{data}/npr.parquet')
@@ -15,7 +17,8 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 )
-SELECT count(*) AS n
+SELECT year(c.index_date) AS year,
+       GROUPING(year) AS total, count(*) AS n
 FROM cohort c
 WHERE EXISTS (
       SELECT 1 FROM read_parquet('{data}/npr.parquet') n
@@ -27,3 +30,4 @@ WHERE EXISTS (
       WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I63|I64)')
         AND n.indatum < c.index_date
   )
+GROUP BY GROUPING SETS ((), (year))

@@ -1,4 +1,6 @@
--- T2D on metformin, 40-75, no prior MI (examples/t2d_metformin.cohort): final count only.
+-- T2D on metformin, 40-75, no prior MI (examples/t2d_metformin.cohort):
+-- final count and breakdown of the final cohort by `report by region, sex`, as antal returns them
+-- (the attrition: t2d_metformin.attrition.sql; the final count only: t2d_metformin.final.sql).
 WITH idx AS (
     SELECT lopnr, min(indatum) AS index_date
     FROM read_parquet('{data}/npr.parquet')
@@ -7,7 +9,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan, p.kon
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -27,7 +29,9 @@ latest_hba1c AS (  -- latest non-missing HbA1c in the year before index (ties: t
     )
     GROUP BY lopnr
 )
-SELECT count(*) AS n
+SELECT c.lan AS region,
+       CASE c.kon WHEN 1 THEN 'male' WHEN 2 THEN 'female' END AS sex,
+       GROUPING(region, sex) AS total, count(*) AS n
 FROM cohort c
 WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
       BETWEEN 12 * 40 AND 12 * 75 + 11
@@ -57,3 +61,4 @@ WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodel
       SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
       WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10A%' AND r.adm_datum < c.index_date
   )
+GROUP BY GROUPING SETS ((), (region, sex))

@@ -1,0 +1,689 @@
+"""A small Python client of the antal HTTP API, for notebooks.
+
+    from api.client import Client
+
+    with Client("http://127.0.0.1:8000", token) as c:
+        c.me()
+        c.search("hba1c")                      # a DataFrame of registers, variables, codes
+        c.validate(text).raise_for_errors()    # CohortError: "2:9: unknown register ..."
+        res = c.count("t2d", text)             # text, a JSON IR dict, or an engine.builder.Cohort
+        res                                    # about 1 240 (1 170–1 310), with the attrition
+        res.attrition, res.breakdown           # pandas DataFrames
+        c.budget("t2d")
+
+Every count is released by the server through differential privacy and charged to the
+project's budget; asking the same question again returns the stored answer for free.
+Every error answer of the server raises an `AntalError` (or a subclass) carrying the
+server's error code, message, details and the HTTP status.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+import pandas as pd
+
+if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
+    from typing import TypeAlias
+
+    from engine import builder as _builder
+    from engine import ir as _ir
+
+    CohortInput: TypeAlias = str | Path | Mapping[str, Any] | _builder.Cohort | _ir.Cohort
+
+__all__ = [
+    "AntalError",
+    "AuthError",
+    "Budget",
+    "BudgetExceededError",
+    "Client",
+    "CohortError",
+    "ConnectionFailedError",
+    "CountResult",
+    "ForbiddenError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "RateLimitedError",
+    "Validation",
+]
+
+Dialect = Literal["duckdb", "postgres", "spark"]
+
+_USER_AGENT = "antal-client/0.1.0"
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+class AntalError(Exception):
+    """An error answer of the server (or no answer at all).
+
+    `code` is the server's stable machine-readable kind (e.g. ``cohort_invalid``,
+    ``budget_exceeded``), `message` its human message, `details` its structured details
+    (or None) and `status` the HTTP status (None when the server could not be reached).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "error",
+        details: dict[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.details = details
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r})"
+
+
+class ConnectionFailedError(AntalError):
+    """The server could not be reached (not running, wrong URL, timeout)."""
+
+
+class AuthError(AntalError):
+    """401: no, unknown or revoked bearer token."""
+
+
+class ForbiddenError(AntalError):
+    """403: not allowed (role, or a register the project is not approved for)."""
+
+
+class BudgetExceededError(ForbiddenError):
+    """403 ``budget_exceeded``: the project's ε budget cannot pay for this count.
+
+    `left` is the ε the project has left and `needed` what the count would cost.
+    """
+
+    @property
+    def left(self) -> float | None:
+        return (self.details or {}).get("left")
+
+    @property
+    def needed(self) -> float | None:
+        return (self.details or {}).get("needed")
+
+
+class NotFoundError(AntalError):
+    """404: no such register, project (of yours) or stored query."""
+
+
+class InvalidRequestError(AntalError):
+    """400 or 422 other than an invalid cohort (e.g. ``breakdown_too_fine``, ``ir_invalid``)."""
+
+
+class RateLimitedError(AntalError):
+    """429: too many requests or counts; `retry_after` is the seconds to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class CohortError(AntalError):
+    """The cohort does not parse or does not check (it never reached the data).
+
+    `diagnostics` is a list of dicts with ``line``, ``column``, ``message``, ``hint`` and
+    ``code``; ``str(e)`` reads like ``2:9: unknown register 'nrd' - did you mean 'ndr'?``.
+    """
+
+    def __init__(
+        self,
+        diagnostics: list[dict[str, Any]],
+        *,
+        source: str | None = None,
+        code: str = "cohort_invalid",
+        status: int | None = 400,
+    ) -> None:
+        self.diagnostics = diagnostics
+        self.source = source
+        super().__init__(
+            _diagnostics_text(diagnostics) or "the cohort is not valid",
+            code=code,
+            details={"diagnostics": diagnostics},
+            status=status,
+        )
+
+    def format(self) -> str:
+        """Each diagnostic with its source line and a caret (when the text is known)."""
+        return _diagnostics_text(self.diagnostics, self.source, sep="\n")
+
+
+def _diagnostic_line(d: Mapping[str, Any]) -> str:
+    text = f"{d.get('line')}:{d.get('column')}: {d.get('message')}"
+    return text + (f" - {d['hint']}" if d.get("hint") else "")
+
+
+def _diagnostics_text(
+    diags: list[dict[str, Any]], source: str | None = None, sep: str = "; "
+) -> str:
+    out = []
+    lines = source.splitlines() if source is not None else []
+    for d in diags:
+        text = _diagnostic_line(d)
+        line, col = d.get("line") or 0, d.get("column") or 0
+        if source is not None and 0 < line <= len(lines):
+            text += f"\n  {lines[line - 1]}\n  {' ' * max(0, col - 1)}^"
+        out.append(text)
+    return sep.join(out)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:  # an HTTP date: not sent by antal
+        return None
+
+
+def _raise_for(r: httpx.Response, source: str | None = None) -> None:
+    """Turn a non-2xx answer into the matching typed exception."""
+    if r.is_success:
+        return
+    try:
+        err = r.json()["error"]
+        code, message, details = str(err["code"]), str(err["message"]), err.get("details")
+    except (ValueError, KeyError, TypeError):  # not antal's error shape (a proxy, say)
+        code, message, details = "http_error", f"HTTP {r.status_code}: {r.text[:200]}", None
+    kw: dict[str, Any] = {"code": code, "details": details, "status": r.status_code}
+    s = r.status_code
+    if code == "cohort_invalid":
+        raise CohortError(
+            list((details or {}).get("diagnostics", [])), source=source, code=code, status=s
+        )
+    if s == 401:
+        raise AuthError(message, **kw)
+    if s == 403:
+        raise (BudgetExceededError if code == "budget_exceeded" else ForbiddenError)(message, **kw)
+    if s == 404:
+        raise NotFoundError(message, **kw)
+    if s == 429:
+        raise RateLimitedError(
+            message, retry_after=_retry_after(r.headers.get("retry-after")), **kw
+        )
+    if s in (400, 422):
+        raise InvalidRequestError(message, **kw)
+    raise AntalError(message, **kw)
+
+
+# ---- formatting ---------------------------------------------------------------------------------
+
+
+def _n(x: Any) -> str:
+    """1240 -> '1 240' (Swedish thousands); '<10' stays as it is."""
+    return f"{x:,}".replace(",", " ") if isinstance(x, int) else str(x)
+
+
+def _released(count: Any, low: Any = None, high: Any = None) -> str:
+    """'about 1 240 (1 170–1 310)', or '<10' for a suppressed count."""
+    if isinstance(count, str) or low is None or high is None or pd.isna(low):
+        return str(count)
+    return f"about {_n(count)} ({_n(int(low))}–{_n(int(high))})"
+
+
+def _eps(x: float) -> str:
+    return f"{x:g}"
+
+
+# ---- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What `Client.validate` answers: no data read, nothing charged."""
+
+    ok: bool
+    diagnostics: list[dict[str, Any]]
+    query_hash: str | None = None
+    steps: list[str] = field(default_factory=list)
+    registers: list[str] = field(default_factory=list)
+    source: str | None = field(default=None, repr=False, compare=False)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def raise_for_errors(self) -> Validation:
+        """Raise `CohortError` if the cohort does not check; else return self."""
+        if not self.ok:
+            raise CohortError(self.diagnostics, source=self.source, status=None)
+        return self
+
+    def __repr__(self) -> str:
+        if self.ok:
+            return (
+                f"Validation: ok ({len(self.steps)} steps: {', '.join(self.steps)}; "
+                f"registers {', '.join(self.registers) or '-'}; query {(self.query_hash or '')[:16]})"
+            )
+        n = len(self.diagnostics)
+        body = _diagnostics_text(self.diagnostics, self.source, sep="\n")
+        return f"Validation: {n} problem{'s' if n != 1 else ''}\n{body}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A project's ε budget: `total`, `spent` and `left`, and the ε one release costs."""
+
+    project: str
+    total: float
+    spent: float
+    left: float
+    epsilon_per_query: float
+
+    def __repr__(self) -> str:
+        return (
+            f"Budget(project {self.project!r}: ε {_eps(self.spent)} of {_eps(self.total)} spent, "
+            f"{_eps(self.left)} left; ε {_eps(self.epsilon_per_query)} per release)"
+        )
+
+
+_STEP_COLUMNS = ["step", "label", "count", "low", "high"]
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """A released count: the attrition, the breakdown and what it cost.
+
+    Counts are noisy (differential privacy) with a 95% interval `low`–`high`; a count
+    below the installation's threshold is suppressed and shown as a string like ``"<10"``
+    (with no interval).
+    """
+
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def count(self) -> int | str:
+        """The final count (an int, or ``"<10"`` when suppressed)."""
+        return self.raw["count"]
+
+    @property
+    def interval(self) -> tuple[int, int] | None:
+        """The final count's 95% interval, or None when suppressed."""
+        steps = self.raw["attrition"]
+        iv = steps[-1].get("interval") if steps else None
+        return (int(iv[0]), int(iv[1])) if iv else None
+
+    @property
+    def attrition(self) -> pd.DataFrame:
+        """One row per step: step, label, count (int or "<10"), low, high."""
+        rows = [
+            {"step": i, "label": s["label"], "count": s["count"], **_lohi(s)}
+            for i, s in enumerate(self.raw["attrition"])
+        ]
+        return _frame(rows, _STEP_COLUMNS)
+
+    @property
+    def dims(self) -> list[str]:
+        """The breakdown's dimensions (e.g. ``["region", "sex"]``)."""
+        cells = self.raw["breakdown"]
+        return [k for k in cells[0] if k not in ("count", "interval")] if cells else []
+
+    @property
+    def breakdown(self) -> pd.DataFrame:
+        """One row per cell of the final cohort: the dimensions, count, low, high.
+
+        A dimension's None is "unknown" (e.g. no hospital code).
+        """
+        dims = self.dims
+        rows = [
+            {**{d: c.get(d) for d in dims}, "count": c["count"], **_lohi(c)}
+            for c in self.raw["breakdown"]
+        ]
+        return _frame(rows, [*dims, "count", "low", "high"])
+
+    @property
+    def breakdown_note(self) -> str | None:
+        return self.raw.get("breakdown_note")
+
+    @property
+    def epsilon_charged(self) -> float:
+        """ε charged by this request (0 for a stored answer)."""
+        return float(self.raw["epsilon_charged"])
+
+    @property
+    def budget_left(self) -> float:
+        return float(self.raw["budget_left"])
+
+    @property
+    def stored_answer(self) -> bool:
+        """True when the same question was asked before: the stored answer, free."""
+        return bool(self.raw["stored_answer"])
+
+    @property
+    def receipt(self) -> dict[str, Any]:
+        """query_hash, data_release, purpose, privacy parameters and answer_key."""
+        return dict(self.raw["receipt"])
+
+    @property
+    def threshold(self) -> int | None:
+        t = self.receipt.get("privacy", {}).get("threshold")
+        return int(t) if t is not None else None
+
+    def _summary(self) -> list[str]:
+        cost = (
+            "stored answer, nothing charged"
+            if self.stored_answer
+            else f"ε charged {_eps(self.epsilon_charged)}"
+        )
+        r = self.receipt
+        lines = [f"{cost}; budget left ε {_eps(self.budget_left)}"]
+        if self.dims:
+            cells = self.raw["breakdown"]
+            hidden = sum(1 for c in cells if isinstance(c["count"], str))
+            text = f"breakdown by {', '.join(self.dims)}: {len(cells)} cells"
+            if hidden:
+                text += f", {hidden} below the threshold (shown as <{self.threshold})"
+            lines.append(text + " - see .breakdown")
+        if self.breakdown_note:
+            lines.append(self.breakdown_note)
+        lines.append(
+            f"receipt: query {str(r.get('query_hash', ''))[:16]}, data release {r.get('data_release')}"
+        )
+        return lines
+
+    def __repr__(self) -> str:
+        head = f"CountResult: {_released(self.count, *(self.interval or (None, None)))}"
+        steps = self.raw["attrition"]
+        width = max((len(s["label"]) for s in steps), default=5)
+        body = [
+            f"  {i:>2}  {s['label']:<{width}}  {_released(s['count'], *_lohi(s).values())}"
+            for i, s in enumerate(steps)
+        ]
+        return "\n".join([head, *body, *("  " + x for x in self._summary())])
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        rows = "".join(
+            f"<tr><td>{i}</td><td style='text-align:left'>{e(s['label'])}</td>"
+            f"<td>{e(_released(s['count'], *_lohi(s).values()))}</td></tr>"
+            for i, s in enumerate(self.raw["attrition"])
+        )
+        head = e(_released(self.count, *(self.interval or (None, None))))
+        notes = "".join(f"<li>{e(x)}</li>" for x in self._summary())
+        return (
+            f"<div><p><b>Released count: {head}</b> (95% interval)</p>"
+            "<table><thead><tr><th>step</th><th style='text-align:left'>label</th>"
+            f"<th>count (95% interval)</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<ul>{notes}</ul></div>"
+        )
+
+
+def _lohi(x: Mapping[str, Any]) -> dict[str, int | None]:
+    iv = x.get("interval")
+    return {"low": int(iv[0]), "high": int(iv[1])} if iv else {"low": None, "high": None}
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns)
+    for col in columns:
+        if col not in ("step", "count", "low", "high"):  # labels and dims: None stays None
+            df[col] = pd.Series([r.get(col) for r in rows], index=df.index, dtype=object)
+    for col in ("low", "high"):
+        if col in df:
+            df[col] = df[col].astype("Int64")  # None -> <NA> for suppressed counts
+    if "count" in df and rows and all(isinstance(r["count"], int) for r in rows):
+        df["count"] = df["count"].astype("int64")
+    elif "count" in df:
+        df["count"] = df["count"].astype(object)  # ints and "<10" strings
+    return df
+
+
+# ---- the client ---------------------------------------------------------------------------------
+
+
+class Client:
+    """A client of one antal server, for one user (a bearer token).
+
+    `url` and `token` default to the environment variables ``ANTAL_URL`` and
+    ``ANTAL_TOKEN``. `timeout` is seconds per request (counts on large extracts can take a
+    while). With ``retry=True`` a request answered 429 (rate limited) is retried once
+    after waiting the server's Retry-After (at most `max_retry_wait` seconds).
+    `transport` is for tests (e.g. ``httpx.MockTransport``).
+
+    Use as a context manager, or call `close()`, to release the connection pool.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retry: bool = False,
+        max_retry_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        url = url or os.environ.get("ANTAL_URL")
+        token = token or os.environ.get("ANTAL_TOKEN")
+        if not url:
+            raise ValueError("give the server's url (or set ANTAL_URL), e.g. http://127.0.0.1:8000")
+        if not token:
+            raise ValueError(
+                "give a bearer token (or set ANTAL_TOKEN); an administrator issues one with "
+                "`antal admin create-user ID` or `antal admin create-token ID`"
+            )
+        self.url = url.rstrip("/")
+        self.retry = retry
+        self.max_retry_wait = max_retry_wait
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": _USER_AGENT},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # -- lifecycle --
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- transport --
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> Any:
+        for attempt in (0, 1):
+            try:
+                r = self._http.request(method, path, json=json, params=params)
+            except httpx.TimeoutException as e:
+                raise ConnectionFailedError(
+                    f"no answer from {self.url} in time ({e}); a larger `timeout` may help",
+                    code="timeout",
+                ) from e
+            except httpx.TransportError as e:
+                raise ConnectionFailedError(
+                    f"cannot reach antal at {self.url}: {e} (is `antal serve` running?)",
+                    code="unreachable",
+                ) from e
+            if r.status_code == 429 and self.retry and attempt == 0:
+                wait = _retry_after(r.headers.get("retry-after"))
+                if wait is not None and wait <= self.max_retry_wait:
+                    time.sleep(wait)
+                    continue
+            _raise_for(r, source)
+            return r.json()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _cohort_body(cohort: CohortInput) -> tuple[dict[str, Any], str | None]:
+        """The request body for a cohort, and its source text when it has one."""
+        if isinstance(cohort, Path):
+            cohort = cohort.read_text(encoding="utf-8")
+        if isinstance(cohort, str):
+            return {"cohort": cohort}, cohort
+        if isinstance(cohort, Mapping):
+            return {"ir": dict(cohort)}, None
+        from engine import builder, ir
+
+        if isinstance(cohort, builder.Cohort):
+            return {"ir": ir.to_json(cohort.ir)}, None
+        if isinstance(cohort, ir.Cohort):
+            return {"ir": ir.to_json(cohort)}, None
+        raise TypeError(
+            "a cohort is its text (str), a pathlib.Path to a .cohort file, its JSON IR (dict), "
+            f"or an engine.builder.Cohort; got {type(cohort).__name__}"
+        )
+
+    # -- who am I --
+
+    def me(self) -> dict[str, Any]:
+        """The user of the token: id, name, role, registers (a holder's) and projects."""
+        return self._request("GET", "/v1/me")
+
+    def health(self) -> dict[str, Any]:
+        """The server's /healthz answer (status and data release); needs no token."""
+        return self._request("GET", "/healthz")
+
+    # -- catalog --
+
+    def search(self, q: str) -> pd.DataFrame:
+        """Search registers, variables and codes: kind, register_id, name, description, code_system."""
+        hits = self._request("GET", "/v1/catalog/search", params={"q": q})
+        return pd.DataFrame(
+            hits, columns=["kind", "register_id", "name", "description", "code_system"]
+        )
+
+    def registers(self) -> pd.DataFrame:
+        """The registers of the catalog, one row each."""
+        rows = [
+            {
+                "id": r["id"],
+                "title": (r.get("title") or {}).get("en"),
+                "title_sv": (r.get("title") or {}).get("sv"),
+                "holder": r.get("holder"),
+                "kind": r.get("kind"),
+                "from_year": (r.get("coverage") or {}).get("from_year"),
+                "to_year": (r.get("coverage") or {}).get("to_year"),
+                "events": r.get("events", []),
+            }
+            for r in self._request("GET", "/v1/catalog/registers")
+        ]
+        cols = ["id", "title", "title_sv", "holder", "kind", "from_year", "to_year", "events"]
+        df = pd.DataFrame(rows, columns=cols)
+        for col in ("from_year", "to_year"):
+            df[col] = df[col].astype("Int64")
+        return df
+
+    def register(self, register_id: str) -> dict[str, Any]:
+        """One register's full catalog entry (variables, code systems, access conditions)."""
+        return self._request("GET", f"/v1/catalog/registers/{register_id}")
+
+    # -- cohorts --
+
+    def validate(self, cohort: CohortInput) -> Validation:
+        """Parse and check a cohort against the catalog: no data read, nothing charged.
+
+        A cohort that does not check is *not* an exception here: look at `.ok` and
+        `.diagnostics`, or call `.raise_for_errors()`.
+        """
+        body, source = self._cohort_body(cohort)
+        out = self._request("POST", "/v1/cohorts/validate", json=body, source=source)
+        return Validation(
+            ok=bool(out["ok"]),
+            diagnostics=list(out.get("diagnostics", [])),
+            query_hash=out.get("query_hash"),
+            steps=list(out.get("steps", [])),
+            registers=list(out.get("registers", [])),
+            source=source,
+        )
+
+    def compile(self, cohort: CohortInput, dialect: Dialect = "duckdb") -> str:
+        """The one SQL statement a cohort compiles to (no data read, nothing charged)."""
+        body, source = self._cohort_body(cohort)
+        out = self._request(
+            "POST", "/v1/cohorts/compile", json={**body, "dialect": dialect}, source=source
+        )
+        return str(out["sql"])
+
+    def count(self, project: str, cohort: CohortInput) -> CountResult:
+        """Count a cohort for a project: released with noise, charged to its ε budget.
+
+        `cohort` is cohort-language text, a `pathlib.Path` to a .cohort file, the JSON IR
+        (a dict), or an `engine.builder.Cohort`. The same question asked again (even
+        spelled differently) returns the stored answer and costs nothing.
+        """
+        body, source = self._cohort_body(cohort)
+        return CountResult(
+            self._request("POST", f"/v1/projects/{project}/count", json=body, source=source)
+        )
+
+    # -- projects --
+
+    def budget(self, project: str) -> Budget:
+        """The project's ε budget: total, spent, left."""
+        b = self._request("GET", f"/v1/projects/{project}/budget")
+        return Budget(
+            project=b["project"],
+            total=float(b["total"]),
+            spent=float(b["spent"]),
+            left=float(b["left"]),
+            epsilon_per_query=float(b["epsilon_per_query"]),
+        )
+
+    def queries(self, project: str) -> pd.DataFrame:
+        """The project's earlier queries with their stored answers, one row each.
+
+        Columns: answer_key, first_asked, title, count (the final released count),
+        low, high, epsilon, dims, query (the canonical IR) and answer (as stored).
+        """
+        rows = []
+        for q in self._request("GET", f"/v1/projects/{project}/queries"):
+            a = q.get("answer") or {}
+            last = (a.get("attrition") or [{}])[-1]
+            rows.append(
+                {
+                    "answer_key": q["answer_key"],
+                    "first_asked": q["first_asked"],
+                    "title": (q.get("query") or {}).get("title"),
+                    "count": last.get("count"),
+                    **_lohi(last),
+                    "epsilon": a.get("epsilon"),
+                    "dims": a.get("dims", []),
+                    "query": q.get("query"),
+                    "answer": a,
+                }
+            )
+        cols = ["answer_key", "first_asked", "title", "count", "low", "high", "epsilon", "dims",
+                "query", "answer"]  # fmt: skip
+        df = pd.DataFrame(rows, columns=cols)
+        for col in ("low", "high"):
+            df[col] = df[col].astype("Int64")
+        df["count"] = df["count"].astype(object)
+        return df
+
+    def query(self, project: str, answer_key: str) -> dict[str, Any]:
+        """One earlier query of the project and its stored answer (by receipt answer_key)."""
+        return self._request("GET", f"/v1/projects/{project}/queries/{answer_key}")

@@ -1,0 +1,32 @@
+-- HER2-positive breast cancer, stage II-III (examples/her2_breast_cancer.cohort): final count only.
+WITH idx AS (
+    SELECT lopnr, min(diagnosdatum) AS index_date
+    FROM read_parquet('{data}/nkbc.parquet')
+    WHERE her2 = 'positiv' AND stadium IN ('II', 'III')
+      AND diagnosdatum BETWEEN DATE '2015-01-01' AND DATE '2024-12-31'
+    GROUP BY lopnr
+),
+cohort AS (
+    SELECT i.lopnr, i.index_date, p.kon, p.fodelsear, p.fodelsemanad
+    FROM idx i
+    JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
+    WHERE NOT EXISTS (
+        SELECT 1 FROM read_parquet('{data}/optout.parquet') o
+        WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
+    )
+)
+SELECT count(*) AS n
+FROM cohort c
+WHERE c.kon = 2
+  AND 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
+      BETWEEN 12 * 18 AND 12 * 80 + 11
+  AND EXISTS (
+      SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+      WHERE n.lopnr = c.lopnr AND regexp_matches(n.op, '(^| )(HAB|HAC)')
+        AND n.indatum BETWEEN c.index_date AND c.index_date + INTERVAL 180 DAY
+  )
+  AND EXISTS (
+      SELECT 1 FROM read_parquet('{data}/biobank.parquet') b
+      WHERE b.lopnr = c.lopnr AND b.provtyp IN ('vavnad_ffpe', 'vavnad_frusen')
+        AND b.provdatum >= c.index_date
+  )

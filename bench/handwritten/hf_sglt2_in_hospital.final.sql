@@ -1,0 +1,32 @@
+-- Heart failure with SGLT2 inhibitor given in hospital (examples/hf_sglt2_in_hospital.cohort): final count only.
+WITH idx AS (
+    SELECT lopnr, min(indatum) AS index_date
+    FROM read_parquet('{data}/npr.parquet')
+    WHERE hdia LIKE 'I50%'
+      AND indatum BETWEEN DATE '2018-01-01' AND DATE '2025-06-30'
+    GROUP BY lopnr
+),
+cohort AS (
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad
+    FROM idx i
+    JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
+    WHERE NOT EXISTS (
+        SELECT 1 FROM read_parquet('{data}/optout.parquet') o
+        WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
+    )
+)
+SELECT count(*) AS n
+FROM cohort c
+WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
+      BETWEEN 12 * 18 AND 12 * 100 + 11
+  AND EXISTS (
+      SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
+      WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10BK%'
+        AND r.adm_datum BETWEEN c.index_date - INTERVAL 30 DAY
+                            AND c.index_date + INTERVAL 30 DAY
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+      WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E10')
+        AND n.indatum IS NOT NULL
+  )
