@@ -2,15 +2,19 @@
 
     python -m bench.run --data /tmp/bench1m --repeat 7
 
-For every `examples/*.cohort` there is a hand-written query `bench/handwritten/<stem>.sql`
-(the final count only) and `<stem>.attrition.sql` (every attrition step in one query).
-The script first checks that both give exactly antal's counts (and stops if not), then
-times, interleaved in one process on one machine:
+For every `examples/*.cohort` there are three hand-written queries in `bench/handwritten/`:
+`<stem>.sql` (the final count and the breakdown of the final cohort by the cohort's
+`report by` dimensions, `GROUP BY GROUPING SETS ((), (dims))`: what a user gets from antal
+besides the attrition), `<stem>.final.sql` (the final count only) and
+`<stem>.attrition.sql` (every attrition step in one query). The script first checks that
+they give exactly antal's result (final count, every breakdown cell, every attrition
+step; it stops if not), then times, interleaved in one process on one machine:
 
   (a) antal end to end: parse + check + compile + run on one reused DuckDB backend
       (`engine.count_exact(text, inst, catalog, backend=...)`; antal always computes the
-      whole attrition and the `report by` breakdown),
-  (b) the hand-written final-count query on one DuckDB connection,
+      whole attrition and the `report by` breakdown), and antal's compiled SQL alone,
+  (b) the hand-written final count + breakdown on one DuckDB connection (the primary
+      comparison), and the hand-written final count only,
   (c) the hand-written attrition query on the same connection,
 
 each the median of `--repeat` runs after one warm-up, plus (d) parse + check + compile
@@ -58,13 +62,16 @@ class Result:
     counts: tuple[int, ...]
     antal: list[float] = field(default_factory=list)
     antal_sql: list[float] = field(default_factory=list)
-    final: list[float] = field(default_factory=list)
+    hand: list[float] = field(default_factory=list)  # final count + breakdown
+    final: list[float] = field(default_factory=list)  # final count only
     attrition: list[float] = field(default_factory=list)
     compile_ms: float = 0.0
     parse_ms: float = 0.0
     check_ms: float = 0.0
     tree_ms: float = 0.0
     render_ms: float = 0.0
+    dims: tuple[str, ...] = ()
+    cells: int = 0
 
     @property
     def a(self) -> float:
@@ -76,6 +83,10 @@ class Result:
 
     @property
     def b(self) -> float:
+        return statistics.median(self.hand)
+
+    @property
+    def f(self) -> float:
         return statistics.median(self.final)
 
     @property
@@ -95,12 +106,33 @@ def ensure_data(data: Path, persons: int, seed: int) -> None:
     print(f"  done in {time.perf_counter() - t:.0f} s", file=sys.stderr)
 
 
-def handwritten(stem: str, data: Path) -> tuple[str, str]:
+def handwritten(stem: str, data: Path) -> tuple[str, str, str]:
+    """(final count + breakdown, final count only, attrition) SQL of one cohort."""
+
     def load(name: str) -> str:
         # `{data}` is the only placeholder; plain replace keeps SQL braces-safe
         return (HANDWRITTEN / name).read_text().replace("{data}", str(data))
 
-    return load(f"{stem}.sql"), load(f"{stem}.attrition.sql")
+    return load(f"{stem}.sql"), load(f"{stem}.final.sql"), load(f"{stem}.attrition.sql")
+
+
+def breakdown(
+    con: duckdb.DuckDBPyConnection, sql: str, nd: int
+) -> tuple[list[str], int | None, list[tuple[tuple[object, ...], int]]]:
+    """Run a hand-written breakdown query: columns dims…, total (GROUPING(dims…)), n.
+
+    Returns (column names, final count from the grand-total row, sorted cells)."""
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    total, cells = None, []
+    for row in cur.fetchall():
+        keys, grp, n = row[:nd], row[nd], row[nd + 1]
+        if grp:
+            total = int(n)
+        else:
+            cells.append((tuple(keys), int(n)))
+    cells.sort(key=lambda c: tuple((v is None, v) for v in c[0]))
+    return names, total, cells
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -111,25 +143,44 @@ def timed(fn: Callable[[], object]) -> float:
 
 def verify(
     stems: list[str], data: Path, inst: Installation, con: duckdb.DuckDBPyConnection
-) -> dict[str, tuple[int, ...]]:
-    """antal's exact counts vs both hand-written queries; AssertionError listing every mismatch."""
-    counts: dict[str, tuple[int, ...]] = {}
+) -> dict[str, engine.ExactResult]:
+    """antal's exact result vs the three hand-written queries: final count, every breakdown
+    cell (antal lists only cells with a non-zero final count) and every attrition step.
+    AssertionError listing every mismatch."""
+    results: dict[str, engine.ExactResult] = {}
     problems = []
     for stem in stems:
         text = (EXAMPLES / f"{stem}.cohort").read_text()
         res = engine.count_exact(text, Installation.from_data_dir(data))
-        final_sql, attrition_sql = handwritten(stem, data)
+        hand_sql, final_sql, attrition_sql = handwritten(stem, data)
+        nd = len(res.dims)
+        names, total, cells = breakdown(con, hand_sql, nd)
         [(final,)] = con.execute(final_sql).fetchall()
         [attrition] = con.execute(attrition_sql).fetchall()
-        counts[stem] = tuple(res.counts)
+        results[stem] = res
+        if names[:nd] != list(res.dims):
+            problems.append(f"{stem}: dimensions antal {list(res.dims)} != hand-written {names}")
+        if total != res.count:
+            problems.append(
+                f"{stem}: final count antal {res.count} != hand-written (breakdown query) {total}"
+            )
+        if cells != [(tuple(k), int(n)) for k, n in res.cells]:
+            theirs, ours = set(cells), {(tuple(k), int(n)) for k, n in res.cells}
+            problems.append(
+                f"{stem}: breakdown differs ({len(res.cells)} cells antal, {len(cells)} "
+                f"hand-written); only antal: {sorted(ours - theirs, key=str)[:5]}; "
+                f"only hand-written: {sorted(theirs - ours, key=str)[:5]}"
+            )
         if final != res.count:
-            problems.append(f"{stem}: final count antal {res.count} != hand-written {final}")
+            problems.append(
+                f"{stem}: final count antal {res.count} != hand-written (final only) {final}"
+            )
         if tuple(attrition) != tuple(res.counts):
             problems.append(
                 f"{stem}: attrition antal {list(res.counts)} != hand-written {list(attrition)}"
             )
     assert not problems, "count disagreement:\n  " + "\n  ".join(problems)
-    return counts
+    return results
 
 
 def time_compile(r: Result, text: str, catalog, inst: Installation, n: int) -> None:
@@ -176,14 +227,20 @@ def run(args: argparse.Namespace) -> list[Result]:
     con.execute(f"SET threads = {int(args.threads)}")
     backend = DuckDBBackend(inst, catalog, threads=args.threads)
 
-    counts = verify(stems, data, inst, con)
-    print("counts: hand-written final and attrition equal antal's on every cohort", file=sys.stderr)
+    exact = verify(stems, data, inst, con)
+    print(
+        "verified: hand-written final count, breakdown and attrition equal antal's "
+        "on every cohort",
+        file=sys.stderr,
+    )
 
     results = []
     for stem in stems:
         text = (EXAMPLES / f"{stem}.cohort").read_text()
-        final_sql, attrition_sql = handwritten(stem, data)
-        r = Result(stem, len(counts[stem]) - 1, counts[stem])
+        hand_sql, final_sql, attrition_sql = handwritten(stem, data)
+        res = exact[stem]
+        r = Result(stem, len(res.counts) - 1, tuple(res.counts))
+        r.dims, r.cells = tuple(res.dims), len(res.cells)
 
         def antal(text: str = text) -> object:
             return engine.count_exact(text, inst, catalog, backend=backend)
@@ -193,6 +250,9 @@ def run(args: argparse.Namespace) -> list[Result]:
         def antal_sql(compiled: engine.Compiled = compiled) -> object:
             return backend.run(compiled)
 
+        def hand(sql: str = hand_sql) -> object:
+            return con.execute(sql).fetchall()
+
         def final(sql: str = final_sql) -> object:
             return con.execute(sql).fetchall()
 
@@ -201,8 +261,9 @@ def run(args: argparse.Namespace) -> list[Result]:
 
         runs = [
             (antal, r.antal),
-            (final, r.final),
+            (hand, r.hand),
             (antal_sql, r.antal_sql),
+            (final, r.final),
             (attrition, r.attrition),
         ]
         for fn, _ in runs:  # one warm-up each
@@ -214,7 +275,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         time_compile(r, text, catalog, inst, args.compile_repeat)
         print(
             f"  {stem:28s} antal {r.a * 1e3:7.1f} ms (SQL {r.s * 1e3:7.1f})  "
-            f"hand-written {r.b * 1e3:7.1f} ms  "
+            f"hand-written {r.b * 1e3:7.1f} ms (final only {r.f * 1e3:7.1f})  "
             f"ratio {r.a / r.b:5.2f}  compile {r.compile_ms:5.2f} ms",
             file=sys.stderr,
         )
