@@ -2,6 +2,7 @@
 counts. Every error has one JSON shape: {"error": {"code", "message", "details"}}."""
 
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -22,6 +23,8 @@ from engine import CohortError, MissingRegisterError, ir
 from privacy import BudgetExceeded, Gate, PrivacyParams, UnknownProject, open_store
 
 __all__ = ["ApiError", "create_app"]
+
+log = logging.getLogger("antal.api")
 
 
 class ApiError(Exception):
@@ -152,10 +155,15 @@ def create_app(settings: Settings) -> FastAPI:
             422, "invalid_request", f"{first['where']}: {first['message']}", {"problems": problems}
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, e: Exception) -> JSONResponse:  # pragma: no cover
-        # never a traceback, never data: the message says only that it failed
-        return _error(500, "internal", "the server could not answer this request")
+    @app.middleware("http")
+    async def _unexpected(request: Request, call_next: Any) -> Any:
+        # An exception handler for Exception answers, then re-raises, and the server drops
+        # the connection; catching here keeps it open. Never a traceback, never data.
+        try:
+            return await call_next(request)
+        except Exception:
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            return _error(500, "internal", "the server could not answer this request")
 
     def member_project(pid: str, u: User) -> Any:
         project = state.store.project(pid)
@@ -253,7 +261,7 @@ def create_app(settings: Settings) -> FastAPI:
             ):
                 hits.append(
                     S.SearchHit(
-                        kind="register", register=reg.id, name=reg.id, description=reg.title.en
+                        kind="register", register_id=reg.id, name=reg.id, description=reg.title.en
                     )
                 )
             for v in reg.variables:
@@ -372,7 +380,8 @@ def create_app(settings: Settings) -> FastAPI:
     def budget(pid: ProjectId, u: Authed) -> S.BudgetOut:
         p = member_project(pid, u)
         return S.BudgetOut(project=p.id, total=p.budget, spent=round(p.spent, 12), left=p.left,
-                           epsilon_per_query=state.params.epsilon)  # fmt: skip
+                           epsilon_per_query=state.gate.cost(False),
+                           epsilon_per_query_with_breakdown=state.gate.cost(True))  # fmt: skip
 
     @app.get("/v1/me", tags=["projects"])
     def me(u: Authed) -> S.UserOut:

@@ -317,7 +317,11 @@ class CountResult:
 
     @property
     def attrition(self) -> pd.DataFrame:
-        """One row per step: step, label, count (int or "<10"), low, high."""
+        """One row per step: step, label, count (int or "<10"), low, high.
+
+        `count` is an object column (ints, and strings for suppressed counts); `low` and
+        `high` are nullable integers (<NA> when suppressed).
+        """
         rows = [
             {"step": i, "label": s["label"], "count": s["count"], **_lohi(s)}
             for i, s in enumerate(self.raw["attrition"])
@@ -411,9 +415,11 @@ class CountResult:
             for i, s in enumerate(self.raw["attrition"])
         )
         head = e(_released(self.count, *(self.interval or (None, None))))
+        if self.interval:
+            head += " (95% interval)"
         notes = "".join(f"<li>{e(x)}</li>" for x in self._summary())
         return (
-            f"<div><p><b>Released count: {head}</b> (95% interval)</p>"
+            f"<div><p><b>Released count: {head}</b></p>"
             "<table><thead><tr><th>step</th><th style='text-align:left'>label</th>"
             f"<th>count (95% interval)</th></tr></thead><tbody>{rows}</tbody></table>"
             f"<ul>{notes}</ul></div>"
@@ -433,10 +439,9 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     for col in ("low", "high"):
         if col in df:
             df[col] = df[col].astype("Int64")  # None -> <NA> for suppressed counts
-    if "count" in df and rows and all(isinstance(r["count"], int) for r in rows):
-        df["count"] = df["count"].astype("int64")
-    elif "count" in df:
-        df["count"] = df["count"].astype(object)  # ints and "<10" strings
+    # always Python ints and "<10" strings, whether or not a count is suppressed this time;
+    # pd.to_numeric(df["count"], errors="coerce") gives numbers with NaN for "<10"
+    df["count"] = pd.Series([r["count"] for r in rows], index=df.index, dtype=object)
     return df
 
 
@@ -571,9 +576,13 @@ class Client:
 
     def search(self, q: str) -> pd.DataFrame:
         """Search registers, variables and codes: kind, register_id, name, description, code_system."""
+        cols = ["kind", "register_id", "name", "description", "code_system"]
         hits = self._request("GET", "/v1/catalog/search", params={"q": q})
+        for h in hits:  # a register hit is its own register (the server leaves it empty)
+            if h.get("kind") == "register" and not h.get("register_id"):
+                h["register_id"] = h.get("name")
         return pd.DataFrame(
-            hits, columns=["kind", "register_id", "name", "description", "code_system"]
+            {c: pd.Series([h.get(c) for h in hits], dtype=object) for c in cols}, columns=cols
         )
 
     def registers(self) -> pd.DataFrame:
@@ -656,8 +665,10 @@ class Client:
     def queries(self, project: str) -> pd.DataFrame:
         """The project's earlier queries with their stored answers, one row each.
 
-        Columns: answer_key, first_asked, title, count (the final released count),
-        low, high, epsilon, dims, query (the canonical IR) and answer (as stored).
+        Columns: answer_key, first_asked (in this project), title, count (the final
+        released count), low, high, epsilon_of_answer (what the answer cost when it was
+        first released, perhaps by another project: stored answers are shared by projects
+        of the same purpose), dims, query (the canonical IR) and answer (as stored).
         """
         rows = []
         for q in self._request("GET", f"/v1/projects/{project}/queries"):
@@ -670,14 +681,14 @@ class Client:
                     "title": (q.get("query") or {}).get("title"),
                     "count": last.get("count"),
                     **_lohi(last),
-                    "epsilon": a.get("epsilon"),
+                    "epsilon_of_answer": a.get("epsilon"),
                     "dims": a.get("dims", []),
                     "query": q.get("query"),
                     "answer": a,
                 }
             )
-        cols = ["answer_key", "first_asked", "title", "count", "low", "high", "epsilon", "dims",
-                "query", "answer"]  # fmt: skip
+        cols = ["answer_key", "first_asked", "title", "count", "low", "high", "epsilon_of_answer",
+                "dims", "query", "answer"]  # fmt: skip
         df = pd.DataFrame(rows, columns=cols)
         for col in ("low", "high"):
             df[col] = df[col].astype("Int64")

@@ -84,6 +84,7 @@ class Receipt(BaseModel):
 class CountOut(BaseModel):
     count: int | str
     attrition: list[Step]
+    dims: list[str] = Field(description="the breakdown's dimensions, in `report by` order")
     breakdown: list[dict[str, Scalar | list[int]]]
     breakdown_note: str | None = None
     epsilon_charged: float
@@ -97,7 +98,8 @@ class BudgetOut(BaseModel):
     total: float
     spent: float
     left: float
-    epsilon_per_query: float
+    epsilon_per_query: float = Field(description="ε of a count without a breakdown")
+    epsilon_per_query_with_breakdown: float = Field(description="ε of a count with `report by`")
 
 
 class QueryOut(BaseModel):

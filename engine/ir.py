@@ -12,6 +12,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -417,25 +419,94 @@ def to_json(node: Node) -> dict[str, Any]:
     return _enc(node)
 
 
-def _dec(v: Any) -> Any:
+def _check_type(value: Any, hint: Any, where: str) -> None:
+    """Is a decoded value of the field's declared type? (the JSON form comes from users)"""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for alt in typing.get_args(hint):
+            try:
+                _check_type(value, alt, where)
+                return
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ValueError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
+        return
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            raise ValueError(f"{where}: expected a list, got {_show_type(value)}")
+        (item, _ellipsis) = typing.get_args(hint)
+        for i, x in enumerate(value):
+            _check_type(x, item, f"{where}[{i}]")
+        return
+    if hint is type(None):
+        if value is not None:
+            raise ValueError(f"{where}: expected nothing, got {_show_type(value)}")
+        return
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(hint, type):
+        ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
+
+
+def _show_type(v: Any) -> str:
+    if isinstance(v, Node):
+        return f"a {v.kind!r} node"
+    return "nothing" if v is None else f"a {type(v).__name__}"
+
+
+def _hint_name(hint: Any) -> str:
+    names = []
+    for alt in typing.get_args(hint) or (hint,):
+        kind = getattr(alt, "kind", None)
+        names.append(repr(kind) if isinstance(kind, str) else getattr(alt, "__name__", str(alt)))
+    return " or ".join(names)
+
+
+def _dec(v: Any, where: str = "$") -> Any:
     if isinstance(v, dict):
         if set(v) == {"date"}:
-            return dt.date.fromisoformat(v["date"])
+            try:
+                return dt.date.fromisoformat(str(v["date"]))
+            except ValueError:
+                raise ValueError(f"{where}: {v['date']!r} is not a date (YYYY-MM-DD)") from None
         kind = v.get("kind")
-        cls = _NODES.get(kind)  # type: ignore[arg-type]
+        cls = _NODES.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise ValueError(f"unknown IR node kind {kind!r}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"pos"}  # type: ignore[arg-type]
-        extra = set(v) - names - {"kind"}
+            raise ValueError(f"{where}: unknown IR node kind {kind!r}")
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "pos"}  # type: ignore[arg-type]
+        extra = set(v) - set(fields) - {"kind"}
         if extra:
-            raise ValueError(f"unknown field(s) {sorted(extra)} for {kind!r}")
-        return cls(**{k: _dec(x) for k, x in v.items() if k != "kind"})
+            raise ValueError(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
+        hints = typing.get_type_hints(cls)
+        args = {}
+        for name, f in fields.items():
+            if name not in v:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise ValueError(f"{where}.{name}: required for {kind!r}")
+                continue
+            value = _dec(v[name], f"{where}.{name}")
+            _check_type(value, hints[name], f"{where}.{name}")
+            args[name] = value
+        return cls(**args)
     if isinstance(v, list):
-        return tuple(_dec(x) for x in v)
+        return tuple(_dec(x, f"{where}[{i}]") for i, x in enumerate(v))
     return v
 
 
 def from_json(data: dict[str, Any]) -> Node:
+    """An IR node from its JSON form; ValueError (with the path) for anything malformed."""
     node = _dec(data)
     if not isinstance(node, Node):
         raise ValueError("not an IR node")

@@ -81,6 +81,7 @@ class Answer:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "count": self.count.json_value(),
+            "dims": list(self.dims),
             "attrition": [
                 {"label": lab, **c.to_json()}
                 for lab, c in zip(self.labels, self.steps, strict=True)

@@ -396,11 +396,29 @@ def test_a_holder_publishes_its_own_register_only(env: dict[str, Any]) -> None:
     entry["description"]["en"] = "Updated by the NDR: visits with HbA1c, BMI and blood pressure."
     r = c.put("/v1/catalog/registers/ndr", json=entry, headers=h(env, "holder"))
     assert r.status_code == 200, r.text
-    assert c.get("/v1/catalog/registers/ndr", headers=h(env, "res")).json()["description"]["en"].startswith("Updated by the NDR")
+    assert (
+        c.get("/v1/catalog/registers/ndr", headers=h(env, "res"))
+        .json()["description"]["en"]
+        .startswith("Updated by the NDR")
+    )
     npr = c.get("/v1/catalog/registers/npr", headers=h(env, "holder")).json()
-    assert_error(c.put("/v1/catalog/registers/npr", json=npr, headers=h(env, "holder")), 403, "forbidden")
-    assert_error(c.put("/v1/catalog/registers/ndr", json=entry, headers=h(env, "res")), 403, "forbidden")
-    assert_error(c.put("/v1/catalog/registers/ndr", json={**entry, "id": "nkbc"}, headers=h(env, "holder")), 400)
+    assert_error(
+        c.put("/v1/catalog/registers/npr", json=npr, headers=h(env, "holder")), 403, "forbidden"
+    )
+    assert_error(
+        c.put("/v1/catalog/registers/ndr", json=entry, headers=h(env, "res")), 403, "forbidden"
+    )
+    assert_error(
+        c.put("/v1/catalog/registers/ndr", json={**entry, "id": "nkbc"}, headers=h(env, "holder")),
+        400,
+    )
     broken = {**entry, "date_column": "nope"}
-    assert_error(c.put("/v1/catalog/registers/ndr", json=broken, headers=h(env, "holder")), 422, "invalid_request")
-    assert any(x["action"] == "publish_register" for x in c.get("/v1/audit", headers=h(env, "admin")).json())
+    assert_error(
+        c.put("/v1/catalog/registers/ndr", json=broken, headers=h(env, "holder")),
+        422,
+        "invalid_request",
+    )
+    assert any(
+        x["action"] == "publish_register"
+        for x in c.get("/v1/audit", headers=h(env, "admin")).json()
+    )

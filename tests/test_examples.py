@@ -27,7 +27,7 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Installation, dic
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("purpose", ["forskning", "kommersiell"])
-def test_example_matches_reference(path: Path, purpose: str, extract) -> None:  # noqa: ANN001
+def test_example_matches_reference(path: Path, purpose: str, extract) -> None:
     inst, tables = extract
     checked = engine.check(engine.parse(path.read_text(encoding="utf-8")), CAT)
     got = engine.count_exact(checked, inst, CAT, purpose=purpose)
