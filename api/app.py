@@ -20,7 +20,7 @@ from api.settings import Settings
 from catalog import Catalog, Installation, Register, load_catalog, load_installation
 from catalog import bundled_dir as catalog_bundled
 from engine import CohortError, MissingRegisterError, ir
-from privacy import BudgetExceeded, Gate, PrivacyParams, UnknownProject, open_store
+from privacy import BudgetExceeded, Gate, PrivacyParams, Project, UnknownProject, open_store
 
 __all__ = ["ApiError", "create_app"]
 
@@ -433,8 +433,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         except KeyError:
             raise ApiError(400, "invalid", f"project {body.id!r} exists") from None
-        return S.ProjectOut(id=p.id, title=p.title, purpose=p.purpose, budget=p.budget, spent=p.spent,
-                            registers=list(p.registers))  # fmt: skip
+        return _project_out(p)
 
     @app.put("/v1/admin/projects/{pid}/registers", tags=["admin"])
     def approve(pid: ProjectId, body: S.ApprovalIn, u: Admin) -> S.ProjectOut:
@@ -446,8 +445,7 @@ def create_app(settings: Settings) -> FastAPI:
         state.store.set_registers(pid, tuple(body.registers), actor=u.id)
         p = state.store.project(pid)
         assert p is not None
-        return S.ProjectOut(id=p.id, title=p.title, purpose=p.purpose, budget=p.budget, spent=p.spent,
-                            registers=list(p.registers))  # fmt: skip
+        return _project_out(p)
 
     @app.post("/v1/admin/projects/{pid}/members", tags=["admin"], status_code=201)
     def add_member(pid: ProjectId, body: S.MemberIn, u: Admin) -> S.UserOut:
@@ -462,8 +460,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/admin/projects", tags=["admin"])
     def list_projects(u: Admin) -> list[S.ProjectOut]:
-        return [S.ProjectOut(id=p.id, title=p.title, purpose=p.purpose, budget=p.budget, spent=p.spent,
-                             registers=list(p.registers)) for p in state.store.projects()]  # fmt: skip
+        return [_project_out(p) for p in state.store.projects()]
 
     @app.get("/v1/admin/users", tags=["admin"])
     def list_users(u: Admin) -> list[S.UserOut]:
@@ -475,6 +472,11 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "data_release": state.installation.release}
 
     return app
+
+
+def _project_out(p: Project) -> S.ProjectOut:
+    return S.ProjectOut(id=p.id, title=p.title, purpose=p.purpose, budget=p.budget, spent=p.spent,
+                        registers=list(p.registers))  # fmt: skip
 
 
 def _public(stored: dict[str, Any]) -> dict[str, Any]:
