@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,7 +32,6 @@ class DataSource(BaseModel):
     parquet: str | None = None
     duckdb: str | None = None  # a DuckDB database file ...
     table: str | None = None  # ... and the table in it
-    format: Literal["parquet", "duckdb"] = "parquet"
     columns: dict[str, str] = Field(default_factory=dict)
 
     def column(self, canonical: str) -> str:
@@ -58,6 +56,10 @@ class Installation:
     release: str
     catalog_dirs: tuple[Path, ...] = field(default=())
     privacy: dict[str, float] = field(default_factory=dict)
+
+    def missing(self, registers: set[str] | frozenset[str]) -> list[str]:
+        """Which of these registers this installation holds no data for."""
+        return sorted(r for r in registers if r not in self.sources)
 
     @classmethod
     def from_data_dir(cls, directory: Path | str, release: str | None = None) -> Installation:

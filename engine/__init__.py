@@ -74,7 +74,7 @@ def prepare(
         checked, catalog, purpose=purpose, optout=_optout(catalog, installation)
     )
     if installation is not None:
-        missing = sorted(r for r in compiled.registers if r not in installation.sources)
+        missing = installation.missing(compiled.registers)
         if missing:
             raise MissingRegisterError(missing)
     return checked, compiled

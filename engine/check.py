@@ -10,12 +10,12 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 
-from catalog import Catalog, Register, suggest
+from catalog import Catalog, EventSource, Register, suggest
 from engine import ir
 from engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
 from engine.errors import CohortError, Diagnostic
 
-__all__ = ["check", "registers_used"]
+__all__ = ["check", "event_sources", "registers_used", "source_name"]
 
 _TYPE_WORDS = {
     "bigint": "a whole number",
@@ -50,7 +50,7 @@ class _Checker:
             return ev
         self.codes(ev, ev.codes)
         if isinstance(ev, ir.Drug):
-            providers = [r.id for r, _ in self.catalog.sources_of("drug")]
+            providers = [source_name(r, p) for r, p in self.catalog.sources_of("drug")]
             for s in ev.sources:
                 if s not in providers:
                     hint = suggest(s, providers)
@@ -269,15 +269,27 @@ def _show(v: object) -> str:
     return f'"{v}"' if isinstance(v, str) else str(v)
 
 
-def _registers_of(ev: ir.Event, catalog: Catalog) -> Iterator[Register]:
+def source_name(reg: Register, src: EventSource) -> str:
+    """The name an event source has in `drug ... in NAME` (its register's id by default)."""
+    return src.source or reg.id
+
+
+def event_sources(ev: ir.Event, catalog: Catalog) -> list[tuple[Register, EventSource | None]]:
+    """The (register, source) pairs whose records an event reads: one definition for the
+    checker (registers used, hospital check) and the compiler (what to scan)."""
     if isinstance(ev, ir.RegisterEvent):
         reg = catalog.register(ev.register)
-        if reg:
-            yield reg
-        return
-    for reg, _src in catalog.sources_of(ev.kind):
-        if not isinstance(ev, ir.Drug) or not ev.sources or reg.id in ev.sources:
-            yield reg
+        return [(reg, None)] if reg else []
+    return [
+        (reg, src)
+        for reg, src in catalog.sources_of(ev.kind)
+        if not isinstance(ev, ir.Drug) or not ev.sources or source_name(reg, src) in ev.sources
+    ]
+
+
+def _registers_of(ev: ir.Event, catalog: Catalog) -> Iterator[Register]:
+    for reg, _src in event_sources(ev, catalog):
+        yield reg
 
 
 def registers_used(co: ir.Cohort, catalog: Catalog) -> set[str]:

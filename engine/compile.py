@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from catalog import Catalog, EventSource, Register
 from engine import ir
+from engine.check import event_sources
 
 __all__ = ["Compiled", "compile_cohort"]
 
@@ -183,13 +184,7 @@ class _Compiler:
 
     # ---- events: which records of which register match ----------------------------------
     def sources(self, ev: ir.Event) -> list[tuple[Register, EventSource | None]]:
-        if isinstance(ev, ir.RegisterEvent):
-            return [(self.catalog.registers[ev.register], None)]
-        return [
-            (reg, src)
-            for reg, src in self.catalog.sources_of(ev.kind)
-            if not isinstance(ev, ir.Drug) or (src.source or reg.id) in ev.sources
-        ]
+        return event_sources(ev, self.catalog)
 
     def match(self, ev: ir.Event, src: EventSource | None) -> exp.Expression:
         """Does a record match the event? (the handler per event node)"""

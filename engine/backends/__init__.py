@@ -22,7 +22,7 @@ class Backend(ABC):
         self.catalog = catalog
 
     def require(self, registers: set[str] | frozenset[str]) -> None:
-        missing = sorted(r for r in registers if r not in self.installation.sources)
+        missing = self.installation.missing(registers)
         if missing:
             raise MissingRegisterError(missing)
 
