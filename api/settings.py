@@ -1,5 +1,5 @@
 """Service configuration: a YAML file (`antal serve --config FILE` or ANTAL_CONFIG) and
-environment variables (ANTAL_*, which win over the file)."""
+environment variables (ANTAL_*, which win over the file); command-line options win over both."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import yaml
 from pydantic import Field
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "load_settings"]
 
@@ -37,23 +33,17 @@ class Settings(BaseSettings):
     counts_per_minute: int = Field(30, ge=1, description="per user, fresh and stored counts")
     threads: int | None = Field(None, description="DuckDB threads (default: all cores)")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        cfg = os.environ.get("ANTAL_CONFIG")
-        if cfg:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cfg))
-        return tuple(sources)
-
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    if config is not None:
-        os.environ["ANTAL_CONFIG"] = str(config)
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the file (if any), then the environment, then `overrides` (not None)."""
+    path = config or os.environ.get("ANTAL_CONFIG")
+    from_file: dict[str, Any] = {}
+    if path:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        from_file = loaded
+    # init values outrank the environment in pydantic-settings: pass only the file's
+    # values that no ANTAL_* variable sets, so that the environment wins over the file
+    kept = {k: v for k, v in from_file.items() if f"ANTAL_{k.upper()}" not in os.environ}
+    return Settings(**kept, **{k: v for k, v in overrides.items() if v is not None})

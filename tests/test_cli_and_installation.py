@@ -187,3 +187,23 @@ def test_synth_command_writes_the_ten_files(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert sorted(p.stem for p in (tmp_path / "s").glob("*.parquet")) == sorted(CAT.ids())
     assert pq.read_metadata(tmp_path / "s" / "population.parquet").num_rows == 2000
+
+
+def test_service_settings_file_then_environment_then_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.settings import load_settings
+
+    cfg = tmp_path / "server.yaml"
+    cfg.write_text("port: 9000\nhost: 0.0.0.0\nrequests_per_minute: 5\n")
+    s = load_settings(cfg)
+    assert (s.port, s.host, s.requests_per_minute) == (9000, "0.0.0.0", 5)
+    monkeypatch.setenv("ANTAL_PORT", "9100")
+    assert load_settings(cfg).port == 9100  # the environment wins over the file
+    assert load_settings(cfg, port=9200).port == 9200  # an option wins over both
+    monkeypatch.delenv("ANTAL_PORT")
+    monkeypatch.setenv("ANTAL_CONFIG", str(cfg))
+    assert load_settings().port == 9000
+    cfg.write_text("prot: 1\n")
+    with pytest.raises(ValueError):
+        load_settings(cfg)
