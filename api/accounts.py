@@ -8,8 +8,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from catalog import Register
-from privacy.store import Store, now
+from antal.catalog import Register
+from antal.privacy.store import Store, now
 
 __all__ = ["Accounts", "CatalogEntries", "Role", "User"]
 

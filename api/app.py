@@ -11,16 +11,16 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import engine
-from api import schemas as S
-from api.accounts import Accounts, CatalogEntries, User
-from api.ratelimit import RateLimiter
-from api.release import BreakdownTooFine, prepare_release, release
-from api.settings import Settings
-from catalog import Catalog, Installation, Register, load_catalog, load_installation
-from catalog import bundled_dir as catalog_bundled
-from engine import CohortError, MissingRegisterError, ir
-from privacy import BudgetExceeded, Gate, PrivacyParams, Project, UnknownProject, open_store
+from antal import engine
+from antal.api import schemas as S
+from antal.api.accounts import Accounts, CatalogEntries, User
+from antal.api.ratelimit import RateLimiter
+from antal.api.release import BreakdownTooFine, prepare_release, release
+from antal.api.settings import Settings
+from antal.catalog import Catalog, Installation, Register, load_catalog, load_installation
+from antal.catalog import bundled_dir as catalog_bundled
+from antal.engine import CohortError, MissingRegisterError, ir
+from antal.privacy import BudgetExceeded, Gate, PrivacyParams, Project, UnknownProject, open_store
 
 __all__ = ["ApiError", "create_app"]
 
@@ -185,7 +185,7 @@ def create_app(settings: Settings) -> FastAPI:
     def register(register_id: Annotated[str, Path(max_length=64)], u: Authed) -> dict[str, Any]:
         reg = state.catalog.register(register_id)
         if reg is None:
-            from catalog import suggest
+            from antal.catalog import suggest
 
             hint = suggest(register_id, state.catalog.ids())
             raise ApiError(
@@ -241,7 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
     def search(
         u: Authed, q: Annotated[str, Query(min_length=1, max_length=100)]
     ) -> list[S.SearchHit]:
-        from catalog.codes import search_codes
+        from antal.catalog.codes import search_codes
 
         words = q.lower().split()
         hits: list[S.SearchHit] = []

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import catalog as cat_mod
-from catalog import CatalogError, Installation, load_installation
+from antal import catalog as cat_mod
+from antal.catalog import CatalogError, Installation, load_installation
 
 app = typer.Typer(
     name="antal",
@@ -85,7 +85,7 @@ def synth(
     """Generate synthetic, Swedish-shaped register extracts (one Parquet file per register)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from fixtures.synthetic import generate
+    from antal.synthetic import generate
 
     with Progress(
         "[progress.description]{task.description}",
@@ -176,7 +176,7 @@ def catalog_show(
 
 
 def _checked(path: Path, catalog: cat_mod.Catalog):  # -> tuple[text, checked IR]
-    from engine import CohortError, check, parse
+    from antal.engine import CohortError, check, parse
 
     text = _read_cohort(path)
     try:
@@ -196,7 +196,7 @@ def check_cmd(
     """Parse and check a cohort against the catalog; print errors like a compiler."""
     cat = _load_catalog(catalog_dir)
     _, co = _checked(file, cat)
-    from engine import ir
+    from antal.engine import ir
 
     out.print(f"{file}: ok ({len(co.steps)} steps, query {ir.ir_hash(co)[:12]})")
 
@@ -213,7 +213,7 @@ def sql_cmd(
     ] = None,
 ) -> None:
     """Print the one SQL statement a cohort compiles to. No data is read."""
-    from engine import compile_cohort
+    from antal.engine import compile_cohort
 
     if dialect not in ("duckdb", "postgres", "spark"):
         _fail(f"unknown dialect '{dialect}'; choose duckdb, postgres or spark")
@@ -260,7 +260,7 @@ def count_cmd(
     budget: Annotated[float | None, typer.Option(help="Total ε of a new local project.")] = None,
 ) -> None:
     """Count a cohort: released through the privacy layer, or --exact for a data holder."""
-    from engine import EngineError, count_exact, get_backend
+    from antal.engine import EngineError, count_exact, get_backend
 
     if purpose not in ("forskning", "kommersiell"):
         _fail("purpose is 'forskning' or 'kommersiell'")
@@ -290,8 +290,8 @@ def count_cmd(
             out.print(bt)
         return
 
-    from api.release import BreakdownTooFine, count_released
-    from privacy import Gate, PrivacyError, PrivacyParams, open_store
+    from antal.api.release import BreakdownTooFine, count_released
+    from antal.privacy import Gate, PrivacyError, PrivacyParams, open_store
 
     try:
         params = PrivacyParams(**inst.privacy)  # type: ignore[arg-type]
@@ -370,7 +370,7 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check the audit log's hash chain and the budget ledger; exit 1 on any problem."""
-    from privacy import open_store
+    from antal.privacy import open_store
 
     st = open_store(store or _default_store())
     problems = st.verify_audit() + st.ledger_problems()
@@ -391,9 +391,9 @@ _STORE_HELP = "The service's store: SQLite path or postgresql:// URL (default: A
 def _admin_store(store: str | None):
     import os
 
-    from api.accounts import Accounts
-    from api.settings import _default_store
-    from privacy import open_store
+    from antal.api.accounts import Accounts
+    from antal.api.settings import _default_store
+    from antal.privacy import open_store
 
     st = open_store(store or os.environ.get("ANTAL_STORE") or _default_store())
     return st, Accounts(st)
@@ -532,8 +532,8 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from api.app import create_app
-    from api.settings import load_settings
+    from antal.api.app import create_app
+    from antal.api.settings import load_settings
 
     try:
         settings = load_settings(

@@ -1,6 +1,6 @@
 """A small Python client of the antal HTTP API, for notebooks.
 
-    from api.client import Client
+    from antal.api.client import Client
 
     with Client("http://127.0.0.1:8000", token) as c:
         c.me()
@@ -34,8 +34,8 @@ import pandas as pd
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
     from typing import TypeAlias
 
-    from engine import builder as _builder
-    from engine import ir as _ir
+    from antal.engine import builder as _builder
+    from antal.engine import ir as _ir
 
     CohortInput: TypeAlias = str | Path | Mapping[str, Any] | _builder.Cohort | _ir.Cohort
 
@@ -551,7 +551,7 @@ class Client:
             return {"cohort": cohort}, cohort
         if isinstance(cohort, Mapping):
             return {"ir": dict(cohort)}, None
-        from engine import builder, ir
+        from antal.engine import builder, ir
 
         if isinstance(cohort, builder.Cohort):
             return {"ir": ir.to_json(cohort.ir)}, None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog import Catalog, Installation
-from engine import Backend, Compiled, ir, prepare
-from engine.domain import breakdown_domain, domain_size
-from engine.result import ExactResult
-from privacy import Answer, Gate, TrueCounts, UnknownProject
+from antal.catalog import Catalog, Installation
+from antal.engine import Backend, Compiled, ir, prepare
+from antal.engine.domain import breakdown_domain, domain_size
+from antal.engine.result import ExactResult
+from antal.privacy import Answer, Gate, TrueCounts, UnknownProject
 
 __all__ = [
     "BreakdownTooFine",

@@ -338,7 +338,7 @@ def run_load(
             spent = {p["id"]: float(p["spent"]) for p in c.get("/v1/admin/projects").json()}
             api_audit = c.get("/v1/audit/verify").json()
 
-    from privacy import open_store
+    from antal.privacy import open_store
 
     st = open_store(str(store))
     answers: dict[str, int] = {}
@@ -442,8 +442,8 @@ def check(r: LoadResult, api_audit: dict[str, Any]) -> list[str]:
 
 
 def ensure_data(data: Path, persons: int, seed: int) -> None:
-    from fixtures.synthetic import REGISTERS as FILES
-    from fixtures.synthetic import generate
+    from antal.synthetic import REGISTERS as FILES
+    from antal.synthetic import generate
 
     if all((data / f"{r}.parquet").exists() for r in FILES):
         return

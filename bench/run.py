@@ -38,9 +38,9 @@ from pathlib import Path
 
 import duckdb
 
-import engine
-from catalog import Installation, load_catalog
-from engine.backends import DuckDBBackend
+from antal import engine
+from antal.catalog import Installation, load_catalog
+from antal.engine.backends import DuckDBBackend
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -95,7 +95,7 @@ class Result:
 
 
 def ensure_data(data: Path, persons: int, seed: int) -> None:
-    from fixtures.synthetic import REGISTERS, generate
+    from antal.synthetic import REGISTERS, generate
 
     missing = [r for r in REGISTERS if not (data / f"{r}.parquet").exists()]
     if not missing:
@@ -185,7 +185,7 @@ def verify(
 
 def time_compile(r: Result, text: str, catalog, inst: Installation, n: int) -> None:
     """(d): parse + check + compile to SQL text, and its parts; medians in ms."""
-    from engine.compile import compile_cohort
+    from antal.engine.compiler import compile_cohort
 
     optout = catalog.optout.id if catalog.optout else None
     for _ in range(5):  # warm-up (lark, sqlglot caches)

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from catalog.installation import DataSource, Installation, load_installation
-from catalog.models import EventSource, FieldError, Region, Register, Site, Variable
+from antal.catalog.installation import DataSource, Installation, load_installation
+from antal.catalog.models import EventSource, FieldError, Region, Register, Site, Variable
 
 __all__ = [
     "Catalog",

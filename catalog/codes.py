@@ -59,7 +59,7 @@ def _code_of(word: str) -> str | None:
 
 
 def _entry(item: Any, index: int, path: Path) -> Code:
-    from catalog import CatalogError  # here, not at the top: catalog may import this module
+    from antal.catalog import CatalogError  # here, not at the top: catalog may import this module
 
     where = f"[{index}]"
     if not isinstance(item, dict):
@@ -89,7 +89,7 @@ def _entry(item: Any, index: int, path: Path) -> Code:
 
 @cache
 def _load(path: Path) -> tuple[Code, ...]:
-    from catalog import CatalogError, _read_yaml
+    from antal.catalog import CatalogError, _read_yaml
 
     data = _read_yaml(path)
     if not isinstance(data, list):

@@ -84,7 +84,7 @@ def _release_id(files: list[Path]) -> str:
 
 
 def load_installation(path: Path | str) -> Installation:
-    from catalog import CatalogError
+    from antal.catalog import CatalogError
 
     path = Path(path)
     try:

@@ -10,14 +10,14 @@ Exact counts leave the engine only to `privacy` (or to a data holder's local
 
 from __future__ import annotations
 
-from catalog import Catalog, Installation, bundled_dir, load_catalog
-from engine import ir
-from engine.backends import Backend, get_backend
-from engine.check import check, registers_used
-from engine.compile import Compiled, compile_cohort
-from engine.errors import CohortError, Diagnostic, EngineError, MissingRegisterError
-from engine.language.parser import parse
-from engine.result import ExactResult
+from antal.catalog import Catalog, Installation, bundled_dir, load_catalog
+from antal.engine import ir
+from antal.engine.backends import Backend, get_backend
+from antal.engine.check import check, registers_used
+from antal.engine.compiler import Compiled, compile_cohort
+from antal.engine.errors import CohortError, Diagnostic, EngineError, MissingRegisterError
+from antal.engine.language.parser import parse
+from antal.engine.result import ExactResult
 
 __all__ = [
     "Backend",

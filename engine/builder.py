@@ -1,6 +1,6 @@
 """A Python builder for notebooks: the same IR as the cohort language, written as code.
 
-    from engine.builder import Cohort, first, diagnosis, drug, register, var, age, sex
+    from antal.engine.builder import Cohort, first, diagnosis, drug, register, var, age, sex
 
     t2d = (
         Cohort("T2D on metformin")
@@ -23,7 +23,7 @@ import datetime as dt
 import re
 from typing import Literal
 
-from engine import ir
+from antal.engine import ir
 
 __all__ = [
     "Cohort",

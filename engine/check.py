@@ -10,10 +10,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 
-from catalog import Catalog, EventSource, Register, suggest
-from engine import ir
-from engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
-from engine.errors import CohortError, Diagnostic
+from antal.catalog import Catalog, EventSource, Register, suggest
+from antal.engine import ir
+from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
+from antal.engine.errors import CohortError, Diagnostic
 
 __all__ = ["check", "event_sources", "registers_used", "source_name"]
 

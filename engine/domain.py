@@ -11,9 +11,9 @@ import datetime as dt
 import itertools
 from typing import Any
 
-from catalog import Catalog
-from engine import ir
-from engine.check import registers_used
+from antal.catalog import Catalog
+from antal.engine import ir
+from antal.engine.check import registers_used
 
 __all__ = ["MAX_AGE", "breakdown_domain", "dimension_values"]
 

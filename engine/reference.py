@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from catalog import Catalog, EventSource, Register
-from engine import ir
+from antal.catalog import Catalog, EventSource, Register
+from antal.engine import ir
 
 __all__ = ["ReferenceResult", "evaluate"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.compile import Compiled
+from antal.engine.compiler import Compiled
 
 __all__ = ["ExactResult"]
 

@@ -6,10 +6,10 @@ ledger, non-increasing attrition, suppression below a threshold, optional roundi
 This package imports nothing else of antal: it receives plain `TrueCounts`.
 """
 
-from privacy.gate import Answer, BudgetExceeded, Gate, PrivacyError, UnknownProject
-from privacy.mechanism import ReleasedCount, TrueCounts
-from privacy.params import PrivacyParams
-from privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
+from antal.privacy.gate import Answer, BudgetExceeded, Gate, PrivacyError, UnknownProject
+from antal.privacy.mechanism import ReleasedCount, TrueCounts
+from antal.privacy.params import PrivacyParams
+from antal.privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
 
 __all__ = [
     "Answer",

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from privacy.mechanism import ReleasedCount, TrueCounts, release_attrition, release_cells
-from privacy.params import PrivacyParams
-from privacy.store import Store, Tx, now
+from antal.privacy.mechanism import ReleasedCount, TrueCounts, release_attrition, release_cells
+from antal.privacy.params import PrivacyParams
+from antal.privacy.store import Store, Tx, now
 
 __all__ = ["Answer", "BudgetExceeded", "Gate", "PrivacyError", "UnknownProject", "answer_from_json"]
 

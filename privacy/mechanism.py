@@ -17,7 +17,7 @@ from typing import Any
 import opendp.prelude as dp
 from opendp.accuracy import discrete_laplacian_scale_to_accuracy
 
-from privacy.params import PrivacyParams
+from antal.privacy.params import PrivacyParams
 
 __all__ = [
     "ReleasedCount",

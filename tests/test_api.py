@@ -10,8 +10,8 @@ import pytest
 from conftest import write_extracts
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
+from antal.api.app import create_app
+from antal.api.settings import Settings
 
 T2D = "index first diagnosis E11*\ninclude drug A10BA02 in lmr within 0..365 days after index\nreport by sex\n"
 
@@ -182,8 +182,8 @@ def test_count_releases_with_receipt_and_stored_answers(env: dict[str, Any]) -> 
         {k: v for k, v in s.items() if k != "label"} for s in a["attrition"]
     ]
     # the JSON IR form counts the same query
-    import engine
-    from engine import ir
+    from antal import engine
+    from antal.engine import ir
 
     ir_json = ir.to_json(engine.parse(T2D))
     via_ir = c.post("/v1/projects/t2d/count", json={"ir": ir_json}, headers=h(env, "res")).json()

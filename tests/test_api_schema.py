@@ -59,7 +59,7 @@ COHORTS = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from fixtures.synthetic import generate
+    from antal.synthetic import generate
 
     root = tmp_path_factory.mktemp("schema")
     data = root / "data"

@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-import catalog
-from catalog import CatalogError, Register, load_catalog, load_regions, load_register, load_sites
+from antal import catalog
+from antal.catalog import (
+    CatalogError,
+    Register,
+    load_catalog,
+    load_regions,
+    load_register,
+    load_sites,
+)
 
 # The canonical layout of extracts.md, written out here on purpose (not read from the YAML):
 # register id -> its columns, in order, with their types.

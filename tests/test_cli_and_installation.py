@@ -11,10 +11,10 @@ import pytest
 from conftest import write_extracts
 from typer.testing import CliRunner
 
-import engine
-from api.cli import app
-from catalog import CatalogError, Installation, load_catalog, load_installation
-from engine import MissingRegisterError
+from antal import engine
+from antal.api.cli import app
+from antal.catalog import CatalogError, Installation, load_catalog, load_installation
+from antal.engine import MissingRegisterError
 
 CAT = load_catalog()
 ROOT = Path(__file__).parent.parent
@@ -192,7 +192,7 @@ def test_synth_command_writes_the_ten_files(tmp_path: Path) -> None:
 def test_service_settings_file_then_environment_then_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api.settings import load_settings
+    from antal.api.settings import load_settings
 
     cfg = tmp_path / "server.yaml"
     cfg.write_text("port: 9000\nhost: 0.0.0.0\nrequests_per_minute: 5\n")

@@ -22,7 +22,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from api.client import (
+from antal.api.client import (
     AntalError,
     AuthError,
     BudgetExceededError,
@@ -35,7 +35,7 @@ from api.client import (
     NotFoundError,
     RateLimitedError,
 )
-from fixtures.synthetic import generate
+from antal.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -257,8 +257,8 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
 
 
 def test_count_with_the_builder_and_ir(client: Client) -> None:
-    from engine import ir
-    from engine.builder import Cohort, age, diagnosis, drug, first
+    from antal.engine import ir
+    from antal.engine.builder import Cohort, age, diagnosis, drug, first
 
     built = (
         Cohort("T2D on metformin, by sex")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog import CatalogError
-from catalog.codes import SYSTEMS, Code, load_codes, search_codes
+from antal.catalog import CatalogError
+from antal.catalog.codes import SYSTEMS, Code, load_codes, search_codes
 
 # The shape of a code in each system, written out here (not taken from catalog/codes.py).
 SHAPES: dict[str, re.Pattern[str]] = {

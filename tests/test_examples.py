@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import engine
-from catalog import Installation, load_catalog
-from engine.reference import evaluate
-from fixtures.synthetic import generate
+from antal import engine
+from antal.catalog import Installation, load_catalog
+from antal.engine.reference import evaluate
+from antal.synthetic import generate
 
 CAT = load_catalog()
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))

@@ -12,10 +12,10 @@ import hypothesis.strategies as st
 from conftest import write_extracts
 from hypothesis import HealthCheck, given, settings
 
-import engine
-from catalog import Installation, load_catalog
-from engine import ir
-from engine.reference import evaluate
+from antal import engine
+from antal.catalog import Installation, load_catalog
+from antal.engine import ir
+from antal.engine.reference import evaluate
 
 CAT = load_catalog()
 SETTINGS = settings(

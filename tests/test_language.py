@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import engine
-from catalog import load_catalog
-from engine import CohortError, ir
-from engine.builder import Cohort, age, diagnosis, drug, first, register, var
+from antal import engine
+from antal.catalog import load_catalog
+from antal.engine import CohortError, ir
+from antal.engine.builder import Cohort, age, diagnosis, drug, first, register, var
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))
 CAT = load_catalog()
@@ -210,7 +210,7 @@ def test_error_format_shows_the_line_and_a_caret() -> None:
 def test_rendering_one_compiled_cohort_in_every_dialect() -> None:
     """A generator may rewrite the tree it renders: each dialect's text must not depend on
     which dialects were rendered before it."""
-    from engine.compile import compile_cohort
+    from antal.engine.compiler import compile_cohort
 
     for path in EXAMPLES:
         co = checked(path.read_text(encoding="utf-8"))

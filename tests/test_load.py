@@ -23,7 +23,7 @@ RACE_PER_CLIENT = 3
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> LoadResult:
-    from fixtures.synthetic import generate
+    from antal.synthetic import generate
 
     root = tmp_path_factory.mktemp("load")
     generate(PERSONS, 1, root / "data")

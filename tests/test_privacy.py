@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import write_extracts
 
-import engine
-from api.release import count_released
-from catalog import Installation, load_catalog
-from privacy import BudgetExceeded, Gate, PrivacyParams, SQLiteStore, TrueCounts, open_store
-from privacy.mechanism import measurement, noisy_vector, release_attrition, release_cells
+from antal import engine
+from antal.api.release import count_released
+from antal.catalog import Installation, load_catalog
+from antal.privacy import BudgetExceeded, Gate, PrivacyParams, SQLiteStore, TrueCounts, open_store
+from antal.privacy.mechanism import measurement, noisy_vector, release_attrition, release_cells
 
 CAT = load_catalog()
 ROOT = Path(__file__).parent.parent
@@ -254,7 +254,7 @@ def test_no_true_count_anywhere(setup, caplog: pytest.LogCaptureFixture, tmp_pat
     cohort.write_text(text)
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from antal.api.cli import app
 
     cfg = tmp_path / "installation.yaml"
     files = {rid: src.parquet for rid, src in inst.sources.items()}
@@ -287,7 +287,7 @@ def test_no_true_count_anywhere(setup, caplog: pytest.LogCaptureFixture, tmp_pat
 def test_exact_counts_only_with_exact(tmp_path: Path, data_dir: Path) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from antal.api.cli import app
 
     cohort = tmp_path / "c.cohort"
     cohort.write_text("index first diagnosis E11*\n")
@@ -338,7 +338,7 @@ def test_opt_outs_follow_the_project_purpose(tmp_path: Path) -> None:
 _WORKER = textwrap.dedent(
     """
     import sys, threading
-    from privacy import Gate, PrivacyParams, TrueCounts, open_store, BudgetExceeded
+    from antal.privacy import Gate, PrivacyParams, TrueCounts, open_store, BudgetExceeded
     store = open_store(sys.argv[1])
     gate = Gate(store, PrivacyParams(epsilon=0.5))
     prefix, n = sys.argv[2], int(sys.argv[3])
@@ -447,7 +447,7 @@ def test_audit_verify_detects_edits_and_deletions(tmp_path: Path) -> None:
     assert store.verify_audit() == []
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from antal.api.cli import app
 
     assert CliRunner().invoke(app, ["audit", "verify", "--store", str(url)]).exit_code == 0
     with store.transaction() as tx:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from conftest import write_extracts
 
-from catalog import load_catalog
-from engine import ir
-from engine.language.parser import parse
-from engine.reference import evaluate
+from antal.catalog import load_catalog
+from antal.engine import ir
+from antal.engine.language.parser import parse
+from antal.engine.reference import evaluate
 
 D = dt.date.fromisoformat
 INDEX = D("2020-06-15")  # the index date of the cases with `index 2020-06-15`
@@ -1057,8 +1057,8 @@ def _breakdown_key(dims: tuple[ir.Dim | ir.AgeBand, ...], row: dict[str, Any]) -
 
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.name)
 def test_duckdb(c: Case, catalog, tmp_path: Path) -> None:
-    from catalog import Installation
-    from engine import count_exact  # type: ignore[attr-defined]
+    from antal.catalog import Installation
+    from antal.engine import count_exact  # type: ignore[attr-defined]
 
     write_extracts(c.tables, tmp_path)
     cohort = parse(c.text)

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import catalog
-from fixtures.synthetic import REGISTERS, generate
-from fixtures.synthetic.generate import (
+from antal import catalog
+from antal.synthetic import REGISTERS, generate
+from antal.synthetic.generate import (
     LINKS,
     OAC_PREFIXES,
     RISK_FACTORS,
@@ -26,7 +26,7 @@ from fixtures.synthetic.generate import (
 )
 
 # the module itself (the package's `generate` attribute is the function)
-gen = importlib.import_module("fixtures.synthetic.generate")
+gen = importlib.import_module("antal.synthetic.generate")
 
 PERSONS, SEED = 20_000, 7
 BIG = 200_000  # the links between conditions are rarer: checked on a larger extract

@@ -7,9 +7,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from catalog import Catalog, Installation
-from engine.compile import Compiled
-from engine.errors import MissingRegisterError
+from antal.catalog import Catalog, Installation
+from antal.engine.compiler import Compiled
+from antal.engine.errors import MissingRegisterError
 
 __all__ = ["Backend", "DuckDBBackend", "get_backend"]
 
@@ -36,7 +36,7 @@ class Backend(ABC):
 
 def get_backend(name: str, installation: Installation, catalog: Catalog) -> Backend:
     if name == "duckdb":
-        from engine.backends.duckdb import DuckDBBackend
+        from antal.engine.backends.duckdb import DuckDBBackend
 
         return DuckDBBackend(installation, catalog)
     raise ValueError(f"unknown backend {name!r}; known: duckdb")
@@ -44,7 +44,7 @@ def get_backend(name: str, installation: Installation, catalog: Catalog) -> Back
 
 def __getattr__(name: str) -> Any:
     if name == "DuckDBBackend":
-        from engine.backends.duckdb import DuckDBBackend
+        from antal.engine.backends.duckdb import DuckDBBackend
 
         return DuckDBBackend
     raise AttributeError(name)

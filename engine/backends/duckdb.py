@@ -9,9 +9,9 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from catalog import Catalog, DataSource, Installation
-from engine.backends import Backend
-from engine.compile import Compiled
+from antal.catalog import Catalog, DataSource, Installation
+from antal.engine.backends import Backend
+from antal.engine.compiler import Compiled
 
 __all__ = ["DuckDBBackend"]
 

@@ -17,9 +17,9 @@ from lark.exceptions import (
     VisitError,
 )
 
-from engine import ir
-from engine.errors import CohortError, Diagnostic
-from engine.language.postlex import CohortPostLex
+from antal.engine import ir
+from antal.engine.errors import CohortError, Diagnostic
+from antal.engine.language.postlex import CohortPostLex
 
 __all__ = ["parse"]
 
@@ -193,7 +193,7 @@ class _Codesets:
         if n in self.done:
             return self.done[n]
         if n not in self.defs:
-            from catalog import suggest
+            from antal.catalog import suggest
 
             s = suggest(n, set(self.defs))
             raise CohortError(

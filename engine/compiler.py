@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from catalog import Catalog, EventSource, Register
-from engine import ir
-from engine.check import event_sources
+from antal.catalog import Catalog, EventSource, Register
+from antal.engine import ir
+from antal.engine.check import event_sources
 
 __all__ = ["Compiled", "compile_cohort"]
 

@@ -1,0 +1,55 @@
+"""What a cohort may ask for: the documented bounds on every input the engine accepts.
+
+One owner for the numbers (docs/security.md lists them): the parser, IR decoding, the
+checker, the compiler and the HTTP service all read them from here. Every bound is far
+beyond a meaningful clinical question and far below what would let a request exhaust the
+server or make SQL evaluation fail on some rows but not others (a data-dependent error is
+a membership oracle: see docs/security.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+__all__ = [
+    "AGE_MAX",
+    "COUNT_MAX",
+    "DATE_MAX",
+    "DATE_MIN",
+    "MAX_CODESETS",
+    "MAX_CODES_PER_SET",
+    "MAX_CRITERIA",
+    "MAX_DEPTH",
+    "MAX_IR_BYTES",
+    "MAX_IR_NODES",
+    "MAX_REPORT_DIMS",
+    "MAX_STRING_CHARS",
+    "MAX_TEXT_BYTES",
+    "MAX_VALUES_PER_LIST",
+    "NUMBER_ABS_MAX",
+    "QUERY_SECONDS",
+    "WINDOW_DAYS_MAX",
+]
+
+# --- size of a request ----------------------------------------------------------------
+MAX_TEXT_BYTES = 64 * 1024  # cohort text, UTF-8 encoded
+MAX_IR_BYTES = 256 * 1024  # a JSON IR document
+MAX_IR_NODES = 5_000  # nodes in one cohort's IR, after codeset expansion
+MAX_DEPTH = 32  # nesting of conditions and register filters (parentheses, not, and/or)
+MAX_CRITERIA = 100  # include/exclude steps
+MAX_CODESETS = 200  # named codesets in one cohort
+MAX_CODES_PER_SET = 2_000  # code patterns (a range counts once) in one codeset or event
+MAX_VALUES_PER_LIST = 1_000  # values in one `in (...)` filter or region list
+MAX_REPORT_DIMS = 4  # dimensions in one `report by`
+MAX_STRING_CHARS = 200  # one string literal (a label, a filter value)
+
+# --- values ---------------------------------------------------------------------------
+WINDOW_DAYS_MAX = 36_525  # |days| in a window relative to the index date: 100 years
+COUNT_MAX = 1_000  # N in `at least / at most / exactly N`
+AGE_MAX = 130  # ages and age-band widths, in whole years
+NUMBER_ABS_MAX = 1e12  # a numeric filter value; finite, and |x| at most this
+DATE_MIN = dt.date(1900, 1, 1)  # calendar dates in windows and filters
+DATE_MAX = dt.date(2100, 12, 31)
+
+# --- running --------------------------------------------------------------------------
+QUERY_SECONDS = 60.0  # default time budget of one count on the database (settings may lower it)
