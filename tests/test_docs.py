@@ -31,7 +31,7 @@ from antal.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md", ROOT / "fixtures/synthetic/README.md"]
 CAT = load_catalog()
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.S | re.M)
@@ -148,9 +148,8 @@ def test_relative_links_resolve(page: Path) -> None:
             continue  # http:, https:, mailto:
         path, _, anchor = target.partition("#")
         dest = (page.parent / path).resolve() if path else page
-        if not dest.exists():
-            bad.append(target)
-        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+        missing = not dest.exists()
+        if missing or (anchor and dest.suffix == ".md" and anchor not in _anchors(dest)):
             bad.append(target)
     assert not bad, f"{page.name}: broken links {bad}"
 
@@ -247,7 +246,7 @@ GENERATED: dict[str, tuple[Path, Callable[[Path], str]]] = {
 
 def _section(text: str, name: str) -> re.Match[str] | None:
     return re.search(
-        rf"(<!-- BEGIN generated: {name} .*?-->\n)(.*?)(\n<!-- END generated: {name} -->)",
+        rf"(<!-- BEGIN generated: {name}[^\n]*-->\n)(.*?)(<!-- END generated: {name} -->)",
         text,
         re.S,
     )
@@ -258,7 +257,7 @@ def test_generated_parts_are_current(name: str, tmp_path: Path) -> None:
     page, render = GENERATED[name]
     m = _section(page.read_text(encoding="utf-8"), name)
     assert m, f"{page.name} has no generated section {name!r}"
-    assert m.group(2) == render(tmp_path), (
+    assert m.group(2) == render(tmp_path) + "\n", (
         f"{page.name}: the {name} section is out of date: run `python tests/test_docs.py --write`"
     )
 
@@ -282,7 +281,7 @@ def write() -> None:
             m = _section(text, name)
             if m is None:
                 raise SystemExit(f"{page}: no section {name}")
-            new = text[: m.start(2)] + render(Path(tmp)) + text[m.end(2) :]
+            new = text[: m.start(2)] + render(Path(tmp)) + "\n" + text[m.end(2) :]
             page.write_text(new, encoding="utf-8")
             print(f"wrote {page.relative_to(ROOT)} ({name})")
 
