@@ -7,6 +7,8 @@
   prints them, without the file name), in order.
 - Every ```yaml installation block loads as an installation config, every ```yaml server
   block as service settings.
+- Every spec case and test that docs/language.md cites exists, and every case of
+  tests/test_spec.py is cited there.
 - Every route of the HTTP API's OpenAPI schema is in docs/api.md.
 - Every relative link in docs/ and README.md resolves to a file (and, with `#anchor`, to a
   heading of it).
@@ -91,6 +93,49 @@ def test_cohort_error_blocks_fail_as_documented(block: tuple[str, int, str, str]
         for d in e.value.diagnostics
     ]
     assert got == expected, f"{page}:{line}"
+
+
+def _citations(kind: str) -> list[str]:
+    """Backticked names in the language page's `*Spec test(s):*` or `*Test(s):*` notes (a
+    note runs to the next note, list item or blank line)."""
+    text = (DOCS / "language.md").read_text(encoding="utf-8")
+    out = []
+    for m in re.finditer(rf"\*{kind}s?:\*(.*?)(?=\*(?:Spec )?Tests?:\*|\n- |\n\n|$)", text, re.S):
+        out += re.findall(r"`([^`]+)`", m.group(1))
+    return out
+
+
+def test_cited_spec_cases_exist() -> None:
+    """Every spec case the language page cites by name is a case of tests/test_spec.py
+    (`name ...` stands for every case whose name starts with `name`), and every case is
+    cited: a new rule in the spec tests needs its place in the reference."""
+    from test_spec import CASES
+
+    names = {c.name for c in CASES}
+    cited = _citations("Spec test")
+    assert len(cited) >= 70
+    missing = [
+        c
+        for c in cited
+        if not (
+            any(n.startswith(c[:-3].rstrip()) for n in names) if c.endswith("...") else c in names
+        )
+    ]
+    assert not missing, missing
+    uncited = [
+        n
+        for n in names
+        if not any(n.startswith(c[:-3].rstrip()) if c.endswith("...") else n == c for c in cited)
+    ]
+    assert not uncited, f"docs/language.md cites no rule for the spec cases {uncited}"
+
+
+def test_cited_tests_exist() -> None:
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_*.py"))
+    cited = [c for c in _citations("Test") if c.startswith("test_")]
+    assert len(cited) >= 8
+    missing = [c for c in cited if f"def {c}(" not in source]
+    assert not missing, missing
 
 
 # ---- configuration ------------------------------------------------------------------------
