@@ -1,10 +1,10 @@
 """A pure-Python reference evaluator of the IR: the oracle the SQL engine is tested against.
 
-Written from the cohort-language spec with plain loops over rows; it shares no code with
-the SQL compiler. Correctness and clarity first, speed second (a few thousand rows are fine).
+Written from the language's contract (now docs/language.md) with plain loops over rows; it
+shares no code with the SQL compiler. Correctness and clarity first, speed second (a few thousand rows are fine).
 
 `tables` maps a register id to its rows (dicts with the canonical column names of
-extracts.md; dates as `datetime.date`, missing values as None). A register absent
+docs/extracts.md; dates as `datetime.date`, missing values as None). A register absent
 from `tables` has no rows; a column absent from a row is None.
 
 Semantics that the spec leaves to the implementation follow SQL: register filters use

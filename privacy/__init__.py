@@ -1,4 +1,4 @@
-"""Privacy: the only way a count leaves antal (see ../shared/spec/privacy.md).
+"""Privacy: the only way a count leaves antal (see docs/privacy.md).
 
 OpenDP discrete Laplace noise under a per-project ε budget kept in a transactional
 ledger, non-increasing attrition, suppression below a threshold, optional rounding,

@@ -14,7 +14,7 @@ _D = pa.date32()
 _F = pa.float64()
 _I16 = pa.int16()
 
-# The canonical layout of extracts.md as Arrow schemas, written out by hand (not read from
+# The canonical layout of docs/extracts.md as Arrow schemas, written out by hand (not read from
 # the catalog), so that a test fails if the catalog and the spec disagree.
 EXTRACT_SCHEMAS: dict[str, pa.Schema] = {
     "population": pa.schema(

@@ -17,7 +17,7 @@ from antal.catalog import (
     load_sites,
 )
 
-# The canonical layout of extracts.md, written out here on purpose (not read from the YAML):
+# The canonical layout of docs/extracts.md, written out here on purpose (not read from the YAML):
 # register id -> its columns, in order, with their types.
 EXTRACTS: dict[str, list[tuple[str, str]]] = {
     "population": [

@@ -124,6 +124,22 @@ def test_unlabelled_steps_are_named_by_their_text() -> None:
     assert co.steps[0].label == "diagnosis I21* before index"
 
 
+@pytest.mark.parametrize("colon", [":", " :", ":  ", "\t: "])
+def test_a_colon_without_a_label_is_the_unlabelled_form(colon: str) -> None:
+    """`include: C` and `exclude: C` mean `include C` and `exclude C` (issue 9)."""
+    plain = engine.parse("index first diagnosis E11\ninclude age 40..75\nexclude diagnosis I21*\n")
+    text = f"index first diagnosis E11\ninclude{colon}age 40..75\nexclude{colon}diagnosis I21*\n"
+    co = engine.parse(text)
+    assert co == plain
+    assert [(s.action, s.label) for s in co.steps] == [
+        ("include", "age 40..75"),
+        ("exclude", "diagnosis I21*"),
+    ]
+    assert ir.ir_hash(checked(text)) == ir.ir_hash(
+        checked("index first diagnosis E11\ninclude age 40..75\nexclude diagnosis I21*\n")
+    )
+
+
 # ---- errors: the exact message and position ------------------------------------------------
 
 ERRORS = [
@@ -167,7 +183,8 @@ ERRORS = [
      "`latest` needs a register filter", None),
     ("index first diagnosis E11\nreport by region, region", 2, 19,
      "`region` is listed twice in `report by`", None),
-    ("index first diagnosis E11\ninclude: age 1..2", 2, 8, "unexpected ':'", None),
+    ('index first diagnosis E11\ninclude "x" age 1..2', 2, 13, "unexpected 'age'; expected ':'", None),
+    ("index first diagnosis E11\ninclude :: age 1..2", 2, 10, "unexpected ':'", None),
     ("index first diagnosis E11\ninclude 'x': age 1..2", 2, 9, "unexpected character \"'\"",
      'strings use double quotes: "like this"'),
     ("index first diagnosis E11\ninclude population.kon = 1", 2, 9,

@@ -1,4 +1,4 @@
-"""Privacy: every test here fails if privacy breaks (spec: ../shared/spec/privacy.md)."""
+"""Privacy: every test here fails if privacy breaks (docs/privacy.md)."""
 
 from __future__ import annotations
 

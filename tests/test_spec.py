@@ -1,4 +1,4 @@
-"""The cohort language spec (shared/spec/cohort-language.md) as executable cases.
+"""The cohort language (docs/language.md, which cites these cases by name) as executable cases.
 
 Each case is a handful of hand-made persons, a cohort text, and the persons expected after
 every step, written by hand from the spec (never computed by an evaluator). Every case runs

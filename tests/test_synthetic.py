@@ -31,7 +31,7 @@ gen = importlib.import_module("antal.synthetic.generate")
 PERSONS, SEED = 20_000, 7
 BIG = 200_000  # the links between conditions are rarer: checked on a larger extract
 
-# The canonical layout of extracts.md, written out here on purpose (not taken from REGISTERS).
+# The canonical layout of docs/extracts.md, written out here on purpose (not taken from REGISTERS).
 I64, I16, DT, S, F = pa.int64(), pa.int16(), pa.date32(), pa.string(), pa.float64()
 SPEC: dict[str, list[tuple[str, pa.DataType]]] = {
     "population": [("lopnr", I64), ("kon", I16), ("fodelsear", I16), ("fodelsemanad", I16),

@@ -484,7 +484,12 @@ def cond_start(cond: Any, meta: Any, text: str) -> int:
     start = meta.start_pos
     for kw in ("include", "exclude"):
         if text.startswith(kw, start):
-            return start + len(kw)
+            start += len(kw)
+            rest = text[start:]
+            stripped = rest.lstrip(" \t\f")
+            if stripped.startswith(":"):  # `include: CONDITION`, the label-less colon
+                start += len(rest) - len(stripped) + 1
+            return start
     return start
 
 
