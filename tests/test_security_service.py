@@ -27,7 +27,7 @@ from antal import engine
 from antal.api.app import create_app
 from antal.api.cli import app as cli_app
 from antal.api.settings import Settings
-from antal.catalog import Installation, load_catalog
+from antal.catalog import load_catalog
 from antal.engine.limits import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
