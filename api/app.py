@@ -14,13 +14,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from antal import engine
 from antal.api import schemas as S
 from antal.api.accounts import Accounts, CatalogEntries, User
+from antal.api.bodylimit import BodyLimit
 from antal.api.ratelimit import RateLimiter
 from antal.api.release import BreakdownTooFine, prepare_release, release
 from antal.api.settings import Settings
-from antal.catalog import Catalog, Installation, Register, load_catalog, load_installation
+from antal.catalog import (
+    HOLDER_FIELDS,
+    Catalog,
+    Installation,
+    Register,
+    load_catalog,
+    load_installation,
+)
 from antal.catalog import bundled_dir as catalog_bundled
 from antal.engine import CohortError, MissingRegisterError, ir
-from antal.privacy import BudgetExceeded, Gate, PrivacyParams, Project, UnknownProject, open_store
+from antal.engine.limits import MAX_BODY_BYTES
+from antal.privacy import (
+    BudgetExceeded,
+    CountFailed,
+    Gate,
+    PrivacyParams,
+    Project,
+    UnknownProject,
+    open_store,
+)
 
 __all__ = ["ApiError", "create_app"]
 
@@ -51,8 +68,15 @@ _ERRORS = {
     401: {"model": S.ErrorBody, "description": "no or unknown bearer token"},
     403: {"model": S.ErrorBody, "description": "not allowed (role, project, approval or budget)"},
     404: {"model": S.ErrorBody, "description": "no such thing"},
+    413: {"model": S.ErrorBody, "description": "the request body is too large"},
     422: {"model": S.ErrorBody, "description": "the request body or parameters do not validate"},
     429: {"model": S.ErrorBody, "description": "rate limit; see Retry-After"},
+}
+_COUNT_FAILED = {
+    503: {
+        "model": S.ErrorBody,
+        "description": "the count could not be computed (charged; the same answer whatever failed)",
+    }
 }
 
 
@@ -77,9 +101,14 @@ class State:
             self.catalog.registers[reg.id] = reg
         self.accounts = Accounts(self.store)
         self.gate = Gate(self.store, self.params)
-        self.backend = engine.get_backend("duckdb", self.installation, self.catalog)
+        self.backend = engine.get_backend(
+            "duckdb", self.installation, self.catalog, threads=settings.threads,
+            memory_limit=settings.memory_limit, query_seconds=settings.query_seconds,
+        )  # fmt: skip
         self.requests = RateLimiter(settings.requests_per_minute)
         self.counts = RateLimiter(settings.counts_per_minute)
+        self.checks = RateLimiter(settings.checks_per_minute)
+        self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -96,8 +125,18 @@ def current_user(
     if cred is None or cred.scheme.lower() != "bearer":
         raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>`",
                        headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    # Guessing tokens: after a number of wrong ones from an address, every token from it
+    # (right or wrong, unchecked) is answered 429 until the oldest failure is a minute old.
+    address = request.client.host if request.client else "unknown"
+    wait = state.auth_failures.blocked(address)
+    if wait is not None:
+        raise ApiError(429, "rate_limited",
+                       f"too many failed authentications; try again in {RateLimiter.retry_after(wait)} s",
+                       {"limit_per_minute": state.settings.auth_failures_per_minute},
+                       {"Retry-After": RateLimiter.retry_after(wait)})  # fmt: skip
     u = state.accounts.authenticate(cred.credentials)
     if u is None:
+        state.auth_failures.hit(address)
         raise ApiError(
             401,
             "unauthenticated",
@@ -112,6 +151,17 @@ def current_user(
     return u
 
 
+def checking_user(request: Request, u: Annotated[User, Depends(current_user)]) -> User:
+    """A user of a free route that parses cohorts or searches: limited on its own."""
+    state = _state(request)
+    wait = state.checks.check(u.id)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"too many checks; try again in {RateLimiter.retry_after(wait)} s",
+                       {"limit_per_minute": state.settings.checks_per_minute},
+                       {"Retry-After": RateLimiter.retry_after(wait)})  # fmt: skip
+    return u
+
+
 def admin_user(u: Annotated[User, Depends(current_user)]) -> User:
     if u.role != "admin":
         raise ApiError(403, "forbidden", "this needs the role admin")
@@ -119,6 +169,7 @@ def admin_user(u: Annotated[User, Depends(current_user)]) -> User:
 
 
 Authed = Annotated[User, Depends(current_user)]
+Checking = Annotated[User, Depends(checking_user)]
 Admin = Annotated[User, Depends(admin_user)]
 ProjectId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
 
@@ -133,6 +184,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=_ERRORS,  # type: ignore[arg-type]
     )
     app.state.antal = state
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     # ---- errors: one shape ------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -161,8 +213,12 @@ def create_app(settings: Settings) -> FastAPI:
         # the connection; catching here keeps it open. Never a traceback, never data.
         try:
             return await call_next(request)
-        except Exception:
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        except RecursionError:
+            log.warning("input nested too deeply on %s %s", request.method, request.url.path)
+            return _error(400, "too_deep", "the input is nested too deeply")
+        except Exception as e:
+            # the type only: an exception's text may quote a data value
+            log.error("unexpected %s on %s %s", type(e).__name__, request.method, request.url.path)
             return _error(500, "internal", "the server could not answer this request")
 
     def member_project(pid: str, u: User) -> Any:
@@ -177,7 +233,8 @@ def create_app(settings: Settings) -> FastAPI:
     def registers(u: Authed) -> list[dict[str, Any]]:
         return [
             {"id": r.id, "title": r.title.model_dump(), "holder": r.holder, "kind": r.kind,
-             "coverage": r.coverage.model_dump(), "events": sorted({p.event for p in r.provides})}
+             "coverage": r.coverage.model_dump(), "events": sorted({p.event for p in r.provides}),
+             "internal": r.is_internal}
             for r in state.catalog.registers.values()
         ]  # fmt: skip
 
@@ -216,6 +273,25 @@ def create_app(settings: Settings) -> FastAPI:
         old = state.catalog.register(register_id)
         if old is not None and (old.kind, old.person_key) != (entry.kind, entry.person_key):
             raise ApiError(400, "invalid", "an entry keeps its kind and person key")
+        if u.role != "admin":
+            # a holder describes its register; which events it provides (and its kind, keys,
+            # dates, internal flag) is the installation's decision, an admin's
+            base = old or Register.model_validate(
+                {**entry.model_dump(), "kind": "events", "provides": [], "internal": False,
+                 "site_column": None}
+            )  # fmt: skip
+            fixed = sorted(
+                f for f in Register.model_fields
+                if f not in HOLDER_FIELDS and getattr(entry, f) != getattr(base, f)
+            )  # fmt: skip
+            if fixed:
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"a holder publishes descriptions and variables only; {', '.join(fixed)} "
+                    "can be changed by an admin",
+                    {"fields": fixed},
+                )
         state.entries.put(entry, actor=u.id)
         state.catalog.registers[register_id] = entry
         return entry.model_dump(mode="json")
@@ -239,7 +315,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/catalog/search", tags=["catalog"])
     def search(
-        u: Authed, q: Annotated[str, Query(min_length=1, max_length=100)]
+        u: Checking, q: Annotated[str, Query(min_length=1, max_length=100)]
     ) -> list[S.SearchHit]:
         from antal.catalog.codes import search_codes
 
@@ -290,7 +366,7 @@ def create_app(settings: Settings) -> FastAPI:
         return ApiError(400, "cohort_invalid", str(e), {"diagnostics": diags})
 
     @app.post("/v1/cohorts/validate", tags=["cohorts"])
-    def validate(body: S.CohortIn, u: Authed) -> S.ValidateOut:
+    def validate(body: S.CohortIn, u: Checking) -> S.ValidateOut:
         """Parse and check a cohort; no data is read and nothing is charged."""
         try:
             checked, compiled = engine.prepare(to_ir(body), state.catalog)
@@ -302,7 +378,7 @@ def create_app(settings: Settings) -> FastAPI:
                              steps=list(compiled.labels), registers=sorted(compiled.registers))  # fmt: skip
 
     @app.post("/v1/cohorts/compile", tags=["cohorts"])
-    def compile_(body: S.CompileIn, u: Authed) -> S.CompileOut:
+    def compile_(body: S.CompileIn, u: Checking) -> S.CompileOut:
         """The one SQL statement of a cohort; no data is read and nothing is charged."""
         try:
             checked, compiled = engine.prepare(to_ir(body), state.catalog, state.installation)
@@ -313,7 +389,7 @@ def create_app(settings: Settings) -> FastAPI:
         return S.CompileOut(sql=compiled.sql(body.dialect, pretty=True), dialect=body.dialect,
                             query_hash=ir.ir_hash(checked), registers=sorted(compiled.registers))  # fmt: skip
 
-    @app.post("/v1/projects/{pid}/count", tags=["cohorts"])
+    @app.post("/v1/projects/{pid}/count", tags=["cohorts"], responses=_COUNT_FAILED)  # type: ignore[arg-type]
     def count(pid: ProjectId, body: S.CohortIn, u: Authed) -> S.CountOut:
         """Count a cohort for a project: released through differential privacy, charged to its budget."""
         project = member_project(pid, u)
@@ -344,6 +420,11 @@ def create_app(settings: Settings) -> FastAPI:
         except BudgetExceeded as e:
             raise ApiError(
                 403, "budget_exceeded", str(e), {"needed": e.needed, "left": e.left}
+            ) from None
+        except CountFailed as e:
+            # charged; one status and one text whatever failed (see privacy.gate)
+            raise ApiError(
+                503, "count_failed", str(e), {"epsilon_charged": e.charged, "budget_left": e.left}
             ) from None
         except BreakdownTooFine as e:
             raise ApiError(

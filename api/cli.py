@@ -291,7 +291,7 @@ def count_cmd(
         return
 
     from antal.api.release import BreakdownTooFine, count_released
-    from antal.privacy import Gate, PrivacyError, PrivacyParams, open_store
+    from antal.privacy import CountFailed, Gate, PrivacyError, PrivacyParams, open_store
 
     try:
         params = PrivacyParams(**inst.privacy)  # type: ignore[arg-type]
@@ -310,6 +310,9 @@ def count_cmd(
     backend = get_backend("duckdb", inst, cat)
     try:
         answer = count_released(co, inst, cat, Gate(st, params), project, "cli", backend)
+    except CountFailed as e:  # charged; the same text whatever failed (see privacy.gate)
+        _fail(f"{e}; budget left ε {e.left:g} (project {project})", code=4)
+        return
     except PrivacyError as e:
         _fail(str(e), code=3)
         return

@@ -62,7 +62,10 @@ def release(
     actor: str,
     backend: Backend,
 ) -> Answer:
-    """Release a prepared cohort through the privacy gate (charging the project)."""
+    """Release a prepared cohort through the privacy gate (charging the project).
+
+    Once the gate has charged, any failure of `compute` (a database error, the time budget
+    running out) is charged like an answer and raised as `CountFailed` (fail closed)."""
     cells = domain_size(checked, catalog)
     if cells > gate.params.max_cells:
         raise BreakdownTooFine(cells, gate.params.max_cells)
@@ -75,7 +78,7 @@ def release(
 
     return gate.answer(
         project_id, actor, qhash, canonical_query(checked), installation.release,
-        compiled.labels, compiled.dims, compute,
+        compiled.labels, compiled.dims, compute, catalog_version=catalog.version(),
     )  # fmt: skip
 
 

@@ -12,6 +12,8 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
+
 __all__ = ["Settings", "load_settings"]
 
 
@@ -31,7 +33,21 @@ class Settings(BaseSettings):
     port: int = 8000
     requests_per_minute: int = Field(240, ge=1, description="per user, all routes")
     counts_per_minute: int = Field(30, ge=1, description="per user, fresh and stored counts")
-    threads: int | None = Field(None, description="DuckDB threads (default: all cores)")
+    checks_per_minute: int = Field(
+        120, ge=1, description="per user: validate, compile and catalog search (no charge)"
+    )
+    auth_failures_per_minute: int = Field(
+        20, ge=1, description="per client address: failed authentications before 429"
+    )
+    threads: int | None = Field(None, ge=1, description="DuckDB threads (default: all cores)")
+    memory_limit: str = Field(
+        ENGINE_MEMORY,
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB memory limit, e.g. 4GB",
+    )
+    query_seconds: float = Field(
+        QUERY_SECONDS, gt=0, le=3600, description="time budget of one count on the database"
+    )
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -100,7 +100,12 @@ def free_port() -> int:
 def server_env(**extra: str) -> dict[str, str]:
     """The environment of `antal serve`: rate limits far above what a run can reach."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTAL_")}
-    env.update(ANTAL_REQUESTS_PER_MINUTE=HIGH_LIMIT, ANTAL_COUNTS_PER_MINUTE=HIGH_LIMIT)
+    env.update(
+        ANTAL_REQUESTS_PER_MINUTE=HIGH_LIMIT,
+        ANTAL_COUNTS_PER_MINUTE=HIGH_LIMIT,
+        ANTAL_CHECKS_PER_MINUTE=HIGH_LIMIT,
+        ANTAL_AUTH_FAILURES_PER_MINUTE=HIGH_LIMIT,
+    )
     env.update(extra)
     return env
 

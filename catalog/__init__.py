@@ -8,6 +8,8 @@ directory of entries and says where each register's data lives.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,9 +18,18 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from antal.catalog.installation import DataSource, Installation, load_installation
-from antal.catalog.models import EventSource, FieldError, Region, Register, Site, Variable
+from antal.catalog.models import (
+    HOLDER_FIELDS,
+    EventSource,
+    FieldError,
+    Region,
+    Register,
+    Site,
+    Variable,
+)
 
 __all__ = [
+    "HOLDER_FIELDS",
     "Catalog",
     "CatalogError",
     "DataSource",
@@ -160,7 +171,13 @@ class Catalog:
 
     def sources_of(self, event: str) -> list[tuple[Register, EventSource]]:
         """Every (register, source) that provides the given cohort-language event."""
-        return [(r, p) for r in self.registers.values() for p in r.provides if p.event == event]
+        return [
+            (r, p)
+            for r in self.registers.values()
+            if not r.is_internal  # never read by a cohort
+            for p in r.provides
+            if p.event == event
+        ]
 
     @property
     def population(self) -> Register | None:
@@ -169,6 +186,24 @@ class Catalog:
     @property
     def optout(self) -> Register | None:
         return next((r for r in self.registers.values() if r.kind == "optout"), None)
+
+    def version(self) -> str:
+        """A hash of everything in the catalog that a check or a count depends on.
+
+        Part of a stored answer's key: a catalog change (another register providing an
+        event, a new column, a new region) never serves an answer computed under the old
+        one; a changed description does not count."""
+        blob = json.dumps(
+            {
+                "registers": {rid: r.semantics() for rid, r in sorted(self.registers.items())},
+                "regions": [r.model_dump(mode="json") for r in self.regions],
+                "sites": [s.model_dump(mode="json") for s in self.sites],
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def region_name(self, code: str) -> str:
         return next((r.name for r in self.regions if r.code == code), code)

@@ -13,6 +13,21 @@ EventKind = Literal["diagnosis", "procedure", "drug", "death"]
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
+# What a register's holder may change by publishing its entry: descriptions and variables.
+# Everything else (its kind, keys, dates, whether it is internal, and above all which
+# cohort-language events it provides) is the installation's decision: an admin's.
+HOLDER_FIELDS = frozenset(
+    {"title", "holder", "holder_url", "description", "coverage", "update", "legal_basis",
+     "access", "population", "variables", "keywords"}
+)  # fmt: skip
+# Fields that only describe (no count, check or breakdown depends on them): left out of
+# the catalog's version, so that editing a description does not renew stored answers.
+_DESCRIPTIVE = frozenset(
+    {"title", "holder", "holder_url", "description", "update", "legal_basis", "access",
+     "population", "keywords"}
+)  # fmt: skip
+_DESCRIPTIVE_VARIABLE = frozenset({"description", "unit", "value_labels"})
+
 
 class FieldError(ValueError):
     """A check across fields that failed on one of them; the loader reports that field."""
@@ -89,6 +104,8 @@ class Register(_Model):
     variables: list[Variable]
     provides: list[EventSource] = []
     keywords: list[str] = []
+    # internal registers are used by the installation only (the opt-outs): no cohort reads them
+    internal: bool = False
 
     @field_validator("variables")
     @classmethod
@@ -125,6 +142,19 @@ class Register(_Model):
         if self.kind == "events" and not self.date_column:
             raise FieldError("date_column", "an events register needs a date_column")
         return self
+
+    @property
+    def is_internal(self) -> bool:
+        return self.internal or self.kind == "optout"
+
+    def semantics(self) -> dict[str, object]:
+        """The entry without what only describes it: what checks and counts depend on."""
+        d = self.model_dump(mode="json", exclude=set(_DESCRIPTIVE))
+        d["variables"] = [
+            {k: v for k, v in var.items() if k not in _DESCRIPTIVE_VARIABLE}
+            for var in d["variables"]
+        ]
+        return d
 
     def variable(self, name: str) -> Variable | None:
         return next((v for v in self.variables if v.name == name), None)

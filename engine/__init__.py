@@ -15,7 +15,13 @@ from antal.engine import ir
 from antal.engine.backends import Backend, get_backend
 from antal.engine.check import check, registers_used
 from antal.engine.compiler import Compiled, compile_cohort
-from antal.engine.errors import CohortError, Diagnostic, EngineError, MissingRegisterError
+from antal.engine.errors import (
+    CohortError,
+    Diagnostic,
+    EngineError,
+    MissingRegisterError,
+    QueryTimeout,
+)
 from antal.engine.language.parser import parse
 from antal.engine.result import ExactResult
 
@@ -27,6 +33,7 @@ __all__ = [
     "EngineError",
     "ExactResult",
     "MissingRegisterError",
+    "QueryTimeout",
     "check",
     "compile",
     "compile_cohort",
@@ -90,7 +97,12 @@ def count_exact(
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
     cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)
     checked, compiled = prepare(cohort, cat, installation, purpose)
-    be = get_backend(backend, installation, cat) if isinstance(backend, str) else backend
+    # the holder's local mode on their own extract: no time budget (nobody else waits)
+    be = (
+        get_backend(backend, installation, cat, query_seconds=None)
+        if isinstance(backend, str)
+        else backend
+    )
     try:
         rows = be.run(compiled)
     finally:

@@ -106,6 +106,15 @@ class _Checker:
         reg = self.register(ev.register, ev)
         if reg is None:
             return
+        if reg.is_internal:
+            # the opt-outs are applied to every count; read as events they would tell who
+            # opted out (of any purpose), which nobody approved
+            self.error(
+                ev,
+                f"register '{reg.id}' is internal to the installation: no cohort may read it",
+                code="internal_register",
+            )
+            return
         if not reg.date_column:
             self.error(
                 ev,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CohortError", "Diagnostic", "EngineError", "MissingRegisterError"]
+__all__ = ["CohortError", "Diagnostic", "EngineError", "MissingRegisterError", "QueryTimeout"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,11 @@ class MissingRegisterError(EngineError):
     def __str__(self) -> str:
         names = ", ".join(repr(r) for r in self.registers)
         return f"this installation holds no data for register(s) {names}"
+
+
+class QueryTimeout(EngineError):
+    """A statement ran past its time budget and was interrupted."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the count took longer than its time budget of {seconds:g} s")

@@ -16,6 +16,8 @@ __all__ = [
     "COUNT_MAX",
     "DATE_MAX",
     "DATE_MIN",
+    "ENGINE_MEMORY",
+    "MAX_BODY_BYTES",
     "MAX_CODESETS",
     "MAX_CODES_PER_SET",
     "MAX_CRITERIA",
@@ -34,6 +36,9 @@ __all__ = [
 # --- size of a request ----------------------------------------------------------------
 MAX_TEXT_BYTES = 64 * 1024  # cohort text, UTF-8 encoded
 MAX_IR_BYTES = 256 * 1024  # a JSON IR document
+# an HTTP request body: the largest cohort text JSON-escaped (\uXXXX: at most 6 bytes per
+# byte of text) or the largest IR, plus room for the rest of the envelope
+MAX_BODY_BYTES = max(6 * MAX_TEXT_BYTES, MAX_IR_BYTES) + 16 * 1024
 MAX_IR_NODES = 5_000  # nodes in one cohort's IR, after codeset expansion
 MAX_DEPTH = 32  # nesting of conditions and register filters (parentheses, not, and/or)
 MAX_CRITERIA = 100  # include/exclude steps
@@ -53,3 +58,4 @@ DATE_MAX = dt.date(2100, 12, 31)
 
 # --- running --------------------------------------------------------------------------
 QUERY_SECONDS = 60.0  # default time budget of one count on the database (settings may lower it)
+ENGINE_MEMORY = "4GB"  # default memory limit of the embedded database (DuckDB `memory_limit`)

@@ -6,7 +6,14 @@ ledger, non-increasing attrition, suppression below a threshold, optional roundi
 This package imports nothing else of antal: it receives plain `TrueCounts`.
 """
 
-from antal.privacy.gate import Answer, BudgetExceeded, Gate, PrivacyError, UnknownProject
+from antal.privacy.gate import (
+    Answer,
+    BudgetExceeded,
+    CountFailed,
+    Gate,
+    PrivacyError,
+    UnknownProject,
+)
 from antal.privacy.mechanism import ReleasedCount, TrueCounts
 from antal.privacy.params import PrivacyParams
 from antal.privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
@@ -14,6 +21,7 @@ from antal.privacy.store import PostgresStore, Project, SQLiteStore, Store, open
 __all__ = [
     "Answer",
     "BudgetExceeded",
+    "CountFailed",
     "Gate",
     "PostgresStore",
     "PrivacyError",

@@ -1,27 +1,51 @@
-"""The only way a number leaves antal: charge, noise, suppress, store, audit — in one
-transaction, before anything is returned.
+"""The only way a number leaves antal: charge, noise, suppress, store, audit.
 
     gate = Gate(store, params)
     answer = gate.answer(project_id, actor, query_hash, query, release, labels, dims, compute)
 
-`compute` is called only when no stored answer exists; it returns `TrueCounts`, which
-never leave this module. A stored answer is returned for the same canonical query, data
-release, privacy parameters and purpose, at no cost, so asking again gains nothing.
+What a project is charged and told depends only on its own history:
+
+- asked before by this project (same canonical query, data release, catalog version,
+  privacy parameters and purpose): its stored answer again, free (`stored`);
+- otherwise ε is charged and committed *before* `compute` runs (fail closed): an error or
+  a timeout while computing is charged like an answer and answered with `CountFailed`,
+  whose text says nothing about the data. If another project already released this
+  query, the project receives that same released value (so that asking again never
+  averages the noise away), but pays and waits as for a fresh release, and `stored` is
+  false.
+
+`compute` returns `TrueCounts`, which never leave this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from antal.privacy.mechanism import ReleasedCount, TrueCounts, release_attrition, release_cells
 from antal.privacy.params import PrivacyParams
 from antal.privacy.store import Store, Tx, now
 
-__all__ = ["Answer", "BudgetExceeded", "Gate", "PrivacyError", "UnknownProject", "answer_from_json"]
+__all__ = [
+    "ATTEMPT",
+    "Answer",
+    "BudgetExceeded",
+    "CountFailed",
+    "Gate",
+    "PrivacyError",
+    "UnknownProject",
+    "answer_from_json",
+]
+
+log = logging.getLogger("antal.privacy")
+
+# prefix of the key under which a charge is recorded until its answer is stored
+ATTEMPT = "attempt:"
 
 
 class PrivacyError(Exception):
@@ -33,6 +57,20 @@ class BudgetExceeded(PrivacyError):
         self.project_id, self.needed, self.left = project_id, needed, left
         super().__init__(
             f"project {project_id!r} has ε {left:g} left; this query needs ε {needed:g}. Nothing was released."
+        )
+
+
+class CountFailed(PrivacyError):
+    """Computing a charged count failed (an error or its time budget ran out).
+
+    The same message whatever failed and whatever the data: whether a count fails may
+    depend on the data, so nothing about the failure is told, and the charge stands."""
+
+    def __init__(self, project_id: str, charged: float, left: float) -> None:
+        self.project_id, self.charged, self.left = project_id, charged, left
+        super().__init__(
+            f"the count could not be computed; ε {charged:g} was charged as for an answer "
+            "and nothing was released"
         )
 
 
@@ -166,8 +204,10 @@ class Gate:
         self.store = store
         self.params = params or PrivacyParams()
 
-    def key(self, query_hash: str, release: str, purpose: str) -> str:
+    def key(self, query_hash: str, release: str, purpose: str, catalog_version: str = "") -> str:
         raw = f"{query_hash}|{release}|{self.params.fingerprint()}|{purpose}"
+        if catalog_version:
+            raw += f"|{catalog_version}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def cost(self, has_breakdown: bool) -> float:
@@ -184,24 +224,38 @@ class Gate:
         labels: tuple[str, ...],
         dims: tuple[str, ...],
         compute: Callable[[], TrueCounts],
+        catalog_version: str = "",
     ) -> Answer:
         """Release (or replay) the answer to one query; see the module docstring.
 
         `labels` and `dims` describe the compiled query (no data); a stored answer is shown
-        with the labels of the spelling asked now."""
+        with the labels of the spelling asked now. `catalog_version` (a hash of the
+        catalog the query was compiled against) is part of the answer's key."""
         project = self.store.project(project_id)
         if project is None:
             raise UnknownProject(project_id)
-        key = self.key(query_hash, release, project.purpose)
+        key = self.key(query_hash, release, project.purpose, catalog_version)
         ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels)
-        stored = self.store.stored(key)
-        if stored is not None:
-            return self._replay(ctx, stored)
+        own = self.store.asked(project_id, key)
+        if own is not None:  # this project asked before: its own answer again, free
+            return self._replay(ctx, own)
         cost = self.cost(bool(dims))
         if project.left + 1e-12 < cost:  # refuse before touching data; checked again under the lock
             self._refuse(ctx, cost)
-        released = self._noise(compute(), dims, cost)
-        return self._commit(ctx, released, cost)
+        # Charged (and audited) before the data is read, in its own transaction: whatever
+        # happens while computing (an error, a timeout, the process killed), the charge stands.
+        attempt = self._reserve(ctx, cost)
+        released: str | None = None
+        try:
+            # Computed even when another project's answer is stored: the first ask of a
+            # project costs and takes the same time whatever other projects asked.
+            released = self._noise(compute(), dims, cost)
+        except Exception as e:
+            # never the exception's text: it may quote a data value (a failed cast)
+            log.warning("a charged count failed (%s); nothing released", type(e).__name__)
+        if released is None:  # outside the `except`, so the error is not chained to ours
+            self._failed(ctx, cost)
+        return self._commit(ctx, attempt, released, cost)
 
     def _noise(self, true: TrueCounts, dims: tuple[str, ...], cost: float) -> str:
         """The released form of true counts: the only place they are read."""
@@ -222,57 +276,86 @@ class Gate:
             tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
         raise BudgetExceeded(project_id, cost, round(max(0.0, float(budget) - float(spent)), 12))
 
-    def _commit(self, ctx: tuple[Any, ...], released: str, cost: float) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
-        stored = False
+    def _reserve(self, ctx: tuple[Any, ...], cost: float) -> str:
+        """Charge `cost` for one attempt to compute an answer; its charge id.
+
+        The charge is committed before anything is computed. It is recorded under an
+        attempt id (ATTEMPT + a random id) and renamed to the answer's key when the answer
+        is stored; an attempt that failed or never finished keeps its attempt id."""
+        project_id, actor, query_hash, query = ctx[:4]
+        attempt = ATTEMPT + secrets.token_hex(16)
         refusal: BudgetExceeded | None = None
+        with self.store.transaction() as tx:
+            budget, spent = tx.one(
+                "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
+            )
+            if float(spent) + cost > float(budget) + 1e-9:
+                tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
+                refusal = BudgetExceeded(
+                    project_id, cost, round(max(0.0, float(budget) - float(spent)), 12)
+                )
+            else:
+                tx.execute(
+                    "UPDATE projects SET spent = spent + %s WHERE id = %s", (cost, project_id)
+                )
+                tx.execute(
+                    "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
+                    (project_id, attempt, cost, now()),
+                )
+                # the charge's audit entry carries its ε; the outcome's entry carries 0
+                tx.audit(actor, project_id, "charge", query_hash, query, cost, None)
+        if refusal is not None:  # raised after the commit, so that the refusal stays in the log
+            raise refusal
+        return attempt
+
+    def _failed(self, ctx: tuple[Any, ...], cost: float) -> NoReturn:
+        project_id, actor, query_hash, query = ctx[:4]
+        with self.store.transaction() as tx:
+            tx.audit(actor, project_id, "count_failed", query_hash, query, 0.0, None)
+            left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
+        raise CountFailed(project_id, cost, round(max(0.0, float(left)), 12))
+
+    def _commit(self, ctx: tuple[Any, ...], attempt: str, released: str, cost: float) -> Answer:
+        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
         with self.store.transaction() as tx:
             row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
             if row is not None:
-                # a concurrent request released this query first: its answer stands, ours is
-                # dropped unseen, and nothing is charged twice
-                released, cost, stored = row[0], 0.0, True
-                tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
+                # released before (by another project, or concurrently by this one): that
+                # answer stands for everyone, so that asking again never averages the noise
+                # away; ours is dropped unseen. The charge stands too.
+                released = row[0]
             else:
-                budget, spent = tx.one(
-                    "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
+                tx.execute(
+                    "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        key,
+                        query_hash,
+                        release,
+                        json.dumps(self.params.as_dict()),
+                        purpose,
+                        released,
+                        now(),
+                    ),
                 )
-                if float(spent) + cost > float(budget) + 1e-9:
-                    left = max(0.0, float(budget) - float(spent))
-                    tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
-                    refusal = BudgetExceeded(project_id, cost, round(left, 12))
-                else:
-                    tx.execute(
-                        "UPDATE projects SET spent = spent + %s WHERE id = %s", (cost, project_id)
-                    )
-                    tx.execute(
-                        "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
-                        (project_id, key, cost, now()),
-                    )
-                    tx.execute(
-                        "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            key,
-                            query_hash,
-                            release,
-                            json.dumps(self.params.as_dict()),
-                            purpose,
-                            released,
-                            now(),
-                        ),
-                    )
-                    tx.audit(actor, project_id, "answer", query_hash, query, cost, released)
-            if refusal is None:
-                _link(tx, project_id, key, query)
+            asked = tx.one(
+                "SELECT 1 FROM project_queries WHERE project_id = %s AND answer_key = %s",
+                (project_id, key),
+            )
+            if asked is None:  # the charge paid for this project's answer: filed under its key
+                tx.execute(
+                    "UPDATE charges SET answer_key = %s WHERE project_id = %s AND answer_key = %s",
+                    (key, project_id, attempt),
+                )
+            tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released)
+            _link(tx, project_id, key, query)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
-        if (
-            refusal is not None
-        ):  # raised after the commit, so that the refusal stays in the audit log
-            raise refusal
+        # `stored` tells only whether this project asked before (a concurrent twin of this
+        # request), never whether another project did
         return answer_from_json(
-            released, cost, float(left), query_hash, release, key, purpose, stored, labels
-        )
+            released, cost, float(left), query_hash, release, key, purpose, asked is not None,
+            labels,
+        )  # fmt: skip
 
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
         project_id, actor, query_hash, query, release, key, purpose, labels = ctx

@@ -197,6 +197,16 @@ class Store:
             row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
         return row[0] if row else None
 
+    def asked(self, pid: str, key: str) -> str | None:
+        """The stored answer under `key` if project `pid` asked for it before."""
+        with self.transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT a.released FROM project_queries q JOIN answers a ON a.key = q.answer_key "
+                "WHERE q.project_id = %s AND q.answer_key = %s",
+                (pid, key),
+            )
+        return row[0] if row else None
+
     def project_queries(self, pid: str) -> list[tuple[str, str, str, str]]:
         """(answer key, canonical query, first asked, released JSON) of a project's queries."""
         with self.transaction(write=False) as tx:
@@ -256,8 +266,12 @@ class Store:
                     out.append(f"project {pid}: spent {spent} but charges sum to {total}")
                 if float(spent) > float(budget) + 1e-9:
                     out.append(f"project {pid}: spent {spent} of a budget of {budget}")
+            # a charge under an attempt id paid for a count that failed or never finished
+            # (charged before computing: fail closed); any other must have its answer
             orphans = tx.one(
-                "SELECT COUNT(*) FROM charges c LEFT JOIN answers a ON a.key = c.answer_key WHERE a.key IS NULL"
+                "SELECT COUNT(*) FROM charges c LEFT JOIN answers a ON a.key = c.answer_key "
+                "WHERE a.key IS NULL AND c.answer_key NOT LIKE %s",
+                ("attempt:%",),
             )[0]
             if orphans:
                 out.append(f"{orphans} charges without a stored answer")

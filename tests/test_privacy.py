@@ -451,7 +451,7 @@ def test_audit_verify_detects_edits_and_deletions(tmp_path: Path) -> None:
 
     assert CliRunner().invoke(app, ["audit", "verify", "--store", str(url)]).exit_code == 0
     with store.transaction() as tx:
-        tx.execute("UPDATE audit SET epsilon = 0 WHERE seq = 3")
+        tx.execute("UPDATE audit SET epsilon = epsilon + 1 WHERE seq = 3")
     assert any("entry 3 was altered" in p for p in store.verify_audit())
     r = CliRunner().invoke(app, ["audit", "verify", "--store", str(url)])
     assert r.exit_code == 1 and "altered" in r.output

@@ -34,11 +34,12 @@ class Backend(ABC):
         pass
 
 
-def get_backend(name: str, installation: Installation, catalog: Catalog) -> Backend:
+def get_backend(name: str, installation: Installation, catalog: Catalog, **options: Any) -> Backend:
+    """A backend by name; `options` are its own (DuckDB: threads, memory_limit, query_seconds)."""
     if name == "duckdb":
         from antal.engine.backends.duckdb import DuckDBBackend
 
-        return DuckDBBackend(installation, catalog)
+        return DuckDBBackend(installation, catalog, **options)
     raise ValueError(f"unknown backend {name!r}; known: duckdb")
 
 

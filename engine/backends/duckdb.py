@@ -1,5 +1,10 @@
 """DuckDB, the embedded default: each register becomes a view over its files, read
-in place (no copy into memory first)."""
+in place (no copy into memory first).
+
+Every statement has a time budget (`query_seconds`; a watcher thread interrupts it) and
+the database a memory limit and a number of threads, so that no cohort can hold the
+server: a statement over budget raises `QueryTimeout`, one over the memory limit DuckDB's
+OutOfMemoryException."""
 
 from __future__ import annotations
 
@@ -12,20 +17,34 @@ from sqlglot import exp
 from antal.catalog import Catalog, DataSource, Installation
 from antal.engine.backends import Backend
 from antal.engine.compiler import Compiled
+from antal.engine.errors import QueryTimeout
+from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
 __all__ = ["DuckDBBackend"]
+
+_INTERRUPT_EVERY = 0.05  # s: an interrupt sent before a statement starts is lost; repeat it
 
 
 class DuckDBBackend(Backend):
     dialect = "duckdb"
 
     def __init__(
-        self, installation: Installation, catalog: Catalog, threads: int | None = None
+        self,
+        installation: Installation,
+        catalog: Catalog,
+        threads: int | None = None,
+        memory_limit: str | None = ENGINE_MEMORY,
+        query_seconds: float | None = QUERY_SECONDS,
     ) -> None:
         super().__init__(installation, catalog)
-        self.con = duckdb.connect(":memory:")
+        self.query_seconds = query_seconds
+        config: dict[str, str | int] = {}
         if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
+            config["threads"] = int(threads)
+        if memory_limit:
+            config["memory_limit"] = str(memory_limit)
+        # as connection config, not SET statements: no setting is ever pasted into SQL
+        self.con = duckdb.connect(":memory:", config=config)
         self._attached: set[str] = set()
         self._lock = threading.Lock()
 
@@ -63,10 +82,38 @@ class DuckDBBackend(Backend):
         with self._lock:
             self.attach(compiled.registers)
             cur = self.con.cursor()
+        done = threading.Event()
+        fired = threading.Event()
+        watcher = None
+        if self.query_seconds:
+            watcher = threading.Thread(
+                target=_watch, args=(cur, self.query_seconds, done, fired), daemon=True
+            )
+            watcher.start()
         try:
             return cur.execute(compiled.sql(self.dialect)).fetchall()
+        except duckdb.InterruptException:
+            if fired.is_set():
+                raise QueryTimeout(self.query_seconds or 0.0) from None
+            raise
         finally:
+            done.set()
+            if watcher is not None:
+                watcher.join()
             cur.close()
 
     def close(self) -> None:
         self.con.close()
+
+
+def _watch(
+    cur: duckdb.DuckDBPyConnection, seconds: float, done: threading.Event, fired: threading.Event
+) -> None:
+    """Interrupt `cur` once `seconds` have passed, and again until its statement ends."""
+    if done.wait(seconds):
+        return
+    fired.set()
+    while True:
+        cur.interrupt()
+        if done.wait(_INTERRUPT_EVERY):
+            return
