@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CohortError", "Diagnostic", "EngineError", "MissingRegisterError"]
+__all__ = ["CohortError", "DataError", "Diagnostic", "EngineError", "MissingRegisterError"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,12 @@ class MissingRegisterError(EngineError):
     def __str__(self) -> str:
         names = ", ".join(repr(r) for r in self.registers)
         return f"this installation holds no data for register(s) {names}"
+
+
+class DataError(EngineError):
+    """The extracts cannot be counted on: a failing data check, or a read that failed.
+    Its message names files, columns and counts of rows, never a value from the data."""
+
+    def __init__(self, message: str, findings: list | None = None) -> None:
+        super().__init__(message)
+        self.findings = findings or []  # datacheck.Finding, when from a check
