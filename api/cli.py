@@ -75,13 +75,15 @@ def _read_cohort(path: Path) -> str:
 
 def _check_data(inst: Installation, catalog: cat_mod.Catalog, registers: set[str] | None) -> None:
     """Refuse extracts that fail the data check (findings name files and columns, no values)."""
+    from rich.markup import escape
+
     from antal.engine.datacheck import check_data, format_findings
 
     findings = check_data(inst, catalog, registers)
-    if findings:
+    if findings:  # file names may hold [brackets]: shown as they are, not as markup
         _fail(
             f"the extracts fail the data check ({len(findings)} problem(s)):\n"
-            + format_findings(findings)
+            + escape(format_findings(findings))
         )
 
 
