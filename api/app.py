@@ -99,6 +99,14 @@ class State:
         self.entries = CatalogEntries(self.store)
         for reg in self.entries.all():  # entries that holders published through the API
             self.catalog.registers[reg.id] = reg
+        # refuse to serve extracts that fail the data check (raises engine.DataError)
+        from antal.engine.datacheck import check_data, format_findings
+
+        findings = check_data(self.installation, self.catalog)
+        if findings:
+            raise engine.DataError(
+                f"the extracts fail the data check:\n{format_findings(findings)}", findings
+            )
         self.accounts = Accounts(self.store)
         self.gate = Gate(self.store, self.params)
         self.backend = engine.get_backend(

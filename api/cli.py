@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="The catalog of registers.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+data_app = typer.Typer(help="The installation's extracts.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -69,6 +71,20 @@ def _read_cohort(path: Path) -> str:
     except OSError as e:
         _fail(f"{path}: {e.strerror}")
     raise AssertionError
+
+
+def _check_data(inst: Installation, catalog: cat_mod.Catalog, registers: set[str] | None) -> None:
+    """Refuse extracts that fail the data check (findings name files and columns, no values)."""
+    from rich.markup import escape
+
+    from antal.engine.datacheck import check_data, format_findings
+
+    findings = check_data(inst, catalog, registers)
+    if findings:  # file names may hold [brackets]: shown as they are, not as markup
+        _fail(
+            f"the extracts fail the data check ({len(findings)} problem(s)):\n"
+            + escape(format_findings(findings))
+        )
 
 
 # ---- synth ------------------------------------------------------------------------------
@@ -268,6 +284,10 @@ def count_cmd(
     cat = _load_catalog(list(inst.catalog_dirs))
     _text, co = _checked(file, cat)
     title = co.title or file.name
+    from antal.engine import compile_cohort
+
+    # the registers this cohort reads (the check adds the population and the opt-outs)
+    _check_data(inst, cat, set(compile_cohort(co, cat).registers))
     if exact:
         try:
             res = count_exact(co, inst, cat, purpose=purpose)
@@ -518,6 +538,20 @@ def admin_add_member(
     out.print(f"{user_id} is a member of {project_id}")
 
 
+@data_app.command("check")
+def data_check(
+    data: Annotated[
+        Path | None, typer.Option(help="Directory of canonical Parquet extracts.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Installation config (YAML).")] = None,
+) -> None:
+    """Check the extracts against the catalog: files, columns, types, keys, dates, codes."""
+    inst = _installation(data, config)
+    cat = _load_catalog(list(inst.catalog_dirs))
+    _check_data(inst, cat, None)
+    out.print(f"data check passed: {len(inst.sources)} registers, data release {inst.release}")
+
+
 @app.command()
 def serve(
     config: Annotated[
@@ -537,13 +571,14 @@ def serve(
 
     from antal.api.app import create_app
     from antal.api.settings import load_settings
+    from antal.engine import EngineError
 
     try:
         settings = load_settings(
             config, data=data, installation=installation, store=store, host=host, port=port
         )
         application = create_app(settings)
-    except (ValidationError, ValueError, CatalogError, FileNotFoundError) as e:
+    except (ValidationError, ValueError, CatalogError, FileNotFoundError, EngineError) as e:
         _fail(f"cannot start: {e}")
         return
     err.print(

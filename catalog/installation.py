@@ -10,8 +10,15 @@ A small YAML file::
         parquet: /data/par/*.parquet    # a path or a glob
         columns: {lopnr: pnr}           # canonical name -> name in the file
     privacy: {epsilon: 0.5, threshold: 10, rounding: 5, default_budget: 10}
+    optout: required                    # or `none`: this installation keeps no opt-outs
 
 Relative paths are taken from the file's directory.
+
+Opt-outs fail closed: an installation holds the opt-out register (`optout`) unless its
+config says `optout: none`. With `required` (the default, and always for `--data DIR`)
+a missing opt-out file is an error of `antal data check`, of `antal serve` at start-up
+and of every count, never a silent count that includes persons who opted out. A region
+where nobody has opted out yet provides an opt-out file with no rows.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,6 +54,7 @@ class _InstallationFile(BaseModel):
     registers: dict[str, DataSource]
     # epsilon, threshold, rounding, alpha, default_budget, max_cells (see privacy.PrivacyParams)
     privacy: dict[str, float] = Field(default_factory=dict)
+    optout: Literal["required", "none"] = "required"
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Installation:
     release: str
     catalog_dirs: tuple[Path, ...] = field(default=())
     privacy: dict[str, float] = field(default_factory=dict)
+    optout: Literal["required", "none"] = "required"  # see the module docstring
 
     def missing(self, registers: set[str] | frozenset[str]) -> list[str]:
         """Which of these registers this installation holds no data for."""
@@ -118,4 +128,5 @@ def load_installation(path: Path | str) -> Installation:
         release=release,
         catalog_dirs=tuple(Path(rel(c) or c) for c in cfg.catalog),
         privacy=dict(cfg.privacy),
+        optout=cfg.optout,
     )

@@ -10,6 +10,8 @@ Exact counts leave the engine only to `privacy` (or to a data holder's local
 
 from __future__ import annotations
 
+import duckdb
+
 from antal.catalog import Catalog, Installation, bundled_dir, load_catalog
 from antal.engine import ir
 from antal.engine.backends import Backend, get_backend
@@ -17,6 +19,7 @@ from antal.engine.check import check, registers_used
 from antal.engine.compiler import Compiled, compile_cohort
 from antal.engine.errors import (
     CohortError,
+    DataError,
     Diagnostic,
     EngineError,
     MissingRegisterError,
@@ -29,6 +32,7 @@ __all__ = [
     "Backend",
     "CohortError",
     "Compiled",
+    "DataError",
     "Diagnostic",
     "EngineError",
     "ExactResult",
@@ -65,7 +69,9 @@ def _optout(catalog: Catalog, installation: Installation | None) -> str | None:
     if reg is None:
         return None
     if installation is not None and reg.id not in installation.sources:
-        return None  # opt-outs are optional in an installation
+        if installation.optout == "none":  # the installation says it keeps no opt-outs
+            return None
+        raise MissingRegisterError([reg.id])  # fail closed: never count opted-out persons
     return reg.id
 
 
@@ -105,6 +111,10 @@ def count_exact(
     )
     try:
         rows = be.run(compiled)
+    except duckdb.Error:  # its message may quote a value from the data: never passed on
+        raise DataError(
+            "the extracts could not be read for this count; `antal data check` says why"
+        ) from None
     finally:
         if isinstance(backend, str):
             be.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SYSTEM_OF_EVENT", "guess_system", "valid_code"]
+__all__ = ["SYSTEM_OF_EVENT", "guess_system", "shape_regex", "valid_code"]
 
 # A full code or any leading part of one (a prefix written `X*` may stop early).
 # ATC codes start with one of the 14 anatomical main groups.
@@ -40,3 +40,9 @@ def guess_system(code: str, prefix: bool) -> tuple[str, str] | None:
         if valid_code(code, prefix, system):
             return system, event
     return None
+
+
+def shape_regex(system: str) -> str:
+    """The shape of a full code of a system as an unanchored regular expression (RE2 and
+    Python alike), for checking the codes stored in an extract."""
+    return "|".join(part.strip("^$") for part in _FULL[system].pattern.split("|"))

@@ -4,7 +4,8 @@ Shape of the statement (one handler per IR node builds each piece):
 
     ix      records of the index event (with its calendar window), per source register
     idx     per person the index date: MIN or MAX over ix
-    base    persons in the index step: population ⋈ idx, minus opt-outs
+    base    persons in the index step: population ⋈ idx, minus opt-outs, one row per person
+            (duplicated population rows never count a person twice; see `_person_value`)
     isite   (report by hospital) the hospital of the index event on the index date
     ev      one row per (criterion event, matching record) of the persons in base:
             each criterion reads its register with its own filter, so the register scan
@@ -146,6 +147,18 @@ def _union(selects: list[exp.Select]) -> exp.Expression:
     for s in selects[1:]:
         out = exp.Union(this=out, expression=s, distinct=False)
     return out
+
+
+_PERSON_COLUMNS = ("kon", "lan", "fodelsear", "fodelsemanad")
+
+
+def _person_value(name: str) -> exp.Case:
+    """A population column of one person, over all of that person's population rows: the
+    value they agree on (missing values aside), else unknown. A correct extract has one row
+    per person (`antal data check` refuses duplicates); this keeps a count correct, and each
+    person's contribution at most 1 (the sensitivity the noise is scaled to), even if not."""
+    lo, hi = exp.Min(this=_col(name, "p")), exp.Max(this=_col(name, "p"))
+    return _case(exp.EQ(this=lo, expression=hi), lo.copy())
 
 
 def _months(t: str = "base") -> exp.Expression:
@@ -381,7 +394,8 @@ class _Compiler:
         steps = [self.cond(s.cond) for s in co.steps]
         hospital = any(isinstance(d, ir.Dim) and d.name == "hospital" for d in co.report)
         ctes: list[tuple[str, exp.Expression]] = []
-        person_cols = [_alias(_col(c, "p"), c) for c in ("kon", "lan", "fodelsear", "fodelsemanad")]
+        # base groups population rows by person (see _person_value)
+        person_cols = [_alias(_person_value(c), c) for c in _PERSON_COLUMNS]
 
         if isinstance(co.index, ir.IndexEvent):
             ix = self.event_rows(co.index.event, [], None, site=hospital)
@@ -415,12 +429,13 @@ class _Compiler:
                 on=exp.EQ(this=_col(pop.person_key, "p"), expression=_col("lopnr", "i")),
                 copy=False,
             )
+            base.group_by(_col(pop.person_key, "p"), _col("index_date", "i"), copy=False)
         else:
             day = co.index.date
             born = exp.LTE(
                 this=exp.Add(
-                    this=exp.Mul(this=_NUM(12), expression=_col("fodelsear", "p")),
-                    expression=_col("fodelsemanad", "p"),
+                    this=exp.Mul(this=_NUM(12), expression=_person_value("fodelsear")),
+                    expression=_person_value("fodelsemanad"),
                 ),
                 expression=_NUM(12 * day.year + day.month),
             )
@@ -433,7 +448,10 @@ class _Compiler:
                 ),
                 _table(pop.id, "p"),
             )
-            base.where(_and(born, alive), copy=False)
+            # a population row without a person key is nobody (the join drops it above)
+            base.where(_and(_not_null(_col(pop.person_key, "p")), alive), copy=False)
+            base.group_by(_col(pop.person_key, "p"), copy=False)
+            base.having(born, copy=False)
         if self.optout:
             self.tables.add(self.optout)
             opted = _from(_select(_col("lopnr", "o")), _table(self.optout, "o"))

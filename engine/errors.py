@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CohortError", "Diagnostic", "EngineError", "MissingRegisterError", "QueryTimeout"]
+__all__ = [
+    "CohortError",
+    "DataError",
+    "Diagnostic",
+    "EngineError",
+    "MissingRegisterError",
+    "QueryTimeout",
+]
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,12 @@ class QueryTimeout(EngineError):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(f"the count took longer than its time budget of {seconds:g} s")
+
+
+class DataError(EngineError):
+    """The extracts cannot be counted on: a failing data check, or a read that failed.
+    Its message names files, columns and counts of rows, never a value from the data."""
+
+    def __init__(self, message: str, findings: list | None = None) -> None:
+        super().__init__(message)
+        self.findings = findings or []  # datacheck.Finding, when from a check

@@ -152,6 +152,15 @@ def _age(index: dt.date, person: Row) -> int | None:
 _SEX = {1: "male", 2: "female"}
 
 
+def _merge(rows: list[Row]) -> Row:
+    """One person's rows as one: per column the single value present, else None."""
+    merged: Row = {}
+    for name in {k for row in rows for k in row}:
+        values = {row[name] for row in rows if row.get(name) is not None}
+        merged[name] = values.pop() if len(values) == 1 else None
+    return merged
+
+
 # --- the evaluator ---------------------------------------------------------------------
 
 
@@ -193,13 +202,19 @@ class _Evaluator:
         return out
 
     def population(self) -> dict[int, Row]:
-        """Population persons (minus opt-outs) -> their population row."""
+        """Population persons (minus opt-outs) -> their population row.
+
+        A person with several population rows (an extract `antal data check` refuses) is
+        still one person: each column is the value the rows agree on, missing values aside,
+        and unknown (None) when they disagree."""
         reg = self.catalog.population
         if reg is None:
             raise KeyError("the catalog has no population register")
         out = self.opted_out()
         return {
-            lopnr: rows[0] for lopnr, rows in self.rows.get(reg.id, {}).items() if lopnr not in out
+            lopnr: _merge(rows)
+            for lopnr, rows in self.rows.get(reg.id, {}).items()
+            if lopnr not in out
         }
 
     # ---- events ----

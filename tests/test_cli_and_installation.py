@@ -72,9 +72,13 @@ def test_installation_with_renamed_columns_and_a_duckdb_file(data: Path, tmp_pat
         "    parquet: par_*.parquet\n"
         "    columns: {lopnr: pnr, indatum: in_datum, utdatum: ut_datum, diagnos: dia_alla}\n"
         f"  lmr: {{parquet: {data / 'lmr.parquet'}}}\n"
+        f"  optout: {{parquet: {data / 'optout.parquet'}}}\n"
     )
     inst = load_installation(cfg)
     assert inst.release == "test-2026-11"
+    from antal.engine.datacheck import check_data
+
+    assert check_data(inst, CAT) == []  # renamed columns and a DuckDB table pass the check
     got = engine.count_exact(COHORT, inst, CAT)
     want = engine.count_exact(COHORT, Installation.from_data_dir(data), CAT)
     assert got.counts == want.counts == (20, 10)

@@ -56,6 +56,14 @@ def extracts(draw: st.DrawFn) -> dict[str, list[dict]]:
         }
         for p in persons
     ]
+    # duplicated population rows (an extract the data check refuses), equal or disagreeing:
+    # the engine must still count each person once, as the reference does
+    for p in draw(st.lists(person, max_size=2)):
+        row = dict(t["population"][p - 1])
+        if draw(st.booleans()):
+            row["kon"] = draw(maybe(st.sampled_from([1, 2])))
+            row["fodelsear"] = draw(st.sampled_from([1950, 1979, 2020]))
+        t["population"].append(row)
 
     def codes_list(pool: list[str], k: int) -> str:
         return " ".join(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=k)))

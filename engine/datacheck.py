@@ -1,0 +1,274 @@
+"""Check an installation's extracts against the catalog before anything is counted on them.
+
+`antal data check`, `antal serve` (which refuses to start on a failing check) and the
+CLI's `count` run it. What it checks, per register the installation must or does hold:
+
+- present: a file (or, for a glob, at least one file) for every register the installation
+  declares, for the population register, and for the opt-out register unless the
+  installation says it keeps none (`optout: none`; see `catalog/installation.py`);
+- readable: every Parquet file opens (an empty or corrupt file is named), every DuckDB
+  source attaches and has its table, and every value can be read;
+- columns: every variable of the catalog entry is a column of every file (under the name
+  the installation maps it to), of a type that can hold it (an id stored as DOUBLE is not);
+- values: person keys present, the population's person key unique (one row per person),
+  columns the entry says are never missing present, dates within
+  `limits.DATE_MIN..DATE_MAX`, codes upper case and of their code system's shape
+  (space-separated lists item by item), closed value sets respected (an opt-out purpose
+  spelt `Forskning` would otherwise opt nobody out).
+
+Findings carry the register, the file, the column, the kind of problem and how many rows
+have it: never a value from the data. The value checks are aggregate queries built with
+sqlglot over the views the DuckDB backend registers (no text is pasted into SQL).
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from antal.catalog import Catalog, DataSource, Installation, Register, Variable
+from antal.engine.codes import shape_regex
+from antal.engine.limits import DATE_MAX, DATE_MIN
+
+__all__ = ["Finding", "check_data", "format_findings"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with an extract. `count` is a number of rows (None: not about rows)."""
+
+    register: str
+    file: str
+    column: str | None
+    kind: str
+    count: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f": column {self.column!r}" if self.column else "")
+        rows = "" if self.count is None else f" ({self.count} row{'s' * (self.count != 1)})"
+        return f"{self.register}: {where}: {self.message}{rows}"
+
+
+# What a catalog type accepts of the file's DuckDB types (DECIMAL(p,s) is matched by prefix).
+_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+         "UBIGINT", "HUGEINT", "UHUGEINT"}  # fmt: skip
+_ACCEPTS: dict[str, set[str]] = {
+    "bigint": _INTS,
+    "integer": _INTS,
+    "smallint": _INTS,
+    "double": _INTS | {"FLOAT", "DOUBLE", "DECIMAL"},
+    "varchar": {"VARCHAR"},
+    "date": {"DATE"},
+}
+_CODE_SYSTEMS = ("ICD-10-SE", "ATC", "KVÅ")
+
+
+def _type_ok(catalog_type: str, duck_type: str) -> bool:
+    return duck_type.split("(")[0].upper() in _ACCEPTS[catalog_type]
+
+
+def _col(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
+
+
+def _count_where(cond: exp.Expression) -> exp.Expression:
+    """count(*) of the rows where cond is TRUE, portable (no FILTER clause)."""
+    return exp.Sum(
+        this=exp.Case(
+            ifs=[exp.If(this=cond, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+        )
+    )
+
+
+def _date(d: object) -> exp.Expression:
+    return exp.Cast(this=exp.Literal.string(str(d)), to=exp.DataType.build("DATE"))
+
+
+def _describe(src: DataSource) -> str:
+    if src.duckdb:
+        return f"{src.duckdb} (table {src.table or '?'})"
+    return src.parquet or "?"
+
+
+class _Checker:
+    def __init__(self, installation: Installation, catalog: Catalog) -> None:
+        self.inst = installation
+        self.catalog = catalog
+        self.findings: list[Finding] = []
+
+    def add(self, reg: str, file: str, column: str | None, kind: str, count: int | None,
+            message: str) -> None:  # fmt: skip
+        self.findings.append(Finding(reg, file, column, kind, count, message))
+
+    # ---- files and schemas ------------------------------------------------------------------
+    def schema(self, con: duckdb.DuckDBPyConnection, rid: str, src: DataSource) -> bool:
+        """Files present and readable, columns and types as the catalog says; True if usable."""
+        reg = self.catalog.register(rid)
+        assert reg is not None
+        if src.duckdb:
+            if not Path(src.duckdb).is_file():
+                self.add(rid, src.duckdb, None, "missing_file", None, "no such file")
+                return False
+            alias = f"chk_{rid}"
+            attach = exp.Attach(
+                this=exp.alias_(exp.Literal.string(src.duckdb), alias),
+                expressions=[exp.AttachOption(this=exp.var("READ_ONLY"))],
+            )
+            try:
+                con.execute(attach.sql("duckdb"))
+                sel = exp.select(exp.Star()).from_(
+                    exp.table_(src.table or rid, db=alias, quoted=True)
+                )
+                types = dict(zip(*self._types(con, sel), strict=True))
+            except duckdb.Error:
+                self.add(rid, _describe(src), None, "unreadable", None,
+                         "cannot be opened as a DuckDB database with this table")  # fmt: skip
+                return False
+            return self.columns(rid, _describe(src), reg, src, types)
+        pattern = src.parquet or ""
+        files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        files = [f for f in files if Path(f).is_file()]
+        if not files:
+            self.add(rid, pattern, None, "missing_file", None, "no such file")
+            return False
+        ok = True
+        for f in files:
+            sel = exp.select(exp.Star()).from_(exp.func("read_parquet", exp.Literal.string(f)))
+            try:
+                types = dict(zip(*self._types(con, sel), strict=True))
+            except duckdb.Error:  # its message may quote bytes of the file: never shown
+                self.add(rid, f, None, "unreadable", None,
+                         "is not a readable Parquet file (empty or corrupt)")  # fmt: skip
+                ok = False
+                continue
+            ok = self.columns(rid, f, reg, src, types) and ok
+        return ok
+
+    @staticmethod
+    def _types(con: duckdb.DuckDBPyConnection, sel: exp.Select) -> tuple[list[str], list[str]]:
+        rel = con.sql(sel.sql("duckdb"))
+        return list(rel.columns), [str(t) for t in rel.types]
+
+    def columns(self, rid: str, file: str, reg: Register, src: DataSource,
+                types: dict[str, str]) -> bool:  # fmt: skip
+        ok = True
+        for v in reg.variables:
+            name = src.column(v.name)
+            if name not in types:
+                self.add(rid, file, name, "missing_column", None, "is missing")
+                ok = False
+            elif not _type_ok(v.type, types[name]):
+                self.add(rid, file, name, "wrong_type", None,
+                         f"is {types[name]}; the catalog says {v.type}")  # fmt: skip
+                ok = False
+        return ok
+
+    # ---- values -------------------------------------------------------------------------------
+    def values(self, con: duckdb.DuckDBPyConnection, rid: str, src: DataSource) -> None:
+        """One aggregate query over the register's view (canonical column names)."""
+        reg = self.catalog.register(rid)
+        assert reg is not None
+        checks: list[tuple[Variable | None, str, str, exp.Expression]] = []
+        key = _col(reg.person_key)
+        checks.append((reg.variable(reg.person_key), "null_id", "person key missing",
+                       _count_where(exp.Is(this=key, expression=exp.Null()))))  # fmt: skip
+        if reg.kind == "population":
+            distinct = exp.Count(this=exp.Distinct(expressions=[key.copy()]))
+            dup = exp.Sub(this=exp.Count(this=key.copy()), expression=distinct)
+            checks.append((reg.variable(reg.person_key), "duplicate_key",
+                           "the same person on several rows (one row per person)", dup))  # fmt: skip
+        for v in reg.variables:
+            c = _col(v.name)
+            if not v.nullable and v.name != reg.person_key:
+                checks.append((v, "missing_value", "missing where the catalog says never",
+                               _count_where(exp.Is(this=c, expression=exp.Null()))))  # fmt: skip
+            if v.type == "date":
+                out = exp.Or(this=exp.LT(this=c, expression=_date(DATE_MIN)),
+                             expression=exp.GT(this=c.copy(), expression=_date(DATE_MAX)))  # fmt: skip
+                checks.append((v, "date_out_of_range",
+                               f"dates outside {DATE_MIN}..{DATE_MAX}", _count_where(out)))  # fmt: skip
+            if v.code_system in _CODE_SYSTEMS and v.type == "varchar":
+                lower = exp.NEQ(this=c, expression=exp.Upper(this=c.copy()))
+                checks.append((v, "code_case", "codes not in upper case", _count_where(lower)))
+                one = f"(?:{shape_regex(v.code_system)})"
+                pattern = f"^{one}( {one})*$" if v.multi else f"^{one}$"
+                bad = exp.And(
+                    this=exp.EQ(this=c.copy(), expression=exp.Upper(this=c.copy())),
+                    expression=exp.Not(this=exp.RegexpLike(this=c.copy(),
+                                                           expression=exp.Literal.string(pattern))),
+                )  # fmt: skip
+                checks.append((v, "code_shape", f"codes not shaped as {v.code_system} codes",
+                               _count_where(bad)))  # fmt: skip
+            if v.values:
+                lits = [exp.Literal.string(str(x)) if v.type == "varchar" else exp.Literal.number(x)
+                        for x in v.values]  # fmt: skip
+                outside = exp.Not(this=exp.In(this=c.copy(), expressions=lits))
+                checks.append((v, "value_not_allowed", "values outside the catalog's list",
+                               _count_where(outside)))  # fmt: skip
+        sel = exp.select(*(exp.alias_(e, f"c{i}") for i, (*_, e) in enumerate(checks))).from_(
+            exp.to_table(rid, quoted=True)
+        )
+        try:
+            row = con.execute(sel.sql("duckdb")).fetchone()
+        except duckdb.Error:  # a page that does not decode, a value that does not convert
+            self.add(rid, _describe(src), None, "unreadable", None, "its rows cannot be read")
+            return
+        assert row is not None
+        for (v, kind, message, _), n in zip(checks, row, strict=True):
+            if n:
+                column = src.column(v.name) if v is not None else None
+                self.add(rid, _describe(src), column, kind, int(n), message)
+
+    # ---- the whole installation -----------------------------------------------------------
+    def run(self, registers: set[str] | None) -> list[Finding]:
+        from antal.engine.backends.duckdb import DuckDBBackend
+
+        wanted = set(self.inst.sources) if registers is None else set(registers)
+        required = [r for r in (self.catalog.population, self.catalog.optout) if r is not None]
+        for reg in required:
+            if reg.kind == "optout" and self.inst.optout == "none":
+                continue
+            wanted.add(reg.id)
+            if reg.id not in self.inst.sources:
+                where = "the installation" + (
+                    " (add it, or say `optout: none` in its config if this installation keeps no opt-outs)"
+                    if reg.kind == "optout" else ""
+                )  # fmt: skip
+                self.add(reg.id, f"{reg.id}.parquet", None, "missing_file", None,
+                         f"is required and not in {where}")  # fmt: skip
+        backend = DuckDBBackend(self.inst, self.catalog, threads=None)
+        try:
+            for rid in sorted(wanted):
+                src = self.inst.sources.get(rid)
+                if src is None or self.catalog.register(rid) is None:
+                    continue  # required ones are reported above; unknown files are not registers
+                if self.schema(backend.con, rid, src):
+                    try:
+                        backend.attach({rid})
+                    except duckdb.Error:
+                        self.add(rid, _describe(src), None, "unreadable", None, "cannot be read")
+                        continue
+                    self.values(backend.con, rid, src)
+        finally:
+            backend.close()
+        return self.findings
+
+
+def check_data(
+    installation: Installation, catalog: Catalog, registers: set[str] | None = None
+) -> list[Finding]:
+    """Findings about the installation's extracts (empty: the check passes).
+
+    `registers` limits the check to those registers (plus the population and, unless the
+    installation keeps none, the opt-outs); by default every register it declares."""
+    return _Checker(installation, catalog).run(registers)
+
+
+def format_findings(findings: list[Finding]) -> str:
+    """The findings as lines for people: file, column, problem and a count of rows."""
+    return "\n".join(str(f) for f in findings)
