@@ -21,6 +21,7 @@ the tree is built once and never shared, and copying dominated compile time.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,14 @@ from antal.engine.check import event_sources
 __all__ = ["Compiled", "compile_cohort"]
 
 _SAFE_CODE = re.compile(r"[A-Z0-9]+")  # used with fullmatch: `$` would accept "E11\n"
-_NUM = exp.Literal.number
+
+
+def _NUM(v: int | float) -> exp.Literal:  # noqa: N802 (reads like the constructor it wraps)
+    """A number literal from a validated int or finite float only: sqlglot renders the
+    text it is given, and `inf` or `nan` would be read by SQL as an identifier."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"{v!r} is not a finite number")
+    return exp.Literal.number(v)
 
 
 @dataclass(frozen=True)
@@ -635,9 +643,7 @@ class _Compiler:
 
     def dimension(self, d: ir.Dimension) -> tuple[str, exp.Expression]:
         if isinstance(d, ir.AgeBand):
-            band = exp.Floor(
-                this=exp.Div(this=_months(), expression=exp.Literal.number(f"{12 * d.width}.0"))
-            )
+            band = exp.Floor(this=exp.Div(this=_months(), expression=_NUM(float(12 * d.width))))
             return f"age_{d.width}", exp.Mul(
                 this=exp.Cast(this=band, to=exp.DataType.build("INT")), expression=_NUM(d.width)
             )

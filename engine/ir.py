@@ -739,11 +739,14 @@ def expand_category_range(lo: str, hi: str, pos: Pos | None = None) -> list[Code
 
 
 def canonical_codes(codes: tuple[CodePattern, ...]) -> tuple[CodePattern, ...]:
-    prefixes = sorted({c.code for c in codes if c.prefix})
+    prefixes = {c.code for c in codes if c.prefix}
     kept: list[CodePattern] = []
     for c in sorted(set(codes)):
-        if any(c.code.startswith(p) and (c.code != p or not c.prefix) for p in prefixes):
-            continue  # already covered by a shorter prefix (or by its own prefix)
+        # covered by a shorter prefix (or an exact code by its own prefix)? Looking up each
+        # leading part keeps this linear in the codes: thousands of categories are common
+        end = len(c.code) if c.prefix else len(c.code) + 1
+        if any(c.code[:k] in prefixes for k in range(1, end)):
+            continue
         kept.append(CodePattern(c.code, c.prefix))
     return tuple(kept)
 

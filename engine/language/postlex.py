@@ -33,6 +33,8 @@ def _starts_comparison(toks: list[Token], i: int) -> bool:
     stop = min(len(toks), i + 2 * limits.MAX_DEPTH + 2)
     while i < stop and toks[i].type in ("NOT", "LPAR"):
         i += 1
+    if i == stop and stop < len(toks):
+        return True  # a filter nested too deeply: taken as one, so `process` says so
     return i + 1 < len(toks) and toks[i].type == "NAME" and toks[i + 1].type in ("CMP", "IN")
 
 
