@@ -37,7 +37,7 @@ __all__ = ["Compiled", "compile_cohort"]
 _SAFE_CODE = re.compile(r"[A-Z0-9]+")  # used with fullmatch: `$` would accept "E11\n"
 
 
-def _NUM(v: int | float) -> exp.Literal:  # noqa: N802 (reads like the constructor it wraps)
+def _NUM(v: int | float) -> exp.Literal:
     """A number literal from a validated int or finite float only: sqlglot renders the
     text it is given, and `inf` or `nan` would be read by SQL as an identifier."""
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
