@@ -115,7 +115,9 @@ def _json_mutate(rng: random.Random, data: Any) -> Any:
                {"kind": "window", "lo": 5, "hi": 1}, [{"kind": "code", "code": "E11"}] * 30000]  # fmt: skip
     for _ in range(rng.randint(1, 3)):
         parent, key = rng.choice(paths)
-        parent[key] = rng.choice(hostile) if rng.random() < 0.7 else copy.deepcopy(rng.choice(paths)[0])
+        parent[key] = (
+            rng.choice(hostile) if rng.random() < 0.7 else copy.deepcopy(rng.choice(paths)[0])
+        )
     return data
 
 
