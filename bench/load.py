@@ -9,8 +9,8 @@ clients (threads, one keep-alive `httpx.Client` each) for `--seconds` in each of
 
   1. stored answers: after a warm-up that released a few cohorts once, every client counts
      the same cohorts again and again (each answer is the stored one, charged ε 0);
-  2. fresh counts: every client counts cohorts nobody asked before (`include age 0..N`, a
-     no-op criterion, with an N of its own per request), each in the client's own project,
+  2. fresh counts: every client counts cohorts nobody asked before (`exclude <index event>
+     before D`, a no-op criterion, with a 1900 date D of its own per request), each in the client's own project,
      so every request runs on the extracts and is charged ε;
 
 and a short third one, the budget race: all clients at once ask distinct fresh cohorts in
@@ -69,8 +69,10 @@ STORED_COHORTS = (
 
 
 def fresh_cohort(n: int, code: str = "E11*") -> str:
-    """A cohort nobody asked before for each n (`age 0..N` with N ≥ 200 keeps everyone)."""
-    return f"index first diagnosis {code}\ninclude age 0..{200 + n}\n"
+    """A cohort nobody asked before for each n: excluding the index event's records before
+    a date in 1900 (a new date per n) keeps everyone."""
+    day = dt.date(1900, 1, 2) + dt.timedelta(days=n)
+    return f"index first diagnosis {code}\nexclude diagnosis {code} before {day}\n"
 
 
 # ---- the server and its accounts ------------------------------------------------------------
@@ -535,7 +537,8 @@ threads (one keep-alive `httpx.Client` each) for `--seconds` per phase:
 - **stored answers**: four cohorts released once in a warm-up, then counted again and again by
   every client (each answer the stored one, `epsilon_charged` 0);
 - **fresh counts**: every client counts cohorts nobody asked before
-  (`include age 0..N`, a criterion that keeps everyone, with its own N per request) in its own
+  (`exclude <index event> before D`, a criterion that keeps everyone, with a 1900 date D of its
+  own per request) in its own
   project, so every request runs on the extracts and is charged ε;
 - **budget race**: all clients at once ask distinct fresh cohorts (3 each) in one project whose
   budget covers 4: exactly 4 are released, the rest refused (403 `budget_exceeded`).

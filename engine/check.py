@@ -332,6 +332,11 @@ def check(co: ir.Cohort, catalog: Catalog) -> ir.Cohort:
     and the reference evaluator see the same explicit meaning.
     """
     ch = _Checker(catalog)
+    bounds = ir.validate(co)  # sizes, depth and values first: nothing below walks a bomb
+    if bounds:
+        for node, message in bounds:
+            ch.error(node, message, code="limit")
+        raise CohortError(ch.diags)
     resolved = ch.cohort(co)
     if ch.diags:
         ch.diags.sort(key=lambda d: (d.line, d.column))

@@ -31,7 +31,7 @@ _EVENT_OF_SYSTEM = {"ICD-10-SE": "diagnosis", "ATC": "drug", "KVÅ": "procedure"
 
 def valid_code(code: str, prefix: bool, system: str) -> bool:
     pattern = (_PREFIX if prefix else _FULL).get(system)
-    return bool(pattern and pattern.match(code))
+    return bool(pattern and pattern.fullmatch(code))  # `$` would let "E11\n" through
 
 
 def guess_system(code: str, prefix: bool) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ the tree is built once and never shared, and copying dominated compile time.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +35,15 @@ from antal.engine.check import event_sources
 
 __all__ = ["Compiled", "compile_cohort"]
 
-_SAFE_CODE = re.compile(r"^[A-Z0-9]+$")
-_NUM = exp.Literal.number
+_SAFE_CODE = re.compile(r"[A-Z0-9]+")  # used with fullmatch: `$` would accept "E11\n"
+
+
+def _NUM(v: int | float) -> exp.Literal:
+    """A number literal from a validated int or finite float only: sqlglot renders the
+    text it is given, and `inf` or `nan` would be read by SQL as an identifier."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"{v!r} is not a finite number")
+    return exp.Literal.number(v)
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,50 @@ def _person_value(name: str) -> exp.Case:
     return _case(exp.EQ(this=lo, expression=hi), lo.copy())
 
 
+_MIN_RUN = 8  # categories in a run before it compiles to comparisons (see `codes`)
+
+
+def _run_length(lo: str, hi: str) -> int:
+    return int(hi[1:]) - int(lo[1:]) + 1
+
+
+def _after(category: str) -> str:
+    """The least string above every code in a category: `I25` → `I2:` (':' follows '9')."""
+    return category[:2] + chr(ord(category[2]) + 1)
+
+
+def _run_range(column: exp.Expression, lo: str, hi: str) -> exp.Expression:
+    """Codes whose category lies in lo..hi (one letter; both validated `[A-Z][0-9]{2}`).
+    Exact for any string: `lo <= code < after(hi)` keeps the letter and, within one
+    decade, the digits; across decades the third character must also be a digit (else
+    `I3A` would lie between I29 and I30), and a code shorter than three characters fails
+    that test as it fails every category."""
+    parts: list[exp.Expression] = [
+        exp.GTE(this=column.copy(), expression=exp.Literal.string(lo)),
+        exp.LT(this=column.copy(), expression=exp.Literal.string(_after(hi))),
+    ]
+    if lo[1] != hi[1]:
+        third = exp.Substring(this=column.copy(), start=_NUM(3), length=_NUM(1))
+        parts.append(
+            exp.Between(this=third, low=exp.Literal.string("0"), high=exp.Literal.string("9"))
+        )
+    return _p(_and(*parts))
+
+
+def _runs_regexp(column: exp.Expression, runs: list[tuple[str, str]]) -> exp.Expression:
+    """A space-separated code list holding a code of any category in the runs: one regular
+    expression, a character class per decade (`I2[0-5]`), anchored at an item's start."""
+    alts = []
+    for lo, hi in runs:
+        a, b = int(lo[1:]), int(hi[1:])
+        for tens in range(a // 10, b // 10 + 1):
+            first, last = max(a, 10 * tens) % 10, min(b, 10 * tens + 9) % 10
+            alts.append(f"{lo[0]}{tens}[{first}-{last}]")
+    return exp.RegexpLike(
+        this=column.copy(), expression=exp.Literal.string(f"(^| )({'|'.join(alts)})")
+    )
+
+
 def _months(t: str = "base") -> exp.Expression:
     """Completed months of life at the index date (the day of birth is not in the extract)."""
     idx = _col("index_date", t)
@@ -220,7 +272,7 @@ class _Compiler:
         self, column: exp.Expression, codes: tuple[ir.CodePattern, ...], multi: bool
     ) -> exp.Expression:
         for c in codes:
-            if not _SAFE_CODE.match(
+            if not _SAFE_CODE.fullmatch(
                 c.code
             ):  # the checker guarantees it; SQL safety must not rely on that
                 raise ValueError(f"code {c.code!r} is not normalised")
@@ -228,8 +280,19 @@ class _Compiler:
         def like(pattern: str) -> exp.Like:
             return exp.Like(this=column.copy(), expression=exp.Literal.string(pattern))
 
+        # long runs of consecutive categories (a range like A00..B99, however it was written)
+        # compile to comparisons instead of one LIKE per category; short ones stay LIKEs,
+        # which DuckDB runs faster than a regular expression on a space-separated list
+        all_runs, _others = ir.category_runs(codes)
+        runs = [(lo, hi) for lo, hi in all_runs if _run_length(lo, hi) >= _MIN_RUN]
+        in_runs = {
+            f"{lo[0]}{n:02d}" for lo, hi in runs for n in range(int(lo[1:]), int(hi[1:]) + 1)
+        }
+        codes = tuple(c for c in codes if not (c.prefix and c.code in in_runs))
         parts: list[exp.Expression] = []
         if multi:
+            if runs:
+                parts.append(_runs_regexp(column, runs))
             # one code per space-separated item, so E11 never matches inside another code
             for c in codes:
                 if c.prefix:
@@ -246,6 +309,7 @@ class _Compiler:
         elif exact:
             parts.append(exp.In(this=column.copy(), expressions=exact))
         parts += [like(f"{c.code}%") for c in codes if c.prefix]
+        parts += [_run_range(column, lo, hi) for lo, hi in runs]
         return _or(parts)
 
     def filter(self, f: ir.Filter) -> exp.Expression:
@@ -608,9 +672,7 @@ class _Compiler:
 
     def dimension(self, d: ir.Dimension) -> tuple[str, exp.Expression]:
         if isinstance(d, ir.AgeBand):
-            band = exp.Floor(
-                this=exp.Div(this=_months(), expression=exp.Literal.number(f"{12 * d.width}.0"))
-            )
+            band = exp.Floor(this=exp.Div(this=_months(), expression=_NUM(float(12 * d.width))))
             return f"age_{d.width}", exp.Mul(
                 this=exp.Cast(this=band, to=exp.DataType.build("INT")), expression=_NUM(d.width)
             )

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
+
+from antal.engine import limits
 
 __all__ = [
     "Age",
@@ -51,10 +56,12 @@ __all__ = [
     "Value",
     "Window",
     "canonical",
+    "category_runs",
     "expand_category_range",
     "from_json",
     "ir_hash",
     "to_json",
+    "validate",
 ]
 
 Value = str | int | float | dt.date
@@ -474,6 +481,11 @@ def _hint_name(hint: Any) -> str:
     return " or ".join(names)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _dec(v: Any, where: str = "$") -> Any:
     if isinstance(v, dict):
         if set(v) == {"date"}:
@@ -489,7 +501,7 @@ def _dec(v: Any, where: str = "$") -> Any:
         extra = set(v) - set(fields) - {"kind"}
         if extra:
             raise ValueError(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         args = {}
         for name, f in fields.items():
             if name not in v:
@@ -505,12 +517,181 @@ def _dec(v: Any, where: str = "$") -> Any:
     return v
 
 
+def _measure_json(data: Any) -> None:
+    """Refuse a JSON document that is too big or too deep before decoding it: an explicit
+    stack, so neither a million codes nor a thousand levels of nesting cost more than the
+    first few thousand values, and nothing recurses."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    values = 0
+    while stack:
+        v, depth = stack.pop()
+        values += 1
+        if values > 4 * limits.MAX_IR_NODES:
+            raise ValueError(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
+        if depth > limits.MAX_IR_JSON_DEPTH:
+            raise ValueError(
+                f"the IR is nested too deeply: at most {limits.MAX_DEPTH} levels of conditions"
+            )
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            if len(v) > 4 * limits.MAX_IR_NODES:  # refused before a million items are walked
+                raise ValueError(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
+            stack.extend((x, depth + 1) for x in v)
+        elif isinstance(v, str) and len(v) > limits.MAX_STRING_CHARS:
+            raise ValueError(
+                f"a string of the IR is longer than {limits.MAX_STRING_CHARS} characters"
+            )
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("numbers of the IR are finite (no NaN or Infinity)")
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > limits.NUMBER_ABS_MAX:
+            raise ValueError(f"a number of the IR is larger than {limits.NUMBER_ABS_MAX:g}")
+
+
 def from_json(data: dict[str, Any]) -> Node:
-    """An IR node from its JSON form; ValueError (with the path) for anything malformed."""
+    """An IR node from its JSON form; ValueError (with the path) for anything malformed,
+    too large, too deep or out of the documented bounds (antal.engine.limits)."""
+    _measure_json(data)
     node = _dec(data)
     if not isinstance(node, Node):
         raise ValueError("not an IR node")
+    problems = validate(node)
+    if problems:
+        raise ValueError("; ".join(msg for _node, msg in problems[:10]))
     return node
+
+
+# --- bounds -----------------------------------------------------------------------------------
+
+_SAFE_CODE = re.compile(f"[A-Z0-9]{{1,{limits.MAX_CODE_CHARS}}}")
+_CATEGORY = re.compile(r"[A-Z][0-9]{2}")
+
+
+def category_runs(
+    codes: tuple[CodePattern, ...],
+) -> tuple[list[tuple[str, str]], list[CodePattern]]:
+    """Split code patterns into runs of consecutive three-character category prefixes
+    (`I20*, I21*, ..., I25*` → ("I20", "I25"); a run stays within one letter) and the
+    other patterns. A range like A00..Z99 is one run per letter, however it was written."""
+    cats = sorted({c.code for c in codes if c.prefix and _CATEGORY.fullmatch(c.code)})
+    others = [c for c in codes if not (c.prefix and _CATEGORY.fullmatch(c.code))]
+    runs: list[tuple[str, str]] = []
+    for c in cats:
+        if runs:
+            lo, hi = runs[-1]
+            if hi[0] == c[0] and int(c[1:]) == int(hi[1:]) + 1:
+                runs[-1] = (lo, c)
+                continue
+        runs.append((c, c))
+    return runs, others
+
+
+def _number_ok(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return True  # not a number: the type checks say what is wrong
+    return math.isfinite(v) and abs(v) <= limits.NUMBER_ABS_MAX
+
+
+def _date_ok(d: Any) -> bool:
+    return not isinstance(d, dt.date) or limits.DATE_MIN <= d <= limits.DATE_MAX
+
+
+def validate(root: Node) -> list[tuple[Node, str]]:
+    """Every documented bound (antal.engine.limits) an IR breaks, as (node, message), in
+    the order found. Walks with an explicit stack: a hostile IR (from JSON or the builder)
+    may be nested far deeper than Python's recursion limit."""
+    problems: list[tuple[Node, str]] = []
+    nodes = 0
+    stack: list[tuple[Node, int]] = [(root, 0)]
+    dates = f"between {limits.DATE_MIN} and {limits.DATE_MAX}"
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > limits.MAX_IR_NODES:
+            problems.append((root, f"the cohort is too large: at most {limits.MAX_IR_NODES} nodes"))
+            break
+        if depth > limits.MAX_DEPTH:
+            problems.append(
+                (node, f"conditions are nested too deeply: at most {limits.MAX_DEPTH} levels")
+            )
+            break
+
+        def bad(msg: str, n: Node = node) -> None:
+            problems.append((n, msg))
+
+        nested = depth + 1 if isinstance(node, AllOf | AnyOf | Not | FAnd | FOr | FNot) else depth
+        if isinstance(node, CodePattern):
+            if not isinstance(node.code, str) or not _SAFE_CODE.fullmatch(node.code):
+                bad(f"{node.code!r} is not a code (upper-case letters and digits only)")
+        elif isinstance(node, Window):
+            for b in (node.lo, node.hi):
+                if b is not None and abs(b) > limits.WINDOW_DAYS_MAX:
+                    bad(f"a window reaches at most {limits.WINDOW_DAYS_MAX} days from the index")
+            if node.lo is not None and node.hi is not None and node.lo > node.hi:
+                bad(f"window {node.lo}..{node.hi} days is empty")
+            for d in (node.start, node.end):
+                if not _date_ok(d):
+                    bad(f"dates lie {dates}")
+            if node.start is not None and node.end is not None and node.start > node.end:
+                bad(f"a window from {node.start} to {node.end} is empty")
+        elif isinstance(node, Cmp | FIn):
+            values = (node.value,) if isinstance(node, Cmp) else node.values
+            if len(values) > limits.MAX_VALUES_PER_LIST:
+                bad(f"at most {limits.MAX_VALUES_PER_LIST} values in one list")
+            for v in values:
+                if not _number_ok(v):
+                    bad(f"numbers are finite and at most {limits.NUMBER_ABS_MAX:g} in size")
+                elif not _date_ok(v):
+                    bad(f"dates lie {dates}")
+                elif isinstance(v, str) and len(v) > limits.MAX_STRING_CHARS:
+                    bad(f"a string is at most {limits.MAX_STRING_CHARS} characters")
+        elif isinstance(node, Count):
+            if not 0 <= node.n <= limits.COUNT_MAX:
+                bad(f"a count lies between 0 and {limits.COUNT_MAX}")
+        elif isinstance(node, Age):
+            if not (0 <= node.lo <= limits.AGE_MAX and 0 <= node.hi <= limits.AGE_MAX):
+                bad(f"ages lie between 0 and {limits.AGE_MAX}")
+            elif node.lo > node.hi:
+                bad(f"age {node.lo}..{node.hi} is empty")
+        elif isinstance(node, AgeBand):
+            if not 1 <= node.width <= limits.AGE_MAX:
+                bad(f"an age band is between 1 and {limits.AGE_MAX} years wide")
+        elif isinstance(node, RegionIn):
+            if len(node.codes) > limits.MAX_VALUES_PER_LIST:
+                bad(f"at most {limits.MAX_VALUES_PER_LIST} values in one list")
+        elif isinstance(node, IndexDate):
+            if not _date_ok(node.date):
+                bad(f"dates lie {dates}")
+        elif isinstance(node, Cohort):
+            if len(node.steps) > limits.MAX_CRITERIA:
+                bad(f"a cohort has at most {limits.MAX_CRITERIA} include/exclude steps")
+            if len(node.report) > limits.MAX_REPORT_DIMS:
+                bad(f"`report by` lists at most {limits.MAX_REPORT_DIMS} dimensions")
+        if isinstance(node, Diagnosis | Procedure | Drug | Death):
+            runs, others = category_runs(node.codes)
+            if len(runs) + len(others) > limits.MAX_CODES_PER_SET:
+                bad(
+                    f"an event lists at most {limits.MAX_CODES_PER_SET} codes (a range counts once)"
+                )
+        for f in dataclasses.fields(node):  # type: ignore[arg-type]
+            if f.name == "pos":
+                continue
+            x = getattr(node, f.name)
+            if isinstance(x, str) and len(x) > limits.MAX_STRING_CHARS:
+                bad(f"a name or label is at most {limits.MAX_STRING_CHARS} characters")
+            elif isinstance(x, Node):
+                stack.append((x, nested))
+            elif isinstance(x, tuple):
+                for i in reversed(x):
+                    if isinstance(i, Node):
+                        stack.append((i, nested))
+                    elif (
+                        isinstance(i, str)
+                        and len(i) > limits.MAX_STRING_CHARS
+                        and f.name != "values"
+                    ):
+                        bad(f"a name is at most {limits.MAX_STRING_CHARS} characters")
+    return problems
 
 
 def canonical(node: Any) -> Any:
@@ -558,11 +739,14 @@ def expand_category_range(lo: str, hi: str, pos: Pos | None = None) -> list[Code
 
 
 def canonical_codes(codes: tuple[CodePattern, ...]) -> tuple[CodePattern, ...]:
-    prefixes = sorted({c.code for c in codes if c.prefix})
+    prefixes = {c.code for c in codes if c.prefix}
     kept: list[CodePattern] = []
     for c in sorted(set(codes)):
-        if any(c.code.startswith(p) and (c.code != p or not c.prefix) for p in prefixes):
-            continue  # already covered by a shorter prefix (or by its own prefix)
+        # covered by a shorter prefix (or an exact code by its own prefix)? Looking up each
+        # leading part keeps this linear in the codes: thousands of categories are common
+        end = len(c.code) if c.prefix else len(c.code) + 1
+        if any(c.code[:k] in prefixes for k in range(1, end)):
+            continue
         kept.append(CodePattern(c.code, c.prefix))
     return tuple(kept)
 

@@ -20,9 +20,12 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_CODESETS",
     "MAX_CODES_PER_SET",
+    "MAX_CODE_CHARS",
+    "MAX_CODE_EXPANSION",
     "MAX_CRITERIA",
     "MAX_DEPTH",
     "MAX_IR_BYTES",
+    "MAX_IR_JSON_DEPTH",
     "MAX_IR_NODES",
     "MAX_REPORT_DIMS",
     "MAX_STRING_CHARS",
@@ -39,14 +42,23 @@ MAX_IR_BYTES = 256 * 1024  # a JSON IR document
 # an HTTP request body: the largest cohort text JSON-escaped (\uXXXX: at most 6 bytes per
 # byte of text) or the largest IR, plus room for the rest of the envelope
 MAX_BODY_BYTES = max(6 * MAX_TEXT_BYTES, MAX_IR_BYTES) + 16 * 1024
-MAX_IR_NODES = 5_000  # nodes in one cohort's IR, after codeset expansion
+# nodes in one cohort's IR, after codeset expansion (each code pattern is a node: one
+# range of categories like A00..Z99 alone is 2,600 of them)
+MAX_IR_NODES = 20_000
 MAX_DEPTH = 32  # nesting of conditions and register filters (parentheses, not, and/or)
+# nesting of JSON objects and arrays in an IR document: every condition level is an
+# object and a list, plus the levels from the cohort down to a condition
+MAX_IR_JSON_DEPTH = 4 * MAX_DEPTH + 16
 MAX_CRITERIA = 100  # include/exclude steps
 MAX_CODESETS = 200  # named codesets in one cohort
 MAX_CODES_PER_SET = 2_000  # code patterns (a range counts once) in one codeset or event
 MAX_VALUES_PER_LIST = 1_000  # values in one `in (...)` filter or region list
 MAX_REPORT_DIMS = 4  # dimensions in one `report by`
 MAX_STRING_CHARS = 200  # one string literal (a label, a filter value)
+# code patterns copied while expanding the codesets and ranges of one cohort text, before
+# de-duplication: bounds the work of a chain of sets that refer to each other many times
+MAX_CODE_EXPANSION = 200_000
+MAX_CODE_CHARS = 16  # one code as written, without its dot and star (real codes have <= 7)
 
 # --- values ---------------------------------------------------------------------------
 WINDOW_DAYS_MAX = 36_525  # |days| in a window relative to the index date: 100 years

@@ -193,8 +193,9 @@ def test_differencing_attack_runs_out_of_budget(tmp_path: Path) -> None:
     charged = 0
     try:
         for i in range(1000):
-            # a no-op criterion with a new number makes a new query each time
-            noop = f"exclude age {200 + i}..{200 + i}\n"
+            # a no-op criterion with a new date makes a new query each time (no record is
+            # that old; ages are bounded by AGE_MAX, dates only by DATE_MIN)
+            noop = f"exclude diagnosis E11* before {dt.date(1900, 1, 2) + dt.timedelta(days=i)}\n"
             text = "index first diagnosis E11*\n" + noop + ("exclude region 25\n" if i % 2 else "")
             a = count_released(text, inst, CAT, gate, "p", "attacker", backend)
             (without if i % 2 else with_person).append(a.count.value)

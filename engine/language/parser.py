@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from lark.exceptions import (
     VisitError,
 )
 
-from antal.engine import ir
+from antal.engine import ir, limits
 from antal.engine.errors import CohortError, Diagnostic
 from antal.engine.language.postlex import CohortPostLex
 
@@ -128,13 +128,75 @@ def _tpos(tok: Token) -> ir.Pos:
     return ir.Pos(tok.line or 1, tok.column or 1)
 
 
+def _value_error(tok: Token, message: str, hint: str | None = None) -> CohortError:
+    return CohortError([Diagnostic(tok.line or 1, tok.column or 1, message, hint, "value")])
+
+
 def _date(tok: Token) -> dt.date:
     try:
-        return dt.date.fromisoformat(str(tok))
+        d = dt.date.fromisoformat(str(tok))
     except ValueError:
-        raise CohortError(
-            [Diagnostic(tok.line or 1, tok.column or 1, f"{tok} is not a valid date", code="value")]
-        ) from None
+        raise _value_error(tok, f"{tok} is not a valid date") from None
+    if not limits.DATE_MIN <= d <= limits.DATE_MAX:  # also keeps `before D` - 1 day in range
+        raise _value_error(tok, f"dates lie between {limits.DATE_MIN} and {limits.DATE_MAX}")
+    return d
+
+
+def _int(tok: Token, lo: int, hi: int, what: str) -> int:
+    """A whole number within [lo, hi]. The length is checked before int(): a number of
+    thousands of digits is out of range, and int() would refuse it with a ValueError."""
+    s = str(tok)
+    if len(s) > 12 or not lo <= int(s) <= hi:
+        raise _value_error(tok, f"{what} lies between {lo} and {hi}")
+    return int(s)
+
+
+def _days(tok: Token) -> int:
+    return _int(tok, 0, limits.WINDOW_DAYS_MAX, "a window in days")
+
+
+def _string(tok: Token) -> str:
+    """The value of a "string": the escapes \\" and \\\\ and nothing else (no control
+    characters). Written out by hand: Python's literal rules are not the language's."""
+    raw = str(tok)[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\":
+            nxt = raw[i + 1] if i + 1 < len(raw) else ""
+            if nxt not in ('"', "\\"):
+                raise CohortError(
+                    [
+                        Diagnostic(
+                            tok.line or 1,
+                            (tok.column or 1) + 1 + i,
+                            f"unknown escape {(ch + nxt)!r} in a string",
+                            'the escapes are \\" and \\\\',
+                            "syntax",
+                        )
+                    ]
+                )
+            out.append(nxt)
+            i += 2
+            continue
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise CohortError(
+                [
+                    Diagnostic(
+                        tok.line or 1,
+                        (tok.column or 1) + 1 + i,
+                        f"a string may not contain the control character {ch!r}",
+                        code="syntax",
+                    )
+                ]
+            )
+        out.append(ch)
+        i += 1
+    value = "".join(out)
+    if len(value) > limits.MAX_STRING_CHARS:
+        raise _value_error(tok, f"a string is at most {limits.MAX_STRING_CHARS} characters")
+    return value
 
 
 def _code(tok: Token) -> tuple[str, bool]:
@@ -143,8 +205,8 @@ def _code(tok: Token) -> tuple[str, bool]:
     return raw.rstrip("*").replace(".", ""), prefix
 
 
-def _expand_range(lo: Token, hi: Token) -> list[ir.CodePattern]:
-    """`I20..I25`: every three-character category from lo to hi, as prefixes."""
+def _check_range(lo: Token, hi: Token) -> tuple[int, int]:
+    """`I20..I25`: the categories from lo to hi, numbered letter*100 + number."""
     a, b = str(lo), str(hi)
     pos = _tpos(lo)
     shape = "a range is written between three-character categories, like I20..I25"
@@ -165,28 +227,87 @@ def _expand_range(lo: Token, hi: Token) -> list[ir.CodePattern]:
                 )
             ]
         )
-    return ir.expand_category_range(a, b, pos)
+    return (ord(a[0]) - 65) * 100 + int(a[1:]), (ord(b[0]) - 65) * 100 + int(b[1:])
 
 
 class _Codesets:
-    """Named code sets, expanded on use (a set may use sets defined anywhere in the file)."""
+    """Named code sets, expanded on use (a set may use sets defined anywhere in the file).
+
+    Each set is expanded once and de-duplicated; a list's ranges are merged before they are
+    spelled out as category prefixes (so `A00..Z99` written 1,000 times is 2,600 patterns,
+    not 2.6 million). `work` counts the patterns copied, against MAX_CODE_EXPANSION: a chain
+    of sets that each use the one before ten times stays linear, and a text that still
+    makes too much work gets an error instead of the server's memory."""
 
     def __init__(self, defs: dict[str, tuple[Tree, Token]]) -> None:
         self.defs = defs
         self.done: dict[str, tuple[ir.CodePattern, ...]] = {}
         self.active: list[str] = []
+        self.work = 0
+
+    def _spend(self, n: int, at: Token) -> None:
+        self.work += n
+        if self.work > limits.MAX_CODE_EXPANSION:
+            raise CohortError(
+                [
+                    Diagnostic(
+                        at.line or 1,
+                        at.column or 1,
+                        f"the code lists expand to more than {limits.MAX_CODE_EXPANSION} codes",
+                        "use each code set once per list; write ranges once",
+                        "limit",
+                    )
+                ]
+            )
 
     def items(self, tree: Tree) -> list[ir.CodePattern]:
-        out: list[ir.CodePattern] = []
+        if len(tree.children) > limits.MAX_CODES_PER_SET:
+            first = tree.children[limits.MAX_CODES_PER_SET].children[0]
+            raise CohortError(
+                [
+                    Diagnostic(
+                        first.line or 1,
+                        first.column or 1,
+                        f"a code list has at most {limits.MAX_CODES_PER_SET} items",
+                        code="limit",
+                    )
+                ]
+            )
+        # ordered and de-duplicated (pos is not compared); the ranges' categories take the
+        # place of the first range written
+        before: dict[ir.CodePattern, None] = {}
+        after: dict[ir.CodePattern, None] = {}
+        ranges: list[tuple[int, int, Token]] = []
+        used: set[str] = set()
         for item in tree.children:
+            out = after if ranges else before
             if item.data == "code":
                 code, prefix = _code(item.children[0])
-                out.append(ir.CodePattern(code, prefix, _tpos(item.children[0])))
+                out.setdefault(ir.CodePattern(code, prefix, _tpos(item.children[0])))
             elif item.data == "code_range":
-                out += _expand_range(*item.children)
+                lo, hi = _check_range(*item.children)
+                ranges.append((lo, hi, item.children[0]))
+            elif str(item.children[0]) not in used:  # a second use of a set adds nothing
+                used.add(str(item.children[0]))
+                patterns = self.get(item.children[0])
+                self._spend(len(patterns), item.children[0])
+                for p in patterns:
+                    out.setdefault(p)
+        ranges.sort(key=lambda r: r[:2])
+        merged: list[list[Any]] = []
+        for lo, hi, tok in ranges:
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
             else:
-                out += self.get(item.children[0])
-        return out
+                merged.append([lo, hi, tok])
+        for lo, hi, tok in merged:
+            self._spend(hi - lo + 1, tok)
+            pos = _tpos(tok)
+            for n in range(lo, hi + 1):
+                before.setdefault(ir.CodePattern(f"{chr(65 + n // 100)}{n % 100:02d}", True, pos))
+        for p in after:
+            before.setdefault(p)
+        return list(before)
 
     def get(self, name: Token) -> tuple[ir.CodePattern, ...]:
         n = str(name)
@@ -234,11 +355,17 @@ class _ToIR(Transformer):
 
     # ---- values ----
     def v_string(self, meta: Any, c: list[Token]) -> str:
-        return ast.literal_eval(str(c[0]))
+        return _string(c[0])
 
     def v_number(self, meta: Any, c: list[Token]) -> int | float:
         s = str(c[0])
-        return float(s) if "." in s else int(s)
+        bound = f"numbers are at most {limits.NUMBER_ABS_MAX:g} in size"
+        if len(s) > 40:  # before int(): thousands of digits are refused with a ValueError
+            raise _value_error(c[0], bound)
+        v: int | float = float(s) if "." in s else int(s)
+        if not math.isfinite(v) or abs(v) > limits.NUMBER_ABS_MAX:
+            raise _value_error(c[0], bound)
+        return v
 
     def v_date(self, meta: Any, c: list[Token]) -> dt.date:
         return _date(c[0])
@@ -262,6 +389,7 @@ class _ToIR(Transformer):
         return ir.Cmp(str(c[0]), str(c[1]), c[2], _pos(meta))  # type: ignore[arg-type]
 
     def f_in(self, meta: Any, c: list[Any]) -> ir.FIn:
+        _list_size(meta, c[1:])
         return ir.FIn(str(c[0]), tuple(c[1:]), _pos(meta))
 
     def f_not(self, meta: Any, c: list[Any]) -> ir.FNot:
@@ -300,6 +428,7 @@ class _ToIR(Transformer):
 
     def register_in(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
         var = c[1]
+        _list_size(meta, c[2:])
         return ir.RegisterEvent(str(c[0]), ir.FIn(str(var), tuple(c[2:]), _tpos(var)), _pos(meta))
 
     # ---- windows ----
@@ -321,7 +450,11 @@ class _ToIR(Transformer):
     def _range(
         self, meta: Any, a: Token, b: Token, what: str = "window {}..{} days"
     ) -> tuple[int, int]:
-        lo, hi = int(a), int(b)
+        lo, hi = (
+            (_int(a, 0, limits.AGE_MAX, "an age"), _int(b, 0, limits.AGE_MAX, "an age"))
+            if what.startswith("age")
+            else (_days(a), _days(b))
+        )
         if lo > hi:
             raise CohortError(
                 [
@@ -345,13 +478,14 @@ class _ToIR(Transformer):
         return self._w(meta, lo=a, hi=b)
 
     def w_within_n_before(self, meta: Any, c: list[Any]) -> ir.Window:
-        return self._w(meta, lo=-int(c[0]), hi=0)
+        return self._w(meta, lo=-_days(c[0]), hi=0)
 
     def w_within_n_after(self, meta: Any, c: list[Any]) -> ir.Window:
-        return self._w(meta, lo=0, hi=int(c[0]))
+        return self._w(meta, lo=0, hi=_days(c[0]))
 
     def w_within_of(self, meta: Any, c: list[Any]) -> ir.Window:
-        return self._w(meta, lo=-int(c[0]), hi=int(c[0]))
+        n = _days(c[0])
+        return self._w(meta, lo=-n, hi=n)
 
     def w_between(self, meta: Any, c: list[Any]) -> ir.Window:
         a, b = _date(c[0]), _date(c[1])
@@ -377,13 +511,13 @@ class _ToIR(Transformer):
 
     # ---- conditions ----
     def at_least(self, meta: Any, c: list[Any]) -> ir.Count:
-        return ir.Count(">=", int(c[0]), _pos(meta))
+        return ir.Count(">=", _int(c[0], 0, limits.COUNT_MAX, "a count"), _pos(meta))
 
     def at_most(self, meta: Any, c: list[Any]) -> ir.Count:
-        return ir.Count("<=", int(c[0]), _pos(meta))
+        return ir.Count("<=", _int(c[0], 0, limits.COUNT_MAX, "a count"), _pos(meta))
 
     def exactly(self, meta: Any, c: list[Any]) -> ir.Count:
-        return ir.Count("=", int(c[0]), _pos(meta))
+        return ir.Count("=", _int(c[0], 0, limits.COUNT_MAX, "a count"), _pos(meta))
 
     def event_cond(self, meta: Any, c: list[Any]) -> ir.EventCond:
         count = next((x for x in c if isinstance(x, ir.Count)), None)
@@ -403,6 +537,7 @@ class _ToIR(Transformer):
         return ir.Sex("male", _pos(meta))
 
     def region(self, meta: Any, c: list[Any]) -> ir.RegionIn:
+        _list_size(meta, c)
         for t in c:
             if len(t) != 2:
                 raise CohortError(
@@ -429,7 +564,7 @@ class _ToIR(Transformer):
 
     # ---- statements ----
     def title(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
-        return ("title", ast.literal_eval(str(c[0])), meta)
+        return ("title", _string(c[0]), meta)
 
     def codeset(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
         return ("codeset", None, meta)
@@ -448,7 +583,7 @@ class _ToIR(Transformer):
         return ("index", ir.IndexDate(_date(c[0]), _pos(meta)), meta)
 
     def _step(self, action: str, meta: Any, c: list[Any]) -> tuple[str, Any]:
-        label = ast.literal_eval(str(c[0])) if len(c) == 2 else None
+        label = _string(c[0]) if len(c) == 2 else None
         cond = c[-1]
         if label is None:  # the condition's own text names the step
             label = " ".join(self.text[cond_start(cond, meta, self.text) : meta.end_pos].split())
@@ -473,10 +608,40 @@ class _ToIR(Transformer):
         return ir.Dim("hospital", _pos(meta))
 
     def dim_age(self, meta: Any, c: list[Any]) -> ir.AgeBand:
-        return ir.AgeBand(int(c[0]), _pos(meta))
+        return ir.AgeBand(_int(c[0], 1, limits.AGE_MAX, "an age band's width"), _pos(meta))
 
     def report(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        if len(c) > limits.MAX_REPORT_DIMS:
+            raise _err(
+                meta, f"`report by` lists at most {limits.MAX_REPORT_DIMS} dimensions", code="limit"
+            )
         return ("report", tuple(c), meta)
+
+
+def _list_size(meta: Any, values: list[Any]) -> None:
+    if len(values) > limits.MAX_VALUES_PER_LIST:
+        raise _err(meta, f"a list has at most {limits.MAX_VALUES_PER_LIST} values", code="limit")
+
+
+# tree nodes that nest a condition or a filter one level deeper
+_NESTING = {"not_cond", "and_cond", "or_cond", "f_not", "f_and", "f_or"}
+
+
+def _check_depth(tree: Tree) -> None:
+    """Refuse conditions nested deeper than MAX_DEPTH before anything recursive walks the
+    tree (the transformer, the checker, the compiler): measured with an explicit stack."""
+    stack: list[tuple[Tree, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _NESTING:
+            depth += 1
+            if depth > limits.MAX_DEPTH:
+                raise _err(
+                    node.meta,
+                    f"conditions are nested too deeply: at most {limits.MAX_DEPTH} levels",
+                    code="limit",
+                )
+        stack.extend((ch, depth) for ch in node.children if isinstance(ch, Tree))
 
 
 def cond_start(cond: Any, meta: Any, text: str) -> int:
@@ -499,12 +664,25 @@ def _err(meta: Any, msg: str, hint: str | None = None, code: str = "statement") 
 
 def parse(text: str) -> ir.Cohort:
     """Parse cohort text into the IR. Raises `CohortError` with line and column."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > limits.MAX_TEXT_BYTES:
+        raise CohortError(
+            [
+                Diagnostic(
+                    1,
+                    1,
+                    f"the cohort is {size} bytes long; at most {limits.MAX_TEXT_BYTES} are accepted",
+                    code="limit",
+                )
+            ]
+        )
     if not text.endswith("\n"):
         text += "\n"
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, text) from None
+    _check_depth(tree)
 
     defs: dict[str, tuple[Tree, Token]] = {}
     for st in tree.children:
@@ -520,6 +698,12 @@ def parse(text: str) -> ir.Cohort:
                 )
             if str(name) in defs:
                 raise _err(st.meta, f"code set '{name}' is defined twice", code="duplicate")
+            if len(defs) >= limits.MAX_CODESETS:
+                raise _err(
+                    st.meta,
+                    f"a cohort defines at most {limits.MAX_CODESETS} code sets",
+                    code="limit",
+                )
             defs[str(name)] = (body, name)
     codesets = _Codesets(defs)
     for name, (_body, tok) in defs.items():
@@ -548,6 +732,12 @@ def parse(text: str) -> ir.Cohort:
             index = value
         elif kind == "step":
             steps.append(value)
+            if len(steps) > limits.MAX_CRITERIA:
+                raise _err(
+                    meta,
+                    f"a cohort has at most {limits.MAX_CRITERIA} include/exclude steps",
+                    code="limit",
+                )
         elif kind == "report":
             if seen_report:
                 raise _err(

@@ -6,14 +6,35 @@ from collections.abc import Iterator
 
 from lark import Token
 
+from antal.engine import limits
+from antal.engine.errors import CohortError, Diagnostic
+
 _WINDOW_START = {"BEFORE", "AFTER", "ON", "WITHIN", "BETWEEN"}
 _FILTER_OF = {"AND": "FAND", "OR": "FOR", "NOT": "FNOT"}
 
 
+def _too_deep(t: Token) -> CohortError:
+    return CohortError(
+        [
+            Diagnostic(
+                t.line or 1,
+                t.column or 1,
+                f"conditions are nested too deeply: at most {limits.MAX_DEPTH} levels",
+                code="limit",
+            )
+        ]
+    )
+
+
 def _starts_comparison(toks: list[Token], i: int) -> bool:
     """Do the tokens from i start a filter comparison (`var op`, `var in`, `not ...`, `( ...`)?"""
-    while i < len(toks) and toks[i].type in ("NOT", "LPAR"):
+    # bounded look-ahead: a longer run of `not`/`(` is refused as too deep by `process`,
+    # and an unbounded one would make a text of many `not`s quadratic
+    stop = min(len(toks), i + 2 * limits.MAX_DEPTH + 2)
+    while i < stop and toks[i].type in ("NOT", "LPAR"):
         i += 1
+    if i == stop and stop < len(toks):
+        return True  # a filter nested too deeply: taken as one, so `process` says so
     return i + 1 < len(toks) and toks[i].type == "NAME" and toks[i + 1].type in ("CMP", "IN")
 
 
@@ -28,7 +49,11 @@ class CohortPostLex:
         depth = 0
         filter_depth: int | None = None  # paren depth at which the current filter began
         prev_nl = True
+        nots = 0  # `not`s in a row: each nests one level (parentheses are counted in depth)
         for i, t in enumerate(toks):
+            nots = nots + 1 if t.type == "NOT" else 0
+            if nots > limits.MAX_DEPTH:
+                raise _too_deep(t)
             if t.type == "_NL":
                 if depth > 0 or prev_nl:
                     continue
@@ -39,6 +64,8 @@ class CohortPostLex:
             prev_nl = False
             if t.type == "LPAR":
                 depth += 1
+                if depth > limits.MAX_DEPTH:
+                    raise _too_deep(t)
             elif t.type == "RPAR":
                 depth -= 1
                 if filter_depth is not None and depth < filter_depth:
