@@ -309,10 +309,13 @@ def machine(threads: int) -> str:
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
     cmd = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    persons = args.persons
+    # what the extract holds, not what --persons would generate: --data may be any extract
+    persons = duckdb.sql(
+        "SELECT count(*) FROM read_parquet(?)", params=[str(Path(args.data) / "population.parquet")]
+    ).fetchone()[0]
     lines = [
         f"Measured {dt.date.today().isoformat()} with `{cmd.strip()}` "
-        f"on {persons:,} synthetic persons (`--data {args.data}`, seed {args.seed}).",
+        f"on {persons:,} synthetic persons (`--data {args.data}`).",
         "",
         f"Machine: {machine(args.threads)}. 1-minute load average "
         f"{args.load[0]:.2f} at the start, {args.load[-1]:.2f} at the end.",
