@@ -23,4 +23,4 @@ def audit_verify(store: StoreOpt = None) -> None:
         for p in problems:
             err.print(f"[bold red]audit:[/] {p}", markup=True)
         raise typer.Exit(1)
-    out.print(f"audit log intact: {entries} entries; ledger consistent ({s.store})")
+    out.print(f"audit log intact: {entries} entries; ledger consistent ({s.store})", soft_wrap=True)
