@@ -99,13 +99,20 @@ class Accounts:
             tx.audit(actor, None, "issue_token", None, uid, 0.0, None)
         return token
 
-    def revoke_tokens(self, uid: str, actor: str = "admin") -> None:
+    def revoke_tokens(self, uid: str, actor: str = "admin") -> int:
+        """Revoke every live token of a user (audited); how many were revoked."""
         with self.store.transaction() as tx:
+            if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is None:
+                raise KeyError(f"no user {uid!r}")
+            live = tx.one(
+                "SELECT COUNT(*) FROM tokens WHERE user_id = %s AND revoked IS NULL", (uid,)
+            )[0]
             tx.execute(
                 "UPDATE tokens SET revoked = %s WHERE user_id = %s AND revoked IS NULL",
                 (now(), uid),
             )
-            tx.audit(actor, None, "revoke_tokens", None, uid, 0.0, None)
+            tx.audit(actor, None, "revoke_tokens", None, f"{uid} {live}", 0.0, None)
+        return int(live)
 
     def authenticate(self, token: str) -> User | None:
         with self.store.transaction(write=False) as tx:

@@ -158,6 +158,11 @@ class TokenOut(BaseModel):
     token: str = Field(description="shown once; only its hash is stored")
 
 
+class TokensRevokedOut(BaseModel):
+    user: str
+    revoked: int = Field(description="how many live tokens were revoked")
+
+
 class AuditEntryOut(BaseModel):
     seq: int
     ts: str

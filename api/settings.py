@@ -1,11 +1,19 @@
-"""Service configuration: a YAML file (`antal serve --config FILE` or ANTAL_CONFIG) and
-environment variables (ANTAL_*, which win over the file); command-line options win over both."""
+"""One settings model for the command line and the server.
+
+Every command (`antal count`, `antal data check`, `antal audit verify`, `antal admin ...`,
+`antal serve`) reads the same settings, in increasing precedence: a YAML file (`antal serve
+--config FILE`, or the file named by ANTAL_CONFIG), ANTAL_* environment variables, and
+command-line options. So one store (`store`, ANTAL_STORE) is the default of all of them,
+and the backend, threads, memory limit and time budget reach the database whichever face
+runs the count. The privacy parameters are the installation's (its file's typed `privacy:`
+section, `antal.privacy.PrivacyParams`), not a setting: they belong to the data holder.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 import yaml
@@ -14,11 +22,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["STORE_FILE", "Settings", "default_store", "load_settings"]
+
+STORE_FILE = "store.sqlite"  # the one default store, in the user data directory
 
 
-def _default_store() -> str:
-    return str(Path(platformdirs.user_data_dir("antal")) / "server.sqlite")
+def default_store() -> str:
+    """The store every command uses when neither `--store` nor ANTAL_STORE says otherwise."""
+    return str(Path(platformdirs.user_data_dir("antal")) / STORE_FILE)
 
 
 class Settings(BaseSettings):
@@ -27,7 +38,7 @@ class Settings(BaseSettings):
     data: Path | None = Field(None, description="directory of canonical Parquet extracts")
     installation: Path | None = Field(None, description="installation config (YAML)")
     store: str = Field(
-        default_factory=_default_store, description="SQLite path or postgresql:// URL"
+        default_factory=default_store, description="SQLite path or postgresql:// URL"
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -39,6 +50,7 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         20, ge=1, description="per client address: failed authentications before 429"
     )
+    backend: Literal["duckdb"] = Field("duckdb", description="the database counts run on")
     threads: int | None = Field(None, ge=1, description="DuckDB threads (default: all cores)")
     memory_limit: str = Field(
         ENGINE_MEMORY,

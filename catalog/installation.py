@@ -31,6 +31,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from antal.privacy.params import PrivacyParams
+
 __all__ = ["DataSource", "Installation", "load_installation"]
 
 
@@ -52,8 +54,8 @@ class _InstallationFile(BaseModel):
     release: str | None = None
     catalog: list[str] = Field(default_factory=list)
     registers: dict[str, DataSource]
-    # epsilon, threshold, rounding, alpha, default_budget, max_cells (see privacy.PrivacyParams)
-    privacy: dict[str, float] = Field(default_factory=dict)
+    # typed: an unknown key or a value out of range is an error naming `privacy.<key>`
+    privacy: PrivacyParams = Field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"
 
 
@@ -64,7 +66,7 @@ class Installation:
     sources: dict[str, DataSource]
     release: str
     catalog_dirs: tuple[Path, ...] = field(default=())
-    privacy: dict[str, float] = field(default_factory=dict)
+    privacy: PrivacyParams = field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"  # see the module docstring
 
     def missing(self, registers: set[str] | frozenset[str]) -> list[str]:
@@ -127,6 +129,6 @@ def load_installation(path: Path | str) -> Installation:
         sources=sources,
         release=release,
         catalog_dirs=tuple(Path(rel(c) or c) for c in cfg.catalog),
-        privacy=dict(cfg.privacy),
+        privacy=cfg.privacy,
         optout=cfg.optout,
     )

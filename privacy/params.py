@@ -1,35 +1,34 @@
-"""The privacy parameters an installation sets; every answer reports the ones it was released under."""
+"""The privacy parameters an installation sets; every answer reports the ones it was released under.
+
+A typed model: the installation file's `privacy:` section is validated by it (an unknown
+key, a wrong type or a value out of range is an error that names the field)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["PrivacyParams"]
 
 
-@dataclass(frozen=True)
-class PrivacyParams:
-    epsilon: float = 0.5  # charged per query (and again for a breakdown table)
-    threshold: int = 10  # released counts below this are shown as "<threshold"
-    rounding: int = 1  # released counts are rounded to a multiple of this (1: none)
-    alpha: float = 0.05  # intervals cover the true count with probability 1 - alpha
-    default_budget: float = 10.0  # a new project's total epsilon
-    max_cells: int = 10_000  # the largest breakdown table released
+class PrivacyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if not self.epsilon > 0:
-            raise ValueError("epsilon must be positive")
-        if self.threshold < 0 or self.rounding < 1:
-            raise ValueError("threshold must be >= 0 and rounding >= 1")
-        if not 0 < self.alpha < 1:
-            raise ValueError("alpha must be between 0 and 1")
+    epsilon: float = Field(0.5, gt=0, description="charged per query (and again for a breakdown)")
+    threshold: int = Field(10, ge=0, description='released counts below this are shown as "<T"')
+    rounding: int = Field(1, ge=1, description="released counts are rounded to a multiple of this")
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="intervals cover the true count with probability 1 - alpha"
+    )
+    default_budget: float = Field(10.0, ge=0, description="a new project's total epsilon")
+    max_cells: int = Field(10_000, ge=1, description="the largest breakdown table released")
 
     def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        return self.model_dump()
 
     def fingerprint(self) -> str:
         """What changes an answer: part of the key under which answers are stored."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("default_budget", "max_cells")}
+        d = self.model_dump(exclude={"default_budget", "max_cells"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuditEntry", "PostgresStore", "Project", "SQLiteStore", "Store", "open_store"]
+__all__ = [
+    "AuditEntry",
+    "PostgresStore",
+    "Project",
+    "SQLiteStore",
+    "Store",
+    "open_store",
+    "store_exists",
+]
 
 GENESIS = "0" * 64
 
@@ -175,6 +183,31 @@ class Store:
                 (",".join(sorted(registers)), pid),
             )
             tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(registers)), 0.0, None)
+
+    def change_registers(
+        self,
+        pid: str,
+        add: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+        actor: str = "admin",
+    ) -> Project | None:
+        """Add and remove approved registers in one transaction (None: no such project).
+
+        Audited as `approve_registers` / `revoke_registers` with the registers changed."""
+        with self.transaction() as tx:
+            row = tx.one("SELECT registers FROM projects WHERE id = %s", (pid,))
+            if row is None:
+                return None
+            now_ = {r for r in row[0].split(",") if r}
+            new = (now_ | set(add)) - set(remove)
+            tx.execute(
+                "UPDATE projects SET registers = %s WHERE id = %s", (",".join(sorted(new)), pid)
+            )
+            if add:
+                tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(add)), 0.0, None)
+            if remove:
+                tx.audit(actor, pid, "revoke_registers", None, ",".join(sorted(remove)), 0.0, None)
+        return self.project(pid)
 
     def project(self, pid: str) -> Project | None:
         with self.transaction(write=False) as tx:
@@ -406,6 +439,18 @@ class PostgresStore(Store):
                 # the audit head row is the single write lock: every audited change queues on it
                 cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
             yield Tx(cur, self)
+
+
+def store_exists(url: str | Path) -> bool:
+    """Whether a store was made at `url` (read-only commands must not create one)."""
+    s = str(url)
+    if s.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(s) as con, con.cursor() as cur:
+            cur.execute("SELECT to_regclass('audit_head') IS NOT NULL")
+            return bool(cur.fetchone()[0])  # type: ignore[index]
+    return Path(s.removeprefix("sqlite:///")).is_file()
 
 
 def open_store(url: str | Path) -> Store:

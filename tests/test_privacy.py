@@ -19,7 +19,7 @@ import pytest
 from conftest import write_extracts
 
 from antal import engine
-from antal.api.release import count_released
+from antal.api.usecases import count_released
 from antal.catalog import Installation, load_catalog
 from antal.privacy import BudgetExceeded, Gate, PrivacyParams, SQLiteStore, TrueCounts, open_store
 from antal.privacy.mechanism import measurement, noisy_vector, release_attrition, release_cells

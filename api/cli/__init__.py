@@ -1,0 +1,39 @@
+"""The `antal` command line, one module per command group; `app` is the console script.
+
+Each command only translates: it reads its options and the one settings model
+(`antal.api.settings`), calls a use case (`antal.api.usecases`) and prints the result, or
+maps a typed error to a message and an exit code (`antal.api.cli.common.failing`): never
+a traceback."""
+
+from __future__ import annotations
+
+import typer
+
+from antal.api.cli import admin, audit, catalog, data
+from antal.api.cli.cohorts import check_cmd, sql_cmd
+from antal.api.cli.count import count_cmd
+from antal.api.cli.serve import serve
+from antal.api.cli.synth import synth
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="antal",
+    help="Feasibility counts (antalsberäkning) over Swedish health registers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("synth")(synth)
+app.add_typer(catalog.app, name="catalog")
+app.command("check")(check_cmd)
+app.command("sql")(sql_cmd)
+app.command("count")(count_cmd)
+app.add_typer(audit.app, name="audit")
+app.add_typer(admin.app, name="admin")
+app.add_typer(data.app, name="data")
+app.command("serve")(serve)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

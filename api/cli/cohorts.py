@@ -1,0 +1,42 @@
+"""`antal check FILE` and `antal sql FILE`: no data read, nothing charged."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from antal.api import usecases as uc
+from antal.api.cli.common import CatalogOpt, checked, fail, failing, load_catalog, out
+
+__all__ = ["check_cmd", "sql_cmd"]
+
+
+def check_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")], catalog_dir: CatalogOpt = None
+) -> None:
+    """Parse and check a cohort against the catalog; print errors like a compiler."""
+    _, v = checked(file, load_catalog(dirs=catalog_dir))
+    assert v.checked is not None
+    out.print(f"{file}: ok ({len(v.checked.steps)} steps, query {(v.query_hash or '')[:12]})")
+
+
+def sql_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    dialect: Annotated[str, typer.Option(help="duckdb, postgres or spark.")] = "duckdb",
+    purpose: Annotated[
+        str, typer.Option(help="forskning or kommersiell (which opt-outs apply).")
+    ] = "forskning",
+    catalog_dir: CatalogOpt = None,
+) -> None:
+    """Print the one SQL statement a cohort compiles to. No data is read."""
+    if dialect not in ("duckdb", "postgres", "spark"):
+        fail(f"unknown dialect '{dialect}'; choose duckdb, postgres or spark")
+    cat = load_catalog(dirs=catalog_dir)
+    _, v = checked(file, cat)
+    assert v.checked is not None
+    with failing():
+        compiled = uc.compile_cohort(v.checked, cat, purpose=purpose)
+    sys.stdout.write(compiled.sql(dialect) + ";\n")

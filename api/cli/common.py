@@ -1,0 +1,134 @@
+"""What the command groups share: the consoles, the one settings model, and the one mapping
+from typed errors to a message and an exit code (never a traceback):
+
+- 1: the cohort does not parse or check (printed like a compiler: file:line:col, a caret);
+- 2: bad input, a missing file or store, a failing data check, a settings error;
+- 3: the privacy layer refused (the budget), nothing released;
+- 4: a charged count failed (fail closed: the same message whatever failed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from antal.api import usecases as uc
+from antal.api.settings import Settings, load_settings
+from antal.catalog import Catalog, CatalogError, Installation
+from antal.engine import CohortError, EngineError
+from antal.privacy import CountFailed, PrivacyError
+
+__all__ = [
+    "STORE_HELP",
+    "CatalogOpt",
+    "StoreOpt",
+    "checked",
+    "cohort_error",
+    "err",
+    "fail",
+    "failing",
+    "load_catalog",
+    "out",
+    "read_cohort",
+    "settings",
+]
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+STORE_HELP = (
+    "The store: a SQLite path or postgresql:// URL (default: ANTAL_STORE, else store.sqlite "
+    "in the user data directory; the same for every command and the server)."
+)
+StoreOpt = Annotated[str | None, typer.Option(help=STORE_HELP)]
+CatalogOpt = Annotated[
+    list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    # messages may hold [brackets] (file names, findings): shown as they are, not as markup
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _validation(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"settings: {where}: {first.get('msg', '')}"
+
+
+@contextlib.contextmanager
+def failing(project: str | None = None, prefix: str = "") -> Iterator[None]:
+    """Typed errors → a message (after `prefix`) and an exit code (see the module docstring)."""
+    try:
+        yield
+    except CountFailed as e:  # charged; the same text whatever failed (see privacy.gate)
+        fail(f"{prefix}{e}; budget left ε {e.left:g} (project {project})", code=4)
+    except PrivacyError as e:
+        fail(f"{prefix}{e}", code=3)
+    except uc.UseCaseError as e:
+        fail(f"{prefix}{e.message}")
+    except ValidationError as e:
+        fail(f"{prefix}{_validation(e)}")
+    except (CatalogError, EngineError, FileNotFoundError, ValueError) as e:
+        fail(f"{prefix}{e}")
+
+
+def settings(
+    data: Path | None = None, installation: Path | None = None, **options: Any
+) -> Settings:
+    """The one settings model: ANTAL_CONFIG's file, ANTAL_* variables, then these options.
+    A data directory or installation file given on the command line replaces both of the
+    settings' (so that `--data` beats an ANTAL_INSTALLATION in the environment)."""
+    with failing():
+        s = load_settings(None, **options)
+        if data is not None or installation is not None:
+            s = s.model_copy(update={"data": data, "installation": installation})
+        return s
+    raise AssertionError  # pragma: no cover - failing() exits
+
+
+def load_catalog(
+    installation: Installation | None = None, dirs: list[Path] | None = None
+) -> Catalog:
+    with failing():
+        if dirs:
+            from antal.catalog import bundled_dir
+            from antal.catalog import load_catalog as _load
+
+            return _load(bundled_dir(), *dirs)
+        return uc.open_catalog(installation)
+    raise AssertionError  # pragma: no cover
+
+
+def read_cohort(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text")
+    except OSError as e:
+        fail(f"{path}: {e.strerror}")
+
+
+def checked(path: Path, catalog: Catalog) -> tuple[str, uc.Validation]:
+    """The cohort file's text and its validation; a cohort error exits 1, like a compiler."""
+    text = read_cohort(path)
+    v = uc.validate(text, catalog)
+    if v.error is not None:
+        cohort_error(v.error, path, text)
+    return text, v
+
+
+def cohort_error(e: CohortError, path: Path, text: str) -> NoReturn:
+    err.print(e.format(str(path), text), soft_wrap=True, markup=False)
+    raise typer.Exit(1)

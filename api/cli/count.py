@@ -1,0 +1,142 @@
+"""`antal count FILE`: released through the privacy layer (charged to a local project in
+the one store), or `--exact` for a data holder on their own extract."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from antal.api import usecases as uc
+from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
+from antal.privacy import Answer, Gate
+
+__all__ = ["count_cmd"]
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(help="Directory of canonical Parquet extracts (default: ANTAL_DATA)."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option(help="Installation config (YAML; default: ANTAL_INSTALLATION).")
+]
+
+
+def _fmt(n: int | None) -> str:
+    return "" if n is None else f"{n:,}".replace(",", " ")
+
+
+def count_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    exact: Annotated[
+        bool,
+        typer.Option("--exact", help="True counts: only for a data holder on their own extract."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    purpose: Annotated[
+        str | None,
+        typer.Option(
+            help="forskning or kommersiell: which opt-outs apply. For a new project, its "
+            "purpose (default forskning); for an existing one, it must be the project's."
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    project: Annotated[str, typer.Option(help="Local project to charge.")] = "local",
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
+    ] = None,
+) -> None:
+    """Count a cohort: released through the privacy layer, or --exact for a data holder."""
+    s = settings(data, config, store=store)
+    with failing():
+        inst = uc.open_installation(s)
+        cat = uc.open_catalog(inst)
+    _text, v = checked(file, cat)
+    assert v.checked is not None
+    title = v.checked.title or file.name
+    with failing():
+        # the registers this cohort reads (the check adds the population and the opt-outs)
+        uc.check_data(inst, cat, set(v.registers))
+    if exact:
+        if budget is not None:
+            fail("--budget is a project's ε: it does not apply to --exact, which charges nothing")
+        with failing():
+            backend = uc.open_backend(s, inst, cat, time_budget=False)
+            try:
+                res = uc.count_exact(v.checked, inst, cat, backend, purpose or "forskning")
+            finally:
+                backend.close()
+        if as_json:
+            sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
+            return
+        table = Table(
+            "step", "label", "count", title=f"{title} — exact counts (holder's local mode)"
+        )
+        for i, (label, n) in enumerate(res.attrition):
+            table.add_row(str(i), label, _fmt(n))
+        out.print(table)
+        if res.dims:
+            bt = Table(*res.dims, "count", title="Breakdown of the final cohort")
+            for row in res.breakdown:
+                bt.add_row(*(str(row[d]) for d in res.dims), _fmt(row["count"]))
+            out.print(bt)
+        return
+
+    with failing(project):
+        st = uc.open_store(s)
+        uc.local_project(st, project, inst.privacy, purpose, budget)
+        backend = uc.open_backend(s, inst, cat)
+        try:
+            gate = Gate(st, inst.privacy)
+            answer = uc.count_released(v.checked, inst, cat, gate, project, "cli", backend)
+        finally:
+            backend.close()
+    if as_json:
+        sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, default=str) + "\n")
+        return
+    _print_answer(answer, title, project)
+
+
+def _print_answer(answer: Answer, title: str, project: str) -> None:
+    table = Table("step", "label", "count", "95% interval", title=title)
+    for i, (label, c) in enumerate(zip(answer.labels, answer.steps, strict=True)):
+        table.add_row(
+            str(i), label, c.shown(), "" if c.suppressed else f"{_fmt(c.low)}–{_fmt(c.high)}"
+        )
+    out.print(table)
+    threshold = answer.params["threshold"]
+    if answer.dims:
+        if answer.all_cells_suppressed:
+            out.print(
+                f"Breakdown by {', '.join(answer.dims)}: every cell is below {threshold}; none can be shown."
+            )
+        else:
+            bt = Table(*answer.dims, "count", "95% interval", title="Breakdown of the final cohort")
+            for key, c in answer.cells:
+                if not c.suppressed:
+                    bt.add_row(
+                        *("unknown" if v is None else str(v) for v in key),
+                        c.shown(),
+                        f"{_fmt(c.low)}–{_fmt(c.high)}",
+                    )
+            hidden = sum(1 for _, c in answer.cells if c.suppressed)
+            out.print(bt)
+            if hidden:
+                out.print(f"{hidden} more cells are below {threshold} (shown as <{threshold}).")
+    note = (
+        "stored answer, nothing charged"
+        if answer.stored
+        else f"ε charged {answer.epsilon_charged:g}"
+    )
+    out.print(
+        f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: discrete Laplace, "
+        f"ε {answer.params['epsilon']:g} per release, counts below {threshold} shown as <{threshold}"
+    )
+    out.print(f"receipt: query {answer.query_hash[:16]}, data release {answer.release}")

@@ -1,0 +1,24 @@
+"""`antal data check`: the extracts against the catalog."""
+
+from __future__ import annotations
+
+import typer
+
+from antal.api import usecases as uc
+from antal.api.cli.common import failing, out, settings
+from antal.api.cli.count import ConfigOpt, DataOpt
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The installation's extracts.", no_args_is_help=True)
+
+
+@app.command("check")
+def data_check(data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Check the extracts against the catalog: files, columns, types, keys, dates, codes."""
+    s = settings(data, config)
+    with failing():
+        inst = uc.open_installation(s)
+        cat = uc.open_catalog(inst)
+        uc.check_data(inst, cat)
+    out.print(f"data check passed: {len(inst.sources)} registers, data release {inst.release}")

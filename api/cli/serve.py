@@ -1,0 +1,42 @@
+"""`antal serve`: the HTTP API under uvicorn, from the one settings model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from antal.api.cli.common import StoreOpt, err, failing
+
+__all__ = ["serve"]
+
+
+def serve(
+    config: Annotated[
+        Path | None, typer.Option(help="Settings file (YAML); ANTAL_* variables win over it.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Directory of canonical Parquet extracts.")
+    ] = None,
+    installation: Annotated[Path | None, typer.Option(help="Installation config (YAML).")] = None,
+    store: StoreOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the HTTP API (uvicorn) over the extracts, with the one store."""
+    import uvicorn
+
+    from antal.api.app import create_app
+    from antal.api.settings import load_settings
+
+    with failing(prefix="cannot start: "):
+        settings = load_settings(
+            config, data=data, installation=installation, store=store, host=host, port=port
+        )
+        application = create_app(settings)
+    err.print(
+        f"antal: data release {application.state.antal.installation.release} "
+        f"on http://{settings.host}:{settings.port} (OpenAPI: /openapi.json, docs: /docs)"
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")

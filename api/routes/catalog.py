@@ -1,0 +1,138 @@
+"""Catalog routes: registers, regions, sites, code systems, search; holders publish entries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from antal.api import schemas as S
+from antal.api.routes.deps import ApiError, Authed, Checking, state_of
+from antal.catalog import HOLDER_FIELDS, Register, suggest
+from antal.catalog.codes import search_codes
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/v1/catalog/registers")
+def registers(request: Request, u: Authed) -> list[dict[str, Any]]:
+    return [
+        {"id": r.id, "title": r.title.model_dump(), "holder": r.holder, "kind": r.kind,
+         "coverage": r.coverage.model_dump(), "events": sorted({p.event for p in r.provides}),
+         "internal": r.is_internal}
+        for r in state_of(request).catalog.registers.values()
+    ]  # fmt: skip
+
+
+@router.get("/v1/catalog/registers/{register_id}")
+def register(
+    request: Request, register_id: Annotated[str, Path(max_length=64)], u: Authed
+) -> dict[str, Any]:
+    catalog = state_of(request).catalog
+    reg = catalog.register(register_id)
+    if reg is None:
+        hint = suggest(register_id, catalog.ids())
+        raise ApiError(
+            404,
+            "not_found",
+            f"unknown register '{register_id}'" + (f" - did you mean '{hint}'?" if hint else ""),
+        )
+    return reg.model_dump(mode="json")
+
+
+@router.put("/v1/catalog/registers/{register_id}")
+def publish_register(
+    request: Request,
+    register_id: Annotated[str, Path(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)],
+    entry: Register,
+    u: Authed,
+) -> dict[str, Any]:
+    """Publish a register's catalog entry: its holder (or an admin) only."""
+    state = state_of(request)
+    if u.role != "admin" and not (u.role == "holder" and register_id in u.registers):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"only the holder of '{register_id}' or an admin may publish its entry",
+        )
+    if entry.id != register_id:
+        raise ApiError(
+            400, "invalid", f"the entry's id is {entry.id!r}, the path says {register_id!r}"
+        )
+    old = state.catalog.register(register_id)
+    if old is not None and (old.kind, old.person_key) != (entry.kind, entry.person_key):
+        raise ApiError(400, "invalid", "an entry keeps its kind and person key")
+    if u.role != "admin":
+        # a holder describes its register; which events it provides (and its kind, keys,
+        # dates, internal flag) is the installation's decision, an admin's
+        base = old or Register.model_validate(
+            {**entry.model_dump(), "kind": "events", "provides": [], "internal": False,
+             "site_column": None}
+        )  # fmt: skip
+        fixed = sorted(
+            f for f in Register.model_fields
+            if f not in HOLDER_FIELDS and getattr(entry, f) != getattr(base, f)
+        )  # fmt: skip
+        if fixed:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"a holder publishes descriptions and variables only; {', '.join(fixed)} "
+                "can be changed by an admin",
+                {"fields": fixed},
+            )
+    state.entries.put(entry, actor=u.id)
+    state.catalog.registers[register_id] = entry
+    return entry.model_dump(mode="json")
+
+
+@router.get("/v1/catalog/regions")
+def regions(request: Request, u: Authed) -> list[dict[str, Any]]:
+    return [r.model_dump() for r in state_of(request).catalog.regions]
+
+
+@router.get("/v1/catalog/sites")
+def sites(request: Request, u: Authed) -> list[dict[str, Any]]:
+    return [s.model_dump() for s in state_of(request).catalog.sites]
+
+
+@router.get("/v1/catalog/code-systems")
+def code_systems(request: Request, u: Authed) -> list[dict[str, Any]]:
+    out: dict[str, set[str]] = {}
+    for reg in state_of(request).catalog.registers.values():
+        for v in reg.variables:
+            if v.code_system:
+                out.setdefault(v.code_system, set()).add(f"{reg.id}.{v.name}")
+    return [{"code_system": k, "variables": sorted(v)} for k, v in sorted(out.items())]
+
+
+@router.get("/v1/catalog/search")
+def search(
+    request: Request, u: Checking, q: Annotated[str, Query(min_length=1, max_length=100)]
+) -> list[S.SearchHit]:
+    words = q.lower().split()
+    hits: list[S.SearchHit] = []
+
+    def match(*texts: str | None) -> bool:
+        blob = " ".join(t for t in texts if t).lower()
+        return all(w in blob for w in words)
+
+    for reg in state_of(request).catalog.registers.values():
+        if match(
+            reg.id, reg.title.sv, reg.title.en, reg.description.en, reg.description.sv,
+            *reg.keywords,
+        ):  # fmt: skip
+            hits.append(
+                S.SearchHit(
+                    kind="register", register_id=reg.id, name=reg.id, description=reg.title.en
+                )
+            )
+        for v in reg.variables:
+            if match(reg.id, v.name, v.description, v.code_system, v.unit):
+                hits.append(S.SearchHit(kind="variable", register_id=reg.id, name=v.name,
+                                        description=v.description, code_system=v.code_system))  # fmt: skip
+    for code, system, text in search_codes(q):
+        hits.append(S.SearchHit(kind="code", name=code, description=text, code_system=system))
+    return hits[:200]

@@ -1,0 +1,69 @@
+"""Cohort routes: validate and compile (no data, no charge), and count for a project
+(released through the privacy layer, charged to its budget)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from antal.api import schemas as S
+from antal.api import usecases as uc
+from antal.api.routes.deps import (
+    Authed,
+    Checking,
+    ProjectId,
+    member_project,
+    rate_limited,
+    state_of,
+)
+from antal.engine import ir
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["cohorts"])
+
+_COUNT_FAILED = {
+    503: {
+        "model": S.ErrorBody,
+        "description": "the count could not be computed (charged; the same answer whatever failed)",
+    }
+}
+
+
+def _cohort(body: S.CohortIn) -> str | ir.Cohort:
+    return body.cohort if body.cohort is not None else uc.cohort_from_json(body.ir)
+
+
+@router.post("/v1/cohorts/validate")
+def validate(request: Request, body: S.CohortIn, u: Checking) -> S.ValidateOut:
+    """Parse and check a cohort; no data is read and nothing is charged."""
+    v = uc.validate(_cohort(body), state_of(request).catalog)
+    if v.error is not None:
+        diags = [S.Diagnostic(line=d.line, column=d.column, message=d.message, hint=d.hint, code=d.code)
+                 for d in v.error.diagnostics]  # fmt: skip
+        return S.ValidateOut(ok=False, diagnostics=diags)
+    return S.ValidateOut(ok=True, diagnostics=[], query_hash=v.query_hash, steps=list(v.steps),
+                         registers=list(v.registers))  # fmt: skip
+
+
+@router.post("/v1/cohorts/compile")
+def compile_(request: Request, body: S.CompileIn, u: Checking) -> S.CompileOut:
+    """The one SQL statement of a cohort; no data is read and nothing is charged."""
+    state = state_of(request)
+    c = uc.compile_cohort(_cohort(body), state.catalog, state.installation)
+    return S.CompileOut(sql=c.sql(body.dialect), dialect=body.dialect, query_hash=c.query_hash,
+                        registers=c.registers)  # fmt: skip
+
+
+@router.post("/v1/projects/{pid}/count", responses=_COUNT_FAILED)  # type: ignore[arg-type]
+def count(request: Request, pid: ProjectId, body: S.CohortIn, u: Authed) -> S.CountOut:
+    """Count a cohort for a project: released through differential privacy, charged to its budget."""
+    state = state_of(request)
+    member_project(state, pid, u)
+    wait = state.counts.check(u.id)
+    if wait is not None:
+        raise rate_limited("counts", wait, state.settings.counts_per_minute)
+    answer = uc.count_released(
+        _cohort(body), state.installation, state.catalog, state.gate, pid, u.id, state.backend,
+        approved_only=True,
+    )  # fmt: skip
+    return S.CountOut.model_validate(answer.to_json())

@@ -1,0 +1,204 @@
+"""What the routers share: the service's state, authentication and rate limits, and the one
+mapping from typed errors (of the use cases, the engine and the privacy layer) to HTTP
+statuses in the one error shape {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from antal.api import schemas as S
+from antal.api import usecases as uc
+from antal.api.accounts import Accounts, CatalogEntries, User
+from antal.api.ratelimit import RateLimiter
+from antal.api.settings import Settings
+from antal.engine import CohortError, MissingRegisterError
+from antal.privacy import BudgetExceeded, CountFailed, Gate, Project, UnknownProject
+
+__all__ = [
+    "ERRORS",
+    "Admin",
+    "ApiError",
+    "Authed",
+    "Checking",
+    "ProjectId",
+    "State",
+    "error_response",
+    "install_error_handlers",
+    "member_project",
+    "project_out",
+    "state_of",
+]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        self.status, self.code, self.message, self.details, self.headers = (
+            status,
+            code,
+            message,
+            details,
+            headers,
+        )
+        super().__init__(message)
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+ERRORS = {
+    400: {"model": S.ErrorBody, "description": "bad input"},
+    401: {"model": S.ErrorBody, "description": "no or unknown bearer token"},
+    403: {"model": S.ErrorBody, "description": "not allowed (role, project, approval or budget)"},
+    404: {"model": S.ErrorBody, "description": "no such thing"},
+    413: {"model": S.ErrorBody, "description": "the request body is too large"},
+    422: {"model": S.ErrorBody, "description": "the request body or parameters do not validate"},
+    429: {"model": S.ErrorBody, "description": "rate limit; see Retry-After"},
+}
+
+
+class State:
+    """What the routes share; built once per app from the one settings model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.installation = uc.open_installation(settings)
+        self.params = self.installation.privacy
+        self.store = uc.open_store(settings)
+        self.entries = CatalogEntries(self.store)
+        # bundled entries, the installation's, and those holders published through the API
+        self.catalog = uc.open_catalog(self.installation, self.store)
+        uc.check_data(self.installation, self.catalog)  # refuse to serve failing extracts
+        self.accounts = Accounts(self.store)
+        self.gate = Gate(self.store, self.params)
+        self.backend = uc.open_backend(settings, self.installation, self.catalog)
+        self.requests = RateLimiter(settings.requests_per_minute)
+        self.counts = RateLimiter(settings.counts_per_minute)
+        self.checks = RateLimiter(settings.checks_per_minute)
+        self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
+
+
+def state_of(request: Request) -> State:
+    return request.app.state.antal
+
+
+def rate_limited(what: str, wait: float, limit: int) -> ApiError:
+    after = RateLimiter.retry_after(wait)
+    return ApiError(429, "rate_limited", f"too many {what}; try again in {after} s",
+                    {"limit_per_minute": limit}, {"Retry-After": after})  # fmt: skip
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_user(
+    request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    state = state_of(request)
+    if cred is None or cred.scheme.lower() != "bearer":
+        raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>`",
+                       headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    # Guessing tokens: after a number of wrong ones from an address, every token from it
+    # (right or wrong, unchecked) is answered 429 until the oldest failure is a minute old.
+    address = request.client.host if request.client else "unknown"
+    wait = state.auth_failures.blocked(address)
+    if wait is not None:
+        raise rate_limited("failed authentications", wait, state.settings.auth_failures_per_minute)
+    u = state.accounts.authenticate(cred.credentials)
+    if u is None:
+        state.auth_failures.hit(address)
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    wait = state.requests.check(u.id)
+    if wait is not None:
+        raise rate_limited("requests", wait, state.settings.requests_per_minute)
+    return u
+
+
+def checking_user(request: Request, u: Annotated[User, Depends(current_user)]) -> User:
+    """A user of a free route that parses cohorts or searches: limited on its own."""
+    state = state_of(request)
+    wait = state.checks.check(u.id)
+    if wait is not None:
+        raise rate_limited("checks", wait, state.settings.checks_per_minute)
+    return u
+
+
+def admin_user(u: Annotated[User, Depends(current_user)]) -> User:
+    if u.role != "admin":
+        raise ApiError(403, "forbidden", "this needs the role admin")
+    return u
+
+
+Authed = Annotated[User, Depends(current_user)]
+Checking = Annotated[User, Depends(checking_user)]
+Admin = Annotated[User, Depends(admin_user)]
+ProjectId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
+
+
+def member_project(state: State, pid: str, u: User) -> Project:
+    project = state.store.project(pid)
+    if project is None or (u.role != "admin" and not state.accounts.is_member(pid, u.id)):
+        # the same answer whether the project exists or not: names of others' projects stay private
+        raise ApiError(404, "not_found", f"no project {pid!r} of yours")
+    return project
+
+
+def project_out(p: Project) -> S.ProjectOut:
+    return S.ProjectOut(id=p.id, title=p.title, purpose=p.purpose, budget=p.budget, spent=p.spent,
+                        registers=list(p.registers))  # fmt: skip
+
+
+def _status(e: uc.UseCaseError) -> int:
+    if isinstance(e, uc.NotFound):
+        return 404
+    if isinstance(e, uc.NotApproved):
+        return 403
+    return 400
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Typed errors → status and code, here only (the routes just call the use cases)."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError) -> JSONResponse:
+        return error_response(e.status, e.code, e.message, e.details, e.headers)
+
+    @app.exception_handler(uc.UseCaseError)
+    async def _use_case(request: Request, e: uc.UseCaseError) -> JSONResponse:
+        return error_response(_status(e), e.code, e.message, e.details)
+
+    @app.exception_handler(CohortError)
+    async def _cohort(request: Request, e: CohortError) -> JSONResponse:
+        diags = [S.Diagnostic(line=d.line, column=d.column, message=d.message, hint=d.hint, code=d.code).model_dump()
+                 for d in e.diagnostics]  # fmt: skip
+        return error_response(400, "cohort_invalid", str(e), {"diagnostics": diags})
+
+    @app.exception_handler(MissingRegisterError)
+    async def _missing(request: Request, e: MissingRegisterError) -> JSONResponse:
+        return error_response(400, "register_missing", str(e), {"registers": e.registers})
+
+    @app.exception_handler(BudgetExceeded)
+    async def _budget(request: Request, e: BudgetExceeded) -> JSONResponse:
+        return error_response(403, "budget_exceeded", str(e), {"needed": e.needed, "left": e.left})
+
+    @app.exception_handler(CountFailed)
+    async def _failed(request: Request, e: CountFailed) -> JSONResponse:
+        # charged; one status and one text whatever failed (see privacy.gate)
+        return error_response(503, "count_failed", str(e),
+                              {"epsilon_charged": e.charged, "budget_left": e.left})  # fmt: skip
+
+    @app.exception_handler(UnknownProject)
+    async def _unknown_project(request: Request, e: UnknownProject) -> JSONResponse:
+        return error_response(404, "not_found", f"no project {e.project_id!r} of yours")

@@ -1,0 +1,537 @@
+"""What antal does, once, for every face: the command line, the HTTP API (and later a web
+page or a federation node) only translate: they parse arguments, call a use case here, and
+present its result or map its typed error to an exit code or an HTTP status.
+
+- opening: the installation, its catalog, the store and the backend from one `Settings`;
+- cohorts: validate, compile, count exact (the data holder's local mode), count released
+  (through the privacy gate: the only way a number computed on the extracts leaves);
+- the data check;
+- administration: users, tokens (issue and revoke), projects, approvals (add, remove,
+  replace), members, the audit log's verification.
+
+Every failure is a typed error: the engine's (`CohortError`, `MissingRegisterError`,
+`DataError`), the privacy layer's (`BudgetExceeded`, `CountFailed`, `UnknownProject`), the
+catalog's (`CatalogError`), or one of this module's (`UseCaseError` and below).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from antal.api.accounts import Accounts, CatalogEntries, Role, User
+from antal.api.settings import Settings
+from antal.catalog import Catalog, Installation, bundled_dir, load_catalog, load_installation
+from antal.engine import Backend, CohortError, Compiled, DataError, get_backend, ir, prepare
+from antal.engine import count_exact as _engine_count_exact
+from antal.engine.domain import breakdown_domain, domain_size
+from antal.engine.result import ExactResult
+from antal.privacy import (
+    Answer,
+    Gate,
+    PrivacyParams,
+    Project,
+    Store,
+    TrueCounts,
+    UnknownProject,
+)
+from antal.privacy import open_store as _open_store
+from antal.privacy.store import store_exists
+
+__all__ = [
+    "BreakdownTooFine",
+    "CompiledCohort",
+    "Invalid",
+    "IrInvalid",
+    "NotApproved",
+    "NotFound",
+    "ProjectMismatch",
+    "StoreMissing",
+    "UnknownRegister",
+    "UseCaseError",
+    "Validation",
+    "add_member",
+    "approve_registers",
+    "canonical_query",
+    "check_data",
+    "cohort_from_json",
+    "compile_cohort",
+    "count_exact",
+    "count_released",
+    "create_project",
+    "create_user",
+    "issue_token",
+    "local_project",
+    "open_backend",
+    "open_catalog",
+    "open_installation",
+    "open_store",
+    "prepare_count",
+    "release_count",
+    "revoke_registers",
+    "revoke_tokens",
+    "set_registers",
+    "validate",
+    "verify_audit",
+]
+
+PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+USER_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+ROLES: tuple[Role, ...] = ("researcher", "holder", "admin")
+PURPOSES = ("forskning", "kommersiell")
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+class UseCaseError(Exception):
+    """A request the use cases refuse; `code` is stable (the HTTP API's error code)."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        self.message, self.details = message, details
+        super().__init__(message)
+
+
+class Invalid(UseCaseError):
+    """Bad input: an id, a role, an unknown register, an existing id."""
+
+
+class UnknownRegister(Invalid):
+    code = "unknown_register"
+
+
+class NotFound(UseCaseError):
+    code = "not_found"
+
+
+class IrInvalid(Invalid):
+    code = "ir_invalid"
+
+
+class StoreMissing(NotFound):
+    """A read-only command was pointed at a store that does not exist (it is not created)."""
+
+    code = "store_missing"
+
+
+class ProjectMismatch(Invalid):
+    """`--purpose`/`--budget` given for an existing project that has others."""
+
+    code = "project_mismatch"
+
+
+class NotApproved(UseCaseError):
+    code = "register_not_approved"
+
+
+class BreakdownTooFine(UseCaseError):
+    code = "breakdown_too_fine"
+
+    def __init__(self, cells: int, limit: int) -> None:
+        self.cells, self.limit = cells, limit
+        super().__init__(
+            f"the breakdown has {cells} cells; at most {limit} can be released",
+            {"cells": cells, "limit": limit},
+        )
+
+
+# ---- opening --------------------------------------------------------------------------------
+
+
+def open_installation(settings: Settings) -> Installation:
+    """The installation the settings name (CatalogError, FileNotFoundError or Invalid)."""
+    if settings.data and settings.installation:
+        raise Invalid("give either the data directory or the installation file, not both")
+    if settings.installation:
+        return load_installation(settings.installation)
+    if settings.data:
+        return Installation.from_data_dir(settings.data)
+    raise Invalid(
+        "say where the extracts are: a data directory (--data DIR, ANTAL_DATA) or an "
+        "installation file (--config FILE, ANTAL_INSTALLATION)"
+    )
+
+
+def open_catalog(installation: Installation | None = None, store: Store | None = None) -> Catalog:
+    """The bundled catalog, the installation's extra entries, and (with a store) the entries
+    holders published through the API, which win over files."""
+    cat = load_catalog(bundled_dir(), *(installation.catalog_dirs if installation else ()))
+    if store is not None:
+        for reg in CatalogEntries(store).all():
+            cat.registers[reg.id] = reg
+    return cat
+
+
+def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
+    """The settings' store; a read-only use (`must_exist`) never creates one."""
+    if must_exist and not store_exists(settings.store):
+        raise StoreMissing(f"no store at {settings.store}")
+    return _open_store(settings.store)
+
+
+def open_backend(
+    settings: Settings,
+    installation: Installation,
+    catalog: Catalog,
+    *,
+    time_budget: bool = True,
+) -> Backend:
+    """The settings' backend with their threads, memory limit and (unless the data holder's
+    own local mode, `time_budget=False`) the time budget of one count."""
+    return get_backend(
+        settings.backend, installation, catalog, threads=settings.threads,
+        memory_limit=settings.memory_limit,
+        query_seconds=settings.query_seconds if time_budget else None,
+    )  # fmt: skip
+
+
+def check_data(
+    installation: Installation, catalog: Catalog, registers: set[str] | None = None
+) -> None:
+    """Raise `DataError` (findings name files and columns, never a value) on a failing check;
+    `registers`: only these (the check adds the population and the opt-outs)."""
+    from antal.engine.datacheck import check_data as _check
+    from antal.engine.datacheck import format_findings
+
+    findings = _check(installation, catalog, registers)
+    if findings:
+        raise DataError(
+            f"the extracts fail the data check ({len(findings)} problem(s)):\n"
+            + format_findings(findings),
+            findings,
+        )
+
+
+# ---- cohorts ----------------------------------------------------------------------------------
+
+
+def cohort_from_json(node: Any) -> ir.Cohort:
+    """A cohort from its JSON IR (IrInvalid if it is not one)."""
+    try:
+        cohort = ir.from_json(node or {})
+    except (ValueError, TypeError, KeyError) as e:
+        raise IrInvalid(f"not a valid cohort IR: {e}") from None
+    if not isinstance(cohort, ir.Cohort):
+        raise IrInvalid("the IR's top node must be of kind 'cohort'")
+    return cohort
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A checked cohort's summary, or the CohortError that says what is wrong."""
+
+    error: CohortError | None
+    checked: ir.Cohort | None = None
+    query_hash: str | None = None
+    steps: tuple[str, ...] = ()
+    registers: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def validate(cohort: str | ir.Cohort, catalog: Catalog) -> Validation:
+    """Parse and check against the catalog; no data read, nothing charged."""
+    try:
+        checked, compiled = prepare(cohort, catalog)
+    except CohortError as e:
+        return Validation(error=e)
+    return Validation(None, checked, ir.ir_hash(checked), tuple(compiled.labels),
+                      tuple(sorted(compiled.registers)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompiledCohort:
+    checked: ir.Cohort
+    compiled: Compiled
+
+    @property
+    def query_hash(self) -> str:
+        return ir.ir_hash(self.checked)
+
+    @property
+    def registers(self) -> list[str]:
+        return sorted(self.compiled.registers)
+
+    def sql(self, dialect: str = "duckdb") -> str:
+        return self.compiled.sql(dialect, pretty=True)
+
+
+def compile_cohort(
+    cohort: str | ir.Cohort,
+    catalog: Catalog,
+    installation: Installation | None = None,
+    purpose: str = "forskning",
+) -> CompiledCohort:
+    """Check and compile (with an installation: also that it holds every register read)."""
+    _purpose(purpose)
+    return CompiledCohort(*prepare(cohort, catalog, installation, purpose=purpose))
+
+
+def count_exact(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    backend: Backend,
+    purpose: str = "forskning",
+) -> ExactResult:
+    """True counts: the data holder's local mode on their own extract, never a service's."""
+    _purpose(purpose)
+    return _engine_count_exact(cohort, installation, catalog, purpose=purpose, backend=backend)
+
+
+def canonical_query(checked: ir.Cohort) -> str:
+    """The canonical IR as compact JSON: what the audit log records of a query."""
+    return json.dumps(
+        ir.to_json(ir.canonical(checked)),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def prepare_count(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    project: Project,
+    *,
+    approved_only: bool,
+) -> CompiledCohort:
+    """Check and compile for a project's release; raises before anything is charged:
+    with `approved_only`, a register the project is not approved for is `NotApproved`
+    (the population and opt-out registers need no approval)."""
+    prepared = CompiledCohort(*prepare(cohort, catalog, installation, purpose=project.purpose))
+    if approved_only:
+        implicit = {r.id for r in (catalog.population, catalog.optout) if r is not None}
+        unapproved = sorted(set(prepared.compiled.registers) - implicit - set(project.registers))
+        if unapproved:
+            raise NotApproved(
+                f"project {project.id!r} is not approved for {', '.join(unapproved)}",
+                {"registers": unapproved, "approved": list(project.registers)},
+            )
+    return prepared
+
+
+def release_count(
+    prepared: CompiledCohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    actor: str,
+    backend: Backend,
+) -> Answer:
+    """Release a prepared cohort through the privacy gate (charging the project).
+
+    The engine's exact result becomes `privacy.TrueCounts` inside the `compute` callback
+    the gate calls; it is never returned, logged or stored here. Once the gate has charged,
+    any failure of `compute` (a database error, the time budget running out) is charged
+    like an answer and raised as `CountFailed` (fail closed)."""
+    checked, compiled = prepared.checked, prepared.compiled
+    cells = domain_size(checked, catalog)
+    if cells > gate.params.max_cells:
+        raise BreakdownTooFine(cells, gate.params.max_cells)
+    qhash = ir.ir_hash(checked)
+
+    def compute() -> TrueCounts:
+        res = ExactResult.from_rows(compiled, backend.run(compiled), qhash, installation.release)
+        domain = breakdown_domain(checked, catalog)
+        return TrueCounts(res.labels, res.counts, res.dims,
+                          {tuple(k): n for k, n in res.cells}, domain)  # fmt: skip
+
+    return gate.answer(
+        project_id, actor, qhash, canonical_query(checked), installation.release,
+        compiled.labels, compiled.dims, compute, catalog_version=catalog.version(),
+    )  # fmt: skip
+
+
+def count_released(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    actor: str,
+    backend: Backend,
+    *,
+    approved_only: bool = False,
+) -> Answer:
+    """Check, compile and release through the privacy gate, charging the project."""
+    project = gate.store.project(project_id)
+    if project is None:
+        raise UnknownProject(project_id)
+    prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    return release_count(prepared, installation, catalog, gate, project_id, actor, backend)
+
+
+def local_project(
+    store: Store,
+    project_id: str,
+    params: PrivacyParams,
+    purpose: str | None = None,
+    budget: float | None = None,
+    actor: str = "cli",
+) -> Project:
+    """The command line's local project: made on first use with `purpose` (default
+    forskning) and `budget` (default: the installation's); for an existing project, a
+    purpose or budget that differs from its own is `ProjectMismatch`, never ignored."""
+    if purpose is not None:
+        _purpose(purpose)
+    project = store.project(project_id)
+    if project is None:
+        return store.create_project(
+            project_id, f"local project {project_id}", purpose or "forskning",
+            params.default_budget if budget is None else budget, actor=actor,
+        )  # fmt: skip
+    wrong = []
+    if purpose is not None and purpose != project.purpose:
+        wrong.append(f"its purpose is {project.purpose}, not {purpose}")
+    if budget is not None and budget != project.budget:
+        wrong.append(f"its budget is ε {project.budget:g}, not {budget:g}")
+    if wrong:
+        raise ProjectMismatch(
+            f"project {project_id} exists: {'; '.join(wrong)}. A project's purpose and budget "
+            "are fixed when it is made: leave the option out, or name another project",
+            {"purpose": project.purpose, "budget": project.budget},
+        )
+    return project
+
+
+def _purpose(purpose: str) -> None:
+    if purpose not in PURPOSES:
+        raise Invalid("purpose is 'forskning' or 'kommersiell'")
+
+
+# ---- administration -------------------------------------------------------------------------
+
+
+def _registers(catalog: Catalog, registers: tuple[str, ...]) -> None:
+    unknown = sorted(set(registers) - set(catalog.ids()))
+    if unknown:
+        raise UnknownRegister(f"unknown register(s) {', '.join(unknown)}", {"registers": unknown})
+
+
+def create_user(
+    accounts: Accounts,
+    uid: str,
+    name: str | None,
+    role: str,
+    registers: tuple[str, ...] = (),
+    actor: str = "admin",
+) -> User:
+    if role not in ROLES:
+        raise Invalid("role is researcher, holder or admin")
+    if not USER_ID.match(uid):
+        raise Invalid("a user id is lower-case letters, digits, '.', '_' and '-'")
+    try:
+        return accounts.create_user(uid, name or uid, role, registers, actor=actor)  # type: ignore[arg-type]
+    except KeyError:
+        raise Invalid(f"user {uid!r} exists") from None
+
+
+def issue_token(accounts: Accounts, uid: str, actor: str = "admin") -> str:
+    try:
+        return accounts.issue_token(uid, actor=actor)
+    except KeyError:
+        raise NotFound(f"no user {uid!r}") from None
+
+
+def revoke_tokens(accounts: Accounts, uid: str, actor: str = "admin") -> int:
+    """Revoke every live token of a user (audited); how many were revoked."""
+    try:
+        return accounts.revoke_tokens(uid, actor=actor)
+    except KeyError:
+        raise NotFound(f"no user {uid!r}") from None
+
+
+def create_project(
+    store: Store,
+    accounts: Accounts,
+    catalog: Catalog,
+    pid: str,
+    title: str | None,
+    purpose: str,
+    budget: float,
+    registers: tuple[str, ...] = (),
+    members: tuple[str, ...] = (),
+    actor: str = "admin",
+) -> Project:
+    if not PROJECT_ID.match(pid):
+        raise Invalid("a project id is lower-case letters, digits, '_' and '-'")
+    _purpose(purpose)
+    if budget < 0:
+        raise Invalid("budget must not be negative")
+    _registers(catalog, registers)
+    for m in members:  # before anything is written: no half-made project
+        if accounts.user(m) is None:
+            raise NotFound(f"no user {m!r}")
+    try:
+        project = store.create_project(pid, title or pid, purpose, budget, registers, actor=actor)
+    except KeyError:
+        raise Invalid(f"project {pid!r} exists") from None
+    for m in members:
+        accounts.add_member(pid, m, actor=actor)
+    return project
+
+
+def _changed(project: Project | None, pid: str) -> Project:
+    if project is None:
+        raise NotFound(f"no project {pid!r}")
+    return project
+
+
+def approve_registers(
+    store: Store, catalog: Catalog, pid: str, registers: tuple[str, ...], actor: str = "admin"
+) -> Project:
+    """Add registers to a project's approvals (those it has stay)."""
+    _changed(store.project(pid), pid)
+    _registers(catalog, registers)
+    return _changed(store.change_registers(pid, add=registers, actor=actor), pid)
+
+
+def revoke_registers(
+    store: Store, pid: str, registers: tuple[str, ...], actor: str = "admin"
+) -> Project:
+    """Remove registers from a project's approvals; a register it is not approved for is
+    an error (a typo must not look like a revocation)."""
+    project = _changed(store.project(pid), pid)
+    absent = sorted(set(registers) - set(project.registers))
+    if absent:
+        raise Invalid(
+            f"project {pid!r} is not approved for {', '.join(absent)}",
+            {"registers": absent, "approved": list(project.registers)},
+        )
+    return _changed(store.change_registers(pid, remove=registers, actor=actor), pid)
+
+
+def set_registers(
+    store: Store, catalog: Catalog, pid: str, registers: tuple[str, ...], actor: str = "admin"
+) -> Project:
+    """Replace a project's approvals by exactly these registers (HTTP PUT)."""
+    _changed(store.project(pid), pid)
+    _registers(catalog, registers)
+    store.set_registers(pid, registers, actor=actor)
+    return _changed(store.project(pid), pid)
+
+
+def add_member(accounts: Accounts, pid: str, uid: str, actor: str = "admin") -> User:
+    try:
+        accounts.add_member(pid, uid, actor=actor)
+    except KeyError as e:
+        raise NotFound(str(e.args[0])) from None
+    user = accounts.user(uid)
+    assert user is not None
+    return user
+
+
+def verify_audit(store: Store) -> tuple[int, list[str]]:
+    """The number of audit entries and the problems of the hash chain and the ledger."""
+    problems = store.verify_audit() + store.ledger_problems()
+    return len(store.audit_entries()), problems
