@@ -16,6 +16,7 @@ catalog's (`CatalogError`), or one of this module's (`UseCaseError` and below).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -23,7 +24,15 @@ from typing import Any
 
 from antal.api.accounts import Accounts, CatalogEntries, Role, User
 from antal.api.settings import Settings
-from antal.catalog import Catalog, Installation, bundled_dir, load_catalog, load_installation
+from antal.catalog import (
+    HOLDER_FIELDS,
+    Catalog,
+    Installation,
+    Register,
+    bundled_dir,
+    load_catalog,
+    load_installation,
+)
 from antal.engine import Backend, CohortError, Compiled, DataError, get_backend, ir, prepare
 from antal.engine import count_exact as _engine_count_exact
 from antal.engine.domain import breakdown_domain, domain_size
@@ -128,6 +137,16 @@ class NotApproved(UseCaseError):
     code = "register_not_approved"
 
 
+class Forbidden(UseCaseError):
+    code = "forbidden"
+
+
+class EntryMismatch(UseCaseError):
+    """A published catalog entry that the installation's data does not bear out."""
+
+    code = "entry_does_not_match_data"
+
+
 class BreakdownTooFine(UseCaseError):
     code = "breakdown_too_fine"
 
@@ -204,6 +223,69 @@ def check_data(
             + format_findings(findings),
             findings,
         )
+
+
+# ---- catalog entries ----------------------------------------------------------------------------
+
+
+def publish_entry(
+    catalog: Catalog,
+    entries: CatalogEntries,
+    installation: Installation,
+    user: User,
+    register_id: str,
+    entry: Register,
+) -> Register:
+    """Publish a register's catalog entry (its holder, or an admin), checked against the
+    installation's data before anything changes; researchers see it at once."""
+    if user.role != "admin" and not (user.role == "holder" and register_id in user.registers):
+        raise Forbidden(f"only the holder of '{register_id}' or an admin may publish its entry")
+    if entry.id != register_id:
+        raise Invalid(f"the entry's id is {entry.id!r}, the path says {register_id!r}")
+    old = catalog.register(register_id)
+    if old is not None and (old.kind, old.person_key) != (entry.kind, entry.person_key):
+        raise Invalid("an entry keeps its kind and person key")
+    if user.role != "admin":
+        # a holder describes its register; which events it provides (and its kind, keys,
+        # dates, internal flag) is the installation's decision, an admin's
+        base = old or Register.model_validate(
+            {**entry.model_dump(), "kind": "events", "provides": [], "internal": False,
+             "site_column": None}
+        )  # fmt: skip
+        fixed = sorted(
+            f for f in Register.model_fields
+            if f not in HOLDER_FIELDS and getattr(entry, f) != getattr(base, f)
+        )  # fmt: skip
+        if fixed:
+            raise Forbidden(
+                f"a holder publishes descriptions and variables only; {', '.join(fixed)} "
+                "can be changed by an admin",
+                {"fields": fixed},
+            )
+    if register_id in installation.sources:
+        # the entry must describe the data as it is: every variable a column of a type that
+        # holds it, codes of their system's shape, closed value sets respected. Otherwise a
+        # researcher's count on it would fail (or, worse, count zero) after being charged.
+        from antal.engine.datacheck import check_data as _check
+
+        candidate = dataclasses.replace(
+            catalog, registers={**catalog.registers, register_id: entry}
+        )
+        found = [
+            f for f in _check(installation, candidate, {register_id}) if f.register == register_id
+        ]
+        if found:
+            raise EntryMismatch(
+                f"the entry does not match this installation's data for '{register_id}' "
+                f"({len(found)} problem(s)): "
+                + "; ".join(f.message + (f" (column {f.column!r})" if f.column else "") for f in found),
+                # where and what, never a value, and not the server's file paths either
+                {"problems": [{"column": f.column, "kind": f.kind, "rows": f.count,
+                               "message": f.message} for f in found]},
+            )  # fmt: skip
+    entries.put(entry, actor=user.id)
+    catalog.registers[register_id] = entry
+    return entry
 
 
 # ---- cohorts ----------------------------------------------------------------------------------

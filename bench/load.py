@@ -89,7 +89,7 @@ def antal_command() -> list[str]:
     return [
         sys.executable,
         "-c",
-        "import sys; from api.cli import app; sys.argv[0] = 'antal'; app()",
+        "import sys; from antal.api.cli import app; sys.argv[0] = 'antal'; app()",
     ]
 
 

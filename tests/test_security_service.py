@@ -308,6 +308,37 @@ def test_a_holder_describes_its_register_but_does_not_decide_what_it_provides(
     assert c.put("/v1/catalog/registers/ndr", json=claim, headers=h["admin"]).status_code == 200
 
 
+def test_a_published_entry_is_checked_against_the_data(svc: dict[str, Any]) -> None:
+    """A holder cannot publish variables the extract lacks or types it does not hold: the
+    review's `ndr.ldl` passed validate and made every count on it a 500."""
+    c, h = svc["c"], svc["h"]
+    ndr = c.get("/v1/catalog/registers/ndr", headers=h["holder"]).json()
+    ldl = {"name": "ldl", "type": "double", "description": "LDL-kolesterol", "unit": "mmol/l"}
+    as_text = [{**v, "type": "varchar"} if v["name"] == "hba1c" else v for v in ndr["variables"]]
+    for variables, column in (([*ndr["variables"], ldl], "ldl"), (as_text, "hba1c")):
+        r = c.put("/v1/catalog/registers/ndr", json={**ndr, "variables": variables},
+                  headers=h["holder"])  # fmt: skip
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["code"] == "entry_does_not_match_data"
+        assert [p["column"] for p in err["details"]["problems"]] == [column]
+        assert "parquet" not in r.text  # names columns, not the server's files
+    # nothing changed: researchers still see the old entry, and ldl is unknown to a cohort
+    assert c.get("/v1/catalog/registers/ndr", headers=h["a"]).json() == ndr
+    r = c.post("/v1/cohorts/validate", headers=h["a"],
+               json={"cohort": "index first diagnosis E11*\ninclude ndr.ldl > 3\n"})  # fmt: skip
+    assert r.status_code == 200 and not r.json()["ok"]
+    r = c.post(
+        "/v1/projects/pa/count",
+        headers=h["a"],
+        json={"cohort": "index first diagnosis E11*\ninclude ndr.ldl > 3\n"},
+    )
+    assert (
+        r.status_code == 400
+        and c.get("/v1/projects/pa/budget", headers=h["a"]).json()["spent"] == 0
+    )
+
+
 def test_stored_answers_are_keyed_by_the_catalog_version(svc: dict[str, Any]) -> None:
     c, h = svc["c"], svc["h"]
     q = {"cohort": "index first diagnosis E11*\n"}

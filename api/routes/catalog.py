@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from antal.api import schemas as S
+from antal.api import usecases as uc
 from antal.api.routes.deps import ApiError, Authed, Checking, state_of
-from antal.catalog import HOLDER_FIELDS, Register, suggest
+from antal.catalog import Register, suggest
 from antal.catalog.codes import search_codes
 
 __all__ = ["router"]
@@ -49,43 +50,13 @@ def publish_register(
     entry: Register,
     u: Authed,
 ) -> dict[str, Any]:
-    """Publish a register's catalog entry: its holder (or an admin) only."""
+    """Publish a register's catalog entry: its holder (or an admin) only; checked against
+    the installation's data (422 `entry_does_not_match_data`) before anything changes."""
     state = state_of(request)
-    if u.role != "admin" and not (u.role == "holder" and register_id in u.registers):
-        raise ApiError(
-            403,
-            "forbidden",
-            f"only the holder of '{register_id}' or an admin may publish its entry",
-        )
-    if entry.id != register_id:
-        raise ApiError(
-            400, "invalid", f"the entry's id is {entry.id!r}, the path says {register_id!r}"
-        )
-    old = state.catalog.register(register_id)
-    if old is not None and (old.kind, old.person_key) != (entry.kind, entry.person_key):
-        raise ApiError(400, "invalid", "an entry keeps its kind and person key")
-    if u.role != "admin":
-        # a holder describes its register; which events it provides (and its kind, keys,
-        # dates, internal flag) is the installation's decision, an admin's
-        base = old or Register.model_validate(
-            {**entry.model_dump(), "kind": "events", "provides": [], "internal": False,
-             "site_column": None}
-        )  # fmt: skip
-        fixed = sorted(
-            f for f in Register.model_fields
-            if f not in HOLDER_FIELDS and getattr(entry, f) != getattr(base, f)
-        )  # fmt: skip
-        if fixed:
-            raise ApiError(
-                403,
-                "forbidden",
-                f"a holder publishes descriptions and variables only; {', '.join(fixed)} "
-                "can be changed by an admin",
-                {"fields": fixed},
-            )
-    state.entries.put(entry, actor=u.id)
-    state.catalog.registers[register_id] = entry
-    return entry.model_dump(mode="json")
+    published = uc.publish_entry(
+        state.catalog, state.entries, state.installation, u, register_id, entry
+    )
+    return published.model_dump(mode="json")
 
 
 @router.get("/v1/catalog/regions")

@@ -163,8 +163,10 @@ def project_out(p: Project) -> S.ProjectOut:
 def _status(e: uc.UseCaseError) -> int:
     if isinstance(e, uc.NotFound):
         return 404
-    if isinstance(e, uc.NotApproved):
+    if isinstance(e, uc.NotApproved | uc.Forbidden):
         return 403
+    if isinstance(e, uc.EntryMismatch):
+        return 422
     return 400
 
 
