@@ -27,15 +27,19 @@ from antal.catalog import (
     load_installation,
 )
 from antal.catalog import bundled_dir as catalog_bundled
-from antal.engine import CohortError, MissingRegisterError, ir
+from antal.engine import CohortError, IRInvalid, MissingRegisterError, ir
 from antal.engine.limits import MAX_BODY_BYTES
 from antal.privacy import (
+    AlreadyExists,
     BudgetExceeded,
     CountFailed,
     Gate,
+    InvalidValue,
+    NotFound,
     PrivacyParams,
     Project,
     UnknownProject,
+    UnknownUser,
     open_store,
 )
 
@@ -362,7 +366,7 @@ def create_app(settings: Settings) -> FastAPI:
             return engine.parse(body.cohort)
         try:
             node = ir.from_json(body.ir or {})
-        except (ValueError, TypeError, KeyError) as e:
+        except IRInvalid as e:
             raise ApiError(400, "ir_invalid", f"not a valid cohort IR: {e}") from None
         if not isinstance(node, ir.Cohort):
             raise ApiError(400, "ir_invalid", "the IR's top node must be of kind 'cohort'")
@@ -500,15 +504,15 @@ def create_app(settings: Settings) -> FastAPI:
             nu = state.accounts.create_user(
                 body.id, body.name, body.role, tuple(body.registers), actor=u.id
             )
-        except (KeyError, ValueError) as e:
-            raise ApiError(400, "invalid", str(e).strip("'\"")) from None
+        except (AlreadyExists, InvalidValue) as e:
+            raise ApiError(400, "invalid", str(e)) from None
         return S.UserOut(id=nu.id, name=nu.name, role=nu.role, registers=list(nu.registers))
 
     @app.post("/v1/admin/users/{uid}/tokens", tags=["admin"], status_code=201)
     def create_token(uid: Annotated[str, Path(max_length=64)], u: Admin) -> S.TokenOut:
         try:
             return S.TokenOut(user=uid, token=state.accounts.issue_token(uid, actor=u.id))
-        except KeyError:
+        except UnknownUser:
             raise ApiError(404, "not_found", f"no user {uid!r}") from None
 
     @app.post("/v1/admin/projects", tags=["admin"], status_code=201)
@@ -520,7 +524,7 @@ def create_app(settings: Settings) -> FastAPI:
             p = state.store.create_project(
                 body.id, body.title, body.purpose, body.budget, tuple(body.registers), actor=u.id
             )
-        except KeyError:
+        except AlreadyExists:
             raise ApiError(400, "invalid", f"project {body.id!r} exists") from None
         return _project_out(p)
 
@@ -540,8 +544,8 @@ def create_app(settings: Settings) -> FastAPI:
     def add_member(pid: ProjectId, body: S.MemberIn, u: Admin) -> S.UserOut:
         try:
             state.accounts.add_member(pid, body.user, actor=u.id)
-        except KeyError as e:
-            raise ApiError(404, "not_found", str(e).strip("'\"")) from None
+        except NotFound as e:
+            raise ApiError(404, "not_found", str(e)) from None
         m = state.accounts.user(body.user)
         assert m is not None
         return S.UserOut(id=m.id, name=m.name, role=m.role, registers=list(m.registers),

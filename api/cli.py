@@ -17,6 +17,8 @@ from rich.table import Table
 
 from antal import catalog as cat_mod
 from antal.catalog import CatalogError, Installation, load_installation
+from antal.catalog.vocabulary import DIALECTS, PURPOSES, ROLES
+from antal.privacy.errors import NotFound, PrivacyError, UnknownUser
 
 app = typer.Typer(
     name="antal",
@@ -231,10 +233,10 @@ def sql_cmd(
     """Print the one SQL statement a cohort compiles to. No data is read."""
     from antal.engine import compile_cohort
 
-    if dialect not in ("duckdb", "postgres", "spark"):
-        _fail(f"unknown dialect '{dialect}'; choose duckdb, postgres or spark")
-    if purpose not in ("forskning", "kommersiell"):
-        _fail("purpose is 'forskning' or 'kommersiell'")
+    if dialect not in DIALECTS:
+        _fail(f"unknown dialect '{dialect}'; choose {', '.join(DIALECTS)}")
+    if purpose not in PURPOSES:
+        _fail(f"purpose is one of {', '.join(PURPOSES)}")
     cat = _load_catalog(catalog_dir)
     _, co = _checked(file, cat)
     optout = cat.optout.id if cat.optout else None
@@ -278,8 +280,8 @@ def count_cmd(
     """Count a cohort: released through the privacy layer, or --exact for a data holder."""
     from antal.engine import EngineError, count_exact, get_backend
 
-    if purpose not in ("forskning", "kommersiell"):
-        _fail("purpose is 'forskning' or 'kommersiell'")
+    if purpose not in PURPOSES:
+        _fail(f"purpose is one of {', '.join(PURPOSES)}")
     inst = _installation(data, config)
     cat = _load_catalog(list(inst.catalog_dirs))
     _text, co = _checked(file, cat)
@@ -436,15 +438,15 @@ def admin_create_user(
     """Create a user (and print a bearer token for them, shown once)."""
     import re
 
-    if role not in ("researcher", "holder", "admin"):
-        _fail("role is researcher, holder or admin")
+    if role not in ROLES:
+        _fail(f"role is one of {', '.join(ROLES)}")
     if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,62}$", user_id):
         _fail("a user id is lower-case letters, digits, '.', '_' and '-'")
     _st, acc = _admin_store(store)
     try:
         acc.create_user(user_id, name or user_id, role, tuple(registers or ()), actor="cli-admin")  # type: ignore[arg-type]
-    except (KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
+    except PrivacyError as e:
+        _fail(str(e))
     err.print(f"user {user_id} ({role}) created")
     if token:
         sys.stdout.write(acc.issue_token(user_id, actor="cli-admin") + "\n")
@@ -459,8 +461,8 @@ def admin_create_token(
     _st, acc = _admin_store(store)
     try:
         sys.stdout.write(acc.issue_token(user_id, actor="cli-admin") + "\n")
-    except KeyError as e:
-        _fail(str(e).strip("'\""))
+    except UnknownUser as e:
+        _fail(str(e))
 
 
 @admin_app.command("create-project")
@@ -498,8 +500,8 @@ def admin_create_project(
         )
         for m in member or ():
             acc.add_member(project_id, m, actor="cli-admin")
-    except (KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
+    except PrivacyError as e:
+        _fail(str(e))
     out.print(
         f"project {project_id} created: {purpose}, ε {budget:g}, registers {', '.join(registers or ()) or '-'}"
     )
@@ -533,8 +535,8 @@ def admin_add_member(
     _st, acc = _admin_store(store)
     try:
         acc.add_member(project_id, user_id, actor="cli-admin")
-    except KeyError as e:
-        _fail(str(e).strip("'\""))
+    except NotFound as e:
+        _fail(str(e))
     out.print(f"{user_id} is a member of {project_id}")
 
 

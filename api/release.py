@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from antal.catalog import Catalog, Installation
-from antal.engine import Backend, Compiled, ir, prepare
+from antal.engine import Backend, BreakdownTooFine, Compiled, ir, prepare
 from antal.engine.domain import breakdown_domain, domain_size
 from antal.engine.result import ExactResult
 from antal.privacy import Answer, Gate, TrueCounts, UnknownProject
@@ -22,12 +22,6 @@ __all__ = [
     "prepare_release",
     "release",
 ]
-
-
-class BreakdownTooFine(ValueError):
-    def __init__(self, cells: int, limit: int) -> None:
-        self.cells, self.limit = cells, limit
-        super().__init__(f"the breakdown has {cells} cells; at most {limit} can be released")
 
 
 def canonical_query(checked: ir.Cohort) -> str:

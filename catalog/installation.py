@@ -31,6 +31,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from antal.catalog.errors import CatalogError
+
 __all__ = ["DataSource", "Installation", "load_installation"]
 
 
@@ -94,8 +96,6 @@ def _release_id(files: list[Path]) -> str:
 
 
 def load_installation(path: Path | str) -> Installation:
-    from antal.catalog import CatalogError
-
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from antal.catalog import Catalog, EventSource, Register, suggest
+from antal.catalog.vocabulary import CODE_EXAMPLES
 from antal.engine import ir
 from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
 from antal.engine.errors import CohortError, Diagnostic
@@ -79,7 +80,7 @@ class _Checker:
             hint = (
                 f"it looks like an {other[0]} code: use `{other[1]}`"
                 if other
-                else f"{system} codes look like {_EXAMPLE[system]}"
+                else f"{system} codes look like {CODE_EXAMPLES[system]}"
             )
             self.error(
                 c if c.pos else ev,
@@ -259,9 +260,6 @@ class _Checker:
                 hint,
                 "hospital",
             )
-
-
-_EXAMPLE = {"ICD-10-SE": "E11, E119, I21*", "ATC": "A10BA02, A10B*", "KVÅ": "FNG02, HAC*"}
 
 
 def _fits(v: ir.Value, typ: str) -> bool:

@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from antal.catalog import Catalog, EventSource, Register
+from antal.catalog.vocabulary import OPTOUT_ALL, PURPOSES, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.check import event_sources
+from antal.engine.errors import InternalError
 
 __all__ = ["Compiled", "compile_cohort"]
 
@@ -57,7 +59,7 @@ class Compiled:
     rebuild: Callable[[], exp.Select] = field(repr=False, compare=False)  # a fresh, equal tree
     _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
-    def sql(self, dialect: str = "duckdb", pretty: bool = False) -> str:
+    def sql(self, dialect: Dialect = "duckdb", pretty: bool = False) -> str:
         """The statement's text in a dialect. A generator may rewrite the tree it renders,
         and copying the tree costs more than building it, so the first rendering uses the
         tree itself and any later one a freshly built tree."""
@@ -241,7 +243,7 @@ class _Atom:
 @dataclass
 class _Compiler:
     catalog: Catalog
-    purpose: str
+    purpose: Purpose
     optout: str | None
     atoms: dict[ir.Event, _Atom] = field(default_factory=dict)
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
@@ -519,7 +521,7 @@ class _Compiler:
         if self.optout:
             self.tables.add(self.optout)
             opted = _from(_select(_col("lopnr", "o")), _table(self.optout, "o"))
-            purposes = [exp.Literal.string(self.purpose), exp.Literal.string("alla")]
+            purposes = [exp.Literal.string(self.purpose), exp.Literal.string(OPTOUT_ALL)]
             opted.where(
                 _and(
                     exp.In(this=_col("andamal", "o"), expressions=purposes),
@@ -703,11 +705,11 @@ def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:
 
 
 def compile_cohort(
-    co: ir.Cohort, catalog: Catalog, purpose: str = "forskning", optout: str | None = None
+    co: ir.Cohort, catalog: Catalog, purpose: Purpose = "forskning", optout: str | None = None
 ) -> Compiled:
     """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
-    if purpose not in ("forskning", "kommersiell"):
-        raise ValueError("purpose is 'forskning' or 'kommersiell'")
+    if purpose not in PURPOSES:
+        raise InternalError(f"purpose is one of {', '.join(PURPOSES)}, not {purpose!r}")
 
     def rebuild() -> exp.Select:
         return _Compiler(catalog, purpose, optout).compile(co, rebuild).tree

@@ -20,7 +20,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
+from antal.catalog.vocabulary import DimensionName, SexName
 from antal.engine import limits
+from antal.engine.errors import InternalError, IRInvalid
 
 __all__ = [
     "Age",
@@ -300,7 +302,7 @@ class Age(Node):
 @dataclass(frozen=True)
 class Sex(Node):
     kind: ClassVar[str] = "sex"
-    sex: Literal["female", "male"]
+    sex: SexName
     pos: Pos | None = _pos()
 
 
@@ -374,7 +376,7 @@ class Step(Node):
 @dataclass(frozen=True)
 class Dim(Node):
     kind: ClassVar[str] = "dim"
-    name: Literal["region", "sex", "year", "hospital"]
+    name: DimensionName
     pos: Pos | None = _pos()
 
 
@@ -437,23 +439,23 @@ def _check_type(value: Any, hint: Any, where: str) -> None:
             try:
                 _check_type(value, alt, where)
                 return
-            except ValueError as e:
+            except IRInvalid as e:
                 errors.append(str(e))
-        raise ValueError(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
+        raise IRInvalid(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
     if origin is Literal:
         if value not in typing.get_args(hint):
-            raise ValueError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
+            raise IRInvalid(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
         return
     if origin is tuple:
         if not isinstance(value, tuple):
-            raise ValueError(f"{where}: expected a list, got {_show_type(value)}")
+            raise IRInvalid(f"{where}: expected a list, got {_show_type(value)}")
         (item, _ellipsis) = typing.get_args(hint)
         for i, x in enumerate(value):
             _check_type(x, item, f"{where}[{i}]")
         return
     if hint is type(None):
         if value is not None:
-            raise ValueError(f"{where}: expected nothing, got {_show_type(value)}")
+            raise IRInvalid(f"{where}: expected nothing, got {_show_type(value)}")
         return
     if hint is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -464,7 +466,7 @@ def _check_type(value: Any, hint: Any, where: str) -> None:
     else:
         ok = True
     if not ok:
-        raise ValueError(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
+        raise IRInvalid(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
 
 
 def _show_type(v: Any) -> str:
@@ -492,21 +494,21 @@ def _dec(v: Any, where: str = "$") -> Any:
             try:
                 return dt.date.fromisoformat(str(v["date"]))
             except ValueError:
-                raise ValueError(f"{where}: {v['date']!r} is not a date (YYYY-MM-DD)") from None
+                raise IRInvalid(f"{where}: {v['date']!r} is not a date (YYYY-MM-DD)") from None
         kind = v.get("kind")
         cls = _NODES.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise ValueError(f"{where}: unknown IR node kind {kind!r}")
+            raise IRInvalid(f"{where}: unknown IR node kind {kind!r}")
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "pos"}  # type: ignore[arg-type]
         extra = set(v) - set(fields) - {"kind"}
         if extra:
-            raise ValueError(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
+            raise IRInvalid(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
         hints = _hints(cls)
         args = {}
         for name, f in fields.items():
             if name not in v:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise ValueError(f"{where}.{name}: required for {kind!r}")
+                    raise IRInvalid(f"{where}.{name}: required for {kind!r}")
                 continue
             value = _dec(v[name], f"{where}.{name}")
             _check_type(value, hints[name], f"{where}.{name}")
@@ -527,37 +529,37 @@ def _measure_json(data: Any) -> None:
         v, depth = stack.pop()
         values += 1
         if values > 4 * limits.MAX_IR_NODES:
-            raise ValueError(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
+            raise IRInvalid(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
         if depth > limits.MAX_IR_JSON_DEPTH:
-            raise ValueError(
+            raise IRInvalid(
                 f"the IR is nested too deeply: at most {limits.MAX_DEPTH} levels of conditions"
             )
         if isinstance(v, dict):
             stack.extend((x, depth + 1) for x in v.values())
         elif isinstance(v, list):
             if len(v) > 4 * limits.MAX_IR_NODES:  # refused before a million items are walked
-                raise ValueError(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
+                raise IRInvalid(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
             stack.extend((x, depth + 1) for x in v)
         elif isinstance(v, str) and len(v) > limits.MAX_STRING_CHARS:
-            raise ValueError(
+            raise IRInvalid(
                 f"a string of the IR is longer than {limits.MAX_STRING_CHARS} characters"
             )
         elif isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("numbers of the IR are finite (no NaN or Infinity)")
+            raise IRInvalid("numbers of the IR are finite (no NaN or Infinity)")
         elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > limits.NUMBER_ABS_MAX:
-            raise ValueError(f"a number of the IR is larger than {limits.NUMBER_ABS_MAX:g}")
+            raise IRInvalid(f"a number of the IR is larger than {limits.NUMBER_ABS_MAX:g}")
 
 
 def from_json(data: dict[str, Any]) -> Node:
-    """An IR node from its JSON form; ValueError (with the path) for anything malformed,
+    """An IR node from its JSON form; IRInvalid (with the path) for anything malformed,
     too large, too deep or out of the documented bounds (antal.engine.limits)."""
     _measure_json(data)
     node = _dec(data)
     if not isinstance(node, Node):
-        raise ValueError("not an IR node")
+        raise IRInvalid("not an IR node")
     problems = validate(node)
     if problems:
-        raise ValueError("; ".join(msg for _node, msg in problems[:10]))
+        raise IRInvalid("; ".join(msg for _node, msg in problems[:10]))
     return node
 
 

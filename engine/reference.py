@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from antal.catalog import Catalog, EventSource, Register
+from antal.catalog.vocabulary import OPTOUT_ALL, Purpose
 from antal.engine import ir
 
 __all__ = ["ReferenceResult", "evaluate"]
@@ -51,7 +52,7 @@ def evaluate(
     cohort: ir.Cohort,
     tables: dict[str, list[Row]],
     catalog: Catalog,
-    purpose: str = "forskning",
+    purpose: Purpose = "forskning",
 ) -> ReferenceResult:
     """Evaluate a cohort over in-memory tables; see the module docstring."""
     return _Evaluator(tables, catalog, purpose).run(cohort)
@@ -165,7 +166,7 @@ def _merge(rows: list[Row]) -> Row:
 
 
 class _Evaluator:
-    def __init__(self, tables: dict[str, list[Row]], catalog: Catalog, purpose: str) -> None:
+    def __init__(self, tables: dict[str, list[Row]], catalog: Catalog, purpose: Purpose) -> None:
         self.catalog = catalog
         self.purpose = purpose
         # register id -> lopnr -> that person's rows (rows without a person key are dropped)
@@ -197,7 +198,7 @@ class _Evaluator:
             return set()
         out = set()
         for lopnr, rows in self.rows.get(reg.id, {}).items():
-            if any(r.get("andamal") in (self.purpose, "alla") for r in rows):
+            if any(r.get("andamal") in (self.purpose, OPTOUT_ALL) for r in rows):
                 out.add(lopnr)
         return out
 

@@ -8,14 +8,15 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from antal.catalog import Catalog, Installation
+from antal.catalog.vocabulary import BACKENDS, Dialect
 from antal.engine.compiler import Compiled
-from antal.engine.errors import MissingRegisterError
+from antal.engine.errors import EngineError, MissingRegisterError
 
 __all__ = ["Backend", "DuckDBBackend", "get_backend"]
 
 
 class Backend(ABC):
-    dialect: str = ""
+    dialect: Dialect
 
     def __init__(self, installation: Installation, catalog: Catalog) -> None:
         self.installation = installation
@@ -36,11 +37,11 @@ class Backend(ABC):
 
 def get_backend(name: str, installation: Installation, catalog: Catalog, **options: Any) -> Backend:
     """A backend by name; `options` are its own (DuckDB: threads, memory_limit, query_seconds)."""
-    if name == "duckdb":
+    if name == "duckdb":  # one branch per name in antal.catalog.vocabulary.BACKENDS
         from antal.engine.backends.duckdb import DuckDBBackend
 
         return DuckDBBackend(installation, catalog, **options)
-    raise ValueError(f"unknown backend {name!r}; known: duckdb")
+    raise EngineError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
 
 
 def __getattr__(name: str) -> Any:
