@@ -45,11 +45,11 @@ if TYPE_CHECKING:  # the engine is imported only when a builder object is counte
     CohortInput: TypeAlias = str | Path | Mapping[str, Any] | _builder.Cohort | _ir.Cohort
 
 __all__ = [
-    "ClientError",
     "AuthError",
     "Budget",
     "BudgetExceededError",
     "Client",
+    "ClientError",
     "CohortInvalidError",
     "ConnectionFailedError",
     "CountResult",

@@ -13,6 +13,7 @@ import re
 from typing import Literal, get_args
 
 __all__ = [
+    "AGE_BAND",
     "BACKENDS",
     "CODE_EXAMPLES",
     "CODE_PREFIX_SHAPES",
@@ -20,6 +21,7 @@ __all__ = [
     "CODE_SYSTEMS",
     "DIALECTS",
     "DIMENSIONS",
+    "DIMENSION_KEYS",
     "EVENT_KINDS",
     "EVENT_OF_SYSTEM",
     "OPTOUT_ALL",
@@ -105,6 +107,8 @@ CODE_EXAMPLES: dict[CodeSystem, str] = {
 # The named dimensions; `age N` (an age band N years wide) is the one with a parameter.
 DimensionName = Literal["region", "sex", "year", "hospital"]
 DIMENSIONS: tuple[DimensionName, ...] = get_args(DimensionName)
+AGE_BAND: Literal["age"] = "age"  # the key of `age N` among them (one per `report by`)
+DIMENSION_KEYS: tuple[str, ...] = (*DIMENSIONS, AGE_BAND)
 
 # ---- demographics ----------------------------------------------------------------------------
 SexName = Literal["female", "male"]

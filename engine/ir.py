@@ -20,8 +20,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
-from antal.catalog.vocabulary import DimensionName, SexName
+from antal.catalog.vocabulary import AGE_BAND, DimensionName, SexName
 from antal.engine import limits
+from antal.engine.dispatch import Dispatch
 from antal.engine.errors import InternalError, IRInvalid
 
 __all__ = [
@@ -191,22 +192,27 @@ class FNot(Node):
 Filter = Cmp | FIn | FAnd | FOr | FNot
 
 
+_FILTER_VARS: Dispatch[Any] = Dispatch("filter_vars", Filter)
+
+
+@_FILTER_VARS.on(Cmp, FIn)
+def _leaf_vars(g: Cmp | FIn) -> list[str]:
+    return [g.var]
+
+
+@_FILTER_VARS.on(FAnd, FOr)
+def _items_vars(g: FAnd | FOr) -> list[str]:
+    return [v for i in g.items for v in _FILTER_VARS.of(i)(i)]
+
+
+@_FILTER_VARS.on(FNot)
+def _not_vars(g: FNot) -> list[str]:
+    return _FILTER_VARS.of(g.item)(g.item)
+
+
 def filter_vars(f: Filter) -> list[str]:
     """The variables a filter reads, in order of first use."""
-    out: list[str] = []
-
-    def walk(g: Filter) -> None:
-        if isinstance(g, Cmp | FIn):
-            if g.var not in out:
-                out.append(g.var)
-        elif isinstance(g, FAnd | FOr):
-            for i in g.items:
-                walk(i)
-        else:
-            walk(g.item)
-
-    walk(f)
-    return out
+    return list(dict.fromkeys(_FILTER_VARS.of(f)(f)))
 
 
 # --- events ----------------------------------------------------------------------------
@@ -389,6 +395,15 @@ class AgeBand(Node):
 
 
 Dimension = Dim | AgeBand
+
+
+def dimension_key(d: Dimension) -> str:
+    """The vocabulary's key of a `report by` dimension: its name, or `age` for a band."""
+    if isinstance(d, AgeBand):
+        return AGE_BAND
+    if isinstance(d, Dim):
+        return d.name
+    raise InternalError(f"not a dimension: {type(d).__name__}")
 
 
 @_node
@@ -696,37 +711,57 @@ def validate(root: Node) -> list[tuple[Node, str]]:
     return problems
 
 
+_CANONICAL: Dispatch[Any] = Dispatch("canonical form", tuple(_NODES.values()))  # every node
+
+
 def canonical(node: Any) -> Any:
     """The canonical form: code lists sorted and de-duplicated (a code already covered
     by a prefix in the list is dropped), source lists sorted, single-item and/or
     flattened. Two spellings of the same cohort have the same canonical form."""
-    if isinstance(node, Diagnosis | Procedure | Drug | Death):
-        changes: dict[str, Any] = {"codes": canonical_codes(node.codes)}
-        if isinstance(node, Drug):
-            changes["sources"] = tuple(sorted(set(node.sources)))
-        return dataclasses.replace(node, **changes)
-    if isinstance(node, AllOf | AnyOf | FAnd | FOr):
-        items: list[Any] = []
-        for i in node.items:
-            c = canonical(i)
-            items.extend(c.items if type(c) is type(node) else [c])  # flatten
-        return items[0] if len(items) == 1 else dataclasses.replace(node, items=tuple(items))
-    if isinstance(node, FIn):
-        return dataclasses.replace(node, values=tuple(sorted(set(node.values), key=repr)))
-    if isinstance(node, RegionIn):
-        return dataclasses.replace(node, codes=tuple(sorted(set(node.codes))))
-    if isinstance(node, Node):
-        changes = {}
-        for f in dataclasses.fields(node):  # type: ignore[arg-type]
-            if f.name == "pos":
-                continue
-            x = getattr(node, f.name)
-            if isinstance(x, Node):
-                changes[f.name] = canonical(x)
-            elif isinstance(x, tuple) and x and isinstance(x[0], Node):
-                changes[f.name] = tuple(canonical(i) for i in x)
-        return dataclasses.replace(node, **changes) if changes else node
-    return node
+    return _CANONICAL.of(node)(node) if isinstance(node, Node) else node
+
+
+@_CANONICAL.on(Diagnosis, Procedure, Drug, Death)
+def _canonical_event(node: Diagnosis | Procedure | Drug | Death) -> Node:
+    changes: dict[str, Any] = {"codes": canonical_codes(node.codes)}
+    if isinstance(node, Drug):
+        changes["sources"] = tuple(sorted(set(node.sources)))
+    return dataclasses.replace(node, **changes)
+
+
+@_CANONICAL.on(AllOf, AnyOf, FAnd, FOr)
+def _canonical_items(node: AllOf | AnyOf | FAnd | FOr) -> Node:
+    items: list[Any] = []
+    for i in node.items:
+        c = canonical(i)
+        items.extend(c.items if type(c) is type(node) else [c])  # flatten
+    return items[0] if len(items) == 1 else dataclasses.replace(node, items=tuple(items))
+
+
+@_CANONICAL.on(FIn)
+def _canonical_in(node: FIn) -> Node:
+    return dataclasses.replace(node, values=tuple(sorted(set(node.values), key=repr)))
+
+
+@_CANONICAL.on(RegionIn)
+def _canonical_region(node: RegionIn) -> Node:
+    return dataclasses.replace(node, codes=tuple(sorted(set(node.codes))))
+
+
+@_CANONICAL.on(CodePattern, Window, Cmp, FNot, RegisterEvent, Count, EventCond, Age, Sex, Not,
+               IndexEvent, IndexDate, Step, Dim, AgeBand, Cohort)  # fmt: skip
+def _canonical_fields(node: Node) -> Node:
+    """Nodes with nothing of their own to order: their child nodes in canonical form."""
+    changes = {}
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        if f.name == "pos":
+            continue
+        x = getattr(node, f.name)
+        if isinstance(x, Node):
+            changes[f.name] = canonical(x)
+        elif isinstance(x, tuple) and x and isinstance(x[0], Node):
+            changes[f.name] = tuple(canonical(i) for i in x)
+    return dataclasses.replace(node, **changes) if changes else node
 
 
 def expand_category_range(lo: str, hi: str, pos: Pos | None = None) -> list[CodePattern]:
