@@ -15,6 +15,7 @@ from antal.privacy.store import Store, now
 
 __all__ = ["Accounts", "CatalogEntries", "Role", "User"]
 
+
 @dataclass(frozen=True)
 class User:
     id: str

@@ -27,6 +27,7 @@ from antal.privacy.schema import GENESIS, SCHEMA
 
 __all__ = ["AuditEntry", "PostgresStore", "Project", "SQLiteStore", "Store", "open_store"]
 
+
 @dataclass(frozen=True)
 class Project:
     id: str
