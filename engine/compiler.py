@@ -35,6 +35,7 @@ from antal.engine import ir
 from antal.engine.check import event_sources
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import InternalError
+from antal.engine.rows import GROUPING, RowLayout, count_column
 
 __all__ = ["Compiled", "compile_cohort"]
 
@@ -59,6 +60,11 @@ class Compiled:
     registers: frozenset[str]  # registers read
     rebuild: Callable[[], exp.Select] = field(repr=False, compare=False)  # a fresh, equal tree
     _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def layout(self) -> RowLayout:
+        """The columns of the rows the statement returns (engine/rows.py reads them)."""
+        return RowLayout(self.dims, len(self.labels))
 
     def sql(self, dialect: Dialect = "duckdb", pretty: bool = False) -> str:
         """The statement's text in a dialect. A generator may rewrite the tree it renders,
@@ -663,7 +669,7 @@ class _Compiler:
         counts = [
             _alias(
                 exp.Count(this=_case(exp.GTE(this=_col("reached"), expression=_NUM(k)), _NUM(1))),
-                f"n{k}",
+                count_column(k),
             )
             for k in range(len(steps) + 1)
         ]
@@ -672,7 +678,8 @@ class _Compiler:
             final = _select(
                 *dcols,
                 _alias(
-                    exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]), "grp"
+                    exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]),
+                    GROUPING,
                 ),
                 *counts,
             )
@@ -708,7 +715,10 @@ class _Compiler:
         labels = [_index_label(co.index)] + [
             s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
         ]
-        return Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables), rebuild)
+        out = Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables), rebuild)
+        if tuple(e.alias_or_name for e in final.expressions) != out.layout.columns:
+            raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
+        return out
 
     def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Select:
         found = self.catalog.sources_of("death")

@@ -155,3 +155,21 @@ def test_a_handler_outside_its_domain_or_twice_is_refused_at_registration() -> N
         d.on("ward")(lambda *a: None)
     with pytest.raises(InternalError, match="two handlers"):
         d.on("sex")(lambda *a: None)
+
+
+# ---- the row protocol between the compiler and the result (engine/rows.py) -----------------
+
+
+def test_the_compiled_statement_returns_the_layouts_columns_and_the_result_reads_them() -> None:
+    from antal.engine import parse
+    from antal.engine.result import ExactResult
+
+    text = "index first diagnosis E11*\ninclude sex female\nreport by region, age 10\n"
+    compiled = compile_cohort(check(parse(text), CAT), CAT)
+    names = tuple(e.alias_or_name for e in compiled.tree.expressions)
+    assert names == compiled.layout.columns == ("region", "age_10", "grp", "n0", "n1")
+    # hand-made rows as GROUPING SETS returns them: the total row, two cells, an empty cell
+    rows = [("18", 60, 0, 7, 3), (None, None, 1, 20, 9), ("01", 50, 0, 13, 6), ("03", 40, 0, 4, 0)]
+    res = ExactResult.from_rows(compiled, rows, "h", "r")
+    assert res.counts == (20, 9)
+    assert res.cells == ((("01", 50), 6), (("18", 60), 3))
