@@ -1,44 +1,19 @@
 """Users, bearer tokens, roles and project membership, in the same transactional store
-as the privacy ledger. Tokens are stored only as SHA-256 hashes."""
+as the privacy ledger. Tokens are stored only as SHA-256 hashes. The tables are defined
+with the store's in antal.privacy.schema and created when the store is opened."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 from antal.catalog import Register
+from antal.catalog.vocabulary import ROLES, Role
+from antal.privacy.errors import AlreadyExists, InvalidValue, UnknownProject, UnknownUser
 from antal.privacy.store import Store, now
 
 __all__ = ["Accounts", "CatalogEntries", "Role", "User"]
-
-Role = Literal["researcher", "holder", "admin"]
-ROLES = ("researcher", "holder", "admin")
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS users (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        role TEXT NOT NULL,
-        registers TEXT NOT NULL DEFAULT '',
-        created TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS tokens (
-        hash TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        label TEXT NOT NULL,
-        created TEXT NOT NULL,
-        revoked TEXT)""",
-    """CREATE TABLE IF NOT EXISTS catalog_entries (
-        id TEXT PRIMARY KEY,
-        body TEXT NOT NULL,
-        updated_by TEXT NOT NULL,
-        updated TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS members (
-        project_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        PRIMARY KEY (project_id, user_id))""",
-]
 
 
 @dataclass(frozen=True)
@@ -55,19 +30,16 @@ def _hash(token: str) -> str:
 
 class Accounts:
     def __init__(self, store: Store) -> None:
-        self.store = store
-        with store.transaction() as tx:
-            for stmt in _SCHEMA:
-                tx.execute(stmt)
+        self.store = store  # its tables exist: the store creates antal.privacy.schema's
 
     def create_user(
         self, uid: str, name: str, role: Role, registers: tuple[str, ...] = (), actor: str = "admin"
     ) -> User:
         if role not in ROLES:
-            raise ValueError(f"role is one of {', '.join(ROLES)}")
+            raise InvalidValue(f"role is one of {', '.join(ROLES)}, not {role!r}")
         with self.store.transaction() as tx:
             if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is not None:
-                raise KeyError(f"user {uid!r} exists")
+                raise AlreadyExists("user", uid)
             tx.execute(
                 "INSERT INTO users (id, name, role, registers, created) VALUES (%s, %s, %s, %s, %s)",
                 (uid, name, role, ",".join(sorted(registers)), now()),
@@ -91,7 +63,7 @@ class Accounts:
         token = "antal_" + secrets.token_urlsafe(32)
         with self.store.transaction() as tx:
             if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is None:
-                raise KeyError(f"no user {uid!r}")
+                raise UnknownUser(uid)
             tx.execute(
                 "INSERT INTO tokens (hash, user_id, label, created) VALUES (%s, %s, %s, %s)",
                 (_hash(token), uid, label, now()),
@@ -103,7 +75,7 @@ class Accounts:
         """Revoke every live token of a user (audited); how many were revoked."""
         with self.store.transaction() as tx:
             if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is None:
-                raise KeyError(f"no user {uid!r}")
+                raise UnknownUser(uid)
             live = tx.one(
                 "SELECT COUNT(*) FROM tokens WHERE user_id = %s AND revoked IS NULL", (uid,)
             )[0]
@@ -126,9 +98,9 @@ class Accounts:
     def add_member(self, pid: str, uid: str, actor: str = "admin") -> None:
         with self.store.transaction() as tx:
             if tx.one("SELECT id FROM projects WHERE id = %s", (pid,)) is None:
-                raise KeyError(f"no project {pid!r}")
+                raise UnknownProject(pid)
             if tx.one("SELECT id FROM users WHERE id = %s", (uid,)) is None:
-                raise KeyError(f"no user {uid!r}")
+                raise UnknownUser(uid)
             if (
                 tx.one("SELECT 1 FROM members WHERE project_id = %s AND user_id = %s", (pid, uid))
                 is None
@@ -162,10 +134,7 @@ class CatalogEntries:
     """Register entries published by their holders through the API (they win over files)."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        with store.transaction() as tx:
-            for stmt in _SCHEMA:
-                tx.execute(stmt)
+        self.store = store  # its tables exist: the store creates antal.privacy.schema's
 
     def put(self, entry: Register, actor: str) -> None:
         body = entry.model_dump_json()

@@ -5,7 +5,7 @@
     with Client("http://127.0.0.1:8000", token) as c:
         c.me()
         c.search("hba1c")                      # a DataFrame of registers, variables, codes
-        c.validate(text).raise_for_errors()    # CohortError: "2:9: unknown register ..."
+        c.validate(text).raise_for_errors()    # CohortInvalidError: "2:9: unknown register ..."
         res = c.count("t2d", text)             # text, a JSON IR dict, or an engine.builder.Cohort
         res                                    # about 1 240 (1 170–1 310), with the attrition
         res.attrition, res.breakdown           # pandas DataFrames
@@ -13,8 +13,11 @@
 
 Every count is released by the server through differential privacy and charged to the
 project's budget; asking the same question again returns the stored answer for free.
-Every error answer of the server raises an `AntalError` (or a subclass) carrying the
-server's error code, message, details and the HTTP status.
+Every error answer of the server raises a `ClientError` (or a subclass) carrying the
+server's error code, message, details and the HTTP status. These are the remote side of
+antal's own errors (antal.catalog.errors.AntalError and below), named apart so that no
+name means two things: the server's `cohort_invalid` answer is `CohortInvalidError`
+here, the engine's `CohortError` there.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
+
+from antal.catalog.vocabulary import Dialect
 
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
     from typing import TypeAlias
@@ -40,12 +45,12 @@ if TYPE_CHECKING:  # the engine is imported only when a builder object is counte
     CohortInput: TypeAlias = str | Path | Mapping[str, Any] | _builder.Cohort | _ir.Cohort
 
 __all__ = [
-    "AntalError",
     "AuthError",
     "Budget",
     "BudgetExceededError",
     "Client",
-    "CohortError",
+    "ClientError",
+    "CohortInvalidError",
     "ConnectionFailedError",
     "CountResult",
     "ForbiddenError",
@@ -55,16 +60,15 @@ __all__ = [
     "Validation",
 ]
 
-Dialect = Literal["duckdb", "postgres", "spark"]
-
 _USER_AGENT = "antal-client/0.1.0"
 
 
 # ---- errors -----------------------------------------------------------------------------------
 
 
-class AntalError(Exception):
-    """An error answer of the server (or no answer at all).
+class ClientError(Exception):
+    """An error answer of the server (or no answer at all). Not an `AntalError`: it is
+    raised in the notebook, for an answer of a server that may be another version.
 
     `code` is the server's stable machine-readable kind (e.g. ``cohort_invalid``,
     ``budget_exceeded``), `message` its human message, `details` its structured details
@@ -89,15 +93,15 @@ class AntalError(Exception):
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r})"
 
 
-class ConnectionFailedError(AntalError):
+class ConnectionFailedError(ClientError):
     """The server could not be reached (not running, wrong URL, timeout)."""
 
 
-class AuthError(AntalError):
+class AuthError(ClientError):
     """401: no, unknown or revoked bearer token."""
 
 
-class ForbiddenError(AntalError):
+class ForbiddenError(ClientError):
     """403: not allowed (role, or a register the project is not approved for)."""
 
 
@@ -116,15 +120,15 @@ class BudgetExceededError(ForbiddenError):
         return (self.details or {}).get("needed")
 
 
-class NotFoundError(AntalError):
+class NotFoundError(ClientError):
     """404: no such register, project (of yours) or stored query."""
 
 
-class InvalidRequestError(AntalError):
+class InvalidRequestError(ClientError):
     """400 or 422 other than an invalid cohort (e.g. ``breakdown_too_fine``, ``ir_invalid``)."""
 
 
-class RateLimitedError(AntalError):
+class RateLimitedError(ClientError):
     """429: too many requests or counts; `retry_after` is the seconds to wait."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
@@ -132,7 +136,7 @@ class RateLimitedError(AntalError):
         self.retry_after = retry_after
 
 
-class CohortError(AntalError):
+class CohortInvalidError(ClientError):
     """The cohort does not parse or does not check (it never reached the data).
 
     `diagnostics` is a list of dicts with ``line``, ``column``, ``message``, ``hint`` and
@@ -201,7 +205,7 @@ def _raise_for(r: httpx.Response, source: str | None = None) -> None:
     kw: dict[str, Any] = {"code": code, "details": details, "status": r.status_code}
     s = r.status_code
     if code == "cohort_invalid":
-        raise CohortError(
+        raise CohortInvalidError(
             list((details or {}).get("diagnostics", [])), source=source, code=code, status=s
         )
     if s == 401:
@@ -216,7 +220,7 @@ def _raise_for(r: httpx.Response, source: str | None = None) -> None:
         )
     if s in (400, 422):
         raise InvalidRequestError(message, **kw)
-    raise AntalError(message, **kw)
+    raise ClientError(message, **kw)
 
 
 # ---- formatting ---------------------------------------------------------------------------------
@@ -256,9 +260,9 @@ class Validation:
         return self.ok
 
     def raise_for_errors(self) -> Validation:
-        """Raise `CohortError` if the cohort does not check; else return self."""
+        """Raise `CohortInvalidError` if the cohort does not check; else return self."""
         if not self.ok:
-            raise CohortError(self.diagnostics, source=self.source, status=None)
+            raise CohortInvalidError(self.diagnostics, source=self.source, status=None)
         return self
 
     def __repr__(self) -> str:

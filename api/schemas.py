@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from antal.catalog.vocabulary import Dialect, Purpose, Role
+
 Scalar = str | int | float | None
 
 
@@ -38,7 +40,7 @@ class CohortIn(BaseModel):
 
 
 class CompileIn(CohortIn):
-    dialect: Literal["duckdb", "postgres", "spark"] = "duckdb"
+    dialect: Dialect = "duckdb"
 
 
 class Diagnostic(BaseModel):
@@ -122,7 +124,7 @@ class ProjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     title: str = Field(min_length=1, max_length=200)
-    purpose: Literal["forskning", "kommersiell"]
+    purpose: Purpose
     budget: float = Field(10.0, ge=0, le=1000)
     registers: list[str] = []
 
@@ -141,7 +143,7 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["researcher", "holder", "admin"]
+    role: Role
     registers: list[str] = []
 
 

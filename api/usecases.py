@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from antal.api.accounts import Accounts, CatalogEntries, Role, User
+from antal.api.accounts import Accounts, CatalogEntries, User
 from antal.api.settings import Settings
 from antal.catalog import (
     HOLDER_FIELDS,
@@ -33,27 +33,40 @@ from antal.catalog import (
     load_catalog,
     load_installation,
 )
-from antal.engine import Backend, CohortError, Compiled, DataError, get_backend, ir, prepare
+from antal.catalog.errors import AntalError
+from antal.catalog.vocabulary import PURPOSES, ROLES
+from antal.engine import (
+    Backend,
+    BreakdownTooFine,
+    CohortError,
+    Compiled,
+    DataError,
+    IRInvalid,
+    get_backend,
+    ir,
+    prepare,
+)
 from antal.engine import count_exact as _engine_count_exact
 from antal.engine.domain import breakdown_domain, domain_size
 from antal.engine.result import ExactResult
 from antal.privacy import (
+    AlreadyExists,
     Answer,
     Gate,
+    InvalidValue,
     PrivacyParams,
     Project,
     Store,
     TrueCounts,
     UnknownProject,
 )
+from antal.privacy import NotFound as StoreNotFound
 from antal.privacy import open_store as _open_store
 from antal.privacy.store import store_exists
 
 __all__ = [
-    "BreakdownTooFine",
     "CompiledCohort",
     "Invalid",
-    "IrInvalid",
     "NotApproved",
     "NotFound",
     "ProjectMismatch",
@@ -88,14 +101,12 @@ __all__ = [
 
 PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-ROLES: tuple[Role, ...] = ("researcher", "holder", "admin")
-PURPOSES = ("forskning", "kommersiell")
 
 
 # ---- errors ---------------------------------------------------------------------------------
 
 
-class UseCaseError(Exception):
+class UseCaseError(AntalError):
     """A request the use cases refuse; `code` is stable (the HTTP API's error code)."""
 
     code = "invalid"
@@ -115,10 +126,6 @@ class UnknownRegister(Invalid):
 
 class NotFound(UseCaseError):
     code = "not_found"
-
-
-class IrInvalid(Invalid):
-    code = "ir_invalid"
 
 
 class StoreMissing(NotFound):
@@ -145,17 +152,6 @@ class EntryMismatch(UseCaseError):
     """A published catalog entry that the installation's data does not bear out."""
 
     code = "entry_does_not_match_data"
-
-
-class BreakdownTooFine(UseCaseError):
-    code = "breakdown_too_fine"
-
-    def __init__(self, cells: int, limit: int) -> None:
-        self.cells, self.limit = cells, limit
-        super().__init__(
-            f"the breakdown has {cells} cells; at most {limit} can be released",
-            {"cells": cells, "limit": limit},
-        )
 
 
 # ---- opening --------------------------------------------------------------------------------
@@ -292,13 +288,13 @@ def publish_entry(
 
 
 def cohort_from_json(node: Any) -> ir.Cohort:
-    """A cohort from its JSON IR (IrInvalid if it is not one)."""
+    """A cohort from its JSON IR (the engine's IRInvalid if it is not one)."""
     try:
         cohort = ir.from_json(node or {})
-    except (ValueError, TypeError, KeyError) as e:
-        raise IrInvalid(f"not a valid cohort IR: {e}") from None
+    except IRInvalid as e:
+        raise IRInvalid(f"not a valid cohort IR: {e}") from None
     if not isinstance(cohort, ir.Cohort):
-        raise IrInvalid("the IR's top node must be of kind 'cohort'")
+        raise IRInvalid("the IR's top node must be of kind 'cohort'")
     return cohort
 
 
@@ -514,23 +510,23 @@ def create_user(
         raise Invalid("a user id is lower-case letters, digits, '.', '_' and '-'")
     try:
         return accounts.create_user(uid, name or uid, role, registers, actor=actor)  # type: ignore[arg-type]
-    except KeyError:
-        raise Invalid(f"user {uid!r} exists") from None
+    except (AlreadyExists, InvalidValue) as e:
+        raise Invalid(str(e)) from None
 
 
 def issue_token(accounts: Accounts, uid: str, actor: str = "admin") -> str:
     try:
         return accounts.issue_token(uid, actor=actor)
-    except KeyError:
-        raise NotFound(f"no user {uid!r}") from None
+    except StoreNotFound as e:
+        raise NotFound(str(e)) from None
 
 
 def revoke_tokens(accounts: Accounts, uid: str, actor: str = "admin") -> int:
     """Revoke every live token of a user (audited); how many were revoked."""
     try:
         return accounts.revoke_tokens(uid, actor=actor)
-    except KeyError:
-        raise NotFound(f"no user {uid!r}") from None
+    except StoreNotFound as e:
+        raise NotFound(str(e)) from None
 
 
 def create_project(
@@ -556,8 +552,8 @@ def create_project(
             raise NotFound(f"no user {m!r}")
     try:
         project = store.create_project(pid, title or pid, purpose, budget, registers, actor=actor)
-    except KeyError:
-        raise Invalid(f"project {pid!r} exists") from None
+    except (AlreadyExists, InvalidValue) as e:
+        raise Invalid(str(e)) from None
     for m in members:
         accounts.add_member(pid, m, actor=actor)
     return project
@@ -606,8 +602,8 @@ def set_registers(
 def add_member(accounts: Accounts, pid: str, uid: str, actor: str = "admin") -> User:
     try:
         accounts.add_member(pid, uid, actor=actor)
-    except KeyError as e:
-        raise NotFound(str(e.args[0])) from None
+    except StoreNotFound as e:
+        raise NotFound(str(e)) from None
     user = accounts.user(uid)
     assert user is not None
     return user

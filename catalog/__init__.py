@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from antal.catalog.errors import AntalError, CatalogError, InternalError
 from antal.catalog.installation import DataSource, Installation, load_installation
 from antal.catalog.models import (
     HOLDER_FIELDS,
@@ -30,11 +31,13 @@ from antal.catalog.models import (
 
 __all__ = [
     "HOLDER_FIELDS",
+    "AntalError",
     "Catalog",
     "CatalogError",
     "DataSource",
     "EventSource",
     "Installation",
+    "InternalError",
     "Region",
     "Register",
     "Site",
@@ -54,16 +57,6 @@ M = TypeVar("M", bound=BaseModel)
 def bundled_dir() -> Path:
     """The directory of bundled register entries."""
     return _HERE / "registers"
-
-
-class CatalogError(Exception):
-    """A catalog file that cannot be used; carries the file, the field and what was expected."""
-
-    def __init__(self, path: Path | str, field: str, message: str) -> None:
-        self.path = str(path)
-        self.field = field
-        self.message = message
-        super().__init__(f"{self.path}: {field}: {message}" if field else f"{self.path}: {message}")
 
 
 def _edit_distance(a: str, b: str) -> int:

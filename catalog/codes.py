@@ -13,12 +13,14 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
+
+from antal.catalog.errors import CatalogError
+from antal.catalog.vocabulary import CODE_SYSTEMS, CodeSystem
 
 __all__ = ["CODE_PATTERN", "SYSTEMS", "Code", "CodeSystem", "load_codes", "search_codes"]
 
-CodeSystem = Literal["ICD-10-SE", "ATC", "KVÅ"]
-SYSTEMS: tuple[str, ...] = get_args(CodeSystem)
+SYSTEMS: tuple[str, ...] = CODE_SYSTEMS  # the vocabulary's, under the name this module exports
 
 # One letter, then letters and digits. `{0,6}`, not `{1,6}`: the ATC main groups are one
 # letter (`A`, `N`), and the cohort language accepts a bare `A` as a code too.
@@ -59,8 +61,6 @@ def _code_of(word: str) -> str | None:
 
 
 def _entry(item: Any, index: int, path: Path) -> Code:
-    from antal.catalog import CatalogError  # here, not at the top: catalog may import this module
-
     where = f"[{index}]"
     if not isinstance(item, dict):
         raise CatalogError(path, where, "expected a mapping {code, system, sv, en}")
@@ -89,7 +89,7 @@ def _entry(item: Any, index: int, path: Path) -> Code:
 
 @cache
 def _load(path: Path) -> tuple[Code, ...]:
-    from antal.catalog import CatalogError, _read_yaml
+    from antal.catalog import _read_yaml  # here: the catalog package imports this module
 
     data = _read_yaml(path)
     if not isinstance(data, list):

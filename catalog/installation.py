@@ -31,6 +31,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from antal.catalog.errors import CatalogError
 from antal.privacy.params import PrivacyParams
 
 __all__ = ["DataSource", "Installation", "load_installation"]
@@ -96,8 +97,6 @@ def _release_id(files: list[Path]) -> str:
 
 
 def load_installation(path: Path | str) -> Installation:
-    from antal.catalog import CatalogError
-
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

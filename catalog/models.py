@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from antal.catalog.vocabulary import EventKind, VariableCodeSystem
+
 ColumnType = Literal["bigint", "integer", "smallint", "double", "varchar", "date"]
-CodeSystem = Literal["ICD-10-SE", "ATC", "KVÅ", "HGNC", "HGVS"]
-EventKind = Literal["diagnosis", "procedure", "drug", "death"]
 
 NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
@@ -30,7 +30,10 @@ _DESCRIPTIVE_VARIABLE = frozenset({"description", "unit", "value_labels"})
 
 
 class FieldError(ValueError):
-    """A check across fields that failed on one of them; the loader reports that field."""
+    """A check across fields that failed on one of them; the loader reports that field.
+
+    A `ValueError` because pydantic turns only those into validation errors; it never
+    leaves the catalog: `load_catalog` reads its `field` and raises a `CatalogError`."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -50,7 +53,7 @@ class Variable(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     type: ColumnType
     description: str
-    code_system: CodeSystem | None = None
+    code_system: VariableCodeSystem | None = None
     unit: str | None = None
     values: list[str | int] | None = None  # allowed values, when the set is closed
     value_labels: dict[str, str] | None = None

@@ -13,15 +13,19 @@ from __future__ import annotations
 import duckdb
 
 from antal.catalog import Catalog, Installation, bundled_dir, load_catalog
+from antal.catalog.vocabulary import BackendName, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.backends import Backend, get_backend
 from antal.engine.check import check, registers_used
 from antal.engine.compiler import Compiled, compile_cohort
 from antal.engine.errors import (
+    BreakdownTooFine,
     CohortError,
     DataError,
     Diagnostic,
     EngineError,
+    InternalError,
+    IRInvalid,
     MissingRegisterError,
     QueryTimeout,
 )
@@ -30,12 +34,15 @@ from antal.engine.result import ExactResult
 
 __all__ = [
     "Backend",
+    "BreakdownTooFine",
     "CohortError",
     "Compiled",
     "DataError",
     "Diagnostic",
     "EngineError",
     "ExactResult",
+    "IRInvalid",
+    "InternalError",
     "MissingRegisterError",
     "QueryTimeout",
     "check",
@@ -55,7 +62,7 @@ def _as_ir(cohort: str | ir.Cohort) -> ir.Cohort:
 
 
 def compile(
-    cohort: str | ir.Cohort, dialect: str = "duckdb", catalog: Catalog | None = None
+    cohort: str | ir.Cohort, dialect: Dialect = "duckdb", catalog: Catalog | None = None
 ) -> str:
     """The SQL of a cohort in a dialect (duckdb, postgres, spark). No data is read."""
     cat = catalog or load_catalog()
@@ -79,7 +86,7 @@ def prepare(
     cohort: str | ir.Cohort,
     catalog: Catalog,
     installation: Installation | None = None,
-    purpose: str = "forskning",
+    purpose: Purpose = "forskning",
 ) -> tuple[ir.Cohort, Compiled]:
     """Parse (if text), check and compile; raise before any database is touched."""
     checked = check(_as_ir(cohort), catalog)
@@ -97,8 +104,8 @@ def count_exact(
     cohort: str | ir.Cohort,
     installation: Installation,
     catalog: Catalog | None = None,
-    purpose: str = "forskning",
-    backend: Backend | str = "duckdb",
+    purpose: Purpose = "forskning",
+    backend: Backend | BackendName = "duckdb",
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
     cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from antal.catalog import Catalog, EventSource, Register, suggest
+from antal.catalog.vocabulary import CODE_EXAMPLES, DIMENSION_KEYS
 from antal.engine import ir
 from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
-from antal.engine.errors import CohortError, Diagnostic
+from antal.engine.dispatch import Dispatch
+from antal.engine.errors import CohortError, Diagnostic, InternalError
 
 __all__ = ["check", "event_sources", "registers_used", "source_name"]
 
@@ -25,6 +27,15 @@ _TYPE_WORDS = {
     "varchar": 'a "string"',
     "date": "a date",
 }
+
+
+# One handler per node of each kind (engine/dispatch.py): a node without one is an
+# InternalError naming it, never checked as if it were another node.
+_EVENT: Dispatch[Callable[..., ir.Event]] = Dispatch("checker: event", ir.Event)
+_FILTER: Dispatch[Callable[..., None]] = Dispatch("checker: filter", ir.Filter)
+_COND: Dispatch[Callable[..., ir.Cond]] = Dispatch("checker: condition", ir.Cond)
+_DIMENSION: Dispatch[Callable[..., None]] = Dispatch("checker: dimension", DIMENSION_KEYS)
+_USES: Dispatch[Callable[..., None]] = Dispatch("registers used: condition", ir.Cond)
 
 
 class _Checker:
@@ -45,27 +56,32 @@ class _Checker:
 
     # ---- events ----
     def event(self, ev: ir.Event, where: ir.Node) -> ir.Event:
-        if isinstance(ev, ir.RegisterEvent):
-            self.register_event(ev, where)
-            return ev
+        return _EVENT.of(ev)(self, ev, where)
+
+    @_EVENT.on(ir.Diagnosis, ir.Procedure, ir.Death)
+    def coded_event(self, ev: ir.Diagnosis | ir.Procedure | ir.Death, where: ir.Node) -> ir.Event:
         self.codes(ev, ev.codes)
-        if isinstance(ev, ir.Drug):
-            providers = [source_name(r, p) for r, p in self.catalog.sources_of("drug")]
-            for s in ev.sources:
-                if s not in providers:
-                    hint = suggest(s, providers)
-                    self.error(
-                        ev,
-                        f"'{s}' is not a source of drugs",
-                        f"did you mean '{hint}'?" if hint else f"sources: {', '.join(providers)}",
-                        "unknown_source",
-                    )
-            if not ev.sources:
-                return dataclasses.replace(ev, sources=tuple(sorted(providers)))
-        elif not self.catalog.sources_of(ev.kind):
+        if not self.catalog.sources_of(ev.kind):
             self.error(
                 ev, f"no register in the catalog provides `{ev.kind}` events", code="no_provider"
             )
+        return ev
+
+    @_EVENT.on(ir.Drug)
+    def drug_event(self, ev: ir.Drug, where: ir.Node) -> ir.Event:
+        self.codes(ev, ev.codes)
+        providers = [source_name(r, p) for r, p in self.catalog.sources_of("drug")]
+        for s in ev.sources:
+            if s not in providers:
+                hint = suggest(s, providers)
+                self.error(
+                    ev,
+                    f"'{s}' is not a source of drugs",
+                    f"did you mean '{hint}'?" if hint else f"sources: {', '.join(providers)}",
+                    "unknown_source",
+                )
+        if not ev.sources:
+            return dataclasses.replace(ev, sources=tuple(sorted(providers)))
         return ev
 
     def codes(self, ev: ir.Event, codes: tuple[ir.CodePattern, ...]) -> None:
@@ -79,7 +95,7 @@ class _Checker:
             hint = (
                 f"it looks like an {other[0]} code: use `{other[1]}`"
                 if other
-                else f"{system} codes look like {_EXAMPLE[system]}"
+                else f"{system} codes look like {CODE_EXAMPLES[system]}"
             )
             self.error(
                 c if c.pos else ev,
@@ -102,10 +118,11 @@ class _Checker:
             )
         return reg
 
-    def register_event(self, ev: ir.RegisterEvent, where: ir.Node) -> None:
+    @_EVENT.on(ir.RegisterEvent)
+    def register_event(self, ev: ir.RegisterEvent, where: ir.Node) -> ir.Event:
         reg = self.register(ev.register, ev)
         if reg is None:
-            return
+            return ev
         if reg.is_internal:
             # the opt-outs are applied to every count; read as events they would tell who
             # opted out (of any purpose), which nobody approved
@@ -114,7 +131,7 @@ class _Checker:
                 f"register '{reg.id}' is internal to the installation: no cohort may read it",
                 code="internal_register",
             )
-            return
+            return ev
         if not reg.date_column:
             self.error(
                 ev,
@@ -124,15 +141,22 @@ class _Checker:
             )
         if ev.filter is not None:
             self.filter(reg, ev.filter)
+        return ev
 
     def filter(self, reg: Register, f: ir.Filter) -> None:
-        if isinstance(f, ir.FAnd | ir.FOr):
-            for i in f.items:
-                self.filter(reg, i)
-            return
-        if isinstance(f, ir.FNot):
-            self.filter(reg, f.item)
-            return
+        _FILTER.of(f)(self, reg, f)
+
+    @_FILTER.on(ir.FAnd, ir.FOr)
+    def _filter_items(self, reg: Register, f: ir.FAnd | ir.FOr) -> None:
+        for i in f.items:
+            self.filter(reg, i)
+
+    @_FILTER.on(ir.FNot)
+    def _filter_not(self, reg: Register, f: ir.FNot) -> None:
+        self.filter(reg, f.item)
+
+    @_FILTER.on(ir.Cmp, ir.FIn)
+    def _filter_leaf(self, reg: Register, f: ir.Cmp | ir.FIn) -> None:
         var = reg.variable(f.var)
         if var is None:
             hint = suggest(f.var, [v.name for v in reg.variables])
@@ -179,34 +203,47 @@ class _Checker:
 
     # ---- conditions ----
     def cond(self, c: ir.Cond) -> ir.Cond:
-        if isinstance(c, ir.EventCond):
-            ev = self.event(c.event, c)
-            if c.latest:
-                if not (isinstance(ev, ir.RegisterEvent) and ev.filter is not None):
-                    self.error(
-                        c,
-                        "`latest` needs a register filter",
-                        "e.g. `latest ndr.hba1c > 53 within 365 days before index`",
-                        "latest",
-                    )
-                if c.count is not None:
-                    self.error(c, "`latest` cannot be combined with a count", code="latest")
-            return dataclasses.replace(c, event=ev)
-        if isinstance(c, ir.AllOf | ir.AnyOf):
-            return dataclasses.replace(c, items=tuple(self.cond(i) for i in c.items))
-        if isinstance(c, ir.Not):
-            return dataclasses.replace(c, item=self.cond(c.item))
-        if isinstance(c, ir.RegionIn):
-            known = [r.code for r in self.catalog.regions]
-            for code in c.codes:
-                if known and code not in known:
-                    self.error(
-                        c,
-                        f"{code} is not a län code",
-                        f"codes: {', '.join(known)}",
-                        "unknown_value",
-                    )
-        if isinstance(c, ir.Age | ir.Sex | ir.RegionIn) and self.catalog.population is None:
+        return _COND.of(c)(self, c)
+
+    @_COND.on(ir.EventCond)
+    def _event_cond(self, c: ir.EventCond) -> ir.Cond:
+        ev = self.event(c.event, c)
+        if c.latest:
+            if not (isinstance(ev, ir.RegisterEvent) and ev.filter is not None):
+                self.error(
+                    c,
+                    "`latest` needs a register filter",
+                    "e.g. `latest ndr.hba1c > 53 within 365 days before index`",
+                    "latest",
+                )
+            if c.count is not None:
+                self.error(c, "`latest` cannot be combined with a count", code="latest")
+        return dataclasses.replace(c, event=ev)
+
+    @_COND.on(ir.AllOf, ir.AnyOf)
+    def _items_cond(self, c: ir.AllOf | ir.AnyOf) -> ir.Cond:
+        return dataclasses.replace(c, items=tuple(self.cond(i) for i in c.items))
+
+    @_COND.on(ir.Not)
+    def _not_cond(self, c: ir.Not) -> ir.Cond:
+        return dataclasses.replace(c, item=self.cond(c.item))
+
+    @_COND.on(ir.RegionIn)
+    def _region_cond(self, c: ir.RegionIn) -> ir.Cond:
+        known = [r.code for r in self.catalog.regions]
+        for code in c.codes:
+            if known and code not in known:
+                self.error(
+                    c,
+                    f"{code} is not a län code",
+                    f"codes: {', '.join(known)}",
+                    "unknown_value",
+                )
+        return self._demographic(c)
+
+    @_COND.on(ir.Age, ir.Sex)
+    def _demographic(self, c: ir.Age | ir.Sex | ir.RegionIn) -> ir.Cond:
+        if self.catalog.population is None:
             self.error(
                 c, "demographics need a population register in the catalog", code="no_provider"
             )
@@ -225,6 +262,8 @@ class _Checker:
                 )
             ev = self.event(index.event, index)
             index = dataclasses.replace(index, event=ev)
+        elif not isinstance(index, ir.IndexDate):
+            raise InternalError(f"checker: no handler for index {type(index).__name__}")
         elif self.catalog.population is None:
             self.error(
                 index,
@@ -234,16 +273,23 @@ class _Checker:
         steps = tuple(dataclasses.replace(s, cond=self.cond(s.cond)) for s in co.steps)
         seen: set[str] = set()
         for d in co.report:
-            name = "age" if isinstance(d, ir.AgeBand) else d.name
+            name = ir.dimension_key(d)
             if name in seen:
                 self.error(d, f"`{name}` is listed twice in `report by`", code="duplicate")
             seen.add(name)
-            if isinstance(d, ir.AgeBand) and d.width < 1:
-                self.error(d, "an age band is at least 1 year wide", code="value")
-            if isinstance(d, ir.Dim) and d.name == "hospital":
-                self.hospital(index, d)
+            _DIMENSION(name)(self, index, d)
         return dataclasses.replace(co, index=index, steps=steps)
 
+    @_DIMENSION.on("age")
+    def _age_band(self, index: ir.IndexEvent | ir.IndexDate, d: ir.AgeBand) -> None:
+        if d.width < 1:
+            self.error(d, "an age band is at least 1 year wide", code="value")
+
+    @_DIMENSION.on("region", "sex", "year")
+    def _any_index(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
+        """Known for every person in every cohort: nothing to check."""
+
+    @_DIMENSION.on("hospital")
     def hospital(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
         hint = "index on a diagnosis, procedure or drug given in care (`in rekvisition`)"
         if not isinstance(index, ir.IndexEvent):
@@ -259,9 +305,6 @@ class _Checker:
                 hint,
                 "hospital",
             )
-
-
-_EXAMPLE = {"ICD-10-SE": "E11, E119, I21*", "ATC": "A10BA02, A10B*", "KVÅ": "FNG02, HAC*"}
 
 
 def _fits(v: ir.Value, typ: str) -> bool:
@@ -311,18 +354,30 @@ def registers_used(co: ir.Cohort, catalog: Catalog) -> set[str]:
     else:
         used |= {r.id for r in _registers_of(ir.Death(), catalog)}
 
-    def walk(c: ir.Cond) -> None:
-        if isinstance(c, ir.EventCond):
-            used.update(r.id for r in _registers_of(c.event, catalog))
-        elif isinstance(c, ir.AllOf | ir.AnyOf):
-            for i in c.items:
-                walk(i)
-        elif isinstance(c, ir.Not):
-            walk(c.item)
-
     for s in co.steps:
-        walk(s.cond)
+        _USES.of(s.cond)(s.cond, catalog, used)
     return used
+
+
+@_USES.on(ir.EventCond)
+def _uses_event(c: ir.EventCond, catalog: Catalog, used: set[str]) -> None:
+    used.update(r.id for r in _registers_of(c.event, catalog))
+
+
+@_USES.on(ir.AllOf, ir.AnyOf)
+def _uses_items(c: ir.AllOf | ir.AnyOf, catalog: Catalog, used: set[str]) -> None:
+    for i in c.items:
+        _USES.of(i)(i, catalog, used)
+
+
+@_USES.on(ir.Not)
+def _uses_not(c: ir.Not, catalog: Catalog, used: set[str]) -> None:
+    _USES.of(c.item)(c.item, catalog, used)
+
+
+@_USES.on(ir.Age, ir.Sex, ir.RegionIn)
+def _uses_population(c: ir.Age | ir.Sex | ir.RegionIn, catalog: Catalog, used: set[str]) -> None:
+    """Demographics read the population register, which every cohort reads already."""
 
 
 def check(co: ir.Cohort, catalog: Catalog) -> ir.Cohort:

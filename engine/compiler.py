@@ -30,8 +30,12 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from antal.catalog import Catalog, EventSource, Register
+from antal.catalog.vocabulary import DIMENSION_KEYS, OPTOUT_ALL, PURPOSES, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.check import event_sources
+from antal.engine.dispatch import Dispatch
+from antal.engine.errors import InternalError
+from antal.engine.rows import GROUPING, RowLayout, count_column
 
 __all__ = ["Compiled", "compile_cohort"]
 
@@ -57,7 +61,12 @@ class Compiled:
     rebuild: Callable[[], exp.Select] = field(repr=False, compare=False)  # a fresh, equal tree
     _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
-    def sql(self, dialect: str = "duckdb", pretty: bool = False) -> str:
+    @property
+    def layout(self) -> RowLayout:
+        """The columns of the rows the statement returns (engine/rows.py reads them)."""
+        return RowLayout(self.dims, len(self.labels))
+
+    def sql(self, dialect: Dialect = "duckdb", pretty: bool = False) -> str:
         """The statement's text in a dialect. A generator may rewrite the tree it renders,
         and copying the tree costs more than building it, so the first rendering uses the
         tree itself and any later one a freshly built tree."""
@@ -228,6 +237,15 @@ def _months(t: str = "base") -> exp.Expression:
 
 # ---- the compiler ---------------------------------------------------------------------------
 
+# One handler per node of each kind (engine/dispatch.py): a node without one is an
+# InternalError naming it, never another node's SQL.
+_MATCH: Dispatch[Callable[..., exp.Expression]] = Dispatch("compiler: event", ir.Event)
+_FILTER: Dispatch[Callable[..., exp.Expression]] = Dispatch("compiler: filter", ir.Filter)
+_COND: Dispatch[Callable[..., exp.Expression]] = Dispatch("compiler: condition", ir.Cond)
+_DIMENSION: Dispatch[Callable[..., tuple[str, exp.Expression]]] = Dispatch(
+    "compiler: dimension", DIMENSION_KEYS
+)
+
 
 @dataclass
 class _Atom:
@@ -241,7 +259,7 @@ class _Atom:
 @dataclass
 class _Compiler:
     catalog: Catalog
-    purpose: str
+    purpose: Purpose
     optout: str | None
     atoms: dict[ir.Event, _Atom] = field(default_factory=dict)
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
@@ -253,14 +271,28 @@ class _Compiler:
 
     def match(self, ev: ir.Event, src: EventSource | None) -> exp.Expression:
         """Does a record match the event? (the handler per event node)"""
-        if isinstance(ev, ir.RegisterEvent):
-            return exp.true() if ev.filter is None else self.filter(ev.filter)
-        assert src is not None
-        if isinstance(ev, ir.Death) and not ev.codes:
-            return exp.true()
-        if isinstance(ev, ir.Diagnosis) and ev.main:
+        return _MATCH.of(ev)(self, ev, src)
+
+    @_MATCH.on(ir.RegisterEvent)
+    def _match_register(self, ev: ir.RegisterEvent, src: None) -> exp.Expression:
+        return exp.true() if ev.filter is None else self.filter(ev.filter)
+
+    @_MATCH.on(ir.Death)
+    def _match_death(self, ev: ir.Death, src: EventSource) -> exp.Expression:
+        return exp.true() if not ev.codes else self._match_codes(ev, src)
+
+    @_MATCH.on(ir.Diagnosis)
+    def _match_diagnosis(self, ev: ir.Diagnosis, src: EventSource) -> exp.Expression:
+        if ev.main:
             assert src.main is not None
             return self.codes(_col(src.main), ev.codes, multi=False)
+        return self._match_codes(ev, src)
+
+    @_MATCH.on(ir.Procedure, ir.Drug)
+    def _match_codes(
+        self, ev: ir.Procedure | ir.Drug | ir.Death | ir.Diagnosis, src: EventSource
+    ) -> exp.Expression:
+        assert src is not None
         return self.codes(_col(src.codes), ev.codes, multi=src.multi)
 
     def present(self, ev: ir.Event) -> exp.Expression:
@@ -313,22 +345,34 @@ class _Compiler:
         return _or(parts)
 
     def filter(self, f: ir.Filter) -> exp.Expression:
-        if isinstance(f, ir.Cmp):
-            ops = {
-                "=": exp.EQ,
-                "!=": exp.NEQ,
-                "<": exp.LT,
-                "<=": exp.LTE,
-                ">": exp.GT,
-                ">=": exp.GTE,
-            }
-            return ops[f.op](this=_col(f.var), expression=_lit(f.value))
-        if isinstance(f, ir.FIn):
-            return exp.In(this=_col(f.var), expressions=[_lit(v) for v in f.values])
-        if isinstance(f, ir.FAnd):
-            return _p(_and(*(_p(self.filter(i)) for i in f.items)))
-        if isinstance(f, ir.FOr):
-            return _or([_p(self.filter(i)) for i in f.items])
+        return _FILTER.of(f)(self, f)
+
+    @_FILTER.on(ir.Cmp)
+    def _cmp(self, f: ir.Cmp) -> exp.Expression:
+        ops = {
+            "=": exp.EQ,
+            "!=": exp.NEQ,
+            "<": exp.LT,
+            "<=": exp.LTE,
+            ">": exp.GT,
+            ">=": exp.GTE,
+        }
+        return ops[f.op](this=_col(f.var), expression=_lit(f.value))
+
+    @_FILTER.on(ir.FIn)
+    def _in(self, f: ir.FIn) -> exp.Expression:
+        return exp.In(this=_col(f.var), expressions=[_lit(v) for v in f.values])
+
+    @_FILTER.on(ir.FAnd)
+    def _fand(self, f: ir.FAnd) -> exp.Expression:
+        return _p(_and(*(_p(self.filter(i)) for i in f.items)))
+
+    @_FILTER.on(ir.FOr)
+    def _for(self, f: ir.FOr) -> exp.Expression:
+        return _or([_p(self.filter(i)) for i in f.items])
+
+    @_FILTER.on(ir.FNot)
+    def _fnot(self, f: ir.FNot) -> exp.Expression:
         return _not(self.filter(f.item))
 
     def event_rows(self, ev: ir.Event, extra: list[exp.Expression], where: exp.Expression | None,
@@ -404,27 +448,38 @@ class _Compiler:
 
     def cond(self, c: ir.Cond) -> exp.Expression:
         """The handler per condition node; the result is never NULL."""
-        if isinstance(c, ir.EventCond):
-            return self.event_cond(c)
-        if isinstance(c, ir.AllOf):
-            return _p(_and(*(_p(self.cond(i)) for i in c.items)))
-        if isinstance(c, ir.AnyOf):
-            return _or([_p(self.cond(i)) for i in c.items])
-        if isinstance(c, ir.Not):
-            return _not(self.cond(c.item))
-        if isinstance(c, ir.Age):
-            between = exp.Between(this=_months(), low=_NUM(12 * c.lo), high=_NUM(12 * c.hi + 11))
-            return _coalesce(between, exp.false())
-        if isinstance(c, ir.Sex):
-            kon = exp.EQ(this=_col("kon", "base"), expression=_NUM(2 if c.sex == "female" else 1))
-            return _coalesce(kon, exp.false())
-        if isinstance(c, ir.RegionIn):
-            isin = exp.In(
-                this=_col("lan", "base"), expressions=[exp.Literal.string(x) for x in c.codes]
-            )
-            return _coalesce(isin, exp.false())
-        raise TypeError(f"no handler for {type(c).__name__}")
+        return _COND.of(c)(self, c)
 
+    @_COND.on(ir.AllOf)
+    def _all_of(self, c: ir.AllOf) -> exp.Expression:
+        return _p(_and(*(_p(self.cond(i)) for i in c.items)))
+
+    @_COND.on(ir.AnyOf)
+    def _any_of(self, c: ir.AnyOf) -> exp.Expression:
+        return _or([_p(self.cond(i)) for i in c.items])
+
+    @_COND.on(ir.Not)
+    def _not_cond(self, c: ir.Not) -> exp.Expression:
+        return _not(self.cond(c.item))
+
+    @_COND.on(ir.Age)
+    def _age(self, c: ir.Age) -> exp.Expression:
+        between = exp.Between(this=_months(), low=_NUM(12 * c.lo), high=_NUM(12 * c.hi + 11))
+        return _coalesce(between, exp.false())
+
+    @_COND.on(ir.Sex)
+    def _sex(self, c: ir.Sex) -> exp.Expression:
+        kon = exp.EQ(this=_col("kon", "base"), expression=_NUM(2 if c.sex == "female" else 1))
+        return _coalesce(kon, exp.false())
+
+    @_COND.on(ir.RegionIn)
+    def _region(self, c: ir.RegionIn) -> exp.Expression:
+        isin = exp.In(
+            this=_col("lan", "base"), expressions=[exp.Literal.string(x) for x in c.codes]
+        )
+        return _coalesce(isin, exp.false())
+
+    @_COND.on(ir.EventCond)
     def event_cond(self, c: ir.EventCond) -> exp.Expression:
         a = self.atom(c.event, c.latest)
         d = _col("d", "ev")
@@ -494,7 +549,7 @@ class _Compiler:
                 copy=False,
             )
             base.group_by(_col(pop.person_key, "p"), _col("index_date", "i"), copy=False)
-        else:
+        elif isinstance(co.index, ir.IndexDate):
             day = co.index.date
             born = exp.LTE(
                 this=exp.Add(
@@ -516,10 +571,12 @@ class _Compiler:
             base.where(_and(_not_null(_col(pop.person_key, "p")), alive), copy=False)
             base.group_by(_col(pop.person_key, "p"), copy=False)
             base.having(born, copy=False)
+        else:
+            raise InternalError(f"compiler: no handler for index {type(co.index).__name__}")
         if self.optout:
             self.tables.add(self.optout)
             opted = _from(_select(_col("lopnr", "o")), _table(self.optout, "o"))
-            purposes = [exp.Literal.string(self.purpose), exp.Literal.string("alla")]
+            purposes = [exp.Literal.string(self.purpose), exp.Literal.string(OPTOUT_ALL)]
             opted.where(
                 _and(
                     exp.In(this=_col("andamal", "o"), expressions=purposes),
@@ -612,7 +669,7 @@ class _Compiler:
         counts = [
             _alias(
                 exp.Count(this=_case(exp.GTE(this=_col("reached"), expression=_NUM(k)), _NUM(1))),
-                f"n{k}",
+                count_column(k),
             )
             for k in range(len(steps) + 1)
         ]
@@ -621,7 +678,8 @@ class _Compiler:
             final = _select(
                 *dcols,
                 _alias(
-                    exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]), "grp"
+                    exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]),
+                    GROUPING,
                 ),
                 *counts,
             )
@@ -657,7 +715,10 @@ class _Compiler:
         labels = [_index_label(co.index)] + [
             s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
         ]
-        return Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables), rebuild)
+        out = Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables), rebuild)
+        if tuple(e.alias_or_name for e in final.expressions) != out.layout.columns:
+            raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
+        return out
 
     def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Select:
         found = self.catalog.sources_of("death")
@@ -671,43 +732,58 @@ class _Compiler:
         return sel
 
     def dimension(self, d: ir.Dimension) -> tuple[str, exp.Expression]:
-        if isinstance(d, ir.AgeBand):
-            band = exp.Floor(this=exp.Div(this=_months(), expression=_NUM(float(12 * d.width))))
-            return f"age_{d.width}", exp.Mul(
-                this=exp.Cast(this=band, to=exp.DataType.build("INT")), expression=_NUM(d.width)
-            )
-        if d.name == "region":
-            return "region", _col("lan", "base")
-        if d.name == "sex":
-            return "sex", exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.EQ(this=_col("kon", "base"), expression=_NUM(1)),
-                        true=exp.Literal.string("male"),
-                    ),
-                    exp.If(
-                        this=exp.EQ(this=_col("kon", "base"), expression=_NUM(2)),
-                        true=exp.Literal.string("female"),
-                    ),
-                ]
-            )
-        if d.name == "year":
-            return "year", exp.Year(this=_col("index_date", "base"))
+        """(column name, value) of a `report by` dimension, per person."""
+        return _DIMENSION(ir.dimension_key(d))(self, d)
+
+    @_DIMENSION.on("age")
+    def _dim_age(self, d: ir.AgeBand) -> tuple[str, exp.Expression]:
+        band = exp.Floor(this=exp.Div(this=_months(), expression=_NUM(float(12 * d.width))))
+        return f"age_{d.width}", exp.Mul(
+            this=exp.Cast(this=band, to=exp.DataType.build("INT")), expression=_NUM(d.width)
+        )
+
+    @_DIMENSION.on("region")
+    def _dim_region(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        return "region", _col("lan", "base")
+
+    @_DIMENSION.on("sex")
+    def _dim_sex(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        return "sex", exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(this=_col("kon", "base"), expression=_NUM(1)),
+                    true=exp.Literal.string("male"),
+                ),
+                exp.If(
+                    this=exp.EQ(this=_col("kon", "base"), expression=_NUM(2)),
+                    true=exp.Literal.string("female"),
+                ),
+            ]
+        )
+
+    @_DIMENSION.on("year")
+    def _dim_year(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        return "year", exp.Year(this=_col("index_date", "base"))
+
+    @_DIMENSION.on("hospital")
+    def _dim_hospital(self, d: ir.Dim) -> tuple[str, exp.Expression]:
         return "hospital", _col("site", "isite")
 
 
 def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:
     if isinstance(index, ir.IndexDate):
         return f"Alive on {index.date.isoformat()}"
-    return "Index event"
+    if isinstance(index, ir.IndexEvent):
+        return "Index event"
+    raise InternalError(f"compiler: no label for index {type(index).__name__}")
 
 
 def compile_cohort(
-    co: ir.Cohort, catalog: Catalog, purpose: str = "forskning", optout: str | None = None
+    co: ir.Cohort, catalog: Catalog, purpose: Purpose = "forskning", optout: str | None = None
 ) -> Compiled:
     """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
-    if purpose not in ("forskning", "kommersiell"):
-        raise ValueError("purpose is 'forskning' or 'kommersiell'")
+    if purpose not in PURPOSES:
+        raise InternalError(f"purpose is one of {', '.join(PURPOSES)}, not {purpose!r}")
 
     def rebuild() -> exp.Select:
         return _Compiler(catalog, purpose, optout).compile(co, rebuild).tree

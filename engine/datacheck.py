@@ -31,6 +31,7 @@ import duckdb
 from sqlglot import exp
 
 from antal.catalog import Catalog, DataSource, Installation, Register, Variable
+from antal.catalog.vocabulary import CODE_SYSTEMS
 from antal.engine.codes import shape_regex
 from antal.engine.limits import DATE_MAX, DATE_MIN
 
@@ -65,7 +66,6 @@ _ACCEPTS: dict[str, set[str]] = {
     "varchar": {"VARCHAR"},
     "date": {"DATE"},
 }
-_CODE_SYSTEMS = ("ICD-10-SE", "ATC", "KVÅ")
 
 
 def _type_ok(catalog_type: str, duck_type: str) -> bool:
@@ -192,7 +192,7 @@ class _Checker:
                              expression=exp.GT(this=c.copy(), expression=_date(DATE_MAX)))  # fmt: skip
                 checks.append((v, "date_out_of_range",
                                f"dates outside {DATE_MIN}..{DATE_MAX}", _count_where(out)))  # fmt: skip
-            if v.code_system in _CODE_SYSTEMS and v.type == "varchar":
+            if v.code_system in CODE_SYSTEMS and v.type == "varchar":
                 lower = exp.NEQ(this=c, expression=exp.Upper(this=c.copy()))
                 checks.append((v, "code_case", "codes not in upper case", _count_where(lower)))
                 one = f"(?:{shape_regex(v.code_system)})"

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from antal.catalog import Catalog
+from antal.catalog.vocabulary import DIMENSION_KEYS, SEXES
 from antal.engine import ir
 from antal.engine.check import registers_used
+from antal.engine.dispatch import Dispatch
 
-__all__ = ["MAX_AGE", "breakdown_domain", "dimension_values"]
+__all__ = ["MAX_AGE", "breakdown_domain", "dimension_values", "domain_size"]
 
 MAX_AGE = 120
 
@@ -40,15 +43,41 @@ def _index_years(co: ir.Cohort, catalog: Catalog) -> list[int]:
     return list(range(first, last + 1))
 
 
+# One handler per dimension of the vocabulary (engine/dispatch.py): a dimension without
+# one is an InternalError, never another dimension's domain (a privacy risk: the cells
+# released would not be the public domain of what was counted).
+_VALUES: Dispatch[Callable[[Any, ir.Cohort, Catalog], list[Any]]] = Dispatch(
+    "breakdown domain: dimension", DIMENSION_KEYS
+)
+
+
 def dimension_values(d: ir.Dimension, co: ir.Cohort, catalog: Catalog) -> list[Any]:
-    if isinstance(d, ir.AgeBand):
-        return [*range(0, MAX_AGE + 1, d.width), None]
-    if d.name == "region":
-        return [*(r.code for r in catalog.regions), None]
-    if d.name == "sex":
-        return ["female", "male", None]
-    if d.name == "year":
-        return _index_years(co, catalog)
+    """Every value a dimension can take in a released breakdown (None: unknown)."""
+    return _VALUES(ir.dimension_key(d))(d, co, catalog)
+
+
+@_VALUES.on("age")
+def _ages(d: ir.AgeBand, co: ir.Cohort, catalog: Catalog) -> list[Any]:
+    return [*range(0, MAX_AGE + 1, d.width), None]
+
+
+@_VALUES.on("region")
+def _regions(d: ir.Dim, co: ir.Cohort, catalog: Catalog) -> list[Any]:
+    return [*(r.code for r in catalog.regions), None]
+
+
+@_VALUES.on("sex")
+def _sexes(d: ir.Dim, co: ir.Cohort, catalog: Catalog) -> list[Any]:
+    return [*SEXES, None]
+
+
+@_VALUES.on("year")
+def _years(d: ir.Dim, co: ir.Cohort, catalog: Catalog) -> list[Any]:
+    return _index_years(co, catalog)
+
+
+@_VALUES.on("hospital")
+def _hospitals(d: ir.Dim, co: ir.Cohort, catalog: Catalog) -> list[Any]:
     return [*(s.code for s in catalog.sites), None]
 
 

@@ -1,14 +1,22 @@
-"""Typed errors of the engine. They carry data; `api` turns them into messages for people."""
+"""Typed errors of the engine. They carry data; `api` turns them into messages for people.
+
+`EngineError` derives from antal's root error, `antal.catalog.errors.AntalError` (see
+there for the whole tree)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from antal.catalog.errors import AntalError, InternalError
+
 __all__ = [
+    "BreakdownTooFine",
     "CohortError",
     "DataError",
     "Diagnostic",
     "EngineError",
+    "IRInvalid",
+    "InternalError",
     "MissingRegisterError",
     "QueryTimeout",
 ]
@@ -38,7 +46,7 @@ class Diagnostic:
         return text
 
 
-class EngineError(Exception):
+class EngineError(AntalError):
     """Base of the engine's errors."""
 
 
@@ -90,3 +98,17 @@ class DataError(EngineError):
     def __init__(self, message: str, findings: list | None = None) -> None:
         super().__init__(message)
         self.findings = findings or []  # datacheck.Finding, when from a check
+
+
+class BreakdownTooFine(EngineError):
+    """A `report by` whose public domain has more cells than the installation releases
+    (privacy.PrivacyParams.max_cells); refused before anything is charged or read."""
+
+    def __init__(self, cells: int, limit: int) -> None:
+        self.cells, self.limit = cells, limit
+        super().__init__(f"the breakdown has {cells} cells; at most {limit} can be released")
+
+
+class IRInvalid(EngineError):
+    """A JSON form of the IR that is malformed, too large, too deep or out of bounds
+    (antal.engine.limits); the message names the path of the offending value."""

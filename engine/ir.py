@@ -20,7 +20,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
+from antal.catalog.vocabulary import AGE_BAND, DimensionName, SexName
 from antal.engine import limits
+from antal.engine.dispatch import Dispatch
+from antal.engine.errors import InternalError, IRInvalid
 
 __all__ = [
     "Age",
@@ -189,22 +192,27 @@ class FNot(Node):
 Filter = Cmp | FIn | FAnd | FOr | FNot
 
 
+_FILTER_VARS: Dispatch[Any] = Dispatch("filter_vars", Filter)
+
+
+@_FILTER_VARS.on(Cmp, FIn)
+def _leaf_vars(g: Cmp | FIn) -> list[str]:
+    return [g.var]
+
+
+@_FILTER_VARS.on(FAnd, FOr)
+def _items_vars(g: FAnd | FOr) -> list[str]:
+    return [v for i in g.items for v in _FILTER_VARS.of(i)(i)]
+
+
+@_FILTER_VARS.on(FNot)
+def _not_vars(g: FNot) -> list[str]:
+    return _FILTER_VARS.of(g.item)(g.item)
+
+
 def filter_vars(f: Filter) -> list[str]:
     """The variables a filter reads, in order of first use."""
-    out: list[str] = []
-
-    def walk(g: Filter) -> None:
-        if isinstance(g, Cmp | FIn):
-            if g.var not in out:
-                out.append(g.var)
-        elif isinstance(g, FAnd | FOr):
-            for i in g.items:
-                walk(i)
-        else:
-            walk(g.item)
-
-    walk(f)
-    return out
+    return list(dict.fromkeys(_FILTER_VARS.of(f)(f)))
 
 
 # --- events ----------------------------------------------------------------------------
@@ -300,7 +308,7 @@ class Age(Node):
 @dataclass(frozen=True)
 class Sex(Node):
     kind: ClassVar[str] = "sex"
-    sex: Literal["female", "male"]
+    sex: SexName
     pos: Pos | None = _pos()
 
 
@@ -374,7 +382,7 @@ class Step(Node):
 @dataclass(frozen=True)
 class Dim(Node):
     kind: ClassVar[str] = "dim"
-    name: Literal["region", "sex", "year", "hospital"]
+    name: DimensionName
     pos: Pos | None = _pos()
 
 
@@ -387,6 +395,15 @@ class AgeBand(Node):
 
 
 Dimension = Dim | AgeBand
+
+
+def dimension_key(d: Dimension) -> str:
+    """The vocabulary's key of a `report by` dimension: its name, or `age` for a band."""
+    if isinstance(d, AgeBand):
+        return AGE_BAND
+    if isinstance(d, Dim):
+        return d.name
+    raise InternalError(f"not a dimension: {type(d).__name__}")
 
 
 @_node
@@ -437,23 +454,23 @@ def _check_type(value: Any, hint: Any, where: str) -> None:
             try:
                 _check_type(value, alt, where)
                 return
-            except ValueError as e:
+            except IRInvalid as e:
                 errors.append(str(e))
-        raise ValueError(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
+        raise IRInvalid(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
     if origin is Literal:
         if value not in typing.get_args(hint):
-            raise ValueError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
+            raise IRInvalid(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
         return
     if origin is tuple:
         if not isinstance(value, tuple):
-            raise ValueError(f"{where}: expected a list, got {_show_type(value)}")
+            raise IRInvalid(f"{where}: expected a list, got {_show_type(value)}")
         (item, _ellipsis) = typing.get_args(hint)
         for i, x in enumerate(value):
             _check_type(x, item, f"{where}[{i}]")
         return
     if hint is type(None):
         if value is not None:
-            raise ValueError(f"{where}: expected nothing, got {_show_type(value)}")
+            raise IRInvalid(f"{where}: expected nothing, got {_show_type(value)}")
         return
     if hint is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -464,7 +481,7 @@ def _check_type(value: Any, hint: Any, where: str) -> None:
     else:
         ok = True
     if not ok:
-        raise ValueError(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
+        raise IRInvalid(f"{where}: {_show_type(value)} is not {_hint_name(hint)}")
 
 
 def _show_type(v: Any) -> str:
@@ -492,21 +509,21 @@ def _dec(v: Any, where: str = "$") -> Any:
             try:
                 return dt.date.fromisoformat(str(v["date"]))
             except ValueError:
-                raise ValueError(f"{where}: {v['date']!r} is not a date (YYYY-MM-DD)") from None
+                raise IRInvalid(f"{where}: {v['date']!r} is not a date (YYYY-MM-DD)") from None
         kind = v.get("kind")
         cls = _NODES.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise ValueError(f"{where}: unknown IR node kind {kind!r}")
+            raise IRInvalid(f"{where}: unknown IR node kind {kind!r}")
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "pos"}  # type: ignore[arg-type]
         extra = set(v) - set(fields) - {"kind"}
         if extra:
-            raise ValueError(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
+            raise IRInvalid(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
         hints = _hints(cls)
         args = {}
         for name, f in fields.items():
             if name not in v:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise ValueError(f"{where}.{name}: required for {kind!r}")
+                    raise IRInvalid(f"{where}.{name}: required for {kind!r}")
                 continue
             value = _dec(v[name], f"{where}.{name}")
             _check_type(value, hints[name], f"{where}.{name}")
@@ -527,37 +544,37 @@ def _measure_json(data: Any) -> None:
         v, depth = stack.pop()
         values += 1
         if values > 4 * limits.MAX_IR_NODES:
-            raise ValueError(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
+            raise IRInvalid(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
         if depth > limits.MAX_IR_JSON_DEPTH:
-            raise ValueError(
+            raise IRInvalid(
                 f"the IR is nested too deeply: at most {limits.MAX_DEPTH} levels of conditions"
             )
         if isinstance(v, dict):
             stack.extend((x, depth + 1) for x in v.values())
         elif isinstance(v, list):
             if len(v) > 4 * limits.MAX_IR_NODES:  # refused before a million items are walked
-                raise ValueError(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
+                raise IRInvalid(f"the IR is too large: at most {limits.MAX_IR_NODES} nodes")
             stack.extend((x, depth + 1) for x in v)
         elif isinstance(v, str) and len(v) > limits.MAX_STRING_CHARS:
-            raise ValueError(
+            raise IRInvalid(
                 f"a string of the IR is longer than {limits.MAX_STRING_CHARS} characters"
             )
         elif isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("numbers of the IR are finite (no NaN or Infinity)")
+            raise IRInvalid("numbers of the IR are finite (no NaN or Infinity)")
         elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > limits.NUMBER_ABS_MAX:
-            raise ValueError(f"a number of the IR is larger than {limits.NUMBER_ABS_MAX:g}")
+            raise IRInvalid(f"a number of the IR is larger than {limits.NUMBER_ABS_MAX:g}")
 
 
 def from_json(data: dict[str, Any]) -> Node:
-    """An IR node from its JSON form; ValueError (with the path) for anything malformed,
+    """An IR node from its JSON form; IRInvalid (with the path) for anything malformed,
     too large, too deep or out of the documented bounds (antal.engine.limits)."""
     _measure_json(data)
     node = _dec(data)
     if not isinstance(node, Node):
-        raise ValueError("not an IR node")
+        raise IRInvalid("not an IR node")
     problems = validate(node)
     if problems:
-        raise ValueError("; ".join(msg for _node, msg in problems[:10]))
+        raise IRInvalid("; ".join(msg for _node, msg in problems[:10]))
     return node
 
 
@@ -694,37 +711,57 @@ def validate(root: Node) -> list[tuple[Node, str]]:
     return problems
 
 
+_CANONICAL: Dispatch[Any] = Dispatch("canonical form", tuple(_NODES.values()))  # every node
+
+
 def canonical(node: Any) -> Any:
     """The canonical form: code lists sorted and de-duplicated (a code already covered
     by a prefix in the list is dropped), source lists sorted, single-item and/or
     flattened. Two spellings of the same cohort have the same canonical form."""
-    if isinstance(node, Diagnosis | Procedure | Drug | Death):
-        changes: dict[str, Any] = {"codes": canonical_codes(node.codes)}
-        if isinstance(node, Drug):
-            changes["sources"] = tuple(sorted(set(node.sources)))
-        return dataclasses.replace(node, **changes)
-    if isinstance(node, AllOf | AnyOf | FAnd | FOr):
-        items: list[Any] = []
-        for i in node.items:
-            c = canonical(i)
-            items.extend(c.items if type(c) is type(node) else [c])  # flatten
-        return items[0] if len(items) == 1 else dataclasses.replace(node, items=tuple(items))
-    if isinstance(node, FIn):
-        return dataclasses.replace(node, values=tuple(sorted(set(node.values), key=repr)))
-    if isinstance(node, RegionIn):
-        return dataclasses.replace(node, codes=tuple(sorted(set(node.codes))))
-    if isinstance(node, Node):
-        changes = {}
-        for f in dataclasses.fields(node):  # type: ignore[arg-type]
-            if f.name == "pos":
-                continue
-            x = getattr(node, f.name)
-            if isinstance(x, Node):
-                changes[f.name] = canonical(x)
-            elif isinstance(x, tuple) and x and isinstance(x[0], Node):
-                changes[f.name] = tuple(canonical(i) for i in x)
-        return dataclasses.replace(node, **changes) if changes else node
-    return node
+    return _CANONICAL.of(node)(node) if isinstance(node, Node) else node
+
+
+@_CANONICAL.on(Diagnosis, Procedure, Drug, Death)
+def _canonical_event(node: Diagnosis | Procedure | Drug | Death) -> Node:
+    changes: dict[str, Any] = {"codes": canonical_codes(node.codes)}
+    if isinstance(node, Drug):
+        changes["sources"] = tuple(sorted(set(node.sources)))
+    return dataclasses.replace(node, **changes)
+
+
+@_CANONICAL.on(AllOf, AnyOf, FAnd, FOr)
+def _canonical_items(node: AllOf | AnyOf | FAnd | FOr) -> Node:
+    items: list[Any] = []
+    for i in node.items:
+        c = canonical(i)
+        items.extend(c.items if type(c) is type(node) else [c])  # flatten
+    return items[0] if len(items) == 1 else dataclasses.replace(node, items=tuple(items))
+
+
+@_CANONICAL.on(FIn)
+def _canonical_in(node: FIn) -> Node:
+    return dataclasses.replace(node, values=tuple(sorted(set(node.values), key=repr)))
+
+
+@_CANONICAL.on(RegionIn)
+def _canonical_region(node: RegionIn) -> Node:
+    return dataclasses.replace(node, codes=tuple(sorted(set(node.codes))))
+
+
+@_CANONICAL.on(CodePattern, Window, Cmp, FNot, RegisterEvent, Count, EventCond, Age, Sex, Not,
+               IndexEvent, IndexDate, Step, Dim, AgeBand, Cohort)  # fmt: skip
+def _canonical_fields(node: Node) -> Node:
+    """Nodes with nothing of their own to order: their child nodes in canonical form."""
+    changes = {}
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        if f.name == "pos":
+            continue
+        x = getattr(node, f.name)
+        if isinstance(x, Node):
+            changes[f.name] = canonical(x)
+        elif isinstance(x, tuple) and x and isinstance(x[0], Node):
+            changes[f.name] = tuple(canonical(i) for i in x)
+    return dataclasses.replace(node, **changes) if changes else node
 
 
 def expand_category_range(lo: str, hi: str, pos: Pos | None = None) -> list[CodePattern]:

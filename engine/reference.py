@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from antal.catalog import Catalog, EventSource, Register
+from antal.catalog.vocabulary import DIMENSION_KEYS, OPTOUT_ALL, Purpose
 from antal.engine import ir
+from antal.engine.dispatch import Dispatch
+from antal.engine.errors import InternalError
 
 __all__ = ["ReferenceResult", "evaluate"]
 
@@ -51,7 +54,7 @@ def evaluate(
     cohort: ir.Cohort,
     tables: dict[str, list[Row]],
     catalog: Catalog,
-    purpose: str = "forskning",
+    purpose: Purpose = "forskning",
 ) -> ReferenceResult:
     """Evaluate a cohort over in-memory tables; see the module docstring."""
     return _Evaluator(tables, catalog, purpose).run(cohort)
@@ -105,35 +108,59 @@ def _compare(x: Any, op: str, value: Any) -> bool:
     raise ValueError(f"unknown comparison {op!r}")
 
 
+# One handler per node of each kind (engine/dispatch.py): a node without one is an
+# InternalError naming it. (The handlers are this module's own: the oracle shares no
+# code with the compiler, only the dispatch mechanism.)
+_FILTER: Dispatch[Callable[..., Truth]] = Dispatch("reference: filter", ir.Filter)
+_OCCURRENCES: Dispatch[Callable[..., Iterable[Any]]] = Dispatch("reference: event", ir.Event)
+_COND: Dispatch[Callable[..., bool]] = Dispatch("reference: condition", ir.Cond)
+_DIMENSION: Dispatch[Callable[..., Any]] = Dispatch("reference: dimension", DIMENSION_KEYS)
+
+
 def _filter(f: ir.Filter, row: Row) -> Truth:
     """A register filter on one record, in SQL's three-valued (Kleene) logic."""
-    if isinstance(f, ir.Cmp):
-        x = row.get(f.var)
-        if x is None:
-            return None
-        _check_types(f.var, x, f.value)
-        return _compare(x, f.op, f.value)
-    if isinstance(f, ir.FIn):
-        x = row.get(f.var)
-        if x is None:
-            return None
-        for v in f.values:
-            _check_types(f.var, x, v)
-        return any(x == v for v in f.values)
-    if isinstance(f, ir.FAnd):
-        parts = [_filter(g, row) for g in f.items]
-        if any(p is False for p in parts):
-            return False
-        return None if any(p is None for p in parts) else True
-    if isinstance(f, ir.FOr):
-        parts = [_filter(g, row) for g in f.items]
-        if any(p is True for p in parts):
-            return True
-        return None if any(p is None for p in parts) else False
-    if isinstance(f, ir.FNot):
-        inner = _filter(f.item, row)
-        return None if inner is None else not inner
-    raise TypeError(f"not a filter: {f!r}")
+    return _FILTER.of(f)(f, row)
+
+
+@_FILTER.on(ir.Cmp)
+def _filter_cmp(f: ir.Cmp, row: Row) -> Truth:
+    x = row.get(f.var)
+    if x is None:
+        return None
+    _check_types(f.var, x, f.value)
+    return _compare(x, f.op, f.value)
+
+
+@_FILTER.on(ir.FIn)
+def _filter_in(f: ir.FIn, row: Row) -> Truth:
+    x = row.get(f.var)
+    if x is None:
+        return None
+    for v in f.values:
+        _check_types(f.var, x, v)
+    return any(x == v for v in f.values)
+
+
+@_FILTER.on(ir.FAnd)
+def _filter_and(f: ir.FAnd, row: Row) -> Truth:
+    parts = [_filter(g, row) for g in f.items]
+    if any(p is False for p in parts):
+        return False
+    return None if any(p is None for p in parts) else True
+
+
+@_FILTER.on(ir.FOr)
+def _filter_or(f: ir.FOr, row: Row) -> Truth:
+    parts = [_filter(g, row) for g in f.items]
+    if any(p is True for p in parts):
+        return True
+    return None if any(p is None for p in parts) else False
+
+
+@_FILTER.on(ir.FNot)
+def _filter_not(f: ir.FNot, row: Row) -> Truth:
+    inner = _filter(f.item, row)
+    return None if inner is None else not inner
 
 
 def _months(index: dt.date, person: Row) -> int | None:
@@ -165,7 +192,7 @@ def _merge(rows: list[Row]) -> Row:
 
 
 class _Evaluator:
-    def __init__(self, tables: dict[str, list[Row]], catalog: Catalog, purpose: str) -> None:
+    def __init__(self, tables: dict[str, list[Row]], catalog: Catalog, purpose: Purpose) -> None:
         self.catalog = catalog
         self.purpose = purpose
         # register id -> lopnr -> that person's rows (rows without a person key are dropped)
@@ -197,7 +224,7 @@ class _Evaluator:
             return set()
         out = set()
         for lopnr, rows in self.rows.get(reg.id, {}).items():
-            if any(r.get("andamal") in (self.purpose, "alla") for r in rows):
+            if any(r.get("andamal") in (self.purpose, OPTOUT_ALL) for r in rows):
                 out.add(lopnr)
         return out
 
@@ -233,17 +260,24 @@ class _Evaluator:
         return self._cache[key]
 
     def _occurrences(self, event: ir.Event, lopnr: int) -> Iterable[_Occurrence]:
-        if isinstance(event, ir.RegisterEvent):
-            reg = self._register(event.register)
-            if not reg.date_column:
-                raise ValueError(f"register {reg.id!r} has no date column")
-            for row in self.person_rows(reg.id, lopnr):
-                d = row.get(reg.date_column)
-                if d is None:
-                    continue
-                if event.filter is None or _filter(event.filter, row) is True:
-                    yield _Occurrence(d, self._site(reg, row))
-            return
+        return _OCCURRENCES.of(event)(self, event, lopnr)
+
+    @_OCCURRENCES.on(ir.RegisterEvent)
+    def _register_occurrences(self, event: ir.RegisterEvent, lopnr: int) -> Iterable[_Occurrence]:
+        reg = self._register(event.register)
+        if not reg.date_column:
+            raise ValueError(f"register {reg.id!r} has no date column")
+        for row in self.person_rows(reg.id, lopnr):
+            d = row.get(reg.date_column)
+            if d is None:
+                continue
+            if event.filter is None or _filter(event.filter, row) is True:
+                yield _Occurrence(d, self._site(reg, row))
+
+    @_OCCURRENCES.on(ir.Diagnosis, ir.Procedure, ir.Drug, ir.Death)
+    def _coded_occurrences(
+        self, event: ir.Diagnosis | ir.Procedure | ir.Drug | ir.Death, lopnr: int
+    ) -> Iterable[_Occurrence]:
         for reg, src in self._sources(event):
             date_col = reg.event_date(src)
             for row in self.person_rows(reg.id, lopnr):
@@ -291,6 +325,8 @@ class _Evaluator:
                 if not dead:
                     out[lopnr] = d
             return out
+        if not isinstance(index, ir.IndexEvent):
+            raise InternalError(f"reference: no handler for index {type(index).__name__}")
         if index.window.relative:
             raise ValueError("the window of an index must be a calendar window")
         pick = min if index.which == "first" else max
@@ -318,24 +354,38 @@ class _Evaluator:
     # ---- conditions ----
 
     def cond(self, c: ir.Cond, lopnr: int, index: dt.date, person: Row) -> bool:
-        if isinstance(c, ir.EventCond):
-            return self.event_cond(c, lopnr, index)
-        if isinstance(c, ir.Age):
-            age = _age(index, person)
-            return age is not None and c.lo <= age <= c.hi
-        if isinstance(c, ir.Sex):
-            kon = person.get("kon")
-            return kon is not None and _SEX.get(int(kon)) == c.sex
-        if isinstance(c, ir.RegionIn):
-            lan = person.get("lan")
-            return lan is not None and lan in c.codes
-        if isinstance(c, ir.AllOf):
-            return all(self.cond(i, lopnr, index, person) for i in c.items)
-        if isinstance(c, ir.AnyOf):
-            return any(self.cond(i, lopnr, index, person) for i in c.items)
-        if isinstance(c, ir.Not):
-            return not self.cond(c.item, lopnr, index, person)
-        raise TypeError(f"not a condition: {c!r}")
+        return _COND.of(c)(self, c, lopnr, index, person)
+
+    @_COND.on(ir.Age)
+    def _age_cond(self, c: ir.Age, lopnr: int, index: dt.date, person: Row) -> bool:
+        age = _age(index, person)
+        return age is not None and c.lo <= age <= c.hi
+
+    @_COND.on(ir.Sex)
+    def _sex_cond(self, c: ir.Sex, lopnr: int, index: dt.date, person: Row) -> bool:
+        kon = person.get("kon")
+        return kon is not None and _SEX.get(int(kon)) == c.sex
+
+    @_COND.on(ir.RegionIn)
+    def _region_cond(self, c: ir.RegionIn, lopnr: int, index: dt.date, person: Row) -> bool:
+        lan = person.get("lan")
+        return lan is not None and lan in c.codes
+
+    @_COND.on(ir.AllOf)
+    def _all_cond(self, c: ir.AllOf, lopnr: int, index: dt.date, person: Row) -> bool:
+        return all(self.cond(i, lopnr, index, person) for i in c.items)
+
+    @_COND.on(ir.AnyOf)
+    def _any_cond(self, c: ir.AnyOf, lopnr: int, index: dt.date, person: Row) -> bool:
+        return any(self.cond(i, lopnr, index, person) for i in c.items)
+
+    @_COND.on(ir.Not)
+    def _not_cond(self, c: ir.Not, lopnr: int, index: dt.date, person: Row) -> bool:
+        return not self.cond(c.item, lopnr, index, person)
+
+    @_COND.on(ir.EventCond)
+    def _event_cond(self, c: ir.EventCond, lopnr: int, index: dt.date, person: Row) -> bool:
+        return self.event_cond(c, lopnr, index)
 
     def event_cond(self, c: ir.EventCond, lopnr: int, index: dt.date) -> bool:
         if c.latest:
@@ -409,17 +459,27 @@ class _Evaluator:
         index: dt.date,
         person: Row,
     ) -> Any:
-        if isinstance(d, ir.AgeBand):
-            age = _age(index, person)
-            return None if age is None else (age // d.width) * d.width
-        if d.name == "region":
-            lan = person.get("lan")
-            return None if lan is None else str(lan)
-        if d.name == "sex":
-            kon = person.get("kon")
-            return None if kon is None else _SEX.get(int(kon))
-        if d.name == "year":
-            return index.year
-        if d.name == "hospital":
-            return self.hospital(index_spec, lopnr, index)
-        raise ValueError(f"unknown report dimension {d.name!r}")
+        return _DIMENSION(ir.dimension_key(d))(self, d, index_spec, lopnr, index, person)
+
+    @_DIMENSION.on("age")
+    def _dim_age(self, d: ir.AgeBand, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        age = _age(index, person)
+        return None if age is None else (age // d.width) * d.width
+
+    @_DIMENSION.on("region")
+    def _dim_region(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        lan = person.get("lan")
+        return None if lan is None else str(lan)
+
+    @_DIMENSION.on("sex")
+    def _dim_sex(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        kon = person.get("kon")
+        return None if kon is None else _SEX.get(int(kon))
+
+    @_DIMENSION.on("year")
+    def _dim_year(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        return index.year
+
+    @_DIMENSION.on("hospital")
+    def _dim_hospital(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        return self.hospital(spec, lopnr, index)

@@ -53,18 +53,6 @@ class ExactResult:
     def from_rows(
         cls, compiled: Compiled, rows: list[tuple[Any, ...]], query_hash: str, release: str
     ) -> ExactResult:
-        k = len(compiled.labels)
-        nd = len(compiled.dims)
-        counts: tuple[int, ...] = tuple(0 for _ in range(k))
-        cells = []
-        for row in rows:
-            if nd == 0:
-                counts = tuple(int(x) for x in row)
-                continue
-            keys, grp, ns = row[:nd], row[nd], row[nd + 1 :]
-            if grp:  # the grand-total grouping set
-                counts = tuple(int(x) for x in ns)
-            elif ns[-1]:  # a cell of the final cohort (cells with nobody left are not cells)
-                cells.append((tuple(keys), int(ns[-1])))
+        counts, cells = compiled.layout.read(rows)  # the row protocol: engine/rows.py
         cells.sort(key=lambda c: tuple((v is None, v) for v in c[0]))
         return cls(compiled.labels, counts, compiled.dims, tuple(cells), query_hash, release)

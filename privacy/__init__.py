@@ -3,26 +3,33 @@
 OpenDP discrete Laplace noise under a per-project ε budget kept in a transactional
 ledger, non-increasing attrition, suppression below a threshold, optional rounding,
 95% intervals, stored answers for repeated queries, and a hash-chained audit log.
-This package imports nothing else of antal: it receives plain `TrueCounts`.
+This package imports nothing else of antal but the catalog's root error and vocabulary
+(antal.catalog.errors, antal.catalog.vocabulary): it receives plain `TrueCounts`.
 """
 
-from antal.privacy.gate import (
-    Answer,
+from antal.privacy.errors import (
+    AlreadyExists,
     BudgetExceeded,
     CountFailed,
-    Gate,
+    InvalidValue,
+    NotFound,
     PrivacyError,
     UnknownProject,
+    UnknownUser,
 )
+from antal.privacy.gate import Answer, Gate
 from antal.privacy.mechanism import ReleasedCount, TrueCounts
 from antal.privacy.params import PrivacyParams
 from antal.privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
 
 __all__ = [
+    "AlreadyExists",
     "Answer",
     "BudgetExceeded",
     "CountFailed",
     "Gate",
+    "InvalidValue",
+    "NotFound",
     "PostgresStore",
     "PrivacyError",
     "PrivacyParams",
@@ -32,5 +39,6 @@ __all__ = [
     "Store",
     "TrueCounts",
     "UnknownProject",
+    "UnknownUser",
     "open_store",
 ]

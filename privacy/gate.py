@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from antal.privacy.errors import BudgetExceeded, CountFailed, UnknownProject
 from antal.privacy.mechanism import ReleasedCount, TrueCounts, release_attrition, release_cells
 from antal.privacy.params import PrivacyParams
 from antal.privacy.store import Store, Tx, now
@@ -34,11 +35,7 @@ from antal.privacy.store import Store, Tx, now
 __all__ = [
     "ATTEMPT",
     "Answer",
-    "BudgetExceeded",
-    "CountFailed",
     "Gate",
-    "PrivacyError",
-    "UnknownProject",
     "answer_from_json",
 ]
 
@@ -46,38 +43,6 @@ log = logging.getLogger("antal.privacy")
 
 # prefix of the key under which a charge is recorded until its answer is stored
 ATTEMPT = "attempt:"
-
-
-class PrivacyError(Exception):
-    """Base of errors the privacy layer raises; none carries a true count."""
-
-
-class BudgetExceeded(PrivacyError):
-    def __init__(self, project_id: str, needed: float, left: float) -> None:
-        self.project_id, self.needed, self.left = project_id, needed, left
-        super().__init__(
-            f"project {project_id!r} has ε {left:g} left; this query needs ε {needed:g}. Nothing was released."
-        )
-
-
-class CountFailed(PrivacyError):
-    """Computing a charged count failed (an error or its time budget ran out).
-
-    The same message whatever failed and whatever the data: whether a count fails may
-    depend on the data, so nothing about the failure is told, and the charge stands."""
-
-    def __init__(self, project_id: str, charged: float, left: float) -> None:
-        self.project_id, self.charged, self.left = project_id, charged, left
-        super().__init__(
-            f"the count could not be computed; ε {charged:g} was charged as for an answer "
-            "and nothing was released"
-        )
-
-
-class UnknownProject(PrivacyError):
-    def __init__(self, project_id: str) -> None:
-        self.project_id = project_id
-        super().__init__(f"no project {project_id!r}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,10 @@
 """The transactional store: projects and their ε budgets, charges, stored answers and the
 hash-chained audit log. SQLite by default, PostgreSQL in a real deployment.
 
+Its tables (and those of the accounts and published catalog entries kept in the same
+store, antal.api.accounts) are defined in one place, `antal.privacy.schema`, and created
+when a store is opened.
+
 Every statement here is a fixed string with bound parameters; nothing a user typed is
 ever part of SQL text.
 """
@@ -17,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from antal.catalog.vocabulary import PURPOSES
+from antal.privacy.errors import AlreadyExists, InvalidValue, UnknownProject
+from antal.privacy.schema import GENESIS, SCHEMA
+
 __all__ = [
     "AuditEntry",
     "PostgresStore",
@@ -25,56 +33,6 @@ __all__ = [
     "Store",
     "open_store",
     "store_exists",
-]
-
-GENESIS = "0" * 64
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS projects (
-        id TEXT PRIMARY KEY,
-        title TEXT NOT NULL,
-        purpose TEXT NOT NULL,
-        budget DOUBLE PRECISION NOT NULL,
-        spent DOUBLE PRECISION NOT NULL DEFAULT 0,
-        registers TEXT NOT NULL DEFAULT '',
-        created TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS answers (
-        key TEXT PRIMARY KEY,
-        query_hash TEXT NOT NULL,
-        release TEXT NOT NULL,
-        params TEXT NOT NULL,
-        purpose TEXT NOT NULL,
-        released TEXT NOT NULL,
-        created TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS charges (
-        project_id TEXT NOT NULL,
-        answer_key TEXT NOT NULL,
-        epsilon DOUBLE PRECISION NOT NULL,
-        created TEXT NOT NULL,
-        PRIMARY KEY (project_id, answer_key))""",
-    """CREATE TABLE IF NOT EXISTS project_queries (
-        project_id TEXT NOT NULL,
-        answer_key TEXT NOT NULL,
-        query TEXT NOT NULL,
-        first_asked TEXT NOT NULL,
-        PRIMARY KEY (project_id, answer_key))""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        seq BIGINT PRIMARY KEY,
-        ts TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        project_id TEXT,
-        action TEXT NOT NULL,
-        query_hash TEXT,
-        query TEXT,
-        epsilon DOUBLE PRECISION NOT NULL,
-        released TEXT,
-        prev TEXT NOT NULL,
-        hash TEXT NOT NULL)""",
-    # the newest entry's hash, kept apart so that removing the last entries is detected too
-    """CREATE TABLE IF NOT EXISTS audit_head (
-        id INTEGER PRIMARY KEY,
-        seq BIGINT NOT NULL,
-        hash TEXT NOT NULL)""",
 ]
 
 
@@ -139,7 +97,7 @@ class Store:
 
     def init(self) -> None:
         with self.transaction() as tx:
-            for stmt in _SCHEMA:
+            for stmt in SCHEMA:
                 tx.execute(stmt)
             if tx.one("SELECT seq FROM audit_head WHERE id = 1") is None:
                 tx.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s)", (GENESIS,))
@@ -154,13 +112,13 @@ class Store:
         registers: tuple[str, ...] = (),
         actor: str = "admin",
     ) -> Project:
-        if purpose not in ("forskning", "kommersiell"):
-            raise ValueError("purpose is 'forskning' or 'kommersiell'")
+        if purpose not in PURPOSES:
+            raise InvalidValue(f"purpose is one of {', '.join(PURPOSES)}, not {purpose!r}")
         if budget < 0:
-            raise ValueError("budget must not be negative")
+            raise InvalidValue("budget must not be negative")
         with self.transaction() as tx:
             if tx.one("SELECT id FROM projects WHERE id = %s", (pid,)) is not None:
-                raise KeyError(f"project {pid!r} exists")
+                raise AlreadyExists("project", pid)
             tx.execute(
                 "INSERT INTO projects (id, title, purpose, budget, spent, registers, created) VALUES (%s, %s, %s, %s, 0, %s, %s)",
                 (pid, title, purpose, float(budget), ",".join(sorted(registers)), now()),
@@ -178,6 +136,8 @@ class Store:
 
     def set_registers(self, pid: str, registers: tuple[str, ...], actor: str = "admin") -> None:
         with self.transaction() as tx:
+            if tx.one("SELECT id FROM projects WHERE id = %s", (pid,)) is None:
+                raise UnknownProject(pid)
             tx.execute(
                 "UPDATE projects SET registers = %s WHERE id = %s",
                 (",".join(sorted(registers)), pid),
@@ -422,7 +382,7 @@ class PostgresStore(Store):
         with self._psycopg.connect(self.dsn) as con, con.cursor() as cur:
             # one-time schema creation, serialised between processes that start together
             cur.execute("SELECT pg_advisory_xact_lock(7316)")
-            for stmt in _SCHEMA:
+            for stmt in SCHEMA:
                 cur.execute(stmt)
             cur.execute("SELECT seq FROM audit_head WHERE id = 1")
             if cur.fetchone() is None:

@@ -23,11 +23,11 @@ import pandas as pd
 import pytest
 
 from antal.api.client import (
-    AntalError,
     AuthError,
     BudgetExceededError,
     Client,
-    CohortError,
+    ClientError,
+    CohortInvalidError,
     ConnectionFailedError,
     CountResult,
     ForbiddenError,
@@ -198,7 +198,7 @@ def test_validate_ok_and_bad(client: Client) -> None:
     d = bad.diagnostics[0]
     assert (d["line"], d["column"], d["hint"]) == (2, 9, "did you mean 'ndr'?")
     assert "include nrd.x > 1" in repr(bad)  # the source line, with a caret under it
-    with pytest.raises(CohortError) as e:
+    with pytest.raises(CohortInvalidError) as e:
         bad.raise_for_errors()
     assert str(e.value) == "2:9: unknown register 'nrd' - did you mean 'ndr'?"
     assert e.value.diagnostics == bad.diagnostics and e.value.code == "cohort_invalid"
@@ -207,10 +207,10 @@ def test_validate_ok_and_bad(client: Client) -> None:
 
 def test_compile_and_its_cohort_errors(client: Client) -> None:
     assert "GROUPING SETS" in client.compile(T2D_FILE, dialect="postgres")
-    with pytest.raises(CohortError) as e:
+    with pytest.raises(CohortInvalidError) as e:
         client.compile("index first diagnosis e11")
     assert e.value.status == 400 and e.value.diagnostics[0]["column"] == 23
-    with pytest.raises(CohortError) as e:  # counting a bad cohort: never reaches the data
+    with pytest.raises(CohortInvalidError) as e:  # counting a bad cohort: never reaches the data
         client.count("t2d", "index first diagnosis A10BA02")
     assert e.value.diagnostics[0]["hint"] == "it looks like an ATC code: use `drug`"
 
@@ -307,7 +307,7 @@ def test_budget_exhaustion(server: Server) -> None:
             c.count("tiny", "index first diagnosis E10*")
         assert e.value.status == 403 and e.value.code == "budget_exceeded"
         assert e.value.left == 0.0 and e.value.needed == 0.5
-        assert isinstance(e.value, ForbiddenError) and isinstance(e.value, AntalError)
+        assert isinstance(e.value, ForbiddenError) and isinstance(e.value, ClientError)
         b = c.budget("tiny")
         assert (b.total, b.spent, b.left) == (1.0, 1.0, 0.0)
         # a stored answer is still free when the budget is spent
@@ -375,11 +375,11 @@ def test_rate_limited_with_and_without_retry(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_other_error_answers() -> None:
-    cases: list[tuple[httpx.Response, type[AntalError], str]] = [
+    cases: list[tuple[httpx.Response, type[ClientError], str]] = [
         (_err(400, "breakdown_too_fine", {"cells": 9999, "limit": 5000}), InvalidRequestError, "breakdown_too_fine"),
         (_err(403, "forbidden"), ForbiddenError, "forbidden"),
-        (_err(500, "internal"), AntalError, "internal"),
-        (httpx.Response(502, text="<html>bad gateway</html>"), AntalError, "http_error"),
+        (_err(500, "internal"), ClientError, "internal"),
+        (httpx.Response(502, text="<html>bad gateway</html>"), ClientError, "http_error"),
     ]  # fmt: skip
     for response, kind, code in cases:
         t, _ = _mock(response)

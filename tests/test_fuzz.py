@@ -1,5 +1,5 @@
 """Fuzzing the front door: any text gives a result or a CohortError with line and column,
-any JSON gives an IR node or a ValueError, each within a time bound.
+any JSON gives an IR node or an IRInvalid, each within a time bound.
 
 Inputs are the example cohorts mutated (characters inserted, deleted, duplicated; tokens
 spliced from other examples; random unicode; deep nesting) and hypothesis' own texts.
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from antal import engine
 from antal.catalog import load_catalog
 from antal.engine import ir
-from antal.engine.errors import CohortError
+from antal.engine.errors import CohortError, IRInvalid
 
 CAT = load_catalog()
 EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted(Path("examples").glob("*.cohort"))]
@@ -84,7 +84,7 @@ def _one_json(data: Any) -> str:
         if isinstance(node, ir.Cohort):
             engine.compile_cohort(engine.check(node, CAT), CAT).sql()
         out = "ok"
-    except (ValueError, CohortError):
+    except (IRInvalid, CohortError):
         out = "error"
     took = time.perf_counter() - t
     assert took < SECONDS, (took, repr(data)[:200])

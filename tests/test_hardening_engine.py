@@ -20,7 +20,7 @@ from antal.catalog import Installation, load_catalog
 from antal.engine import ir, limits
 from antal.engine.builder import Cohort, diagnosis, first, sex
 from antal.engine.codes import valid_code
-from antal.engine.errors import CohortError
+from antal.engine.errors import CohortError, IRInvalid
 from antal.engine.reference import evaluate
 
 CAT = load_catalog()
@@ -181,20 +181,20 @@ for _value in (math.nan, math.inf, -math.inf, 1e13):
 
 
 @pytest.mark.parametrize("data", BAD_IR)
-def test_hostile_ir_is_a_value_error(data: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+def test_hostile_ir_is_an_ir_invalid_error(data: dict[str, Any]) -> None:
+    with pytest.raises(IRInvalid):
         _fast(lambda: ir.from_json(data))
 
 
 def test_a_million_codes_and_deep_nesting_are_refused_fast() -> None:
     million = _with(["index", "event", "codes"], [{"kind": "code", "code": "E11"}] * 1_000_000)
-    with pytest.raises(ValueError, match="too large"):
+    with pytest.raises(IRInvalid, match="too large"):
         _fast(lambda: ir.from_json(million), 1.0)
     for depth in (limits.MAX_DEPTH + 1, 999, 100_000):
         c: dict[str, Any] = {"kind": "sex", "sex": "male"}
         for _ in range(depth):
             c = {"kind": "not", "item": c}
-        with pytest.raises(ValueError, match="deep"):
+        with pytest.raises(IRInvalid, match="deep"):
             _fast(lambda c=c: ir.from_json(_with(COND, c)))
 
 

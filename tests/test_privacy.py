@@ -462,3 +462,42 @@ def test_audit_verify_detects_edits_and_deletions(tmp_path: Path) -> None:
     with store.transaction() as tx:
         tx.execute("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
     assert any("log ends at entry" in p for p in store.verify_audit())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_store_creates_the_whole_schema_and_raises_typed_errors(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """privacy/schema.py is the application database: opening a store creates every table
+    (accounts and published entries too), and lookups fail with antal's own errors."""
+    from antal.api.accounts import Accounts
+    from antal.catalog.errors import AntalError
+    from antal.privacy import AlreadyExists, InvalidValue, UnknownProject, UnknownUser
+    from antal.privacy.schema import TABLES
+
+    store = open_store(_store_url(kind, tmp_path, request))
+    assert set(TABLES) >= {"projects", "answers", "charges", "project_queries", "audit",
+                           "audit_head", "users", "tokens", "members", "catalog_entries"}  # fmt: skip
+    with store.transaction(write=False) as tx:
+        for table in TABLES:  # names from the schema module, not from a user
+            assert tx.one(f"SELECT COUNT(*) FROM {table}")[0] == (1 if table == "audit_head" else 0)
+    acc = Accounts(store)
+    store.create_project("p", "t", "forskning", 1.0)
+    acc.create_user("anna", "Anna", "researcher")
+    cases = [
+        (lambda: store.create_project("p", "t", "forskning", 1.0), AlreadyExists, "project 'p' exists"),
+        (lambda: store.create_project("q", "t", "reklam", 1.0), InvalidValue, "purpose is one of forskning, kommersiell"),
+        (lambda: store.create_project("q", "t", "forskning", -1.0), InvalidValue, "budget must not be negative"),
+        (lambda: store.set_registers("nope", ("npr",)), UnknownProject, "no project 'nope'"),
+        (lambda: acc.create_user("anna", "A", "researcher"), AlreadyExists, "user 'anna' exists"),
+        (lambda: acc.create_user("bo", "B", "boss"), InvalidValue, "role is one of researcher, holder, admin"),  # type: ignore[arg-type]
+        (lambda: acc.issue_token("nobody"), UnknownUser, "no user 'nobody'"),
+        (lambda: acc.add_member("nope", "anna"), UnknownProject, "no project 'nope'"),
+        (lambda: acc.add_member("p", "nobody"), UnknownUser, "no user 'nobody'"),
+    ]  # fmt: skip
+    for call, error, message in cases:
+        with pytest.raises(error) as e:
+            call()
+        assert isinstance(e.value, AntalError) and not isinstance(e.value, KeyError | ValueError)
+        assert str(e.value).startswith(message)  # the message itself: no quotes to strip
+    assert store.verify_audit() == [] and store.ledger_problems() == []

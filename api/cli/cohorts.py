@@ -10,6 +10,7 @@ import typer
 
 from antal.api import usecases as uc
 from antal.api.cli.common import CatalogOpt, checked, fail, failing, load_catalog, out
+from antal.catalog.vocabulary import DIALECTS
 
 __all__ = ["check_cmd", "sql_cmd"]
 
@@ -32,8 +33,8 @@ def sql_cmd(
     catalog_dir: CatalogOpt = None,
 ) -> None:
     """Print the one SQL statement a cohort compiles to. No data is read."""
-    if dialect not in ("duckdb", "postgres", "spark"):
-        fail(f"unknown dialect '{dialect}'; choose duckdb, postgres or spark")
+    if dialect not in DIALECTS:
+        fail(f"unknown dialect '{dialect}'; choose {', '.join(DIALECTS)}")
     cat = load_catalog(dirs=catalog_dir)
     _, v = checked(file, cat)
     assert v.checked is not None

@@ -15,7 +15,7 @@ from antal.api import usecases as uc
 from antal.api.accounts import Accounts, CatalogEntries, User
 from antal.api.ratelimit import RateLimiter
 from antal.api.settings import Settings
-from antal.engine import CohortError, MissingRegisterError
+from antal.engine import BreakdownTooFine, CohortError, IRInvalid, MissingRegisterError
 from antal.privacy import BudgetExceeded, CountFailed, Gate, Project, UnknownProject
 
 __all__ = [
@@ -186,6 +186,16 @@ def install_error_handlers(app: FastAPI) -> None:
         diags = [S.Diagnostic(line=d.line, column=d.column, message=d.message, hint=d.hint, code=d.code).model_dump()
                  for d in e.diagnostics]  # fmt: skip
         return error_response(400, "cohort_invalid", str(e), {"diagnostics": diags})
+
+    @app.exception_handler(IRInvalid)
+    async def _ir(request: Request, e: IRInvalid) -> JSONResponse:
+        return error_response(400, "ir_invalid", str(e))
+
+    @app.exception_handler(BreakdownTooFine)
+    async def _too_fine(request: Request, e: BreakdownTooFine) -> JSONResponse:
+        return error_response(
+            400, "breakdown_too_fine", str(e), {"cells": e.cells, "limit": e.limit}
+        )
 
     @app.exception_handler(MissingRegisterError)
     async def _missing(request: Request, e: MissingRegisterError) -> JSONResponse:

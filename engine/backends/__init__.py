@@ -4,18 +4,20 @@ sqlglot dialect."""
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from typing import Any
 
 from antal.catalog import Catalog, Installation
+from antal.catalog.vocabulary import BACKENDS, Dialect
 from antal.engine.compiler import Compiled
-from antal.engine.errors import MissingRegisterError
+from antal.engine.errors import EngineError, MissingRegisterError
 
-__all__ = ["Backend", "DuckDBBackend", "get_backend"]
+__all__ = ["REGISTRY", "Backend", "DuckDBBackend", "backend_class", "get_backend"]
 
 
 class Backend(ABC):
-    dialect: str = ""
+    dialect: Dialect
 
     def __init__(self, installation: Installation, catalog: Catalog) -> None:
         self.installation = installation
@@ -34,18 +36,28 @@ class Backend(ABC):
         pass
 
 
+# Where each backend named in antal.catalog.vocabulary.BACKENDS lives, imported on first
+# use (a backend's driver need not be installed unless it is used). A new backend is a
+# class in this folder and one line here; tests/test_dispatch.py checks the names agree.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "duckdb": ("antal.engine.backends.duckdb", "DuckDBBackend"),
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class of a registered backend (EngineError for an unknown name)."""
+    if name not in REGISTRY:
+        raise EngineError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+    module, cls = REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)
+
+
 def get_backend(name: str, installation: Installation, catalog: Catalog, **options: Any) -> Backend:
     """A backend by name; `options` are its own (DuckDB: threads, memory_limit, query_seconds)."""
-    if name == "duckdb":
-        from antal.engine.backends.duckdb import DuckDBBackend
-
-        return DuckDBBackend(installation, catalog, **options)
-    raise ValueError(f"unknown backend {name!r}; known: duckdb")
+    return backend_class(name)(installation, catalog, **options)
 
 
 def __getattr__(name: str) -> Any:
     if name == "DuckDBBackend":
-        from antal.engine.backends.duckdb import DuckDBBackend
-
-        return DuckDBBackend
+        return backend_class("duckdb")
     raise AttributeError(name)

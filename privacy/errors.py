@@ -1,0 +1,76 @@
+"""Errors of the privacy layer and of the application database it keeps (projects,
+accounts, answers, audit). None carries a true count.
+
+`PrivacyError` derives from antal's root error, `antal.catalog.errors.AntalError` (see
+there for the whole tree). Lookups and creations in the store raise `NotFound`,
+`AlreadyExists` or `InvalidValue`, whose text is the message to show as it is.
+"""
+
+from __future__ import annotations
+
+from antal.catalog.errors import AntalError
+
+__all__ = [
+    "AlreadyExists",
+    "BudgetExceeded",
+    "CountFailed",
+    "InvalidValue",
+    "NotFound",
+    "PrivacyError",
+    "UnknownProject",
+    "UnknownUser",
+]
+
+
+class PrivacyError(AntalError):
+    """Base of errors the privacy layer and its store raise; none carries a true count."""
+
+
+class BudgetExceeded(PrivacyError):
+    def __init__(self, project_id: str, needed: float, left: float) -> None:
+        self.project_id, self.needed, self.left = project_id, needed, left
+        super().__init__(
+            f"project {project_id!r} has ε {left:g} left; this query needs ε {needed:g}. Nothing was released."
+        )
+
+
+class CountFailed(PrivacyError):
+    """Computing a charged count failed (an error or its time budget ran out).
+
+    The same message whatever failed and whatever the data: whether a count fails may
+    depend on the data, so nothing about the failure is told, and the charge stands."""
+
+    def __init__(self, project_id: str, charged: float, left: float) -> None:
+        self.project_id, self.charged, self.left = project_id, charged, left
+        super().__init__(
+            f"the count could not be computed; ε {charged:g} was charged as for an answer "
+            "and nothing was released"
+        )
+
+
+class NotFound(PrivacyError):
+    """A project or user the store does not hold."""
+
+
+class UnknownProject(NotFound):
+    def __init__(self, project_id: str) -> None:
+        self.project_id = project_id
+        super().__init__(f"no project {project_id!r}")
+
+
+class UnknownUser(NotFound):
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"no user {user_id!r}")
+
+
+class AlreadyExists(PrivacyError):
+    """A project or user created under an id the store already holds."""
+
+    def __init__(self, what: str, ident: str) -> None:
+        self.what, self.ident = what, ident
+        super().__init__(f"{what} {ident!r} exists")
+
+
+class InvalidValue(PrivacyError):
+    """A value outside what the store accepts (a purpose, a role, a negative budget)."""

@@ -1,0 +1,102 @@
+"""The application database, defined in one place: every table of the transactional store.
+
+One store (SQLite by default, PostgreSQL in a real deployment) holds everything the
+service remembers, so that a charge, its answer and its audit entry commit together:
+
+    projects          a project: purpose, ε budget and spent, approved registers
+    answers           released answers under their key (query, release, params, purpose)
+    charges           ε charged to a project, per answer key (or attempt)
+    project_queries   which project asked which answer, and when first
+    audit, audit_head the hash-chained audit log and its newest entry
+    users, tokens     accounts and their bearer tokens (SHA-256 hashes only)
+    members           project membership
+    catalog_entries   register entries published by their holders through the API
+
+`antal.privacy.store.Store` creates all of them when it is opened; the privacy layer
+(store.py, gate.py) and the accounts (antal.api.accounts) read and write them with fixed
+statements and bound parameters. The DDL is the subset SQLite and PostgreSQL share.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GENESIS", "SCHEMA", "TABLES"]
+
+# the `prev` of the first audit entry, and the head of an empty log
+GENESIS = "0" * 64
+
+_TABLES: dict[str, str] = {
+    # ---- projects, answers and the budget ledger -------------------------------------------
+    "projects": """CREATE TABLE IF NOT EXISTS projects (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        budget DOUBLE PRECISION NOT NULL,
+        spent DOUBLE PRECISION NOT NULL DEFAULT 0,
+        registers TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL)""",
+    "answers": """CREATE TABLE IF NOT EXISTS answers (
+        key TEXT PRIMARY KEY,
+        query_hash TEXT NOT NULL,
+        release TEXT NOT NULL,
+        params TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        released TEXT NOT NULL,
+        created TEXT NOT NULL)""",
+    "charges": """CREATE TABLE IF NOT EXISTS charges (
+        project_id TEXT NOT NULL,
+        answer_key TEXT NOT NULL,
+        epsilon DOUBLE PRECISION NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (project_id, answer_key))""",
+    "project_queries": """CREATE TABLE IF NOT EXISTS project_queries (
+        project_id TEXT NOT NULL,
+        answer_key TEXT NOT NULL,
+        query TEXT NOT NULL,
+        first_asked TEXT NOT NULL,
+        PRIMARY KEY (project_id, answer_key))""",
+    # ---- the audit log -----------------------------------------------------------------------
+    "audit": """CREATE TABLE IF NOT EXISTS audit (
+        seq BIGINT PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        project_id TEXT,
+        action TEXT NOT NULL,
+        query_hash TEXT,
+        query TEXT,
+        epsilon DOUBLE PRECISION NOT NULL,
+        released TEXT,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    # the newest entry's hash, kept apart so that removing the last entries is detected too
+    "audit_head": """CREATE TABLE IF NOT EXISTS audit_head (
+        id INTEGER PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL)""",
+    # ---- accounts (antal.api.accounts) ---------------------------------------------------------
+    "users": """CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        registers TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL)""",
+    "tokens": """CREATE TABLE IF NOT EXISTS tokens (
+        hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created TEXT NOT NULL,
+        revoked TEXT)""",
+    "members": """CREATE TABLE IF NOT EXISTS members (
+        project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (project_id, user_id))""",
+    # ---- catalog entries published through the API (antal.api.accounts.CatalogEntries) -----
+    "catalog_entries": """CREATE TABLE IF NOT EXISTS catalog_entries (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        updated TEXT NOT NULL)""",
+}
+
+TABLES: tuple[str, ...] = tuple(_TABLES)
+# the statements that create every table, in order (each is idempotent)
+SCHEMA: tuple[str, ...] = tuple(_TABLES.values())
