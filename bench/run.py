@@ -312,7 +312,7 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
     # what the extract holds, not what --persons would generate: --data may be any extract
     persons = duckdb.sql(
         "SELECT count(*) FROM read_parquet(?)", params=[str(Path(args.data) / "population.parquet")]
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     lines = [
         f"Measured {dt.date.today().isoformat()} with `{cmd.strip()}` "
         f"on {persons:,} synthetic persons (`--data {args.data}`).",
