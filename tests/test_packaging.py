@@ -60,6 +60,19 @@ def test_wheel_has_one_top_level_name(wheel: Path) -> None:
     ):
         assert inside in names
     assert not any(n.startswith("antal/__init__") for n in names)  # a namespace: no owner file
+    # every module of the mapped folders is in the wheel: a new subpackage must be listed in
+    # pyproject.toml's `packages`, or it would be silently missing from an install
+    mapped = {"engine": "antal/engine", "catalog": "antal/catalog", "privacy": "antal/privacy",
+              "api": "antal/api", "fixtures/synthetic": "antal/synthetic"}  # fmt: skip
+    tracked = subprocess.run(
+        ["git", "ls-files", *mapped], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in tracked:
+        if rel.endswith((".py", ".lark", ".yaml")) and (ROOT / rel).is_file():
+            folder = next(
+                f for f in sorted(mapped, key=len, reverse=True) if rel.startswith(f + "/")
+            )
+            assert mapped[folder] + rel[len(folder) :] in names, rel
     entry = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     )
