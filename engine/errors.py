@@ -59,6 +59,19 @@ class CohortError(EngineError):
     def __post_init__(self) -> None:
         super().__init__(self.__str__())
 
+    @classmethod
+    def at(
+        cls,
+        line: int,
+        column: int,
+        message: str,
+        hint: str | None = None,
+        code: str = "invalid",
+        end_column: int | None = None,
+    ) -> CohortError:
+        """The error of one diagnostic (the usual case while parsing)."""
+        return cls([Diagnostic(line, column, message, hint, code, end_column)])
+
     def __str__(self) -> str:
         return "; ".join(
             f"{d.line}:{d.column}: {d.message}" + (f" - {d.hint}" if d.hint else "")

@@ -18,7 +18,7 @@ from lark.exceptions import (
 )
 
 from antal.engine import ir, limits
-from antal.engine.errors import CohortError, Diagnostic
+from antal.engine.errors import CohortError
 from antal.engine.language.postlex import CohortPostLex
 
 __all__ = ["parse"]
@@ -91,7 +91,7 @@ def _syntax_error(e: UnexpectedInput, text: str) -> CohortError:
             hint = 'strings use double quotes: "like this"'
         elif ch.isalpha() and word[:1].islower() and any(c.isdigit() for c in word[1:3]):
             hint = f"codes are written in upper case: {word.upper()!r}"
-        return CohortError([Diagnostic(line, col, msg, hint, code="syntax")])
+        return CohortError.at(line, col, msg, hint, code="syntax")
     if isinstance(e, UnexpectedToken | UnexpectedEOF):
         tok: Token = getattr(e, "token", None) or Token("$END", "")
         expected = sorted({_word(t) for t in e.expected if not t.startswith("__")})
@@ -105,19 +105,15 @@ def _syntax_error(e: UnexpectedInput, text: str) -> CohortError:
         msg = f"unexpected {_describe(tok)}; expected {exp}"
         if tok.type == "NAME" and "a code" in expected and tok.value[:1].isalpha():
             hint = f"codes are written in upper case: {tok.value.upper()!r}"
-        return CohortError(
-            [
-                Diagnostic(
-                    line,
-                    col,
-                    msg,
-                    hint,
-                    code="syntax",
-                    end_column=(col + len(tok.value)) if tok.value.strip() else None,
-                )
-            ]
+        return CohortError.at(
+            line,
+            col,
+            msg,
+            hint,
+            code="syntax",
+            end_column=(col + len(tok.value)) if tok.value.strip() else None,
         )
-    return CohortError([Diagnostic(line or 1, col or 1, str(e), code="syntax")])
+    return CohortError.at(line or 1, col or 1, str(e), code="syntax")
 
 
 def _pos(meta: Any) -> ir.Pos | None:
@@ -129,7 +125,7 @@ def _tpos(tok: Token) -> ir.Pos:
 
 
 def _value_error(tok: Token, message: str, hint: str | None = None) -> CohortError:
-    return CohortError([Diagnostic(tok.line or 1, tok.column or 1, message, hint, "value")])
+    return CohortError.at(tok.line or 1, tok.column or 1, message, hint, "value")
 
 
 def _date(tok: Token) -> dt.date:
@@ -166,30 +162,22 @@ def _string(tok: Token) -> str:
         if ch == "\\":
             nxt = raw[i + 1] if i + 1 < len(raw) else ""
             if nxt not in ('"', "\\"):
-                raise CohortError(
-                    [
-                        Diagnostic(
-                            tok.line or 1,
-                            (tok.column or 1) + 1 + i,
-                            f"unknown escape {(ch + nxt)!r} in a string",
-                            'the escapes are \\" and \\\\',
-                            "syntax",
-                        )
-                    ]
+                raise CohortError.at(
+                    tok.line or 1,
+                    (tok.column or 1) + 1 + i,
+                    f"unknown escape {(ch + nxt)!r} in a string",
+                    'the escapes are \\" and \\\\',
+                    "syntax",
                 )
             out.append(nxt)
             i += 2
             continue
         if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise CohortError(
-                [
-                    Diagnostic(
-                        tok.line or 1,
-                        (tok.column or 1) + 1 + i,
-                        f"a string may not contain the control character {ch!r}",
-                        code="syntax",
-                    )
-                ]
+            raise CohortError.at(
+                tok.line or 1,
+                (tok.column or 1) + 1 + i,
+                f"a string may not contain the control character {ch!r}",
+                code="syntax",
             )
         out.append(ch)
         i += 1
@@ -212,20 +200,12 @@ def _check_range(lo: Token, hi: Token) -> tuple[int, int]:
     shape = "a range is written between three-character categories, like I20..I25"
     for t, v in ((lo, a), (hi, b)):
         if len(v) != 3 or not (v[0].isalpha() and v[1:].isdigit()):
-            raise CohortError(
-                [Diagnostic(t.line or 1, t.column or 1, f"{v!r} is not a category", shape, "code")]
+            raise CohortError.at(
+                t.line or 1, t.column or 1, f"{v!r} is not a category", shape, "code"
             )
     if (a[0], int(a[1:])) > (b[0], int(b[1:])):
-        raise CohortError(
-            [
-                Diagnostic(
-                    pos.line,
-                    pos.column,
-                    f"range {a}..{b} is empty",
-                    "write the lower bound first",
-                    "code",
-                )
-            ]
+        raise CohortError.at(
+            pos.line, pos.column, f"range {a}..{b} is empty", "write the lower bound first", "code"
         )
     return (ord(a[0]) - 65) * 100 + int(a[1:]), (ord(b[0]) - 65) * 100 + int(b[1:])
 
@@ -248,30 +228,22 @@ class _Codesets:
     def _spend(self, n: int, at: Token) -> None:
         self.work += n
         if self.work > limits.MAX_CODE_EXPANSION:
-            raise CohortError(
-                [
-                    Diagnostic(
-                        at.line or 1,
-                        at.column or 1,
-                        f"the code lists expand to more than {limits.MAX_CODE_EXPANSION} codes",
-                        "use each code set once per list; write ranges once",
-                        "limit",
-                    )
-                ]
+            raise CohortError.at(
+                at.line or 1,
+                at.column or 1,
+                f"the code lists expand to more than {limits.MAX_CODE_EXPANSION} codes",
+                "use each code set once per list; write ranges once",
+                "limit",
             )
 
     def items(self, tree: Tree) -> list[ir.CodePattern]:
         if len(tree.children) > limits.MAX_CODES_PER_SET:
             first = tree.children[limits.MAX_CODES_PER_SET].children[0]
-            raise CohortError(
-                [
-                    Diagnostic(
-                        first.line or 1,
-                        first.column or 1,
-                        f"a code list has at most {limits.MAX_CODES_PER_SET} items",
-                        code="limit",
-                    )
-                ]
+            raise CohortError.at(
+                first.line or 1,
+                first.column or 1,
+                f"a code list has at most {limits.MAX_CODES_PER_SET} items",
+                code="limit",
             )
         # ordered and de-duplicated (pos is not compared); the ranges' categories take the
         # place of the first range written
@@ -317,28 +289,20 @@ class _Codesets:
             from antal.catalog import suggest
 
             s = suggest(n, set(self.defs))
-            raise CohortError(
-                [
-                    Diagnostic(
-                        name.line or 1,
-                        (name.column or 2) - 1,
-                        f"unknown code set '@{n}'",
-                        f"did you mean '@{s}'?" if s else "define it with `codeset NAME = CODES`",
-                        "unknown_codeset",
-                    )
-                ]
+            raise CohortError.at(
+                name.line or 1,
+                (name.column or 2) - 1,
+                f"unknown code set '@{n}'",
+                f"did you mean '@{s}'?" if s else "define it with `codeset NAME = CODES`",
+                "unknown_codeset",
             )
         if n in self.active:
             cycle = " -> ".join([*self.active[self.active.index(n) :], n])
-            raise CohortError(
-                [
-                    Diagnostic(
-                        name.line or 1,
-                        name.column or 1,
-                        f"code sets refer to each other in a cycle: {cycle}",
-                        code="codeset_cycle",
-                    )
-                ]
+            raise CohortError.at(
+                name.line or 1,
+                name.column or 1,
+                f"code sets refer to each other in a cycle: {cycle}",
+                code="codeset_cycle",
             )
         self.active.append(n)
         self.done[n] = tuple(self.items(self.defs[n][0]))
@@ -456,16 +420,12 @@ class _ToIR(Transformer):
             else (_days(a), _days(b))
         )
         if lo > hi:
-            raise CohortError(
-                [
-                    Diagnostic(
-                        a.line or 1,
-                        a.column or 1,
-                        f"{what.format(lo, hi)} is empty",
-                        "write the smaller number first",
-                        "window",
-                    )
-                ]
+            raise CohortError.at(
+                a.line or 1,
+                a.column or 1,
+                f"{what.format(lo, hi)} is empty",
+                "write the smaller number first",
+                "window",
             )
         return lo, hi
 
@@ -490,16 +450,12 @@ class _ToIR(Transformer):
     def w_between(self, meta: Any, c: list[Any]) -> ir.Window:
         a, b = _date(c[0]), _date(c[1])
         if a > b:
-            raise CohortError(
-                [
-                    Diagnostic(
-                        c[0].line,
-                        c[0].column,
-                        f"between {a} and {b} is empty",
-                        "write the earlier date first",
-                        "window",
-                    )
-                ]
+            raise CohortError.at(
+                c[0].line,
+                c[0].column,
+                f"between {a} and {b} is empty",
+                "write the earlier date first",
+                "window",
             )
         return self._w(meta, start=a, end=b)
 
@@ -540,16 +496,12 @@ class _ToIR(Transformer):
         _list_size(meta, c)
         for t in c:
             if len(t) != 2:
-                raise CohortError(
-                    [
-                        Diagnostic(
-                            t.line,
-                            t.column,
-                            f"region code {t} is not a two-digit län code",
-                            "e.g. 01 for Stockholm, 18 for Örebro",
-                            "value",
-                        )
-                    ]
+                raise CohortError.at(
+                    t.line,
+                    t.column,
+                    f"region code {t} is not a two-digit län code",
+                    "e.g. 01 for Stockholm, 18 for Örebro",
+                    "value",
                 )
         return ir.RegionIn(tuple(str(t) for t in c), _pos(meta))
 
@@ -659,22 +611,18 @@ def cond_start(cond: Any, meta: Any, text: str) -> int:
 
 
 def _err(meta: Any, msg: str, hint: str | None = None, code: str = "statement") -> CohortError:
-    return CohortError([Diagnostic(meta.line, meta.column, msg, hint, code)])
+    return CohortError.at(meta.line, meta.column, msg, hint, code)
 
 
 def parse(text: str) -> ir.Cohort:
     """Parse cohort text into the IR. Raises `CohortError` with line and column."""
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > limits.MAX_TEXT_BYTES:
-        raise CohortError(
-            [
-                Diagnostic(
-                    1,
-                    1,
-                    f"the cohort is {size} bytes long; at most {limits.MAX_TEXT_BYTES} are accepted",
-                    code="limit",
-                )
-            ]
+        raise CohortError.at(
+            1,
+            1,
+            f"the cohort is {size} bytes long; at most {limits.MAX_TEXT_BYTES} are accepted",
+            code="limit",
         )
     if not text.endswith("\n"):
         text += "\n"
@@ -689,12 +637,8 @@ def parse(text: str) -> ir.Cohort:
         if st.data == "codeset":
             name, op, body = st.children
             if str(op) != "=":
-                raise CohortError(
-                    [
-                        Diagnostic(
-                            op.line, op.column, f"unexpected '{op}'; expected '='", code="syntax"
-                        )
-                    ]
+                raise CohortError.at(
+                    op.line, op.column, f"unexpected '{op}'; expected '='", code="syntax"
                 )
             if str(name) in defs:
                 raise _err(st.meta, f"code set '{name}' is defined twice", code="duplicate")
@@ -750,15 +694,11 @@ def parse(text: str) -> ir.Cohort:
             report = value
     if index is None:
         text.rstrip("\n").splitlines() or [""]
-        raise CohortError(
-            [
-                Diagnostic(
-                    1,
-                    1,
-                    "a cohort needs an `index` statement",
-                    "e.g. `index first diagnosis E11*`",
-                    "no_index",
-                )
-            ]
+        raise CohortError.at(
+            1,
+            1,
+            "a cohort needs an `index` statement",
+            "e.g. `index first diagnosis E11*`",
+            "no_index",
         )
     return ir.Cohort(index=index, steps=tuple(steps), report=report, title=title, pos=ir.Pos(1, 1))

@@ -7,22 +7,18 @@ from collections.abc import Iterator
 from lark import Token
 
 from antal.engine import limits
-from antal.engine.errors import CohortError, Diagnostic
+from antal.engine.errors import CohortError
 
 _WINDOW_START = {"BEFORE", "AFTER", "ON", "WITHIN", "BETWEEN"}
 _FILTER_OF = {"AND": "FAND", "OR": "FOR", "NOT": "FNOT"}
 
 
 def _too_deep(t: Token) -> CohortError:
-    return CohortError(
-        [
-            Diagnostic(
-                t.line or 1,
-                t.column or 1,
-                f"conditions are nested too deeply: at most {limits.MAX_DEPTH} levels",
-                code="limit",
-            )
-        ]
+    return CohortError.at(
+        t.line or 1,
+        t.column or 1,
+        f"conditions are nested too deeply: at most {limits.MAX_DEPTH} levels",
+        code="limit",
     )
 
 
