@@ -181,6 +181,16 @@ def open_catalog(installation: Installation | None = None, store: Store | None =
     return cat
 
 
+def catalog_for(settings: Settings, installation: Installation | None = None) -> Catalog:
+    """The catalog every face sees for these settings: bundled entries, the installation's
+    own (when one is configured) and those published to the settings' store (when it exists;
+    it is not created here). The CLI and the server count under the same catalog."""
+    if installation is None and (settings.data or settings.installation):
+        installation = open_installation(settings)
+    store = _open_store(settings.store) if store_exists(settings.store) else None
+    return open_catalog(installation, store)
+
+
 def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
     """The settings' store; a read-only use (`must_exist`) never creates one."""
     if must_exist and not store_exists(settings.store):
@@ -231,6 +241,7 @@ def publish_entry(
     user: User,
     register_id: str,
     entry: Register,
+    backend: Backend | None = None,
 ) -> Register:
     """Publish a register's catalog entry (its holder, or an admin), checked against the
     installation's data before anything changes; researchers see it at once."""
@@ -275,12 +286,15 @@ def publish_entry(
                 f"the entry does not match this installation's data for '{register_id}' "
                 f"({len(found)} problem(s)): "
                 + "; ".join(f.message + (f" (column {f.column!r})" if f.column else "") for f in found),
-                # where and what, never a value, and not the server's file paths either
-                {"problems": [{"column": f.column, "kind": f.kind, "rows": f.count,
-                               "message": f.message} for f in found]},
+                # where and what: never a value, the server's file paths, or how many rows
+                # (a count of rows failing a rule the holder chose would be an exact count)
+                {"problems": [{"column": f.column, "kind": f.kind, "message": f.message}
+                              for f in found]},
             )  # fmt: skip
     entries.put(entry, actor=user.id)
     catalog.registers[register_id] = entry
+    if backend is not None:
+        backend.forget(register_id)
     return entry
 
 

@@ -8,10 +8,13 @@ from it, so a caller can tell antal's answers from bugs and library failures:
     AntalError
     ├── CatalogError                  a catalog or installation file that cannot be used
     ├── InternalError                 a bug in antal (an IR node no handler knows)
-    ├── engine.EngineError            CohortError, MissingRegisterError, DataError, QueryTimeout
-    └── privacy.PrivacyError          BudgetExceeded, CountFailed, BreakdownTooFine,
-                                      NotFound (UnknownProject, UnknownUser),
-                                      AlreadyExists, InvalidValue
+    ├── engine.EngineError            CohortError, IRInvalid, MissingRegisterError, DataError,
+    │                                 QueryTimeout, BreakdownTooFine
+    ├── privacy.PrivacyError          BudgetExceeded, CountFailed,
+    │                                 NotFound (UnknownProject, UnknownUser),
+    │                                 AlreadyExists, InvalidValue
+    └── api.usecases.UseCaseError     requests the use cases refuse (Invalid, NotFound,
+                                      Forbidden, NotApproved, EntryMismatch, ...)
 
 No domain error is a `KeyError` or `ValueError`: their text is the message to show, as
 is, never a `repr` to be stripped of its quotes. (The HTTP client's errors in

@@ -61,6 +61,26 @@ class Variable(_Model):
     # codes stored space-separated in one string (npr.diagnos, npr.op)
     multi: bool = False
 
+    @model_validator(mode="after")
+    def _values_fit_the_type(self) -> Variable:
+        # a closed set's values become SQL literals of the column's type (the data check),
+        # and a holder may publish them: each must be a value of that type, nothing else
+        if self.values is not None:
+            if self.type == "varchar":
+                ok = all(isinstance(x, str) and len(x) <= 200 for x in self.values)
+            elif self.type in ("bigint", "integer", "smallint"):
+                ok = all(type(x) is int and abs(x) < 2**63 for x in self.values)
+            else:
+                ok = False
+            if not ok:
+                what = (
+                    "strings of at most 200 characters"
+                    if self.type == "varchar"
+                    else ("whole numbers" if self.type.endswith("int") else "left out")
+                )
+                raise ValueError(f"values of a {self.type} variable must be {what}")
+        return self
+
 
 class EventSource(_Model):
     """A cohort-language event this register provides, and from which columns."""

@@ -51,6 +51,8 @@ def _codes(items: tuple[str, ...]) -> tuple[ir.CodePattern, ...]:
         for part in (p.strip() for p in raw.split(",")):
             m = _RANGE.match(part)
             if m:
+                if m.group(1) > m.group(2):  # as the text language says, not an empty set
+                    raise ValueError(f"{part!r}: a range runs from the lower category up")
                 out += ir.expand_category_range(m.group(1), m.group(2))
             elif _CODE.match(part):
                 out.append(ir.CodePattern(part.rstrip("*").replace(".", ""), part.endswith("*")))

@@ -270,6 +270,14 @@ class _Checker:
                 "an index date needs a population register in the catalog",
                 code="no_provider",
             )
+        elif not self.catalog.sources_of("death"):
+            # who was alive on the date: without a register of deaths the count would be
+            # silently too high (and the compiler has nothing to read)
+            self.error(
+                index,
+                "an index date needs a register that provides `death` in the catalog",
+                code="no_provider",
+            )
         steps = tuple(dataclasses.replace(s, cond=self.cond(s.cond)) for s in co.steps)
         seen: set[str] = set()
         for d in co.report:

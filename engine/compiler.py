@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,8 +37,6 @@ from antal.engine.errors import InternalError
 from antal.engine.rows import GROUPING, RowLayout, count_column
 
 __all__ = ["Compiled", "compile_cohort"]
-
-_SAFE_CODE = re.compile(r"[A-Z0-9]+")  # used with fullmatch: `$` would accept "E11\n"
 
 
 def _NUM(v: int | float) -> exp.Literal:
@@ -185,20 +182,18 @@ def _run_length(lo: str, hi: str) -> int:
     return int(hi[1:]) - int(lo[1:]) + 1
 
 
-def _after(category: str) -> str:
-    """The least string above every code in a category: `I25` → `I2:` (':' follows '9')."""
-    return category[:2] + chr(ord(category[2]) + 1)
-
-
 def _run_range(column: exp.Expression, lo: str, hi: str) -> exp.Expression:
     """Codes whose category lies in lo..hi (one letter; both validated `[A-Z][0-9]{2}`).
-    Exact for any string: `lo <= code < after(hi)` keeps the letter and, within one
-    decade, the digits; across decades the third character must also be a digit (else
-    `I3A` would lie between I29 and I30), and a code shorter than three characters fails
-    that test as it fails every category."""
+
+    The code's first three characters lie between lo and hi: strings of one letter and two
+    characters that compare only digit by digit, so the answer is the same under every
+    collation (a byte-order trick such as `code < 'I2:'` is not: PostgreSQL's linguistic
+    collations sort ':' before digits and would silently match nobody). Across decades the
+    third character must also be a digit (else `I3A` would lie between I29 and I30); a code
+    shorter than three characters sorts before lo and fails, as it fails every category."""
+    head = exp.Substring(this=column.copy(), start=_NUM(1), length=_NUM(3))
     parts: list[exp.Expression] = [
-        exp.GTE(this=column.copy(), expression=exp.Literal.string(lo)),
-        exp.LT(this=column.copy(), expression=exp.Literal.string(_after(hi))),
+        exp.Between(this=head, low=exp.Literal.string(lo), high=exp.Literal.string(hi))
     ]
     if lo[1] != hi[1]:
         third = exp.Substring(this=column.copy(), start=_NUM(3), length=_NUM(1))
@@ -222,6 +217,13 @@ def _runs_regexp(column: exp.Expression, runs: list[tuple[str, str]]) -> exp.Exp
     )
 
 
+def _wide(e: exp.Expression) -> exp.Expression:
+    """A birth year or month widened before arithmetic: `12 * fodelsear` in the column's own
+    SMALLINT overflows for some rows only, and an error that depends on a row is a membership
+    oracle (docs/security.md). The data check also bounds the values."""
+    return exp.Cast(this=e, to=exp.DataType.build("BIGINT"))
+
+
 def _months(t: str = "base") -> exp.Expression:
     """Completed months of life at the index date (the day of birth is not in the extract)."""
     idx = _col("index_date", t)
@@ -229,8 +231,8 @@ def _months(t: str = "base") -> exp.Expression:
         this=exp.Mul(this=_NUM(12), expression=exp.Year(this=idx)), expression=exp.Month(this=idx)
     )
     born = exp.Add(
-        this=exp.Mul(this=_NUM(12), expression=_col("fodelsear", t)),
-        expression=_col("fodelsemanad", t),
+        this=exp.Mul(this=_NUM(12), expression=_wide(_col("fodelsear", t))),
+        expression=_wide(_col("fodelsemanad", t)),
     )
     return _p(exp.Sub(this=_p(now), expression=_p(born)))
 
@@ -304,7 +306,7 @@ class _Compiler:
         self, column: exp.Expression, codes: tuple[ir.CodePattern, ...], multi: bool
     ) -> exp.Expression:
         for c in codes:
-            if not _SAFE_CODE.fullmatch(
+            if not ir.SAFE_CODE.fullmatch(
                 c.code
             ):  # the checker guarantees it; SQL safety must not rely on that
                 raise ValueError(f"code {c.code!r} is not normalised")
@@ -553,8 +555,8 @@ class _Compiler:
             day = co.index.date
             born = exp.LTE(
                 this=exp.Add(
-                    this=exp.Mul(this=_NUM(12), expression=_person_value("fodelsear")),
-                    expression=_person_value("fodelsemanad"),
+                    this=exp.Mul(this=_NUM(12), expression=_wide(_person_value("fodelsear"))),
+                    expression=_wide(_person_value("fodelsemanad")),
                 ),
                 expression=_NUM(12 * day.year + day.month),
             )
@@ -720,16 +722,20 @@ class _Compiler:
             raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
         return out
 
-    def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Select:
+    def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Expression:
+        """A record of the person's death before `day`, in any register that provides
+        deaths (the reference evaluator reads them all too)."""
         found = self.catalog.sources_of("death")
-        if not found:
-            raise ValueError("an index date needs a register that provides `death`")
-        reg, src = found[0]
-        self.tables.add(reg.id)
-        sel = _from(_select(_NUM(1)), _table(reg.id, "x"))
-        sel.where(_and(exp.EQ(this=_col(reg.person_key, "x"), expression=person),
-                       exp.LT(this=_col(reg.event_date(src), "x"), expression=_lit(day))), copy=False)  # fmt: skip
-        return sel
+        if not found:  # the checker refuses an index date without one
+            raise InternalError("an index date needs a register that provides `death`")
+        selects = []
+        for reg, src in found:
+            self.tables.add(reg.id)
+            sel = _from(_select(_NUM(1)), _table(reg.id, "x"))
+            sel.where(_and(exp.EQ(this=_col(reg.person_key, "x"), expression=person.copy()),
+                           exp.LT(this=_col(reg.event_date(src), "x"), expression=_lit(day))), copy=False)  # fmt: skip
+            selects.append(sel)
+        return _union(selects)
 
     def dimension(self, d: ir.Dimension) -> tuple[str, exp.Expression]:
         """(column name, value) of a `report by` dimension, per person."""

@@ -580,7 +580,8 @@ def from_json(data: dict[str, Any]) -> Node:
 
 # --- bounds -----------------------------------------------------------------------------------
 
-_SAFE_CODE = re.compile(f"[A-Z0-9]{{1,{limits.MAX_CODE_CHARS}}}")
+# a code as it may reach SQL (fullmatch: `$` would accept "E11\n"); the compiler checks again
+SAFE_CODE = re.compile(f"[A-Z0-9]{{1,{limits.MAX_CODE_CHARS}}}")
 _CATEGORY = re.compile(r"[A-Z][0-9]{2}")
 
 
@@ -638,7 +639,7 @@ def validate(root: Node) -> list[tuple[Node, str]]:
 
         nested = depth + 1 if isinstance(node, AllOf | AnyOf | Not | FAnd | FOr | FNot) else depth
         if isinstance(node, CodePattern):
-            if not isinstance(node.code, str) or not _SAFE_CODE.fullmatch(node.code):
+            if not isinstance(node.code, str) or not SAFE_CODE.fullmatch(node.code):
                 bad(f"{node.code!r} is not a code (upper-case letters and digits only)")
         elif isinstance(node, Window):
             for b in (node.lo, node.hi):

@@ -185,10 +185,6 @@ class Store:
         return [_project(r) for r in rows]
 
     # ---- answers ----
-    def stored(self, key: str) -> str | None:
-        with self.transaction(write=False) as tx:
-            row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
-        return row[0] if row else None
 
     def asked(self, pid: str, key: str) -> str | None:
         """The stored answer under `key` if project `pid` asked for it before."""

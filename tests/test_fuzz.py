@@ -121,7 +121,7 @@ def _json_mutate(rng: random.Random, data: Any) -> Any:
     return data
 
 
-def test_mutated_ir_json_gives_a_node_or_a_value_error() -> None:
+def test_mutated_ir_json_gives_a_node_or_an_ir_invalid_error() -> None:
     rng = random.Random(int(os.environ.get("ANTAL_FUZZ_SEED", "8")))
     bases = [ir.to_json(engine.parse(t)) for t in EXAMPLES]
     seen = {"ok": 0, "error": 0}

@@ -374,3 +374,23 @@ def test_the_largest_window_runs_on_rows_that_reach_it(tmp_path: Path) -> None:
         co = engine.check(engine.parse(text), CAT)
         got = engine.count_exact(co, inst, CAT)
         assert list(got.counts) == evaluate(co, tables, CAT).counts()
+
+
+def test_an_index_date_without_a_register_of_deaths_is_a_cohort_error() -> None:
+    """Who was alive on the date needs deaths; a catalog without them (an admin's change)
+    made `validate` and `compile` a 500 (a ValueError in the compiler)."""
+    import dataclasses
+
+    no_deaths = dataclasses.replace(
+        CAT, registers={k: r for k, r in CAT.registers.items() if k != "dors"}
+    )
+    assert no_deaths.sources_of("death") == []
+    with pytest.raises(CohortError) as e:
+        engine.check(engine.parse("index 2024-01-01\ninclude age 18..80\n"), no_deaths)
+    (d,) = e.value.diagnostics
+    assert (d.line, d.column, d.code) == (1, 1, "no_provider") and "death" in d.message
+
+
+def test_a_builder_range_that_runs_backwards_is_an_error() -> None:
+    with pytest.raises(ValueError, match="runs from the lower category up"):
+        diagnosis("I25..I20")

@@ -499,3 +499,96 @@ def test_guessed_tokens_are_throttled_per_address(server: dict[str, Any]) -> Non
     # from another address, the right token works
     with httpx.Client(base_url=server["base"], timeout=30) as c:
         assert c.get("/v1/me", headers=mine).status_code == 200
+
+
+# ---- a second review: what a holder's entry, the data and a collation could still do -----------
+
+
+def test_a_holders_closed_value_set_never_becomes_sql(svc: dict[str, Any], tmp_path: Path) -> None:
+    """The values of a closed set become SQL literals in the data check: a holder who could
+    publish `2) OR (...)` as a smallint value had a membership oracle on other registers
+    and could write files on the server. Values must be of the variable's type."""
+    c, h = svc["c"], svc["h"]
+    ndr = c.get("/v1/catalog/registers/ndr", headers=h["holder"]).json()
+    planted = tmp_path / "pwned.csv"
+    for payload in (
+        "2) OR (1=1",
+        f"2); COPY (SELECT 1) TO '{planted}'; SELECT (1",
+    ):
+        variables = [{**v, "values": [1, payload]} if v["name"] == "diabetestyp" else v
+                     for v in ndr["variables"]]  # fmt: skip
+        r = c.put("/v1/catalog/registers/ndr", json={**ndr, "variables": variables},
+                  headers=h["holder"])  # fmt: skip
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", r.text
+        assert "whole numbers" in r.text
+    assert not planted.exists()
+    assert c.get("/v1/catalog/registers/ndr", headers=h["a"]).json() == ndr
+
+
+def test_a_failed_publish_tells_no_count(svc: dict[str, Any]) -> None:
+    """How many rows break a rule the holder chose would be an exact count outside the gate."""
+    c, h = svc["c"], svc["h"]
+    ndr = c.get("/v1/catalog/registers/ndr", headers=h["holder"]).json()
+    variables = [{**v, "values": [1]} if v["name"] == "diabetestyp" else v
+                 for v in ndr["variables"]]  # fmt: skip
+    r = c.put("/v1/catalog/registers/ndr", json={**ndr, "variables": variables},
+              headers=h["holder"])  # fmt: skip
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["error"]["details"]["problems"]
+    assert set(problem) == {"column", "kind", "message"} and problem["column"] == "diabetestyp"
+    assert not any(ch.isdigit() for ch in problem["message"].replace("10", ""))
+
+
+def test_a_birth_year_that_overflows_small_integers_is_refused_and_cannot_fail_a_count(
+    tmp_path: Path,
+) -> None:
+    """`12 * fodelsear` in SMALLINT overflowed for a year of 2731 or more, for that person's
+    row only: a count failed exactly when the person matched."""
+    from antal.catalog import Installation
+    from antal.engine.datacheck import check_data
+    from antal.engine.reference import evaluate
+
+    pop = [{"lopnr": i, "kon": 1, "fodelsear": 1960, "fodelsemanad": 5, "lan": "01"}
+           for i in range(1, 6)]  # fmt: skip
+    pop[2]["fodelsear"] = 3000
+    npr = [{"lopnr": i, "indatum": dt.date(2020, 1, 1), "sjukhus": "11001", "hdia": "F32",
+            "diagnos": "F32"} for i in range(1, 6)]  # fmt: skip
+    data = write_extracts({"population": pop, "npr": npr}, tmp_path / "d")
+    inst, cat = Installation.from_data_dir(data), load_catalog()
+    kinds = {(f.column, f.kind) for f in check_data(inst, cat)}
+    assert ("fodelsear", "birth_out_of_range") in kinds
+    text = "index first diagnosis F32*\ninclude age 0..130\nreport by sex\n"
+    got = engine.count_exact(text, inst, cat)  # no overflow error, whoever matches
+    tables = {"population": pop, "npr": npr}
+    want = evaluate(engine.check(engine.parse(text), cat), tables, cat)
+    # by hand: five index events; the person "born in 3000" is not 0..130 years old in 2020
+    assert list(got.counts) == want.counts() == [5, 4]
+
+
+def test_code_ranges_match_the_same_codes_under_a_linguistic_collation(pg_dsn: str) -> None:
+    """Runs of categories compile to comparisons; under PostgreSQL's ICU collations ':'
+    sorts before the digits, so a byte-order bound (`code < 'I2:'`) matched nobody."""
+    import psycopg
+    import sqlglot
+
+    from antal.engine import ir
+    from antal.engine.compiler import _run_range
+
+    codes = ["I20", "I209", "I25", "I259", "I29", "I2", "I2A", "I30", "I34", "I349", "I35",
+             "I3A", "I19", "H25", "J25", "", "I", "I20X"]  # fmt: skip
+    runs = [("I20", "I29"), ("I25", "I34")]
+    with psycopg.connect(pg_dsn) as con:
+        for collation in ("C", "und-x-icu", "sv-SE-x-icu"):
+            for lo, hi in runs:
+                col = sqlglot.exp.column("code")
+                cond = _run_range(col, lo, hi).sql("postgres")
+                rows = con.execute(
+                    f'SELECT code FROM (SELECT unnest(%s::text[]) COLLATE "{collation}" AS code) t '
+                    f"WHERE {cond}",
+                    (codes,),
+                ).fetchall()
+                got = sorted(r[0] for r in rows)
+                pats = [ir.CodePattern(f"{lo[0]}{n:02d}", prefix=True)
+                        for n in range(int(lo[1:]), int(hi[1:]) + 1)]  # fmt: skip
+                want = sorted(c for c in codes if any(p.matches(c) for p in pats))
+                assert got == want, (collation, lo, hi)

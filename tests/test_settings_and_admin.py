@@ -363,3 +363,26 @@ def test_the_command_line_uses_the_settings_backend_threads_and_memory(
     assert r.exit_code == 0 and json.loads(r.output)["count"] == 40, r.output
     r = cli("data", "check", env={"ANTAL_DATA": str(data)})
     assert r.exit_code == 0 and "data check passed" in r.output
+
+
+def test_the_command_line_sees_the_catalog_the_server_publishes(
+    data: Path, tmp_path: Path, clean_env: Path
+) -> None:
+    """An entry published to the store is the catalog for `antal data check` and `antal
+    count` too, not only for `antal serve`: the faces count under one catalog."""
+    from antal.api.accounts import CatalogEntries
+
+    store = tmp_path / "s.sqlite"
+    st = open_store(str(store))
+    ndr = load_catalog().registers["ndr"]
+    ldl = ndr.variables[0].model_copy(update={"name": "ldl", "type": "double", "nullable": True,
+                                              "code_system": None, "values": None})  # fmt: skip
+    # as if an admin had published it before the extract lost the column
+    CatalogEntries(st).put(ndr.model_copy(update={"variables": [*ndr.variables, ldl]}), "admin")
+    runner = CliRunner()
+    check = ["data", "check", "--data", str(data)]
+    r = runner.invoke(app, check, env={"ANTAL_STORE": str(tmp_path / "none")})
+    assert r.exit_code == 0, r.output  # the bundled catalog: the extract matches it
+    r = runner.invoke(app, check, env={"ANTAL_STORE": str(store)})
+    assert r.exit_code != 0 and "ldl" in r.output, r.output
+    assert not (tmp_path / "none").exists()  # looking for published entries creates no store

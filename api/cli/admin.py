@@ -87,7 +87,7 @@ def admin_create_project(
     st, acc = _open(store)
     with failing():
         uc.create_project(
-            st, acc, uc.open_catalog(None, st), project_id, title, purpose, budget,
+            st, acc, uc.catalog_for(settings(store=store)), project_id, title, purpose, budget,
             tuple(registers or ()), tuple(member or ()), actor=ACTOR,
         )  # fmt: skip
     out.print(
@@ -105,7 +105,7 @@ def admin_approve(
     st, _acc = _open(store)
     with failing():
         p = uc.approve_registers(
-            st, uc.open_catalog(None, st), project_id, tuple(registers), actor=ACTOR
+            st, uc.catalog_for(settings(store=store)), project_id, tuple(registers), actor=ACTOR
         )
     out.print(f"project {project_id} approved for {', '.join(p.registers) or '-'}")
 

@@ -57,7 +57,7 @@ def count_cmd(
     s = settings(data, config, store=store)
     with failing():
         inst = uc.open_installation(s)
-        cat = uc.open_catalog(inst)
+        cat = uc.catalog_for(s, inst)
     _text, v = checked(file, cat)
     assert v.checked is not None
     title = v.checked.title or file.name

@@ -19,6 +19,6 @@ def data_check(data: DataOpt = None, config: ConfigOpt = None) -> None:
     s = settings(data, config)
     with failing():
         inst = uc.open_installation(s)
-        cat = uc.open_catalog(inst)
+        cat = uc.catalog_for(s, inst)
         uc.check_data(inst, cat)
     out.print(f"data check passed: {len(inst.sources)} registers, data release {inst.release}")

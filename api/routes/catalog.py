@@ -48,13 +48,13 @@ def publish_register(
     request: Request,
     register_id: Annotated[str, Path(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)],
     entry: Register,
-    u: Authed,
+    u: Checking,  # each publish runs the data check: limited like the other checks
 ) -> dict[str, Any]:
     """Publish a register's catalog entry: its holder (or an admin) only; checked against
     the installation's data (422 `entry_does_not_match_data`) before anything changes."""
     state = state_of(request)
     published = uc.publish_entry(
-        state.catalog, state.entries, state.installation, u, register_id, entry
+        state.catalog, state.entries, state.installation, u, register_id, entry, state.backend
     )
     return published.model_dump(mode="json")
 

@@ -32,6 +32,9 @@ class Backend(ABC):
     def run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         """Execute a compiled cohort; rows as the compiled statement defines them."""
 
+    def forget(self, register_id: str) -> None:  # noqa: B027 - optional hook
+        """The register's catalog entry changed: describe its extract anew on next use."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

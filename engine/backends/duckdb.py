@@ -78,6 +78,10 @@ class DuckDBBackend(Backend):
             self.con.execute(self._view(rid, self.installation.sources[rid]).sql("duckdb"))
             self._attached.add(rid)
 
+    def forget(self, register_id: str) -> None:
+        with self._lock:  # the view is made again, with the new entry's columns, on next use
+            self._attached.discard(register_id)
+
     def run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         with self._lock:
             self.attach(compiled.registers)
