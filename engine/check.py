@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 
 from antal.catalog import Catalog, EventSource, Register, suggest
-from antal.catalog.vocabulary import CODE_EXAMPLES, DIMENSION_KEYS
+from antal.catalog.vocabulary import CODE_EXAMPLES, CODE_SYSTEMS, DIMENSION_KEYS
 from antal.engine import ir
 from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
 from antal.engine.dispatch import Dispatch
@@ -170,8 +170,30 @@ class _Checker:
             )
             return
         values = (f.value,) if isinstance(f, ir.Cmp) else f.values
+        event_codes = var.code_system in CODE_SYSTEMS  # stored upper case without dots
         for v in values:
-            if not _fits(v, var.type):
+            if event_codes and var.multi and isinstance(v, str):
+                # `diagnos = "E11"` matches only contacts whose one code is E11: a silent
+                # undercount, since the column holds all of a contact's codes
+                self.error(
+                    f,
+                    f"'{reg.id}.{var.name}' holds a list of codes separated by spaces; a filter "
+                    "would compare the whole list",
+                    "match one of its codes with an event, e.g. `diagnosis E11*`",
+                    "code_in_filter",
+                )
+            elif event_codes and isinstance(v, str) and v != v.strip("*").upper().replace(".", ""):
+                # a filter compares whole stored values: `hdia = "J44*"` would match no row
+                # (stored codes have no `*` or `.` and are upper case), a silent zero
+                self.error(
+                    f,
+                    f"{_show(v)} is not a stored {var.code_system} code: a register filter "
+                    "compares whole values, with no `*`, no `.` and in upper case",
+                    f"give the whole code as stored ({_show(v.strip('*').upper().replace('.', ''))}), "
+                    "or match codes by prefix with an event (e.g. `diagnosis J44*`, `drug A10B*`)",
+                    "code_in_filter",
+                )
+            elif not _fits(v, var.type):
                 self.error(
                     f,
                     f"'{reg.id}.{var.name}' is {_TYPE_WORDS[var.type]}; {_show(v)} is not",

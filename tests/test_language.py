@@ -189,6 +189,13 @@ ERRORS = [
      'strings use double quotes: "like this"'),
     ("index first diagnosis E11\ninclude population.kon = 1", 2, 9,
      "register 'population' has no date, so it has no events", None),
+    ("index first diagnosis E11*\ninclude npr where hdia in (\"J441\", \"e11.9\")", 2, 19,
+     '"e11.9" is not a stored ICD-10-SE code',
+     'give the whole code as stored ("E119"), or match codes by prefix with an event '
+     "(e.g. `diagnosis J44*`, `drug A10B*`)"),
+    ("index first diagnosis E11*\ninclude npr where diagnos = \"E11\"", 2, 19,
+     "'npr.diagnos' holds a list of codes separated by spaces",
+     "match one of its codes with an event, e.g. `diagnosis E11*`"),
 ]  # fmt: skip
 
 
