@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from antal.privacy.errors import BudgetExceeded, CountFailed, UnknownProject
-from antal.privacy.mechanism import ReleasedCount, TrueCounts, release_attrition, release_cells
+from antal.privacy.mechanism import (
+    ReleasedCount,
+    TrueCounts,
+    release_attrition,
+    release_cells,
+    within_total,
+)
 from antal.privacy.params import PrivacyParams
 from antal.privacy.store import Store, Tx, now
 
@@ -229,6 +235,7 @@ class Gate:
         scales = {"attrition": s1}
         if dims:
             cells, s2 = release_cells(true.cells or {}, true.domain or [], self.params)
+            cells = within_total(cells, steps[-1])  # no cell above the final count
             scales["breakdown"] = s2
         return _released_json(steps, dims, cells, cost, scales, self.params)
 

@@ -26,6 +26,7 @@ __all__ = [
     "noisy_vector",
     "release_attrition",
     "release_cells",
+    "within_total",
 ]
 
 dp.enable_features("contrib")
@@ -145,3 +146,22 @@ def release_cells(
     noisy = noisy_vector([cells.get(key, 0) for key in domain], scale) if domain else []
     acc = discrete_laplacian_scale_to_accuracy(scale, p.alpha)
     return [(key, _publish(float(x), acc, p)) for key, x in zip(domain, noisy, strict=True)], scale
+
+
+def within_total(
+    cells: list[tuple[tuple[Any, ...], ReleasedCount]], total: ReleasedCount
+) -> list[tuple[tuple[Any, ...], ReleasedCount]]:
+    """Released cells made consistent with the released total of the same cohort
+    (post-processing of released values: no ε). A person is in one cell, so no cell can
+    hold more than the total: a cell above it is lowered to it (its interval too), and when
+    the total is shown as `<T` every cell is, since none can reach T."""
+    if total.value is None:
+        return [(key, ReleasedCount(None, None, None, c.threshold)) for key, c in cells]
+    out = []
+    for key, c in cells:
+        if c.value is not None and (c.value > total.value or (c.high or 0) > (total.high or 0)):
+            value = min(c.value, total.value)
+            c = ReleasedCount(value, min(c.low or 0, value),
+                              max(value, min(c.high or value, total.high or value)), c.threshold)  # fmt: skip
+        out.append((key, c))
+    return out

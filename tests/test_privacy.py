@@ -501,3 +501,36 @@ def test_the_store_creates_the_whole_schema_and_raises_typed_errors(
         assert isinstance(e.value, AntalError) and not isinstance(e.value, KeyError | ValueError)
         assert str(e.value).startswith(message)  # the message itself: no quotes to strip
     assert store.verify_audit() == [] and store.ledger_problems() == []
+
+
+def test_a_released_cell_never_exceeds_the_released_total() -> None:
+    """Post-processing, no ε: a final `<10` with a cell `10 (3–17)` contradicted itself."""
+    from antal.privacy.mechanism import ReleasedCount, within_total
+
+    shown = ReleasedCount(12, 5, 19, 10)
+    cells = [(("a",), ReleasedCount(15, 8, 22, 10)), (("b",), ReleasedCount(11, 4, 18, 10)),
+             (("c",), ReleasedCount(None, None, None, 10))]  # fmt: skip
+    assert within_total(cells, shown) == [
+        (("a",), ReleasedCount(12, 8, 19, 10)),  # lowered to the total, interval capped
+        (("b",), ReleasedCount(11, 4, 18, 10)),  # within: unchanged
+        (("c",), ReleasedCount(None, None, None, 10)),
+    ]
+    hidden = ReleasedCount(None, None, None, 10)
+    assert all(c.suppressed for _, c in within_total(cells, hidden))
+    # end to end through the gate: a small cohort, all in one cell, asked many times over
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        store = SQLiteStore(Path(d) / "s.sqlite")
+        store.create_project("p", "t", "forskning", 1e6)
+        gate = Gate(store, PrivacyParams(epsilon=0.5))
+        for i in range(200):
+            a = gate.answer("p", "u", f"q{i}", "q", "rel", ("i", "s"), ("sex",),
+                            lambda: TrueCounts(("i", "s"), (14, 11), ("sex",), {("f",): 11},
+                                               [("f",), ("m",)]))  # fmt: skip
+            total = a.steps[-1]
+            for _, c in a.cells:
+                if total.suppressed:
+                    assert c.suppressed
+                elif not c.suppressed:
+                    assert c.value <= total.value and c.high <= total.high
