@@ -278,9 +278,8 @@ def publish_entry(
         candidate = dataclasses.replace(
             catalog, registers={**catalog.registers, register_id: entry}
         )
-        found = [
-            f for f in _check(installation, candidate, {register_id}) if f.register == register_id
-        ]
+        # this register only: the population and opt-outs were checked at start
+        found = _check(installation, candidate, {register_id}, required=False)
         if found:
             raise EntryMismatch(
                 f"the entry does not match this installation's data for '{register_id}' "

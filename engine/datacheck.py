@@ -248,11 +248,12 @@ class _Checker:
                 self.add(rid, _describe(src), column, kind, int(n), message)
 
     # ---- the whole installation -----------------------------------------------------------
-    def run(self, registers: set[str] | None) -> list[Finding]:
+    def run(self, registers: set[str] | None, required: bool) -> list[Finding]:
         from antal.engine.backends.duckdb import DuckDBBackend
 
         wanted = set(self.inst.sources) if registers is None else set(registers)
-        required = [r for r in (self.catalog.population, self.catalog.optout) if r is not None]
+        required_regs = (self.catalog.population, self.catalog.optout) if required else ()
+        required = [r for r in required_regs if r is not None]
         for reg in required:
             if reg.kind == "optout" and self.inst.optout == "none":
                 continue
@@ -283,13 +284,18 @@ class _Checker:
 
 
 def check_data(
-    installation: Installation, catalog: Catalog, registers: set[str] | None = None
+    installation: Installation,
+    catalog: Catalog,
+    registers: set[str] | None = None,
+    *,
+    required: bool = True,
 ) -> list[Finding]:
     """Findings about the installation's extracts (empty: the check passes).
 
-    `registers` limits the check to those registers (plus the population and, unless the
-    installation keeps none, the opt-outs); by default every register it declares."""
-    return _Checker(installation, catalog).run(registers)
+    `registers` limits the check to those registers (plus, with `required`, the population
+    and, unless the installation keeps none, the opt-outs); by default every register it
+    declares. Without `required`, only the registers named are read (a published entry)."""
+    return _Checker(installation, catalog).run(registers, required)
 
 
 def format_findings(findings: list[Finding]) -> str:
