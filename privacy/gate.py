@@ -211,10 +211,9 @@ class Gate:
         if own is not None:  # this project asked before: its own answer again, free
             return self._replay(ctx, own)
         cost = self.cost(bool(dims))
-        if project.left + 1e-12 < cost:  # refuse before touching data; checked again under the lock
-            self._refuse(ctx, cost)
         # Charged (and audited) before the data is read, in its own transaction: whatever
         # happens while computing (an error, a timeout, the process killed), the charge stands.
+        # A budget too small is refused there, under the store's lock, before any data is read.
         attempt = self._reserve(ctx, cost)
         released: str | None = None
         try:
@@ -238,15 +237,6 @@ class Gate:
             cells = within_total(cells, steps[-1])  # no cell above the final count
             scales["breakdown"] = s2
         return _released_json(steps, dims, cells, cost, scales, self.params)
-
-    def _refuse(self, ctx: tuple[Any, ...], cost: float) -> None:
-        project_id, actor, query_hash, query = ctx[:4]
-        with self.store.transaction() as tx:
-            budget, spent = tx.one(
-                "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
-            )
-            tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
-        raise BudgetExceeded(project_id, cost, round(max(0.0, float(budget) - float(spent)), 12))
 
     def _reserve(self, ctx: tuple[Any, ...], cost: float) -> str:
         """Charge `cost` for one attempt to compute an answer; its charge id.
