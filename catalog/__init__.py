@@ -21,11 +21,14 @@ from antal.catalog.errors import AntalError, CatalogError, InternalError
 from antal.catalog.installation import DataSource, Installation, load_installation
 from antal.catalog.models import (
     HOLDER_FIELDS,
+    Coding,
     EventSource,
     FieldError,
+    Period,
     Region,
     Register,
     Site,
+    Source,
     Variable,
 )
 
@@ -34,13 +37,16 @@ __all__ = [
     "AntalError",
     "Catalog",
     "CatalogError",
+    "Coding",
     "DataSource",
     "EventSource",
     "Installation",
     "InternalError",
+    "Period",
     "Region",
     "Register",
     "Site",
+    "Source",
     "Variable",
     "bundled_dir",
     "load_catalog",

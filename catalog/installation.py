@@ -3,16 +3,24 @@
 A small YAML file::
 
     release: region-orebro-2026-10      # id of this data release (part of answer keys)
+    extracted: 2026-10-15               # the day the extracts were taken (data currency)
     catalog: [./my-entries]             # optional extra directories of entries
     registers:
       population: {parquet: /data/rtb.parquet}
       npr:
         parquet: /data/par/*.parquet    # a path or a glob
         columns: {lopnr: pnr}           # canonical name -> name in the file
+        start: 1997-01-01               # optional: first and last day the extract covers
+        through: 2026-09-30
     privacy: {epsilon: 0.5, threshold: 10, rounding: 5, default_budget: 10}
     optout: required                    # or `none`: this installation keeps no opt-outs
 
 Relative paths are taken from the file's directory.
+
+A data directory (`--data DIR`) may hold a manifest, `DIR/release.yaml`, with the same
+`release` and `extracted` keys and, under `registers`, each register's `start` and
+`through` (`antal synth` writes one). Data currency in every answer comes from these:
+without them an answer says the currency is unknown.
 
 Opt-outs fail closed: an installation holds the opt-out register (`optout`) unless its
 config says `optout: none`. With `required` (the default, and always for `--data DIR`)
@@ -23,6 +31,7 @@ where nobody has opted out yet provides an opt-out file with no rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from antal.catalog.errors import CatalogError
 from antal.privacy.params import PrivacyParams
 
-__all__ = ["DataSource", "Installation", "load_installation"]
+__all__ = ["MANIFEST", "DataSource", "Installation", "Manifest", "load_installation"]
 
 
 class DataSource(BaseModel):
@@ -44,6 +53,10 @@ class DataSource(BaseModel):
     duckdb: str | None = None  # a DuckDB database file ...
     table: str | None = None  # ... and the table in it
     columns: dict[str, str] = Field(default_factory=dict)
+    # the days this extract covers (first and last); None: the catalog's coverage, and
+    # through the extraction date
+    start: dt.date | None = None
+    through: dt.date | None = None
 
     def column(self, canonical: str) -> str:
         return self.columns.get(canonical, canonical)
@@ -53,6 +66,7 @@ class _InstallationFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     release: str | None = None
+    extracted: dt.date | None = None
     catalog: list[str] = Field(default_factory=list)
     registers: dict[str, DataSource]
     # typed: an unknown key or a value out of range is an error naming `privacy.<key>`
@@ -69,6 +83,7 @@ class Installation:
     catalog_dirs: tuple[Path, ...] = field(default=())
     privacy: PrivacyParams = field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"  # see the module docstring
+    extracted: dt.date | None = None  # the day the extracts were taken, when known
 
     def missing(self, registers: set[str] | frozenset[str]) -> list[str]:
         """Which of these registers this installation holds no data for."""
@@ -84,7 +99,51 @@ class Installation:
         if not files:
             raise FileNotFoundError(f"no Parquet extracts (*.parquet) in {d}")
         sources = {p.stem: DataSource(parquet=str(p)) for p in files}
-        return cls(sources=sources, release=release or _release_id(files))
+        manifest = _read_manifest(d / MANIFEST)
+        for rid, period in manifest.registers.items():
+            if rid in sources:
+                sources[rid] = sources[rid].model_copy(
+                    update={"start": period.start, "through": period.through}
+                )
+        return cls(
+            sources=sources,
+            release=release or manifest.release or _release_id(files),
+            extracted=manifest.extracted,
+        )
+
+
+MANIFEST = "release.yaml"  # a data directory's description of its release
+
+
+class _ExtractPeriod(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: dt.date | None = None
+    through: dt.date | None = None
+
+
+class Manifest(BaseModel):
+    """`DIR/release.yaml`: what a data release says of itself (all optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    release: str | None = Field(default=None, min_length=1, max_length=200)
+    extracted: dt.date | None = None
+    registers: dict[str, _ExtractPeriod] = Field(default_factory=dict)
+
+
+def _read_manifest(path: Path) -> Manifest:
+    if not path.exists():
+        return Manifest()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise CatalogError(path, "", f"cannot be read as YAML: {e}") from e
+    try:
+        return Manifest.model_validate(raw or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise CatalogError(path, ".".join(map(str, err["loc"])), err["msg"]) from e
 
 
 def _release_id(files: list[Path]) -> str:
@@ -130,4 +189,5 @@ def load_installation(path: Path | str) -> Installation:
         catalog_dirs=tuple(Path(rel(c) or c) for c in cfg.catalog),
         privacy=cfg.privacy,
         optout=cfg.optout,
+        extracted=cfg.extracted,
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from antal.catalog.vocabulary import EventKind, VariableCodeSystem
+from antal.catalog.vocabulary import CodingSystem, EventKind, VariableCodeSystem
 
 ColumnType = Literal["bigint", "integer", "smallint", "double", "varchar", "date"]
 
@@ -18,13 +19,13 @@ NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 # cohort-language events it provides) is the installation's decision: an admin's.
 HOLDER_FIELDS = frozenset(
     {"title", "holder", "holder_url", "description", "coverage", "update", "legal_basis",
-     "access", "population", "variables", "keywords"}
+     "access", "population", "variables", "keywords", "sources"}
 )  # fmt: skip
 # Fields that only describe (no count, check or breakdown depends on them): left out of
 # the catalog's version, so that editing a description does not renew stored answers.
 _DESCRIPTIVE = frozenset(
-    {"title", "holder", "holder_url", "description", "update", "legal_basis", "access",
-     "population", "keywords"}
+    {"title", "holder", "holder_url", "description", "legal_basis", "access",
+     "population", "keywords", "sources"}
 )  # fmt: skip
 _DESCRIPTIVE_VARIABLE = frozenset({"description", "unit", "value_labels"})
 
@@ -49,6 +50,43 @@ class Text(_Model):
     en: str
 
 
+class Source(_Model):
+    """Where a fact in an entry comes from: a publication, a regulation, a web page."""
+
+    title: str = Field(min_length=1, max_length=500)
+    url: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=1000)  # what it supports
+
+
+class Period(_Model):
+    """A span of dates: from `start` (inclusive; None = since the register began) until
+    `until` (exclusive; None = ongoing)."""
+
+    start: dt.date | None = None
+    until: dt.date | None = None
+    note: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.start is not None and self.until is not None and self.until <= self.start:
+            raise ValueError("until must be after start")
+        return self
+
+    def overlaps(self, lo: dt.date, hi: dt.date) -> bool:
+        """Whether the inclusive span [lo, hi] has a day in this period."""
+        return (self.start is None or hi >= self.start) and (self.until is None or lo < self.until)
+
+
+class Coding(Period):
+    """The code system a code variable holds during a period of the register.
+
+    `historical`: records keep the code valid at their date (a renamed ATC code is the old
+    one in older rows), so a cohort over both periods needs both codes."""
+
+    system: CodingSystem
+    historical: bool = False
+
+
 class Variable(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     type: ColumnType
@@ -60,6 +98,9 @@ class Variable(_Model):
     nullable: bool = True
     # codes stored space-separated in one string (npr.diagnos, npr.op)
     multi: bool = False
+    # for a code variable: its code system by period, oldest first (`code_system` is the
+    # current one); empty means `code_system` throughout
+    coding: list[Coding] = []
 
     @model_validator(mode="after")
     def _values_fit_the_type(self) -> Variable:
@@ -96,6 +137,10 @@ class EventSource(_Model):
 class Coverage(_Model):
     from_year: int
     to_year: int | None = None  # None: ongoing
+    # periods for which the register is known to be incomplete (reporting began, a
+    # region missing), each with a note saying what is missing; a window reaching one
+    # gets a warning
+    incomplete: list[Period] = []
 
     @model_validator(mode="after")
     def _ordered(self) -> Coverage:
@@ -106,7 +151,11 @@ class Coverage(_Model):
 
 class Update(_Model):
     frequency: str
-    lag_months: int = Field(ge=0)
+    # how long after a date (`monthly`) or after the end of its year (`yearly`) the
+    # register's records of that date are complete; the months before are preliminary
+    lag_months: int = Field(ge=0, le=120)
+    finalised: Literal["monthly", "yearly"] = "monthly"
+    note: str | None = Field(default=None, max_length=1000)
 
 
 class Register(_Model):
@@ -127,6 +176,7 @@ class Register(_Model):
     variables: list[Variable]
     provides: list[EventSource] = []
     keywords: list[str] = []
+    sources: list[Source] = []  # where the entry's facts come from
     # internal registers are used by the installation only (the opt-outs): no cohort reads them
     internal: bool = False
 

@@ -19,6 +19,7 @@ __all__ = [
     "CODE_PREFIX_SHAPES",
     "CODE_SHAPES",
     "CODE_SYSTEMS",
+    "CODING_SYSTEMS",
     "DIALECTS",
     "DIMENSIONS",
     "DIMENSION_KEYS",
@@ -33,6 +34,7 @@ __all__ = [
     "VARIABLE_CODE_SYSTEMS",
     "BackendName",
     "CodeSystem",
+    "CodingSystem",
     "Dialect",
     "DimensionName",
     "EventKind",
@@ -70,6 +72,17 @@ CODE_SYSTEMS: tuple[CodeSystem, ...] = get_args(CodeSystem)
 # a catalog variable may also hold genomic names (genes, variants)
 VariableCodeSystem = Literal["ICD-10-SE", "ATC", "KVÅ", "HGNC", "HGVS"]
 VARIABLE_CODE_SYSTEMS: tuple[VariableCodeSystem, ...] = get_args(VariableCodeSystem)
+# The code systems a register's code columns have used over time (a catalog entry's
+# `coding` periods): the current ones, plus WHO's ICD-10 (the cause-of-death register) and
+# the older Swedish editions: ICD-9 (KS 87, 1987-1996), ICD-8 (1969-1986), ICD-7
+# (1958-1968), the surgical procedure classifications KKÅ97 (1997-2006) and Op6 (before
+# 1997). A cohort may give ICD-9 codes (digits first: `410*`); the others are named in
+# warnings only.
+CodingSystem = Literal[
+    "ICD-10-SE", "ICD-10", "ICD-9", "ICD-8", "ICD-7", "ATC", "KVÅ", "KKÅ97", "Op6",
+    "HGNC", "HGVS",
+]  # fmt: skip
+CODING_SYSTEMS: tuple[CodingSystem, ...] = get_args(CodingSystem)
 
 SYSTEM_OF_EVENT: dict[EventKind, CodeSystem] = {
     "diagnosis": "ICD-10-SE",
