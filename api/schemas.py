@@ -49,14 +49,45 @@ class Diagnostic(BaseModel):
     message: str
     hint: str | None = None
     code: str
+    severity: Literal["error", "warning"] = "error"
+
+
+class ExtractPeriod(BaseModel):
+    start: str | None
+    through: str | None
+
+
+class Gap(BaseModel):
+    start: str | None
+    until: str | None
+    note: str | None
+
+
+class RegisterCurrency(BaseModel):
+    id: str = Field(description="the register")
+    coverage: dict[str, int | None] = Field(description="the register's own coverage, years")
+    extract: ExtractPeriod = Field(description="the days this data release covers")
+    complete_through: str | None = Field(description="records up to this day are final")
+    lag_months: int
+    finalised: Literal["monthly", "yearly"]
+    lag_note: str | None
+    incomplete: list[Gap] = Field(description="periods the register is known to be thin")
+
+
+class DataCurrency(BaseModel):
+    release: str | None
+    extracted: str | None = Field(description="the day the extracts were taken")
+    registers: list[RegisterCurrency]
+    note: str | None = None
 
 
 class ValidateOut(BaseModel):
     ok: bool
-    diagnostics: list[Diagnostic]
+    diagnostics: list[Diagnostic] = Field(description="errors, or (when ok) warnings")
     query_hash: str | None = None
     steps: list[str] = []
     registers: list[str] = []
+    data_currency: DataCurrency | None = None
 
 
 class CompileOut(BaseModel):
@@ -93,6 +124,12 @@ class CountOut(BaseModel):
     budget_left: float
     stored_answer: bool
     receipt: Receipt
+    warnings: list[Diagnostic] = Field(
+        default=[],
+        description="what the count may not answer as asked (retired codes, "
+        "windows reaching into a register's reporting lag or before its data)",
+    )
+    data_currency: DataCurrency
 
 
 class BudgetOut(BaseModel):

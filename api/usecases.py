@@ -40,11 +40,17 @@ from antal.engine import (
     BreakdownTooFine,
     CohortError,
     Compiled,
+    Currency,
     DataError,
+    Diagnostic,
     IRInvalid,
+    check_with_warnings,
+    currency_of,
     get_backend,
     ir,
+    parse,
     prepare,
+    review,
 )
 from antal.engine import count_exact as _engine_count_exact
 from antal.engine.domain import breakdown_domain, domain_size
@@ -66,6 +72,7 @@ from antal.privacy.store import store_exists
 
 __all__ = [
     "CompiledCohort",
+    "Counted",
     "Invalid",
     "NotApproved",
     "NotFound",
@@ -313,33 +320,48 @@ def cohort_from_json(node: Any) -> ir.Cohort:
 
 @dataclass(frozen=True)
 class Validation:
-    """A checked cohort's summary, or the CohortError that says what is wrong."""
+    """A checked cohort's summary and warnings, or the CohortError that says what is wrong."""
 
     error: CohortError | None
     checked: ir.Cohort | None = None
     query_hash: str | None = None
     steps: tuple[str, ...] = ()
     registers: tuple[str, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
+    currency: Currency | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def validate(cohort: str | ir.Cohort, catalog: Catalog) -> Validation:
-    """Parse and check against the catalog; no data read, nothing charged."""
+def validate(
+    cohort: str | ir.Cohort, catalog: Catalog, installation: Installation | None = None
+) -> Validation:
+    """Parse and check against the catalog (and the installation's data currency, when
+    given, for the warnings); no data read, nothing charged."""
     try:
-        checked, compiled = prepare(cohort, catalog)
+        p = prepare(cohort, catalog)
     except CohortError as e:
         return Validation(error=e)
-    return Validation(None, checked, ir.ir_hash(checked), tuple(compiled.labels),
-                      tuple(sorted(compiled.registers)))  # fmt: skip
+    warnings, currency = p.warnings, p.currency
+    if installation is not None:  # the warnings about this installation's data
+        everything = currency_of(catalog, installation, catalog.registers)
+        warnings = tuple(check_with_warnings(
+            cohort if not isinstance(cohort, str) else parse(cohort), catalog,
+            lambda co: review(co, catalog, everything),
+        )[1])  # fmt: skip
+        currency = currency_of(catalog, installation, p.compiled.registers)
+    return Validation(None, p.checked, ir.ir_hash(p.checked), tuple(p.compiled.labels),
+                      tuple(sorted(p.compiled.registers)), warnings, currency)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CompiledCohort:
     checked: ir.Cohort
     compiled: Compiled
+    warnings: tuple[Diagnostic, ...] = ()
+    currency: Currency | None = None
 
     @property
     def query_hash(self) -> str:
@@ -361,7 +383,8 @@ def compile_cohort(
 ) -> CompiledCohort:
     """Check and compile (with an installation: also that it holds every register read)."""
     _purpose(purpose)
-    return CompiledCohort(*prepare(cohort, catalog, installation, purpose=purpose))
+    p = prepare(cohort, catalog, installation, purpose=purpose)
+    return CompiledCohort(p.checked, p.compiled, p.warnings, p.currency)
 
 
 def count_exact(
@@ -398,7 +421,8 @@ def prepare_count(
     """Check and compile for a project's release; raises before anything is charged:
     with `approved_only`, a register the project is not approved for is `NotApproved`
     (the population and opt-out registers need no approval)."""
-    prepared = CompiledCohort(*prepare(cohort, catalog, installation, purpose=project.purpose))
+    p = prepare(cohort, catalog, installation, purpose=project.purpose)
+    prepared = CompiledCohort(p.checked, p.compiled, p.warnings, p.currency)
     if approved_only:
         implicit = {r.id for r in (catalog.population, catalog.optout) if r is not None}
         unapproved = sorted(set(prepared.compiled.registers) - implicit - set(project.registers))
@@ -418,7 +442,7 @@ def release_count(
     project_id: str,
     actor: str,
     backend: Backend,
-) -> Answer:
+) -> Counted:
     """Release a prepared cohort through the privacy gate (charging the project).
 
     The engine's exact result becomes `privacy.TrueCounts` inside the `compute` callback
@@ -437,10 +461,31 @@ def release_count(
         return TrueCounts(res.labels, res.counts, res.dims,
                           {tuple(k): n for k, n in res.cells}, domain)  # fmt: skip
 
-    return gate.answer(
+    answer = gate.answer(
         project_id, actor, qhash, canonical_query(checked), installation.release,
         compiled.labels, compiled.dims, compute, catalog_version=catalog.version(),
     )  # fmt: skip
+    currency = prepared.currency or currency_of(catalog, installation, compiled.registers)
+    return Counted(answer, prepared.warnings, currency)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A released answer with what the engine says about it: the warnings of its cohort
+    (retired codes, windows reaching into a register's lag) and its data's currency.
+    Neither depends on the data's rows: both come from the cohort, the catalog and the
+    installation's statements, so they add nothing a released count does not."""
+
+    answer: Answer
+    warnings: tuple[Diagnostic, ...]
+    currency: Currency
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.answer.to_json(),
+            "warnings": [w.to_json() for w in self.warnings],
+            "data_currency": self.currency.to_json(),
+        }
 
 
 def count_released(
@@ -453,7 +498,7 @@ def count_released(
     backend: Backend,
     *,
     approved_only: bool = False,
-) -> Answer:
+) -> Counted:
     """Check, compile and release through the privacy gate, charging the project."""
     project = gate.store.project(project_id)
     if project is None:

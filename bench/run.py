@@ -189,7 +189,7 @@ def time_compile(r: Result, text: str, catalog, inst: Installation, n: int) -> N
 
     optout = catalog.optout.id if catalog.optout else None
     for _ in range(5):  # warm-up (lark, sqlglot caches)
-        engine.prepare(text, catalog, inst)[1].sql("duckdb")
+        engine.prepare(text, catalog, inst).compiled.sql("duckdb")
     total, parse, check, tree, render = [], [], [], [], []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         def antal(text: str = text) -> object:
             return engine.count_exact(text, inst, catalog, backend=backend)
 
-        compiled = engine.prepare(text, catalog, inst)[1]
+        compiled = engine.prepare(text, catalog, inst).compiled
 
         def antal_sql(compiled: engine.Compiled = compiled) -> object:
             return backend.run(compiled)

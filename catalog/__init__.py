@@ -11,12 +11,14 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from antal.catalog.code_lists import CodeLists, load_code_lists
 from antal.catalog.errors import AntalError, CatalogError, InternalError
 from antal.catalog.installation import DataSource, Installation, load_installation
 from antal.catalog.models import (
@@ -161,6 +163,13 @@ class Catalog:
     registers: dict[str, Register]
     regions: list[Region] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
+    # installation catalog directories whose `codelists/` extend the bundled code lists
+    code_dirs: tuple[Path, ...] = ()
+
+    @property
+    def code_lists(self) -> CodeLists:
+        """Which codes exist (catalog/code_lists.py); read once per set of directories."""
+        return _code_lists(self.code_dirs)
 
     def register(self, rid: str) -> Register | None:
         return self.registers.get(rid)
@@ -224,4 +233,10 @@ def load_catalog(*dirs: Path | str) -> Catalog:
         for path in sorted(d.glob("*.yaml")):
             reg = load_register(path)
             regs[reg.id] = reg
-    return Catalog(registers=regs, regions=load_regions(), sites=load_sites())
+    extra = tuple(Path(d).resolve() for d in dirs if Path(d).resolve() != bundled_dir().resolve())
+    return Catalog(registers=regs, regions=load_regions(), sites=load_sites(), code_dirs=extra)
+
+
+@cache
+def _code_lists(dirs: tuple[Path, ...]) -> CodeLists:
+    return load_code_lists(*dirs)

@@ -30,6 +30,7 @@ __all__ = [
     "PURPOSES",
     "ROLES",
     "SEXES",
+    "SYSTEMS_OF_EVENT",
     "SYSTEM_OF_EVENT",
     "VARIABLE_CODE_SYSTEMS",
     "BackendName",
@@ -84,6 +85,14 @@ CodingSystem = Literal[
 ]  # fmt: skip
 CODING_SYSTEMS: tuple[CodingSystem, ...] = get_args(CodingSystem)
 
+# A cohort's codes for an event may be of these systems, told apart by their shapes: ICD-9
+# codes (digits first) reach the registers' records from before 1997.
+SYSTEMS_OF_EVENT: dict[EventKind, tuple[CodingSystem, ...]] = {
+    "diagnosis": ("ICD-10-SE", "ICD-9"),
+    "death": ("ICD-10-SE", "ICD-9"),
+    "procedure": ("KVÅ",),
+    "drug": ("ATC",),
+}
 SYSTEM_OF_EVENT: dict[EventKind, CodeSystem] = {
     "diagnosis": "ICD-10-SE",
     "death": "ICD-10-SE",
@@ -91,27 +100,33 @@ SYSTEM_OF_EVENT: dict[EventKind, CodeSystem] = {
     "drug": "ATC",
 }
 # the event a code of a system belongs to (for "did you mean `drug`?")
-EVENT_OF_SYSTEM: dict[CodeSystem, EventKind] = {
+EVENT_OF_SYSTEM: dict[CodingSystem, EventKind] = {
     "ICD-10-SE": "diagnosis",
+    "ICD-9": "diagnosis",
     "ATC": "drug",
     "KVÅ": "procedure",
 }
 
 # The shape of a full code of each system (upper case, no dots, as stored in the extracts).
 # ATC codes start with one of the 14 anatomical main groups.
-CODE_SHAPES: dict[CodeSystem, re.Pattern[str]] = {
+# ICD-9 (the Swedish edition KS 87) has three digits and an optional fourth character,
+# a letter in the Swedish edition (410A) or a digit.
+CODE_SHAPES: dict[CodingSystem, re.Pattern[str]] = {
     "ICD-10-SE": re.compile(r"^[A-Z][0-9]{2}[0-9A-Z]{0,3}$"),
+    "ICD-9": re.compile(r"^[0-9]{3}[0-9A-Z]?$"),
     "ATC": re.compile(r"^[ABCDGHJLMNPRSV][0-9]{2}[A-Z]{2}[0-9]{2}$"),
     "KVÅ": re.compile(r"^[A-Z]{3}[0-9]{2}$|^[A-Z]{2}[0-9]{3}$"),
 }
 # Any leading part of a full code (a prefix written `X*` may stop early).
-CODE_PREFIX_SHAPES: dict[CodeSystem, re.Pattern[str]] = {
+CODE_PREFIX_SHAPES: dict[CodingSystem, re.Pattern[str]] = {
     "ICD-10-SE": re.compile(r"^[A-Z]([0-9]([0-9][0-9A-Z]{0,3})?)?$"),
+    "ICD-9": re.compile(r"^[0-9]{1,3}$|^[0-9]{3}[0-9A-Z]$"),
     "ATC": re.compile(r"^[ABCDGHJLMNPRSV]([0-9]([0-9]([A-Z]([A-Z]([0-9][0-9]?)?)?)?)?)?$"),
     "KVÅ": re.compile(r"^[A-Z]{1,3}$|^[A-Z]{3}[0-9]{0,2}$|^[A-Z]{2}[0-9]{0,3}$"),
 }
-CODE_EXAMPLES: dict[CodeSystem, str] = {
+CODE_EXAMPLES: dict[CodingSystem, str] = {
     "ICD-10-SE": "E11, E119, I21*",
+    "ICD-9": "410*, 410A, 250*",
     "ATC": "A10BA02, A10B*",
     "KVÅ": "FNG02, HAC*",
 }

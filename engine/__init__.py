@@ -10,14 +10,17 @@ Exact counts leave the engine only to `privacy` (or to a data holder's local
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 
 from antal.catalog import Catalog, Installation, bundled_dir, load_catalog
 from antal.catalog.vocabulary import BackendName, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.backends import Backend, get_backend
-from antal.engine.check import check, registers_used
+from antal.engine.check import check, check_with_warnings, registers_used
 from antal.engine.compiler import Compiled, compile_cohort
+from antal.engine.currency import Currency, currency_of
 from antal.engine.errors import (
     BreakdownTooFine,
     CohortError,
@@ -31,12 +34,14 @@ from antal.engine.errors import (
 )
 from antal.engine.language.parser import parse
 from antal.engine.result import ExactResult
+from antal.engine.review import review
 
 __all__ = [
     "Backend",
     "BreakdownTooFine",
     "CohortError",
     "Compiled",
+    "Currency",
     "DataError",
     "Diagnostic",
     "EngineError",
@@ -44,16 +49,20 @@ __all__ = [
     "IRInvalid",
     "InternalError",
     "MissingRegisterError",
+    "Prepared",
     "QueryTimeout",
     "check",
+    "check_with_warnings",
     "compile",
     "compile_cohort",
     "count_exact",
+    "currency_of",
     "get_backend",
     "ir",
     "parse",
     "prepare",
     "registers_used",
+    "review",
 ]
 
 
@@ -82,14 +91,30 @@ def _optout(catalog: Catalog, installation: Installation | None) -> str | None:
     return reg.id
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A cohort ready to run: checked, compiled, its warnings and its data's currency."""
+
+    checked: ir.Cohort
+    compiled: Compiled
+    warnings: tuple[Diagnostic, ...]
+    currency: Currency
+
+
 def prepare(
     cohort: str | ir.Cohort,
     catalog: Catalog,
     installation: Installation | None = None,
     purpose: Purpose = "forskning",
-) -> tuple[ir.Cohort, Compiled]:
-    """Parse (if text), check and compile; raise before any database is touched."""
-    checked = check(_as_ir(cohort), catalog)
+) -> Prepared:
+    """Parse (if text), check and compile; raise before any database is touched.
+
+    The warnings (engine/review.py) compare the windows with the installation's data
+    currency, or with the catalog's coverage alone without an installation."""
+    everything = currency_of(catalog, installation, catalog.registers)
+    checked, warnings = check_with_warnings(
+        _as_ir(cohort), catalog, lambda co: review(co, catalog, everything)
+    )
     compiled = compile_cohort(
         checked, catalog, purpose=purpose, optout=_optout(catalog, installation)
     )
@@ -97,7 +122,8 @@ def prepare(
         missing = installation.missing(compiled.registers)
         if missing:
             raise MissingRegisterError(missing)
-    return checked, compiled
+    read = currency_of(catalog, installation, compiled.registers)
+    return Prepared(checked, compiled, tuple(warnings), read)
 
 
 def count_exact(
@@ -109,7 +135,8 @@ def count_exact(
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
     cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)
-    checked, compiled = prepare(cohort, cat, installation, purpose)
+    p = prepare(cohort, cat, installation, purpose)
+    checked, compiled = p.checked, p.compiled
     # the holder's local mode on their own extract: no time budget (nobody else waits)
     be = (
         get_backend(backend, installation, cat, query_seconds=None)

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from antal.catalog import Catalog, EventSource, Register, suggest
 from antal.catalog.vocabulary import CODE_EXAMPLES, CODE_SYSTEMS, DIMENSION_KEYS
 from antal.engine import ir
-from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, valid_code
+from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, system_of_code
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import CohortError, Diagnostic, InternalError
 
-__all__ = ["check", "event_sources", "registers_used", "source_name"]
+__all__ = ["check", "check_with_warnings", "event_sources", "registers_used", "source_name"]
 
 _TYPE_WORDS = {
     "bigint": "a whole number",
@@ -42,6 +42,14 @@ class _Checker:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.diags: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+
+    def warn(self, node: ir.Node | None, message: str, hint: str | None, code: str) -> None:
+        pos = getattr(node, "pos", None)
+        line, col = (pos.line, pos.column) if pos else (0, 0)
+        d = Diagnostic(line, col, message, hint, code, severity="warning")
+        if d not in self.warnings:  # a code set used twice warns once
+            self.warnings.append(d)
 
     def error(
         self,
@@ -88,20 +96,71 @@ class _Checker:
         system = SYSTEM_OF_EVENT[ev.kind]
         if not codes and not isinstance(ev, ir.Death):
             self.error(ev, f"`{ev.kind}` needs at least one code", code="code")
+        given = {c.code for c in codes if not c.prefix}
+        # a range (`I20..I25`, `Y98..Z01`) names every category between its ends, some of
+        # which no classification has: the range is checked by its ends, not each category
+        in_range = {
+            f"{lo[0]}{n:02d}"
+            for lo, hi in ir.category_runs(codes)[0]
+            if lo != hi
+            for n in range(int(lo[1:]), int(hi[1:]) + 1)
+        }
         for c in codes:
-            if valid_code(c.code, c.prefix, system):
+            its = system_of_code(c.code, c.prefix, ev.kind)
+            if its is None:
+                other = guess_system(c.code, c.prefix)
+                hint = (
+                    f"it looks like an {other[0]} code: use `{other[1]}`"
+                    if other
+                    else f"{system} codes look like {CODE_EXAMPLES[system]}"
+                )
+                self.error(
+                    c if c.pos else ev,
+                    f"{c} is not a{'n' if system[0] in 'AI' else ''} {system} code for `{ev.kind}`",
+                    hint,
+                    "code_system",
+                )
                 continue
-            other = guess_system(c.code, c.prefix)
-            hint = (
-                f"it looks like an {other[0]} code: use `{other[1]}`"
-                if other
-                else f"{system} codes look like {CODE_EXAMPLES[system]}"
-            )
+            if not (c.prefix and c.code in in_range):
+                self.code_exists(c, its, ev, given)
+
+    def code_exists(self, c: ir.CodePattern, system: str, ev: ir.Event, given: set[str]) -> None:
+        """Against the code lists (catalog/code_lists.py): a code no list has is an error
+        (it would count a silent zero); a retired or unverifiable one, a warning."""
+        if system == "ICD-9":
+            return  # no list: the shape is all antal knows of ICD-9
+        j = self.catalog.code_lists.judge(c.code, c.prefix, system)
+        at = c if c.pos else ev
+        near = ", ".join(j.nearest)
+        if j.status == "unknown":
             self.error(
-                c if c.pos else ev,
-                f"{c} is not a{'n' if system[0] in 'AI' else ''} {system} code for `{ev.kind}`",
-                hint,
-                "code_system",
+                at,
+                f"{c} is not {'the start of ' if c.prefix else ''}a code in {system}",
+                (f"nearest codes: {near}" if near else None),
+                "unknown_code",
+            )
+        elif j.status == "unverified":
+            lists = (
+                "; ".join(self.catalog.code_lists.lists[system].sources)
+                if (system in self.catalog.code_lists.lists)
+                else "none"
+            )
+            self.warn(
+                at,
+                f"{c} is not in the {system} code lists antal has, which are partial: "
+                "it cannot be verified and may match nothing",
+                (f"nearest listed: {near}; " if near else "")
+                + f"lists: {lists}; an installation adds its own (docs/codes.md)",
+                "unverified_code",
+            )
+        if j.retired is not None and j.retired.new not in given:
+            r = j.retired
+            self.warn(
+                at,
+                f"{c} ({r.substance}) was replaced by {r.new} in the {r.year} ATC revision",
+                f"registers that keep the code valid at the time hold {r.new} from {r.year}: "
+                f"give both (`{r.old}, {r.new}`)",
+                "retired_code",
             )
 
     def register(self, name: str, node: ir.Node) -> Register | None:
@@ -416,6 +475,15 @@ def check(co: ir.Cohort, catalog: Catalog) -> ir.Cohort:
     Drug events without `in` get their sources spelled out, so that the compiler
     and the reference evaluator see the same explicit meaning.
     """
+    return check_with_warnings(co, catalog)[0]
+
+
+def check_with_warnings(
+    co: ir.Cohort, catalog: Catalog, review: Callable[[ir.Cohort], list[Diagnostic]] | None = None
+) -> tuple[ir.Cohort, list[Diagnostic]]:
+    """`check`, and the warnings of a cohort that checks (retired or unverifiable codes,
+    and those of `review`, called with the resolved cohort while it still has positions).
+    Raises CohortError with the errors; warnings never stop a count."""
     ch = _Checker(catalog)
     bounds = ir.validate(co)  # sizes, depth and values first: nothing below walks a bomb
     if bounds:
@@ -426,4 +494,8 @@ def check(co: ir.Cohort, catalog: Catalog) -> ir.Cohort:
     if ch.diags:
         ch.diags.sort(key=lambda d: (d.line, d.column))
         raise CohortError(ch.diags)
-    return ir.canonical(resolved)
+    warnings = ch.warnings + [
+        w for w in (review(resolved) if review else []) if w not in ch.warnings
+    ]
+    warnings.sort(key=lambda d: (d.line, d.column, d.code))
+    return ir.canonical(resolved), warnings

@@ -9,9 +9,10 @@ from antal.catalog.vocabulary import (
     CODE_SHAPES,
     EVENT_OF_SYSTEM,
     SYSTEM_OF_EVENT,
+    SYSTEMS_OF_EVENT,
 )
 
-__all__ = ["SYSTEM_OF_EVENT", "guess_system", "shape_regex", "valid_code"]
+__all__ = ["SYSTEM_OF_EVENT", "guess_system", "shape_regex", "system_of_code", "valid_code"]
 
 
 def valid_code(code: str, prefix: bool, system: str) -> bool:
@@ -19,10 +20,19 @@ def valid_code(code: str, prefix: bool, system: str) -> bool:
     return bool(pattern and pattern.fullmatch(code))  # `$` would let "E11\n" through
 
 
+def system_of_code(code: str, prefix: bool, event: str) -> str | None:
+    """The system of a code given to an event, told by its shape (`I21*` ICD-10-SE, `410*`
+    ICD-9), or None when it fits none of the event's systems."""
+    for system in SYSTEMS_OF_EVENT[event]:  # type: ignore[index]
+        if valid_code(code, prefix, system):
+            return system
+    return None
+
+
 def guess_system(code: str, prefix: bool) -> tuple[str, str] | None:
     """(system, event) a code that fits none of the expected shape seems to belong to."""
     for system, event in EVENT_OF_SYSTEM.items():
-        if valid_code(code, prefix, system):
+        if system in CODE_SHAPES and valid_code(code, prefix, system):
             return system, event
     return None
 

@@ -6,6 +6,7 @@ there for the whole tree)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from antal.catalog.errors import AntalError, InternalError
 
@@ -32,9 +33,17 @@ class Diagnostic:
     hint: str | None = None
     code: str = "invalid"  # a stable machine-readable kind: syntax, unknown_register, ...
     end_column: int | None = None
+    # a warning does not stop a count: the answer carries it (a retired code, a window
+    # reaching into a register's reporting lag)
+    severity: Literal["error", "warning"] = "error"
+
+    def to_json(self) -> dict[str, object]:
+        return {"line": self.line, "column": self.column, "message": self.message,
+                "hint": self.hint, "code": self.code, "severity": self.severity}  # fmt: skip
 
     def format(self, filename: str = "<cohort>", source: str | None = None) -> str:
-        text = f"{filename}:{self.line}:{self.column}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        text = f"{filename}:{self.line}:{self.column}: {label}{self.message}"
         if self.hint:
             text += f" - {self.hint}"
         if source is not None:

@@ -120,12 +120,17 @@ def read_cohort(path: Path) -> str:
         fail(f"{path}: {e.strerror}")
 
 
-def checked(path: Path, catalog: Catalog) -> tuple[str, uc.Validation]:
-    """The cohort file's text and its validation; a cohort error exits 1, like a compiler."""
+def checked(
+    path: Path, catalog: Catalog, installation: Installation | None = None
+) -> tuple[str, uc.Validation]:
+    """The cohort file's text and its validation; a cohort error exits 1, like a compiler.
+    Warnings go to stderr (with the installation: also those about its data's currency)."""
     text = read_cohort(path)
-    v = uc.validate(text, catalog)
+    v = uc.validate(text, catalog, installation)
     if v.error is not None:
         cohort_error(v.error, path, text)
+    for w in v.warnings:
+        err.print(w.format(str(path), text), soft_wrap=True, markup=False)
     return text, v
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from antal.api import usecases as uc
 from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
+from antal.engine import Currency
 from antal.privacy import Answer, Gate
 
 __all__ = ["count_cmd"]
@@ -58,7 +59,7 @@ def count_cmd(
     with failing():
         inst = uc.open_installation(s)
         cat = uc.catalog_for(s, inst)
-    _text, v = checked(file, cat)
+    _text, v = checked(file, cat, inst)
     assert v.checked is not None
     title = v.checked.title or file.name
     with failing():
@@ -74,7 +75,9 @@ def count_cmd(
             finally:
                 backend.close()
         if as_json:
-            sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
+            body = {**res.to_json(), "warnings": [w.to_json() for w in v.warnings],
+                    "data_currency": v.currency.to_json() if v.currency else None}  # fmt: skip
+            sys.stdout.write(json.dumps(body, ensure_ascii=False, default=str) + "\n")
             return
         table = Table(
             "step", "label", "count", title=f"{title} — exact counts (holder's local mode)"
@@ -87,6 +90,7 @@ def count_cmd(
             for row in res.breakdown:
                 bt.add_row(*(str(row[d]) for d in res.dims), _fmt(row["count"]))
             out.print(bt)
+        _print_currency(v.currency)
         return
 
     with failing(project):
@@ -101,7 +105,27 @@ def count_cmd(
     if as_json:
         sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, default=str) + "\n")
         return
-    _print_answer(answer, title, project)
+    _print_answer(answer.answer, title, project)
+    _print_currency(answer.currency)
+
+
+def _print_currency(currency: Currency | None) -> None:
+    """Data currency under the counts: how far each register's data reach, how final."""
+    if currency is None:
+        return
+    t = Table("register", "extract", "complete through", "lag", "known gaps",
+              title=f"Data currency: release {currency.release or 'unknown'}, extracted "
+              f"{currency.extracted or 'unknown'}")  # fmt: skip
+    for rid in sorted(currency.registers):
+        r = currency.registers[rid]
+        gaps = "; ".join(
+            f"{p.start or '…'}–{p.until or '…'}" + (f" ({p.note})" if p.note else "")
+            for p in r.incomplete
+        )
+        t.add_row(rid, f"{r.start} – {r.through or 'unknown'}", str(r.complete_through or "unknown"),
+                  f"{r.lag_months} months" + (" after year end" if r.finalised == "yearly" else ""),
+                  gaps)  # fmt: skip
+    out.print(t)
 
 
 def _print_answer(answer: Answer, title: str, project: str) -> None:

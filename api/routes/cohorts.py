@@ -36,13 +36,16 @@ def _cohort(body: S.CohortIn) -> str | ir.Cohort:
 @router.post("/v1/cohorts/validate")
 def validate(request: Request, body: S.CohortIn, u: Checking) -> S.ValidateOut:
     """Parse and check a cohort; no data is read and nothing is charged."""
-    v = uc.validate(_cohort(body), state_of(request).catalog)
+    state = state_of(request)
+    v = uc.validate(_cohort(body), state.catalog, state.installation)
     if v.error is not None:
-        diags = [S.Diagnostic(line=d.line, column=d.column, message=d.message, hint=d.hint, code=d.code)
-                 for d in v.error.diagnostics]  # fmt: skip
+        diags = [S.Diagnostic.model_validate(d.to_json()) for d in v.error.diagnostics]
         return S.ValidateOut(ok=False, diagnostics=diags)
-    return S.ValidateOut(ok=True, diagnostics=[], query_hash=v.query_hash, steps=list(v.steps),
-                         registers=list(v.registers))  # fmt: skip
+    return S.ValidateOut(
+        ok=True, diagnostics=[S.Diagnostic.model_validate(w.to_json()) for w in v.warnings],
+        query_hash=v.query_hash, steps=list(v.steps), registers=list(v.registers),
+        data_currency=v.currency.to_json() if v.currency else None,
+    )  # fmt: skip
 
 
 @router.post("/v1/cohorts/compile")

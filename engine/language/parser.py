@@ -44,6 +44,7 @@ _TOKEN_WORDS = {
     "$END": "end of file",
     "NAME": "a name",
     "CODE": "a code",
+    "ICD9": "a code",  # an ICD-9 code is a code like any other to the writer
     "INT": "a whole number",
     "NUMBER": "a number",
     "DATE": "a date (YYYY-MM-DD)",

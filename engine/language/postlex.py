@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from lark import Token
@@ -11,6 +12,10 @@ from antal.engine.errors import CohortError
 
 _WINDOW_START = {"BEFORE", "AFTER", "ON", "WITHIN", "BETWEEN"}
 _FILTER_OF = {"AND": "FAND", "OR": "FOR", "NOT": "FNOT"}
+# tokens after which a code list begins, and those that continue one
+_ICD9 = re.compile(r"[0-9]{3}(\.?[0-9A-Z])?")  # an ICD-9 code without `*`
+_CODES_START = {"DIAGNOSIS", "DEATH"}
+_CODES_GO_ON = {"COMMA", "DOTS", "CODE", "ICD9", "AT", "NAME"}
 
 
 def _too_deep(t: Token) -> CohortError:
@@ -46,7 +51,18 @@ class CohortPostLex:
         filter_depth: int | None = None  # paren depth at which the current filter began
         prev_nl = True
         nots = 0  # `not`s in a row: each nests one level (parentheses are counted in depth)
+        codes = False  # inside a code list, where digits are an ICD-9 code, not a number
         for i, t in enumerate(toks):
+            if codes and t.type in ("INT", "NUMBER") and _ICD9.fullmatch(t.value):
+                t = Token.new_borrow_pos("ICD9", t.value, t)
+            elif not codes and t.type == "ICD9" and t.value.isdigit():
+                t = Token.new_borrow_pos("INT", t.value, t)
+            codes = (
+                t.type in _CODES_START
+                or (t.type == "CMP" and i >= 2 and toks[i - 2].type == "CODESET")
+                or (codes and t.type in _CODES_GO_ON)
+                or (codes and t.type == "ICD9")
+            )
             nots = nots + 1 if t.type == "NOT" else 0
             if nots > limits.MAX_DEPTH:
                 raise _too_deep(t)
