@@ -1,0 +1,305 @@
+"""No silent wrong answers (issue 10): codes that do not exist are errors, retired and
+unverifiable ones warnings; windows reaching a period the codes cannot match, past the
+data or into a register's reporting lag are warnings; every answer carries the data's
+currency. Each case on the Python API, the CLI and HTTP; counts by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import write_extracts
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from antal import engine
+from antal.api.app import create_app
+from antal.api.cli import app as cli
+from antal.api.settings import Settings
+from antal.catalog import Catalog, Coding, Installation, Period, bundled_dir, load_catalog
+from antal.engine.currency import currency_of
+
+CAT = load_catalog()
+D = dt.date
+
+
+def _with(cat: Catalog, rid: str, **changes: Any) -> Catalog:
+    """The catalog with one register's fields changed (a test's own statement of facts)."""
+    reg = cat.registers[rid]
+    return dataclasses.replace(
+        cat, registers={**cat.registers, rid: reg.model_copy(update=changes)}
+    )
+
+
+def _npr_icd9(cat: Catalog = CAT) -> Catalog:
+    """npr whose diagnoses are ICD-9 before 1997, ICD-10-SE from then."""
+    reg = cat.registers["npr"]
+    coding = [Coding(system="ICD-9", until=D(1997, 1, 1), note="Skåne until 1998"),
+              Coding(system="ICD-10-SE", start=D(1997, 1, 1))]  # fmt: skip
+    variables = [v.model_copy(update={"coding": coding}) if v.name == "diagnos" else v
+                 for v in reg.variables]  # fmt: skip
+    return _with(cat, "npr", variables=variables)
+
+
+def codes_of(diags: list[engine.Diagnostic]) -> list[str]:
+    return [d.code for d in diags]
+
+
+def warnings(text: str, cat: Catalog = CAT, inst: Installation | None = None) -> list[Any]:
+    return list(engine.prepare(text, cat, inst).warnings)
+
+
+# ---- codes that do not exist, retired codes, unverifiable codes ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "near"),
+    [
+        ("index first diagnosis Q99.99", "Q999"),  # no fifth character under Q99.9
+        ("index first diagnosis E1199", "E119"),
+        ("index first drug A99*", None),  # no therapeutic subgroup A99
+        ("index first drug Q01*", None),  # not an anatomical group: a shape error already
+    ],
+)
+def test_codes_no_list_has_are_errors_with_the_nearest(text: str, near: str | None) -> None:
+    with pytest.raises(engine.CohortError) as e:
+        engine.check(engine.parse(text), CAT)
+    d = e.value.diagnostics[0]
+    assert d.code in ("unknown_code", "code_system") and d.line == 1
+    if near:
+        assert d.code == "unknown_code" and near in (d.hint or "")
+
+
+def test_real_codes_and_prefixes_pass_without_warnings() -> None:
+    text = "codeset d = E11*, E119, I21*, I48, U071\nindex first diagnosis @d\n"
+    text += "include drug A10BA02, A10B*, B01AE07, L01FD01\ninclude procedure FNG02\n"
+    assert [w for w in warnings(text) if w.code != "code_system_period"] == []
+
+
+def test_a_retired_code_warns_and_names_its_successor() -> None:
+    w = warnings("index first drug L01XC03 between 2015-01-01 and 2020-12-31")
+    assert codes_of(w) == ["retired_code"] and "L01FD01" in w[0].message
+    assert "trastuzumab" in w[0].message and w[0].severity == "warning"
+    assert "retired_code" not in codes_of(warnings("index first drug L01XC03, L01FD01"))
+
+
+def test_a_current_code_warns_where_older_rows_hold_the_old_one() -> None:
+    # lmr keeps the code valid at the time: rows before 2022 hold trastuzumab as L01XC03
+    reg = CAT.registers["lmr"]
+    hist = [Coding(system="ATC", historical=True)]
+    cat = _with(CAT, "lmr", variables=[
+        v.model_copy(update={"coding": hist}) if v.name == "atc" else v for v in reg.variables
+    ])  # fmt: skip
+    w = warnings("index first drug L01FD01 in lmr between 2019-01-01 and 2023-12-31", cat)
+    assert "older_code" in codes_of(w) and any("L01XC03" in x.message for x in w)
+    assert "older_code" not in codes_of(
+        warnings("index first drug L01FD01 in lmr between 2022-01-01 and 2023-12-31", cat)
+    )
+    assert "older_code" not in codes_of(
+        warnings("index first drug L01FD01, L01XC03 in lmr between 2019-01-01 and 2023-12-31", cat)
+    )
+
+
+def test_codes_beyond_the_partial_lists_warn_as_unverified() -> None:
+    w = warnings("index first drug A10BA99")
+    assert codes_of(w) == ["unverified_code"] and "A10BA02" in (w[0].hint or "")
+    assert codes_of(warnings("index first procedure ZZZ99")) == ["unverified_code"]
+
+
+def test_an_installation_code_list_makes_a_code_known(tmp_path: Path) -> None:
+    d = tmp_path / "entries"
+    (d / "codelists").mkdir(parents=True)
+    (d / "codelists" / "kva.tsv").write_text(
+        "# system: KVÅ\n# source: a test's own list\n# complete: 5\nZZZ99\tEn teståtgärd\n"
+    )
+    cat = load_catalog(bundled_dir(), d)
+    assert warnings("index first procedure ZZZ99", cat) == []
+    with pytest.raises(engine.CohortError) as e:  # complete: what it lacks does not exist
+        engine.check(engine.parse("index first procedure ZZZ98"), cat)
+    assert e.value.diagnostics[0].code == "unknown_code"
+
+
+# ---- ICD-9 codes: a shape of their own, and they count ----------------------------------------
+
+
+def test_icd9_codes_parse_check_and_match_older_records(tmp_path: Path) -> None:
+    day = D(1995, 3, 1)
+    npr = [
+        {"lopnr": 1, "indatum": day, "vardform": "S", "sjukhus": "18001", "hdia": "410A", "diagnos": "410A"},
+        {"lopnr": 2, "indatum": day, "vardform": "S", "sjukhus": "18001", "hdia": "4109", "diagnos": "250B 4109"},
+        {"lopnr": 3, "indatum": day, "vardform": "S", "sjukhus": "18001", "hdia": "411A", "diagnos": "411A"},
+        {"lopnr": 4, "indatum": D(2001, 1, 1), "vardform": "S", "sjukhus": "18001", "hdia": "I219", "diagnos": "I219"},
+        {"lopnr": 5, "indatum": day, "vardform": "O", "sjukhus": "18001", "hdia": "J44", "diagnos": "J44 4100"},
+    ]  # fmt: skip
+    pop = [
+        {"lopnr": i, "kon": 1, "fodelsear": 1940, "fodelsemanad": 1, "lan": "18"}
+        for i in range(1, 6)
+    ]
+    inst = Installation.from_data_dir(write_extracts({"population": pop, "npr": npr}, tmp_path))
+    # by hand: 410* matches 410A (1), 4109 (2, second code) and 4100 (5); I21* matches 4
+    got = engine.count_exact("index first diagnosis I21*, 410*", inst, CAT)
+    assert got.count == 4
+    assert engine.count_exact("index first diagnosis 410A, 4109", inst, CAT).count == 2
+    assert engine.count_exact("index first diagnosis 41*", inst, CAT).count == 4  # 410*, 411A
+    with pytest.raises(engine.CohortError) as e:
+        engine.check(engine.parse("index first drug 410*"), CAT)
+    assert e.value.diagnostics[0].code == "code_system"
+
+
+def test_numbers_stay_numbers_outside_code_lists() -> None:
+    co = engine.parse(
+        "index first diagnosis 410*\ninclude diagnosis I10 within 1000..3650 days before index"
+    )
+    assert co.steps[0].cond.window.lo == -3650 and co.steps[0].cond.window.hi == -1000
+
+
+# ---- code systems by period ------------------------------------------------------------------
+
+
+def test_a_look_back_into_the_icd9_years_warns_and_says_what_to_add() -> None:
+    cat = _npr_icd9()
+    text = "index first diagnosis I21* between 2000-01-01 and 2000-12-31\n"
+    text += "exclude diagnosis I21* within 3650 days before index\n"
+    w = [x for x in warnings(text, cat) if x.code == "code_system_period"]
+    assert len(w) == 1 and w[0].line == 2 and "ICD-9" in w[0].message
+    assert "410*" in (w[0].hint or "") and "1997-01-01" in (w[0].hint or "")
+    fixed = text.replace("exclude diagnosis I21*", "exclude diagnosis I21*, 410*")
+    assert "code_system_period" not in codes_of(warnings(fixed, cat))
+    # a look-back that stays in the ICD-10 years does not warn
+    short = text.replace("3650 days", "365 days")
+    assert "code_system_period" not in codes_of(warnings(short, cat))
+
+
+def test_an_extract_that_starts_later_does_not_reach_the_old_codes(tmp_path: Path) -> None:
+    cat = _npr_icd9()
+    d = write_extracts({}, tmp_path)
+    (d / "release.yaml").write_text(yaml.safe_dump({"extracted": D(2026, 1, 1),
+        "registers": {"npr": {"start": D(2006, 1, 1), "through": D(2025, 12, 31)}}}))  # fmt: skip
+    inst = Installation.from_data_dir(d)
+    text = "index first diagnosis I21* between 2015-01-01 and 2015-12-31\n"
+    text += "exclude diagnosis I21* before index\n"
+    assert "code_system_period" in codes_of(warnings(text, cat))  # the register's own years
+    assert "code_system_period" not in codes_of(warnings(text, cat, inst))
+
+
+# ---- data currency: the extract's ends, the reporting lag, known gaps ---------------------------
+
+
+def _data(tmp_path: Path) -> Path:
+    d = write_extracts({}, tmp_path / "data")
+    (d / "release.yaml").write_text(yaml.safe_dump({
+        "release": "test-2025-12", "extracted": D(2025, 12, 31),
+        "registers": {"npr": {"start": D(2006, 1, 1), "through": D(2025, 12, 31)},
+                      "lmr": {"start": D(2006, 1, 1), "through": D(2025, 12, 31)}},
+    }))  # fmt: skip
+    return d
+
+
+def test_currency_by_hand(tmp_path: Path) -> None:
+    inst = Installation.from_data_dir(_data(tmp_path))
+    assert inst.release == "test-2025-12" and inst.extracted == D(2025, 12, 31)
+    cat = _with(CAT, "npr", update=CAT.registers["npr"].update.model_copy(
+        update={"lag_months": 3, "finalised": "monthly"}))  # fmt: skip
+    cat = _with(cat, "dors", update=CAT.registers["dors"].update.model_copy(
+        update={"lag_months": 15, "finalised": "yearly"}))  # fmt: skip
+    cur = currency_of(cat, inst, ["npr", "dors", "optout"])
+    assert set(cur.registers) == {"npr", "dors"}  # the opt-outs are internal
+    npr, dors = cur.registers["npr"], cur.registers["dors"]
+    assert (npr.start, npr.through, npr.complete_through) == (
+        D(2006, 1, 1),
+        D(2025, 12, 31),
+        D(2025, 9, 30),
+    )
+    # 2025-12-31 minus 15 months is 2024-09-30: the last year final 15 months after its end is 2023
+    assert dors.complete_through == D(2023, 12, 31) and dors.through == D(2025, 12, 31)
+
+
+@pytest.mark.parametrize(
+    ("window", "code"),
+    [
+        ("between 2025-01-01 and 2025-11-30", "reporting_lag"),
+        ("between 2025-01-01 and 2026-06-30", "after_data"),
+        ("between 2000-01-01 and 2010-12-31", "before_data"),
+        ("between 2010-01-01 and 2024-12-31", None),
+    ],
+)
+def test_windows_outside_the_data_warn(tmp_path: Path, window: str, code: str | None) -> None:
+    inst = Installation.from_data_dir(_data(tmp_path))
+    cat = _with(CAT, "npr", update=CAT.registers["npr"].update.model_copy(update={"lag_months": 3}))
+    got = {c for c in codes_of(warnings(f"index first diagnosis E11* {window}", cat, inst))
+           if c in ("reporting_lag", "after_data", "before_data")}  # fmt: skip
+    assert got == ({code} if code else set())
+
+
+def test_a_step_window_reaches_from_the_index_window(tmp_path: Path) -> None:
+    inst = Installation.from_data_dir(_data(tmp_path))
+    text = "index first diagnosis E11* between 2024-01-01 and 2024-12-31\n"
+    text += "include drug A10BA02 in lmr within 0..365 days after index\n"
+    w = [x for x in warnings(text, CAT, inst) if x.code in ("reporting_lag", "after_data")]
+    # 2024-12-31 + 365 days = 2025-12-31: inside the extract, but past lmr's complete days
+    assert [x.line for x in w] == [2] and w[0].code == "reporting_lag"
+
+
+def test_a_known_incomplete_period_warns() -> None:
+    gap = Period(until=D(2025, 4, 1), note="person-level reporting began 1 April 2025")
+    cat = _with(CAT, "rekvisition", coverage=CAT.registers["rekvisition"].coverage.model_copy(
+        update={"incomplete": [gap]}))  # fmt: skip
+    w = warnings("index first drug A10BK* in rekvisition between 2024-01-01 and 2024-12-31", cat)
+    assert codes_of(w) == ["incomplete_period"] and "April 2025" in w[0].message
+    later = "index first drug A10BK* in rekvisition between 2025-05-01 and 2025-06-30"
+    assert "incomplete_period" not in codes_of(warnings(later, cat))
+
+
+# ---- the faces: CLI and HTTP ------------------------------------------------------------------
+
+
+def test_cli_check_prints_warnings_and_exits_zero_but_errors_exit_one(tmp_path: Path) -> None:
+    f = tmp_path / "c.cohort"
+    f.write_text("index first drug L01XC03\n")
+    r = CliRunner().invoke(cli, ["check", str(f)])
+    assert r.exit_code == 0 and "warning: L01XC03" in r.output and "L01FD01" in r.output
+    f.write_text("index first diagnosis Q99.99\n")
+    r = CliRunner().invoke(cli, ["check", str(f)])
+    assert r.exit_code == 1 and "Q9999 is not a code in ICD-10-SE" in r.output
+
+
+def test_cli_count_carries_currency_and_warnings(tmp_path: Path) -> None:
+    d = _data(tmp_path)
+    f = tmp_path / "c.cohort"
+    f.write_text("index first diagnosis E11* between 2025-01-01 and 2026-06-30\n")
+    r = CliRunner().invoke(cli, ["count", str(f), "--data", str(d), "--exact", "--json"])
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.output.splitlines()[-1])
+    assert body["data_currency"]["release"] == "test-2025-12"
+    npr = next(x for x in body["data_currency"]["registers"] if x["id"] == "npr")
+    assert npr["extract"] == {"start": "2006-01-01", "through": "2025-12-31"}
+    assert "after_data" in [w["code"] for w in body["warnings"]]
+
+
+def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> None:
+    d = _data(tmp_path)
+    app = create_app(Settings(data=d, store=str(tmp_path / "s.sqlite")))
+    st = app.state.antal
+    st.accounts.create_user("res", "R", "researcher")
+    st.store.create_project("p", "P", "forskning", 10.0, ("npr", "lmr"))
+    st.accounts.add_member("p", "res")
+    c = TestClient(app)
+    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    text = "index first drug L01XC03 in lmr between 2025-01-01 and 2026-06-30\n"
+    r = c.post("/v1/cohorts/validate", json={"cohort": text}, headers=h)
+    assert r.status_code == 200 and r.json()["ok"] is True
+    got = {x["code"]: x["severity"] for x in r.json()["diagnostics"]}
+    assert got.get("retired_code") == "warning" and got.get("after_data") == "warning"
+    assert r.json()["data_currency"]["extracted"] == "2025-12-31"
+    r = c.post("/v1/projects/p/count", json={"cohort": text}, headers=h)
+    assert r.status_code == 200, r.text
+    assert {"retired_code", "after_data"} <= {x["code"] for x in r.json()["warnings"]}
+    assert r.json()["data_currency"]["release"] == "test-2025-12"
+    r = c.post("/v1/cohorts/validate", json={"cohort": "index first diagnosis Q99.99"}, headers=h)
+    assert r.status_code == 200 and r.json()["ok"] is False
+    assert r.json()["diagnostics"][0]["code"] == "unknown_code"
