@@ -85,6 +85,7 @@ __all__ = [
     "approve_registers",
     "canonical_query",
     "check_data",
+    "code_systems",
     "cohort_from_json",
     "compile_cohort",
     "count_exact",
@@ -302,6 +303,37 @@ def publish_entry(
     if backend is not None:
         backend.forget(register_id)
     return entry
+
+
+def code_systems(catalog: Catalog) -> list[dict[str, Any]]:
+    """Each code system the catalog's variables hold: which variables, in which periods
+    (a variable's `coding`), and the lists its codes are checked against."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(system: str) -> dict[str, Any]:
+        return out.setdefault(system, {"code_system": system, "variables": [], "periods": []})
+
+    for reg in catalog.registers.values():
+        for v in reg.variables:
+            if v.code_system:
+                entry(v.code_system)["variables"].append(f"{reg.id}.{v.name}")
+            for p in v.coding:
+                entry(p.system)["periods"].append({
+                    "variable": f"{reg.id}.{v.name}",
+                    "start": p.start.isoformat() if p.start else None,
+                    "until": p.until.isoformat() if p.until else None,
+                    "note": p.note, "historical": p.historical,
+                })  # fmt: skip
+    for system, e in out.items():
+        lst = catalog.code_lists.of(system)
+        e["variables"] = sorted(set(e["variables"]))
+        e["code_list"] = (
+            {"codes": len(lst.codes), "sources": list(lst.sources),
+             "complete_up_to_characters": lst.complete}  # fmt: skip
+            if lst
+            else None
+        )
+    return [out[k] for k in sorted(out)]
 
 
 # ---- cohorts ----------------------------------------------------------------------------------

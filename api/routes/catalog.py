@@ -71,12 +71,9 @@ def sites(request: Request, u: Authed) -> list[dict[str, Any]]:
 
 @router.get("/v1/catalog/code-systems")
 def code_systems(request: Request, u: Authed) -> list[dict[str, Any]]:
-    out: dict[str, set[str]] = {}
-    for reg in state_of(request).catalog.registers.values():
-        for v in reg.variables:
-            if v.code_system:
-                out.setdefault(v.code_system, set()).add(f"{reg.id}.{v.name}")
-    return [{"code_system": k, "variables": sorted(v)} for k, v in sorted(out.items())]
+    """Each code system: the variables that hold it and when, and the code lists antal
+    checks its codes against (their sources, and how far they are complete)."""
+    return uc.code_systems(state_of(request).catalog)
 
 
 @router.get("/v1/catalog/search")
