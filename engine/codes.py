@@ -4,6 +4,8 @@ The shapes themselves are vocabulary (antal.catalog.vocabulary); this module app
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from antal.catalog.vocabulary import (
     CODE_PREFIX_SHAPES,
     CODE_SHAPES,
@@ -12,7 +14,14 @@ from antal.catalog.vocabulary import (
     SYSTEMS_OF_EVENT,
 )
 
-__all__ = ["SYSTEM_OF_EVENT", "guess_system", "shape_regex", "system_of_code", "valid_code"]
+__all__ = [
+    "SYSTEM_OF_EVENT",
+    "guess_system",
+    "shape_regex",
+    "shapes_regex",
+    "system_of_code",
+    "valid_code",
+]
 
 
 def valid_code(code: str, prefix: bool, system: str) -> bool:
@@ -37,7 +46,22 @@ def guess_system(code: str, prefix: bool) -> tuple[str, str] | None:
     return None
 
 
+# Systems a register held in older periods that the language has no shape of: the data
+# check accepts their stored codes by a loose shape (WHO ICD-10 and KKÅ97 share the
+# shapes of ICD-10-SE and KVÅ; ICD-8/ICD-7 and Op6 codes are digits first)
+_SHAPE_OF = {"ICD-10": "ICD-10-SE", "KKÅ97": "KVÅ"}
+_LOOSE = "[0-9][0-9A-Z]{1,5}"
+
+
 def shape_regex(system: str) -> str:
     """The shape of a full code of a system as an unanchored regular expression (RE2 and
     Python alike), for checking the codes stored in an extract."""
-    return "|".join(part.strip("^$") for part in CODE_SHAPES[system].pattern.split("|"))  # type: ignore[index]
+    pattern = CODE_SHAPES.get(_SHAPE_OF.get(system, system))  # type: ignore[call-overload]
+    if pattern is None:
+        return _LOOSE
+    return "|".join(part.strip("^$") for part in pattern.pattern.split("|"))
+
+
+def shapes_regex(systems: Iterable[str]) -> str:
+    """Any of several systems' shapes (a variable's systems over its coding periods)."""
+    return "|".join(dict.fromkeys(shape_regex(s) for s in systems))

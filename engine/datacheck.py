@@ -32,7 +32,7 @@ from sqlglot import exp
 
 from antal.catalog import Catalog, DataSource, Installation, Register, Variable
 from antal.catalog.vocabulary import CODE_SYSTEMS
-from antal.engine.codes import shape_regex
+from antal.engine.codes import shapes_regex
 from antal.engine.errors import InternalError
 from antal.engine.limits import DATE_MAX, DATE_MIN
 
@@ -219,14 +219,16 @@ class _Checker:
             if v.code_system in CODE_SYSTEMS and v.type == "varchar":
                 lower = exp.NEQ(this=c, expression=exp.Upper(this=c.copy()))
                 checks.append((v, "code_case", "codes not in upper case", _count_where(lower)))
-                one = f"(?:{shape_regex(v.code_system)})"
+                # older rows hold older systems' codes (ICD-9 in npr before 1997)
+                one = f"(?:{shapes_regex([v.code_system, *(p.system for p in v.coding)])})"
                 pattern = f"^{one}( {one})*$" if v.multi else f"^{one}$"
                 bad = exp.And(
                     this=exp.EQ(this=c.copy(), expression=exp.Upper(this=c.copy())),
                     expression=exp.Not(this=exp.RegexpLike(this=c.copy(),
                                                            expression=exp.Literal.string(pattern))),
                 )  # fmt: skip
-                checks.append((v, "code_shape", f"codes not shaped as {v.code_system} codes",
+                names = "/".join(dict.fromkeys([v.code_system, *(p.system for p in v.coding)]))
+                checks.append((v, "code_shape", f"codes not shaped as {names} codes",
                                _count_where(bad)))  # fmt: skip
             if v.values:
                 lits = [_value_literal(v, x) for x in v.values]

@@ -41,9 +41,14 @@ def _npr_icd9(cat: Catalog = CAT) -> Catalog:
     reg = cat.registers["npr"]
     coding = [Coding(system="ICD-9", until=D(1997, 1, 1), note="Skåne until 1998"),
               Coding(system="ICD-10-SE", start=D(1997, 1, 1))]  # fmt: skip
-    variables = [v.model_copy(update={"coding": coding}) if v.name == "diagnos" else v
+    variables = [v.model_copy(update={"coding": coding if v.name in ("hdia", "diagnos") else []})
                  for v in reg.variables]  # fmt: skip
     return _with(cat, "npr", variables=variables)
+
+
+def _npr_no_periods(cat: Catalog = CAT) -> Catalog:
+    reg = cat.registers["npr"]
+    return _with(cat, "npr", variables=[v.model_copy(update={"coding": []}) for v in reg.variables])
 
 
 def codes_of(diags: list[engine.Diagnostic]) -> list[str]:
@@ -303,3 +308,18 @@ def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> 
     r = c.post("/v1/cohorts/validate", json={"cohort": "index first diagnosis Q99.99"}, headers=h)
     assert r.status_code == 200 and r.json()["ok"] is False
     assert r.json()["diagnostics"][0]["code"] == "unknown_code"
+
+
+def test_the_data_check_accepts_the_codes_of_every_period(tmp_path: Path) -> None:
+    from antal.engine.datacheck import check_data
+
+    npr = [{"lopnr": 1, "indatum": D(1995, 3, 1), "vardform": "S", "sjukhus": "18001",
+            "hdia": "410A", "diagnos": "410A 250B"}]  # fmt: skip
+    pop = [{"lopnr": 1, "kon": 1, "fodelsear": 1940, "fodelsemanad": 1, "lan": "18"}]
+    inst = Installation.from_data_dir(write_extracts({"population": pop, "npr": npr}, tmp_path))
+
+    def shapes(cat: Catalog) -> set[str | None]:
+        return {f.column for f in check_data(inst, cat, {"npr"}) if f.kind == "code_shape"}
+
+    assert shapes(_npr_no_periods()) == {"hdia", "diagnos"}  # ICD-10-SE only: 410A is wrong
+    assert shapes(_npr_icd9()) == set()  # ICD-9 before 1997: its codes are well shaped
