@@ -226,7 +226,8 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     assert after.total == before.total == 10.0
     att = res.attrition
     assert list(att.columns) == ["step", "label", "count", "low", "high"]
-    assert list(att["step"]) == list(range(6)) and att["label"][0] == "Index event"
+    # the index and the example's eight steps
+    assert list(att["step"]) == list(range(9)) and att["label"][0] == "Index event"
     for _, row in att.iterrows():  # an int with its interval, or "<10" without one
         if isinstance(row["count"], str):
             assert row["count"] == "<10" and pd.isna(row["low"]) and pd.isna(row["high"])
@@ -253,7 +254,8 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     qs = client.queries("t2d")
     assert res.receipt["answer_key"] in set(qs["answer_key"])
     row = qs[qs["answer_key"] == res.receipt["answer_key"]].iloc[0]
-    assert row["title"] == "T2D on metformin, 40-75, no prior MI" and row["count"] == res.count
+    assert row["title"] == "Newly diagnosed T2D, uncontrolled on metformin, 40-75"
+    assert row["count"] == res.count
 
 
 def test_count_with_the_builder_and_ir(client: Client) -> None:
@@ -428,7 +430,7 @@ def test_quickstart_notebook_runs(
             outputs.append(out.get("text", "") + str(out.get("data", {}).get("text/plain", "")))
     text = "\n".join(outputs)
     assert "2:16: unknown register 'nrd' - did you mean 'ndr'?" in text, text
-    assert "Index event" in text and "Treated with insulin" in text  # the attrition table
+    assert "Index event" in text and "Insulin in the 2 years after" in text  # the attrition
     assert "stored answer: True | ε charged: 0.0" in text  # the repeat
     assert "T2D on metformin, by sex" in text  # the builder's cohort, in the queries
     assert "stored answer: False | ε charged: 1.0" in text  # the first count of the example

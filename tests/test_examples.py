@@ -1,10 +1,14 @@
 """Every example cohort on a synthetic extract: the engine's counts and breakdown equal the
-pure-Python reference evaluator's (an independent oracle), on realistic, Swedish-shaped data."""
+pure-Python reference evaluator's (an independent oracle), on realistic, Swedish-shaped data,
+and the hand-written DuckDB queries of the benchmark (a second, independent oracle)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,11 +22,16 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))
 
 
 @pytest.fixture(scope="module")
-def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Installation, dict[str, list[dict]]]:
+def extract_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("synth")
     generate(20_000, 11, d)
-    tables = {p.stem: pq.read_table(p).to_pylist() for p in d.glob("*.parquet")}
-    return Installation.from_data_dir(d), tables
+    return d
+
+
+@pytest.fixture(scope="module")
+def extract(extract_dir: Path) -> tuple[Installation, dict[str, list[dict]]]:
+    tables = {p.stem: pq.read_table(p).to_pylist() for p in extract_dir.glob("*.parquet")}
+    return Installation.from_data_dir(extract_dir), tables
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -35,3 +44,29 @@ def test_example_matches_reference(path: Path, purpose: str, extract) -> None:
     assert list(got.counts) == ref.counts()
     assert {tuple(k): n for k, n in got.cells} == ref.breakdown
     assert got.counts[0] > 0  # the synthetic data exercise every example
+
+
+def _bench_run():
+    """bench/run.py, loaded by path: `bench` is a folder of the repository, not of the package."""
+    path = Path(__file__).parent.parent / "bench" / "run.py"
+    spec = importlib.util.spec_from_file_location("antal_bench_run", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_handwritten_queries_match_every_example(extract_dir: Path) -> None:
+    """Each example has its three hand-written queries (bench/handwritten), and they give
+    antal's final count, every breakdown cell and every attrition step (bench/run.py's own
+    check, which the benchmark runs before timing anything)."""
+    bench = _bench_run()
+    stems = [p.stem for p in EXAMPLES]
+    assert sorted(p.name for p in bench.HANDWRITTEN.glob("*.sql")) == sorted(
+        f"{s}{kind}.sql" for s in stems for kind in ("", ".final", ".attrition")
+    )
+    con = duckdb.connect(":memory:")
+    results = bench.verify(stems, extract_dir, Installation.from_data_dir(extract_dir), con)
+    # the comparison is not vacuous: every example reaches its index on this extract
+    assert all(r.counts[0] > 0 for r in results.values())

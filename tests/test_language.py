@@ -82,18 +82,27 @@ def test_spellings_of_one_cohort_hash_the_same() -> None:
 
 def test_builder_produces_the_same_ir_as_the_text() -> None:
     text = (Path(__file__).parent.parent / "examples" / "t2d_metformin.cohort").read_text()
+    metformin = (  # alone and in every fixed combination (the example's code sets, in order)
+        "A10BA02",
+        "A10BD02, A10BD03, A10BD05, A10BD14, A10BD17, A10BD26",
+        "A10BD07, A10BD08, A10BD10, A10BD11, A10BD13, A10BD18, A10BD22",
+        "A10BD15, A10BD16, A10BD20, A10BD23, A10BD25, A10BD27",
+    )
     built = (
-        Cohort("T2D on metformin, 40-75, no prior MI")
+        Cohort("Newly diagnosed T2D, uncontrolled on metformin, 40-75")
         .index(first(diagnosis("E11*")).between("2015-01-01", "2023-12-31"))
-        .include(age(40, 75), "Age 40-75 at index")
-        .include(drug("A10BA02").within(0, 365, "after"), "Metformin within a year")
+        .include(age(40, 75), "Age 40-75 at diagnosis")
+        .exclude(diagnosis("E11*").within(1, 1825, "before"), "E11 contact in the 5 years before")
+        .exclude(drug("A10*").within(1, 1825, "before"), "Diabetes drug in the 5 years before")
+        .include(drug(*metformin).within(0, 90, "after"), "Metformin started within 90 days")
         .include(
-            register("ndr").where(var("hba1c") > 53).latest().within_days(365, "before"),
-            "Poorly controlled",
+            register("ndr").where(var("hba1c") > 53).latest().within(180, 730, "after"),
+            "HbA1c > 53 on metformin",
         )
+        .exclude(diagnosis("E10*"), "Type 1 diabetes")
         .exclude(diagnosis("I21*", "I22*").before_index(), "Earlier MI")
         .exclude(
-            drug("A10A*", sources=["rekvisition", "lmr"]).before_index(), "Treated with insulin"
+            drug("A10A*", sources=["lmr"]).within(0, 730, "after"), "Insulin in the 2 years after"
         )
         .report("region", "sex")
     )

@@ -1,6 +1,6 @@
--- Type 2 diabetes on 2024-01-01 (examples/diabetic_population_2024.cohort): every attrition step.
-WITH cohort AS (  -- born in or before January 2024, alive on 2024-01-01, not opted out
-    SELECT p.lopnr, DATE '2024-01-01' AS index_date, p.fodelsear, p.fodelsemanad
+-- Type 2 diabetes in primary care, 1 January 2024 (examples/diabetic_population_2024.cohort): every attrition step.
+WITH cohort AS (  -- born in or before the index month, alive on 2024-01-01, not opted out
+    SELECT p.lopnr, DATE '2024-01-01' AS index_date, p.fodelsear, p.fodelsemanad, p.lan
     FROM read_parquet('{data}/population.parquet') p
     WHERE 12 * p.fodelsear + p.fodelsemanad <= 12 * 2024 + 1
       AND NOT EXISTS (
@@ -15,28 +15,22 @@ WITH cohort AS (  -- born in or before January 2024, alive on 2024-01-01, not op
 flags AS (
     SELECT
         12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
-            BETWEEN 12 * 18 AND 12 * 80 + 11 AS adult_18_80,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E11')
-              AND n.indatum < c.index_date
-        ) AS t2d,
+            BETWEEN 12 * 18 AND 12 * 80 + 11 AS age_18_80,
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/ndr.parquet') r
             WHERE r.lopnr = c.lopnr AND r.hba1c > 0 AND r.diabetestyp = 2
               AND r.regdat BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
-        ) AS recent_hba1c,
-        (
-            SELECT count(DISTINCT n.indatum) FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E11')
-              AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
-        ) >= 2 AS many_visits
+        ) AS ndr_t2d,
+        EXISTS (
+            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+            WHERE n.lopnr = c.lopnr AND n.hdia LIKE 'E11%'
+              AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date - INTERVAL 0 DAY
+        ) AS specialist_care
     FROM cohort c
 )
 SELECT
     count(*) AS n0,
-    count(*) FILTER (WHERE adult_18_80) AS n1,
-    count(*) FILTER (WHERE adult_18_80 AND t2d) AS n2,
-    count(*) FILTER (WHERE adult_18_80 AND t2d AND recent_hba1c) AS n3,
-    count(*) FILTER (WHERE adult_18_80 AND t2d AND recent_hba1c AND NOT many_visits) AS n4
+    count(*) FILTER (WHERE age_18_80) AS n1,
+    count(*) FILTER (WHERE age_18_80 AND ndr_t2d) AS n2,
+    count(*) FILTER (WHERE age_18_80 AND ndr_t2d AND NOT specialist_care) AS n3
 FROM flags

@@ -1,13 +1,13 @@
--- EGFR-mutated non-small-cell lung cancer (examples/egfr_lung_cancer.cohort): final count only.
+-- EGFR exon 19 deletion or L858R, lung cancer, alive (examples/egfr_lung_cancer.cohort): final count only.
 WITH idx AS (
     SELECT lopnr, min(provdatum) AS index_date
     FROM read_parquet('{data}/gms.parquet')
-    WHERE gene = 'EGFR' AND variant IN ('p.L858R', 'p.E746_A750del') AND klass = 'patogen'
-      AND provdatum IS NOT NULL
+    WHERE gene = 'EGFR' AND variant IN ('p.L858R', 'p.E746_A750del')
+      AND klass IN ('patogen', 'trolig patogen')
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -17,12 +17,14 @@ cohort AS (
 )
 SELECT count(*) AS n
 FROM cohort c
-WHERE EXISTS (
+WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
+      BETWEEN 12 * 18 AND 12 * 120 + 11
+  AND EXISTS (
       SELECT 1 FROM read_parquet('{data}/npr.parquet') n
       WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )C34')
-        AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
+        AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date + INTERVAL 365 DAY
   )
   AND NOT EXISTS (
       SELECT 1 FROM read_parquet('{data}/dors.parquet') d
-      WHERE d.lopnr = c.lopnr AND d.dodsdat <= c.index_date
+      WHERE d.lopnr = c.lopnr AND d.dodsdat IS NOT NULL
   )

@@ -1,4 +1,4 @@
--- HER2-positive breast cancer, stage II-III (examples/her2_breast_cancer.cohort): every attrition step.
+-- HER2-positive breast cancer, stage II-III, operated, tissue banked (examples/her2_breast_cancer.cohort): every attrition step.
 WITH idx AS (
     SELECT lopnr, min(diagnosdatum) AS index_date
     FROM read_parquet('{data}/nkbc.parquet')
@@ -7,7 +7,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.kon, p.fodelsear, p.fodelsemanad
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan, p.kon
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -23,7 +23,7 @@ flags AS (
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/npr.parquet') n
             WHERE n.lopnr = c.lopnr AND regexp_matches(n.op, '(^| )(HAB|HAC)')
-              AND n.indatum BETWEEN c.index_date AND c.index_date + INTERVAL 180 DAY
+              AND n.indatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 365 DAY
         ) AS surgery,
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/biobank.parquet') b

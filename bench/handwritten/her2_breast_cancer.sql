@@ -1,4 +1,4 @@
--- HER2-positive breast cancer, stage II-III (examples/her2_breast_cancer.cohort):
+-- HER2-positive breast cancer, stage II-III, operated, tissue banked (examples/her2_breast_cancer.cohort):
 -- final count and breakdown of the final cohort by `report by region, age 10`, as antal returns them
 -- (the attrition: her2_breast_cancer.attrition.sql; the final count only: her2_breast_cancer.final.sql).
 WITH idx AS (
@@ -9,7 +9,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.kon, p.fodelsear, p.fodelsemanad, p.lan
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan, p.kon
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -28,7 +28,7 @@ WHERE c.kon = 2
   AND EXISTS (
       SELECT 1 FROM read_parquet('{data}/npr.parquet') n
       WHERE n.lopnr = c.lopnr AND regexp_matches(n.op, '(^| )(HAB|HAC)')
-        AND n.indatum BETWEEN c.index_date AND c.index_date + INTERVAL 180 DAY
+        AND n.indatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 365 DAY
   )
   AND EXISTS (
       SELECT 1 FROM read_parquet('{data}/biobank.parquet') b

@@ -1,11 +1,11 @@
--- Heart failure with SGLT2 inhibitor given in hospital (examples/hf_sglt2_in_hospital.cohort):
+-- Hospitalised for heart failure, not on an SGLT2 inhibitor, 2023-2024 (examples/hf_sglt2_in_hospital.cohort):
 -- final count and breakdown of the final cohort by `report by hospital`, as antal returns them
 -- (the attrition: hf_sglt2_in_hospital.attrition.sql; the final count only: hf_sglt2_in_hospital.final.sql).
-WITH ix AS (  -- the index events
+WITH ix AS (  -- the index events: inpatient stays with heart failure as main diagnosis
     SELECT lopnr, indatum, sjukhus
     FROM read_parquet('{data}/npr.parquet')
-    WHERE hdia LIKE 'I50%'
-      AND indatum BETWEEN DATE '2018-01-01' AND DATE '2025-06-30'
+    WHERE vardform = 'S' AND hdia IN ('I50', 'I500', 'I501', 'I509')
+      AND indatum BETWEEN DATE '2023-01-01' AND DATE '2024-12-31'
 ),
 idx AS (  -- the first one; hospital: the smallest sjukhus among the index events that day
     SELECT ix.lopnr, f.index_date, min(ix.sjukhus) AS hospital
@@ -26,12 +26,12 @@ SELECT c.hospital,
        GROUPING(hospital) AS total, count(*) AS n
 FROM cohort c
 WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
-      BETWEEN 12 * 18 AND 12 * 100 + 11
-  AND EXISTS (
-      SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-      WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10BK%'
-        AND r.adm_datum BETWEEN c.index_date - INTERVAL 30 DAY
-                            AND c.index_date + INTERVAL 30 DAY
+      BETWEEN 12 * 18 AND 12 * 120 + 11
+  AND NOT EXISTS (
+      SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
+      WHERE l.lopnr = c.lopnr AND (l.atc LIKE 'A10BK%' OR l.atc IN ('A10BD15', 'A10BD16', 'A10BD19', 'A10BD20', 'A10BD21',
+                                              'A10BD23', 'A10BD24', 'A10BD25', 'A10BD27'))
+        AND l.edatum BETWEEN c.index_date - INTERVAL 180 DAY AND c.index_date - INTERVAL 0 DAY
   )
   AND NOT EXISTS (
       SELECT 1 FROM read_parquet('{data}/npr.parquet') n

@@ -1,13 +1,13 @@
--- Stroke within 30 days after MI (examples/stroke_after_mi.cohort): every attrition step.
+-- Ischaemic stroke within 30 days after a first MI (examples/stroke_after_mi.cohort): every attrition step.
 WITH idx AS (
     SELECT lopnr, min(indatum) AS index_date
     FROM read_parquet('{data}/npr.parquet')
     WHERE regexp_matches(diagnos, '(^| )(I21|I22)')
-      AND indatum BETWEEN DATE '2010-01-01' AND DATE '2024-12-31'
+      AND indatum BETWEEN DATE '2011-01-01' AND DATE '2024-12-31'
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date
+    SELECT i.lopnr, i.index_date, p.fodelsear
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -19,19 +19,24 @@ flags AS (
     SELECT
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I63|I64)')
-              AND n.indatum BETWEEN c.index_date + INTERVAL 1 DAY
-                                AND c.index_date + INTERVAL 30 DAY
-        ) AS stroke_within_30,
+            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I21|I22)')
+              AND n.indatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
+        ) AS earlier_mi,
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/npr.parquet') n
             WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I63|I64)')
               AND n.indatum < c.index_date
-        ) AS earlier_stroke
+        ) AS earlier_stroke,
+        EXISTS (
+            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I63|I64)')
+              AND n.indatum BETWEEN c.index_date + INTERVAL 1 DAY AND c.index_date + INTERVAL 30 DAY
+        ) AS stroke_30_days
     FROM cohort c
 )
 SELECT
     count(*) AS n0,
-    count(*) FILTER (WHERE stroke_within_30) AS n1,
-    count(*) FILTER (WHERE stroke_within_30 AND NOT earlier_stroke) AS n2
+    count(*) FILTER (WHERE NOT earlier_mi) AS n1,
+    count(*) FILTER (WHERE NOT earlier_mi AND NOT earlier_stroke) AS n2,
+    count(*) FILTER (WHERE NOT earlier_mi AND NOT earlier_stroke AND stroke_30_days) AS n3
 FROM flags

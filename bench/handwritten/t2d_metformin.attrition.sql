@@ -1,4 +1,4 @@
--- T2D on metformin, 40-75, no prior MI (examples/t2d_metformin.cohort): every attrition step.
+-- Newly diagnosed T2D, uncontrolled on metformin, 40-75 (examples/t2d_metformin.cohort): every attrition step.
 WITH idx AS (
     SELECT lopnr, min(indatum) AS index_date
     FROM read_parquet('{data}/npr.parquet')
@@ -7,7 +7,7 @@ WITH idx AS (
     GROUP BY lopnr
 ),
 cohort AS (
-    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan, p.kon
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -15,14 +15,14 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 ),
-latest_hba1c AS (  -- latest non-missing HbA1c in the year before index (ties: the highest)
+latest_hba1c AS (  -- latest non-missing HbA1c 180-730 days after index (ties: the highest)
     SELECT lopnr, max(hba1c) AS hba1c
     FROM (
         SELECT c.lopnr, n.regdat, n.hba1c
         FROM cohort c
         JOIN read_parquet('{data}/ndr.parquet') n ON n.lopnr = c.lopnr
         WHERE n.hba1c IS NOT NULL
-          AND n.regdat BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
+          AND n.regdat BETWEEN c.index_date + INTERVAL 180 DAY AND c.index_date + INTERVAL 730 DAY
         QUALIFY n.regdat = max(n.regdat) OVER (PARTITION BY c.lopnr)
     )
     GROUP BY lopnr
@@ -32,15 +32,44 @@ flags AS (
         12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
             BETWEEN 12 * 40 AND 12 * 75 + 11 AS age_40_75,
         EXISTS (
-            SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-            WHERE l.lopnr = c.lopnr AND l.atc = 'A10BA02'
-              AND l.edatum BETWEEN c.index_date AND c.index_date + INTERVAL 365 DAY
-        ) OR EXISTS (
-            SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-            WHERE r.lopnr = c.lopnr AND r.atc = 'A10BA02'
-              AND r.adm_datum BETWEEN c.index_date AND c.index_date + INTERVAL 365 DAY
+            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E11')
+              AND n.indatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
+        ) AS earlier_e11,
+        (
+            EXISTS (
+                SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
+                WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10%'
+                  AND l.edatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
+            )
+            OR EXISTS (
+                SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
+                WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10%'
+                  AND r.adm_datum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
+            )
+        ) AS earlier_a10,
+        (
+            EXISTS (
+                SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
+                WHERE l.lopnr = c.lopnr AND l.atc IN ('A10BA02', 'A10BD02', 'A10BD03', 'A10BD05', 'A10BD14', 'A10BD17', 'A10BD26',
+                             'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
+                             'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
+                  AND l.edatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
+            )
+            OR EXISTS (
+                SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
+                WHERE r.lopnr = c.lopnr AND r.atc IN ('A10BA02', 'A10BD02', 'A10BD03', 'A10BD05', 'A10BD14', 'A10BD17', 'A10BD26',
+                             'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
+                             'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
+                  AND r.adm_datum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
+            )
         ) AS metformin,
-        c.lopnr IN (SELECT lopnr FROM latest_hba1c WHERE hba1c > 53) AS poorly_controlled,
+        c.lopnr IN (SELECT lopnr FROM latest_hba1c WHERE hba1c > 53) AS hba1c_above_53,
+        EXISTS (
+            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E10')
+              AND n.indatum IS NOT NULL
+        ) AS type_1,
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/npr.parquet') n
             WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I21|I22)')
@@ -48,20 +77,19 @@ flags AS (
         ) AS earlier_mi,
         EXISTS (
             SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-            WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10A%' AND l.edatum < c.index_date
-        ) OR EXISTS (
-            SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-            WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10A%' AND r.adm_datum < c.index_date
-        ) AS insulin
+            WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10A%'
+              AND l.edatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 730 DAY
+        ) AS insulin_after
     FROM cohort c
 )
 SELECT
     count(*) AS n0,
     count(*) FILTER (WHERE age_40_75) AS n1,
-    count(*) FILTER (WHERE age_40_75 AND metformin) AS n2,
-    count(*) FILTER (WHERE age_40_75 AND metformin AND poorly_controlled) AS n3,
-    count(*) FILTER (WHERE age_40_75 AND metformin AND poorly_controlled
-                     AND NOT earlier_mi) AS n4,
-    count(*) FILTER (WHERE age_40_75 AND metformin AND poorly_controlled
-                     AND NOT earlier_mi AND NOT insulin) AS n5
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11) AS n2,
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10) AS n3,
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin) AS n4,
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53) AS n5,
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53 AND NOT type_1) AS n6,
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53 AND NOT type_1 AND NOT earlier_mi) AS n7,
+    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53 AND NOT type_1 AND NOT earlier_mi AND NOT insulin_after) AS n8
 FROM flags
