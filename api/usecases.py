@@ -327,12 +327,9 @@ def code_systems(catalog: Catalog) -> list[dict[str, Any]]:
     for system, e in out.items():
         lst = catalog.code_lists.of(system)
         e["variables"] = sorted(set(e["variables"]))
-        e["code_list"] = (
-            {"codes": len(lst.codes), "sources": list(lst.sources),
-             "complete_up_to_characters": lst.complete}  # fmt: skip
-            if lst
-            else None
-        )
+        listed = {"codes": len(lst.codes), "sources": list(lst.sources),
+                  "complete_up_to_characters": lst.complete} if lst else None  # fmt: skip
+        e["code_list"] = listed
     return [out[k] for k in sorted(out)]
 
 

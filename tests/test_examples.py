@@ -70,3 +70,16 @@ def test_handwritten_queries_match_every_example(extract_dir: Path) -> None:
     results = bench.verify(stems, extract_dir, Installation.from_data_dir(extract_dir), con)
     # the comparison is not vacuous: every example reaches its index on this extract
     assert all(r.counts[0] > 0 for r in results.values())
+
+
+# Warnings an example is meant to show (issue 10: examples give none unless intended).
+INTENDED_WARNINGS: dict[str, set[str]] = {}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_give_no_warnings_unless_intended(path: Path, extract) -> None:
+    inst, _tables = extract
+    got = engine.prepare(path.read_text(encoding="utf-8"), CAT, inst).warnings
+    assert {w.code for w in got} == INTENDED_WARNINGS.get(path.stem, set()), [
+        w.format(path.name) for w in got
+    ]
