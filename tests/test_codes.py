@@ -29,7 +29,7 @@ def codes_of(q: str, limit: int = 50) -> list[str]:
 
 def test_loads_and_validates() -> None:
     codes = load_codes()
-    assert 250 <= len(codes) <= 400
+    assert 250 <= len(codes) <= 600
     assert all(isinstance(c, Code) for c in codes)
     assert {c.system for c in codes} == set(SYSTEMS)
     assert all(c.sv.strip() and c.en.strip() for c in codes)
