@@ -38,11 +38,26 @@ EXTRACT_SCHEMAS: dict[str, pa.Schema] = {
             ("hdia", _S),
             ("diagnos", _S),
             ("op", _S),
+            ("ekod", _S),
         ]
     ),
-    "lmr": pa.schema([_ID, ("edatum", _D), ("atc", _S), ("antal", _F), ("ddd", _F)]),
+    "lmr": pa.schema(
+        [
+            _ID,
+            ("edatum", _D),
+            ("atc", _S),
+            ("antal", _F),
+            ("ddd", _F),
+            ("fdatum", _D),
+            ("doser", _S),
+            ("ordinationsorsak", _S),
+            ("arbetsplats", _S),
+        ]
+    ),
     "rekvisition": pa.schema([_ID, ("adm_datum", _D), ("atc", _S), ("sjukhus", _S), ("mvo", _S)]),
-    "dors": pa.schema([_ID, ("dodsdat", _D), ("ulorsak", _S)]),
+    "dors": pa.schema(
+        [_ID, ("dodsdat", _D), ("dodsdag_okand", _I16), ("ulorsak", _S), ("morsak", _S)]
+    ),
     "ndr": pa.schema(
         [_ID, ("regdat", _D), ("diabetestyp", _I16), ("hba1c", _F), ("bmi", _F), ("systoliskt", _F)]
     ),
@@ -50,6 +65,7 @@ EXTRACT_SCHEMAS: dict[str, pa.Schema] = {
     "gms": pa.schema([_ID, ("provdatum", _D), ("gene", _S), ("variant", _S), ("klass", _S)]),
     "biobank": pa.schema([_ID, ("provdatum", _D), ("provtyp", _S), ("biobank", _S)]),
     "optout": pa.schema([_ID, ("datum", _D), ("andamal", _S)]),
+    "migration": pa.schema([_ID, ("datum", _D), ("riktning", _S)]),
 }
 
 

@@ -38,6 +38,7 @@ EXTRACTS: dict[str, list[tuple[str, str]]] = {
         ("hdia", "varchar"),
         ("diagnos", "varchar"),
         ("op", "varchar"),
+        ("ekod", "varchar"),
     ],
     "lmr": [
         ("lopnr", "bigint"),
@@ -45,6 +46,10 @@ EXTRACTS: dict[str, list[tuple[str, str]]] = {
         ("atc", "varchar"),
         ("antal", "double"),
         ("ddd", "double"),
+        ("fdatum", "date"),
+        ("doser", "varchar"),
+        ("ordinationsorsak", "varchar"),
+        ("arbetsplats", "varchar"),
     ],
     "rekvisition": [
         ("lopnr", "bigint"),
@@ -53,7 +58,13 @@ EXTRACTS: dict[str, list[tuple[str, str]]] = {
         ("sjukhus", "varchar"),
         ("mvo", "varchar"),
     ],
-    "dors": [("lopnr", "bigint"), ("dodsdat", "date"), ("ulorsak", "varchar")],
+    "dors": [
+        ("lopnr", "bigint"),
+        ("dodsdat", "date"),
+        ("dodsdag_okand", "smallint"),
+        ("ulorsak", "varchar"),
+        ("morsak", "varchar"),
+    ],
     "ndr": [
         ("lopnr", "bigint"),
         ("regdat", "date"),
@@ -83,6 +94,7 @@ EXTRACTS: dict[str, list[tuple[str, str]]] = {
         ("biobank", "varchar"),
     ],
     "optout": [("lopnr", "bigint"), ("datum", "date"), ("andamal", "varchar")],
+    "migration": [("lopnr", "bigint"), ("datum", "date"), ("riktning", "varchar")],
 }
 
 DATE_COLUMNS = {
@@ -96,6 +108,7 @@ DATE_COLUMNS = {
     "gms": "provdatum",
     "biobank": "provdatum",
     "optout": "datum",
+    "migration": "datum",
 }
 
 KINDS = {"population": "population", "optout": "optout"}  # every other register: "events"
@@ -109,7 +122,7 @@ def cat() -> catalog.Catalog:
 # --- the bundled entries -------------------------------------------------------------
 
 
-def test_bundled_entries_are_exactly_the_ten_registers(cat: catalog.Catalog) -> None:
+def test_bundled_entries_are_exactly_the_eleven_registers(cat: catalog.Catalog) -> None:
     files = sorted(p.stem for p in catalog.bundled_dir().glob("*.yaml"))
     assert files == sorted(EXTRACTS)
     assert cat.ids() == sorted(EXTRACTS)
@@ -177,7 +190,7 @@ def test_event_providers(cat: catalog.Catalog) -> None:
     # drug sources are named by register id (`drug ... in lmr, rekvisition`)
     assert all(p.source is None for _, p in cat.sources_of("drug"))
     # registers used only through `REGISTER where FILTER` provide no events
-    for rid in ("population", "ndr", "nkbc", "gms", "biobank", "optout"):
+    for rid in ("population", "ndr", "nkbc", "gms", "biobank", "optout", "migration"):
         assert cat.registers[rid].provides == [], rid
 
 
@@ -194,7 +207,9 @@ def test_code_systems(cat: catalog.Catalog) -> None:
         ("npr", "op"): "KVÅ",
         ("lmr", "atc"): "ATC",
         ("rekvisition", "atc"): "ATC",
+        ("npr", "ekod"): "ICD-10-SE",
         ("dors", "ulorsak"): "ICD-10-SE",
+        ("dors", "morsak"): "ICD-10-SE",
         ("gms", "gene"): "HGNC",
         ("gms", "variant"): "HGVS",
     }
@@ -202,7 +217,7 @@ def test_code_systems(cat: catalog.Catalog) -> None:
 
 def test_multi_columns(cat: catalog.Catalog) -> None:
     multi = {(rid, v.name) for rid, r in cat.registers.items() for v in r.variables if v.multi}
-    assert multi == {("npr", "diagnos"), ("npr", "op")}
+    assert multi == {("npr", "diagnos"), ("npr", "op"), ("npr", "ekod"), ("dors", "morsak")}
 
 
 def test_units(cat: catalog.Catalog) -> None:
@@ -230,6 +245,8 @@ def test_units(cat: catalog.Catalog) -> None:
         ("gms", "klass", ["patogen", "trolig patogen", "VUS"]),
         ("biobank", "provtyp", ["helblod", "plasma", "serum", "vavnad_ffpe", "vavnad_frusen"]),
         ("optout", "andamal", ["forskning", "kommersiell", "alla"]),
+        ("dors", "dodsdag_okand", [0, 1]),
+        ("migration", "riktning", ["in", "ut"]),
     ],
 )
 def test_closed_value_sets(
@@ -253,6 +270,109 @@ def test_population_lan_values_are_the_regions(cat: catalog.Catalog) -> None:
     lan = cat.registers["population"].variable("lan")
     assert lan.values is not None
     assert sorted(lan.values) == sorted(r.code for r in cat.regions)
+
+
+# --- sources, code systems by period, known gaps (issue 10) ----------------------------
+
+
+@pytest.mark.parametrize("rid", sorted(EXTRACTS))
+def test_every_entry_cites_its_sources(cat: catalog.Catalog, rid: str) -> None:
+    sources = cat.registers[rid].sources
+    assert sources, f"{rid} cites no source"
+    for s in sources:
+        assert s.title.strip()
+        # a source says where to find it or what it supports
+        assert s.url or s.note, (rid, s.title)
+        assert s.url is None or s.url.startswith("https://"), (rid, s.url)
+
+
+# The code systems a register's current codes may be stored in under its `code_system`:
+# itself, and WHO's ICD-10 under ICD-10-SE (the cause-of-death register codes the WHO
+# version; a cohort's ICD-10-SE codes match it at the level used).
+COMPATIBLE = {("ICD-10", "ICD-10-SE")}
+
+
+@pytest.mark.parametrize("rid", sorted(EXTRACTS))
+def test_code_variables_have_their_systems_by_period(cat: catalog.Catalog, rid: str) -> None:
+    reg = cat.registers[rid]
+    for v in reg.variables:
+        if v.code_system is None:
+            assert not v.coding, f"{rid}.{v.name}: coding without a code_system"
+            continue
+        where = f"{rid}.{v.name}"
+        assert v.coding, f"{where} has no code systems by period"
+        first, last = v.coding[0], v.coding[-1]
+        # the first period begins by the register's first year
+        assert first.start is None or first.start.year <= reg.coverage.from_year, where
+        for a, b in zip(v.coding, v.coding[1:], strict=False):
+            # ordered and not overlapping: each ends (exclusive) before or when the next starts
+            assert a.until is not None and b.start is not None, where
+            assert a.until <= b.start, where
+        # the last period is ongoing, unless the register ended
+        if reg.coverage.to_year is None:
+            assert last.until is None, where
+        else:
+            assert last.until is not None and last.until.year <= reg.coverage.to_year + 1, where
+        assert last.system == v.code_system or (last.system, v.code_system) in COMPATIBLE, (
+            f"{where}: current system {last.system}, code_system {v.code_system}"
+        )
+
+
+def _periods(cat: catalog.Catalog, rid: str, name: str) -> list[tuple[str, str, str, bool]]:
+    var = cat.registers[rid].variable(name)
+    assert var is not None
+    return [(c.system, str(c.start or "-"), str(c.until or "-"), c.historical) for c in var.coding]
+
+
+def test_the_code_systems_of_the_issue(cat: catalog.Catalog) -> None:
+    icd = [("ICD-9", "1987-01-01", "1997-01-01", False), ("ICD-10-SE", "1997-01-01", "-", False)]
+    assert _periods(cat, "npr", "hdia") == icd
+    assert _periods(cat, "npr", "diagnos") == icd
+    assert _periods(cat, "npr", "ekod") == icd
+    note = cat.registers["npr"].variable("hdia").coding[0].note
+    assert note is not None and "Skåne" in note and "1997" in note
+    assert _periods(cat, "npr", "op") == [
+        ("Op6", "-", "1997-01-01", False),
+        ("KKÅ97", "1997-01-01", "2007-01-01", False),
+        ("KVÅ", "2007-01-01", "-", False),
+    ]
+    who = [
+        ("ICD-7", "-", "1969-01-01", False),
+        ("ICD-8", "1969-01-01", "1987-01-01", False),
+        ("ICD-9", "1987-01-01", "1997-01-01", False),
+        ("ICD-10", "1997-01-01", "-", False),
+    ]
+    assert _periods(cat, "dors", "ulorsak") == who
+    assert _periods(cat, "dors", "morsak") == who
+    for rid in ("lmr", "rekvisition"):
+        assert [(c.system, c.historical) for c in cat.registers[rid].variable("atc").coding] == [
+            ("ATC", True)
+        ]
+
+
+def test_known_gaps_and_currency(cat: catalog.Catalog) -> None:
+    import datetime as dt
+
+    rek = cat.registers["rekvisition"]
+    assert rek.coverage.from_year > 2006
+    thin = [p for p in rek.coverage.incomplete if p.until == dt.date(2025, 4, 1)]
+    assert thin and thin[0].start is None and thin[0].note
+    assert thin[0].overlaps(dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    assert not thin[0].overlaps(dt.date(2025, 4, 1), dt.date(2025, 12, 31))
+    assert "HSLF-FS 2023:33" in rek.legal_basis and "2005:363" in rek.legal_basis
+    dors = cat.registers["dors"]
+    assert dors.update.finalised == "yearly" and dors.update.lag_months >= 12
+    npr = cat.registers["npr"]
+    assert npr.coverage.incomplete and npr.coverage.incomplete[0].until == dt.date(2001, 1, 1)
+    for rid, reg in cat.registers.items():
+        for period in reg.coverage.incomplete:
+            assert period.note, rid
+
+
+def test_ethics_review_is_for_microdata_not_for_counts(cat: catalog.Catalog) -> None:
+    for rid, reg in cat.registers.items():
+        if "Etikprövningsmyndigheten" in reg.access:
+            assert "Aggregated statistics" in reg.access and "no ethical review" in reg.access, rid
 
 
 def test_suggest_misspelt_register(cat: catalog.Catalog) -> None:

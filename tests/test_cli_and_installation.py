@@ -57,7 +57,18 @@ COHORT = "index first diagnosis I48*\nexclude drug B01AF* in lmr after index\nre
 def test_installation_with_renamed_columns_and_a_duckdb_file(data: Path, tmp_path: Path) -> None:
     # npr arrives with other column names; population lives in a DuckDB database file
     renamed = pq.read_table(data / "npr.parquet").rename_columns(
-        ["pnr", "in_datum", "ut_datum", "vardform", "sjukhus", "mvo", "hdia", "dia_alla", "op"]
+        [
+            "pnr",
+            "in_datum",
+            "ut_datum",
+            "vardform",
+            "sjukhus",
+            "mvo",
+            "hdia",
+            "dia_alla",
+            "op",
+            "ekod",
+        ]
     )
     pq.write_table(renamed, tmp_path / "par_2020.parquet")
     con = duckdb.connect(str(tmp_path / "rtb.duckdb"))

@@ -262,6 +262,26 @@ def render_extracts(tmp: Path) -> str:
                 date = f", date `{reg.event_date(p)}`"
                 ev.append(f"`{p.event}` from `{p.codes}`{extra}{date} (source `{name}`)")
             out.append("Events: " + "; ".join(ev) + ".\n")
+        up = reg.update
+        lag = f"complete {up.lag_months} months after " + (
+            "the end of a date's year" if up.finalised == "yearly" else "a date"
+        )
+        out.append(f"Currency: updated {up.frequency}; {lag}.\n")
+        for gap in cov.incomplete:
+            span = f"{gap.start or 'start'} to {gap.until or 'now'}"
+            out.append(f"Known incomplete, {span}: {' '.join((gap.note or '').split())}\n")
+        for v in reg.variables:
+            if v.coding:
+                periods = ", ".join(
+                    f"{c.system} {c.start or '…'}–{c.until or ''}"
+                    + (" (historical codes)" if c.historical else "")
+                    for c in v.coding
+                )
+                out.append(f"Code systems of `{v.name}`: {periods}.\n")
+        cites = "; ".join(f"[{' '.join(x.title.split())}]({x.url})" if x.url
+                          else " ".join(x.title.split()) for x in reg.sources)  # fmt: skip
+        if cites:
+            out.append(f"Sources: {cites}.\n")
         out.append("| column | type | null | meaning | values |")
         out.append("| --- | --- | --- | --- | --- |")
         for v in reg.variables:

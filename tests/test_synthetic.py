@@ -6,6 +6,7 @@ the published figures themselves (`TARGETS`) come from the generator (`targets.p
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import math
 from pathlib import Path
@@ -33,16 +34,19 @@ SPEC: dict[str, list[tuple[str, pa.DataType]]] = {
     "population": [("lopnr", I64), ("kon", I16), ("fodelsear", I16), ("fodelsemanad", I16),
                    ("lan", S), ("kommun", S)],
     "npr": [("lopnr", I64), ("indatum", DT), ("utdatum", DT), ("vardform", S), ("sjukhus", S),
-            ("mvo", S), ("hdia", S), ("diagnos", S), ("op", S)],
-    "lmr": [("lopnr", I64), ("edatum", DT), ("atc", S), ("antal", F), ("ddd", F)],
+            ("mvo", S), ("hdia", S), ("diagnos", S), ("op", S), ("ekod", S)],
+    "lmr": [("lopnr", I64), ("edatum", DT), ("atc", S), ("antal", F), ("ddd", F),
+            ("fdatum", DT), ("doser", S), ("ordinationsorsak", S), ("arbetsplats", S)],
     "rekvisition": [("lopnr", I64), ("adm_datum", DT), ("atc", S), ("sjukhus", S), ("mvo", S)],
-    "dors": [("lopnr", I64), ("dodsdat", DT), ("ulorsak", S)],
+    "dors": [("lopnr", I64), ("dodsdat", DT), ("dodsdag_okand", I16), ("ulorsak", S),
+             ("morsak", S)],
     "ndr": [("lopnr", I64), ("regdat", DT), ("diabetestyp", I16), ("hba1c", F), ("bmi", F),
             ("systoliskt", F)],
     "nkbc": [("lopnr", I64), ("diagnosdatum", DT), ("er", S), ("her2", S), ("stadium", S)],
     "gms": [("lopnr", I64), ("provdatum", DT), ("gene", S), ("variant", S), ("klass", S)],
     "biobank": [("lopnr", I64), ("provdatum", DT), ("provtyp", S), ("biobank", S)],
     "optout": [("lopnr", I64), ("datum", DT), ("andamal", S)],
+    "migration": [("lopnr", I64), ("datum", DT), ("riktning", S)],
 }  # fmt: skip
 
 # The date column of each event register, and the first day it may hold.
@@ -56,6 +60,7 @@ EVENT_DATES = {
     "gms": ("provdatum", "2019-01-01"),
     "biobank": ("provdatum", "2006-01-01"),
     "optout": ("datum", "2020-01-01"),
+    "migration": ("datum", "2006-01-01"),
 }
 
 # Age at the end of follow-up (death, or the end of the window), as the cohort language computes it.
@@ -142,7 +147,9 @@ def test_registers_are_the_spec_layout() -> None:
 
 def test_files_have_exactly_the_spec_columns_and_types(extract) -> None:
     out, rows, _ = extract
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{r}.parquet" for r in SPEC)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{r}.parquet" for r in SPEC] + ["release.yaml"]
+    )
     for rid, cols in SPEC.items():
         schema = pq.read_schema(out / f"{rid}.parquet")
         assert [(f.name, f.type) for f in schema] == cols, rid
@@ -163,6 +170,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     generate(3000, 12, c)
     for rid in SPEC:
         assert (a / f"{rid}.parquet").read_bytes() == (b / f"{rid}.parquet").read_bytes(), rid
+    assert (a / "release.yaml").read_bytes() == (b / "release.yaml").read_bytes()
     assert (a / "npr.parquet").read_bytes() != (c / "npr.parquet").read_bytes()
 
 
@@ -697,3 +705,159 @@ def test_strokes_after_infarction_are_ischaemic(big) -> None:
            WHERE regexp_matches(hdia, '^I6[134]') AND indatum BETWEEN first + 1 AND first + 30""",
     )
     assert haemorrhagic < 0.05
+
+
+# --------------------------------------------------------------------------- issue 10: new columns
+
+
+def test_external_causes_are_in_ekod_not_in_diagnos(db) -> None:
+    # every ekod code is an external cause (ICD-10 chapter XX, V01-Y98), upper case, no dots
+    bad = one(
+        db,
+        """SELECT count(*) FROM (SELECT unnest(string_split(ekod, ' ')) AS c FROM npr
+           WHERE ekod IS NOT NULL) WHERE NOT regexp_matches(c, '^[V-Y][0-9]{2}[0-9A-Z]{0,2}$')""",
+    )
+    assert bad == 0
+    assert one(db, "SELECT count(*) FROM npr WHERE regexp_matches(diagnos, '(^| )[V-Y]')") == 0
+    # injuries (S/T main diagnoses) carry them, other contacts do not
+    n, with_ekod = db.execute(
+        "SELECT count(*), count(ekod) FROM npr WHERE regexp_matches(hdia, '^[ST]')"
+    ).fetchone()
+    assert n > 0 and 0.3 <= with_ekod / n <= 0.9
+    assert one(db, "SELECT count(ekod) FROM npr WHERE NOT regexp_matches(hdia, '^[ST]')") == 0
+
+
+def test_contributing_causes_of_death(db) -> None:
+    icd = r"^[A-Z][0-9]{2}[0-9A-Z]{0,2}$"
+    bad = one(
+        db,
+        f"""SELECT count(*) FROM (SELECT unnest(string_split(morsak, ' ')) AS c FROM dors
+            WHERE morsak IS NOT NULL) WHERE NOT regexp_matches(c, '{icd}')""",
+    )
+    assert bad == 0
+    assert one(db, "SELECT count(*) FROM dors WHERE morsak = '' OR morsak LIKE '% %  %'") == 0
+    share = one(db, "SELECT avg((morsak IS NOT NULL)::INT) FROM dors")
+    assert 0.2 <= share <= 0.8
+    # a lung cancer patient who died of something else has it among the contributing causes
+    lung = one(
+        db,
+        """SELECT avg(regexp_matches(morsak, '(^| )C34')::INT) FROM dors
+           WHERE ulorsak NOT LIKE 'C34%' AND morsak IS NOT NULL AND lopnr IN (
+             SELECT lopnr FROM npr WHERE regexp_matches(diagnos, '(^| )C34'))""",
+    )
+    assert lung is not None and lung > 0.2
+    # an injury death: the external cause underlies, the injury contributes
+    ext = one(
+        db,
+        """SELECT avg(regexp_matches(coalesce(morsak, ''), '(^| )[ST]')::INT) FROM dors
+           WHERE regexp_matches(ulorsak, '^[V-Y]')""",
+    )
+    assert ext == 1.0
+
+
+def test_unknown_day_of_death(db) -> None:
+    n, unknown = db.execute("SELECT count(*), sum(dodsdag_okand) FROM dors").fetchone()
+    assert one(db, "SELECT count(*) FROM dors WHERE dodsdag_okand NOT IN (0, 1)") == 0
+    assert unknown < 0.02 * n
+    # an unknown day is imputed as the month's last day (or the window's end)
+    bad = one(
+        db,
+        """SELECT count(*) FROM dors WHERE dodsdag_okand = 1
+           AND dodsdat != least(last_day(dodsdat), DATE '2025-12-31')""",
+    )
+    assert bad == 0
+
+
+def test_prescription_columns(db) -> None:
+    assert one(db, "SELECT count(*) FROM lmr WHERE fdatum > edatum OR fdatum IS NULL") == 0
+    assert one(db, "SELECT count(*) FROM lmr WHERE edatum - fdatum > 366") == 0
+    assert one(db, "SELECT count(*) FROM lmr WHERE doser IS NULL OR doser = ''") == 0
+    # the reason for prescribing is registered from 2018 (SFS 2017:909), often missing
+    assert one(db, "SELECT count(ordinationsorsak) FROM lmr WHERE edatum < DATE '2018-01-01'") == 0
+    share = one(
+        db,
+        "SELECT avg((ordinationsorsak IS NOT NULL)::INT) FROM lmr WHERE edatum >= DATE '2018-01-01'",
+    )
+    assert 0.3 <= share <= 0.8
+    bad = one(
+        db, "SELECT count(*) FROM lmr WHERE NOT regexp_matches(ordinationsorsak, '^[A-Z][0-9]{2}$')"
+    )
+    assert bad == 0
+    # metformin is prescribed for type 2 diabetes
+    assert (
+        one(db, "SELECT count(*) FROM lmr WHERE atc = 'A10BA02' AND ordinationsorsak != 'E11'") == 0
+    )
+    # the prescriber's workplace: the person's län code and five digits
+    bad = one(
+        db,
+        """SELECT count(*) FROM lmr JOIN population USING (lopnr)
+           WHERE NOT regexp_matches(arbetsplats, '^[0-9]{7}$') OR arbetsplats[1:2] != lan""",
+    )
+    assert bad == 0
+
+
+def test_migrations(db) -> None:
+    # directions alternate per person (in, ut, in, ... or ut, in, ...), dates increase
+    bad = one(
+        db,
+        """SELECT count(*) FROM (
+             SELECT riktning, datum, lag(riktning) OVER w AS pr, lag(datum) OVER w AS pd
+             FROM migration WINDOW w AS (PARTITION BY lopnr ORDER BY datum))
+           WHERE pr = riktning OR datum <= pd""",
+    )
+    assert bad == 0
+    assert one(db, "SELECT count(*) FROM migration WHERE riktning NOT IN ('in', 'ut')") == 0
+    # yearly rates per 1,000 persons near SCB's (about 9 immigrations and 7 emigrations in
+    # 2023), with room for the assumption: person-years in the window from the population
+    years = one(
+        db,
+        """SELECT sum((least(coalesce(dodsdat, DATE '2025-12-31'), DATE '2025-12-31')
+                      - greatest(born, DATE '2006-01-01')) / 365.25) FROM person
+           WHERE born <= DATE '2025-12-31'""",
+    )
+    rate = dict(db.execute("SELECT riktning, count(*) FROM migration GROUP BY 1").fetchall())
+    per_1000 = {k: 1000 * v / years for k, v in rate.items()}
+    assert 5 <= per_1000["in"] <= 13, per_1000
+    assert 3 <= per_1000["ut"] <= 10, per_1000
+    assert per_1000["in"] > per_1000["ut"]
+
+
+def test_rekvisition_starts_with_the_catalog_and_is_thin_before_april_2025(db) -> None:
+    start = catalog.load_catalog().registers["rekvisition"].coverage.from_year
+    assert one(db, f"SELECT count(*) FROM rekvisition WHERE adm_datum < DATE '{start}-01-01'") == 0
+    assert one(db, "SELECT min(year(adm_datum)) FROM rekvisition") == start
+    # reporting became fuller from 2025-04-01: nine months then hold more than any year before
+    last = one(db, "SELECT count(*) FROM rekvisition WHERE adm_datum >= DATE '2025-04-01'")
+    before = db.execute(
+        """SELECT max(n) FROM (SELECT year(adm_datum), count(*) AS n FROM rekvisition
+           WHERE adm_datum < DATE '2025-04-01' GROUP BY 1)"""
+    ).fetchone()[0]
+    assert last > 2 * before
+
+
+def test_manifest_describes_the_files(extract) -> None:
+    import yaml
+
+    from antal.catalog.installation import Installation, Manifest
+
+    out, _, _ = extract
+    m = Manifest.model_validate(yaml.safe_load((out / "release.yaml").read_text(encoding="utf-8")))
+    assert m.release == f"synthetic-p{PERSONS}-s{SEED}"
+    assert set(m.registers) == set(SPEC)
+    con = duckdb.connect()
+    last = None
+    for rid, (col, first) in EVENT_DATES.items():
+        lo, hi = con.execute(
+            f"SELECT min({col}), max({col}) FROM read_parquet('{out / rid}.parquet')"
+        ).fetchone()
+        period = m.registers[rid]
+        assert period.start == dt.date.fromisoformat(first), rid
+        assert period.start <= lo and hi <= period.through, rid
+        last = hi if last is None else max(last, hi)
+    # extracted after everything in the files, the day after the window
+    assert m.extracted is not None and last is not None and m.extracted > last
+    assert str(m.extracted) == "2026-01-01"
+    # a data directory reads it
+    inst = Installation.from_data_dir(out)
+    assert inst.release == m.release and inst.extracted == m.extracted
+    assert inst.sources["rekvisition"].start == m.registers["rekvisition"].start
