@@ -425,6 +425,8 @@ def event_sources(ev: ir.Event, catalog: Catalog) -> list[tuple[Register, EventS
         (reg, src)
         for reg, src in catalog.sources_of(ev.kind)
         if not isinstance(ev, ir.Drug) or not ev.sources or source_name(reg, src) in ev.sources
+        # `main` reads only sources with a main code (external causes are never one)
+        if not (isinstance(ev, ir.Diagnosis) and ev.main and src.main is None)
     ]
 
 

@@ -250,6 +250,8 @@ class _Evaluator:
         sources = self.catalog.sources_of(event.kind)
         if isinstance(event, ir.Drug) and event.sources:
             sources = [(r, p) for r, p in sources if (p.source or r.id) in event.sources]
+        if isinstance(event, ir.Diagnosis) and event.main:  # only a main-code column is main
+            sources = [(r, p) for r, p in sources if p.main is not None]
         return sources
 
     def occurrences(self, event: ir.Event, lopnr: int) -> list[_Occurrence]:

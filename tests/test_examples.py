@@ -73,7 +73,11 @@ def test_handwritten_queries_match_every_example(extract_dir: Path) -> None:
 
 
 # Warnings an example is meant to show (issue 10: examples give none unless intended).
-INTENDED_WARNINGS: dict[str, set[str]] = {}
+INTENDED_WARNINGS: dict[str, set[str]] = {
+    # advanced therapies given in hospital (rekvisition) are thin before April 2025: the
+    # example counts them anyway and its answer says the count is a lower bound there
+    "ra_biologics": {"incomplete_period"},
+}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -59,6 +59,14 @@ def warnings(text: str, cat: Catalog = CAT, inst: Installation | None = None) ->
     return list(engine.prepare(text, cat, inst).warnings)
 
 
+_CODE_WARNINGS = {"retired_code", "older_code", "unverified_code"}
+
+
+def code_warnings(text: str, cat: Catalog = CAT) -> list[Any]:
+    """The warnings about codes only (not about the periods a window reaches)."""
+    return [w for w in warnings(text, cat) if w.code in _CODE_WARNINGS]
+
+
 # ---- codes that do not exist, retired codes, unverifiable codes ------------------------------
 
 
@@ -82,12 +90,12 @@ def test_codes_no_list_has_are_errors_with_the_nearest(text: str, near: str | No
 
 def test_real_codes_and_prefixes_pass_without_warnings() -> None:
     text = "codeset d = E11*, E119, I21*, I48, U071\nindex first diagnosis @d\n"
-    text += "include drug A10BA02, A10B*, B01AE07, L01FD01\ninclude procedure FNG02\n"
-    assert [w for w in warnings(text) if w.code != "code_system_period"] == []
+    text += "include drug A10BA02, A10B*, B01AE07\ninclude procedure FNG02\n"
+    assert code_warnings(text) == []
 
 
 def test_a_retired_code_warns_and_names_its_successor() -> None:
-    w = warnings("index first drug L01XC03 between 2015-01-01 and 2020-12-31")
+    w = code_warnings("index first drug L01XC03 between 2015-01-01 and 2020-12-31")
     assert codes_of(w) == ["retired_code"] and "L01FD01" in w[0].message
     assert "trastuzumab" in w[0].message and w[0].severity == "warning"
     assert "retired_code" not in codes_of(warnings("index first drug L01XC03, L01FD01"))
@@ -111,9 +119,9 @@ def test_a_current_code_warns_where_older_rows_hold_the_old_one() -> None:
 
 
 def test_codes_beyond_the_partial_lists_warn_as_unverified() -> None:
-    w = warnings("index first drug A10BA99")
+    w = code_warnings("index first drug A10BA99")
     assert codes_of(w) == ["unverified_code"] and "A10BA02" in (w[0].hint or "")
-    assert codes_of(warnings("index first procedure ZZZ99")) == ["unverified_code"]
+    assert codes_of(code_warnings("index first procedure ZZZ99")) == ["unverified_code"]
 
 
 def test_an_installation_code_list_makes_a_code_known(tmp_path: Path) -> None:
@@ -123,7 +131,7 @@ def test_an_installation_code_list_makes_a_code_known(tmp_path: Path) -> None:
         "# system: KVÅ\n# source: a test's own list\n# complete: 5\nZZZ99\tEn teståtgärd\n"
     )
     cat = load_catalog(bundled_dir(), d)
-    assert warnings("index first procedure ZZZ99", cat) == []
+    assert code_warnings("index first procedure ZZZ99", cat) == []
     with pytest.raises(engine.CohortError) as e:  # complete: what it lacks does not exist
         engine.check(engine.parse("index first procedure ZZZ98"), cat)
     assert e.value.diagnostics[0].code == "unknown_code"
@@ -323,3 +331,21 @@ def test_the_data_check_accepts_the_codes_of_every_period(tmp_path: Path) -> Non
 
     assert shapes(_npr_no_periods()) == {"hdia", "diagnos"}  # ICD-10-SE only: 410A is wrong
     assert shapes(_npr_icd9()) == set()  # ICD-9 before 1997: its codes are well shaped
+
+
+def test_external_causes_are_diagnoses_but_never_main(tmp_path: Path) -> None:
+    day = D(2020, 5, 1)
+    npr = [
+        {"lopnr": 1, "indatum": day, "vardform": "S", "sjukhus": "18001", "hdia": "S720", "diagnos": "S720", "ekod": "W19"},
+        {"lopnr": 2, "indatum": day, "vardform": "O", "sjukhus": "18001", "hdia": "S525", "diagnos": "S525 Z038", "ekod": "W01 Y929"},
+        {"lopnr": 3, "indatum": day, "vardform": "O", "sjukhus": "18001", "hdia": "J189", "diagnos": "J189"},
+    ]  # fmt: skip
+    pop = [
+        {"lopnr": i, "kon": 2, "fodelsear": 1940, "fodelsemanad": 1, "lan": "18"} for i in (1, 2, 3)
+    ]
+    inst = Installation.from_data_dir(write_extracts({"population": pop, "npr": npr}, tmp_path))
+    # by hand: W19 is person 1's external cause, W0* persons 1 and 2's; none is ever a main code
+    assert engine.count_exact("index first diagnosis W19", inst, CAT).count == 1
+    assert engine.count_exact("index first diagnosis W0*, W1*", inst, CAT).count == 2
+    assert engine.count_exact("index first diagnosis W* main", inst, CAT).count == 0
+    assert engine.count_exact("index first diagnosis S* main", inst, CAT).count == 2

@@ -42,11 +42,6 @@ flags AS (
                 WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10%'
                   AND l.edatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
             )
-            OR EXISTS (
-                SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-                WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10%'
-                  AND r.adm_datum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
-            )
         ) AS earlier_a10,
         (
             EXISTS (
@@ -55,13 +50,6 @@ flags AS (
                              'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
                              'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
                   AND l.edatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
-            )
-            OR EXISTS (
-                SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-                WHERE r.lopnr = c.lopnr AND r.atc IN ('A10BA02', 'A10BD02', 'A10BD03', 'A10BD05', 'A10BD14', 'A10BD17', 'A10BD26',
-                             'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
-                             'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
-                  AND r.adm_datum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
             )
         ) AS metformin,
         c.lopnr IN (SELECT lopnr FROM latest_hba1c WHERE hba1c > 53) AS hba1c_above_53,

@@ -46,11 +46,6 @@ WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodel
           WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10%'
             AND l.edatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
       )
-      OR EXISTS (
-          SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-          WHERE r.lopnr = c.lopnr AND r.atc LIKE 'A10%'
-            AND r.adm_datum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
-      )
   )
   AND (
       EXISTS (
@@ -59,13 +54,6 @@ WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodel
                        'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
                        'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
             AND l.edatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
-      )
-      OR EXISTS (
-          SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-          WHERE r.lopnr = c.lopnr AND r.atc IN ('A10BA02', 'A10BD02', 'A10BD03', 'A10BD05', 'A10BD14', 'A10BD17', 'A10BD26',
-                       'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
-                       'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
-            AND r.adm_datum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
       )
   )
   AND c.lopnr IN (SELECT lopnr FROM latest_hba1c WHERE hba1c > 53)
