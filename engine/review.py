@@ -71,6 +71,9 @@ class _Review:
         self.catalog = catalog
         self.currency = currency
         self.out: list[Diagnostic] = []
+        # (node, register, system, period) already warned: a register read through two
+        # columns (npr's diagnoses and external causes) warns of a period once
+        self._periods: set[tuple[int, str, str, object, object]] = set()
 
     def warn(self, node: ir.Node, message: str, hint: str | None, code: str) -> None:
         pos = getattr(node, "pos", None)
@@ -149,6 +152,10 @@ class _Review:
         for p in var.coding:
             if not p.overlaps(*span) or not ev.codes:
                 continue
+            key = (id(node), reg.id, _FAMILY.get(p.system, p.system), p.start, p.until)
+            if key in self._periods:
+                continue
+            self._periods.add(key)
             if _FAMILY.get(p.system, p.system) not in families:
                 can = _CAN_GIVE.get(p.system)
                 later = f"start the window on {_day(p.until)}" if p.until else None

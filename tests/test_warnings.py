@@ -349,3 +349,29 @@ def test_external_causes_are_diagnoses_but_never_main(tmp_path: Path) -> None:
     assert engine.count_exact("index first diagnosis W0*, W1*", inst, CAT).count == 2
     assert engine.count_exact("index first diagnosis W* main", inst, CAT).count == 0
     assert engine.count_exact("index first diagnosis S* main", inst, CAT).count == 2
+
+
+def test_cli_warns_of_code_systems_by_period_and_known_gaps(tmp_path: Path) -> None:
+    f = tmp_path / "c.cohort"
+    f.write_text(
+        "index first diagnosis I21* between 2000-01-01 and 2000-12-31\n"
+        "exclude diagnosis I21* within 3650 days before index\n"
+        "exclude drug B01AC06 in rekvisition within 365 days before index\n"
+    )
+    r = CliRunner().invoke(cli, ["check", str(f)])
+    assert r.exit_code == 0, r.output
+    assert "c.cohort:2:9: warning: 'npr.diagnos' holds ICD-9 codes" in r.output
+    assert "'npr.ekod' holds ICD-9" not in r.output  # one register, one warning per period
+    assert "c.cohort:3:9: warning: this window reaches back to 1999-01-01, before 'rekvisition'" in r.output
+    assert "c.cohort:1:1: warning: 'npr' is incomplete until 2001-01-01" in r.output
+
+
+def test_http_warns_of_a_known_gap(tmp_path: Path) -> None:
+    app = create_app(Settings(data=_data(tmp_path), store=str(tmp_path / "s.sqlite")))
+    st = app.state.antal
+    st.accounts.create_user("res", "R", "researcher")
+    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    text = "index first drug A10BK* in rekvisition between 2024-01-01 and 2024-12-31\n"
+    r = TestClient(app).post("/v1/cohorts/validate", json={"cohort": text}, headers=h)
+    assert r.status_code == 200 and r.json()["ok"] is True
+    assert "incomplete_period" in {x["code"] for x in r.json()["diagnostics"]}
