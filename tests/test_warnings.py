@@ -362,7 +362,10 @@ def test_cli_warns_of_code_systems_by_period_and_known_gaps(tmp_path: Path) -> N
     assert r.exit_code == 0, r.output
     assert "c.cohort:2:9: warning: 'npr.diagnos' holds ICD-9 codes" in r.output
     assert "'npr.ekod' holds ICD-9" not in r.output  # one register, one warning per period
-    assert "c.cohort:3:9: warning: this window reaches back to 1999-01-01, before 'rekvisition'" in r.output
+    assert (
+        "c.cohort:3:9: warning: this window reaches back to 1999-01-01, before 'rekvisition'"
+        in r.output
+    )
     assert "c.cohort:1:1: warning: 'npr' is incomplete until 2001-01-01" in r.output
 
 
