@@ -180,7 +180,10 @@ def _sources(cat: catalog.Catalog, event: str) -> list[tuple[str, str, bool, str
 
 
 def test_event_providers(cat: catalog.Catalog) -> None:
-    assert _sources(cat, "diagnosis") == [("npr", "diagnos", True, "hdia", "indatum")]
+    assert _sources(cat, "diagnosis") == [
+        ("npr", "diagnos", True, "hdia", "indatum"),
+        ("npr", "ekod", True, None, "indatum"),  # external causes: never main
+    ]
     assert _sources(cat, "procedure") == [("npr", "op", True, None, "indatum")]
     assert _sources(cat, "drug") == [
         ("lmr", "atc", False, None, "edatum"),
@@ -238,7 +241,7 @@ def test_units(cat: catalog.Catalog) -> None:
     [
         ("population", "kon", [1, 2]),
         ("npr", "vardform", ["S", "O"]),
-        ("ndr", "diabetestyp", [1, 2]),
+        ("ndr", "diabetestyp", [1, 2, 3, 4, 9]),
         ("nkbc", "er", ["positiv", "negativ"]),
         ("nkbc", "her2", ["positiv", "negativ"]),
         ("nkbc", "stadium", ["0", "I", "II", "III", "IV"]),

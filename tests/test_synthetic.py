@@ -278,9 +278,10 @@ def known(codes: str, until: str | None = None) -> str:
 
 
 def diabetes2(until: str | None = None) -> str:
-    """Persons with type 2 diabetes known from npr (E11) or ndr (type 2), by `until`."""
+    """Persons with type 2 diabetes known from npr (E11) or ndr (any type but 1: the
+    generator's type 2 includes those recorded as LADA, another type or unknown), by `until`."""
     by = f" AND regdat <= DATE '{until}'" if until else ""
-    return f"{known('E11', until)} UNION SELECT lopnr FROM ndr WHERE diabetestyp = 2{by}"
+    return f"{known('E11', until)} UNION SELECT lopnr FROM ndr WHERE diabetestyp <> 1{by}"
 
 
 def prevalence(con: duckdb.DuckDBPyConnection, key: str) -> tuple[int, int]:
@@ -411,7 +412,14 @@ def test_optout(db) -> None:
 
 
 def test_ndr_values(db) -> None:
-    assert one(db, "SELECT count(*) FROM ndr WHERE diabetestyp NOT IN (1, 2)") == 0
+    assert one(db, "SELECT count(*) FROM ndr WHERE diabetestyp NOT IN (1, 2, 3, 4, 9)") == 0
+    # other types exist: among persons not registered as type 1, ~5% LADA, ~1% other, ~1% unknown
+    shares = dict(db.execute(
+        "SELECT diabetestyp, count(DISTINCT lopnr) FROM ndr WHERE diabetestyp <> 1 GROUP BY 1"
+    ).fetchall())  # fmt: skip
+    n = sum(shares.values())
+    assert 0.03 <= shares[3] / n <= 0.07 and 0.002 <= shares[4] / n <= 0.025
+    assert 0.002 <= shares[9] / n <= 0.025
     mean, lo, hi = db.execute("SELECT avg(hba1c), min(hba1c), max(hba1c) FROM ndr").fetchone()
     assert 50 <= mean <= 60 and lo >= 30 and hi <= 130
     assert 27 <= one(db, "SELECT avg(bmi) FROM ndr") <= 32
