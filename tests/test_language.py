@@ -93,8 +93,14 @@ def test_builder_produces_the_same_ir_as_the_text() -> None:
         .index(first(diagnosis("E11*")).between("2015-01-01", "2023-12-31"))
         .include(age(40, 75), "Age 40-75 at diagnosis")
         .exclude(diagnosis("E11*").within(1, 1825, "before"), "E11 contact in the 5 years before")
-        .exclude(drug("A10*").within(1, 1825, "before"), "Diabetes drug in the 5 years before")
-        .include(drug(*metformin).within(0, 90, "after"), "Metformin started within 90 days")
+        .exclude(
+            drug("A10*", sources=["lmr"]).within(1, 1825, "before"),
+            "Diabetes drug in the 5 years before",
+        )
+        .include(
+            drug(*metformin, sources=["lmr"]).within(0, 90, "after"),
+            "Metformin started within 90 days",
+        )
         .include(
             register("ndr").where(var("hba1c") > 53).latest().within(180, 730, "after"),
             "HbA1c > 53 on metformin",

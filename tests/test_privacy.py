@@ -305,7 +305,9 @@ def test_exact_counts_only_with_exact(tmp_path: Path, data_dir: Path) -> None:
     assert {k: exact[k] for k in ("count", "attrition", "breakdown")} == {
         "count": 4711, "attrition": [{"label": "Index event", "count": 4711}], "breakdown": []
     }  # fmt: skip
-    assert exact["warnings"] == [] and exact["data_currency"]["extracted"] is None
+    # no extraction date stated: the currency is unknown, and the answer says so
+    assert exact["data_currency"]["extracted"] is None and "note" in exact["data_currency"]
+    assert all(w["severity"] == "warning" for w in exact["warnings"])
     # and without --exact there is no way to ask for true counts: the options say so
     r = CliRunner().invoke(app, ["count", "--help"])
     assert "--exact" in r.output

@@ -121,15 +121,16 @@ def read_cohort(path: Path) -> str:
 
 
 def checked(
-    path: Path, catalog: Catalog, installation: Installation | None = None
+    path: Path, catalog: Catalog, installation: Installation | None = None, *, warn: bool = True
 ) -> tuple[str, uc.Validation]:
     """The cohort file's text and its validation; a cohort error exits 1, like a compiler.
-    Warnings go to stderr (with the installation: also those about its data's currency)."""
+    With `warn`, warnings go to stderr (with the installation: also those about its data's
+    currency); without (`--json`, `sql`), the caller puts them where they belong."""
     text = read_cohort(path)
     v = uc.validate(text, catalog, installation)
     if v.error is not None:
         cohort_error(v.error, path, text)
-    for w in v.warnings:
+    for w in v.warnings if warn else ():
         err.print(w.format(str(path), text), soft_wrap=True, markup=False)
     return text, v
 

@@ -59,7 +59,7 @@ def count_cmd(
     with failing():
         inst = uc.open_installation(s)
         cat = uc.catalog_for(s, inst)
-    _text, v = checked(file, cat, inst)
+    _text, v = checked(file, cat, inst, warn=not as_json)  # --json: in the JSON
     assert v.checked is not None
     title = v.checked.title or file.name
     with failing():
