@@ -50,6 +50,8 @@ __all__ = [
     "Gate",
     "Quote",
     "answer_from_json",
+    "answer_key",
+    "query_cost",
 ]
 
 log = logging.getLogger("antal.privacy")
@@ -225,6 +227,21 @@ def _params(stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def answer_key(
+    params: PrivacyParams, query_hash: str, release: str, purpose: str, catalog_version: str = ""
+) -> str:
+    """The key under which an answer is stored (see the module docstring)."""
+    raw = f"{query_hash}|{release}|{params.fingerprint()}|{purpose}"
+    if catalog_version:
+        raw += f"|{catalog_version}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def query_cost(params: PrivacyParams, has_breakdown: bool) -> float:
+    """ε of one query: the attrition, and the breakdown table again if there is one."""
+    return params.epsilon * (2 if has_breakdown else 1)
+
+
 class Gate:
     """`signer` is the installation's signing key; without one, receipts are signed by a key
     kept in memory (`Signer.ephemeral()`: for tests, unverifiable once the process ends).
@@ -238,14 +255,11 @@ class Gate:
         self.signer = signer or Signer.ephemeral()
 
     def key(self, query_hash: str, release: str, purpose: str, catalog_version: str = "") -> str:
-        raw = f"{query_hash}|{release}|{self.params.fingerprint()}|{purpose}"
-        if catalog_version:
-            raw += f"|{catalog_version}"
-        return hashlib.sha256(raw.encode()).hexdigest()
+        return answer_key(self.params, query_hash, release, purpose, catalog_version)
 
     def cost(self, has_breakdown: bool) -> float:
         """ε of one query: the attrition, and the breakdown table again if there is one."""
-        return self.params.epsilon * (2 if has_breakdown else 1)
+        return query_cost(self.params, has_breakdown)
 
     def quote(
         self,
