@@ -31,12 +31,13 @@ def count_columns(x: Mapping[str, Any]) -> dict[str, Any]:
             "upper": iv[1] if iv else None, "display": str(int(n))}  # fmt: skip
 
 
-def _typed(df: pd.DataFrame, objects: list[str]) -> pd.DataFrame:
+def _frame(rows: list[dict[str, Any]], columns: list[str], objects: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns)
     for col in ("count", "lower", "upper"):
         df[col] = df[col].astype("Int64")
     df["suppressed"] = df["suppressed"].astype(bool)
     for col in [*objects, "display"]:  # labels and dimensions: None stays None, not NaN
-        df[col] = pd.Series(list(df[col]), index=df.index, dtype=object)
+        df[col] = pd.Series([r.get(col) for r in rows], index=df.index, dtype=object)
     return df
 
 
@@ -46,7 +47,7 @@ def attrition_frame(answer: Mapping[str, Any]) -> pd.DataFrame:
         {"step": i, "label": s.get("label"), **count_columns(s)}
         for i, s in enumerate(answer.get("attrition") or [])
     ]
-    return _typed(pd.DataFrame(rows, columns=["step", "label", *COUNT_COLUMNS]), ["label"])
+    return _frame(rows, ["step", "label", *COUNT_COLUMNS], ["label"])
 
 
 def breakdown_frame(answer: Mapping[str, Any]) -> pd.DataFrame:
@@ -55,4 +56,4 @@ def breakdown_frame(answer: Mapping[str, Any]) -> pd.DataFrame:
     rows = [
         {**{d: c.get(d) for d in dims}, **count_columns(c)} for c in answer.get("breakdown") or []
     ]
-    return _typed(pd.DataFrame(rows, columns=[*dims, *COUNT_COLUMNS]), dims)
+    return _frame(rows, [*dims, *COUNT_COLUMNS], dims)
