@@ -76,6 +76,7 @@ from antal.privacy import (
 from antal.privacy import NotFound as StoreNotFound
 from antal.privacy import open_store as _open_store
 from antal.privacy.gate import answer_key, query_cost
+from antal.privacy.mechanism import COUNT_FIELDS
 from antal.privacy.receipts import answer_digest, verify
 from antal.privacy.store import store_exists
 
@@ -800,9 +801,12 @@ def verify_receipt(document: Any, public_key: Any) -> list[str]:
         problems = verify(document["receipt"], public_key)
         try:
             digest = answer_digest(document)
+            # the final count at the top repeats the last step's: it must be that one
+            steps = document.get("attrition") or [{}]
+            top = all(document.get(f) == steps[-1].get(f) for f in COUNT_FIELDS)
         except (AttributeError, TypeError):  # not lists of objects where counts should be
-            digest = None
-        if not problems and digest != document["receipt"].get("released_sha256"):
+            digest, top = None, False
+        if not problems and (digest != document["receipt"].get("released_sha256") or not top):
             problems.append("the answer's released values are not those its receipt was signed for")
         return problems
     return verify(document, public_key)
