@@ -6,9 +6,11 @@
         c.me()
         c.search("hba1c")                      # a DataFrame of registers, variables, codes
         c.validate(text).raise_for_errors()    # CohortInvalidError: "2:9: unknown register ..."
+        c.quote("t2d", text)                   # what counting it would cost (nothing charged)
         res = c.count("t2d", text)             # text, a JSON IR dict, or an engine.builder.Cohort
         res                                    # about 1 240 (1 170–1 310), with the attrition
-        res.attrition, res.breakdown           # pandas DataFrames
+        res.attrition, res.breakdown           # pandas DataFrames; count is nullable Int64
+        res.breakdown["count"].sum()           # the cells shown, added up
         c.budget("t2d")
 
 Every count is released by the server through differential privacy and charged to the
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pandas as pd
 
+from antal.api.frames import COUNT_COLUMNS, attrition_frame, breakdown_frame, count_columns
 from antal.catalog.vocabulary import Dialect
 
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
@@ -56,6 +59,7 @@ __all__ = [
     "ForbiddenError",
     "InvalidRequestError",
     "NotFoundError",
+    "Quote",
     "RateLimitedError",
     "Validation",
 ]
@@ -231,11 +235,12 @@ def _n(x: Any) -> str:
     return f"{x:,}".replace(",", " ") if isinstance(x, int) else str(x)
 
 
-def _released(count: Any, low: Any = None, high: Any = None) -> str:
-    """'about 1 240 (1 170–1 310)', or '<10' for a suppressed count."""
-    if isinstance(count, str) or low is None or high is None or pd.isna(low):
-        return str(count)
-    return f"about {_n(count)} ({_n(int(low))}–{_n(int(high))})"
+def _released(x: Mapping[str, Any]) -> str:
+    """'about 1 240 (1 170–1 310)', or '<10' for a suppressed count (either JSON form)."""
+    c = count_columns(x)
+    if c["suppressed"] or c["lower"] is None or c["upper"] is None:
+        return str(c["display"])
+    return f"about {_n(c['count'])} ({_n(int(c['lower']))}–{_n(int(c['upper']))})"
 
 
 def _eps(x: float) -> str:
@@ -293,63 +298,92 @@ class Budget:
         )
 
 
-_STEP_COLUMNS = ["step", "label", "count", "low", "high"]
+@dataclass(frozen=True)
+class Quote:
+    """What `Client.quote` answers: what counting a cohort would cost the project now
+    (`epsilon`: 0 when its answer is stored) and the budget left after. Nothing was read,
+    charged or released."""
+
+    project: str
+    epsilon: float
+    stored_answer: bool
+    budget_left: float
+    budget_left_after: float
+    affordable: bool
+    query_hash: str
+    answer_key: str
+
+    def __repr__(self) -> str:
+        cost = "nothing (stored answer)" if self.stored_answer else f"ε {_eps(self.epsilon)}"
+        text = (
+            f"Quote(project {self.project!r}: would cost {cost}; budget left ε "
+            f"{_eps(self.budget_left)}, after ε {_eps(self.budget_left_after)}"
+        )
+        return text + ("" if self.affordable else "; the budget is too small: refused") + ")"
 
 
 @dataclass(frozen=True)
 class CountResult:
     """A released count: the attrition, the breakdown and what it cost.
 
-    Counts are noisy (differential privacy) with a 95% interval `low`–`high`; a count
-    below the installation's threshold is suppressed and shown as a string like ``"<10"``
-    (with no interval).
+    Counts are noisy (differential privacy) with a 95% interval `lower`–`upper`; a count
+    below the installation's threshold is suppressed: its `count` is None (<NA> in a
+    DataFrame) and its `display` a string like ``"<10"``.
     """
 
     raw: dict[str, Any] = field(repr=False)
 
     @property
-    def count(self) -> int | str:
-        """The final count (an int, or ``"<10"`` when suppressed)."""
-        return self.raw["count"]
+    def count(self) -> int | None:
+        """The final count (an int, or None when suppressed: see `display`)."""
+        return count_columns(self.raw)["count"]
+
+    @property
+    def suppressed(self) -> bool:
+        """The final count is below the threshold."""
+        return bool(count_columns(self.raw)["suppressed"])
+
+    @property
+    def display(self) -> str:
+        """The final count as shown: ``"1240"``, or ``"<10"``."""
+        return str(count_columns(self.raw)["display"])
 
     @property
     def interval(self) -> tuple[int, int] | None:
         """The final count's 95% interval, or None when suppressed."""
-        steps = self.raw["attrition"]
-        iv = steps[-1].get("interval") if steps else None
-        return (int(iv[0]), int(iv[1])) if iv else None
+        c = count_columns(self.raw)
+        return None if c["lower"] is None else (int(c["lower"]), int(c["upper"]))
 
     @property
     def attrition(self) -> pd.DataFrame:
-        """One row per step: step, label, count (int or "<10"), low, high.
+        """One row per step: step, label, count, suppressed, lower, upper, display.
 
-        `count` is an object column (ints, and strings for suppressed counts); `low` and
-        `high` are nullable integers (<NA> when suppressed).
+        `count`, `lower` and `upper` are nullable integers (pandas ``Int64``: <NA> when
+        suppressed), so arithmetic works; `display` is the text (``"1240"``, ``"<10"``).
         """
-        rows = [
-            {"step": i, "label": s["label"], "count": s["count"], **_lohi(s)}
-            for i, s in enumerate(self.raw["attrition"])
-        ]
-        return _frame(rows, _STEP_COLUMNS)
+        return attrition_frame(self.raw)
+
+    def attrition_frame(self) -> pd.DataFrame:
+        """The same as `attrition` (the name the engine's and use cases' results use)."""
+        return self.attrition
 
     @property
     def dims(self) -> list[str]:
         """The breakdown's dimensions (e.g. ``["region", "sex"]``)."""
-        cells = self.raw["breakdown"]
-        return [k for k in cells[0] if k not in ("count", "interval")] if cells else []
+        return list(self.raw.get("dims") or [])
 
     @property
     def breakdown(self) -> pd.DataFrame:
-        """One row per cell of the final cohort: the dimensions, count, low, high.
+        """One row per cell of the final cohort: the dimensions, then count, suppressed,
+        lower, upper, display; ``res.breakdown["count"].sum()`` adds up the cells shown.
 
         A dimension's None is "unknown" (e.g. no hospital code).
         """
-        dims = self.dims
-        rows = [
-            {**{d: c.get(d) for d in dims}, "count": c["count"], **_lohi(c)}
-            for c in self.raw["breakdown"]
-        ]
-        return _frame(rows, [*dims, "count", "low", "high"])
+        return breakdown_frame(self.raw)
+
+    def breakdown_frame(self) -> pd.DataFrame:
+        """The same as `breakdown`."""
+        return self.breakdown
 
     @property
     def breakdown_note(self) -> str | None:
@@ -371,7 +405,10 @@ class CountResult:
 
     @property
     def receipt(self) -> dict[str, Any]:
-        """query_hash, data_release, purpose, privacy parameters and answer_key."""
+        """The receipt signed by the installation: project, purpose, query_hash,
+        data_release, answer_key, privacy parameters, epsilon, released_sha256, time,
+        audit_seq, key_id, signature. Save it (``json.dump(res.raw, f)``) and check it
+        with ``antal receipt verify FILE --url URL``."""
         return dict(self.raw["receipt"])
 
     @property
@@ -389,7 +426,7 @@ class CountResult:
         lines = [f"{cost}; budget left ε {_eps(self.budget_left)}"]
         if self.dims:
             cells = self.raw["breakdown"]
-            hidden = sum(1 for c in cells if isinstance(c["count"], str))
+            hidden = sum(1 for c in cells if count_columns(c)["suppressed"])
             text = f"breakdown by {', '.join(self.dims)}: {len(cells)} cells"
             if hidden:
                 text += f", {hidden} below the threshold (shown as <{self.threshold})"
@@ -402,23 +439,20 @@ class CountResult:
         return lines
 
     def __repr__(self) -> str:
-        head = f"CountResult: {_released(self.count, *(self.interval or (None, None)))}"
+        head = f"CountResult: {_released(self.raw)}"
         steps = self.raw["attrition"]
         width = max((len(s["label"]) for s in steps), default=5)
-        body = [
-            f"  {i:>2}  {s['label']:<{width}}  {_released(s['count'], *_lohi(s).values())}"
-            for i, s in enumerate(steps)
-        ]
+        body = [f"  {i:>2}  {s['label']:<{width}}  {_released(s)}" for i, s in enumerate(steps)]
         return "\n".join([head, *body, *("  " + x for x in self._summary())])
 
     def _repr_html_(self) -> str:
         e = html.escape
         rows = "".join(
             f"<tr><td>{i}</td><td style='text-align:left'>{e(s['label'])}</td>"
-            f"<td>{e(_released(s['count'], *_lohi(s).values()))}</td></tr>"
+            f"<td>{e(_released(s))}</td></tr>"
             for i, s in enumerate(self.raw["attrition"])
         )
-        head = e(_released(self.count, *(self.interval or (None, None))))
+        head = e(_released(self.raw))
         if self.interval:
             head += " (95% interval)"
         notes = "".join(f"<li>{e(x)}</li>" for x in self._summary())
@@ -428,25 +462,6 @@ class CountResult:
             f"<th>count (95% interval)</th></tr></thead><tbody>{rows}</tbody></table>"
             f"<ul>{notes}</ul></div>"
         )
-
-
-def _lohi(x: Mapping[str, Any]) -> dict[str, int | None]:
-    iv = x.get("interval")
-    return {"low": int(iv[0]), "high": int(iv[1])} if iv else {"low": None, "high": None}
-
-
-def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=columns)
-    for col in columns:
-        if col not in ("step", "count", "low", "high"):  # labels and dims: None stays None
-            df[col] = pd.Series([r.get(col) for r in rows], index=df.index, dtype=object)
-    for col in ("low", "high"):
-        if col in df:
-            df[col] = df[col].astype("Int64")  # None -> <NA> for suppressed counts
-    # always Python ints and "<10" strings, whether or not a count is suppressed this time;
-    # pd.to_numeric(df["count"], errors="coerce") gives numbers with NaN for "<10"
-    df["count"] = pd.Series([r["count"] for r in rows], index=df.index, dtype=object)
-    return df
 
 
 # ---- the client ---------------------------------------------------------------------------------
@@ -641,6 +656,28 @@ class Client:
         )
         return str(out["sql"])
 
+    def quote(self, project: str, cohort: CohortInput) -> Quote:
+        """What counting a cohort would cost the project now: 0 when the project asked the
+        same question before (its stored answer), else its ε; and the budget left after.
+        No data is read and nothing is charged or released (rate-limited like validate)."""
+        body, source = self._cohort_body(cohort)
+        q = self._request("POST", f"/v1/projects/{project}/quote", json=body, source=source)
+        return Quote(
+            project=q["project"],
+            epsilon=float(q["epsilon"]),
+            stored_answer=bool(q["stored_answer"]),
+            budget_left=float(q["budget_left"]),
+            budget_left_after=float(q["budget_left_after"]),
+            affordable=bool(q["affordable"]),
+            query_hash=q["query_hash"],
+            answer_key=q["answer_key"],
+        )
+
+    def public_key(self) -> dict[str, Any]:
+        """The installation's receipt public key: algorithm, key_id, public_key (base64 of
+        its raw bytes) and pem."""
+        return self._request("GET", "/v1/receipts/public-key")
+
     def count(self, project: str, cohort: CohortInput) -> CountResult:
         """Count a cohort for a project: released with noise, charged to its ε budget.
 
@@ -670,33 +707,36 @@ class Client:
         """The project's earlier queries with their stored answers, one row each.
 
         Columns: answer_key, first_asked (in this project), title, count (the final
-        released count), low, high, epsilon_of_answer (what the answer cost when it was
-        first released, perhaps by another project: stored answers are shared by projects
-        of the same purpose), dims, query (the canonical IR) and answer (as stored).
+        released count: nullable Int64), suppressed, lower, upper, display,
+        epsilon_of_answer (what the answer cost when it was first released, perhaps by
+        another project: stored answers are shared by projects of the same purpose), dims,
+        query (the canonical IR), answer (as released) and receipt (the project's signed
+        receipt, None for an answer stored before receipts).
         """
         rows = []
         for q in self._request("GET", f"/v1/projects/{project}/queries"):
             a = q.get("answer") or {}
-            last = (a.get("attrition") or [{}])[-1]
+            steps = a.get("attrition") or []
+            last = count_columns(steps[-1]) if steps else dict.fromkeys(COUNT_COLUMNS)
             rows.append(
                 {
                     "answer_key": q["answer_key"],
                     "first_asked": q["first_asked"],
                     "title": (q.get("query") or {}).get("title"),
-                    "count": last.get("count"),
-                    **_lohi(last),
+                    **last,
                     "epsilon_of_answer": a.get("epsilon"),
                     "dims": a.get("dims", []),
                     "query": q.get("query"),
                     "answer": a,
+                    "receipt": q.get("receipt"),
                 }
             )
-        cols = ["answer_key", "first_asked", "title", "count", "low", "high", "epsilon_of_answer",
-                "dims", "query", "answer"]  # fmt: skip
+        cols = ["answer_key", "first_asked", "title", *COUNT_COLUMNS, "epsilon_of_answer",
+                "dims", "query", "answer", "receipt"]  # fmt: skip
         df = pd.DataFrame(rows, columns=cols)
-        for col in ("low", "high"):
+        for col in ("count", "lower", "upper"):
             df[col] = df[col].astype("Int64")
-        df["count"] = df["count"].astype(object)
+        df["suppressed"] = df["suppressed"].astype(bool)
         return df
 
     def query(self, project: str, answer_key: str) -> dict[str, Any]:

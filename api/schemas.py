@@ -98,8 +98,14 @@ class CompileOut(BaseModel):
 
 
 class Released(BaseModel):
-    count: int | str = Field(description='a number, or "<T" when below the threshold')
-    interval: list[int] | None = Field(None, description="95% interval (absent when suppressed)")
+    """A released count. The threshold and rounding are stated once, in the receipt's
+    `privacy`, not with every count."""
+
+    count: int | None = Field(description="the released (noisy) count; null when suppressed")
+    suppressed: bool = Field(description="below the threshold: shown as `display`, e.g. <10")
+    lower: int | None = Field(description="the 95% interval's lower end; null when suppressed")
+    upper: int | None = Field(description="the 95% interval's upper end; null when suppressed")
+    display: str = Field(description='what to show: "1240", or "<10" when suppressed')
 
 
 class Step(Released):
@@ -107,18 +113,53 @@ class Step(Released):
 
 
 class Receipt(BaseModel):
+    """Signed by the installation (Ed25519 over every other field as canonical JSON: keys
+    sorted, no spaces, UTF-8); check with `antal receipt verify` and the key of
+    `GET /v1/receipts/public-key`. A stored answer comes back with its original receipt."""
+
+    version: int
+    project: str
+    purpose: str
     query_hash: str
     data_release: str
-    purpose: str
-    privacy: dict[str, float | int]
+    answer_key: str
+    privacy: dict[str, float | int] = Field(description="the parameters it was released under")
+    epsilon: float = Field(description="what the project was charged for this answer")
+    released_sha256: str = Field(description="SHA-256 of the released values (labels aside)")
+    time: str = Field(description="when the project received it (UTC, ISO 8601)")
+    audit_seq: int = Field(description="the audit log entry of the release")
+    key_id: str = Field(description="the signing key (see GET /v1/receipts/public-key)")
+    signature: str = Field(description="Ed25519, base64")
+
+
+class PublicKeyOut(BaseModel):
+    algorithm: Literal["Ed25519"]
+    key_id: str
+    public_key: str = Field(description="the 32 raw bytes, base64")
+    pem: str = Field(description="the same key as PEM (SubjectPublicKeyInfo)")
+
+
+class QuoteOut(BaseModel):
+    project: str
+    epsilon: float = Field(description="what the count would charge now: 0 for a stored answer")
+    stored_answer: bool = Field(description="the project asked this before: its answer, free")
+    budget_left: float
+    budget_left_after: float = Field(
+        description="left after the count (unchanged when it would be refused)"
+    )
+    affordable: bool = Field(description="false: the count would be refused (budget_exceeded)")
+    query_hash: str
     answer_key: str
 
 
-class CountOut(BaseModel):
-    count: int | str
+class CountOut(Released):
+    """The final count's fields (count, suppressed, lower, upper, display) at the top."""
+
     attrition: list[Step]
     dims: list[str] = Field(description="the breakdown's dimensions, in `report by` order")
-    breakdown: list[dict[str, Scalar | list[int]]]
+    breakdown: list[dict[str, bool | Scalar]] = Field(
+        description="one object per cell: the dimensions' values and the count fields"
+    )
     breakdown_note: str | None = None
     epsilon_charged: float
     budget_left: float
@@ -145,7 +186,12 @@ class QueryOut(BaseModel):
     answer_key: str
     query: dict[str, Any]
     first_asked: str
-    answer: dict[str, Any]
+    answer: dict[str, Any] = Field(
+        description="attrition, dims, breakdown (counts as in a count's answer), epsilon, privacy"
+    )
+    receipt: Receipt | None = Field(
+        None, description="the project's signed receipt (null for an answer stored before receipts)"
+    )
 
 
 class ProjectOut(BaseModel):

@@ -22,14 +22,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
-__all__ = ["STORE_FILE", "Settings", "default_store", "load_settings"]
+__all__ = [
+    "SIGNING_KEY_FILE",
+    "STORE_FILE",
+    "Settings",
+    "default_signing_key",
+    "default_store",
+    "load_settings",
+]
 
 STORE_FILE = "store.sqlite"  # the one default store, in the user data directory
+SIGNING_KEY_FILE = "signing-key.pem"  # the installation's receipt key, beside a SQLite store
 
 
 def default_store() -> str:
     """The store every command uses when neither `--store` nor ANTAL_STORE says otherwise."""
     return str(Path(platformdirs.user_data_dir("antal")) / STORE_FILE)
+
+
+def default_signing_key(store: str) -> Path:
+    """The receipt signing key when `signing_key` is not set: a file beside a SQLite store
+    (`store.sqlite` → `store.sqlite.signing-key.pem`), or for a PostgreSQL store
+    `signing-key.pem` in the user data directory. Either is made (mode 0600) on first use."""
+    if store.startswith(("postgresql://", "postgres://")):
+        return Path(platformdirs.user_data_dir("antal")) / SIGNING_KEY_FILE
+    path = Path(store.removeprefix("sqlite:///"))
+    return path.with_name(f"{path.name}.{SIGNING_KEY_FILE}")
 
 
 class Settings(BaseSettings):
@@ -39,6 +57,11 @@ class Settings(BaseSettings):
     installation: Path | None = Field(None, description="installation config (YAML)")
     store: str = Field(
         default_factory=default_store, description="SQLite path or postgresql:// URL"
+    )
+    signing_key: Path | None = Field(
+        None,
+        description="the installation's receipt signing key (Ed25519, PEM, mode 0600; made on "
+        "first use); default: beside a SQLite store, or in the user data directory",
     )
     host: str = "127.0.0.1"
     port: int = 8000

@@ -4,7 +4,9 @@ present its result or map its typed error to an exit code or an HTTP status.
 
 - opening: the installation, its catalog, the store and the backend from one `Settings`;
 - cohorts: validate, compile, count exact (the data holder's local mode), count released
-  (through the privacy gate: the only way a number computed on the extracts leaves);
+  (through the privacy gate: the only way a number computed on the extracts leaves), and
+  quote (what a count would cost: nothing read, charged or released);
+- receipts: the installation's signing key, and checking a receipt;
 - the data check;
 - administration: users, tokens (issue and revoke), projects, approvals (add, remove,
   replace), members, the audit log's verification.
@@ -22,8 +24,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from antal.api.accounts import Accounts, CatalogEntries, User
-from antal.api.settings import Settings
+from antal.api.frames import attrition_frame, breakdown_frame
+from antal.api.settings import Settings, default_signing_key
 from antal.catalog import (
     HOLDER_FIELDS,
     Catalog,
@@ -62,12 +67,17 @@ from antal.privacy import (
     InvalidValue,
     PrivacyParams,
     Project,
+    Quote,
+    Signer,
     Store,
     TrueCounts,
     UnknownProject,
 )
 from antal.privacy import NotFound as StoreNotFound
 from antal.privacy import open_store as _open_store
+from antal.privacy.gate import answer_key, query_cost
+from antal.privacy.mechanism import COUNT_FIELDS
+from antal.privacy.receipts import answer_digest, verify
 from antal.privacy.store import store_exists
 
 __all__ = [
@@ -97,14 +107,18 @@ __all__ = [
     "open_backend",
     "open_catalog",
     "open_installation",
+    "open_signer",
     "open_store",
     "prepare_count",
+    "quote_count",
+    "quote_local",
     "release_count",
     "revoke_registers",
     "revoke_tokens",
     "set_registers",
     "validate",
     "verify_audit",
+    "verify_receipt",
 ]
 
 PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -204,6 +218,12 @@ def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
     if must_exist and not store_exists(settings.store):
         raise StoreMissing(f"no store at {settings.store}")
     return _open_store(settings.store)
+
+
+def open_signer(settings: Settings) -> Signer:
+    """The installation's receipt signing key (`signing_key`, else beside the store), made
+    on first use; `SigningKeyError` if it cannot be made, read or trusted."""
+    return Signer.from_file(settings.signing_key or default_signing_key(settings.store))
 
 
 def open_backend(
@@ -498,6 +518,73 @@ def release_count(
     return Counted(answer, prepared.warnings, currency)
 
 
+def quote_count(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    *,
+    approved_only: bool = False,
+) -> Quote:
+    """What counting this cohort for the project would charge now (0 when the project asked
+    it before: its stored answer), and the budget left after. Checked like a count (cohort,
+    approvals, registers held, breakdown size: the same refusals, before anything is
+    charged) but no data is read, nothing is charged, released or audited."""
+    project = gate.store.project(project_id)
+    if project is None:
+        raise UnknownProject(project_id)
+    prepared = _quotable(cohort, installation, catalog, project, gate.params, approved_only)
+    return gate.quote(
+        project_id, prepared.query_hash, installation.release, bool(prepared.compiled.dims),
+        catalog_version=catalog.version(),
+    )  # fmt: skip
+
+
+def _quotable(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    project: Project,
+    params: PrivacyParams,
+    approved_only: bool,
+) -> CompiledCohort:
+    """Prepared as for a count, with the same refusals before anything would be charged."""
+    prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    cells = domain_size(prepared.checked, catalog)
+    if cells > params.max_cells:
+        raise BreakdownTooFine(cells, params.max_cells)
+    return prepared
+
+
+def quote_local(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    settings: Settings,
+    project_id: str,
+    purpose: str | None = None,
+    budget: float | None = None,
+) -> Quote:
+    """`antal count --quote`: the command line's local project's quote. For a project (or a
+    store) not made yet, what its first count would cost: nothing is created."""
+    params = installation.privacy
+    if store_exists(settings.store):
+        store = _open_store(settings.store)
+        if store.project(project_id) is not None:
+            local_project(store, project_id, params, purpose, budget)  # the same mismatches
+            gate = Gate(store, params)
+            return quote_count(cohort, installation, catalog, gate, project_id)
+    purpose = purpose or "forskning"
+    _purpose(purpose)
+    total = params.default_budget if budget is None else budget
+    project = Project(project_id, "", purpose, total, 0.0, ())
+    prepared = _quotable(cohort, installation, catalog, project, params, False)
+    key = answer_key(params, prepared.query_hash, installation.release, purpose, catalog.version())
+    cost = query_cost(params, bool(prepared.compiled.dims))
+    return Quote(project_id, cost, False, total, prepared.query_hash, key)
+
+
 @dataclass(frozen=True)
 class Counted:
     """A released answer with what the engine says about it: the warnings of its cohort
@@ -515,6 +602,16 @@ class Counted:
             "warnings": [w.to_json() for w in self.warnings],
             "data_currency": self.currency.to_json(),
         }
+
+    def attrition_frame(self) -> pd.DataFrame:
+        """A pandas DataFrame: step, label, count (nullable Int64: <NA> when suppressed),
+        suppressed, lower, upper, display."""
+        return attrition_frame(self.answer.to_json())
+
+    def breakdown_frame(self) -> pd.DataFrame:
+        """A pandas DataFrame: the dimensions, then count, suppressed, lower, upper, display;
+        `breakdown_frame()["count"].sum()` adds up the cells shown."""
+        return breakdown_frame(self.answer.to_json())
 
 
 def count_released(
@@ -694,6 +791,25 @@ def add_member(accounts: Accounts, pid: str, uid: str, actor: str = "admin") -> 
     user = accounts.user(uid)
     assert user is not None
     return user
+
+
+def verify_receipt(document: Any, public_key: Any) -> list[str]:
+    """What is wrong with a receipt, or with a whole answer (`antal count --json`, the API's
+    count) and its receipt: the signature under `public_key`, and for an answer, that its
+    released values are those the receipt was signed for. Empty: valid."""
+    if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
+        problems = verify(document["receipt"], public_key)
+        try:
+            digest = answer_digest(document)
+            # the final count at the top repeats the last step's: it must be that one
+            steps = document.get("attrition") or [{}]
+            top = all(document.get(f) == steps[-1].get(f) for f in COUNT_FIELDS)
+        except (AttributeError, TypeError):  # not lists of objects where counts should be
+            digest, top = None, False
+        if not problems and (digest != document["receipt"].get("released_sha256") or not top):
+            problems.append("the answer's released values are not those its receipt was signed for")
+        return problems
+    return verify(document, public_key)
 
 
 def verify_audit(store: Store) -> tuple[int, list[str]]:

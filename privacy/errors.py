@@ -17,6 +17,7 @@ __all__ = [
     "InvalidValue",
     "NotFound",
     "PrivacyError",
+    "SigningKeyError",
     "UnknownProject",
     "UnknownUser",
 ]
@@ -74,3 +75,8 @@ class AlreadyExists(PrivacyError):
 
 class InvalidValue(PrivacyError):
     """A value outside what the store accepts (a purpose, a role, a negative budget)."""
+
+
+class SigningKeyError(PrivacyError):
+    """The installation's receipt signing key cannot be made, read or trusted (a file that
+    others may read, or not an Ed25519 key). Its text names the file, never the key."""

@@ -15,6 +15,11 @@ What a project is charged and told depends only on its own history:
   false.
 
 `compute` returns `TrueCounts`, which never leave this module.
+
+Every answer carries a receipt signed by the installation (antal.privacy.receipts): made
+when the project first receives the answer, in the transaction of its audit entry (whose
+sequence number and time it names), and stored, so that a stored answer comes back with
+its original receipt, signature and all.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from antal.privacy.errors import BudgetExceeded, CountFailed, UnknownProject
@@ -36,13 +41,17 @@ from antal.privacy.mechanism import (
     within_total,
 )
 from antal.privacy.params import PrivacyParams
+from antal.privacy.receipts import RECEIPT_VERSION, Signer, stored_digest
 from antal.privacy.store import Store, Tx, now
 
 __all__ = [
     "ATTEMPT",
     "Answer",
     "Gate",
+    "Quote",
     "answer_from_json",
+    "answer_key",
+    "query_cost",
 ]
 
 log = logging.getLogger("antal.privacy")
@@ -69,6 +78,7 @@ class Answer:
     key: str
     stored: bool  # returned from the store (asked before)
     scales: dict[str, float]
+    signed_receipt: dict[str, Any] = field(default_factory=dict)
 
     @property
     def count(self) -> ReleasedCount:
@@ -79,17 +89,13 @@ class Answer:
         return bool(self.cells) and all(c.suppressed for _, c in self.cells)
 
     def receipt(self) -> dict[str, Any]:
-        return {
-            "query_hash": self.query_hash,
-            "data_release": self.release,
-            "purpose": self.purpose,
-            "privacy": self.params,
-            "answer_key": self.key,
-        }
+        """The signed receipt (antal.privacy.receipts): the privacy parameters, threshold
+        and rounding included, are stated there once for the whole answer."""
+        return dict(self.signed_receipt)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "count": self.count.json_value(),
+            **self.count.to_json(),
             "dims": list(self.dims),
             "attrition": [
                 {"label": lab, **c.to_json()}
@@ -108,6 +114,44 @@ class Answer:
                 f"every cell of the breakdown is below {self.params['threshold']}: none can be shown"
             )
         return out
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What asking a query would cost a project now; nothing read, charged or released.
+
+    The same rule as `Gate.answer`: free when this project asked it before (same key),
+    else ε (2ε with a breakdown), whatever other projects asked."""
+
+    project: str
+    epsilon: float  # what asking now would charge
+    stored: bool  # this project asked it before: its stored answer, free
+    budget_left: float  # now
+    query_hash: str
+    answer_key: str
+
+    @property
+    def affordable(self) -> bool:
+        return self.epsilon <= self.budget_left + 1e-9
+
+    @property
+    def budget_left_after(self) -> float:
+        """The budget left after asking; unchanged when the count would be refused."""
+        if not self.affordable:
+            return self.budget_left
+        return max(0.0, round(self.budget_left - self.epsilon, 12))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "epsilon": self.epsilon,
+            "stored_answer": self.stored,
+            "budget_left": self.budget_left,
+            "budget_left_after": self.budget_left_after,
+            "affordable": self.affordable,
+            "query_hash": self.query_hash,
+            "answer_key": self.answer_key,
+        }
 
 
 def _released_json(
@@ -142,10 +186,12 @@ def answer_from_json(
     purpose: str,
     stored: bool,
     labels: tuple[str, ...],
+    receipt: dict[str, Any] | None = None,
 ) -> Answer:
-    """An answer from its stored form (released values only), shown with `labels`."""
+    """An answer from its stored form (released values only, in either JSON form of its
+    counts: see ReleasedCount.from_json), shown with `labels`."""
     d = json.loads(released)
-    params = d["params"]
+    params = _params(d["params"])
     steps = tuple(ReleasedCount.from_json(s, params["threshold"]) for s in d["steps"])
     cells = tuple(
         (tuple(k), ReleasedCount.from_json(c, params["threshold"])) for k, c in d["cells"]
@@ -167,23 +213,71 @@ def answer_from_json(
         key=key,
         stored=stored,
         scales=d["scales"],
+        signed_receipt=receipt or {},
     )
 
 
+def _params(stored: dict[str, Any]) -> dict[str, Any]:
+    """Stored privacy parameters with the integer ones as integers (a threshold is shown
+    as `<10`, never `<10.0`, whatever wrote it)."""
+    out = dict(stored)
+    for k in ("threshold", "rounding", "max_cells"):
+        if isinstance(out.get(k), float) and out[k].is_integer():
+            out[k] = int(out[k])
+    return out
+
+
+def answer_key(
+    params: PrivacyParams, query_hash: str, release: str, purpose: str, catalog_version: str = ""
+) -> str:
+    """The key under which an answer is stored (see the module docstring)."""
+    raw = f"{query_hash}|{release}|{params.fingerprint()}|{purpose}"
+    if catalog_version:
+        raw += f"|{catalog_version}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def query_cost(params: PrivacyParams, has_breakdown: bool) -> float:
+    """ε of one query: the attrition, and the breakdown table again if there is one."""
+    return params.epsilon * (2 if has_breakdown else 1)
+
+
 class Gate:
-    def __init__(self, store: Store, params: PrivacyParams | None = None) -> None:
+    """`signer` is the installation's signing key; without one, receipts are signed by a key
+    kept in memory (`Signer.ephemeral()`: for tests, unverifiable once the process ends).
+    The service and the command line always pass the installation's key."""
+
+    def __init__(
+        self, store: Store, params: PrivacyParams | None = None, signer: Signer | None = None
+    ) -> None:
         self.store = store
         self.params = params or PrivacyParams()
+        self.signer = signer or Signer.ephemeral()
 
     def key(self, query_hash: str, release: str, purpose: str, catalog_version: str = "") -> str:
-        raw = f"{query_hash}|{release}|{self.params.fingerprint()}|{purpose}"
-        if catalog_version:
-            raw += f"|{catalog_version}"
-        return hashlib.sha256(raw.encode()).hexdigest()
+        return answer_key(self.params, query_hash, release, purpose, catalog_version)
 
     def cost(self, has_breakdown: bool) -> float:
         """ε of one query: the attrition, and the breakdown table again if there is one."""
-        return self.params.epsilon * (2 if has_breakdown else 1)
+        return query_cost(self.params, has_breakdown)
+
+    def quote(
+        self,
+        project_id: str,
+        query_hash: str,
+        release: str,
+        has_breakdown: bool,
+        catalog_version: str = "",
+    ) -> Quote:
+        """What `answer` would charge for this query now (see `Quote`): reads the project
+        and whether it asked this key before; writes nothing, audits nothing."""
+        project = self.store.project(project_id)
+        if project is None:
+            raise UnknownProject(project_id)
+        key = self.key(query_hash, release, project.purpose, catalog_version)
+        stored = self.store.asked(project_id, key) is not None
+        cost = 0.0 if stored else self.cost(has_breakdown)
+        return Quote(project_id, cost, stored, project.left, query_hash, key)
 
     def answer(
         self,
@@ -309,25 +403,62 @@ class Gate:
                     "UPDATE charges SET answer_key = %s WHERE project_id = %s AND answer_key = %s",
                     (key, project_id, attempt),
                 )
-            tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released)
+            seq, ts = tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released)
             _link(tx, project_id, key, query)
+            receipt = self._receipt(tx, ctx, released, cost, seq, ts)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         # `stored` tells only whether this project asked before (a concurrent twin of this
         # request), never whether another project did
         return answer_from_json(
             released, cost, float(left), query_hash, release, key, purpose, asked is not None,
-            labels,
+            labels, receipt,
         )  # fmt: skip
 
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
         project_id, actor, query_hash, query, release, key, purpose, labels = ctx
         with self.store.transaction() as tx:
             _link(tx, project_id, key, query)
-            tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
+            seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
+            # the original receipt; an answer stored before receipts existed gets its first
+            # one now, naming this entry, and keeps it
+            receipt = self._receipt(tx, ctx, released, self._paid(tx, project_id, key), seq, ts)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         return answer_from_json(
-            released, 0.0, float(left), query_hash, release, key, purpose, True, labels
+            released, 0.0, float(left), query_hash, release, key, purpose, True, labels, receipt
         )
+
+    def _receipt(
+        self, tx: Tx, ctx: tuple[Any, ...], released: str, cost: float, seq: int, ts: str
+    ) -> dict[str, Any]:
+        """The project's receipt for this answer: the stored one, else a new one, signed
+        and stored in this transaction (so that it names the audit entry `seq`)."""
+        project_id, _actor, query_hash, _query, release, key, purpose, _labels = ctx
+        row = tx.one(
+            "SELECT receipt FROM receipts WHERE project_id = %s AND answer_key = %s",
+            (project_id, key),
+        )
+        if row is not None:
+            return json.loads(row[0])
+        receipt = self.signer.sign({
+            "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
+            "query_hash": query_hash, "data_release": release, "answer_key": key,
+            "privacy": _params(json.loads(released)["params"]), "epsilon": cost,
+            "released_sha256": stored_digest(released), "time": ts, "audit_seq": seq,
+        })  # fmt: skip
+        tx.execute(
+            "INSERT INTO receipts (project_id, answer_key, receipt, created) VALUES (%s, %s, %s, %s)",
+            (project_id, key, json.dumps(receipt, ensure_ascii=False), now()),
+        )
+        return receipt
+
+    @staticmethod
+    def _paid(tx: Tx, project_id: str, key: str) -> float:
+        """What the project was charged for this answer (0 if it never was)."""
+        row = tx.one(
+            "SELECT epsilon FROM charges WHERE project_id = %s AND answer_key = %s",
+            (project_id, key),
+        )
+        return float(row[0]) if row else 0.0
 
 
 def _link(tx: Tx, project_id: str, key: str, query: str) -> None:

@@ -20,6 +20,7 @@ from opendp.accuracy import discrete_laplacian_scale_to_accuracy
 from antal.privacy.params import PrivacyParams
 
 __all__ = [
+    "COUNT_FIELDS",
     "ReleasedCount",
     "TrueCounts",
     "measurement",
@@ -48,6 +49,10 @@ class TrueCounts:
     __str__ = __repr__
 
 
+# the fields of a released count in JSON, in order (the API's `Released` schema)
+COUNT_FIELDS = ("count", "suppressed", "lower", "upper", "display")
+
+
 @dataclass(frozen=True)
 class ReleasedCount:
     """A count as released: a number with its interval, or suppressed ("<T")."""
@@ -61,24 +66,40 @@ class ReleasedCount:
     def suppressed(self) -> bool:
         return self.value is None
 
+    def display(self) -> str:
+        """For programs and files: "1240", or "<10" (the threshold as an integer, whatever
+        type the configuration gave it)."""
+        return f"<{int(self.threshold)}" if self.value is None else str(int(self.value))
+
     def shown(self) -> str:
+        """For people: Swedish thousands ("1 240"), or "<10"."""
         if self.value is None:
-            return f"<{self.threshold}"
+            return self.display()
         return f"{self.value:,}".replace(",", " ")
 
-    def json_value(self) -> int | str:
-        return f"<{self.threshold}" if self.value is None else self.value
-
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"count": self.json_value()}
-        if self.value is not None:
-            out["interval"] = [self.low, self.high]
-        return out
+        """`count` is a number or null, so that a program can add counts up; `display` is
+        what to show. The threshold and rounding are stated once, in the answer's privacy
+        parameters, not with every count."""
+        return {
+            "count": self.value,
+            "suppressed": self.suppressed,
+            "lower": self.low,
+            "upper": self.high,
+            "display": self.display(),
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any], threshold: int) -> ReleasedCount:
+        """Read the current form and the one stored before issue 11 (`{"count": 1240,
+        "interval": [lo, hi]}`, or `{"count": "<10"}` when suppressed)."""
+        threshold = int(threshold)
+        if "suppressed" in d:
+            if d["suppressed"] or d["count"] is None:
+                return cls(None, None, None, threshold)
+            return cls(int(d["count"]), int(d["lower"]), int(d["upper"]), threshold)
         v = d["count"]
-        if isinstance(v, str):
+        if v is None or isinstance(v, str):
             return cls(None, None, None, threshold)
         lo, hi = d["interval"]
         return cls(int(v), int(lo), int(hi), threshold)

@@ -7,6 +7,7 @@ service remembers, so that a charge, its answer and its audit entry commit toget
     answers           released answers under their key (query, release, params, purpose)
     charges           ε charged to a project, per answer key (or attempt)
     project_queries   which project asked which answer, and when first
+    receipts          each project's signed receipt of each answer it received
     audit, audit_head the hash-chained audit log and its newest entry
     users, tokens     accounts and their bearer tokens (SHA-256 hashes only)
     members           project membership
@@ -53,6 +54,13 @@ _TABLES: dict[str, str] = {
         answer_key TEXT NOT NULL,
         query TEXT NOT NULL,
         first_asked TEXT NOT NULL,
+        PRIMARY KEY (project_id, answer_key))""",
+    # the signed receipt a project was given for an answer; a stored answer replays it
+    "receipts": """CREATE TABLE IF NOT EXISTS receipts (
+        project_id TEXT NOT NULL,
+        answer_key TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        created TEXT NOT NULL,
         PRIMARY KEY (project_id, answer_key))""",
     # ---- the audit log -----------------------------------------------------------------------
     "audit": """CREATE TABLE IF NOT EXISTS audit (

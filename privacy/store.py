@@ -208,6 +208,12 @@ class Store:
                 )
             ]
 
+    def receipts(self, pid: str) -> dict[str, str]:
+        """The signed receipts (JSON) of a project's answers, by answer key."""
+        with self.transaction(write=False) as tx:
+            rows = tx.all("SELECT answer_key, receipt FROM receipts WHERE project_id = %s", (pid,))
+        return {k: r for k, r in rows}
+
     # ---- audit ----
     def audit_entries(self) -> list[AuditEntry]:
         with self.transaction(write=False) as tx:
@@ -305,7 +311,8 @@ class Tx:
     def audit(
         self, actor: str, project_id: str | None, action: str, query_hash: str | None,
         query: str | None, epsilon: float, released: str | None,
-    ) -> None:  # fmt: skip
+    ) -> tuple[int, str]:  # fmt: skip
+        """Append an entry; its sequence number and time (a receipt names them)."""
         head = self.one("SELECT seq, hash FROM audit_head WHERE id = 1")
         seq, prev = int(head[0]) + 1, head[1]
         body = {
@@ -331,6 +338,7 @@ class Tx:
             ),
         )
         self.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (seq, h))
+        return seq, body["ts"]
 
 
 class SQLiteStore(Store):

@@ -77,6 +77,7 @@ ROUTES = [
     ("post", "/v1/cohorts/validate", {"cohort": T2D}),
     ("post", "/v1/cohorts/compile", {"cohort": T2D}),
     ("post", "/v1/projects/t2d/count", {"cohort": T2D}),
+    ("post", "/v1/projects/t2d/quote", {"cohort": T2D}),
     ("get", "/v1/projects/t2d/queries", None),
     ("get", "/v1/projects/t2d/budget", None),
     ("get", "/v1/me", None),

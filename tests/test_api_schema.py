@@ -143,7 +143,12 @@ MALFORMED_IR = {
     "index-not-an-event": {"kind": "cohort", "index": {"kind": "cohort", "index": None}},
     "steps-a-string": {"kind": "cohort", "index": "x", "steps": "abc"},
 }
-IR_OPERATIONS = ("/v1/cohorts/validate", "/v1/cohorts/compile", "/v1/projects/{pid}/count")
+IR_OPERATIONS = (
+    "/v1/cohorts/validate",
+    "/v1/cohorts/compile",
+    "/v1/projects/{pid}/count",
+    "/v1/projects/{pid}/quote",
+)
 
 
 @pytest.mark.parametrize("path", IR_OPERATIONS)

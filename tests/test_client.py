@@ -225,23 +225,33 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     assert after.left == pytest.approx(before.left - res.epsilon_charged) == res.budget_left
     assert after.total == before.total == 10.0
     att = res.attrition
-    assert list(att.columns) == ["step", "label", "count", "low", "high"]
+    columns = ["count", "suppressed", "lower", "upper", "display"]
+    assert list(att.columns) == ["step", "label", *columns]
     # the index and the example's eight steps
     assert list(att["step"]) == list(range(9)) and att["label"][0] == "Index event"
-    for _, row in att.iterrows():  # an int with its interval, or "<10" without one
-        if isinstance(row["count"], str):
-            assert row["count"] == "<10" and pd.isna(row["low"]) and pd.isna(row["high"])
+    steps = res.raw["attrition"]
+    for (_, row), s in zip(att.iterrows(), steps, strict=True):  # a number, or <NA> and "<10"
+        assert row["suppressed"] == s["suppressed"] == (s["count"] is None)
+        if row["suppressed"]:
+            assert row["display"] == "<10" and pd.isna(row["count"]) and pd.isna(row["lower"])
         else:
-            assert row["low"] <= row["count"] <= row["high"]
-    assert att["count"].dtype == object and str(att["low"].dtype) == "Int64"
-    assert type(att["count"][0]) is int  # 3000 persons: the index step is not suppressed
-    assert res.count == att["count"].iloc[-1]
+            assert row["lower"] <= row["count"] <= row["upper"]
+            assert row["display"] == str(row["count"]) == str(s["count"])
+    assert [str(att[c].dtype) for c in ("count", "lower", "upper")] == ["Int64"] * 3
+    assert att["count"][0] == steps[0]["count"] > 10  # 3000 persons: the index step is shown
+    assert res.count == steps[-1]["count"] and res.display == steps[-1]["display"]
+    assert res.attrition_frame().equals(att)
     bd = res.breakdown
-    assert list(bd.columns) == ["region", "sex", "count", "low", "high"]
+    assert list(bd.columns) == ["region", "sex", *columns]
     assert set(bd["sex"]) == {"female", "male", None} and len(bd) == 3 * (
         21 + 1
     )  # 21 län and unknown
+    # a program can add the counts up: the cells shown, by hand from the JSON
+    shown = [c["count"] for c in res.raw["breakdown"] if not c["suppressed"]]
+    assert bd["count"].sum() == sum(shown) and str(bd["count"].dtype) == "Int64"
+    assert int(bd["suppressed"].sum()) == len(res.raw["breakdown"]) - len(shown)
     assert res.receipt["purpose"] == "forskning" and len(res.receipt["answer_key"]) == 64
+    assert res.receipt["project"] == "t2d" and res.receipt["privacy"]["threshold"] == 10
     text = repr(res)
     assert "Index event" in text and "about " in text and "ε charged" in text
     assert "<table>" in res._repr_html_()
@@ -250,12 +260,36 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     assert again.stored_answer and again.epsilon_charged == 0
     assert again.attrition.equals(att) and again.breakdown.equals(bd)
     assert "stored answer, nothing charged" in repr(again)
+    assert again.receipt == res.receipt  # the original receipt, signature and all
     assert client.budget("t2d") == after
     qs = client.queries("t2d")
     assert res.receipt["answer_key"] in set(qs["answer_key"])
     row = qs[qs["answer_key"] == res.receipt["answer_key"]].iloc[0]
     assert row["title"] == "Newly diagnosed T2D, uncontrolled on metformin, 40-75"
-    assert row["count"] == res.count
+    assert (pd.isna(row["count"]) and res.count is None) or row["count"] == res.count
+    assert row["display"] == res.display and row["receipt"] == res.receipt
+
+
+def test_quote_says_the_cost_and_charges_nothing(client: Client) -> None:
+    text = (
+        'cohort "quoted"\nindex first diagnosis I21* between 2016-01-01 and 2020-12-31\n'
+        "report by sex\n"
+    )
+    before = client.budget("t2d")
+    q = client.quote("t2d", text)
+    # a breakdown: ε for the attrition and ε again for the table (budget route: the prices)
+    assert q.epsilon == before.epsilon_per_query * 2 and not q.stored_answer and q.affordable
+    assert q.budget_left == before.left
+    assert q.budget_left_after == pytest.approx(before.left - q.epsilon)
+    assert client.budget("t2d") == before  # nothing charged
+    assert q.answer_key not in set(client.queries("t2d")["answer_key"])  # nothing released
+    res = client.count("t2d", text)
+    assert res.receipt["answer_key"] == q.answer_key and res.epsilon_charged == q.epsilon
+    again = client.quote("t2d", text.replace("quoted", "asked again"))  # asked before: free
+    assert again.stored_answer and again.epsilon == 0 and again.budget_left_after == res.budget_left
+    assert "nothing (stored answer)" in repr(again)
+    key = client.public_key()
+    assert key["algorithm"] == "Ed25519" and key["key_id"] == res.receipt["key_id"]
 
 
 def test_count_with_the_builder_and_ir(client: Client) -> None:
@@ -276,7 +310,14 @@ def test_count_with_the_builder_and_ir(client: Client) -> None:
         "Age 40-75 at index",
         "Metformin within a year",
     ]
-    assert list(res.breakdown.columns) == ["sex", "count", "low", "high"]
+    assert list(res.breakdown.columns) == [
+        "sex",
+        "count",
+        "suppressed",
+        "lower",
+        "upper",
+        "display",
+    ]
     # the same cohort as a JSON IR dict, and as an IR object: the stored answer
     via_dict = client.count("t2d", ir.to_json(built.ir))
     via_ir = client.count("t2d", built.ir)

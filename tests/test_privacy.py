@@ -296,12 +296,14 @@ def test_exact_counts_only_with_exact(tmp_path: Path, data_dir: Path) -> None:
         app,
         ["count", str(cohort), "--data", str(data_dir), "--store", str(tmp_path / "s"), "--json"],
     )
-    released = json.loads(r.output)
-    assert released["epsilon_charged"] == 0.5 and "interval" in released["attrition"][0]
+    released = json.loads(r.stdout)
+    first = released["attrition"][0]
+    assert released["epsilon_charged"] == 0.5 and first["suppressed"] is False
+    assert first["lower"] <= first["count"] <= first["upper"]
     r = CliRunner().invoke(
         app, ["count", str(cohort), "--data", str(data_dir), "--exact", "--json"]
     )
-    exact = json.loads(r.output)
+    exact = json.loads(r.stdout)
     assert {k: exact[k] for k in ("count", "attrition", "breakdown")} == {
         "count": 4711, "attrition": [{"label": "Index event", "count": 4711}], "breakdown": []
     }  # fmt: skip

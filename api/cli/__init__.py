@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from antal.api.cli import admin, audit, catalog, data
+from antal.api.cli import admin, audit, catalog, data, receipt
 from antal.api.cli.cohorts import check_cmd, sql_cmd
 from antal.api.cli.count import count_cmd
 from antal.api.cli.serve import serve
@@ -30,6 +30,7 @@ app.command("check")(check_cmd)
 app.command("sql")(sql_cmd)
 app.command("count")(count_cmd)
 app.add_typer(audit.app, name="audit")
+app.add_typer(receipt.app, name="receipt")
 app.add_typer(admin.app, name="admin")
 app.add_typer(data.app, name="data")
 app.command("serve")(serve)

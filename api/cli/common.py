@@ -23,7 +23,7 @@ from antal.api import usecases as uc
 from antal.api.settings import Settings, load_settings
 from antal.catalog import Catalog, CatalogError, Installation
 from antal.engine import CohortError, EngineError
-from antal.privacy import CountFailed, PrivacyError
+from antal.privacy import CountFailed, PrivacyError, SigningKeyError
 
 __all__ = [
     "STORE_HELP",
@@ -72,6 +72,8 @@ def failing(project: str | None = None, prefix: str = "") -> Iterator[None]:
         yield
     except CountFailed as e:  # charged; the same text whatever failed (see privacy.gate)
         fail(f"{prefix}{e}; budget left ε {e.left:g} (project {project})", code=4)
+    except SigningKeyError as e:  # a settings problem, not a refusal
+        fail(f"{prefix}{e}")
     except PrivacyError as e:
         fail(f"{prefix}{e}", code=3)
     except uc.UseCaseError as e:

@@ -1,5 +1,6 @@
 """`antal count FILE`: released through the privacy layer (charged to a local project in
-the one store), or `--exact` for a data holder on their own extract."""
+the one store), `--quote` for what that would cost (nothing read or charged), or `--exact`
+for a data holder on their own extract."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.table import Table
 from antal.api import usecases as uc
 from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
 from antal.engine import Currency
-from antal.privacy import Answer, Gate
+from antal.privacy import Answer, Gate, Quote
 
 __all__ = ["count_cmd"]
 
@@ -40,6 +41,14 @@ def count_cmd(
         typer.Option("--exact", help="True counts: only for a data holder on their own extract."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quote: Annotated[
+        bool,
+        typer.Option(
+            "--quote",
+            help="Say what the count would cost the project (0 if its answer is stored) and "
+            "the budget left after; no data read, nothing charged or released.",
+        ),
+    ] = False,
     purpose: Annotated[
         str | None,
         typer.Option(
@@ -62,6 +71,16 @@ def count_cmd(
     _text, v = checked(file, cat, inst, warn=not as_json)  # --json: in the JSON
     assert v.checked is not None
     title = v.checked.title or file.name
+    if quote:
+        if exact:
+            fail("--quote says what a released count costs; --exact charges nothing")
+        with failing(project):
+            q = uc.quote_local(v.checked, inst, cat, s, project, purpose, budget)
+        if as_json:
+            sys.stdout.write(json.dumps(q.to_json(), ensure_ascii=False) + "\n")
+        else:
+            _print_quote(q, title)
+        return
     with failing():
         # the registers this cohort reads (the check adds the population and the opt-outs)
         uc.check_data(inst, cat, set(v.registers))
@@ -96,9 +115,10 @@ def count_cmd(
     with failing(project):
         st = uc.open_store(s)
         uc.local_project(st, project, inst.privacy, purpose, budget)
+        signer = uc.open_signer(s)
         backend = uc.open_backend(s, inst, cat)
         try:
-            gate = Gate(st, inst.privacy)
+            gate = Gate(st, inst.privacy, signer)
             answer = uc.count_released(v.checked, inst, cat, gate, project, "cli", backend)
         finally:
             backend.close()
@@ -107,6 +127,19 @@ def count_cmd(
         return
     _print_answer(answer.answer, title, project)
     _print_currency(answer.currency)
+
+
+def _print_quote(q: Quote, title: str) -> None:
+    if q.stored:
+        cost = "nothing: its answer is stored (project asked it before)"
+    else:
+        cost = f"ε {q.epsilon:g}"
+    out.print(f"{title}: would cost {cost}; budget left ε {q.budget_left:g}, after ε "
+              f"{q.budget_left_after:g} (project {q.project}). Nothing was read or charged.")  # fmt: skip
+    if not q.affordable:
+        out.print(
+            f"The budget left is too small: the count would be refused (ε {q.epsilon:g} needed)."
+        )
 
 
 def _print_currency(currency: Currency | None) -> None:
@@ -163,4 +196,8 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
         f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: discrete Laplace, "
         f"ε {answer.params['epsilon']:g} per release, counts below {threshold} shown as <{threshold}"
     )
-    out.print(f"receipt: query {answer.query_hash[:16]}, data release {answer.release}")
+    r = answer.receipt()
+    out.print(
+        f"receipt: query {answer.query_hash[:16]}, data release {answer.release}, audit entry "
+        f"{r.get('audit_seq')}, signed by key {r.get('key_id')} (--json for the whole receipt)"
+    )

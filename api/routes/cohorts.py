@@ -1,5 +1,6 @@
-"""Cohort routes: validate and compile (no data, no charge), and count for a project
-(released through the privacy layer, charged to its budget)."""
+"""Cohort routes: validate and compile (no data, no charge), quote what a count would cost
+(no data, no charge), and count for a project (released through the privacy layer, charged
+to its budget)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,18 @@ def compile_(request: Request, body: S.CompileIn, u: Checking) -> S.CompileOut:
     c = uc.compile_cohort(_cohort(body), state.catalog, state.installation)
     return S.CompileOut(sql=c.sql(body.dialect), dialect=body.dialect, query_hash=c.query_hash,
                         registers=c.registers)  # fmt: skip
+
+
+@router.post("/v1/projects/{pid}/quote")
+def quote(request: Request, pid: ProjectId, body: S.CohortIn, u: Checking) -> S.QuoteOut:
+    """What counting a cohort would cost the project now (0 if its answer is stored) and the
+    budget left after; no data is read, nothing is charged, released or audited."""
+    state = state_of(request)
+    member_project(state, pid, u)
+    q = uc.quote_count(
+        _cohort(body), state.installation, state.catalog, state.gate, pid, approved_only=True
+    )
+    return S.QuoteOut.model_validate(q.to_json())
 
 
 @router.post("/v1/projects/{pid}/count", responses=_COUNT_FAILED)  # type: ignore[arg-type]

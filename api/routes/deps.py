@@ -77,7 +77,9 @@ class State:
         self.catalog = uc.open_catalog(self.installation, self.store)
         uc.check_data(self.installation, self.catalog)  # refuse to serve failing extracts
         self.accounts = Accounts(self.store)
-        self.gate = Gate(self.store, self.params)
+        # the installation's receipt key: made on first start, refused if others may read it
+        self.signer = uc.open_signer(settings)
+        self.gate = Gate(self.store, self.params, self.signer)
         self.backend = uc.open_backend(settings, self.installation, self.catalog)
         self.requests = RateLimiter(settings.requests_per_minute)
         self.counts = RateLimiter(settings.counts_per_minute)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from antal.api import schemas as S
+from antal.api.frames import count_columns
 from antal.api.routes.deps import ApiError, Authed, ProjectId, member_project, state_of
 
 __all__ = ["router"]
@@ -20,10 +21,8 @@ def queries(request: Request, pid: ProjectId, u: Authed) -> list[S.QueryOut]:
     """The project's earlier queries and their stored (released) answers."""
     state = state_of(request)
     member_project(state, pid, u)
-    return [
-        S.QueryOut(answer_key=k, query=json.loads(q), first_asked=t, answer=_public(json.loads(a)))
-        for k, q, t, a in state.store.project_queries(pid)
-    ]
+    receipts = state.store.receipts(pid)
+    return [_query(k, q, t, a, receipts.get(k)) for k, q, t, a in state.store.project_queries(pid)]
 
 
 @router.get("/v1/projects/{pid}/queries/{key}")
@@ -35,9 +34,7 @@ def query(
     member_project(state, pid, u)
     for k, q, t, a in state.store.project_queries(pid):
         if k == key:
-            return S.QueryOut(
-                answer_key=k, query=json.loads(q), first_asked=t, answer=_public(json.loads(a))
-            )
+            return _query(k, q, t, a, state.store.receipts(pid).get(k))
     raise ApiError(404, "not_found", "no such query in this project")
 
 
@@ -56,13 +53,23 @@ def me(request: Request, u: Authed) -> S.UserOut:
                      projects=state_of(request).accounts.projects_of(u.id))  # fmt: skip
 
 
+def _query(key: str, query: str, first: str, released: str, receipt: str | None) -> S.QueryOut:
+    return S.QueryOut(
+        answer_key=key, query=json.loads(query), first_asked=first,
+        answer=_public(json.loads(released)),
+        receipt=S.Receipt.model_validate_json(receipt) if receipt else None,
+    )  # fmt: skip
+
+
 def _public(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored answer as users see it (the same released values, in the API's shape)."""
+    """A stored answer as users see it (the same released values, in the API's shape; an
+    answer stored before issue 11 is shown in the current form of counts too)."""
     return {
-        "attrition": stored["steps"],
+        "attrition": [count_columns(c) for c in stored["steps"]],
         "dims": stored["dims"],
         "breakdown": [
-            {**dict(zip(stored["dims"], k, strict=True)), **c} for k, c in stored["cells"]
+            {**dict(zip(stored["dims"], k, strict=True)), **count_columns(c)}
+            for k, c in stored["cells"]
         ],
         "epsilon": stored["epsilon"],
         "privacy": stored["params"],

@@ -1,0 +1,119 @@
+"""`antal receipt verify FILE`: check a receipt's signature (and, for a whole answer as
+`antal count --json` or the API gives it, that its counts are those the receipt was signed
+for). Exit 0: valid; 1: not valid (the message says why); 2: the file or the key cannot be
+read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from antal.api import usecases as uc
+from antal.api.cli.common import err, fail, failing, out, settings
+from antal.api.settings import default_signing_key
+from antal.privacy import Signer
+from antal.privacy.receipts import load_public_key
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Signed receipts of released answers.", no_args_is_help=True)
+
+PUBLIC_KEY_ROUTE = "/v1/receipts/public-key"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        fail(f"{path}: not JSON ({e})")
+    except OSError as e:
+        fail(f"{path}: {e.strerror}")
+
+
+def _from_url(url: str) -> Ed25519PublicKey:
+    """The key a server publishes: `url` is the server (http://host:8000) or the route."""
+    url = url.rstrip("/")
+    if not url.endswith(PUBLIC_KEY_ROUTE):
+        url += PUBLIC_KEY_ROUTE
+    try:
+        r = httpx.get(url, timeout=30.0)
+    except httpx.HTTPError as e:
+        fail(f"cannot fetch the public key from {url}: {e}")
+    if not r.is_success:
+        fail(f"cannot fetch the public key from {url}: HTTP {r.status_code}")
+    try:
+        return load_public_key(r.text)
+    except ValueError as e:
+        fail(f"{url}: {e}")
+
+
+def _public_key(key_file: Path | None, url: str | None, store: str | None) -> Ed25519PublicKey:
+    if key_file is not None and url is not None:
+        fail("give --public-key or --url, not both")
+    if key_file is not None:
+        try:
+            return load_public_key(key_file.read_bytes())
+        except OSError as e:
+            fail(f"{key_file}: {e.strerror}")
+        except ValueError as e:
+            fail(f"{key_file}: {e}")
+    if url is not None:
+        return _from_url(url)
+    # this installation's own key (the settings' signing_key, else beside the store): never
+    # made here, a verification creates nothing
+    s = settings(store=store)
+    path = s.signing_key or default_signing_key(s.store)
+    if not path.exists():
+        fail(f"no signing key at {path}: give the installation's --public-key FILE or --url URL")
+    with failing():
+        return Signer.from_file(path).public
+    raise AssertionError  # pragma: no cover - failing() exits
+
+
+@app.command("verify")
+def verify_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="A receipt (JSON), or a whole answer with its `receipt`.")
+    ],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="The installation's public key: PEM, base64, or the JSON of its public-key route.",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="An antal server: its public key is fetched from /v1/receipts/public-key."
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Without --public-key or --url: the key of this store's installation."),
+    ] = None,
+) -> None:
+    """Check a receipt's signature; exit 0 when it is valid, 1 when it is not."""
+    document = _read_json(file)
+    key = _public_key(public_key, url, store)
+    problems = uc.verify_receipt(document, key)
+    if problems:
+        for p in problems:
+            err.print(f"[bold red]receipt not valid:[/] {p}", markup=True, soft_wrap=True)
+        raise typer.Exit(1)
+    r = document.get("receipt", document)
+    what = "answer and receipt" if "receipt" in document else "receipt"
+    out.print(
+        f"{what} valid: project {r['project']}, query {r['query_hash'][:16]}, data release "
+        f"{r['data_release']}, audit entry {r['audit_seq']}, {r['time']}; signed by key "
+        f"{r['key_id']}",
+        soft_wrap=True,
+        markup=False,
+    )
