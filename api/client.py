@@ -296,6 +296,13 @@ class Budget:
 _STEP_COLUMNS = ["step", "label", "count", "low", "high"]
 
 
+def _table_frame(dims: list[str], cells: list[dict[str, Any]]) -> pd.DataFrame:
+    """A released table's cells as a DataFrame: each dimension (and its name), count, low, high."""
+    cols = [c for d in dims for c in (d, f"{d}_name") if c == d or any(c in x for x in cells)]
+    rows = [{**{c: x.get(c) for c in cols}, "count": x["count"], **_lohi(x)} for x in cells]
+    return _frame(rows, [*cols, "count", "low", "high"])
+
+
 @dataclass(frozen=True)
 class CountResult:
     """A released count: the attrition, the breakdown and what it cost.
@@ -335,21 +342,34 @@ class CountResult:
     @property
     def dims(self) -> list[str]:
         """The breakdown's dimensions (e.g. ``["region", "sex"]``)."""
+        if "dims" in self.raw:
+            return list(self.raw["dims"])
         cells = self.raw["breakdown"]
-        return [k for k in cells[0] if k not in ("count", "interval")] if cells else []
+        skip = ("count", "interval")
+        return [k for k in cells[0] if k not in skip and not k.endswith("_name")] if cells else []
 
     @property
     def breakdown(self) -> pd.DataFrame:
-        """One row per cell of the final cohort: the dimensions, count, low, high.
+        """One row per cell of the final cohort: the dimensions (each coded one followed
+        by its name, e.g. ``region``, ``region_name``), count, low, high.
 
         A dimension's None is "unknown" (e.g. no hospital code).
         """
-        dims = self.dims
-        rows = [
-            {**{d: c.get(d) for d in dims}, "count": c["count"], **_lohi(c)}
-            for c in self.raw["breakdown"]
-        ]
-        return _frame(rows, [*dims, "count", "low", "high"])
+        return _table_frame(self.dims, self.raw["breakdown"])
+
+    @property
+    def tables(self) -> list[pd.DataFrame]:
+        """Every released table (several `report by`, and the levels of a roll-up), in
+        order; one table: ``[self.breakdown]``. ``table_dims`` gives each one's dimensions."""
+        if "tables" not in self.raw:
+            return [self.breakdown] if self.dims else []
+        return [_table_frame(t["dims"], t["breakdown"]) for t in self.raw["tables"]]
+
+    @property
+    def table_dims(self) -> list[list[str]]:
+        if "tables" not in self.raw:
+            return [self.dims] if self.dims else []
+        return [list(t["dims"]) for t in self.raw["tables"]]
 
     @property
     def breakdown_note(self) -> str | None:

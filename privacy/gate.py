@@ -14,11 +14,18 @@ What a project is charged and told depends only on its own history:
   averages the noise away), but pays and waits as for a fresh release, and `stored` is
   false.
 
+A cohort with `report by` tables costs ε for its attrition and ε for all its tables
+together (privacy/mechanism.py). Asked with an `attrition_hash` (the cohort without its
+tables), the attrition is stored under its own key too: a project that asks a new
+breakdown of a cohort whose attrition it was released before is charged only the
+breakdown, receives its stored attrition, and the new tables agree with that total.
+
 `compute` returns `TrueCounts`, which never leave this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,10 +37,11 @@ from typing import Any, NoReturn
 from antal.privacy.errors import BudgetExceeded, CountFailed, UnknownProject
 from antal.privacy.mechanism import (
     ReleasedCount,
+    ReleasedTable,
     TrueCounts,
+    dlap_variance,
     release_attrition,
-    release_cells,
-    within_total,
+    release_tables,
 )
 from antal.privacy.params import PrivacyParams
 from antal.privacy.store import Store, Tx, now
@@ -69,6 +77,9 @@ class Answer:
     key: str
     stored: bool  # returned from the store (asked before)
     scales: dict[str, float]
+    tables: tuple[ReleasedTable, ...] = ()  # every released table (the first is dims/cells)
+    # the names of coded values, per column (`region` -> "18" -> "Örebro län"): shown only
+    names: dict[str, dict[Any, str | None]] = dataclasses.field(default_factory=dict)
 
     @property
     def count(self) -> ReleasedCount:
@@ -77,6 +88,15 @@ class Answer:
     @property
     def all_cells_suppressed(self) -> bool:
         return bool(self.cells) and all(c.suppressed for _, c in self.cells)
+
+    def row(self, dims: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, Any]:
+        """A cell's values, each coded one followed by its `<column>_name`."""
+        out: dict[str, Any] = {}
+        for d, v in zip(dims, key, strict=True):
+            out[d] = v
+            if d in self.names:
+                out[f"{d}_name"] = self.names[d].get(v)
+        return out
 
     def receipt(self) -> dict[str, Any]:
         return {
@@ -95,9 +115,7 @@ class Answer:
                 {"label": lab, **c.to_json()}
                 for lab, c in zip(self.labels, self.steps, strict=True)
             ],
-            "breakdown": [
-                {**dict(zip(self.dims, key, strict=True)), **c.to_json()} for key, c in self.cells
-            ],
+            "breakdown": [{**self.row(self.dims, key), **c.to_json()} for key, c in self.cells],
             "epsilon_charged": self.epsilon_charged,
             "budget_left": self.budget_left,
             "stored_answer": self.stored,
@@ -107,29 +125,40 @@ class Answer:
             out["breakdown_note"] = (
                 f"every cell of the breakdown is below {self.params['threshold']}: none can be shown"
             )
+        if len(self.tables) > 1:  # several tables (or roll-up levels): every one, in order
+            out["tables"] = [
+                {
+                    "dims": list(t.dims),
+                    "report": t.report,
+                    "level": t.level,
+                    "breakdown": [{**self.row(t.dims, key), **c.to_json()} for key, c in t.cells],
+                }
+                for t in self.tables
+            ]
         return out
 
 
 def _released_json(
-    steps: list[ReleasedCount],
-    dims: tuple[str, ...],
-    cells: list[tuple[tuple[Any, ...], ReleasedCount]],
+    steps: list[ReleasedCount] | tuple[ReleasedCount, ...],
+    tables: list[ReleasedTable],
     eps: float,
     scales: dict[str, float],
     params: PrivacyParams,
 ) -> str:
-    return json.dumps(
-        {
-            "params": params.as_dict(),
-            "steps": [c.to_json() for c in steps],
-            "dims": list(dims),
-            "cells": [[list(k), c.to_json()] for k, c in cells],
-            "epsilon": eps,
-            "scales": scales,
-        },
-        ensure_ascii=False,
-        default=str,
-    )
+    """The stored form: `dims` and `cells` are the first table's (the form of answers
+    stored before there were several), `tables` every table when there are several."""
+    first = tables[0] if tables else ReleasedTable((), ())
+    out: dict[str, Any] = {
+        "params": params.as_dict(),
+        "steps": [c.to_json() for c in steps],
+        "dims": list(first.dims),
+        "cells": [[list(k), c.to_json()] for k, c in first.cells],
+        "epsilon": eps,
+        "scales": scales,
+    }
+    if len(tables) > 1:
+        out["tables"] = [t.to_json() for t in tables]
+    return json.dumps(out, ensure_ascii=False, default=str)
 
 
 def answer_from_json(
@@ -142,14 +171,20 @@ def answer_from_json(
     purpose: str,
     stored: bool,
     labels: tuple[str, ...],
+    names: dict[str, dict[Any, str | None]] | None = None,
 ) -> Answer:
-    """An answer from its stored form (released values only), shown with `labels`."""
+    """An answer from its stored form (released values only), shown with `labels` and
+    the `names` of coded values."""
     d = json.loads(released)
     params = d["params"]
     steps = tuple(ReleasedCount.from_json(s, params["threshold"]) for s in d["steps"])
     cells = tuple(
         (tuple(k), ReleasedCount.from_json(c, params["threshold"])) for k, c in d["cells"]
     )
+    if "tables" in d:
+        tables = tuple(ReleasedTable.from_json(t, params["threshold"]) for t in d["tables"])
+    else:
+        tables = (ReleasedTable(tuple(d["dims"]), cells),) if d["dims"] else ()
     if len(labels) != len(steps):
         labels = tuple(f"step {i}" for i in range(len(steps)))
     return Answer(
@@ -167,6 +202,8 @@ def answer_from_json(
         key=key,
         stored=stored,
         scales=d["scales"],
+        tables=tables,
+        names=names or {},
     )
 
 
@@ -196,21 +233,32 @@ class Gate:
         dims: tuple[str, ...],
         compute: Callable[[], TrueCounts],
         catalog_version: str = "",
+        *,
+        attrition: tuple[str, str] | None = None,
+        names: dict[str, dict[Any, str | None]] | None = None,
     ) -> Answer:
         """Release (or replay) the answer to one query; see the module docstring.
 
-        `labels` and `dims` describe the compiled query (no data); a stored answer is shown
-        with the labels of the spelling asked now. `catalog_version` (a hash of the
-        catalog the query was compiled against) is part of the answer's key."""
+        `labels` and `dims` describe the compiled query (no data; `dims` non-empty when it
+        has `report by` tables); a stored answer is shown with the labels of the spelling
+        asked now. `catalog_version` (a hash of the catalog the query was compiled
+        against) is part of the answer's key. `attrition` is the hash and canonical query of
+        the cohort without its tables (see the module docstring); `names` name coded values."""
         project = self.store.project(project_id)
         if project is None:
             raise UnknownProject(project_id)
         key = self.key(query_hash, release, project.purpose, catalog_version)
-        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels)
+        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels, names)
         own = self.store.asked(project_id, key)
         if own is not None:  # this project asked before: its own answer again, free
             return self._replay(ctx, own)
-        cost = self.cost(bool(dims))
+        akey = None
+        own_attrition = None
+        if dims and attrition is not None and attrition[0] != query_hash:
+            akey = self.key(attrition[0], release, project.purpose, catalog_version)
+            own_attrition = self.store.asked(project_id, akey)
+        # the attrition is charged unless this project was released it before
+        cost = self.cost(bool(dims)) - (self.params.epsilon if own_attrition else 0.0)
         # Charged (and audited) before the data is read, in its own transaction: whatever
         # happens while computing (an error, a timeout, the process killed), the charge stands.
         # A budget too small is refused there, under the store's lock, before any data is read.
@@ -218,25 +266,44 @@ class Gate:
         released: str | None = None
         try:
             # Computed even when another project's answer is stored: the first ask of a
-            # project costs and takes the same time whatever other projects asked.
-            released = self._noise(compute(), dims, cost)
+            # project costs and takes the same time whatever other projects asked. An
+            # attrition released before (to this project, or to another: the same value
+            # for everyone) is the one the tables are made to agree with.
+            stored_attrition = own_attrition or (self._stored(akey) if akey else None)
+            released = self._noise(compute(), dims, cost, stored_attrition)
         except Exception as e:
             # never the exception's text: it may quote a data value (a failed cast)
             log.warning("a charged count failed (%s); nothing released", type(e).__name__)
         if released is None:  # outside the `except`, so the error is not chained to ours
             self._failed(ctx, cost)
-        return self._commit(ctx, attempt, released, cost)
+        filed = (akey, *attrition) if akey and attrition and own_attrition is None else None
+        return self._commit(ctx, attempt, released, cost, filed)
 
-    def _noise(self, true: TrueCounts, dims: tuple[str, ...], cost: float) -> str:
-        """The released form of true counts: the only place they are read."""
-        steps, s1 = release_attrition(true.counts, self.params)
-        cells: list[tuple[tuple[Any, ...], ReleasedCount]] = []
+    def _stored(self, key: str) -> str | None:
+        with self.store.transaction(write=False) as tx:
+            row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
+        return row[0] if row else None
+
+    def _noise(
+        self, true: TrueCounts, dims: tuple[str, ...], cost: float, attrition: str | None
+    ) -> str:
+        """The released form of true counts: the only place they are read. `attrition`:
+        the stored answer whose attrition this one reuses (its steps, not noised again)."""
+        if attrition is not None:
+            before = json.loads(attrition)
+            steps = [ReleasedCount.from_json(c, self.params.threshold) for c in before["steps"]]
+            s1 = float(before["scales"]["attrition"])
+        else:
+            steps, s1 = release_attrition(true.counts, self.params)
         scales = {"attrition": s1}
+        tables: list[ReleasedTable] = []
         if dims:
-            cells, s2 = release_cells(true.cells or {}, true.domain or [], self.params)
-            cells = within_total(cells, steps[-1])  # no cell above the final count
+            # every table agrees with the released final count (whose noise has the
+            # variance of the attrition's scale: the stated variance of the levels uses it)
+            tables, s2 = release_tables(true.all_tables(), steps[-1], dlap_variance(s1),
+                                        self.params)  # fmt: skip
             scales["breakdown"] = s2
-        return _released_json(steps, dims, cells, cost, scales, self.params)
+        return _released_json(steps, tables, cost, scales, self.params)
 
     def _reserve(self, ctx: tuple[Any, ...], cost: float) -> str:
         """Charge `cost` for one attempt to compute an answer; its charge id.
@@ -277,8 +344,20 @@ class Gate:
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         raise CountFailed(project_id, cost, round(max(0.0, float(left)), 12))
 
-    def _commit(self, ctx: tuple[Any, ...], attempt: str, released: str, cost: float) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
+    def _commit(
+        self,
+        ctx: tuple[Any, ...],
+        attempt: str,
+        released: str,
+        cost: float,
+        attrition: tuple[str, str, str] | None = None,
+    ) -> Answer:
+        """Store the answer under its key and file the charge under it. `attrition`: the
+        key, hash and query of the cohort without its tables, when this charge paid for
+        its attrition: that is then stored and filed under its own key too, with its share
+        (ε) of the charge, so that this project asking it alone, or a new breakdown of it,
+        reuses it."""
+        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx
         with self.store.transaction() as tx:
             row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
             if row is not None:
@@ -287,19 +366,7 @@ class Gate:
                 # away; ours is dropped unseen. The charge stands too.
                 released = row[0]
             else:
-                tx.execute(
-                    "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        key,
-                        query_hash,
-                        release,
-                        json.dumps(self.params.as_dict()),
-                        purpose,
-                        released,
-                        now(),
-                    ),
-                )
+                self._insert(tx, key, query_hash, release, purpose, released)
             asked = tx.one(
                 "SELECT 1 FROM project_queries WHERE project_id = %s AND answer_key = %s",
                 (project_id, key),
@@ -309,6 +376,9 @@ class Gate:
                     "UPDATE charges SET answer_key = %s WHERE project_id = %s AND answer_key = %s",
                     (key, project_id, attempt),
                 )
+                if attrition is not None:
+                    self._file_attrition(tx, project_id, key, attrition, release, purpose,
+                                         released)  # fmt: skip
             tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released)
             _link(tx, project_id, key, query)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
@@ -316,17 +386,49 @@ class Gate:
         # request), never whether another project did
         return answer_from_json(
             released, cost, float(left), query_hash, release, key, purpose, asked is not None,
-            labels,
+            labels, names,
         )  # fmt: skip
 
+    def _insert(self, tx: Tx, key: str, query_hash: str, release: str, purpose: str,
+                released: str) -> None:  # fmt: skip
+        tx.execute(
+            "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (key, query_hash, release, json.dumps(self.params.as_dict()), purpose, released,
+             now()),
+        )  # fmt: skip
+
+    def _file_attrition(self, tx: Tx, project_id: str, key: str, attrition: tuple[str, str, str],
+                        release: str, purpose: str, released: str) -> None:  # fmt: skip
+        """The attrition of an answer with tables, stored (if new) and filed for the
+        project under the key of the cohort without tables, with ε of the charge."""
+        akey, ahash, aquery = attrition
+        if tx.one("SELECT 1 FROM answers WHERE key = %s", (akey,)) is None:
+            d = json.loads(released)
+            alone = _released_json(
+                [ReleasedCount.from_json(c, self.params.threshold) for c in d["steps"]], [],
+                self.params.epsilon, {"attrition": d["scales"]["attrition"]}, self.params,
+            )  # fmt: skip
+            self._insert(tx, akey, ahash, release, purpose, alone)
+        eps = self.params.epsilon
+        tx.execute(
+            "UPDATE charges SET epsilon = epsilon - %s WHERE project_id = %s AND answer_key = %s",
+            (eps, project_id, key),
+        )
+        tx.execute(
+            "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
+            (project_id, akey, eps, now()),
+        )
+        _link(tx, project_id, akey, aquery)
+
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
+        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx
         with self.store.transaction() as tx:
             _link(tx, project_id, key, query)
             tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         return answer_from_json(
-            released, 0.0, float(left), query_hash, release, key, purpose, True, labels
+            released, 0.0, float(left), query_hash, release, key, purpose, True, labels, names
         )
 
 
