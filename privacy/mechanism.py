@@ -21,6 +21,7 @@ rounding base) that keep the sum. docs/privacy.md gives the variance of each lev
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 dp.enable_features("contrib")
+_RNG = random.SystemRandom()  # post-processing only: the order of ties when rounding
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,10 @@ def _round_keeping_sum(xs: list[float], total: int) -> list[int]:
     to it already, up to float error)."""
     floors = [math.floor(x) for x in xs]
     left = total - sum(floors)
-    order = sorted(range(len(xs)), key=lambda i: (floors[i] - xs[i], i))  # largest part first
+    # largest part first; ties (common: a projection shifts integers by one amount) in a
+    # random order, else the first cells of a table would always round up (a bias)
+    ties = [_RNG.random() for _ in xs]
+    order = sorted(range(len(xs)), key=lambda i: (floors[i] - xs[i], ties[i]))
     for i in order[: max(0, left)]:
         floors[i] += 1
     if left < 0:  # float error the other way: take from the smallest parts
