@@ -114,12 +114,22 @@ class Receipt(BaseModel):
     answer_key: str
 
 
+class TableOut(BaseModel):
+    dims: list[str]
+    report: int = Field(description="the position of its `report by` in the cohort")
+    level: int = Field(description="0: the table as asked; 1, 2...: its roll-up levels")
+    breakdown: list[dict[str, Scalar | list[int]]]
+
+
 class CountOut(BaseModel):
     count: int | str
     attrition: list[Step]
     dims: list[str] = Field(description="the breakdown's dimensions, in `report by` order")
     breakdown: list[dict[str, Scalar | list[int]]]
     breakdown_note: str | None = None
+    tables: list[TableOut] | None = Field(
+        None, description="every released table, when there are several (or roll-up levels)"
+    )
     epsilon_charged: float
     budget_left: float
     stored_answer: bool

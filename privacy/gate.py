@@ -249,14 +249,16 @@ class Gate:
             raise UnknownProject(project_id)
         key = self.key(query_hash, release, project.purpose, catalog_version)
         ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels, names)
-        own = self.store.asked(project_id, key)
-        if own is not None:  # this project asked before: its own answer again, free
+        # asked before by this project, or paid for by it (the attrition of a cohort it
+        # asked with tables): its own answer again, free
+        own = self.store.asked(project_id, key) or self._paid(project_id, key)
+        if own is not None:
             return self._replay(ctx, own)
         akey = None
         own_attrition = None
         if dims and attrition is not None and attrition[0] != query_hash:
             akey = self.key(attrition[0], release, project.purpose, catalog_version)
-            own_attrition = self.store.asked(project_id, akey)
+            own_attrition = self.store.asked(project_id, akey) or self._paid(project_id, akey)
         # the attrition is charged unless this project was released it before
         cost = self.cost(bool(dims)) - (self.params.epsilon if own_attrition else 0.0)
         # Charged (and audited) before the data is read, in its own transaction: whatever
@@ -278,6 +280,16 @@ class Gate:
             self._failed(ctx, cost)
         filed = (akey, *attrition) if akey and attrition and own_attrition is None else None
         return self._commit(ctx, attempt, released, cost, filed)
+
+    def _paid(self, project_id: str, key: str) -> str | None:
+        """The stored answer under `key` if a charge of this project is filed under it."""
+        with self.store.transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT a.released FROM charges c JOIN answers a ON a.key = c.answer_key "
+                "WHERE c.project_id = %s AND c.answer_key = %s",
+                (project_id, key),
+            )
+        return row[0] if row else None
 
     def _stored(self, key: str) -> str | None:
         with self.store.transaction(write=False) as tx:
@@ -401,8 +413,9 @@ class Gate:
     def _file_attrition(self, tx: Tx, project_id: str, key: str, attrition: tuple[str, str, str],
                         release: str, purpose: str, released: str) -> None:  # fmt: skip
         """The attrition of an answer with tables, stored (if new) and filed for the
-        project under the key of the cohort without tables, with ε of the charge."""
-        akey, ahash, aquery = attrition
+        project under the key of the cohort without tables, with ε of the charge. It is
+        not listed among the project's queries until the project asks it alone."""
+        akey, ahash, _aquery = attrition
         if tx.one("SELECT 1 FROM answers WHERE key = %s", (akey,)) is None:
             d = json.loads(released)
             alone = _released_json(
@@ -419,7 +432,6 @@ class Gate:
             "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
             (project_id, akey, eps, now()),
         )
-        _link(tx, project_id, akey, aquery)
 
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
         project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx

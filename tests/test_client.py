@@ -237,7 +237,7 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     assert type(att["count"][0]) is int  # 3000 persons: the index step is not suppressed
     assert res.count == att["count"].iloc[-1]
     bd = res.breakdown
-    assert list(bd.columns) == ["region", "sex", "count", "low", "high"]
+    assert list(bd.columns) == ["region", "region_name", "sex", "count", "low", "high"]
     assert set(bd["sex"]) == {"female", "male", None} and len(bd) == 3 * (
         21 + 1
     )  # 21 län and unknown

@@ -259,3 +259,9 @@ def test_a_new_breakdown_of_a_released_attrition_charges_only_the_breakdown() ->
             and len(j["tables"]) == 3
             and j["breakdown"] == j["tables"][0]["breakdown"]
         )
+        # and the HTTP API's answer model keeps every table and the names
+        from antal.api.schemas import CountOut
+
+        currency = {"release": None, "extracted": None, "registers": []}
+        shown = CountOut.model_validate({**j, "data_currency": currency}).model_dump()
+        assert [t["breakdown"] for t in shown["tables"]] == [t["breakdown"] for t in j["tables"]]
