@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pandas as pd
 
-from antal.api.frames import COUNT_COLUMNS, attrition_frame, breakdown_frame, count_columns
+from antal.api.frames import (
+    COUNT_COLUMNS,
+    attrition_frame,
+    breakdown_frame,
+    count_columns,
+    table_frames,
+)
 from antal.catalog.vocabulary import Dialect
 
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
@@ -384,6 +390,18 @@ class CountResult:
     def breakdown_frame(self) -> pd.DataFrame:
         """The same as `breakdown`."""
         return self.breakdown
+
+    @property
+    def tables(self) -> list[pd.DataFrame]:
+        """Every released table (several `report by`, and the levels of a roll-up), in
+        order; one table: ``[self.breakdown]``. ``table_dims`` gives each one's dimensions."""
+        return table_frames(self.raw)
+
+    @property
+    def table_dims(self) -> list[list[str]]:
+        if "tables" not in self.raw:
+            return [self.dims] if self.dims else []
+        return [list(t["dims"]) for t in self.raw["tables"]]
 
     @property
     def breakdown_note(self) -> str | None:

@@ -13,7 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COUNT_COLUMNS", "attrition_frame", "breakdown_frame", "count_columns"]
+__all__ = [
+    "COUNT_COLUMNS",
+    "attrition_frame",
+    "breakdown_frame",
+    "count_columns",
+    "table_frame",
+    "table_frames",
+]
 
 COUNT_COLUMNS = ["count", "suppressed", "lower", "upper", "display"]
 
@@ -50,10 +57,21 @@ def attrition_frame(answer: Mapping[str, Any]) -> pd.DataFrame:
     return _frame(rows, ["step", "label", *COUNT_COLUMNS], ["label"])
 
 
+def table_frame(dims: list[str], cells: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per cell of a released table: each dimension followed by its name where it
+    has one (`region`, `region_name`; None: unknown), then the count columns."""
+    cols = [c for d in dims for c in (d, f"{d}_name") if c == d or any(c in x for x in cells)]
+    rows = [{**{c: x.get(c) for c in cols}, **count_columns(x)} for x in cells]
+    return _frame(rows, [*cols, *COUNT_COLUMNS], cols)
+
+
 def breakdown_frame(answer: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per cell: the dimensions (None: unknown), then the count columns."""
-    dims = list(answer.get("dims") or [])
-    rows = [
-        {**{d: c.get(d) for d in dims}, **count_columns(c)} for c in answer.get("breakdown") or []
-    ]
-    return _frame(rows, [*dims, *COUNT_COLUMNS], dims)
+    """The first table (the answer's `dims` and `breakdown`) as `table_frame` gives it."""
+    return table_frame(list(answer.get("dims") or []), list(answer.get("breakdown") or []))
+
+
+def table_frames(answer: Mapping[str, Any]) -> list[pd.DataFrame]:
+    """Every released table (several `report by`, the levels of a roll-up), in order."""
+    if "tables" not in answer:
+        return [breakdown_frame(answer)] if answer.get("dims") else []
+    return [table_frame(list(t["dims"]), list(t["breakdown"])) for t in answer["tables"]]

@@ -152,6 +152,15 @@ class QuoteOut(BaseModel):
     answer_key: str
 
 
+class TableOut(BaseModel):
+    dims: list[str]
+    report: int = Field(description="the position of its `report by` in the cohort")
+    level: int = Field(description="0: the table as asked; 1, 2...: its roll-up levels")
+    breakdown: list[dict[str, bool | Scalar]] = Field(
+        description="one object per cell: the dimensions' values, their names, the count fields"
+    )
+
+
 class CountOut(Released):
     """The final count's fields (count, suppressed, lower, upper, display) at the top."""
 
@@ -161,6 +170,9 @@ class CountOut(Released):
         description="one object per cell: the dimensions' values and the count fields"
     )
     breakdown_note: str | None = None
+    tables: list[TableOut] | None = Field(
+        None, description="every released table, when there are several (or roll-up levels)"
+    )
     epsilon_charged: float
     budget_left: float
     stored_answer: bool

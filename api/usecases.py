@@ -58,7 +58,8 @@ from antal.engine import (
     review,
 )
 from antal.engine import count_exact as _engine_count_exact
-from antal.engine.domain import breakdown_domain, domain_size
+from antal.engine.domain import domain_size, released_tables, roll_up
+from antal.engine.hierarchy import has_names, value_name
 from antal.engine.result import ExactResult
 from antal.privacy import (
     AlreadyExists,
@@ -76,7 +77,7 @@ from antal.privacy import (
 from antal.privacy import NotFound as StoreNotFound
 from antal.privacy import open_store as _open_store
 from antal.privacy.gate import answer_key, query_cost
-from antal.privacy.mechanism import COUNT_FIELDS
+from antal.privacy.mechanism import COUNT_FIELDS, TrueTable
 from antal.privacy.receipts import answer_digest, verify
 from antal.privacy.store import store_exists
 
@@ -503,16 +504,32 @@ def release_count(
     if cells > gate.params.max_cells:
         raise BreakdownTooFine(cells, gate.params.max_cells)
     qhash = ir.ir_hash(checked)
+    released = released_tables(checked, catalog)  # public: the catalog and the cohort only
 
     def compute() -> TrueCounts:
         res = ExactResult.from_rows(compiled, backend.run(compiled), qhash, installation.release)
-        domain = breakdown_domain(checked, catalog)
-        return TrueCounts(res.labels, res.counts, res.dims,
-                          {tuple(k): n for k, n in res.cells}, domain)  # fmt: skip
+        asked = [{tuple(k): n for k, n in t.cells} for t in res.tables]
+        cells = roll_up(released, asked)  # a roll-up level's counts: sums of the table's
+        tables = tuple(
+            TrueTable(t.dims, c, list(t.domain), t.parent, list(t.up) if t.up else None,
+                      t.report, t.level)
+            for t, c in zip(released, cells, strict=True)
+        )  # fmt: skip
+        return TrueCounts(res.labels, res.counts, tables=tables)
 
+    # the cohort without its tables: its attrition is released (and stored) once per project
+    alone = dataclasses.replace(checked, reports=())
+    names = {
+        d: {key[i]: value_name(catalog, d, key[i]) for key in t.domain}
+        for t in released
+        for i, d in enumerate(t.dims)
+        if has_names(d)
+    }
     answer = gate.answer(
         project_id, actor, qhash, canonical_query(checked), installation.release,
-        compiled.labels, compiled.dims, compute, catalog_version=catalog.version(),
+        compiled.labels, tuple(d for t in released for d in t.dims), compute,
+        catalog_version=catalog.version(),
+        attrition=(ir.ir_hash(alone), canonical_query(alone)), names=names,
     )  # fmt: skip
     currency = prepared.currency or currency_of(catalog, installation, compiled.registers)
     return Counted(answer, prepared.warnings, currency)
@@ -535,9 +552,10 @@ def quote_count(
     if project is None:
         raise UnknownProject(project_id)
     prepared = _quotable(cohort, installation, catalog, project, gate.params, approved_only)
+    alone = dataclasses.replace(prepared.checked, reports=())  # its attrition, as count asks
     return gate.quote(
         project_id, prepared.query_hash, installation.release, bool(prepared.compiled.dims),
-        catalog_version=catalog.version(),
+        catalog_version=catalog.version(), attrition_hash=ir.ir_hash(alone),
     )  # fmt: skip
 
 

@@ -23,9 +23,11 @@ from antal.catalog.errors import AntalError, CatalogError, InternalError
 from antal.catalog.installation import DataSource, Installation, load_installation
 from antal.catalog.models import (
     HOLDER_FIELDS,
+    Clinic,
     Coding,
     EventSource,
     FieldError,
+    HealthcareRegion,
     Period,
     Region,
     Register,
@@ -39,9 +41,11 @@ __all__ = [
     "AntalError",
     "Catalog",
     "CatalogError",
+    "Clinic",
     "Coding",
     "DataSource",
     "EventSource",
+    "HealthcareRegion",
     "Installation",
     "InternalError",
     "Period",
@@ -52,6 +56,8 @@ __all__ = [
     "Variable",
     "bundled_dir",
     "load_catalog",
+    "load_clinics",
+    "load_healthcare_regions",
     "load_installation",
     "load_regions",
     "load_sites",
@@ -136,16 +142,38 @@ def _validate(model: type[M], data: Any, path: Path, prefix: str = "") -> M:
         raise CatalogError(path, loc, msg) from e
 
 
+def load_healthcare_regions(path: Path | None = None) -> list[HealthcareRegion]:
+    """The six healthcare regions (sjukvårdsregioner), from regions.yaml."""
+    path = path or _HERE / "regions.yaml"
+    data = _read_yaml(path)
+    return [
+        _validate(HealthcareRegion, r, path, f"sjukvardsregioner.{i}")
+        for i, r in enumerate(data["sjukvardsregioner"])
+    ]
+
+
 def load_regions(path: Path | None = None) -> list[Region]:
     path = path or _HERE / "regions.yaml"
     data = _read_yaml(path)
-    return [_validate(Region, r, path, f"regions.{i}") for i, r in enumerate(data["regions"])]
+    regions = [_validate(Region, r, path, f"regions.{i}") for i, r in enumerate(data["regions"])]
+    known = {h.code for h in load_healthcare_regions(path)}
+    for i, r in enumerate(regions):  # every län in a healthcare region of the list
+        for code in (r.sjukvardsregion, *r.split):
+            if code not in known:
+                raise CatalogError(path, f"regions.{i}.sjukvardsregion", f"unknown {code!r}")
+    return regions
 
 
 def load_sites(path: Path | None = None) -> list[Site]:
     path = path or _HERE / "sites.yaml"
     data = _read_yaml(path)
     return [_validate(Site, s, path, f"sites.{i}") for i, s in enumerate(data["sites"])]
+
+
+def load_clinics(path: Path | None = None) -> list[Clinic]:
+    path = path or _HERE / "clinics.yaml"
+    data = _read_yaml(path)
+    return [_validate(Clinic, c, path, f"clinics.{i}") for i, c in enumerate(data["clinics"])]
 
 
 def load_register(path: Path) -> Register:
@@ -163,6 +191,8 @@ class Catalog:
     registers: dict[str, Register]
     regions: list[Region] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
+    healthcare_regions: list[HealthcareRegion] = field(default_factory=list)
+    clinics: list[Clinic] = field(default_factory=list)
     # installation catalog directories whose `codelists/` extend the bundled code lists
     code_dirs: tuple[Path, ...] = ()
 
@@ -206,6 +236,8 @@ class Catalog:
                 "registers": {rid: r.semantics() for rid, r in sorted(self.registers.items())},
                 "regions": [r.model_dump(mode="json") for r in self.regions],
                 "sites": [s.model_dump(mode="json") for s in self.sites],
+                "sjukvardsregioner": [h.model_dump(mode="json") for h in self.healthcare_regions],
+                "clinics": [c.model_dump(mode="json") for c in self.clinics],
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -218,6 +250,12 @@ class Catalog:
 
     def site(self, code: str) -> Site | None:
         return next((s for s in self.sites if s.code == code), None)
+
+    def site_healthcare_region(self, site: Site) -> str | None:
+        """The healthcare region of a hospital: its own (split län), else its län's."""
+        if site.sjukvardsregion:
+            return site.sjukvardsregion
+        return next((r.sjukvardsregion for r in self.regions if r.code == site.region), None)
 
 
 def load_catalog(*dirs: Path | str) -> Catalog:
@@ -234,7 +272,8 @@ def load_catalog(*dirs: Path | str) -> Catalog:
             reg = load_register(path)
             regs[reg.id] = reg
     extra = tuple(Path(d).resolve() for d in dirs if Path(d).resolve() != bundled_dir().resolve())
-    return Catalog(registers=regs, regions=load_regions(), sites=load_sites(), code_dirs=extra)
+    return Catalog(registers=regs, regions=load_regions(), sites=load_sites(), code_dirs=extra,
+                   healthcare_regions=load_healthcare_regions(), clinics=load_clinics())  # fmt: skip
 
 
 @cache

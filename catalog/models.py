@@ -173,6 +173,7 @@ class Register(_Model):
     person_key: str = "lopnr"
     date_column: str | None = None
     site_column: str | None = None  # hospital of a record (for `report by hospital`)
+    clinic_column: str | None = None  # clinic (mvo) of a record (for `report by clinic`)
     variables: list[Variable]
     provides: list[EventSource] = []
     keywords: list[str] = []
@@ -198,6 +199,8 @@ class Register(_Model):
             refs.append(("date_column", self.date_column))
         if self.site_column:
             refs.append(("site_column", self.site_column))
+        if self.clinic_column:
+            refs.append(("clinic_column", self.clinic_column))
         for i, p in enumerate(self.provides):
             refs.append((f"provides.{i}.codes", p.codes))
             if p.main:
@@ -236,14 +239,33 @@ class Register(_Model):
         return source.date or self.date_column or ""
 
 
+class HealthcareRegion(_Model):
+    """One of the six healthcare regions (sjukvårdsregioner)."""
+
+    code: str = Field(pattern=r"^[a-z][a-z-]*$")
+    name: str
+
+
 class Region(_Model):
     code: str = Field(pattern=r"^[0-9]{2}$")
     name: str
     region: str
     population: int = Field(gt=0)
+    sjukvardsregion: str = Field(pattern=r"^[a-z][a-z-]*$")  # the healthcare region of the län
+    # kommuner of the län that belong to another healthcare region (Halland): code -> kommuner
+    split: dict[str, list[str]] = {}
 
 
 class Site(_Model):
     code: str = Field(pattern=r"^[0-9A-Z]{5}$")
     name: str
     region: str = Field(pattern=r"^[0-9]{2}$")
+    # its healthcare region when its län is split between two (else the län's)
+    sjukvardsregion: str | None = Field(default=None, pattern=r"^[a-z][a-z-]*$")
+
+
+class Clinic(_Model):
+    """A clinic (medicinskt verksamhetsområde, mvo) code of the registers."""
+
+    code: str = Field(pattern=r"^[0-9A-Z]{3}$")
+    name: str

@@ -133,7 +133,11 @@ CODE_EXAMPLES: dict[CodingSystem, str] = {
 
 # ---- breakdowns (`report by`) ----------------------------------------------------------------
 # The named dimensions; `age N` (an age band N years wide) is the one with a parameter.
-DimensionName = Literal["region", "sex", "year", "hospital"]
+# region: län of residence; sjukvardsregion: healthcare region of residence; year, quarter,
+# month: of the index date; hospital, clinic: of the index event.
+DimensionName = Literal[
+    "region", "sex", "year", "hospital", "sjukvardsregion", "month", "quarter", "clinic"
+]
 DIMENSIONS: tuple[DimensionName, ...] = get_args(DimensionName)
 AGE_BAND: Literal["age"] = "age"  # the key of `age N` among them (one per `report by`)
 DIMENSION_KEYS: tuple[str, ...] = (*DIMENSIONS, AGE_BAND)

@@ -279,12 +279,12 @@ class Cohort:
         self._ir = _ir
         self._title = title
         self._steps: tuple[ir.Step, ...] = _ir.steps if _ir else ()
-        self._report: tuple[ir.Dimension, ...] = _ir.report if _ir else ()
+        self._reports: tuple[ir.Report, ...] = _ir.reports if _ir else ()
         self._index: ir.IndexEvent | ir.IndexDate | None = _ir.index if _ir else None
 
     def _copy(self, **kw: object) -> Cohort:
         c = Cohort(self._title)
-        c._steps, c._report, c._index = self._steps, self._report, self._index
+        c._steps, c._reports, c._index = self._steps, self._reports, self._index
         for k, v in kw.items():
             setattr(c, "_" + k, v)
         return c
@@ -300,8 +300,9 @@ class Cohort:
     def exclude(self, cond: C, label: str | None = None) -> Cohort:
         return self._copy(steps=(*self._steps, ir.Step("exclude", _cond(cond), label)))
 
-    def report(self, *dims: str | int) -> Cohort:
-        """`report("region", "sex", ("age", 10))` or `report("region", "age 10")`."""
+    def report(self, *dims: str | int, rollup: bool = False) -> Cohort:
+        """`report("region", "sex", ("age", 10))` or `report("region", "age 10")`; each
+        call adds a table (`report by`), `rollup=True` its roll-up levels."""
         out: list[ir.Dimension] = []
         for d in dims:
             if isinstance(d, tuple):
@@ -310,10 +311,10 @@ class Cohort:
                 out.append(ir.AgeBand(int(d.split()[1]) if " " in d else 10))
             else:
                 out.append(ir.Dim(d))  # type: ignore[arg-type]
-        return self._copy(report=tuple(out))
+        return self._copy(reports=(*self._reports, ir.Report(tuple(out), rollup)))
 
     @property
     def ir(self) -> ir.Cohort:
         if self._index is None:
             raise ValueError("a cohort needs an index: .index(first(diagnosis('E11*')))")
-        return ir.Cohort(self._index, self._steps, self._report, self._title)
+        return ir.Cohort(self._index, self._steps, self._reports, self._title)

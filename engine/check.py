@@ -16,6 +16,7 @@ from antal.engine import ir
 from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, system_of_code
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import CohortError, Diagnostic, InternalError
+from antal.engine.hierarchy import HIERARCHIES
 
 __all__ = ["check", "check_with_warnings", "event_sources", "registers_used", "source_name"]
 
@@ -360,39 +361,75 @@ class _Checker:
                 code="no_provider",
             )
         steps = tuple(dataclasses.replace(s, cond=self.cond(s.cond)) for s in co.steps)
-        seen: set[str] = set()
-        for d in co.report:
-            name = ir.dimension_key(d)
-            if name in seen:
-                self.error(d, f"`{name}` is listed twice in `report by`", code="duplicate")
-            seen.add(name)
-            _DIMENSION(name)(self, index, d)
+        seen_tables: set[frozenset[str]] = set()
+        for rep in co.reports:
+            seen: set[str] = set()
+            for d in rep.dims:
+                name = ir.dimension_key(d)
+                if name in seen:
+                    self.error(d, f"`{name}` is listed twice in `report by`", code="duplicate")
+                seen.add(name)
+                _DIMENSION(name)(self, index, d)
+            if frozenset(seen) in seen_tables:
+                self.error(rep, "the same `report by` table is asked twice", code="duplicate")
+            seen_tables.add(frozenset(seen))
+            if rep.rollup:
+                self._rollup(rep)
         return dataclasses.replace(co, index=index, steps=steps)
+
+    def _rollup(self, rep: ir.Report) -> None:
+        """`with rollup` rolls up one hierarchical dimension (engine/domain.py HIERARCHIES)."""
+        hier = [d for d in rep.dims if ir.dimension_key(d) in HIERARCHIES]
+        names = ", ".join(HIERARCHIES)
+        if not hier:
+            self.error(rep, "`with rollup` needs a dimension with levels above it",
+                       f"one of: {names}", "rollup")  # fmt: skip
+        elif len(hier) > 1:
+            self.error(hier[1], "`with rollup` rolls up one dimension of a table",
+                       "list the other in a `report by` of its own", "rollup")  # fmt: skip
 
     @_DIMENSION.on("age")
     def _age_band(self, index: ir.IndexEvent | ir.IndexDate, d: ir.AgeBand) -> None:
         if d.width < 1:
             self.error(d, "an age band is at least 1 year wide", code="value")
 
-    @_DIMENSION.on("region", "sex", "year")
+    @_DIMENSION.on("region", "sex", "year", "sjukvardsregion")
     def _any_index(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
         """Known for every person in every cohort: nothing to check."""
 
-    @_DIMENSION.on("hospital")
-    def hospital(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
-        hint = "index on a diagnosis, procedure or drug given in care (`in rekvisition`)"
-        if not isinstance(index, ir.IndexEvent):
-            self.error(
-                d, "`report by hospital` needs an index event at a hospital", hint, "hospital"
-            )
-            return
-        without = [r.id for r in _registers_of(index.event, self.catalog) if not r.site_column]
-        if without:
+    @_DIMENSION.on("month", "quarter")
+    def _calendar(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
+        """Months and quarters are released over the index's calendar window (their public
+        domain, never read from the data): the window must be bounded at both ends."""
+        if isinstance(index, ir.IndexEvent) and (
+            index.window.start is None or index.window.end is None
+        ):
             self.error(
                 d,
-                f"`report by hospital` needs an index event at a hospital; {', '.join(without)} records no hospital",
+                f"`report by {d.name}` needs an index window with both ends",
+                "e.g. `index first diagnosis E11* between 2019-01-01 and 2021-12-31`",
+                "calendar",
+            )
+
+    @_DIMENSION.on("hospital", "clinic")
+    def hospital(self, index: ir.IndexEvent | ir.IndexDate, d: ir.Dim) -> None:
+        where = "at a hospital" if d.name == "hospital" else "recorded at a clinic"
+        hint = "index on a diagnosis, procedure or drug given in care (`in rekvisition`)"
+        if not isinstance(index, ir.IndexEvent):
+            self.error(d, f"`report by {d.name}` needs an index event {where}", hint, d.name)
+            return
+        regs = list(_registers_of(index.event, self.catalog))
+        if d.name == "hospital":
+            without = [r.id for r in regs if not r.site_column]
+        else:
+            without = [r.id for r in regs if not r.clinic_column]
+        if without:
+            what = "hospital" if d.name == "hospital" else "clinic"
+            self.error(
+                d,
+                f"`report by {d.name}` needs an index event {where}; {', '.join(without)} records no {what}",
                 hint,
-                "hospital",
+                d.name,
             )
 
 

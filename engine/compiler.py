@@ -6,13 +6,15 @@ Shape of the statement (one handler per IR node builds each piece):
     idx     per person the index date: MIN or MAX over ix
     base    persons in the index step: population ⋈ idx, minus opt-outs, one row per person
             (duplicated population rows never count a person twice; see `_person_value`)
-    isite   (report by hospital) the hospital of the index event on the index date
+    isite   (report by hospital or clinic) the hospital and clinic of the index event on the
+            index date
     ev      one row per (criterion event, matching record) of the persons in base:
             each criterion reads its register with its own filter, so the register scan
             can use it, and only for persons who reached the index step
     agg     per person and criterion: counts of distinct dates / latest dates in the window
     persons per person: how many steps they passed, and their breakdown values
-    final   GROUP BY GROUPING SETS ((), (dims...)): attrition and cells in one pass
+    final   GROUP BY GROUPING SETS ((), (table 1's dims), (table 2's dims)...): the attrition
+            and the cells of every `report by` table in one pass
 
 No user text reaches SQL: names come from the catalog, values become typed literals,
 codes (validated to [A-Z0-9]) become LIKE patterns. Builders are called with copy=False:
@@ -22,9 +24,11 @@ the tree is built once and never shared, and copying dominated compile time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 
@@ -34,6 +38,7 @@ from antal.engine import ir
 from antal.engine.check import event_sources
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import InternalError
+from antal.engine.hierarchy import value_name
 from antal.engine.rows import GROUPING, RowLayout, count_column
 
 __all__ = ["Compiled", "compile_cohort"]
@@ -53,15 +58,24 @@ class Compiled:
 
     tree: exp.Select
     labels: tuple[str, ...]  # attrition step labels, index step first
-    dims: tuple[str, ...]  # breakdown column names, in report order
+    tables: tuple[tuple[str, ...], ...]  # each `report by` table's columns, in report order
     registers: frozenset[str]  # registers read
     rebuild: Callable[[], exp.Select] = field(repr=False, compare=False)  # a fresh, equal tree
+    # the name of a breakdown value (engine/hierarchy.py), e.g. ("region", "18") -> "Örebro län"
+    namer: Callable[[str, Any], str | None] = field(
+        default=lambda _c, _v: None, repr=False, compare=False
+    )
     _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The first table's columns (the only table of most cohorts)."""
+        return self.tables[0] if self.tables else ()
 
     @property
     def layout(self) -> RowLayout:
         """The columns of the rows the statement returns (engine/rows.py reads them)."""
-        return RowLayout(self.dims, len(self.labels))
+        return RowLayout.of(self.tables, len(self.labels))
 
     def sql(self, dialect: Dialect = "duckdb", pretty: bool = False) -> str:
         """The statement's text in a dialect. A generator may rewrite the tree it renders,
@@ -164,6 +178,7 @@ def _union(selects: list[exp.Select]) -> exp.Expression:
 
 
 _PERSON_COLUMNS = ("kon", "lan", "fodelsear", "fodelsemanad")
+_SITE_DIMS = ("hospital", "clinic")  # dimensions read from the index event's record
 
 
 def _person_value(name: str) -> exp.Case:
@@ -391,12 +406,13 @@ class _Compiler:
                 _alias(d.copy(), "d"),
             ]
             if site:
-                s = (
-                    _col(reg.site_column)
-                    if reg.site_column
-                    else exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR"))
-                )
-                cols.append(_alias(s, "site"))
+                for name, column in (("site", reg.site_column), ("clinic", reg.clinic_column)):
+                    s = (
+                        _col(column)
+                        if column
+                        else exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR"))
+                    )
+                    cols.append(_alias(s, name))
             cols += [e.copy() for e in extra]
             if latest:  # last, like the `ok` that other events' rows get: UNION ALL is by position
                 cols.append(_alias(_coalesce(_p(m), exp.false()), "ok"))
@@ -513,10 +529,14 @@ class _Compiler:
             raise ValueError("the catalog has no population register")
         self.tables.add(pop.id)
         steps = [self.cond(s.cond) for s in co.steps]
-        hospital = any(isinstance(d, ir.Dim) and d.name == "hospital" for d in co.report)
+        all_dims = [d for r in co.reports for d in r.dims]
+        hospital = any(isinstance(d, ir.Dim) and d.name in _SITE_DIMS for d in all_dims)
         ctes: list[tuple[str, exp.Expression]] = []
         # base groups population rows by person (see _person_value)
-        person_cols = [_alias(_person_value(c), c) for c in _PERSON_COLUMNS]
+        wanted = _PERSON_COLUMNS
+        if any(isinstance(d, ir.Dim) and d.name == "sjukvardsregion" for d in all_dims):
+            wanted = (*wanted, "kommun")  # Halland's healthcare region depends on the kommun
+        person_cols = [_alias(_person_value(c), c) for c in wanted]
 
         if isinstance(co.index, ir.IndexEvent):
             ix = self.event_rows(co.index.event, [], None, site=hospital)
@@ -596,7 +616,11 @@ class _Compiler:
 
         if hospital:
             isite = _from(
-                _select(_col("lopnr", "ix"), _alias(exp.Min(this=_col("site", "ix")), "site")),
+                _select(
+                    _col("lopnr", "ix"),
+                    _alias(exp.Min(this=_col("site", "ix")), "site"),
+                    _alias(exp.Min(this=_col("clinic", "ix")), "clinic"),
+                ),
                 _table("ix", quoted=False),
             )
             isite.join(
@@ -645,12 +669,18 @@ class _Compiler:
                 passed = s if st.action == "include" else _not(s)
                 ifs.append(exp.If(this=_not(passed), true=_NUM(k)))
             reached = exp.Case(ifs=ifs, default=_NUM(len(steps)))
-        dim_names: list[str] = []
+        dim_names: list[str] = []  # every table's columns, each once, in order of first use
+        tables: list[tuple[str, ...]] = []
         pcols: list[exp.Expression] = [_alias(reached, "reached")]
-        for dm in co.report:
-            name, e = self.dimension(dm)
-            dim_names.append(name)
-            pcols.append(_alias(e, name))
+        for rep in co.reports:
+            table = []
+            for dm in rep.dims:
+                name, e = self.dimension(dm)
+                table.append(name)
+                if name not in dim_names:
+                    dim_names.append(name)
+                    pcols.append(_alias(e, name))
+            tables.append(tuple(table))
         persons = _from(_select(*pcols), _table("base", quoted=False))
         if self.atoms:
             persons.join(
@@ -677,27 +707,16 @@ class _Compiler:
         ]
         if dim_names:
             dcols = [_col(n) for n in dim_names]
+            # GROUPING(every column) tells the grouping sets apart: a bit per column, set
+            # where the row aggregates over it (engine/rows.py reads it)
             final = _select(
                 *dcols,
-                _alias(
-                    exp.Anonymous(this="GROUPING", expressions=[_col(n) for n in dim_names]),
-                    GROUPING,
-                ),
+                _alias(exp.Grouping(expressions=[_col(n) for n in dim_names]), GROUPING),
                 *counts,
             )
-            final.set(
-                "group",
-                exp.Group(
-                    expressions=[
-                        exp.GroupingSets(
-                            expressions=[
-                                exp.Tuple(expressions=[]),
-                                exp.Tuple(expressions=[c.copy() for c in dcols]),
-                            ]
-                        )
-                    ]
-                ),
-            )
+            sets = [exp.Tuple(expressions=[])]
+            sets += [exp.Tuple(expressions=[_col(n) for n in t]) for t in tables]
+            final.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=sets)]))
         else:
             final = _select(*counts)
         _from(final, _table("persons", quoted=False))
@@ -717,7 +736,8 @@ class _Compiler:
         labels = [_index_label(co.index)] + [
             s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
         ]
-        out = Compiled(final, tuple(labels), tuple(dim_names), frozenset(self.tables), rebuild)
+        out = Compiled(final, tuple(labels), tuple(tables), frozenset(self.tables), rebuild,
+                       namer=functools.partial(value_name, self.catalog))  # fmt: skip
         if tuple(e.alias_or_name for e in final.expressions) != out.layout.columns:
             raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
         return out
@@ -774,6 +794,63 @@ class _Compiler:
     @_DIMENSION.on("hospital")
     def _dim_hospital(self, d: ir.Dim) -> tuple[str, exp.Expression]:
         return "hospital", _col("site", "isite")
+
+    @_DIMENSION.on("clinic")
+    def _dim_clinic(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        return "clinic", _col("clinic", "isite")
+
+    @_DIMENSION.on("month")
+    def _dim_month(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        """202103 for March 2021: a number in every dialect (engine/hierarchy.py names it)."""
+        idx = _col("index_date", "base")
+        return "month", exp.Add(
+            this=exp.Mul(this=exp.Year(this=idx), expression=_NUM(100)),
+            expression=exp.Month(this=idx.copy()),
+        )
+
+    @_DIMENSION.on("quarter")
+    def _dim_quarter(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        """20211 for the first quarter of 2021. The quarter from the month by comparisons:
+        QUARTER() is not in every dialect, and integer division differs between them."""
+        idx = _col("index_date", "base")
+        month = exp.Month(this=idx.copy())
+        q = exp.Case(
+            ifs=[exp.If(this=exp.LTE(this=month.copy(), expression=_NUM(3 * k)), true=_NUM(k))
+                 for k in (1, 2, 3)],
+            default=_NUM(4),
+        )  # fmt: skip
+        return "quarter", exp.Add(
+            this=exp.Mul(this=exp.Year(this=idx), expression=_NUM(10)), expression=q
+        )
+
+    @_DIMENSION.on("sjukvardsregion")
+    def _dim_healthcare_region(self, d: ir.Dim) -> tuple[str, exp.Expression]:
+        """The healthcare region of residence: the län's, or in a split län (Halland) the
+        one its kommun belongs to (catalog/regions.yaml). An unknown län is unknown."""
+        lan, kommun = _col("lan", "base"), _col("kommun", "base")
+        ifs = []
+        for r in self.catalog.regions:
+            if r.split:  # a split län without a kommun: its healthcare region is unknown
+                ifs.append(exp.If(
+                    this=_and(exp.EQ(this=lan.copy(), expression=exp.Literal.string(r.code)),
+                              exp.Is(this=kommun.copy(), expression=exp.Null())),
+                    true=exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR")),
+                ))  # fmt: skip
+            for h, kommuner in r.split.items():
+                ifs.append(exp.If(
+                    this=_and(exp.EQ(this=lan.copy(), expression=exp.Literal.string(r.code)),
+                              exp.In(this=kommun.copy(),
+                                     expressions=[exp.Literal.string(k) for k in kommuner])),
+                    true=exp.Literal.string(h),
+                ))  # fmt: skip
+        for h in self.catalog.healthcare_regions:
+            codes = [r.code for r in self.catalog.regions if r.sjukvardsregion == h.code]
+            if codes:
+                ifs.append(exp.If(
+                    this=exp.In(this=lan.copy(), expressions=[exp.Literal.string(c) for c in codes]),
+                    true=exp.Literal.string(h.code),
+                ))  # fmt: skip
+        return "sjukvardsregion", exp.Case(ifs=ifs)
 
 
 def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:

@@ -54,6 +54,7 @@ __all__ = [
     "Procedure",
     "RegionIn",
     "RegisterEvent",
+    "Report",
     "Sex",
     "Step",
     "Value",
@@ -408,13 +409,34 @@ def dimension_key(d: Dimension) -> str:
 
 @_node
 @dataclass(frozen=True)
+class Report(Node):
+    """One `report by` statement: a table of the final cohort by its dimensions; with
+    `rollup`, the table's hierarchical dimension is released at its ancestor levels too."""
+
+    kind: ClassVar[str] = "report"
+    dims: tuple[Dimension, ...]
+    rollup: bool = False
+    pos: Pos | None = _pos()
+
+
+@_node
+@dataclass(frozen=True)
 class Cohort(Node):
+    """A cohort. Its JSON form writes a single plain `report by` as `"report": [dims...]`
+    (the form before several tables existed, so that such a cohort keeps its hash) and
+    several, or a roll-up, as `"reports": [...]`; both forms are read."""
+
     kind: ClassVar[str] = "cohort"
     index: IndexEvent | IndexDate
     steps: tuple[Step, ...] = ()
-    report: tuple[Dimension, ...] = ()
+    reports: tuple[Report, ...] = ()
     title: str | None = None
     pos: Pos | None = _pos()
+
+    @property
+    def report(self) -> tuple[Dimension, ...]:
+        """The dimensions of the first `report by` (the only one, in most cohorts)."""
+        return self.reports[0].dims if self.reports else ()
 
 
 # --- JSON form, canonical form and hash -----------------------------------------------------
@@ -428,6 +450,9 @@ def _enc(v: Any) -> Any:
                 continue
             x = getattr(v, f.name)
             if x is None or x == () or x is False:
+                continue
+            if isinstance(v, Cohort) and f.name == "reports" and len(x) == 1 and not x[0].rollup:
+                out["report"] = _enc(x[0].dims)  # the one-table form (see Cohort)
                 continue
             out[f.name] = _enc(x)
         return out
@@ -515,6 +540,11 @@ def _dec(v: Any, where: str = "$") -> Any:
         if cls is None:
             raise IRInvalid(f"{where}: unknown IR node kind {kind!r}")
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "pos"}  # type: ignore[arg-type]
+        if cls is Cohort and "report" in v:  # the one-table form (see Cohort)
+            if "reports" in v:
+                raise IRInvalid(f"{where}: give `report` or `reports`, not both")
+            v = {**{k: x for k, x in v.items() if k != "report"},
+                 "reports": [{"kind": "report", "dims": v["report"]}] if v["report"] else []}  # fmt: skip
         extra = set(v) - set(fields) - {"kind"}
         if extra:
             raise IRInvalid(f"{where}: unknown field(s) {sorted(extra)} for {kind!r}")
@@ -683,7 +713,12 @@ def validate(root: Node) -> list[tuple[Node, str]]:
         elif isinstance(node, Cohort):
             if len(node.steps) > limits.MAX_CRITERIA:
                 bad(f"a cohort has at most {limits.MAX_CRITERIA} include/exclude steps")
-            if len(node.report) > limits.MAX_REPORT_DIMS:
+            if len(node.reports) > limits.MAX_REPORTS:
+                bad(f"a cohort has at most {limits.MAX_REPORTS} `report by` statements")
+        elif isinstance(node, Report):
+            if not node.dims:
+                bad("`report by` lists at least one dimension")
+            if len(node.dims) > limits.MAX_REPORT_DIMS:
                 bad(f"`report by` lists at most {limits.MAX_REPORT_DIMS} dimensions")
         if isinstance(node, Diagnosis | Procedure | Drug | Death):
             runs, others = category_runs(node.codes)
@@ -750,7 +785,7 @@ def _canonical_region(node: RegionIn) -> Node:
 
 
 @_CANONICAL.on(CodePattern, Window, Cmp, FNot, RegisterEvent, Count, EventCond, Age, Sex, Not,
-               IndexEvent, IndexDate, Step, Dim, AgeBand, Cohort)  # fmt: skip
+               IndexEvent, IndexDate, Step, Dim, AgeBand, Report, Cohort)  # fmt: skip
 def _canonical_fields(node: Node) -> Node:
     """Nodes with nothing of their own to order: their child nodes in canonical form."""
     changes = {}

@@ -36,7 +36,8 @@ Truth = bool | None  # None is SQL's UNKNOWN
 class ReferenceResult:
     index: dict[int, dt.date]  # lopnr -> index date of the persons in the index step
     steps: list[frozenset[int]]  # persons after the index step, then after each step
-    breakdown: dict[tuple[Any, ...], int]  # final cohort by report dims, in report order
+    breakdown: dict[tuple[Any, ...], int]  # final cohort by the first report's dims, in order
+    tables: tuple[dict[tuple[Any, ...], int], ...] = ()  # every `report by` table, in order
 
     def counts(self) -> list[int]:
         return [len(s) for s in self.steps]
@@ -44,10 +45,12 @@ class ReferenceResult:
 
 @dataclass(frozen=True)
 class _Occurrence:
-    """One matching event of a person: its date and the site (sjukhus) of its record."""
+    """One matching event of a person: its date, and the site (sjukhus) and clinic (mvo)
+    of its record."""
 
     date: dt.date
     site: str | None
+    clinic: str | None = None
 
 
 def evaluate(
@@ -274,7 +277,7 @@ class _Evaluator:
             if d is None:
                 continue
             if event.filter is None or _filter(event.filter, row) is True:
-                yield _Occurrence(d, self._site(reg, row))
+                yield _Occurrence(d, self._site(reg, row), self._clinic(reg, row))
 
     @_OCCURRENCES.on(ir.Diagnosis, ir.Procedure, ir.Drug, ir.Death)
     def _coded_occurrences(
@@ -285,11 +288,15 @@ class _Evaluator:
             for row in self.person_rows(reg.id, lopnr):
                 d = row.get(date_col)
                 if d is not None and self._codes_ok(event, src, row):
-                    yield _Occurrence(d, self._site(reg, row))
+                    yield _Occurrence(d, self._site(reg, row), self._clinic(reg, row))
 
     @staticmethod
     def _site(reg: Register, row: Row) -> str | None:
         return row.get(reg.site_column) if reg.site_column else None
+
+    @staticmethod
+    def _clinic(reg: Register, row: Row) -> str | None:
+        return row.get(reg.clinic_column) if reg.clinic_column else None
 
     @staticmethod
     def _codes_ok(event: ir.Event, src: EventSource, row: Row) -> bool:
@@ -342,14 +349,19 @@ class _Evaluator:
                 out[lopnr] = pick(dates)
         return out
 
-    def hospital(self, index: ir.IndexEvent | ir.IndexDate, lopnr: int, d: dt.date):
-        """The smallest site among the matching index events on the index date."""
+    def hospital(
+        self, index: ir.IndexEvent | ir.IndexDate, lopnr: int, d: dt.date, what: str = "site"
+    ):
+        """The smallest site (or clinic: `what`) among the matching index events on the
+        index date; the two are chosen independently."""
         if isinstance(index, ir.IndexDate):
             return None
         sites = [
-            o.site
+            getattr(o, what)
             for o in self.occurrences(index.event, lopnr)
-            if o.date == d and o.site is not None and _in_window(o.date, None, index.window)
+            if o.date == d
+            and getattr(o, what) is not None
+            and _in_window(o.date, None, index.window)
         ]
         return min(sites) if sites else None
 
@@ -446,12 +458,16 @@ class _Evaluator:
                 p for p in current if self.cond(step.cond, p, index[p], pop[p]) is want
             )
             steps.append(current)
-        breakdown: dict[tuple[Any, ...], int] = {}
-        if cohort.report:
+        tables: list[dict[tuple[Any, ...], int]] = []
+        for rep in cohort.reports:  # each table counts every person of the final cohort once
+            table: dict[tuple[Any, ...], int] = {}
             for p in sorted(current):
-                key = tuple(self.dim(d, cohort.index, p, index[p], pop[p]) for d in cohort.report)
-                breakdown[key] = breakdown.get(key, 0) + 1
-        return ReferenceResult(index=index, steps=steps, breakdown=breakdown)
+                key = tuple(self.dim(d, cohort.index, p, index[p], pop[p]) for d in rep.dims)
+                table[key] = table.get(key, 0) + 1
+            tables.append(table)
+        return ReferenceResult(
+            index=index, steps=steps, breakdown=tables[0] if tables else {}, tables=tuple(tables)
+        )
 
     def dim(
         self,
@@ -485,3 +501,34 @@ class _Evaluator:
     @_DIMENSION.on("hospital")
     def _dim_hospital(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
         return self.hospital(spec, lopnr, index)
+
+    @_DIMENSION.on("clinic")
+    def _dim_clinic(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        return self.hospital(spec, lopnr, index, "clinic")
+
+    @_DIMENSION.on("month")
+    def _dim_month(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        return index.year * 100 + index.month  # 202103: March 2021
+
+    @_DIMENSION.on("quarter")
+    def _dim_quarter(self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row) -> Any:
+        return index.year * 10 + (index.month - 1) // 3 + 1  # 20211: 2021 Q1
+
+    @_DIMENSION.on("sjukvardsregion")
+    def _dim_healthcare_region(
+        self, d: ir.Dim, spec: Any, lopnr: int, index: dt.date, person: Row
+    ) -> Any:
+        """The län's healthcare region; in a split län (Halland) the kommun's, unknown
+        without one (catalog/regions.yaml)."""
+        lan = person.get("lan")
+        region = next((r for r in self.catalog.regions if r.code == lan), None)
+        if region is None:
+            return None
+        if region.split:
+            kommun = person.get("kommun")
+            if kommun is None:
+                return None
+            for h, kommuner in region.split.items():
+                if kommun in kommuner:
+                    return h
+        return region.sjukvardsregion

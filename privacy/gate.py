@@ -14,6 +14,12 @@ What a project is charged and told depends only on its own history:
   averages the noise away), but pays and waits as for a fresh release, and `stored` is
   false.
 
+A cohort with `report by` tables costs ε for its attrition and ε for all its tables
+together (privacy/mechanism.py). Asked with an `attrition_hash` (the cohort without its
+tables), the attrition is stored under its own key too: a project that asks a new
+breakdown of a cohort whose attrition it was released before is charged only the
+breakdown, receives its stored attrition, and the new tables agree with that total.
+
 `compute` returns `TrueCounts`, which never leave this module.
 
 Every answer carries a receipt signed by the installation (antal.privacy.receipts): made
@@ -35,10 +41,11 @@ from typing import Any, NoReturn
 from antal.privacy.errors import BudgetExceeded, CountFailed, UnknownProject
 from antal.privacy.mechanism import (
     ReleasedCount,
+    ReleasedTable,
     TrueCounts,
+    dlap_variance,
     release_attrition,
-    release_cells,
-    within_total,
+    release_tables,
 )
 from antal.privacy.params import PrivacyParams
 from antal.privacy.receipts import RECEIPT_VERSION, Signer, stored_digest
@@ -79,6 +86,9 @@ class Answer:
     stored: bool  # returned from the store (asked before)
     scales: dict[str, float]
     signed_receipt: dict[str, Any] = field(default_factory=dict)
+    tables: tuple[ReleasedTable, ...] = ()  # every released table (the first is dims/cells)
+    # the names of coded values, per column (`region` -> "18" -> "Örebro län"): shown only
+    names: dict[str, dict[Any, str | None]] = field(default_factory=dict)
 
     @property
     def count(self) -> ReleasedCount:
@@ -87,6 +97,15 @@ class Answer:
     @property
     def all_cells_suppressed(self) -> bool:
         return bool(self.cells) and all(c.suppressed for _, c in self.cells)
+
+    def row(self, dims: tuple[str, ...], key: tuple[Any, ...]) -> dict[str, Any]:
+        """A cell's values, each coded one followed by its `<column>_name`."""
+        out: dict[str, Any] = {}
+        for d, v in zip(dims, key, strict=True):
+            out[d] = v
+            if d in self.names:
+                out[f"{d}_name"] = self.names[d].get(v)
+        return out
 
     def receipt(self) -> dict[str, Any]:
         """The signed receipt (antal.privacy.receipts): the privacy parameters, threshold
@@ -101,9 +120,7 @@ class Answer:
                 {"label": lab, **c.to_json()}
                 for lab, c in zip(self.labels, self.steps, strict=True)
             ],
-            "breakdown": [
-                {**dict(zip(self.dims, key, strict=True)), **c.to_json()} for key, c in self.cells
-            ],
+            "breakdown": [{**self.row(self.dims, key), **c.to_json()} for key, c in self.cells],
             "epsilon_charged": self.epsilon_charged,
             "budget_left": self.budget_left,
             "stored_answer": self.stored,
@@ -113,6 +130,16 @@ class Answer:
             out["breakdown_note"] = (
                 f"every cell of the breakdown is below {self.params['threshold']}: none can be shown"
             )
+        if len(self.tables) > 1:  # several tables (or roll-up levels): every one, in order
+            out["tables"] = [
+                {
+                    "dims": list(t.dims),
+                    "report": t.report,
+                    "level": t.level,
+                    "breakdown": [{**self.row(t.dims, key), **c.to_json()} for key, c in t.cells],
+                }
+                for t in self.tables
+            ]
         return out
 
 
@@ -155,25 +182,26 @@ class Quote:
 
 
 def _released_json(
-    steps: list[ReleasedCount],
-    dims: tuple[str, ...],
-    cells: list[tuple[tuple[Any, ...], ReleasedCount]],
+    steps: list[ReleasedCount] | tuple[ReleasedCount, ...],
+    tables: list[ReleasedTable],
     eps: float,
     scales: dict[str, float],
     params: PrivacyParams,
 ) -> str:
-    return json.dumps(
-        {
-            "params": params.as_dict(),
-            "steps": [c.to_json() for c in steps],
-            "dims": list(dims),
-            "cells": [[list(k), c.to_json()] for k, c in cells],
-            "epsilon": eps,
-            "scales": scales,
-        },
-        ensure_ascii=False,
-        default=str,
-    )
+    """The stored form: `dims` and `cells` are the first table's (the form of answers
+    stored before there were several), `tables` every table when there are several."""
+    first = tables[0] if tables else ReleasedTable((), ())
+    out: dict[str, Any] = {
+        "params": params.as_dict(),
+        "steps": [c.to_json() for c in steps],
+        "dims": list(first.dims),
+        "cells": [[list(k), c.to_json()] for k, c in first.cells],
+        "epsilon": eps,
+        "scales": scales,
+    }
+    if len(tables) > 1:
+        out["tables"] = [t.to_json() for t in tables]
+    return json.dumps(out, ensure_ascii=False, default=str)
 
 
 def answer_from_json(
@@ -187,15 +215,21 @@ def answer_from_json(
     stored: bool,
     labels: tuple[str, ...],
     receipt: dict[str, Any] | None = None,
+    names: dict[str, dict[Any, str | None]] | None = None,
 ) -> Answer:
     """An answer from its stored form (released values only, in either JSON form of its
-    counts: see ReleasedCount.from_json), shown with `labels`."""
+    counts: see ReleasedCount.from_json), shown with `labels` and the `names` of coded
+    values."""
     d = json.loads(released)
     params = _params(d["params"])
     steps = tuple(ReleasedCount.from_json(s, params["threshold"]) for s in d["steps"])
     cells = tuple(
         (tuple(k), ReleasedCount.from_json(c, params["threshold"])) for k, c in d["cells"]
     )
+    if "tables" in d:
+        tables = tuple(ReleasedTable.from_json(t, params["threshold"]) for t in d["tables"])
+    else:
+        tables = (ReleasedTable(tuple(d["dims"]), cells),) if d["dims"] else ()
     if len(labels) != len(steps):
         labels = tuple(f"step {i}" for i in range(len(steps)))
     return Answer(
@@ -214,6 +248,8 @@ def answer_from_json(
         stored=stored,
         scales=d["scales"],
         signed_receipt=receipt or {},
+        tables=tables,
+        names=names or {},
     )
 
 
@@ -268,15 +304,21 @@ class Gate:
         release: str,
         has_breakdown: bool,
         catalog_version: str = "",
+        attrition_hash: str | None = None,
     ) -> Quote:
         """What `answer` would charge for this query now (see `Quote`): reads the project
-        and whether it asked this key before; writes nothing, audits nothing."""
+        and whether it asked this key (or, for a cohort with tables, its attrition) before;
+        writes nothing, audits nothing."""
         project = self.store.project(project_id)
         if project is None:
             raise UnknownProject(project_id)
         key = self.key(query_hash, release, project.purpose, catalog_version)
-        stored = self.store.asked(project_id, key) is not None
+        stored = (self.store.asked(project_id, key) or self._paid(project_id, key)) is not None
         cost = 0.0 if stored else self.cost(has_breakdown)
+        if not stored and has_breakdown and attrition_hash and attrition_hash != query_hash:
+            akey = self.key(attrition_hash, release, project.purpose, catalog_version)
+            if (self.store.asked(project_id, akey) or self._paid(project_id, akey)) is not None:
+                cost -= self.params.epsilon  # the attrition was released before: reused
         return Quote(project_id, cost, stored, project.left, query_hash, key)
 
     def answer(
@@ -290,21 +332,34 @@ class Gate:
         dims: tuple[str, ...],
         compute: Callable[[], TrueCounts],
         catalog_version: str = "",
+        *,
+        attrition: tuple[str, str] | None = None,
+        names: dict[str, dict[Any, str | None]] | None = None,
     ) -> Answer:
         """Release (or replay) the answer to one query; see the module docstring.
 
-        `labels` and `dims` describe the compiled query (no data); a stored answer is shown
-        with the labels of the spelling asked now. `catalog_version` (a hash of the
-        catalog the query was compiled against) is part of the answer's key."""
+        `labels` and `dims` describe the compiled query (no data; `dims` non-empty when it
+        has `report by` tables); a stored answer is shown with the labels of the spelling
+        asked now. `catalog_version` (a hash of the catalog the query was compiled
+        against) is part of the answer's key. `attrition` is the hash and canonical query of
+        the cohort without its tables (see the module docstring); `names` name coded values."""
         project = self.store.project(project_id)
         if project is None:
             raise UnknownProject(project_id)
         key = self.key(query_hash, release, project.purpose, catalog_version)
-        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels)
-        own = self.store.asked(project_id, key)
-        if own is not None:  # this project asked before: its own answer again, free
+        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels, names)
+        # asked before by this project, or paid for by it (the attrition of a cohort it
+        # asked with tables): its own answer again, free
+        own = self.store.asked(project_id, key) or self._paid(project_id, key)
+        if own is not None:
             return self._replay(ctx, own)
-        cost = self.cost(bool(dims))
+        akey = None
+        own_attrition = None
+        if dims and attrition is not None and attrition[0] != query_hash:
+            akey = self.key(attrition[0], release, project.purpose, catalog_version)
+            own_attrition = self.store.asked(project_id, akey) or self._paid(project_id, akey)
+        # the attrition is charged unless this project was released it before
+        cost = self.cost(bool(dims)) - (self.params.epsilon if own_attrition else 0.0)
         # Charged (and audited) before the data is read, in its own transaction: whatever
         # happens while computing (an error, a timeout, the process killed), the charge stands.
         # A budget too small is refused there, under the store's lock, before any data is read.
@@ -312,25 +367,54 @@ class Gate:
         released: str | None = None
         try:
             # Computed even when another project's answer is stored: the first ask of a
-            # project costs and takes the same time whatever other projects asked.
-            released = self._noise(compute(), dims, cost)
+            # project costs and takes the same time whatever other projects asked. An
+            # attrition released before (to this project, or to another: the same value
+            # for everyone) is the one the tables are made to agree with.
+            stored_attrition = own_attrition or (self._stored(akey) if akey else None)
+            released = self._noise(compute(), dims, cost, stored_attrition)
         except Exception as e:
             # never the exception's text: it may quote a data value (a failed cast)
             log.warning("a charged count failed (%s); nothing released", type(e).__name__)
         if released is None:  # outside the `except`, so the error is not chained to ours
             self._failed(ctx, cost)
-        return self._commit(ctx, attempt, released, cost)
+        filed = (akey, *attrition) if akey and attrition and own_attrition is None else None
+        return self._commit(ctx, attempt, released, cost, filed)
 
-    def _noise(self, true: TrueCounts, dims: tuple[str, ...], cost: float) -> str:
-        """The released form of true counts: the only place they are read."""
-        steps, s1 = release_attrition(true.counts, self.params)
-        cells: list[tuple[tuple[Any, ...], ReleasedCount]] = []
+    def _paid(self, project_id: str, key: str) -> str | None:
+        """The stored answer under `key` if a charge of this project is filed under it."""
+        with self.store.transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT a.released FROM charges c JOIN answers a ON a.key = c.answer_key "
+                "WHERE c.project_id = %s AND c.answer_key = %s",
+                (project_id, key),
+            )
+        return row[0] if row else None
+
+    def _stored(self, key: str) -> str | None:
+        with self.store.transaction(write=False) as tx:
+            row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
+        return row[0] if row else None
+
+    def _noise(
+        self, true: TrueCounts, dims: tuple[str, ...], cost: float, attrition: str | None
+    ) -> str:
+        """The released form of true counts: the only place they are read. `attrition`:
+        the stored answer whose attrition this one reuses (its steps, not noised again)."""
+        if attrition is not None:
+            before = json.loads(attrition)
+            steps = [ReleasedCount.from_json(c, self.params.threshold) for c in before["steps"]]
+            s1 = float(before["scales"]["attrition"])
+        else:
+            steps, s1 = release_attrition(true.counts, self.params)
         scales = {"attrition": s1}
+        tables: list[ReleasedTable] = []
         if dims:
-            cells, s2 = release_cells(true.cells or {}, true.domain or [], self.params)
-            cells = within_total(cells, steps[-1])  # no cell above the final count
+            # every table agrees with the released final count (whose noise has the
+            # variance of the attrition's scale: the stated variance of the levels uses it)
+            tables, s2 = release_tables(true.all_tables(), steps[-1], dlap_variance(s1),
+                                        self.params)  # fmt: skip
             scales["breakdown"] = s2
-        return _released_json(steps, dims, cells, cost, scales, self.params)
+        return _released_json(steps, tables, cost, scales, self.params)
 
     def _reserve(self, ctx: tuple[Any, ...], cost: float) -> str:
         """Charge `cost` for one attempt to compute an answer; its charge id.
@@ -371,8 +455,20 @@ class Gate:
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         raise CountFailed(project_id, cost, round(max(0.0, float(left)), 12))
 
-    def _commit(self, ctx: tuple[Any, ...], attempt: str, released: str, cost: float) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
+    def _commit(
+        self,
+        ctx: tuple[Any, ...],
+        attempt: str,
+        released: str,
+        cost: float,
+        attrition: tuple[str, str, str] | None = None,
+    ) -> Answer:
+        """Store the answer under its key and file the charge under it. `attrition`: the
+        key, hash and query of the cohort without its tables, when this charge paid for
+        its attrition: that is then stored and filed under its own key too, with its share
+        (ε) of the charge, so that this project asking it alone, or a new breakdown of it,
+        reuses it."""
+        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx
         with self.store.transaction() as tx:
             row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
             if row is not None:
@@ -381,19 +477,7 @@ class Gate:
                 # away; ours is dropped unseen. The charge stands too.
                 released = row[0]
             else:
-                tx.execute(
-                    "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        key,
-                        query_hash,
-                        release,
-                        json.dumps(self.params.as_dict()),
-                        purpose,
-                        released,
-                        now(),
-                    ),
-                )
+                self._insert(tx, key, query_hash, release, purpose, released)
             asked = tx.one(
                 "SELECT 1 FROM project_queries WHERE project_id = %s AND answer_key = %s",
                 (project_id, key),
@@ -403,6 +487,9 @@ class Gate:
                     "UPDATE charges SET answer_key = %s WHERE project_id = %s AND answer_key = %s",
                     (key, project_id, attempt),
                 )
+                if attrition is not None:
+                    self._file_attrition(tx, project_id, key, attrition, release, purpose,
+                                         released)  # fmt: skip
             seq, ts = tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released)
             _link(tx, project_id, key, query)
             receipt = self._receipt(tx, ctx, released, cost, seq, ts)
@@ -411,20 +498,64 @@ class Gate:
         # request), never whether another project did
         return answer_from_json(
             released, cost, float(left), query_hash, release, key, purpose, asked is not None,
-            labels, receipt,
+            labels, receipt, names,
         )  # fmt: skip
 
+    def _insert(self, tx: Tx, key: str, query_hash: str, release: str, purpose: str,
+                released: str) -> None:  # fmt: skip
+        tx.execute(
+            "INSERT INTO answers (key, query_hash, release, params, purpose, released, created) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (key, query_hash, release, json.dumps(self.params.as_dict()), purpose, released,
+             now()),
+        )  # fmt: skip
+
+    def _file_attrition(self, tx: Tx, project_id: str, key: str, attrition: tuple[str, str, str],
+                        release: str, purpose: str, released: str) -> None:  # fmt: skip
+        """The attrition of an answer with tables, stored (if new) and filed for the
+        project under the key of the cohort without tables, with ε of the charge. It is
+        not listed among the project's queries until the project asks it alone."""
+        akey, ahash, _aquery = attrition
+        if tx.one("SELECT 1 FROM answers WHERE key = %s", (akey,)) is None:
+            d = json.loads(released)
+            alone = _released_json(
+                [ReleasedCount.from_json(c, self.params.threshold) for c in d["steps"]], [],
+                self.params.epsilon, {"attrition": d["scales"]["attrition"]}, self.params,
+            )  # fmt: skip
+            self._insert(tx, akey, ahash, release, purpose, alone)
+        eps = self.params.epsilon
+        tx.execute(
+            "UPDATE charges SET epsilon = epsilon - %s WHERE project_id = %s AND answer_key = %s",
+            (eps, project_id, key),
+        )
+        tx.execute(
+            "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
+            (project_id, akey, eps, now()),
+        )
+
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels = ctx
+        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx
         with self.store.transaction() as tx:
             _link(tx, project_id, key, query)
             seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
             # the original receipt; an answer stored before receipts existed gets its first
             # one now, naming this entry, and keeps it
-            receipt = self._receipt(tx, ctx, released, self._paid(tx, project_id, key), seq, ts)
+            receipt = self._receipt(
+                tx, ctx, released, self._charged_epsilon(tx, project_id, key), seq, ts
+            )
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         return answer_from_json(
-            released, 0.0, float(left), query_hash, release, key, purpose, True, labels, receipt
+            released,
+            0.0,
+            float(left),
+            query_hash,
+            release,
+            key,
+            purpose,
+            True,
+            labels,
+            receipt,
+            names,
         )
 
     def _receipt(
@@ -432,7 +563,7 @@ class Gate:
     ) -> dict[str, Any]:
         """The project's receipt for this answer: the stored one, else a new one, signed
         and stored in this transaction (so that it names the audit entry `seq`)."""
-        project_id, _actor, query_hash, _query, release, key, purpose, _labels = ctx
+        project_id, _actor, query_hash, _query, release, key, purpose, _labels, _names = ctx
         row = tx.one(
             "SELECT receipt FROM receipts WHERE project_id = %s AND answer_key = %s",
             (project_id, key),
@@ -452,7 +583,7 @@ class Gate:
         return receipt
 
     @staticmethod
-    def _paid(tx: Tx, project_id: str, key: str) -> float:
+    def _charged_epsilon(tx: Tx, project_id: str, key: str) -> float:
         """What the project was charged for this answer (0 if it never was)."""
         row = tx.one(
             "SELECT epsilon FROM charges WHERE project_id = %s AND answer_key = %s",

@@ -242,7 +242,7 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     assert res.count == steps[-1]["count"] and res.display == steps[-1]["display"]
     assert res.attrition_frame().equals(att)
     bd = res.breakdown
-    assert list(bd.columns) == ["region", "sex", *columns]
+    assert list(bd.columns) == ["region", "region_name", "sex", *columns]
     assert set(bd["sex"]) == {"female", "male", None} and len(bd) == 3 * (
         21 + 1
     )  # 21 län and unknown

@@ -101,7 +101,7 @@ INDEX = ir.IndexEvent("first", ir.Diagnosis((ir.CodePattern("E11", True),)))
 
 def _cohort(cond: Any = None, report: tuple[Any, ...] = ()) -> ir.Cohort:
     steps = (ir.Step("include", cond),) if cond is not None else ()
-    return ir.Cohort(INDEX, steps, report)
+    return ir.Cohort(INDEX, steps, (ir.Report(report),) if report else ())
 
 
 def test_an_unknown_condition_is_an_internal_error_naming_it() -> None:

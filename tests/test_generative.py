@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from antal import engine
 from antal.catalog import Installation, load_catalog
 from antal.engine import ir
+from antal.engine.domain import released_tables, roll_up
 from antal.engine.reference import evaluate
 
 CAT = load_catalog()
@@ -30,9 +31,11 @@ DAYS = 6  # a short calendar, so that events fall on window bounds and on each o
 ICD = ["E11", "E119", "E110", "I21", "I10"]  # few codes: conditions and index meet often
 ATC = ["A10BA02", "A10AB01", "B01AF01"]
 KVA = ["FNG02", "HAC20", "DT016"]
-SITES = ["01001", "01002", "18001"]
+SITES = ["01001", "01002", "18001", "13001", "13002"]  # Halland's two: Södra and Västra
+MVOS = ["101", "141", "999"]  # 999: a code the catalog does not list (in no released cell)
 
-dates = st.integers(0, DAYS - 1).map(lambda n: DAY0 + dt.timedelta(days=n))
+# the day before DAY0 is another year, quarter and month: the calendar dimensions differ
+dates = st.integers(-1, DAYS - 1).map(lambda n: DAY0 + dt.timedelta(days=n))
 maybe = lambda s: s | st.none()  # noqa: E731
 
 
@@ -51,8 +54,9 @@ def extracts(draw: st.DrawFn) -> dict[str, list[dict]]:
             "kon": draw(maybe(st.sampled_from([1, 2]))),
             "fodelsear": draw(st.sampled_from([1950, 1960, 1979, 1980, 2019, 2020])),
             "fodelsemanad": draw(st.integers(1, 12)),
-            "lan": draw(maybe(st.sampled_from(["01", "18", "25"]))),
-            "kommun": None,
+            "lan": draw(maybe(st.sampled_from(["01", "18", "25", "13"]))),
+            # Halland's healthcare region is its kommun's: one of each, and unknown
+            "kommun": draw(maybe(st.sampled_from(["1380", "1383"]))),
         }
         for p in persons
     ]
@@ -77,6 +81,7 @@ def extracts(draw: st.DrawFn) -> dict[str, list[dict]]:
                 "indatum": draw(dates),
                 "vardform": "O",
                 "sjukhus": draw(maybe(st.sampled_from(SITES))),
+                "mvo": draw(maybe(st.sampled_from(MVOS))),
                 "hdia": diag.split()[0],
                 "diagnos": diag,
                 "op": draw(maybe(st.just(None) | st.builds(lambda: None) | st.sampled_from(KVA))),
@@ -88,6 +93,7 @@ def extracts(draw: st.DrawFn) -> dict[str, list[dict]]:
             row = {"lopnr": draw(person), dcol: draw(dates), "atc": draw(st.sampled_from(ATC))}
             if site:
                 row["sjukhus"] = draw(st.sampled_from(SITES))
+                row["mvo"] = draw(maybe(st.sampled_from(MVOS)))
             t[rid].append(row)
     t["ndr"] = [
         {
@@ -212,23 +218,40 @@ indexes = st.one_of(
 # plain event conditions carry most of the semantics: draw them most often
 step_conditions = st.one_of(event_conds, event_conds, event_conds, demographics, conditions)
 steps = st.builds(ir.Step, st.sampled_from(["include", "exclude"]), step_conditions, st.just(None))
-dims = st.lists(
-    st.sampled_from([ir.Dim("region"), ir.Dim("sex"), ir.Dim("year"), ir.Dim("hospital"), ir.AgeBand(10), ir.AgeBand(25)]),
-    max_size=2, unique_by=lambda d: getattr(d, "name", "age"),
-)  # fmt: skip
+DIMS = [ir.Dim("region"), ir.Dim("sex"), ir.Dim("year"), ir.Dim("hospital"), ir.AgeBand(10),
+        ir.AgeBand(25), ir.Dim("sjukvardsregion"), ir.Dim("month"), ir.Dim("quarter"),
+        ir.Dim("clinic")]  # fmt: skip
+dims = st.lists(st.sampled_from(DIMS), min_size=1, max_size=2,
+                unique_by=lambda d: getattr(d, "name", "age"))  # fmt: skip
+ROLLS = ("hospital", "month", "quarter")  # the dimensions with levels (engine/hierarchy.py)
 
 
 @st.composite
 def cohorts(draw: st.DrawFn) -> ir.Cohort:
+    """A cohort with up to three `report by` tables (some rolled up) that check: hospital
+    and clinic on an index at a hospital, months and quarters on a bounded index window."""
     index = draw(indexes)
-    report = tuple(draw(dims))
     hospital_ok = isinstance(index, ir.IndexEvent) and (
         isinstance(index.event, ir.Diagnosis)
         or (isinstance(index.event, ir.Drug) and index.event.sources == ("rekvisition",))
     )
-    if not hospital_ok:
-        report = tuple(d for d in report if d != ir.Dim("hospital"))
-    return ir.Cohort(index, tuple(draw(st.lists(steps, min_size=1, max_size=4))), report)
+    calendar_ok = isinstance(index, ir.IndexDate) or (
+        index.window.start is not None and index.window.end is not None
+    )
+    reports: list[ir.Report] = []
+    for table in draw(st.lists(dims, max_size=3)):
+        names = {getattr(d, "name", "age") for d in table}
+        if not hospital_ok:
+            table = [d for d in table if getattr(d, "name", "") not in ("hospital", "clinic")]
+        if not calendar_ok:
+            table = [d for d in table if getattr(d, "name", "") not in ("month", "quarter")]
+        names = frozenset(getattr(d, "name", "age") for d in table)
+        if not table or names in {frozenset(getattr(d, "name", "age") for d in r.dims)
+                                  for r in reports}:  # fmt: skip
+            continue
+        rollup = len(names & set(ROLLS)) == 1 and draw(st.booleans())
+        reports.append(ir.Report(tuple(table), rollup))
+    return ir.Cohort(index, tuple(draw(st.lists(steps, min_size=1, max_size=4))), tuple(reports))
 
 
 # ---- the property ----------------------------------------------------------------------------
@@ -241,8 +264,23 @@ def run_both(co: ir.Cohort, tables: dict[str, list[dict]], purpose: str) -> None
         inst = Installation.from_data_dir(write_extracts(tables, Path(d)))
         got = engine.count_exact(checked, inst, CAT, purpose=purpose)
     assert list(got.counts) == ref.counts(), (got.counts, ref.counts())
-    if co.report:
-        assert {tuple(k): n for k, n in got.cells} == ref.breakdown
+    assert len(got.tables) == len(ref.tables) == len(co.reports)
+    for table, want in zip(got.tables, ref.tables, strict=True):
+        assert {tuple(k): n for k, n in table.cells} == want
+    # and what is released: every table's cells within its public domain, its roll-up
+    # levels the sums of the reference's cells (engine/domain.py, from the oracle's counts)
+    released = released_tables(checked, CAT)
+    for t, cells in zip(released, roll_up(released, list(ref.tables)), strict=True):
+        assert set(cells) <= set(t.domain)
+        if t.parent is not None and t.up is not None:
+            assert sum(cells.values()) <= ref.counts()[-1]
+    for r in range(len(co.reports)):
+        tops = [
+            sum(c.values())
+            for t, c in zip(released, roll_up(released, list(ref.tables)), strict=True)
+            if t.report == r
+        ]
+        assert len(set(tops)) == 1, tops  # every level of a table counts the same persons
 
 
 @SETTINGS

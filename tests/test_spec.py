@@ -66,6 +66,7 @@ def npr(
     hdia: str | None = "",
     op: str | None = None,
     sjukhus: str | None = None,
+    mvo: str | None = None,
 ) -> Row:
     if hdia == "":  # default: the first diagnosis is the main one
         hdia = diagnos.split(" ")[0] if diagnos else None
@@ -74,6 +75,7 @@ def npr(
         "indatum": date,
         "vardform": "O",
         "sjukhus": sjukhus,
+        "mvo": mvo,
         "hdia": hdia,
         "diagnos": diagnos,
         "op": op,
@@ -112,6 +114,7 @@ class Case:
     index: dict[int, dt.date] | None = None  # expected index dates, when the case checks them
     breakdown: dict[tuple[Any, ...], int] | None = None
     purpose: str = "forskning"
+    report_tables: list[dict[tuple[Any, ...], int]] | None = None  # every `report by`, in order
 
 
 CASES: list[Case] = []
@@ -933,6 +936,92 @@ case(
     breakdown={("01001", "female"): 1, ("18001", "male"): 1, ("18001", "female"): 1},
 )
 
+# ---- new dimensions: healthcare region, month, quarter, clinic ------------------------------
+
+_HALLAND: Tables = {
+    "population": [
+        person(1, lan="13") | {"kommun": "1380"},  # Halmstad: Södra
+        person(2, lan="13") | {"kommun": "1383"},  # Varberg: Västra
+        person(3, lan="13") | {"kommun": None},  # Halland, kommun unknown: unknown
+        person(4, lan="14") | {"kommun": "1480"},  # Västra Götaland: Västra
+        person(5, lan="25") | {"kommun": "2580"},  # Norrbotten: Norra
+        person(6, lan="18") | {"kommun": "1880"},  # Örebro: Mellersta
+        person(7, lan=None),  # unknown
+        person(8, lan="09") | {"kommun": "0980"},  # Gotland: Stockholm–Gotland
+    ],
+}
+case(
+    "report by sjukvardsregion",
+    DATE_INDEX + "report by sjukvardsregion\n",
+    _HALLAND,
+    [set(range(1, 9))],
+    breakdown={("syd",): 1, ("vast",): 2, (None,): 2, ("norr",): 1, ("mellersta",): 1,
+               ("stockholm-gotland",): 1},
+)  # fmt: skip
+_CALENDAR: Tables = {
+    "population": pop(1, 2, 3, 4, 5),
+    "npr": [
+        npr(1, D("2019-12-31"), "E119"),  # 2019-12, 2019 Q4
+        npr(2, D("2020-01-01"), "E119"),  # 2020-01, 2020 Q1
+        npr(3, D("2020-03-31"), "E119"),  # 2020-03, 2020 Q1
+        npr(4, D("2020-04-01"), "E119"),  # 2020-04, 2020 Q2
+        npr(4, D("2019-11-01"), "E119"),  # before the window: not the index
+        npr(5, D("2020-04-02"), "E119"),  # after the window: no index
+    ],
+}
+_CAL_INDEX = "index first diagnosis E11* between 2019-12-01 and 2020-04-01\n"
+case("report by month", _CAL_INDEX + "report by month\n", _CALENDAR, [{1, 2, 3, 4}],
+     breakdown={(201912,): 1, (202001,): 1, (202003,): 1, (202004,): 1})  # fmt: skip
+case("report by quarter", _CAL_INDEX + "report by quarter\n", _CALENDAR, [{1, 2, 3, 4}],
+     breakdown={(20194,): 1, (20201,): 2, (20202,): 1})  # fmt: skip
+case(
+    "report by clinic",
+    "index first diagnosis E11* between 2019-01-01 and 2021-12-31\nreport by clinic, hospital\n",
+    {
+        "population": pop(1, 2, 3, 4),
+        "npr": [
+            # two matching contacts on the index date: the smallest clinic and the smallest
+            # hospital, each chosen on its own
+            npr(1, D("2020-02-02"), "E119", sjukhus="05001", mvo="101"),
+            npr(1, D("2020-02-02"), "E118", sjukhus="01003", mvo="141"),
+            # no clinic recorded
+            npr(2, D("2020-02-02"), "E119", sjukhus="12001", mvo=None),
+            # only the index date's contact, only a matching one
+            npr(3, D("2019-01-01"), "E119", sjukhus="05001", mvo="141"),
+            npr(3, D("2019-02-01"), "E119", sjukhus="01001", mvo="101"),
+            npr(3, D("2019-01-01"), "I10", sjukhus="01001", mvo="011"),
+        ],
+    },
+    [{1, 2, 3}],
+    breakdown={("101", "01003"): 1, (None, "12001"): 1, ("141", "05001"): 1},
+)
+
+# ---- several `report by`: each a table of the whole final cohort --------------------------
+
+case(
+    "several report by",
+    DATE_INDEX + "include sex female\nreport by region\nreport by age 10, sex\nreport by sex\n",
+    _REPORT,
+    [_R6, {2, 3, 5, 6}],
+    breakdown={("01",): 2, ("18",): 2},
+    report_tables=[
+        {("01",): 2, ("18",): 2},
+        {(30, "female"): 1, (0, "female"): 1, (60, "female"): 1, (50, "female"): 1},
+        {("female",): 4},
+    ],
+)
+case(
+    "several report by with a roll-up",
+    _CAL_INDEX + "report by month with rollup\nreport by hospital, sex\n",
+    _CALENDAR,
+    [{1, 2, 3, 4}],
+    # the roll-up's levels are released, not counted: the query returns the table as asked
+    report_tables=[
+        {(201912,): 1, (202001,): 1, (202003,): 1, (202004,): 1},
+        {(None, "male"): 4},
+    ],
+)
+
 # ---- the complete example of the spec ------------------------------------------------------
 
 _EXAMPLE_TEXT = """\
@@ -1033,7 +1122,9 @@ def test_reference(c: Case, catalog) -> None:
     assert res.counts() == [len(s) for s in c.steps]
     if c.index is not None:
         assert res.index == c.index
-    assert res.breakdown == (c.breakdown or {})
+    assert res.breakdown == (c.breakdown or (c.report_tables[0] if c.report_tables else {}))
+    if c.report_tables is not None:
+        assert list(res.tables) == c.report_tables
 
 
 def _norm(v: Any) -> Any:
@@ -1067,6 +1158,13 @@ def test_duckdb(c: Case, catalog, tmp_path: Path) -> None:
     if c.breakdown is not None:
         got = {_breakdown_key(cohort.report, row): int(row["count"]) for row in res.breakdown}
         assert got == c.breakdown
+    if c.report_tables is not None:
+        names = res.names
+        got_tables = [
+            {_breakdown_key(rep.dims, row): int(row["count"]) for row in t.rows(names)}
+            for rep, t in zip(cohort.reports, res.tables, strict=True)
+        ]
+        assert got_tables == c.report_tables
 
 
 _ARROW = {

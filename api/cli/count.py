@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -104,10 +104,12 @@ def count_cmd(
         for i, (label, n) in enumerate(res.attrition):
             table.add_row(str(i), label, _fmt(n))
         out.print(table)
-        if res.dims:
-            bt = Table(*res.dims, "count", title="Breakdown of the final cohort")
-            for row in res.breakdown:
-                bt.add_row(*(str(row[d]) for d in res.dims), _fmt(row["count"]))
+        for t in res.tables:
+            bt = Table(
+                *t.dims, "count", title=f"Breakdown of the final cohort by {', '.join(t.dims)}"
+            )
+            for row in t.rows(res.names):
+                bt.add_row(*(_shown(row, d) for d in t.dims), _fmt(row["count"]))
             out.print(bt)
         _print_currency(v.currency)
         return
@@ -161,6 +163,19 @@ def _print_currency(currency: Currency | None) -> None:
     out.print(t)
 
 
+def _shown(row: dict[str, Any], dim: str) -> str:
+    """A cell's value as a table shows it: its name and code (`Örebro län (18)`), an age
+    band as `60–69`, `unknown` for an unknown value."""
+    v, name = row[dim], row.get(f"{dim}_name")
+    if v is None:
+        return "unknown"
+    if name is None or name == str(v):
+        return str(v)
+    if dim.startswith("age_") or dim in ("month", "quarter"):
+        return name
+    return f"{name} ({v})"
+
+
 def _print_answer(answer: Answer, title: str, project: str) -> None:
     table = Table("step", "label", "count", "95% interval", title=title)
     for i, (label, c) in enumerate(zip(answer.labels, answer.steps, strict=True)):
@@ -169,24 +184,23 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
         )
     out.print(table)
     threshold = answer.params["threshold"]
-    if answer.dims:
-        if answer.all_cells_suppressed:
-            out.print(
-                f"Breakdown by {', '.join(answer.dims)}: every cell is below {threshold}; none can be shown."
-            )
-        else:
-            bt = Table(*answer.dims, "count", "95% interval", title="Breakdown of the final cohort")
-            for key, c in answer.cells:
-                if not c.suppressed:
-                    bt.add_row(
-                        *("unknown" if v is None else str(v) for v in key),
-                        c.shown(),
-                        f"{_fmt(c.low)}–{_fmt(c.high)}",
-                    )
-            hidden = sum(1 for _, c in answer.cells if c.suppressed)
-            out.print(bt)
-            if hidden:
-                out.print(f"{hidden} more cells are below {threshold} (shown as <{threshold}).")
+    for t in answer.tables:
+        by = ", ".join(t.dims)
+        if all(c.suppressed for _, c in t.cells):
+            out.print(f"Breakdown by {by}: every cell is below {threshold}; none can be shown.")
+            continue
+        title = f"Breakdown of the final cohort by {by}" + (" (roll-up level)" if t.level else "")
+        bt = Table(*t.dims, "count", "95% interval", title=title)
+        for key, c in t.cells:
+            if not c.suppressed:
+                row = answer.row(t.dims, key)
+                bt.add_row(
+                    *(_shown(row, d) for d in t.dims), c.shown(), f"{_fmt(c.low)}–{_fmt(c.high)}"
+                )
+        hidden = sum(1 for _, c in t.cells if c.suppressed)
+        out.print(bt)
+        if hidden:
+            out.print(f"{hidden} more cells are below {threshold} (shown as <{threshold}).")
     note = (
         "stored answer, nothing charged"
         if answer.stored

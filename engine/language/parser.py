@@ -560,15 +560,29 @@ class _ToIR(Transformer):
     def dim_hospital(self, meta: Any, c: list[Any]) -> ir.Dim:
         return ir.Dim("hospital", _pos(meta))
 
+    def dim_sjukvardsregion(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("sjukvardsregion", _pos(meta))
+
+    def dim_month(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("month", _pos(meta))
+
+    def dim_quarter(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("quarter", _pos(meta))
+
+    def dim_clinic(self, meta: Any, c: list[Any]) -> ir.Dim:
+        return ir.Dim("clinic", _pos(meta))
+
     def dim_age(self, meta: Any, c: list[Any]) -> ir.AgeBand:
         return ir.AgeBand(_int(c[0], 1, limits.AGE_MAX, "an age band's width"), _pos(meta))
 
     def report(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
-        if len(c) > limits.MAX_REPORT_DIMS:
+        rollup = bool(c) and isinstance(c[-1], Token) and c[-1].type == "ROLLUP"
+        dims = tuple(c[:-1] if rollup else c)
+        if len(dims) > limits.MAX_REPORT_DIMS:
             raise _err(
                 meta, f"`report by` lists at most {limits.MAX_REPORT_DIMS} dimensions", code="limit"
             )
-        return ("report", tuple(c), meta)
+        return ("report", ir.Report(dims, rollup, _pos(meta)), meta)
 
 
 def _list_size(meta: Any, values: list[Any]) -> None:
@@ -662,8 +676,7 @@ def parse(text: str) -> ir.Cohort:
     title = None
     index = None
     steps: list[ir.Step] = []
-    report: tuple[Any, ...] = ()
-    seen_report = False
+    reports: list[ir.Report] = []
     for i, (kind, value, meta) in enumerate(statements):
         if kind == "title":
             if i != 0:
@@ -684,15 +697,13 @@ def parse(text: str) -> ir.Cohort:
                     code="limit",
                 )
         elif kind == "report":
-            if seen_report:
+            reports.append(value)
+            if len(reports) > limits.MAX_REPORTS:
                 raise _err(
                     meta,
-                    "a cohort has at most one `report by`",
-                    "list every dimension in one",
-                    "duplicate",
+                    f"a cohort has at most {limits.MAX_REPORTS} `report by` statements",
+                    code="limit",
                 )
-            seen_report = True
-            report = value
     if index is None:
         text.rstrip("\n").splitlines() or [""]
         raise CohortError.at(
@@ -702,4 +713,6 @@ def parse(text: str) -> ir.Cohort:
             "e.g. `index first diagnosis E11*`",
             "no_index",
         )
-    return ir.Cohort(index=index, steps=tuple(steps), report=report, title=title, pos=ir.Pos(1, 1))
+    return ir.Cohort(
+        index=index, steps=tuple(steps), reports=tuple(reports), title=title, pos=ir.Pos(1, 1)
+    )
