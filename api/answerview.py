@@ -19,9 +19,12 @@ Everything here is already released: nothing is computed from data.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from antal.engine.limits import MAX_REPORT_MONTHS
 
 __all__ = [
     "Cell",
@@ -220,44 +223,67 @@ def _month(x: Any) -> dt.date:
     return dt.date.fromisoformat(str(x)[:10] if len(str(x)) > 7 else f"{x}-01")
 
 
+def _float(x: Any) -> float | None:
+    """A finite number, or None (a forecast's JSON may come from a request)."""
+    if x is None or isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
 def _pair(x: Any) -> tuple[float | None, float | None]:
     if isinstance(x, Sequence) and not isinstance(x, str) and len(x) == 2:
-        return (None if x[0] is None else float(x[0]), None if x[1] is None else float(x[1]))
+        return _float(x[0]), _float(x[1])
     return None, None
 
 
-def _fmonth(m: Mapping[str, Any]) -> ForecastMonth:
+def _fmonth(m: Any) -> ForecastMonth:
+    if not isinstance(m, Mapping):
+        raise ValueError("a month is an object")
+    mean = _float(m.get("mean"))
+    if mean is None:
+        raise ValueError("`mean` is a finite number")
     lo50, hi50 = _pair(m.get("interval50"))
     lo90, hi90 = _pair(m.get("interval90"))
     rel = m.get("released")
+    inside = m.get("inside90")
     return ForecastMonth(
-        _month(m["month"]), float(m["mean"]), lo50, hi50, lo90, hi90,
+        _month(m["month"]), mean, lo50, hi50, lo90, hi90,
         released=_int(rel.get("count") if isinstance(rel, Mapping) else rel),
-        suppressed=bool(m.get("suppressed")), inside90=m.get("inside90"),
+        suppressed=m.get("suppressed") is True,
+        inside90=inside if isinstance(inside, bool) else None,
     )  # fmt: skip
 
 
+def _text(x: Any) -> str | None:
+    return x if isinstance(x, str) else None
+
+
 def forecast_view(fc: Mapping[str, Any]) -> ForecastView:
-    """A forecast's JSON read for the report; ValueError (saying what is missing) when it is
+    """A forecast's JSON read for the report; ValueError (saying what is wrong) when it is
     not one."""
     months = fc.get("forecast")
     if not isinstance(months, list) or not months:
         raise ValueError("a forecast has `forecast`: a list of months with `month` and `mean`")
+    bt = fc.get("backtest")
+    bt = bt if isinstance(bt, Mapping) else {}
+    back_months = bt.get("months") if isinstance(bt.get("months"), list) else []
+    if len(months) + len(back_months) > MAX_REPORT_MONTHS:
+        raise ValueError(f"a report shows at most {MAX_REPORT_MONTHS} months of a forecast")
     try:
         ahead = tuple(_fmonth(m) for m in months)
-        bt = fc.get("backtest") or {}
-        back = tuple(_fmonth(m) for m in (bt.get("months") or []))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        back = tuple(_fmonth(m) for m in back_months)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ValueError(
-            f"a forecast month has `month` (YYYY-MM-DD), `mean`, `interval50`, `interval90` ({e})"
+            "each month of a forecast has `month` (YYYY-MM-DD), `mean`, `interval50` and "
+            f"`interval90` ({e})"
         ) from None
     h = fc.get("history")
     history = (
-        f"{str(h.get('first'))[:7]} to {str(h.get('last'))[:7]}, {h.get('months')} months"
-        if isinstance(h, Mapping) and h.get("first")
+        f"{str(h.get('first'))[:7]} to {str(h.get('last'))[:7]}, {_int(h.get('months'))} months"
+        if isinstance(h, Mapping) and h.get("first") and h.get("last")
         else None
     )
     return ForecastView(
-        fc.get("model"), ahead, back, bt.get("coverage90"), bt.get("coverage50"),
-        fc.get("backtest_note"), history,
+        _text(fc.get("model")), ahead, back, _float(bt.get("coverage90")),
+        _float(bt.get("coverage50")), _text(fc.get("backtest_note")), history,
     )  # fmt: skip

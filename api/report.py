@@ -52,6 +52,9 @@ DATE_INDEX_NOTE = (
 NO_FORECAST_NOTE = "none was asked for with this report"
 
 
+_NOT_SHOWN = ("default_budget", "max_cells")
+
+
 class ReportError(ValueError):
     """A report cannot be made from what was given (e.g. a forecast of another shape)."""
 
@@ -91,7 +94,10 @@ def _params(answer: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("counts below this are shown as <T", number(p["threshold"])))
     if p.get("rounding") not in (None, 0, 1):
         rows.append(("counts rounded to a multiple of", number(p["rounding"])))
-    for k in sorted(set(p) - {"epsilon", "threshold", "rounding"}):
+    if isinstance(p.get("alpha"), int | float):
+        rows.append(("intervals", f"{100 * (1 - p['alpha']):g}% (of the noise)"))
+    # the installation's settings for new projects and tables say nothing about this answer
+    for k in sorted(set(p) - {"epsilon", "threshold", "rounding", "alpha", *_NOT_SHOWN}):
         rows.append((k.replace("_", " "), str(p[k])))
     if "epsilon_charged" in answer:
         charged = float(answer["epsilon_charged"])

@@ -516,6 +516,12 @@ class Counted:
             "data_currency": self.currency.to_json(),
         }
 
+    def plot(self) -> Any:
+        """The attrition funnel and each breakdown as an Altair chart (antal.api.charts)."""
+        from antal.api.charts import plot
+
+        return plot(self.to_json())
+
 
 def count_released(
     cohort: str | ir.Cohort,

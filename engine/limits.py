@@ -28,6 +28,7 @@ __all__ = [
     "MAX_IR_JSON_DEPTH",
     "MAX_IR_NODES",
     "MAX_REPORT_DIMS",
+    "MAX_REPORT_MONTHS",
     "MAX_STRING_CHARS",
     "MAX_TEXT_BYTES",
     "MAX_VALUES_PER_LIST",
@@ -54,6 +55,7 @@ MAX_CODESETS = 200  # named codesets in one cohort
 MAX_CODES_PER_SET = 2_000  # code patterns (a range counts once) in one codeset or event
 MAX_VALUES_PER_LIST = 1_000  # values in one `in (...)` filter or region list
 MAX_REPORT_DIMS = 4  # dimensions in one `report by`
+MAX_REPORT_MONTHS = 240  # months of a forecast (with its back-test) shown in a feasibility report
 MAX_STRING_CHARS = 200  # one string literal (a label, a filter value)
 # code patterns copied while expanding the codesets and ranges of one cohort text, before
 # de-duplication: bounds the work of a chain of sets that refer to each other many times
