@@ -7,7 +7,7 @@ and asking for it after counting costs nothing."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from antal.api import schemas as S
 from antal.api import usecases as uc
@@ -40,9 +40,11 @@ _RESPONSES = {
 NO_FORECAST = "none was sent with the request (`forecast`)"
 
 
+# `Response`, not `HTMLResponse`: that would document the error answers as text/html
+# too. They are the one JSON error shape; only the 200 answer is HTML.
 @router.post(
     "/v1/projects/{pid}/report",
-    response_class=HTMLResponse,
+    response_class=Response,
     responses=_RESPONSES,  # type: ignore[arg-type]
 )
 def report(request: Request, pid: ProjectId, body: S.ReportIn, u: Authed) -> HTMLResponse:
