@@ -434,6 +434,12 @@ class CountResult:
         t = self.receipt.get("privacy", {}).get("threshold")
         return int(t) if t is not None else None
 
+    def plot(self) -> Any:
+        """The attrition funnel and each breakdown as an Altair chart (shown by a notebook)."""
+        from antal.api.charts import plot
+
+        return plot(self.raw)
+
     def _summary(self) -> list[str]:
         cost = (
             "stored answer, nothing charged"
@@ -556,6 +562,7 @@ class Client:
         json: Any = None,
         params: dict[str, Any] | None = None,
         source: str | None = None,
+        text: bool = False,
     ) -> Any:
         for attempt in (0, 1):
             try:
@@ -576,7 +583,7 @@ class Client:
                     time.sleep(wait)
                     continue
             _raise_for(r, source)
-            return r.json()
+            return r.text if text else r.json()
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -706,6 +713,25 @@ class Client:
         body, source = self._cohort_body(cohort)
         return CountResult(
             self._request("POST", f"/v1/projects/{project}/count", json=body, source=source)
+        )
+
+    def report(
+        self, project: str, cohort: CohortInput, forecast: Mapping[str, Any] | None = None
+    ) -> str:
+        """The feasibility report of a cohort for a project: one self-contained HTML page
+        (no script, no network needed to view it) to save and send, e.g.
+        ``Path("report.html").write_text(c.report("t2d", text), encoding="utf-8")``.
+
+        Released and charged like `count`: free when the project asked the same cohort
+        before. `forecast` is a forecast of the cohort (its JSON) to show in the report.
+        """
+        body, source = self._cohort_body(cohort)
+        if forecast is not None:
+            body["forecast"] = dict(forecast)
+        return str(
+            self._request(
+                "POST", f"/v1/projects/{project}/report", json=body, source=source, text=True
+            )
         )
 
     # -- projects --

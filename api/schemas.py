@@ -285,3 +285,13 @@ class SearchHit(BaseModel):
     name: str
     description: str
     code_system: str | None = None
+
+
+class ReportIn(CohortIn):
+    """A cohort (text or JSON IR) for the feasibility report, and optionally its forecast."""
+
+    forecast: dict[str, Any] | None = Field(
+        None,
+        description="a recruitment forecast of this cohort, as antal's forecast answers it "
+        "(`forecast`: months with `mean`, `interval50`, `interval90`; `backtest`); shown as given",
+    )

@@ -631,6 +631,12 @@ class Counted:
         `breakdown_frame()["count"].sum()` adds up the cells shown."""
         return breakdown_frame(self.answer.to_json())
 
+    def plot(self) -> Any:
+        """The attrition funnel and each breakdown as an Altair chart (antal.api.charts)."""
+        from antal.api.charts import plot
+
+        return plot(self.to_json())
+
 
 def count_released(
     cohort: str | ir.Cohort,

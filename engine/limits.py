@@ -29,6 +29,7 @@ __all__ = [
     "MAX_IR_NODES",
     "MAX_REPORTS",
     "MAX_REPORT_DIMS",
+    "MAX_REPORT_MONTHS",
     "MAX_STRING_CHARS",
     "MAX_TEXT_BYTES",
     "MAX_VALUES_PER_LIST",
@@ -56,6 +57,7 @@ MAX_CODES_PER_SET = 2_000  # code patterns (a range counts once) in one codeset 
 MAX_VALUES_PER_LIST = 1_000  # values in one `in (...)` filter or region list
 MAX_REPORT_DIMS = 4  # dimensions in one `report by`
 MAX_REPORTS = 8  # `report by` statements (tables) in one cohort
+MAX_REPORT_MONTHS = 240  # months of a forecast (with its back-test) shown in a feasibility report
 MAX_STRING_CHARS = 200  # one string literal (a label, a filter value)
 # code patterns copied while expanding the codesets and ranges of one cohort text, before
 # de-duplication: bounds the work of a chain of sets that refer to each other many times

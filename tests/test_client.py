@@ -292,6 +292,31 @@ def test_quote_says_the_cost_and_charges_nothing(client: Client) -> None:
     assert key["algorithm"] == "Ed25519" and key["key_id"] == res.receipt["key_id"]
 
 
+def test_report_and_plot(client: Client) -> None:
+    """`Client.report`: the HTML page of the project's released answer (free after the
+    count); `plot()`: the funnel and the breakdown as an Altair chart of the same values."""
+    text = 'cohort "T2D by sex"\nindex first diagnosis E11*\ninclude age 40..75\nreport by sex\n'
+    res = client.count("t2d", text)
+    left = client.budget("t2d").left
+    page = client.report("t2d", text)
+    assert client.budget("t2d").left == left  # the stored answer: nothing charged
+    assert page.startswith("<!DOCTYPE html>") and '<h1 id="question">T2D by sex</h1>' in page
+    assert res.receipt["answer_key"] in page and page.count("<svg") == 2  # funnel, by sex
+    assert "<script" not in page
+    spec = res.plot().to_dict()
+    funnel, by_sex = (sub["data"]["values"] for sub in spec["vconcat"])
+    assert [r["label"] for r in funnel] == [
+        f"{i}. {s}" for i, s in enumerate(res.attrition["label"])
+    ]
+    assert [r["value"] for r in funnel] == [
+        None if pd.isna(n) else int(n) for n in res.attrition["count"]
+    ]
+    shown = res.breakdown[~res.breakdown["suppressed"]]
+    assert [r["value"] for r in by_sex] == [int(n) for n in shown["count"]]
+    with pytest.raises(InvalidRequestError, match="forecast"):
+        client.report("t2d", text, forecast={"forecast": []})
+
+
 def test_count_with_the_builder_and_ir(client: Client) -> None:
     from antal.engine import ir
     from antal.engine.builder import Cohort, age, diagnosis, drug, first

@@ -1,7 +1,7 @@
 """The HTTP API's routers, one per area; `antal.api.app.create_app` includes them in order."""
 
-from antal.api.routes import admin, audit, catalog, cohorts, projects, receipts, service
+from antal.api.routes import admin, audit, catalog, cohorts, projects, receipts, report, service
 
 __all__ = ["ROUTERS"]
 
-ROUTERS = [r.router for r in (catalog, cohorts, projects, receipts, audit, admin, service)]
+ROUTERS = [r.router for r in (catalog, cohorts, report, projects, receipts, audit, admin, service)]

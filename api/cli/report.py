@@ -1,0 +1,106 @@
+"""`antal report FILE --data DIR --out report.html`: the feasibility report of a cohort, one
+self-contained HTML page (antal.api.report). The count is released exactly as `antal count`
+releases it (the same local project, budget and stored answers: a cohort counted before
+costs nothing again)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from antal.api import usecases as uc
+from antal.api.answerview import forecast_view
+from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
+from antal.api.cli.count import ConfigOpt, DataOpt
+from antal.api.report import DATE_INDEX_NOTE, render_report
+from antal.engine import ir
+from antal.privacy import Gate
+
+__all__ = ["report_cmd"]
+
+
+def _forecast(path: Path) -> dict[str, Any]:
+    """A forecast's JSON from a file, checked before anything is charged."""
+    try:
+        fc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        fail(f"cannot read the forecast {path}: {e.strerror or e}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        fail(f"{path} is not JSON: {e}")
+    if not isinstance(fc, dict):
+        fail(f"{path} is not a forecast: a JSON object with `forecast`, a list of months")
+    try:
+        forecast_view(fc)
+    except ValueError as e:
+        fail(f"{path} is not a forecast: {e}")
+    return fc
+
+
+def report_cmd(
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Where to write the report (an .html file).")
+    ],
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    forecast: Annotated[
+        Path | None,
+        typer.Option(
+            help="A recruitment forecast of this cohort (its JSON) to show in the report."
+        ),
+    ] = None,
+    purpose: Annotated[
+        str | None,
+        typer.Option(help="forskning or kommersiell, as for `antal count`."),
+    ] = None,
+    store: StoreOpt = None,
+    project: Annotated[str, typer.Option(help="Local project to charge.")] = "local",
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
+    ] = None,
+) -> None:
+    """Write the feasibility report of a cohort: released through the privacy layer, as `antal count`."""
+    s = settings(data, config, store=store)
+    with failing():
+        inst = uc.open_installation(s)
+        cat = uc.catalog_for(s, inst)
+    text, v = checked(file, cat, inst)
+    assert v.checked is not None
+    date_index = isinstance(v.checked.index, ir.IndexDate)
+    fc = _forecast(forecast) if forecast is not None else None
+    if fc is not None and date_index:
+        fail(f"{file} has a date index: {DATE_INDEX_NOTE}; it has no forecast")
+    if out_path.is_dir() or not out_path.parent.is_dir():
+        fail(f"cannot write {out_path}: give a file in an existing directory")
+    with failing():
+        uc.check_data(inst, cat, set(v.registers))
+    with failing(project):
+        st = uc.open_store(s)
+        uc.local_project(st, project, inst.privacy, purpose, budget)
+        backend = uc.open_backend(s, inst, cat)
+        try:
+            counted = uc.count_released(
+                v.checked, inst, cat, Gate(st, inst.privacy), project, "cli", backend
+            )
+        finally:
+            backend.close()
+    html = render_report(
+        counted, cohort_text=text, title=v.checked.title or file.name, project=project,
+        forecast=fc,
+        no_forecast=DATE_INDEX_NOTE if date_index else
+        "none was given (--forecast FILE: a forecast's JSON)",
+    )  # fmt: skip
+    try:
+        out_path.write_text(html, encoding="utf-8")
+    except OSError as e:
+        fail(f"cannot write {out_path}: {e.strerror or e}")
+    a = counted.answer
+    cost = "stored answer, nothing charged" if a.stored else f"ε charged {a.epsilon_charged:g}"
+    out.print(
+        f"wrote {out_path} ({len(html.encode()) // 1024} KiB): {a.count.shown()} persons; "
+        f"{cost}; budget left ε {a.budget_left:g} (project {project})"
+    )

@@ -1,0 +1,179 @@
+"""The feasibility report: one self-contained HTML page a sponsor can send on.
+
+    html = render_report(counted, cohort_text=text, title="...", project="t2d")
+
+From a released answer (a `usecases.Counted`, or the JSON of one: the API's count answer, a
+client result's `raw`) it shows the question, the cohort's text, the attrition as a funnel
+chart and a table, each breakdown as a chart and a table with names, the recruitment
+forecast (when given one: `antal.privacy.forecast`'s `to_json()`; when not, why not), the
+data's currency and the cohort's warnings, the privacy parameters and the receipt.
+
+Why SVG made here rather than Vega's JavaScript in the page: the charts are Vega-Lite
+specifications (Altair) rendered to SVG by vl-convert when the report is made, so the page
+has no script at all. It then shows the same in a mail client's preview, a document
+system or a browser with scripts off, prints to PDF as it looks, weighs tens of kilobytes
+instead of the megabyte of Vega's libraries inlined in every copy, and can forbid scripts
+and every network request in its own Content-Security-Policy (`default-src 'none'`), so
+that even a label that escaped escaping could not run or fetch anything.
+
+Every user text (title, cohort, labels, names) is escaped by the template engine (Jinja2
+with autoescape); the charts carry user text as data, which Vega's SVG renderer escapes.
+Nothing here reads data: every number is already released.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+from markupsafe import Markup
+
+from antal.api import charts
+from antal.api.answerview import (
+    forecast_view,
+    number,
+    privacy_of,
+    signature_of,
+    steps_of,
+    tables_of,
+)
+
+__all__ = ["DATE_INDEX_NOTE", "NO_FORECAST_NOTE", "ReportError", "render_report"]
+
+# why a report has no forecast, in the common cases
+DATE_INDEX_NOTE = (
+    "the cohort's index is a date, so it asks who is in the cohort on that day (a prevalence "
+    "question), not how many become eligible month by month"
+)
+NO_FORECAST_NOTE = "none was asked for with this report"
+
+
+_NOT_SHOWN = ("default_budget", "max_cells")
+
+
+class ReportError(ValueError):
+    """A report cannot be made from what was given (e.g. a forecast of another shape)."""
+
+
+@cache
+def _env() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("antal.api", "templates"),
+        autoescape=True,
+        # an answer's JSON grows and older ones lack newer fields: a missing field is empty
+        undefined=jinja2.Undefined,
+    )
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "unknown"
+
+
+def _svg(chart: Any) -> Markup:
+    # vl-convert's own SVG: Vega's renderer escapes the text it draws
+    return Markup(charts.svg(chart))
+
+
+def _params(answer: Mapping[str, Any]) -> list[tuple[str, str]]:
+    p = privacy_of(answer)
+    rows: list[tuple[str, str]] = []
+    if "epsilon" in p:
+        rows.append(
+            ("ε per release (attrition; each breakdown the same again)", f"{p['epsilon']:g}")
+        )
+    if "threshold" in p:
+        rows.append(("counts below this are shown as <T", number(p["threshold"])))
+    if p.get("rounding") not in (None, 0, 1):
+        rows.append(("counts rounded to a multiple of", number(p["rounding"])))
+    if isinstance(p.get("alpha"), int | float):
+        rows.append(("intervals", f"{100 * (1 - p['alpha']):g}% (of the noise)"))
+    # the installation's settings for new projects and tables say nothing about this answer
+    for k in sorted(set(p) - {"epsilon", "threshold", "rounding", "alpha", *_NOT_SHOWN}):
+        rows.append((k.replace("_", " "), str(p[k])))
+    if "epsilon_charged" in answer:
+        charged = float(answer["epsilon_charged"])
+        rows.append(("ε charged for this answer",
+                     "0 (a stored answer: asked before)" if answer.get("stored_answer")
+                     else f"{charged:g}"))  # fmt: skip
+    if "budget_left" in answer:
+        rows.append(("project's budget left (ε)", f"{float(answer['budget_left']):g}"))
+    return rows
+
+
+def render_report(
+    answer: Any,
+    *,
+    cohort_text: str | None,
+    title: str | None = None,
+    project: str | None = None,
+    cohort_json: Mapping[str, Any] | None = None,
+    forecast: Mapping[str, Any] | None = None,
+    no_forecast: str = NO_FORECAST_NOTE,
+    generated: dt.datetime | None = None,
+) -> str:
+    """The report as one HTML page (a string, UTF-8 when written).
+
+    `answer` is a `usecases.Counted` or the JSON of a released count. `cohort_text` is the
+    cohort as the user wrote it (None when it was given as JSON IR: pass `cohort_json`).
+    `forecast` is a forecast's JSON; without one, `no_forecast` says why there is none.
+    `ReportError` when `forecast` is not a forecast's JSON."""
+    a: Mapping[str, Any] = answer.to_json() if hasattr(answer, "to_json") else answer
+    fc = None
+    if forecast is not None:
+        try:
+            fc = forecast_view(forecast)
+        except ValueError as e:
+            raise ReportError(f"not a forecast: {e}") from None
+    steps = steps_of(a)
+    p = privacy_of(a)
+    threshold = number(p["threshold"]) if "threshold" in p else "the threshold"
+    tables = tables_of(a)
+    receipt = a.get("receipt") or {}
+    currency = a.get("data_currency")
+    when = (generated or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    import altair as alt
+
+    bars = [{"table": t, "svg": _svg(c) if (c := charts.breakdown_chart(t)) else None}
+            for t in tables]  # fmt: skip
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            title=title or "Feasibility report",
+            version=_version("antal"),
+            generated=when.strftime("%Y-%m-%d %H:%M UTC"),
+            project=project,
+            release=receipt.get("data_release") or (currency or {}).get("release"),
+            final=steps[-1].count if steps else None,
+            threshold=threshold,
+            cohort_text=cohort_text,
+            cohort_json=json.dumps(cohort_json or {}, indent=2, ensure_ascii=False),
+            query_hash=receipt.get("query_hash"),
+            steps=steps,
+            funnel_svg=_svg(charts.funnel_chart(a)),
+            tables=bars,
+            forecast=fc,
+            forecast_svg=_svg(charts.forecast_chart(fc)) if fc else "",
+            no_forecast=no_forecast,
+            warnings=a.get("warnings") or [],
+            currency=currency,
+            privacy=_params(a),
+            signature=signature_of(a),
+            receipt_json=json.dumps(receipt, indent=2, ensure_ascii=False, sort_keys=True),
+            num=number,
+            pct=lambda x: f"{100 * float(x):.0f}%",
+            font=charts.FONT,
+            altair_version=alt.__version__,
+            vegalite_version=alt.SCHEMA_VERSION.lstrip("v"),
+            vlconvert_version=_version("vl-convert-python"),
+        )
+    )

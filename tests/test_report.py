@@ -1,0 +1,476 @@
+"""The feasibility report (antal.api.report): `antal report`, the route, and the page itself
+in a real browser (Debian's chromium, driven by Playwright; never a downloaded browser).
+
+The report computes nothing: every number in it must be the released answer's. The oracle
+is therefore the released answer itself, read independently (`antal count --json` on the
+same project returns the stored answer; the route's JSON count of the same cohort), and
+the page is checked where a sponsor sees it: rendered by Chromium from a file:// URL, with
+every request recorded and anything but file:// and data: refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
+from typer.testing import CliRunner
+
+from antal.api.answerview import forecast_view, steps_of, tables_of
+from antal.api.app import create_app
+from antal.api.cli import app
+from antal.api.report import DATE_INDEX_NOTE, ReportError, render_report
+from antal.api.settings import Settings
+from antal.engine.limits import MAX_REPORT_MONTHS
+from antal.synthetic import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+runner = CliRunner()
+
+# user text that would be markup if pasted: the title, a step label and the cohort text
+TITLE = '<script>alert("title")</script> & <b>bold</b>'
+LABEL = "<img src=x onerror=alert(2)> 18-80"
+HOSTILE = f"""cohort "{TITLE.replace('"', "'")}"
+# a comment with </pre><script>alert(3)</script>
+index first diagnosis E11* between 2015-01-01 and 2023-12-31
+include "{LABEL}": age 18..80
+report by region, sex
+"""
+TITLE_SHOWN = TITLE.replace('"', "'")
+DATE_INDEXED = "index 2024-01-01\ninclude diagnosis E11* within 3650 days before index\n"
+
+
+def forecast_json(months: int = 6, backtest: int = 12) -> dict[str, Any]:
+    """A forecast in the shape of antal.privacy.forecast's `to_json()` (hand-made numbers)."""
+
+    def month(y: int, m: int, mean: float) -> dict[str, Any]:
+        return {"month": f"{y}-{m:02d}-01", "mean": mean,
+                "interval50": [int(mean) - 3, int(mean) + 3],
+                "interval90": [int(mean) - 7, int(mean) + 7]}  # fmt: skip
+
+    back = [
+        {**month(2023, m, 20.0 + m), "released": 20 + m + (8 if m == 5 else 1),
+         "suppressed": False, "inside90": m != 5, "inside50": m % 2 == 0}
+        for m in range(1, backtest + 1)
+    ]  # fmt: skip
+    return {
+        "model": "negative binomial GLM, log link, trend and month of year",
+        "history": {"first": "2015-01-01", "last": "2023-12-01", "months": 108, "suppressed": []},
+        "forecast": [month(2024, m, 30.0 + m / 2) for m in range(1, months + 1)],
+        "backtest": {"model": "negative binomial GLM", "months": back, "compared": backtest,
+                     "suppressed": 0, "coverage90": (backtest - 1) / backtest,
+                     "coverage50": 0.5} if backtest else None,
+        "backtest_note": None if backtest else "a back-test needs 24 months of history", "bootstrap": {"draws": 4000, "seed": 1}, "epsilon": 0,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("report") / "data"
+    generate(3000, 1, d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def made(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`antal report` on a hostile cohort with a forecast, and the same answer as JSON."""
+    root = tmp_path_factory.mktemp("made")
+    cohort, fc = root / "hostile.cohort", root / "forecast.json"
+    cohort.write_text(HOSTILE, encoding="utf-8")
+    fc.write_text(json.dumps(forecast_json()), encoding="utf-8")
+    store, out = root / "store.sqlite", root / "report.html"
+    common = ["--data", str(data), "--store", str(store), "--project", "p", "--budget", "5"]
+    r = runner.invoke(
+        app, ["report", str(cohort), "--out", str(out), "--forecast", str(fc), *common]
+    )
+    assert r.exit_code == 0, r.output
+    assert "charged" in r.output and "stored answer" not in r.output, r.output
+    # the oracle: the project's stored answer, asked again through `antal count --json`
+    c = runner.invoke(app, ["count", str(cohort), "--json", *common])
+    assert c.exit_code == 0, c.output
+    answer = json.loads(c.stdout.splitlines()[-1])
+    assert answer["stored_answer"] is True and answer["epsilon_charged"] == 0
+    return {"html": out.read_text(encoding="utf-8"), "path": out, "answer": answer}
+
+
+# ---- the page's content ---------------------------------------------------------------------
+
+
+class _Page(HTMLParser):
+    """Every element and attribute of the page, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str, str]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += [(tag, k, v or "") for k, v in attrs]
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> _Page:
+    p = _Page()
+    p.feed(html)
+    return p
+
+
+def _cells(html: str, table_id: str) -> list[list[str]]:
+    body = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    assert body, table_id
+    rows = re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    cells = [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+             for r in rows]  # fmt: skip
+    return [c for c in cells if c]  # not the header
+
+
+def test_the_report_shows_the_released_answer(made: dict[str, Any]) -> None:
+    html, answer = made["html"], made["answer"]
+    # the attrition table: every step's label, released count and interval, as released
+    rows = _cells(html, "attrition-table")
+    steps = answer["attrition"]
+    assert len(rows) == len(steps) >= 2
+    for i, (row, s) in enumerate(zip(rows, steps, strict=True)):
+        label = parse(row[1]).text
+        assert "".join(label) == s["label"]
+        assert row[0] == str(i)
+        shown = steps_of({"attrition": [s]})[0].count
+        assert row[2] == shown.display and row[3] == shown.interval
+        if not shown.suppressed:
+            assert row[2].replace(" ", "") == str(shown.value)
+    # the breakdown: one row per released cell, in the answer's order, with region names
+    table = tables_of(answer)[0]
+    assert table.dims == ("region", "sex")
+    assert html.count('class="breakdown-table"') == 1
+    # the privacy parameters and the receipt, as released
+    assert answer["receipt"]["query_hash"] in html
+    receipt = re.search(r'<pre id="receipt-json">(.*?)</pre>', html, re.S)
+    assert receipt
+    assert json.loads(parse(receipt.group(1)).text[0]) == answer["receipt"]
+    privacy = {row[0]: row[1] for row in re.findall(
+        r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", html)}  # fmt: skip
+    assert privacy["ε per release (attrition; each breakdown the same again)"] == (
+        f"{answer['receipt']['privacy']['epsilon']:g}"
+    )
+    # data currency: every register the answer names
+    regs = [r[0] for r in _cells(html, "currency-table")]
+    assert regs == [r["id"] for r in answer["data_currency"]["registers"]]
+    # the forecast: every month, its mean and intervals
+    fc = forecast_json()
+    frows = _cells(html, "forecast-table")
+    assert [r[0] for r in frows] == [m["month"][:7] for m in fc["forecast"]]
+    assert (
+        frows[0][3] == f"{fc['forecast'][0]['interval90'][0]}–{fc['forecast'][0]['interval90'][1]}"
+    )
+    assert len(_cells(html, "backtest-table")) == 12
+    assert "92% of the released months fell inside the 90% interval" in html  # 11 of 12
+
+
+def test_user_text_is_escaped_and_the_page_loads_nothing(made: dict[str, Any]) -> None:
+    page = parse(made["html"])
+    # no script, no element the user's text asked for, no event handler
+    assert "script" not in page.tags and "img" not in page.tags and "b" in page.tags
+    assert not [a for a in page.attrs if a[1].startswith("on")]
+    text = "".join(page.text)
+    assert TITLE_SHOWN in text and LABEL in text and "</pre><script>alert(3)</script>" in text
+    # nothing to fetch: no attribute names a resource outside the page
+    for tag, k, v in page.attrs:
+        if k in ("src", "href", "xlink:href", "action", "data", "poster"):
+            assert v.startswith(("data:", "#")), (tag, k, v)
+        assert "url(" not in v or "url(#" in v, (tag, k, v)
+    assert "<link" not in made["html"] and "@import" not in made["html"]
+    meta = [a for a in page.attrs if a[0] == "meta" and a[1] == "content" and "default-src" in a[2]]
+    assert meta and meta[0][2].startswith("default-src 'none'")
+
+
+# ---- in a real browser ------------------------------------------------------------------------
+
+
+def _browse(url: str, shot: Path | None = None) -> dict[str, Any]:
+    """Open `url` in Debian's chromium; record every request (and refuse all but file: and
+    data:), console errors, page errors and dialogs; return what the page shows."""
+    seen: dict[str, Any] = {"requests": [], "refused": [], "errors": [], "dialogs": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            context = browser.new_context(viewport={"width": 1100, "height": 900})
+            page = context.new_page()
+
+            def route(r: Any) -> None:
+                if r.request.url.startswith(("file:", "data:")):
+                    r.continue_()
+                else:
+                    seen["refused"].append(r.request.url)
+                    r.abort()
+
+            context.route("**/*", route)
+            page.on("request", lambda r: seen["requests"].append(r.url))
+            page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
+            page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+            page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+            page.goto(url, wait_until="load")
+            seen["title"] = page.title()
+            seen["h1"] = page.locator("h1").inner_text()
+            seen["funnel_texts"] = page.locator("#funnel svg text").all_text_contents()
+            funnel = page.locator("#funnel svg")
+            seen["funnel_box"] = funnel.bounding_box() if funnel.count() == 1 else None
+            fc = page.locator("#forecast-chart svg")
+            seen["forecast_svgs"] = fc.count()
+            seen["forecast_box"] = fc.bounding_box() if fc.count() == 1 else None
+            seen["forecast_rows"] = page.locator("#forecast-table tbody tr").count()
+            seen["scripts"] = page.locator("script").count()
+            if shot is not None:
+                page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return seen
+
+
+def test_the_recorder_sees_and_refuses_network_requests(tmp_path: Path) -> None:
+    """The control: a page that does ask the network is seen asking, and refused."""
+    page = tmp_path / "control.html"
+    page.write_text('<html><body><img src="http://198.51.100.7/x.png"><h1>c</h1></body></html>')
+    seen = _browse(page.as_uri())
+    assert seen["refused"] == ["http://198.51.100.7/x.png"], seen
+    assert any(u.startswith("http:") for u in seen["requests"])
+
+
+def test_the_report_renders_in_chromium_without_network(
+    made: dict[str, Any], tmp_path: Path
+) -> None:
+    shot = tmp_path / "report.png"
+    seen = _browse(made["path"].as_uri(), shot)
+    # no request but the page itself; nothing refused; no console error; nothing ran
+    assert seen["requests"] == [made["path"].as_uri()], seen["requests"]
+    assert seen["refused"] == [] and seen["errors"] == [] and seen["dialogs"] == [], seen
+    assert seen["scripts"] == 0
+    # the title is the user's text, shown as text
+    assert seen["h1"] == TITLE_SHOWN
+    assert seen["title"].startswith(TITLE_SHOWN)
+    # the funnel rendered: an SVG of real size whose texts hold each step's label and count
+    box = seen["funnel_box"]
+    assert box and box["width"] > 300 and box["height"] > 80, box
+    texts = seen["funnel_texts"]
+    for i, s in enumerate(made["answer"]["attrition"]):
+        assert f"{i}. {s['label']}" in texts, (s["label"], texts)
+    final = steps_of(made["answer"])[-1].count
+    assert final.display.replace(" ", "\xa0") in [t.replace(" ", "\xa0") for t in texts]
+    # the forecast: its chart and one row per month
+    assert seen["forecast_svgs"] == 1 and seen["forecast_box"]["height"] > 100
+    assert seen["forecast_rows"] == len(forecast_json()["forecast"])
+    assert shot.stat().st_size > 20_000
+    print(f"screenshot: {shot}")
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+
+def test_a_date_index_says_why_there_is_no_forecast(data: Path, tmp_path: Path) -> None:
+    cohort, out = tmp_path / "prev.cohort", tmp_path / "prev.html"
+    cohort.write_text(DATE_INDEXED, encoding="utf-8")
+    common = ["--data", str(data), "--store", str(tmp_path / "s.sqlite")]
+    r = runner.invoke(app, ["report", str(cohort), "--out", str(out), *common])
+    assert r.exit_code == 0, r.output
+    html = out.read_text(encoding="utf-8")
+    assert DATE_INDEX_NOTE in "".join(parse(html).text) and 'id="no-forecast"' in html
+    assert 'id="forecast-chart"' not in html
+    # a forecast for a date index is refused, before anything is charged
+    fc = tmp_path / "f.json"
+    fc.write_text(json.dumps(forecast_json()), encoding="utf-8")
+    r = runner.invoke(
+        app, ["report", str(cohort), "--out", str(out), "--forecast", str(fc), *common]
+    )
+    assert r.exit_code == 2 and "date index" in r.output, r.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "is not JSON"),
+        ("[1, 2]", "is not a forecast"),
+        ('{"forecast": []}', "is not a forecast"),
+        ('{"forecast": [{"month": "2024-13-01", "mean": 1}]}', "is not a forecast"),
+        ('{"forecast": [{"month": "2024-01-01", "mean": "many"}]}', "is not a forecast"),
+    ],
+)
+def test_a_bad_forecast_is_refused_before_the_charge(
+    data: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    cohort, fc, store = tmp_path / "c.cohort", tmp_path / "f.json", tmp_path / "s.sqlite"
+    cohort.write_text("index first diagnosis E11*\n", encoding="utf-8")
+    fc.write_text(content, encoding="utf-8")
+    r = runner.invoke(app, ["report", str(cohort), "--data", str(data), "--store", str(store),
+                            "--out", str(tmp_path / "r.html"), "--forecast", str(fc)])  # fmt: skip
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "r.html").exists()
+    assert not store.exists()  # nothing opened, nothing charged
+
+
+def test_an_unwritable_output_is_refused_before_the_charge(data: Path, tmp_path: Path) -> None:
+    cohort = tmp_path / "c.cohort"
+    cohort.write_text("index first diagnosis E11*\n", encoding="utf-8")
+    r = runner.invoke(app, ["report", str(cohort), "--data", str(data), "--store",
+                            str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "no" / "r.html")])  # fmt: skip
+    assert r.exit_code == 2 and "existing directory" in r.output, r.output
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+# ---- the answer's other shapes, and plot() ----------------------------------------------------
+
+
+def _answer_of_later_shape() -> dict[str, Any]:
+    """An answer as issue 11 shapes it: counts with `suppressed`/`lower`/`upper`/`display`,
+    several tables with names, a signed receipt."""
+
+    def c(n: int | None, lo: int | None = None, hi: int | None = None) -> dict[str, Any]:
+        return {"count": n, "suppressed": n is None, "lower": lo, "upper": hi,
+                "display": "<10" if n is None else str(n)}  # fmt: skip
+
+    return {
+        "count": c(1240, 1200, 1280),
+        "attrition": [{"label": "Index", **c(5000, 4950, 5050)},
+                      {"label": "Age 40–75", **c(1240, 1200, 1280)}],
+        "tables": [
+            {"dims": ["sjukvardsregion"], "cells": [
+                {"sjukvardsregion": "4", "sjukvardsregion_name": "Västra sjukvårdsregionen",
+                 **c(700, 690, 710)},
+                {"sjukvardsregion": "6", "sjukvardsregion_name": "Norra sjukvårdsregionen", **c(None)},
+            ]},
+            {"dims": ["sex"], "cells": [{"sex": "female", **c(600, 590, 610)},
+                                        {"sex": "male", **c(640, 630, 650)}]},
+        ],
+        "privacy": {"epsilon": 1.0, "threshold": 10, "rounding": 5},
+        "receipt": {"query_hash": "ab" * 32, "data_release": "r1", "signature": "c2lnbmVk"},
+        "epsilon_charged": 3.0, "budget_left": 7.0, "stored_answer": False,
+    }  # fmt: skip
+
+
+def test_later_answer_shapes_render_with_names() -> None:
+    a = _answer_of_later_shape()
+    html = render_report(a, cohort_text="index first diagnosis E11*", forecast=None)
+    page = "".join(parse(html).text)
+    assert "Västra sjukvårdsregionen" in page and "Norra sjukvårdsregionen" in page
+    assert html.count('class="breakdown-table"') == 2
+    assert "About 1 240 persons" in page and "95% interval 1 200–1 280" in page
+    rows = _cells(html, "attrition-table")
+    assert rows[1][2:] == ["1 240", "1 200–1 280"]
+    assert "Signed by the installation" in page and "rounded to a multiple of" in page
+    assert "none was asked for" in page  # no forecast, and why
+
+
+def test_plot_draws_the_funnel_and_each_breakdown() -> None:
+    import altair as alt
+
+    from antal.api.charts import plot
+
+    chart = plot(_answer_of_later_shape())
+    assert isinstance(chart, alt.VConcatChart)
+    spec = chart.to_dict()
+    values = [layer["data"]["values"] for sub in spec["vconcat"] for layer in [sub]]
+    labels = [[r["label"] for r in v] for v in values]
+    # the funnel, then one chart per table with released cells (the suppressed cell has no bar)
+    assert labels == [["0. Index", "1. Age 40–75"],
+                      ["4 Västra sjukvårdsregionen"], ["female", "male"]]  # fmt: skip
+
+
+def test_a_forecast_of_another_shape_is_a_report_error() -> None:
+    a = _answer_of_later_shape()
+    with pytest.raises(ReportError, match="not a forecast"):
+        render_report(a, cohort_text="x", forecast={"forecast": "soon"})
+    too_long = forecast_json(months=MAX_REPORT_MONTHS)
+    with pytest.raises(ValueError, match="at most"):
+        forecast_view(too_long)
+
+
+# ---- the route ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("api")
+    settings = Settings(data=data, store=str(root / "store.sqlite"), requests_per_minute=10_000,
+                        counts_per_minute=10_000)  # fmt: skip
+    application = create_app(settings)
+    st = application.state.antal
+    st.accounts.create_user("res", "Researcher", "researcher")
+    st.accounts.create_user("other", "Other", "researcher")
+    st.store.create_project("t2d", "T2D", "forskning", 10.0, ("npr", "dors"))
+    st.accounts.add_member("t2d", "res")
+    tokens = {u: st.accounts.issue_token(u) for u in ("res", "other")}
+    return {"client": TestClient(application), "tokens": tokens}
+
+
+def _h(api: dict[str, Any], user: str = "res") -> dict[str, str]:
+    return {"Authorization": f"Bearer {api['tokens'][user]}"}
+
+
+def _left(api: dict[str, Any]) -> float:
+    return api["client"].get("/v1/projects/t2d/budget", headers=_h(api)).json()["left"]
+
+
+def test_the_route_answers_html_charged_like_a_count(api: dict[str, Any]) -> None:
+    c = api["client"]
+    cohort = 'cohort "T2D <b>by</b> region"\nindex first diagnosis E11*\nreport by region\n'
+    budget = c.get("/v1/projects/t2d/budget", headers=_h(api)).json()
+    before, cost = budget["left"], budget["epsilon_per_query_with_breakdown"]
+    r = c.post("/v1/projects/t2d/report", json={"cohort": cohort}, headers=_h(api))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    assert cost > 0 and _left(api) == pytest.approx(before - cost)
+    html = r.text
+    assert '<h1 id="question">T2D &lt;b&gt;by&lt;/b&gt; region</h1>' in html
+    assert "none was sent with the request" in html
+    # the count of the same cohort is the stored answer, free, and the report shows it
+    counted = c.post("/v1/projects/t2d/count", json={"cohort": cohort}, headers=_h(api)).json()
+    assert counted["stored_answer"] is True and _left(api) == pytest.approx(before - cost)
+    assert counted["receipt"]["answer_key"] in html
+    rows = _cells(html, "attrition-table")
+    assert [r_[2] for r_ in rows] == [s.count.display for s in steps_of(counted)]
+    # asked again: the same answer, free
+    again = c.post("/v1/projects/t2d/report", json={"cohort": cohort}, headers=_h(api))
+    assert again.status_code == 200 and _left(api) == pytest.approx(before - cost)
+    assert _cells(again.text, "attrition-table") == rows
+
+
+def test_the_route_with_a_forecast_and_with_the_ir(api: dict[str, Any]) -> None:
+    c = api["client"]
+    from antal.engine import ir, parse
+
+    tree = ir.to_json(parse("index first diagnosis E11*\ninclude age 40..75\n"))
+    r = c.post("/v1/projects/t2d/report", json={"ir": tree, "forecast": forecast_json(3, 0)},
+               headers=_h(api))  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert len(_cells(r.text, "forecast-table")) == 3
+    assert "The cohort was given as its JSON form" in r.text
+    assert "No back-test: a back-test needs 24 months of history" in r.text
+
+
+def test_the_route_refuses_before_charging(api: dict[str, Any]) -> None:
+    c = api["client"]
+    before = _left(api)
+    for body, status, code in [
+        ({"cohort": "index first diagnosis E11*\n", "forecast": {"forecast": 3}}, 400, "invalid"),
+        ({"cohort": DATE_INDEXED, "forecast": forecast_json()}, 400, "invalid"),
+        ({"cohort": "index first diagnosis E11*\ninclude drug A10* in lmr\n"}, 403,
+         "register_not_approved"),
+        ({"cohort": "index first diagnosis E11*\nbad\n"}, 400, "cohort_invalid"),
+    ]:  # fmt: skip
+        r = c.post("/v1/projects/t2d/report", json=body, headers=_h(api))
+        assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+    r = c.post("/v1/projects/t2d/report", json={"cohort": "index first diagnosis E11*\n"},
+               headers=_h(api, "other"))  # fmt: skip
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = c.post("/v1/projects/t2d/report", json={"cohort": "index first diagnosis E11*\n"})
+    assert r.status_code == 401
+    assert _left(api) == before
