@@ -45,8 +45,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import statsmodels.api as sm
-from scipy import stats
 
 from antal.privacy.errors import PrivacyError
 
@@ -296,6 +294,8 @@ def _design(months: Sequence[dt.date], origin: dt.date, seasonal: bool) -> np.nd
 def _censored_moments(mu: float, alpha: float, scale: float, threshold: int) -> tuple[float, float]:
     """E[r | r < T] and E[(r - mu)**2 | r < T] for the released value r = max(0, y + e),
     y ~ NB(mu, alpha) and e discrete Laplace: what a month shown as "<T" most likely held."""
+    from scipy import stats  # imported when needed: the command line starts without it
+
     if threshold <= 0:
         return 0.0, mu * mu
     ys = np.arange(0, int(max(threshold, mu) + 20 * math.sqrt(mu + alpha * mu * mu + 1)
@@ -321,6 +321,10 @@ def _censored_moments(mu: float, alpha: float, scale: float, threshold: int) -> 
 
 def fit(items: Iterable[ReleasedMonth | Sequence[Any]], *, seasonal: bool | None = None) -> Fit:
     """Fit the model to a released series (see the module's docstring)."""
+    # imported when needed: statsmodels takes a second to import, every command would pay it
+    from statsmodels.genmod.families import Poisson
+    from statsmodels.genmod.generalized_linear_model import GLM
+
     series = _series(items)
     if seasonal is None:
         seasonal = len(series) >= SEASONAL_MONTHS
@@ -340,7 +344,7 @@ def fit(items: Iterable[ReleasedMonth | Sequence[Any]], *, seasonal: bool | None
             # the weighted Poisson quasi-likelihood is fitted to non-integer values (imputed
             # months) on purpose; statsmodels' domain warnings about that are expected
             warnings.simplefilter("ignore")
-            res = sm.GLM(y, x, family=sm.families.Poisson(), var_weights=weights).fit()
+            res = GLM(y, x, family=Poisson(), var_weights=weights).fit()
         mu = res.fittedvalues
         if not np.all(np.isfinite(mu)):
             raise ForecastError("the series could not be fitted (the rate diverges)")
