@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ from antal.engine import (
     currency_of,
     get_backend,
     ir,
+    limits,
     parse,
     prepare,
     review,
@@ -79,11 +81,14 @@ from antal.privacy import open_store as _open_store
 from antal.privacy.gate import answer_key, query_cost
 from antal.privacy.mechanism import COUNT_FIELDS, TrueTable
 from antal.privacy.receipts import answer_digest, verify
+from antal.privacy.forecast import Forecast, ForecastError, ReleasedMonth
+from antal.privacy.forecast import forecast as _forecast
 from antal.privacy.store import store_exists
 
 __all__ = [
     "CompiledCohort",
     "Counted",
+    "DateIndexed",
     "Invalid",
     "NotApproved",
     "NotFound",
@@ -103,6 +108,7 @@ __all__ = [
     "count_released",
     "create_project",
     "create_user",
+    "forecast",
     "issue_token",
     "local_project",
     "open_backend",
@@ -693,6 +699,43 @@ def local_project(
 def _purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
         raise Invalid("purpose is 'forskning' or 'kommersiell'")
+
+
+class DateIndexed(Invalid):
+    """A forecast asked of a cohort with a date index: a prevalence question."""
+
+    code = "date_index_cohort"
+
+
+def forecast(
+    series: Sequence[ReleasedMonth | Sequence[Any]],
+    months: int,
+    cohort: ir.Cohort | None = None,
+) -> Forecast:
+    """Recruitment forecast from an already released monthly series of the persons newly
+    eligible (`antal.privacy.forecast.ReleasedMonth`s, or tuples (first day of the month,
+    released value or None when shown as "<T", noise scale, threshold[, rounding])): the
+    next `months` months with 50% and 90% prediction intervals, and the back-test of the
+    last 12 months. Post-processing of released values: nothing is charged.
+
+    With the `cohort` the series was released for: a cohort with a date index is refused
+    (`DateIndexed`), since everyone in it is eligible on one day and nobody becomes
+    eligible month by month. A series the model cannot use (fewer than 12 months, gaps,
+    almost nothing shown) is `Invalid` with the reason."""
+    if cohort is not None and isinstance(cohort.index, ir.IndexDate):
+        raise DateIndexed(
+            f"the cohort's index is a date ({cohort.index.date.isoformat()}): it counts who is "
+            "eligible on that day, a prevalence question, and nobody becomes newly eligible "
+            "month by month. A forecast needs an event index (`index first EVENT ...`)"
+        )
+    if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
+        raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
+    if len(series) > limits.FORECAST_MAX_HISTORY:
+        raise Invalid(f"a series of at most {limits.FORECAST_MAX_HISTORY} months")
+    try:
+        return _forecast(series, months)
+    except ForecastError as e:
+        raise Invalid(str(e)) from None
 
 
 # ---- administration -------------------------------------------------------------------------

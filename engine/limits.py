@@ -17,6 +17,8 @@ __all__ = [
     "DATE_MAX",
     "DATE_MIN",
     "ENGINE_MEMORY",
+    "FORECAST_MAX_HISTORY",
+    "FORECAST_MAX_MONTHS",
     "MAX_BODY_BYTES",
     "MAX_CODESETS",
     "MAX_CODES_PER_SET",
@@ -71,6 +73,10 @@ AGE_MAX = 130  # ages and age-band widths, in whole years
 NUMBER_ABS_MAX = 1e12  # a numeric filter value; finite, and |x| at most this
 DATE_MIN = dt.date(1900, 1, 1)  # calendar dates in windows and filters
 DATE_MAX = dt.date(2100, 12, 31)
+
+# --- forecast (privacy/forecast.py) ---------------------------------------------------------
+FORECAST_MAX_MONTHS = 60  # months forecast ahead: five years, beyond any recruitment plan
+FORECAST_MAX_HISTORY = 1_200  # months of a released series given to the forecast (100 years)
 
 # --- running --------------------------------------------------------------------------
 QUERY_SECONDS = 60.0  # default time budget of one count on the database (settings may lower it)
