@@ -78,11 +78,11 @@ from antal.privacy import (
 )
 from antal.privacy import NotFound as StoreNotFound
 from antal.privacy import open_store as _open_store
+from antal.privacy.forecast import Forecast, ForecastError, ReleasedMonth
+from antal.privacy.forecast import forecast as _forecast
 from antal.privacy.gate import answer_key, query_cost
 from antal.privacy.mechanism import COUNT_FIELDS, TrueTable
 from antal.privacy.receipts import answer_digest, verify
-from antal.privacy.forecast import Forecast, ForecastError, ReleasedMonth
-from antal.privacy.forecast import forecast as _forecast
 from antal.privacy.store import store_exists
 
 __all__ = [
