@@ -715,6 +715,16 @@ class Client:
             self._request("POST", f"/v1/projects/{project}/count", json=body, source=source)
         )
 
+    def forecast(
+        self, project: str, cohort: CohortInput, months: int = 18, by: str | None = None
+    ) -> dict[str, Any]:
+        """Recruitment rate and forecast (docs/forecast.md): the persons newly eligible per
+        month, released as one query charged like a count with tables, and the forecast of
+        the next `months` months (per `by` group too: hospital, region, sjukvardsregion)."""
+        body, source = self._cohort_body(cohort)
+        body = {**body, "months": months, "by": by}
+        return self._request("POST", f"/v1/projects/{project}/forecast", json=body, source=source)
+
     def report(
         self, project: str, cohort: CohortInput, forecast: Mapping[str, Any] | None = None
     ) -> str:

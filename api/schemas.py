@@ -295,3 +295,12 @@ class ReportIn(CohortIn):
         description="a recruitment forecast of this cohort, as antal's forecast answers it "
         "(`forecast`: months with `mean`, `interval50`, `interval90`; `backtest`); shown as given",
     )
+
+
+class ForecastIn(CohortIn):
+    """A cohort (index event) and the forecast asked of it."""
+
+    months: int = Field(18, ge=1, le=60, description="how many months ahead")
+    by: Literal["hospital", "region", "sjukvardsregion"] | None = Field(
+        None, description="also a forecast per group"
+    )

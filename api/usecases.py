@@ -19,6 +19,7 @@ catalog's (`CatalogError`), or one of this module's (`UseCaseError` and below).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 from collections.abc import Sequence
@@ -60,6 +61,7 @@ from antal.engine import (
     review,
 )
 from antal.engine import count_exact as _engine_count_exact
+from antal.engine.check import event_sources
 from antal.engine.domain import domain_size, released_tables, roll_up
 from antal.engine.hierarchy import has_names, value_name
 from antal.engine.result import ExactResult
@@ -86,9 +88,11 @@ from antal.privacy.receipts import answer_digest, verify
 from antal.privacy.store import store_exists
 
 __all__ = [
+    "FORECAST_BY",
     "CompiledCohort",
     "Counted",
     "DateIndexed",
+    "Forecasted",
     "Invalid",
     "NotApproved",
     "NotFound",
@@ -109,8 +113,10 @@ __all__ = [
     "create_project",
     "create_user",
     "forecast",
+    "forecast_count",
     "issue_token",
     "local_project",
+    "monthly_cohort",
     "open_backend",
     "open_catalog",
     "open_installation",
@@ -736,6 +742,157 @@ def forecast(
         return _forecast(series, months)
     except ForecastError as e:
         raise Invalid(str(e)) from None
+
+
+FORECAST_BY = ("hospital", "region", "sjukvardsregion")  # the groups `--by` may split into
+
+
+def _month_start(d: dt.date) -> dt.date:
+    return d.replace(day=1)
+
+
+def _last_full_month_end(d: dt.date) -> dt.date:
+    """The last day of the last whole month up to `d` (d itself when it ends a month)."""
+    nxt = d + dt.timedelta(days=1)
+    return d if nxt.day == 1 else nxt.replace(day=1) - dt.timedelta(days=1)
+
+
+def monthly_cohort(
+    cohort: ir.Cohort, catalog: Catalog, installation: Installation, by: str | None
+) -> tuple[ir.Cohort, list[str]]:
+    """The cohort asked for its monthly series: its index window bounded by the data (from
+    the extract's first day, through the last whole month whose records are complete, given
+    the reporting lag), its tables replaced by `report by month` (and `report by month, BY`).
+    Returns it with notes saying what was bounded. Only public facts decide the bounds: the
+    catalog and the installation's statements (engine/currency.py), never the rows."""
+    if isinstance(cohort.index, ir.IndexDate):
+        raise DateIndexed(
+            f"the cohort's index is a date ({cohort.index.date.isoformat()}): it counts who is "
+            "eligible on that day, a prevalence question, and nobody becomes newly eligible "
+            "month by month. A forecast needs an event index (`index first EVENT ...`)"
+        )
+    if by is not None and by not in FORECAST_BY:
+        raise Invalid(f"--by is one of {', '.join(FORECAST_BY)}, not {by!r}")
+    idx = cohort.index
+    regs = {r.id for r, _ in event_sources(idx.event, catalog)}
+    cur = currency_of(catalog, installation, regs)
+    starts = [c.start for c in cur.registers.values()]
+    finals = [c.complete_through or c.through for c in cur.registers.values()]
+    if not starts or any(f is None for f in finals):
+        raise Invalid(
+            "the installation states no extraction date, so the last month with complete "
+            "data is unknown: set `extracted` (docs/configuration.md) to forecast"
+        )
+    notes: list[str] = []
+    lo = max(starts)
+    hi = _last_full_month_end(min(f for f in finals if f is not None))
+    start, end = idx.window.start, idx.window.end
+    if start is None or start < lo:
+        notes.append(f"the series starts {lo}, the first day of the data")
+        start = lo
+    if end is None or end > hi:
+        if end is not None or hi < max(c.through or hi for c in cur.registers.values()):
+            notes.append(f"the series ends {hi}, the last whole month whose records are complete")
+        end = hi
+    if start > end:
+        raise Invalid("the index window has no whole month of complete data")
+    if start.day != 1:  # a part of a month would look like a month with few patients
+        start = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        notes.append(f"the series starts {start}, the first whole month")
+    window = dataclasses.replace(idx.window, start=start, end=end)
+    month = ir.Dim("month")
+    reports = [ir.Report((month,))]
+    if by is not None:
+        reports.append(ir.Report((ir.Dim("month"), ir.Dim(by))))  # type: ignore[arg-type]
+    monthly = dataclasses.replace(
+        cohort, index=dataclasses.replace(idx, window=window), reports=tuple(reports)
+    )
+    return monthly, notes
+
+
+@dataclass(frozen=True)
+class Forecasted:
+    """A recruitment forecast: the released monthly series (one charge, `counted`) and, per
+    series (the whole cohort, and each group with `by`), its forecast or why there is none."""
+
+    counted: Counted
+    by: str | None
+    notes: tuple[str, ...]
+    series: dict[str, tuple[ReleasedMonth, ...]]
+    forecasts: dict[str, Forecast | str]
+    names: dict[str, str | None]
+
+    def to_json(self) -> dict[str, Any]:
+        def one(key: str) -> dict[str, Any]:
+            f = self.forecasts[key]
+            return {
+                "group": key, "name": self.names.get(key),
+                "series": [{"month": m.month.isoformat(), "count": m.value} for m in self.series[key]],
+                **({"forecast": f.to_json()} if isinstance(f, Forecast) else {"no_forecast": f}),
+            }  # fmt: skip
+
+        return {
+            "by": self.by,
+            "notes": list(self.notes),
+            "total": one(TOTAL),
+            "groups": [one(k) for k in self.forecasts if k != TOTAL],
+            "answer": self.counted.to_json(),
+        }
+
+
+TOTAL = "total"
+
+
+def forecast_count(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    actor: str,
+    backend: Backend,
+    *,
+    months: int,
+    by: str | None = None,
+    approved_only: bool = False,
+) -> Forecasted:
+    """Persons newly eligible per month, released as ONE query (`report by month`, and
+    `report by month, BY`: the tables together under one charge), then a forecast of each
+    series (post-processing: no further charge). A group whose series the model cannot use
+    (too short, nearly all `<T`) says why instead."""
+    if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
+        raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
+    co = parse(cohort) if isinstance(cohort, str) else cohort
+    monthly, notes = monthly_cohort(co, catalog, installation, by)
+    counted = count_released(monthly, installation, catalog, gate, project_id, actor, backend,
+                             approved_only=approved_only)  # fmt: skip
+    answer = counted.answer
+    params = answer.params
+    scale = float(answer.scales.get("breakdown", 0.0))
+    tables = answer.tables or ()
+    series: dict[str, list[ReleasedMonth]] = {}
+    names: dict[str, str | None] = {TOTAL: "all"}
+    for t in tables:
+        group_at = 1 if len(t.dims) == 2 else None
+        for key, c in t.cells:
+            ym = int(key[0])
+            month = dt.date(ym // 100, ym % 100, 1)
+            g = TOTAL if group_at is None else str(key[group_at])
+            if group_at is not None:
+                names[g] = answer.names.get(t.dims[group_at], {}).get(key[group_at])
+            threshold, rounding = int(params["threshold"]), int(params.get("rounding", 1))
+            series.setdefault(g, []).append(
+                ReleasedMonth(month, c.value, scale, threshold, rounding)
+            )
+    forecasts: dict[str, Forecast | str] = {}
+    for g, ser in series.items():
+        ser.sort(key=lambda m: m.month)
+        try:
+            forecasts[g] = _forecast(ser, months)
+        except ForecastError as e:
+            forecasts[g] = str(e)
+    return Forecasted(counted, by, tuple(notes), {k: tuple(v) for k, v in series.items()},
+                      forecasts, names)  # fmt: skip
 
 
 # ---- administration -------------------------------------------------------------------------

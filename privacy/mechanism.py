@@ -221,7 +221,7 @@ def release_attrition(
     k = len(counts)
     scale = k / p.epsilon
     noisy = _non_increasing([float(x) for x in noisy_vector(list(counts), scale)])
-    acc = discrete_laplacian_scale_to_accuracy(scale, p.alpha)
+    acc = dlap_accuracy(scale, p.alpha)
     return [_publish(x, acc, p) for x in noisy], scale
 
 
@@ -235,7 +235,7 @@ def release_cells(
         )
     scale = 1 / p.epsilon
     noisy = noisy_vector([cells.get(key, 0) for key in domain], scale) if domain else []
-    acc = discrete_laplacian_scale_to_accuracy(scale, p.alpha)
+    acc = dlap_accuracy(scale, p.alpha)
     return [(key, _publish(float(x), acc, p)) for key, x in zip(domain, noisy, strict=True)], scale
 
 
@@ -411,8 +411,14 @@ def _accuracy(variance: float, alpha: float) -> float:
     here: a projected cell's error is a mean of independent Laplace noises)."""
     if variance <= 0:
         return 0.0
-    scale = math.sqrt(variance / 2)
-    q = math.exp(-1 / scale)
-    if 2 * q / (1 + q) <= alpha:  # P(|noise| >= 1) is below alpha: the interval is the value
-        return 0.0  # (and OpenDP's accuracy function overflows at such small scales)
+    return dlap_accuracy(math.sqrt(variance / 2), alpha)
+
+
+def dlap_accuracy(scale: float, alpha: float) -> float:
+    """The half-width of a 1 − alpha interval of OpenDP's discrete Laplace noise (OpenDP's
+    own formula), 0 where P(|noise| ≥ 1) is already below alpha: at such small scales
+    (a very large ε) OpenDP's function overflows to infinity."""
+    q = math.exp(-1 / scale) if scale > 0 else 0.0
+    if 2 * q / (1 + q) <= alpha:
+        return 0.0
     return discrete_laplacian_scale_to_accuracy(scale, alpha)

@@ -12,6 +12,7 @@ import typer
 from antal.api.cli import admin, audit, catalog, data, receipt
 from antal.api.cli.cohorts import check_cmd, sql_cmd
 from antal.api.cli.count import count_cmd
+from antal.api.cli.forecast import forecast_cmd
 from antal.api.cli.report import report_cmd
 from antal.api.cli.serve import serve
 from antal.api.cli.synth import synth
@@ -31,6 +32,7 @@ app.command("check")(check_cmd)
 app.command("sql")(sql_cmd)
 app.command("count")(count_cmd)
 app.command("report")(report_cmd)
+app.command("forecast")(forecast_cmd)
 app.add_typer(audit.app, name="audit")
 app.add_typer(receipt.app, name="receipt")
 app.add_typer(admin.app, name="admin")

@@ -4,6 +4,8 @@ to its budget)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from antal.api import schemas as S
@@ -83,3 +85,18 @@ def count(request: Request, pid: ProjectId, body: S.CohortIn, u: Authed) -> S.Co
         approved_only=True,
     )  # fmt: skip
     return S.CountOut.model_validate(answer.to_json())
+
+
+@router.post("/v1/projects/{pid}/forecast", responses=_COUNT_FAILED)  # type: ignore[arg-type]
+def forecast(request: Request, pid: ProjectId, body: S.ForecastIn, u: Authed) -> dict[str, Any]:
+    """Recruitment rate and forecast: newly eligible persons per month, released as one query (charged like a count with tables), and a forecast of the coming months (no further charge)."""
+    state = state_of(request)
+    member_project(state, pid, u)
+    wait = state.counts.check(u.id)
+    if wait is not None:
+        raise rate_limited("counts", wait, state.settings.counts_per_minute)
+    res = uc.forecast_count(
+        _cohort(body), state.installation, state.catalog, state.gate, pid, u.id, state.backend,
+        months=body.months, by=body.by, approved_only=True,
+    )  # fmt: skip
+    return res.to_json()
