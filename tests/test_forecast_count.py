@@ -140,3 +140,20 @@ def test_cli_and_http_faces(tmp_path: Path) -> None:
     assert [s["month"] for s in r.json()["total"]["series"]] == [m.isoformat() for m in want]
     r = c.post("/v1/projects/p/forecast", json={"cohort": "index 2021-01-01"}, headers=h)
     assert r.status_code == 400 and r.json()["error"]["code"] == "date_index_cohort"
+
+
+def test_the_report_can_forecast_itself(tmp_path: Path) -> None:
+    d, _ = _data(tmp_path)
+    f = tmp_path / "af.cohort"
+    f.write_text(AF)
+    out = tmp_path / "r.html"
+    args = ["report", str(f), "--data", str(d), "--store", str(tmp_path / "r.sqlite"),
+            "--out", str(out), "--forecast-months", "6"]  # fmt: skip
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    html = out.read_text(encoding="utf-8")
+    assert "Recruitment forecast" in html and "back-test" in html
+    date = tmp_path / "d.cohort"
+    date.write_text("index 2021-01-01\n")
+    r = CliRunner().invoke(cli, [*args[:1], str(date), *args[2:]])
+    assert r.exit_code != 0 and "date index" in r.output

@@ -52,6 +52,13 @@ def report_cmd(
             help="A recruitment forecast of this cohort (its JSON) to show in the report."
         ),
     ] = None,
+    forecast_months: Annotated[
+        int | None,
+        typer.Option(
+            help="Also release the monthly series and forecast this many months ahead "
+            "(as `antal forecast`: one more release, charged unless asked before)."
+        ),
+    ] = None,
     purpose: Annotated[
         str | None,
         typer.Option(help="forskning or kommersiell, as for `antal count`."),
@@ -72,7 +79,9 @@ def report_cmd(
     assert v.checked is not None
     date_index = isinstance(v.checked.index, ir.IndexDate)
     fc = _forecast(forecast) if forecast is not None else None
-    if fc is not None and date_index:
+    if fc is not None and forecast_months is not None:
+        fail("give --forecast FILE or --forecast-months N, not both")
+    if (fc is not None or forecast_months is not None) and date_index:
         fail(f"{file} has a date index: {DATE_INDEX_NOTE}; it has no forecast")
     if out_path.is_dir() or not out_path.parent.is_dir():
         fail(f"cannot write {out_path}: give a file in an existing directory")
@@ -81,11 +90,20 @@ def report_cmd(
     with failing(project):
         st = uc.open_store(s)
         uc.local_project(st, project, inst.privacy, purpose, budget)
+        if forecast_months is not None:
+            uc.monthly_cohort(v.checked, cat, inst, None)  # its refusals before any charge
         backend = uc.open_backend(s, inst, cat)
         try:
-            counted = uc.count_released(
-                v.checked, inst, cat, Gate(st, inst.privacy), project, "cli", backend
-            )
+            gate = Gate(st, inst.privacy, uc.open_signer(s))
+            counted = uc.count_released(v.checked, inst, cat, gate, project, "cli", backend)
+            if forecast_months is not None:
+                res = uc.forecast_count(v.checked, inst, cat, gate, project, "cli", backend,
+                                        months=forecast_months)  # fmt: skip
+                total = res.forecasts[uc.TOTAL]
+                if isinstance(total, str):
+                    out.print(f"no forecast: {total}")
+                else:
+                    fc = total.to_json()
         finally:
             backend.close()
     html = render_report(
