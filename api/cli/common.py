@@ -48,6 +48,19 @@ STORE_HELP = (
     "in the user data directory; the same for every command and the server)."
 )
 StoreOpt = Annotated[str | None, typer.Option(help=STORE_HELP)]
+# the local project a released count is charged to (count, forecast, report)
+PurposeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="forskning or kommersiell: which opt-outs apply. For a new project, its "
+        "purpose (default forskning); for an existing one, it must be the project's."
+    ),
+]
+ProjectOpt = Annotated[str, typer.Option(help="Local project to charge.")]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
+]
 CatalogOpt = Annotated[
     list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
 ]

@@ -13,7 +13,17 @@ import typer
 from rich.table import Table
 
 from antal.api import usecases as uc
-from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
+from antal.api.cli.common import (
+    BudgetOpt,
+    ProjectOpt,
+    PurposeOpt,
+    StoreOpt,
+    checked,
+    fail,
+    failing,
+    out,
+    settings,
+)
 from antal.engine import Currency
 from antal.privacy import Answer, Gate, Quote
 
@@ -49,19 +59,10 @@ def count_cmd(
             "the budget left after; no data read, nothing charged or released.",
         ),
     ] = False,
-    purpose: Annotated[
-        str | None,
-        typer.Option(
-            help="forskning or kommersiell: which opt-outs apply. For a new project, its "
-            "purpose (default forskning); for an existing one, it must be the project's."
-        ),
-    ] = None,
+    purpose: PurposeOpt = None,
     store: StoreOpt = None,
-    project: Annotated[str, typer.Option(help="Local project to charge.")] = "local",
-    budget: Annotated[
-        float | None,
-        typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
-    ] = None,
+    project: ProjectOpt = "local",
+    budget: BudgetOpt = None,
 ) -> None:
     """Count a cohort: released through the privacy layer, or --exact for a data holder."""
     s = settings(data, config, store=store)

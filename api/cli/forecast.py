@@ -14,7 +14,17 @@ import typer
 from rich.table import Table
 
 from antal.api import usecases as uc
-from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
+from antal.api.cli.common import (
+    BudgetOpt,
+    ProjectOpt,
+    PurposeOpt,
+    StoreOpt,
+    checked,
+    fail,
+    failing,
+    out,
+    settings,
+)
 from antal.api.cli.count import ConfigOpt, DataOpt
 from antal.privacy import Gate
 from antal.privacy.forecast import Forecast
@@ -32,15 +42,10 @@ def forecast_cmd(
     data: DataOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    purpose: Annotated[
-        str | None, typer.Option(help="forskning or kommersiell, as for `antal count`.")
-    ] = None,
+    purpose: PurposeOpt = None,
     store: StoreOpt = None,
-    project: Annotated[str, typer.Option(help="Local project to charge.")] = "local",
-    budget: Annotated[
-        float | None,
-        typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
-    ] = None,
+    project: ProjectOpt = "local",
+    budget: BudgetOpt = None,
 ) -> None:
     """Recruitment rate and forecast: newly eligible persons per month, and the months ahead."""
     if by is not None and by not in uc.FORECAST_BY:

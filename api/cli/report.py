@@ -13,7 +13,17 @@ import typer
 
 from antal.api import usecases as uc
 from antal.api.answerview import forecast_view
-from antal.api.cli.common import StoreOpt, checked, fail, failing, out, settings
+from antal.api.cli.common import (
+    BudgetOpt,
+    ProjectOpt,
+    PurposeOpt,
+    StoreOpt,
+    checked,
+    fail,
+    failing,
+    out,
+    settings,
+)
 from antal.api.cli.count import ConfigOpt, DataOpt
 from antal.api.report import DATE_INDEX_NOTE, render_report
 from antal.engine import ir
@@ -59,16 +69,10 @@ def report_cmd(
             "(as `antal forecast`: one more release, charged unless asked before)."
         ),
     ] = None,
-    purpose: Annotated[
-        str | None,
-        typer.Option(help="forskning or kommersiell, as for `antal count`."),
-    ] = None,
+    purpose: PurposeOpt = None,
     store: StoreOpt = None,
-    project: Annotated[str, typer.Option(help="Local project to charge.")] = "local",
-    budget: Annotated[
-        float | None,
-        typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
-    ] = None,
+    project: ProjectOpt = "local",
+    budget: BudgetOpt = None,
 ) -> None:
     """Write the feasibility report of a cohort: released through the privacy layer, as `antal count`."""
     s = settings(data, config, store=store)
