@@ -349,6 +349,7 @@ _WORKER = textwrap.dedent(
     store = open_store(sys.argv[1])
     gate = Gate(store, PrivacyParams(epsilon=0.5))
     prefix, n = sys.argv[2], int(sys.argv[3])
+    print("ready", flush=True)
     for i in range(n):
         try:
             a = gate.answer("p", prefix, f"{prefix}-{i}", "q", "rel", ("i",), (),
@@ -430,7 +431,10 @@ def test_a_crash_never_releases_uncharged_or_loses_a_charge(
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(0.6 + rng.random() * 0.8)  # start-up, then a random point in the loop
+        assert p.stdout is not None
+        first = p.stdout.readline()  # started (imports done, store open): however busy the machine
+        assert first.strip() == "ready", first
+        time.sleep(0.05 + rng.random() * 0.5)  # then a random point in the loop
         os.kill(p.pid, signal.SIGKILL)
         out, _ = p.communicate()
         printed += [line.split()[1] for line in out.splitlines() if line.startswith("released")]
