@@ -22,8 +22,9 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -64,6 +65,8 @@ from antal.engine import count_exact as _engine_count_exact
 from antal.engine.check import event_sources
 from antal.engine.domain import domain_size, released_tables, roll_up
 from antal.engine.hierarchy import has_names, value_name
+from antal.engine.ingest import Prepared as PreparedFile
+from antal.engine.ingest import prepare as ingest
 from antal.engine.result import ExactResult
 from antal.privacy import (
     AlreadyExists,
@@ -123,6 +126,7 @@ __all__ = [
     "open_signer",
     "open_store",
     "prepare_count",
+    "prepare_data",
     "quote_count",
     "quote_local",
     "release_count",
@@ -270,6 +274,30 @@ def check_data(
             + format_findings(findings),
             findings,
         )
+
+
+def prepare_data(
+    data: Path,
+    out: Path,
+    catalog: Catalog,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> PreparedFile:
+    """`antal prepare`: the raw extracts in `data`, checked against the catalog first (a
+    prepared file is only as good as its source), ingested into the DuckDB file `out`,
+    which is replaced only once the new one is complete."""
+    if not Path(data).is_dir():
+        raise Invalid(f"--data {data}: `antal prepare` reads a directory of Parquet extracts")
+    check_data(Installation.from_data_dir(data), catalog)
+    return ingest(
+        data,
+        out,
+        catalog,
+        memory_limit or limits.PREPARE_MEMORY,
+        threads=threads,
+        progress=progress,
+    )
 
 
 # ---- catalog entries ----------------------------------------------------------------------------

@@ -43,7 +43,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from antal.catalog.errors import CatalogError
 from antal.privacy.params import PrivacyParams
 
-__all__ = ["MANIFEST", "DataSource", "Installation", "Manifest", "load_installation"]
+__all__ = [
+    "LAYOUT_VERSION",
+    "MANIFEST",
+    "META_TABLE",
+    "DataSource",
+    "Installation",
+    "Manifest",
+    "load_installation",
+]
+
+LAYOUT_VERSION = 1  # of a prepared file (`antal prepare`, antal.engine.ingest)
+META_TABLE = "antal_release"  # a prepared file's table of its layout, release and manifest
 
 
 class DataSource(BaseModel):
@@ -91,8 +102,11 @@ class Installation:
 
     @classmethod
     def from_data_dir(cls, directory: Path | str, release: str | None = None) -> Installation:
-        """The canonical layout: `DIR/<id>.parquet` for each register present."""
+        """The canonical layout: `DIR/<id>.parquet` for each register present; or a file
+        `antal prepare` wrote (`*.duckdb`)."""
         d = Path(directory).resolve()
+        if d.is_file() and d.suffix == ".duckdb":
+            return cls.from_prepared(d, release)
         if not d.is_dir():
             raise FileNotFoundError(f"data directory {d} does not exist")
         files = sorted(d.glob("*.parquet"))
@@ -109,6 +123,46 @@ class Installation:
             sources=sources,
             release=release or manifest.release or _release_id(files),
             extracted=manifest.extracted,
+        )
+
+    @classmethod
+    def from_prepared(cls, path: Path | str, release: str | None = None) -> Installation:
+        """A prepared file: one table per register, its release id (from the content of the
+        files it was made from) and the manifest's periods, written by `antal prepare`."""
+        import duckdb  # only here: the catalog is read without the database otherwise
+
+        p = Path(path).resolve()
+        if not p.is_file():
+            raise FileNotFoundError(f"prepared file {p} does not exist")
+        try:
+            with duckdb.connect(str(p), read_only=True) as con:
+                tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+                row = (
+                    con.execute(f'SELECT layout, release, manifest FROM "{META_TABLE}"').fetchone()
+                    if META_TABLE in tables
+                    else None
+                )
+        except duckdb.Error as e:
+            raise CatalogError(p, "", f"cannot be opened as a DuckDB database: {e}") from e
+        if row is None:
+            raise CatalogError(p, "", "not a file written by `antal prepare` (no release table)")
+        layout, content_release, manifest_json = row
+        if layout != LAYOUT_VERSION:
+            raise CatalogError(
+                p, "", f"layout version {layout}; this antal reads {LAYOUT_VERSION}: prepare again"
+            )
+        manifest = Manifest.model_validate_json(manifest_json)
+        sources = {}
+        for rid in sorted(tables - {META_TABLE}):
+            period = manifest.registers.get(rid)
+            sources[rid] = DataSource(
+                duckdb=str(p),
+                table=rid,
+                start=period.start if period else None,
+                through=period.through if period else None,
+            )
+        return cls(
+            sources=sources, release=release or content_release, extracted=manifest.extracted
         )
 
 

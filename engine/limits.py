@@ -36,6 +36,7 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "MAX_VALUES_PER_LIST",
     "NUMBER_ABS_MAX",
+    "PREPARE_MEMORY",
     "QUERY_SECONDS",
     "WINDOW_DAYS_MAX",
 ]
@@ -81,3 +82,5 @@ FORECAST_MAX_HISTORY = 1_200  # months of a released series given to the forecas
 # --- running --------------------------------------------------------------------------
 QUERY_SECONDS = 60.0  # default time budget of one count on the database (settings may lower it)
 ENGINE_MEMORY = "4GB"  # default memory limit of the embedded database (DuckDB `memory_limit`)
+# default memory limit of `antal prepare`'s DuckDB (its sorts spill to disk beyond it)
+PREPARE_MEMORY = "2GB"

@@ -31,7 +31,10 @@ __all__ = ["count_cmd"]
 
 DataOpt = Annotated[
     Path | None,
-    typer.Option(help="Directory of canonical Parquet extracts (default: ANTAL_DATA)."),
+    typer.Option(
+        help="Directory of canonical Parquet extracts, or a file `antal prepare` wrote "
+        "(default: ANTAL_DATA)."
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None, typer.Option(help="Installation config (YAML; default: ANTAL_INSTALLATION).")

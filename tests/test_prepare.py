@@ -1,0 +1,153 @@
+"""`antal prepare`: the prepared DuckDB file gives every example cohort the same exact
+counts and cells as the raw Parquet files, checked against the pure-Python reference
+evaluator (an independent oracle); its release id comes from the files' content; it is
+written atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from antal import engine
+from antal.api.cli import app
+from antal.catalog import CatalogError, Installation, load_catalog
+from antal.engine.errors import DataError
+from antal.engine.ingest import content_release, prepare, sort_keys
+from antal.engine.reference import evaluate
+from antal.synthetic import generate
+
+CAT = load_catalog()
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("raw")
+    generate(20_000, 11, d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def prepared(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prep") / "release.duckdb"
+    seen: dict[str, float] = {}
+    made = prepare(raw_dir, out, CAT, memory_limit="512MB", progress=seen.__setitem__)
+    # every register reported, and reported done
+    assert sorted(seen) == sorted(p.stem for p in raw_dir.glob("*.parquet"))
+    assert set(seen.values()) == {1.0}
+    assert made.path == out
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables(raw_dir: Path) -> dict[str, list[dict]]:
+    return {p.stem: pq.read_table(p).to_pylist() for p in raw_dir.glob("*.parquet")}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_on_prepared_equals_reference_and_raw(
+    path: Path, raw_dir: Path, prepared: Path, tables: dict[str, list[dict]]
+) -> None:
+    checked = engine.check(engine.parse(path.read_text(encoding="utf-8")), CAT)
+    got = engine.count_exact(checked, Installation.from_data_dir(prepared), CAT)
+    ref = evaluate(checked, tables, CAT)
+    assert list(got.counts) == ref.counts()
+    assert {tuple(k): n for k, n in got.cells} == ref.breakdown
+    raw = engine.count_exact(checked, Installation.from_data_dir(raw_dir), CAT)
+    assert got.counts == raw.counts
+    assert got.tables == raw.tables  # every `report by` table, every cell
+    assert got.counts[0] > 0
+
+
+def test_prepared_tables_have_the_raw_shape_and_are_sorted(raw_dir: Path, prepared: Path) -> None:
+    with duckdb.connect(str(prepared), read_only=True) as con:
+        for p in sorted(raw_dir.glob("*.parquet")):
+            raw = pq.read_table(p)
+            cols = con.execute(f'SELECT * FROM "{p.stem}" LIMIT 0').description
+            assert [c[0] for c in cols] == raw.column_names
+            keys = sort_keys(CAT.register(p.stem))
+            assert keys, p.stem  # every register of the release is in the catalog
+            rows = con.execute(
+                f'SELECT {", ".join(keys)} FROM "{p.stem}" ORDER BY rowid'
+            ).fetchall()
+            assert len(rows) == raw.num_rows
+            # stored in key order (NULLs last, DuckDB's default), as the layout promises
+            want = sorted(rows, key=lambda r: tuple((v is None, v if v is not None else 0)
+                                                     for v in r))  # fmt: skip
+            assert rows == want, p.stem
+    assert sort_keys(CAT.register("npr"))[0] == "diagnos"
+    assert sort_keys(CAT.register("lmr"))[0] == "atc"
+
+
+def test_release_id_follows_content_not_paths_or_times(raw_dir: Path, prepared: Path,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    first = Installation.from_data_dir(prepared).release
+    assert first == content_release(raw_dir, "synthetic-p20000-s11")
+    copy = tmp_path / "elsewhere"
+    copy.mkdir()
+    for p in raw_dir.iterdir():
+        shutil.copyfile(p, copy / p.name)  # new path, new modification times
+        os.utime(copy / p.name, (1_000_000_000, 1_000_000_000))
+    assert content_release(copy, "synthetic-p20000-s11") == first
+    out = prepare(copy, tmp_path / "copy.duckdb", CAT)
+    assert out.release == first
+    # one byte of one file changed (same size): another release
+    f = copy / "rekvisition.parquet"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+    assert content_release(copy, "synthetic-p20000-s11") != first
+
+
+def test_a_failed_prepare_leaves_the_previous_file(raw_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.duckdb"
+    before = prepare(raw_dir, out, CAT)
+    cohort = (EXAMPLES[0]).read_text(encoding="utf-8")
+    want = engine.count_exact(cohort, Installation.from_data_dir(out), CAT).counts
+    broken = tmp_path / "broken"
+    shutil.copytree(raw_dir, broken)
+    lmr = broken / "lmr.parquet"
+    lmr.write_bytes(lmr.read_bytes()[: lmr.stat().st_size // 2])  # cut in the middle
+    with pytest.raises(DataError, match=r"lmr\.parquet"):
+        prepare(broken, out, CAT)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["broken", "p.duckdb"]  # no leftovers
+    inst = Installation.from_data_dir(out)
+    assert inst.release == before.release
+    assert engine.count_exact(cohort, inst, CAT).counts == want
+
+
+def test_cli_prepare_then_count(raw_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.duckdb"
+    r = runner.invoke(app, ["prepare", "--data", str(raw_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    release = Installation.from_data_dir(out).release
+    assert release in r.output.replace("\n", "")
+    cohort = next(p for p in EXAMPLES if p.stem == "t2d_metformin")
+    on_raw = runner.invoke(app, ["count", str(cohort), "--data", str(raw_dir), "--exact", "--json"])
+    on_prep = runner.invoke(app, ["count", str(cohort), "--data", str(out), "--exact", "--json"])
+    assert on_raw.exit_code == on_prep.exit_code == 0, on_prep.output
+    # the same answer but for the release id
+    assert on_prep.output.replace(release, "R") == on_raw.output.replace(
+        Installation.from_data_dir(raw_dir).release, "R"
+    )
+
+
+def test_cli_refusals(raw_dir: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["prepare", "--data", str(tmp_path / "nope"), "--out",
+                            str(tmp_path / "p.duckdb")])  # fmt: skip
+    assert r.exit_code == 2 and "nope" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["prepare", "--data", str(raw_dir), "--out", str(tmp_path / "p.db")])
+    assert r.exit_code == 2 and ".duckdb" in r.output
+    # a DuckDB file antal did not write is refused by name, not read as a release
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE npr AS SELECT 1 AS lopnr")
+    with pytest.raises(CatalogError, match="antal prepare"):
+        Installation.from_data_dir(other)
