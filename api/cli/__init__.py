@@ -14,6 +14,7 @@ from antal.api.cli.cohorts import check_cmd, sql_cmd
 from antal.api.cli.count import count_cmd
 from antal.api.cli.serve import serve
 from antal.api.cli.synth import synth
+from antal.api.federation.cli import hub_app, node_app
 
 __all__ = ["app", "main"]
 
@@ -33,6 +34,8 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(admin.app, name="admin")
 app.add_typer(data.app, name="data")
 app.command("serve")(serve)
+app.add_typer(hub_app, name="hub")
+app.add_typer(node_app, name="node")
 
 
 def main() -> None:  # pragma: no cover - console script entry
