@@ -204,7 +204,10 @@ def count(
     deadline: Annotated[
         float | None, typer.Option(help="Seconds the query waits for its nodes.")
     ] = None,
-    wait: Annotated[float, typer.Option(help="Seconds to watch the answers come in.")] = 60.0,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to watch the answers come in (at most until the deadline)."),
+    ] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final JSON.")] = False,
 ) -> None:
     """Submit a cohort to every node of the hub and watch them answer (a live table)."""
@@ -218,12 +221,16 @@ def count(
         with Client(url, token, timeout=120) as c:
             end = time.monotonic() + wait
             res = c.hub_submit(project, text, nodes=nodes, deadline_seconds=deadline, wait=0)
+
+            def waiting() -> bool:  # until complete, the query's deadline, or our wait
+                return not (res.complete or res.raw["past_deadline"]) and time.monotonic() < end
+
             if as_json:
-                while not res.complete and time.monotonic() < end:
+                while waiting():
                     res = c.hub_result(res.id, wait=min(10.0, max(0.0, end - time.monotonic())))
             else:
                 with Live(render(res.raw), console=out, refresh_per_second=4) as live:
-                    while not res.complete and time.monotonic() < end:
+                    while waiting():
                         res = c.hub_result(res.id, wait=min(1.0, max(0.0, end - time.monotonic())))
                         live.update(render(res.raw))
     except CohortInvalidError as e:
