@@ -18,7 +18,6 @@ __all__ = [
     "DATE_MIN",
     "ENGINE_MEMORY",
     "HUB_DEADLINE_SECONDS",
-    "HUB_LEASE_SECONDS",
     "HUB_MAX_WAIT_SECONDS",
     "HUB_MIN_NODES_SHOWN",
     "HUB_NODE_POLL_SECONDS",
@@ -79,7 +78,6 @@ ENGINE_MEMORY = "4GB"  # default memory limit of the embedded database (DuckDB `
 
 # --- the federated network (api/federation) -----------------------------------------
 HUB_DEADLINE_SECONDS = 300.0  # a query's default wait for its nodes (MII: minutes per site)
-HUB_LEASE_SECONDS = 120.0  # a claimed task shows as running this long (above QUERY_SECONDS)
 HUB_MAX_WAIT_SECONDS = 60.0  # the longest one long-poll request is held open
 HUB_NODE_POLL_SECONDS = 25.0  # a node's long-poll for work (below common proxy timeouts)
 HUB_MIN_NODES_SHOWN = 3  # per-node counts only when this many nodes report above threshold

@@ -358,8 +358,8 @@ def test_node_killed_mid_query_gives_a_labelled_partial_answer_then_completes(
     with net.client() as c:
         res = c.hub_submit("nat", COHORT, nodes=asked, wait=0)
         node_store = open_store(str(net.root / "dying.sqlite"))
-        deadline = time.monotonic() + 30  # until its gate has released (and charged)
-        while node_store.project("t2d").spent == 0 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # until its gate has released and stored its answer
+        while not node_store.project_queries("t2d") and time.monotonic() < deadline:
             time.sleep(0.1)
         net.nodes["dying"].kill()
         partial = net.wait_for(c, res.id, lambda r: len(r.raw["answered"]) == 2)
@@ -565,3 +565,52 @@ def test_researchers_are_authenticated_and_see_their_projects_only(net: Net) -> 
         assert e.value.status == 404
         nodes = c.hub_nodes()
         assert set(NODES) <= set(nodes["name"])
+
+
+# ---- the hub's store on both backends (no processes) ------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hub_store(request: pytest.FixtureRequest, tmp_path: Path) -> HubStore:
+    if request.param == "sqlite":
+        return HubStore(str(tmp_path / "hub.sqlite"))
+    return HubStore(request.getfixturevalue("pg_dsn"))
+
+
+def test_hub_store_queue_claims_and_idempotent_answers(hub_store: HubStore) -> None:
+    from antal.api.federation.store import Conflict, NoSuchTask
+
+    token = hub_store.add_node("a")
+    hub_store.add_node("b")
+    assert hub_store.node_of(token) == "a" and hub_store.node_of("antalnode_x") is None
+    with pytest.raises(ValueError, match="exists"):
+        hub_store.add_node("a")
+    with pytest.raises(ValueError, match="lower-case"):
+        hub_store.add_node("Bad Name")
+    qid = hub_store.submit(project="nat", user="anna", title="t", cohort="index first diagnosis E11*",
+                           query_hash="h" * 64, registers=("npr",), nodes=["a", "b"],
+                           deadline_seconds=60)  # fmt: skip
+    q, t = hub_store.claim("a")  # type: ignore[misc]
+    assert (q.id, t.node, t.state, t.claims) == (qid, "a", "running", 1)
+    # a node that asks again holds nothing: its unanswered task is offered again
+    q2, t2 = hub_store.claim("a")  # type: ignore[misc]
+    assert (q2.id, t2.claims) == (qid, 2)
+    answer = {"steps": [{"label": "x", "count": 12, "low": 10, "high": 14}], "stored": False}
+    assert hub_store.put("a", qid, "succeeded", answer, None, None) == "stored"
+    assert hub_store.claim("a") is None  # answered: no more work for a
+    assert (
+        hub_store.put("a", qid, "succeeded", {**answer, "stored": True}, None, None) == "duplicate"
+    )
+    with pytest.raises(Conflict):
+        hub_store.put("a", qid, "refused", None, "budget_exceeded", "no ε")
+    with pytest.raises(NoSuchTask):
+        hub_store.put("c", qid, "succeeded", answer, None, None)
+    # what is stored survives a new connection (a restarted hub)
+    again = HubStore(
+        hub_store.store.dsn if hasattr(hub_store.store, "dsn") else hub_store.store.path
+    )  # type: ignore[attr-defined]
+    found = again.query(qid)
+    assert found is not None
+    assert {t.node: t.state for t in found[1]} == {"a": "succeeded", "b": "pending"}
+    assert found[1][0].answer == answer
+    assert [q.id for q in again.queries("anna")] == [qid]

@@ -59,29 +59,31 @@ class HubState:
         self.catalog: Catalog = uc.open_catalog()  # the bundled catalog: cohorts are checked
         self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
         self.requests = RateLimiter(settings.requests_per_minute)
-        self._changed: asyncio.Event | None = None
+        self._events: dict[str, asyncio.Event] = {}
 
-    # a change (a new query, a node's answer) wakes every waiting request of this process
-    def changed(self) -> asyncio.Event:
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        return self._changed
+    # A change wakes the requests waiting on it in this process: a new task wakes its
+    # node's poll (`node:NAME`), an answer wakes the waits on its query (`query:QID`).
+    def event(self, key: str) -> asyncio.Event:
+        return self._events.setdefault(key, asyncio.Event())
 
-    def notify(self) -> None:
-        ev, self._changed = self._changed, asyncio.Event()
-        if ev is not None:
-            ev.set()
+    def notify(self, *keys: str) -> None:
+        for key in keys:
+            ev = self._events.pop(key, None)
+            if ev is not None:
+                ev.set()
 
 
 def _state(request: Request) -> HubState:
     return request.app.state.hub
 
 
-async def _wait_until(state: HubState, probe: Callable[[], T | None], seconds: float) -> T | None:
+async def _wait_until(
+    state: HubState, key: str, probe: Callable[[], T | None], seconds: float
+) -> T | None:
     """`probe()` (run off the event loop) until it returns something or `seconds` pass."""
     end = time.monotonic() + seconds
     while True:
-        ev = state.changed()
+        ev = state.event(key)
         got = await run_in_threadpool(probe)
         left = end - time.monotonic()
         if got is not None or left <= 0:
@@ -198,7 +200,7 @@ async def _answer(state: HubState, q: QueryRow, wait: float) -> JSONResponse:
     limit = min(wait, state.settings.max_wait_seconds)
     if time.time() < q.deadline:
         limit = min(limit, max(0.0, q.deadline - time.time()))
-    await _wait_until(state, lambda: _view(state, q.id, complete_only=True), limit)
+    await _wait_until(state, f"query:{q.id}", lambda: _view(state, q.id, complete_only=True), limit)
     view = await run_in_threadpool(_view, state, q.id, complete_only=False)
     assert view is not None
     return JSONResponse(view, status_code=200 if view["complete"] else 206,
@@ -251,7 +253,8 @@ async def submit(request: Request, body: HubQueryIn, u: Researcher) -> JSONRespo
         return found[0]
 
     q = await run_in_threadpool(prepare)
-    state.notify()
+    found = await run_in_threadpool(state.hub.query, q.id)
+    state.notify(*(f"node:{t.node}" for t in (found[1] if found else [])))
     return await _answer(state, q, body.wait)
 
 
@@ -299,11 +302,11 @@ async def work(request: Request, body: WorkIn, node: Node) -> Response:
     state = _state(request)
     await run_in_threadpool(state.hub.seen, node, body.holds)
     wait = min(body.wait, state.settings.max_wait_seconds)
-    got = await _wait_until(state, lambda: state.hub.claim(node), wait)
+    got = await _wait_until(state, f"node:{node}", lambda: state.hub.claim(node), wait)
     if got is None:
         return Response(status_code=204)
     q, t = got
-    state.notify()  # the task shows as running
+    state.notify(f"query:{q.id}")  # the task shows as running
     return JSONResponse({"task": {
         "query_id": q.id, "project": q.project, "cohort": q.cohort, "query_hash": q.query_hash,
         "submitted_by": q.submitted_by, "deadline": q.deadline, "claims": t.claims,
@@ -333,12 +336,13 @@ async def put_result(
             raise ApiError(409, "conflict", str(e)) from None
 
     result = await run_in_threadpool(store)
-    state.notify()
+    state.notify(f"query:{qid}")
     return {"result": result}
 
 
 @router.get("/healthz")
 def health() -> dict[str, str]:
+    """The hub is up: `{"status": "ok", "role": "hub"}`, without a token."""
     return {"status": "ok", "role": "hub"}
 
 

@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from antal.engine.limits import (
     HUB_DEADLINE_SECONDS,
-    HUB_LEASE_SECONDS,
     HUB_MAX_WAIT_SECONDS,
     HUB_MIN_NODES_SHOWN,
 )
@@ -42,10 +41,6 @@ class HubSettings(BaseSettings):
     deadline_seconds: float = Field(
         HUB_DEADLINE_SECONDS, gt=0, le=7 * 86400,
         description="default time a query waits for its nodes before it is answered partially",
-    )  # fmt: skip
-    lease_seconds: float = Field(
-        HUB_LEASE_SECONDS, gt=0, le=86400,
-        description="a claimed task shows as running this long without an answer",
     )  # fmt: skip
     max_wait_seconds: float = Field(
         HUB_MAX_WAIT_SECONDS, gt=0, le=600, description="the longest one long-poll request waits"
