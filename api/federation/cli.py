@@ -82,7 +82,9 @@ def serve(
         s = load_hub_settings(config, store=store, host=host, port=port, deadline_seconds=deadline)
         application = create_hub_app(s)
     err.print(f"antal hub on http://{s.host}:{s.port} (store {s.store}; OpenAPI: /openapi.json)")
-    uvicorn.run(application, host=s.host, port=s.port, log_level="warning")
+    # long-polls hold requests open: a stop does not wait for them (their state is stored)
+    uvicorn.run(application, host=s.host, port=s.port, log_level="warning",
+                timeout_graceful_shutdown=2)  # fmt: skip
 
 
 @nodes_app.command("add")
@@ -135,7 +137,7 @@ def render(view: dict[str, Any]) -> Group:
     if total is None:
         lines.append(Text("no node has answered yet"))
     else:
-        lo, hi = total["interval"]
+        lo, hi = (f"{x:,}".replace(",", " ") for x in total["interval"])
         head = "at least " if total["lower_bound"] else ""
         kind = (
             " (an interval: some node's count is below its threshold)"
