@@ -36,7 +36,7 @@ from antal.api.federation.schemas import HubQueryIn, NodeResult, WorkIn
 from antal.api.federation.settings import HubSettings
 from antal.api.federation.store import Conflict, HubStore, NoSuchTask, QueryRow
 from antal.api.ratelimit import RateLimiter
-from antal.api.routes.deps import ApiError, error_response, install_error_handlers
+from antal.api.routes.deps import ERRORS, ApiError, error_response, install_error_handlers
 from antal.catalog import Catalog
 from antal.engine.limits import MAX_BODY_BYTES
 
@@ -217,7 +217,10 @@ def _visible(state: HubState, qid: str, u: User) -> QueryRow:
     return q
 
 
-@router.post("/v1/hub/queries", status_code=200)
+_PARTIAL = {206: {"description": "partial: not every node has answered (same body)"}}
+
+
+@router.post("/v1/hub/queries", status_code=200, responses=_PARTIAL)
 async def submit(request: Request, body: HubQueryIn, u: Researcher) -> JSONResponse:
     """Submit a cohort to the hub's nodes; waits up to `wait` seconds (200 complete, 206 partial)."""
     state = _state(request)
@@ -272,7 +275,7 @@ def queries(request: Request, u: Researcher) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/v1/hub/queries/{qid}")
+@router.get("/v1/hub/queries/{qid}", responses=_PARTIAL)
 async def query(
     request: Request,
     qid: QueryId,
@@ -352,6 +355,7 @@ def create_hub_app(settings: HubSettings) -> FastAPI:
         version="0.1.0",
         description="A federated network of antal nodes: the hub queues a cohort, every "
         "node answers it under its own privacy rules, the hub adds up the released answers.",
+        responses=ERRORS,  # type: ignore[arg-type]
     )
     app.state.hub = HubState(settings)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
