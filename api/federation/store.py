@@ -246,13 +246,16 @@ class HubStore:
         """The oldest unanswered task of this node, marked running. A task this node claimed
         before and never answered is offered again: a node agent works on one task at a
         time, so when it asks for work it holds none (it was restarted)."""
+        oldest = (
+            "SELECT t.query_id FROM hub_tasks t JOIN hub_queries q ON q.id = t.query_id "
+            "WHERE t.node = %s AND t.state IN ('pending', 'running') "
+            "ORDER BY q.created, q.id LIMIT 1"
+        )
+        with self.store.transaction(write=False) as tx:  # idle polls take no write lock
+            if tx.one(oldest, (node,)) is None:
+                return None
         with self.store.transaction() as tx:
-            row = tx.one(
-                "SELECT t.query_id FROM hub_tasks t JOIN hub_queries q ON q.id = t.query_id "
-                "WHERE t.node = %s AND t.state IN ('pending', 'running') "
-                "ORDER BY q.created, q.id LIMIT 1",
-                (node,),
-            )
+            row = tx.one(oldest, (node,))
             if row is None:
                 return None
             qid = row[0]
