@@ -48,6 +48,7 @@ from antal.catalog.vocabulary import Dialect
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
     from typing import TypeAlias
 
+    from antal.api.federation.client import HubResult
     from antal.engine import builder as _builder
     from antal.engine import ir as _ir
 
@@ -796,3 +797,39 @@ class Client:
     def query(self, project: str, answer_key: str) -> dict[str, Any]:
         """One earlier query of the project and its stored answer (by receipt answer_key)."""
         return self._request("GET", f"/v1/projects/{project}/queries/{answer_key}")
+
+    # -- a hub of a federated network (docs/federation.md) --
+
+    def hub_submit(
+        self,
+        project: str,
+        cohort: str | Path,
+        *,
+        nodes: list[str] | None = None,
+        deadline_seconds: float | None = None,
+        wait: float = 0,
+    ) -> HubResult:
+        """Submit a cohort to a hub (this client's url is the hub's): every node answers
+        it under its own privacy rules. Waits up to `wait` seconds for the answers; the
+        result may be partial (`.complete`, `.missing`). `.nodes` and `.total` are
+        DataFrames."""
+        from antal.api.federation.client import HubResult
+
+        text = cohort.read_text(encoding="utf-8") if isinstance(cohort, Path) else cohort
+        body: dict[str, Any] = {"project": project, "cohort": text, "wait": wait}
+        if nodes is not None:
+            body["nodes"] = list(nodes)
+        if deadline_seconds is not None:
+            body["deadline_seconds"] = deadline_seconds
+        return HubResult(self._request("POST", "/v1/hub/queries", json=body, source=text))
+
+    def hub_result(self, query_id: str, *, wait: float = 0) -> HubResult:
+        """A hub query's state; `wait` seconds for it to complete (late answers count)."""
+        from antal.api.federation.client import HubResult
+
+        return HubResult(self._request("GET", f"/v1/hub/queries/{query_id}", params={"wait": wait}))
+
+    def hub_nodes(self) -> pd.DataFrame:
+        """The hub's nodes: name, the registers each holds, when it was last seen."""
+        rows = self._request("GET", "/v1/hub/nodes")
+        return pd.DataFrame(rows, columns=["name", "holds", "last_seen"])

@@ -19,6 +19,10 @@ __all__ = [
     "ENGINE_MEMORY",
     "FORECAST_MAX_HISTORY",
     "FORECAST_MAX_MONTHS",
+    "HUB_DEADLINE_SECONDS",
+    "HUB_MAX_WAIT_SECONDS",
+    "HUB_MIN_NODES_SHOWN",
+    "HUB_NODE_POLL_SECONDS",
     "MAX_BODY_BYTES",
     "MAX_CODESETS",
     "MAX_CODES_PER_SET",
@@ -84,3 +88,9 @@ QUERY_SECONDS = 60.0  # default time budget of one count on the database (settin
 ENGINE_MEMORY = "4GB"  # default memory limit of the embedded database (DuckDB `memory_limit`)
 # default memory limit of `antal prepare`'s DuckDB (its sorts spill to disk beyond it)
 PREPARE_MEMORY = "2GB"
+
+# --- the federated network (api/federation) -----------------------------------------
+HUB_DEADLINE_SECONDS = 300.0  # a query's default wait for its nodes (MII: minutes per site)
+HUB_MAX_WAIT_SECONDS = 60.0  # the longest one long-poll request is held open
+HUB_NODE_POLL_SECONDS = 25.0  # a node's long-poll for work (below common proxy timeouts)
+HUB_MIN_NODES_SHOWN = 3  # per-node counts only when this many nodes report above threshold

@@ -218,9 +218,16 @@ def _openapi(tmp: Path) -> dict[str, Any]:
     return app.openapi()
 
 
-def routes(tmp: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """(METHOD, path, operation) of every route in the OpenAPI schema."""
-    spec = _openapi(tmp)
+def _hub_openapi(tmp: Path) -> dict[str, Any]:
+    from antal.api.federation.hub import create_hub_app
+    from antal.api.federation.settings import HubSettings
+
+    return create_hub_app(HubSettings(store=str(tmp / "hub.sqlite"))).openapi()
+
+
+def routes(tmp: Path, hub: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+    """(METHOD, path, operation) of every route in the OpenAPI schema (of the hub's API)."""
+    spec = _hub_openapi(tmp) if hub else _openapi(tmp)
     return [
         (method.upper(), path, op)
         for path, ops in spec["paths"].items()
@@ -228,9 +235,9 @@ def routes(tmp: Path) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def render_routes(tmp: Path) -> str:
+def render_routes(tmp: Path, hub: bool = False) -> str:
     lines = ["| method | path | tag | summary |", "| --- | --- | --- | --- |"]
-    for method, path, op in sorted(routes(tmp), key=lambda r: (r[1], r[0])):
+    for method, path, op in sorted(routes(tmp, hub), key=lambda r: (r[1], r[0])):
         summary = (op.get("description") or op.get("summary") or "").strip().split("\n")[0]
         tag = ", ".join(op.get("tags", []))
         lines.append(f"| `{method}` | `{path}` | {tag} | {summary} |")
@@ -306,6 +313,7 @@ def render_extracts(tmp: Path) -> str:
 GENERATED: dict[str, tuple[Path, Callable[[Path], str]]] = {
     "routes": (DOCS / "api.md", render_routes),
     "extracts": (DOCS / "extracts.md", render_extracts),
+    "hub-routes": (DOCS / "api.md", lambda tmp: render_routes(tmp, hub=True)),
 }
 
 
@@ -330,10 +338,13 @@ def test_generated_parts_are_current(name: str, tmp_path: Path) -> None:
 def test_every_route_is_in_the_api_page(tmp_path: Path) -> None:
     """Not only in the generated table: each route is described in the prose too."""
     text = (DOCS / "api.md").read_text(encoding="utf-8")
-    m = _section(text, "routes")
-    assert m
-    prose = text.replace(m.group(0), "")
-    missing = [f"{m_} {p}" for m_, p, _ in routes(tmp_path) if f"`{m_} {p}" not in prose]
+    prose = text
+    for name in ("routes", "hub-routes"):
+        m = _section(text, name)
+        assert m
+        prose = prose.replace(m.group(0), "")
+    every = routes(tmp_path) + routes(tmp_path, hub=True)
+    missing = [f"{m_} {p}" for m_, p, _ in every if f"`{m_} {p}" not in prose]
     assert not missing, f"docs/api.md does not describe {missing}"
 
 

@@ -17,6 +17,7 @@ from antal.api.cli.prepare import prepare_cmd
 from antal.api.cli.report import report_cmd
 from antal.api.cli.serve import serve
 from antal.api.cli.synth import synth
+from antal.api.federation.cli import hub_app, node_app
 
 __all__ = ["app", "main"]
 
@@ -40,6 +41,8 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(data.app, name="data")
 app.command("prepare")(prepare_cmd)
 app.command("serve")(serve)
+app.add_typer(hub_app, name="hub")
+app.add_typer(node_app, name="node")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -1,0 +1,389 @@
+"""The hub's HTTP API: researchers submit a cohort and wait; nodes pull work and put their
+released answers (docs/federation.md, docs/api.md#the-hub).
+
+Waiting is a long-poll: the request is held until every node has answered, the wait the
+request asked for ends, or (while it is ahead) the query's deadline passes; then the
+answer is 200 when complete and 206 with what the hub has otherwise (Samply.Beam's
+convention). Every state lives in the hub's store, so a restarted hub carries on: the
+waits are only a way of answering sooner, never where anything is kept.
+
+The hub never computes a count: it checks the cohort against the bundled catalog (to
+refuse a cohort that would need linkage across nodes), queues it, and adds up what the
+nodes released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from antal.api import usecases as uc
+from antal.api.accounts import Accounts, User
+from antal.api.bodylimit import BodyLimit
+from antal.api.federation.results import query_view
+from antal.api.federation.schemas import HubQueryIn, NodeResult, WorkIn
+from antal.api.federation.settings import HubSettings
+from antal.api.federation.store import Conflict, HubStore, NoSuchTask, QueryRow
+from antal.api.ratelimit import RateLimiter
+from antal.api.routes.deps import ERRORS, ApiError, error_response, install_error_handlers
+from antal.catalog import Catalog
+from antal.engine.limits import MAX_BODY_BYTES
+
+__all__ = ["HubState", "create_hub_app", "linkage_problem"]
+
+log = logging.getLogger("antal.hub")
+
+T = TypeVar("T")
+
+# how often a waiting request looks at the store when nothing in this process told it of a
+# change (another hub process, or the command line adding a node)
+_RECHECK_SECONDS = 1.0
+
+
+class HubState:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.hub = HubStore(settings.store)
+        self.accounts = Accounts(self.hub.store)
+        self.catalog: Catalog = uc.open_catalog()  # the bundled catalog: cohorts are checked
+        self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
+        self.requests = RateLimiter(settings.requests_per_minute)
+        self._events: dict[str, asyncio.Event] = {}
+
+    # A change wakes the requests waiting on it in this process: a new task wakes its
+    # node's poll (`node:NAME`), an answer wakes the waits on its query (`query:QID`).
+    def event(self, key: str) -> asyncio.Event:
+        return self._events.setdefault(key, asyncio.Event())
+
+    def notify(self, *keys: str) -> None:
+        for key in keys:
+            ev = self._events.pop(key, None)
+            if ev is not None:
+                ev.set()
+
+
+def _state(request: Request) -> HubState:
+    return request.app.state.hub
+
+
+async def _wait_until(
+    state: HubState, key: str, probe: Callable[[], T | None], seconds: float
+) -> T | None:
+    """`probe()` (run off the event loop) until it returns something or `seconds` pass."""
+    end = time.monotonic() + seconds
+    while True:
+        ev = state.event(key)
+        got = await run_in_threadpool(probe)
+        left = end - time.monotonic()
+        if got is not None or left <= 0:
+            return got
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ev.wait(), timeout=min(_RECHECK_SECONDS, left))
+
+
+# ---- authentication ---------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _token(request: Request, cred: HTTPAuthorizationCredentials | None) -> tuple[HubState, str]:
+    state = _state(request)
+    if cred is None or cred.scheme.lower() != "bearer":
+        raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>`",
+                       headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    address = request.client.host if request.client else "unknown"
+    wait = state.auth_failures.blocked(address)
+    if wait is not None:
+        after = RateLimiter.retry_after(wait)
+        raise ApiError(429, "rate_limited", f"too many failed authentications; try again in {after} s",
+                       {"limit_per_minute": state.settings.auth_failures_per_minute},
+                       {"Retry-After": after})  # fmt: skip
+    return state, cred.credentials
+
+
+def _refused(state: HubState, request: Request) -> ApiError:
+    state.auth_failures.hit(request.client.host if request.client else "unknown")
+    return ApiError(401, "unauthenticated", "unknown or revoked token",
+                    headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+def researcher(
+    request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    state, token = _token(request, cred)
+    u = state.accounts.authenticate(token)
+    if u is None:
+        raise _refused(state, request)
+    wait = state.requests.check(u.id)
+    if wait is not None:
+        after = RateLimiter.retry_after(wait)
+        raise ApiError(429, "rate_limited", f"too many requests; try again in {after} s",
+                       {"limit_per_minute": state.settings.requests_per_minute},
+                       {"Retry-After": after})  # fmt: skip
+    return u
+
+
+def node_name(
+    request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    state, token = _token(request, cred)
+    name = state.hub.node_of(token)
+    if name is None:
+        raise _refused(state, request)
+    return name
+
+
+Researcher = Annotated[User, Depends(researcher)]
+Node = Annotated[str, Depends(node_name)]
+QueryId = Annotated[str, Path(pattern=r"^q[0-9a-f]{16}$", max_length=17)]
+
+
+# ---- the linkage rule ---------------------------------------------------------------------------
+
+
+def linkage_problem(
+    registers: tuple[str, ...], holds: dict[str, tuple[str, ...] | None]
+) -> ApiError | None:
+    """A count can be summed over nodes only when each node holds every register the
+    cohort reads: a cohort whose criteria span registers held by different nodes (an NPR
+    diagnosis and an NDR value) needs the persons linked across them, which summing counts
+    cannot do. Nodes that have not said what they hold yet are not judged (a node lacking
+    a register refuses with `register_missing` itself)."""
+    known = {n: set(h) for n, h in holds.items() if h is not None}
+    lacking = {n: sorted(set(registers) - h) for n, h in known.items() if set(registers) - h}
+    if not lacking:
+        return None
+    holders = {r: sorted(n for n, h in known.items() if r in h) for r in registers}
+    details = {"lacking": lacking, "holders": holders}
+    nowhere = sorted(r for r in registers if known and not holders[r])
+    if nowhere:
+        return ApiError(400, "register_missing",
+                        f"no node holds {', '.join(nowhere)}: this cohort cannot be answered here",
+                        details)  # fmt: skip
+    spans = "; ".join(f"{n} lacks {', '.join(rs)}" for n, rs in sorted(lacking.items()))
+    return ApiError(
+        400, "needs_linkage",
+        f"this cohort reads {', '.join(registers)}, and not every node holds all of them "
+        f"({spans}). Adding up counts of nodes that hold different registers would need "
+        "the persons linked across them; ask only the nodes that hold every register "
+        "(`nodes`), or ask the register holders for a linked extract",
+        details,
+    )  # fmt: skip
+
+
+# ---- routes -----------------------------------------------------------------------------------
+
+router = APIRouter(tags=["hub"])
+
+
+def _view(state: HubState, qid: str, *, complete_only: bool) -> dict[str, Any] | None:
+    found = state.hub.query(qid)
+    if found is None:
+        return None
+    view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown)
+    return view if view["complete"] or not complete_only else None
+
+
+async def _answer(state: HubState, q: QueryRow, wait: float) -> JSONResponse:
+    # wait for every node, at most `wait` and (while it is ahead) not past the deadline
+    limit = min(wait, state.settings.max_wait_seconds)
+    if time.time() < q.deadline:
+        limit = min(limit, max(0.0, q.deadline - time.time()))
+    await _wait_until(state, f"query:{q.id}", lambda: _view(state, q.id, complete_only=True), limit)
+    view = await run_in_threadpool(_view, state, q.id, complete_only=False)
+    assert view is not None
+    return JSONResponse(view, status_code=200 if view["complete"] else 206,
+                        headers={"Location": f"/v1/hub/queries/{q.id}"})  # fmt: skip
+
+
+def _visible(state: HubState, qid: str, u: User) -> QueryRow:
+    found = state.hub.query(qid)
+    q = found[0] if found else None
+    if q is None or not (
+        u.role == "admin" or q.submitted_by == u.id or state.accounts.is_member(q.project, u.id)
+    ):
+        raise ApiError(404, "not_found", f"no query {qid!r} of yours")
+    return q
+
+
+_PARTIAL = {206: {"description": "partial: not every node has answered (same body)"}}
+
+
+@router.post("/v1/hub/queries", status_code=200, responses=_PARTIAL)
+async def submit(request: Request, body: HubQueryIn, u: Researcher) -> JSONResponse:
+    """Submit a cohort to the hub's nodes; waits up to `wait` seconds (200 complete, 206 partial)."""
+    state = _state(request)
+
+    def prepare() -> QueryRow:
+        if u.role != "admin" and not state.accounts.is_member(body.project, u.id):
+            raise ApiError(404, "not_found", f"no project {body.project!r} of yours")
+        v = uc.validate(body.cohort, state.catalog)
+        if v.error is not None:
+            raise v.error
+        assert v.checked is not None
+        implicit = {r.id for r in (state.catalog.population, state.catalog.optout) if r}
+        registers = tuple(r for r in v.registers if r not in implicit)
+        every = {n.name: n.holds for n in state.hub.nodes()}
+        asked = body.nodes if body.nodes is not None else sorted(every)
+        unknown = sorted(set(asked) - set(every))
+        if unknown:
+            raise ApiError(400, "unknown_node", f"no node {', '.join(unknown)} in this hub",
+                           {"nodes": unknown, "known": sorted(every)})  # fmt: skip
+        if not asked:
+            raise ApiError(400, "no_nodes", "the hub has no nodes to ask (antal hub nodes add)")
+        problem = linkage_problem(registers, {n: every[n] for n in asked})
+        if problem is not None:
+            raise problem
+        qid = state.hub.submit(
+            project=body.project, user=u.id, title=v.checked.title or "cohort",
+            cohort=body.cohort, query_hash=v.query_hash or "", registers=registers,
+            nodes=sorted(set(asked)),
+            deadline_seconds=body.deadline_seconds or state.settings.deadline_seconds,
+        )  # fmt: skip
+        found = state.hub.query(qid)
+        assert found is not None
+        return found[0]
+
+    q = await run_in_threadpool(prepare)
+    found = await run_in_threadpool(state.hub.query, q.id)
+    state.notify(*(f"node:{t.node}" for t in (found[1] if found else [])))
+    return await _answer(state, q, body.wait)
+
+
+@router.get("/v1/hub/queries")
+def queries(request: Request, u: Researcher) -> list[dict[str, Any]]:
+    """The queries this researcher submitted, newest first, with their per-node status."""
+    state = _state(request)
+    out = []
+    for q in state.hub.queries(None if u.role == "admin" else u.id):
+        found = state.hub.query(q.id)
+        assert found is not None
+        view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown)
+        out.append({k: view[k] for k in ("id", "project", "title", "created", "deadline",
+                                          "complete", "answered", "missing")})  # fmt: skip
+    return out
+
+
+@router.get("/v1/hub/queries/{qid}", responses=_PARTIAL)
+async def query(
+    request: Request,
+    qid: QueryId,
+    u: Researcher,
+    wait: Annotated[float, Query(ge=0, le=600)] = 0,
+) -> JSONResponse:
+    """A query's per-node status and combined total; `wait` long-polls (200 complete, 206 partial)."""
+    state = _state(request)
+    q = await run_in_threadpool(_visible, state, qid, u)
+    return await _answer(state, q, wait)
+
+
+@router.get("/v1/hub/nodes")
+def nodes(request: Request, u: Researcher) -> list[dict[str, Any]]:
+    """The hub's nodes: name, the registers each last said it holds, when it was last seen."""
+    state = _state(request)
+    return [
+        {"name": n.name, "holds": None if n.holds is None else list(n.holds),
+         "last_seen": n.last_seen}
+        for n in state.hub.nodes()
+    ]  # fmt: skip
+
+
+@router.post("/v1/node/work", responses={204: {"description": "no work within the wait"}})
+async def work(request: Request, body: WorkIn, node: Node) -> Response:
+    """A node's long-poll for work: its oldest unanswered task (marked running), or 204."""
+    state = _state(request)
+    await run_in_threadpool(state.hub.seen, node, body.holds)
+    wait = min(body.wait, state.settings.max_wait_seconds)
+    got = await _wait_until(state, f"node:{node}", lambda: state.hub.claim(node), wait)
+    if got is None:
+        return Response(status_code=204)
+    q, t = got
+    state.notify(f"query:{q.id}")  # the task shows as running
+    return JSONResponse({"task": {
+        "query_id": q.id, "project": q.project, "cohort": q.cohort, "query_hash": q.query_hash,
+        "submitted_by": q.submitted_by, "deadline": q.deadline, "claims": t.claims,
+    }})  # fmt: skip
+
+
+@router.put("/v1/node/tasks/{qid}")
+async def put_result(
+    request: Request, qid: QueryId, body: NodeResult, node: Node
+) -> dict[str, str]:
+    """A node's released answer, refusal or failure for one query (idempotent)."""
+    state = _state(request)
+
+    def store() -> str:
+        try:
+            return state.hub.put(
+                node, qid, body.state,
+                body.answer.model_dump() if body.answer else None,
+                body.error.code if body.error else None,
+                body.error.message if body.error else None,
+            )  # fmt: skip
+        except NoSuchTask:
+            raise ApiError(
+                404, "not_found", f"no task of query {qid!r} for node {node!r}"
+            ) from None
+        except Conflict as e:
+            raise ApiError(409, "conflict", str(e)) from None
+
+    result = await run_in_threadpool(store)
+    state.notify(f"query:{qid}")
+    return {"result": result}
+
+
+@router.get("/healthz")
+def health() -> dict[str, str]:
+    """The hub is up: `{"status": "ok", "role": "hub"}`, without a token."""
+    return {"status": "ok", "role": "hub"}
+
+
+def create_hub_app(settings: HubSettings) -> FastAPI:
+    app = FastAPI(
+        title="antal hub",
+        version="0.1.0",
+        description="A federated network of antal nodes: the hub queues a cohort, every "
+        "node answers it under its own privacy rules, the hub adds up the released answers.",
+        responses=ERRORS,  # type: ignore[arg-type]
+    )
+    app.state.hub = HubState(settings)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    install_error_handlers(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return error_response(e.status_code, code, str(e.detail), None, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"where": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in e.errors()
+        ]
+        first = problems[0] if problems else {"where": "", "message": "invalid request"}
+        return error_response(
+            422, "invalid_request", f"{first['where']}: {first['message']}", {"problems": problems}
+        )
+
+    @app.middleware("http")
+    async def _unexpected(request: Request, call_next: Any) -> Any:
+        try:
+            return await call_next(request)
+        except Exception as e:  # never a traceback; the type only
+            log.error("unexpected %s on %s %s", type(e).__name__, request.method, request.url.path)
+            return error_response(500, "internal", "the hub could not answer this request")
+
+    app.include_router(router)
+    return app
