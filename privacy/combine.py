@@ -116,6 +116,10 @@ class CombinedCount:
             "total": self.total_low if not self.is_interval else None,
             "total_range": [self.total_low, self.total_high],
             "interval": [self.low, self.high],
+            # the fields of a released count elsewhere in antal (docs/api.md)
+            "count": self.total_low if not self.is_interval else None,
+            "lower": self.low,
+            "upper": self.high,
             "confidence": round(1 - self.alpha, 6),
             "nodes": self.nodes,
             "suppressed_nodes": self.suppressed,

@@ -101,6 +101,13 @@ def test_a_suppressed_node_makes_the_total_an_interval() -> None:
     assert (c.total_low, c.total_high, c.low, c.high) == (160, 169, 160, 169)
     assert c.is_interval and c.shown() == "160–169" and c.suppressed == 1
     assert c.to_json()["total"] is None and c.to_json()["total_range"] == [160, 169]
+    # the fields of a released count elsewhere in antal: no single number, the interval
+    assert {k: c.to_json()[k] for k in ("count", "lower", "upper", "display")} == {
+        "count": None,
+        "lower": 160,
+        "upper": 169,
+        "display": "160–169",
+    }
     whole = combine([NodeCount("a", 120, exact, 0), NodeCount("c", 40, exact, 0)])
     assert (
         not whole.is_interval and whole.shown() == "160" and (whole.low, whole.high) == (160, 160)

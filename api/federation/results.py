@@ -60,6 +60,11 @@ def query_view(
                 shown = last["count"]
                 row["count"] = f"<{t.answer['threshold']}" if shown is None else shown
                 row["interval"] = None if shown is None else [last["low"], last["high"]]
+                # the fields of a released count elsewhere in antal (docs/api.md)
+                row["suppressed"] = shown is None
+                row["lower"] = None if shown is None else last["low"]
+                row["upper"] = None if shown is None else last["high"]
+                row["display"] = f"<{t.answer['threshold']}" if shown is None else str(shown)
         nodes.append(row)
     missing = [t.node for t in tasks if t not in done]
     complete = all(t.state in FINAL for t in tasks)
