@@ -22,11 +22,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from antal.api import usecases as uc
 from antal.api.accounts import Accounts, User
@@ -36,7 +34,12 @@ from antal.api.federation.schemas import HubQueryIn, NodeResult, WorkIn
 from antal.api.federation.settings import HubSettings
 from antal.api.federation.store import Conflict, HubStore, NoSuchTask, QueryRow
 from antal.api.ratelimit import RateLimiter
-from antal.api.routes.deps import ERRORS, ApiError, error_response, install_error_handlers
+from antal.api.routes.deps import (
+    ERRORS,
+    ApiError,
+    install_error_handlers,
+    install_request_errors,
+)
 from antal.catalog import Catalog
 from antal.engine.limits import MAX_BODY_BYTES
 
@@ -361,29 +364,6 @@ def create_hub_app(settings: HubSettings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     install_error_handlers(app)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        return error_response(e.status_code, code, str(e.detail), None, getattr(e, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"where": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
-            for err in e.errors()
-        ]
-        first = problems[0] if problems else {"where": "", "message": "invalid request"}
-        return error_response(
-            422, "invalid_request", f"{first['where']}: {first['message']}", {"problems": problems}
-        )
-
-    @app.middleware("http")
-    async def _unexpected(request: Request, call_next: Any) -> Any:
-        try:
-            return await call_next(request)
-        except Exception as e:  # never a traceback; the type only
-            log.error("unexpected %s on %s %s", type(e).__name__, request.method, request.url.path)
-            return error_response(500, "internal", "the hub could not answer this request")
-
+    install_request_errors(app, log, "the hub could not answer this request")
     app.include_router(router)
     return app

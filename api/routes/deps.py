@@ -4,11 +4,14 @@ statuses in the one error shape {"error": {"code", "message", "details"}}."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from antal.api import schemas as S
 from antal.api import usecases as uc
@@ -170,6 +173,42 @@ def _status(e: uc.UseCaseError) -> int:
     if isinstance(e, uc.EntryMismatch):
         return 422
     return 400
+
+
+def install_request_errors(app: FastAPI, log: logging.Logger, unexpected: str) -> None:
+    """The answers every antal server (the service, the federation hub) gives to what
+    goes wrong around its routes, in the one JSON error shape: HTTP errors, invalid
+    requests, input nested too deeply, and any other exception (`unexpected` as the 500's
+    message; the log names the exception's type only: its text may quote a data value)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return error_response(e.status_code, code, str(e.detail), None, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"where": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in e.errors()
+        ]
+        first = problems[0] if problems else {"where": "", "message": "invalid request"}
+        return error_response(
+            422, "invalid_request", f"{first['where']}: {first['message']}", {"problems": problems}
+        )
+
+    @app.middleware("http")
+    async def _unexpected(request: Request, call_next: Any) -> Any:
+        # An exception handler for Exception answers, then re-raises, and the server drops
+        # the connection; catching here keeps it open. Never a traceback, never data.
+        try:
+            return await call_next(request)
+        except RecursionError:
+            log.warning("input nested too deeply on %s %s", request.method, request.url.path)
+            return error_response(400, "too_deep", "the input is nested too deeply")
+        except Exception as e:
+            log.error("unexpected %s on %s %s", type(e).__name__, request.method, request.url.path)
+            return error_response(500, "internal", unexpected)
 
 
 def install_error_handlers(app: FastAPI) -> None:
