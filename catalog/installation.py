@@ -44,17 +44,26 @@ from antal.catalog.errors import CatalogError
 from antal.privacy.params import PrivacyParams
 
 __all__ = [
+    "CODE_TABLES",
     "LAYOUT_VERSION",
     "MANIFEST",
     "META_TABLE",
     "DataSource",
     "Installation",
     "Manifest",
+    "code_table_name",
     "load_installation",
 ]
 
-LAYOUT_VERSION = 1  # of a prepared file (`antal prepare`, antal.engine.ingest)
+LAYOUT_VERSION = 2  # of a prepared file (`antal prepare`, antal.engine.ingest)
 META_TABLE = "antal_release"  # a prepared file's table of its layout, release and manifest
+CODE_TABLES = "antal_code_tables"  # a prepared file's table naming its code tables
+
+
+def code_table_name(register: str, column: str) -> str:
+    """The table of a prepared file holding one code per row of a register's column of
+    codes. `#` is in no register's name, so it never shadows a register."""
+    return f"{register}#{column}"
 
 
 class DataSource(BaseModel):
@@ -68,6 +77,8 @@ class DataSource(BaseModel):
     # through the extraction date
     start: dt.date | None = None
     through: dt.date | None = None
+    # a prepared file's code tables of this register: column of codes -> table in `duckdb`
+    code_tables: dict[str, str] = Field(default_factory=dict)
 
     def column(self, canonical: str) -> str:
         return self.columns.get(canonical, canonical)
@@ -95,6 +106,15 @@ class Installation:
     privacy: PrivacyParams = field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"  # see the module docstring
     extracted: dt.date | None = None  # the day the extracts were taken, when known
+
+    def code_tables(self) -> dict[tuple[str, str], str]:
+        """(register, column of codes) -> the table holding one code per row, for the
+        registers a prepared file holds; the compiler scans these instead of the register."""
+        return {
+            (rid, col): table
+            for rid, src in self.sources.items()
+            for col, table in src.code_tables.items()
+        }
 
     def missing(self, registers: set[str] | frozenset[str]) -> list[str]:
         """Which of these registers this installation holds no data for."""
@@ -142,6 +162,13 @@ class Installation:
                     if META_TABLE in tables
                     else None
                 )
+                coded = (
+                    con.execute(
+                        f'SELECT "register", "column", "table" FROM "{CODE_TABLES}"'
+                    ).fetchall()
+                    if CODE_TABLES in tables
+                    else []
+                )
         except duckdb.Error as e:
             raise CatalogError(p, "", f"cannot be opened as a DuckDB database: {e}") from e
         if row is None:
@@ -153,13 +180,15 @@ class Installation:
             )
         manifest = Manifest.model_validate_json(manifest_json)
         sources = {}
-        for rid in sorted(tables - {META_TABLE}):
+        own = {t for _r, _c, t in coded} | {META_TABLE, CODE_TABLES}
+        for rid in sorted(tables - own):
             period = manifest.registers.get(rid)
             sources[rid] = DataSource(
                 duckdb=str(p),
                 table=rid,
                 start=period.start if period else None,
                 through=period.through if period else None,
+                code_tables={c: t for r, c, t in coded if r == rid and t in tables},
             )
         return cls(
             sources=sources, release=release or content_release, extracted=manifest.extracted

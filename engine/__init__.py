@@ -116,7 +116,11 @@ def prepare(
         _as_ir(cohort), catalog, lambda co: review(co, catalog, everything)
     )
     compiled = compile_cohort(
-        checked, catalog, purpose=purpose, optout=_optout(catalog, installation)
+        checked,
+        catalog,
+        purpose=purpose,
+        optout=_optout(catalog, installation),
+        code_tables=installation.code_tables() if installation is not None else None,
     )
     if installation is not None:
         missing = installation.missing(compiled.registers)

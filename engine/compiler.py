@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,6 +278,8 @@ class _Compiler:
     catalog: Catalog
     purpose: Purpose
     optout: str | None
+    # (register, column of codes) -> a prepared file's code table (Installation.code_tables)
+    code_tables: Mapping[tuple[str, str], str] = field(default_factory=dict)
     atoms: dict[ir.Event, _Atom] = field(default_factory=dict)
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)
@@ -286,31 +288,46 @@ class _Compiler:
     def sources(self, ev: ir.Event) -> list[tuple[Register, EventSource | None]]:
         return event_sources(ev, self.catalog)
 
-    def match(self, ev: ir.Event, src: EventSource | None) -> exp.Expression:
-        """Does a record match the event? (the handler per event node)"""
-        return _MATCH.of(ev)(self, ev, src)
+    def match(self, ev: ir.Event, src: EventSource | None, flat: bool = False) -> exp.Expression:
+        """Does a record match the event? (the handler per event node). `flat`: the rows
+        are a code table's, one code per row (see `scan`)."""
+        return _MATCH.of(ev)(self, ev, src, flat)
 
     @_MATCH.on(ir.RegisterEvent)
-    def _match_register(self, ev: ir.RegisterEvent, src: None) -> exp.Expression:
+    def _match_register(self, ev: ir.RegisterEvent, src: None, flat: bool) -> exp.Expression:
         return exp.true() if ev.filter is None else self.filter(ev.filter)
 
     @_MATCH.on(ir.Death)
-    def _match_death(self, ev: ir.Death, src: EventSource) -> exp.Expression:
-        return exp.true() if not ev.codes else self._match_codes(ev, src)
+    def _match_death(self, ev: ir.Death, src: EventSource, flat: bool) -> exp.Expression:
+        return exp.true() if not ev.codes else self._match_codes(ev, src, flat)
 
     @_MATCH.on(ir.Diagnosis)
-    def _match_diagnosis(self, ev: ir.Diagnosis, src: EventSource) -> exp.Expression:
+    def _match_diagnosis(self, ev: ir.Diagnosis, src: EventSource, flat: bool) -> exp.Expression:
         if ev.main:
             assert src.main is not None
             return self.codes(_col(src.main), ev.codes, multi=False)
-        return self._match_codes(ev, src)
+        return self._match_codes(ev, src, flat)
 
     @_MATCH.on(ir.Procedure, ir.Drug)
     def _match_codes(
-        self, ev: ir.Procedure | ir.Drug | ir.Death | ir.Diagnosis, src: EventSource
+        self, ev: ir.Procedure | ir.Drug | ir.Death | ir.Diagnosis, src: EventSource, flat: bool
     ) -> exp.Expression:
         assert src is not None
-        return self.codes(_col(src.codes), ev.codes, multi=src.multi)
+        return self.codes(_col(src.codes), ev.codes, multi=src.multi and not flat)
+
+    def scan(self, ev: ir.Event, reg: Register, src: EventSource | None) -> tuple[str, bool]:
+        """The table an event's records are read from, and whether it is a code table.
+
+        A code event on an installation with a prepared file reads the code table of its
+        column (one code per row, sorted by code: a LIKE prefix reads a few row groups);
+        everything else reads the register itself. Both give the same rows to `ev`, since
+        a code table keeps the person, the dates, hospital and clinic of each record, and
+        every later step counts distinct dates or asks whether any row exists."""
+        if src is None or (isinstance(ev, ir.Death) and not ev.codes):
+            return reg.id, False
+        column = src.main if isinstance(ev, ir.Diagnosis) and ev.main else src.codes
+        table = self.code_tables.get((reg.id, column or ""))
+        return (table, True) if table else (reg.id, False)
 
     def present(self, ev: ir.Event) -> exp.Expression:
         """`latest` looks only at records where the filtered variables are present."""
@@ -398,8 +415,9 @@ class _Compiler:
         out = []
         for reg, src in self.sources(ev):
             self.tables.add(reg.id)
+            table, flat = self.scan(ev, reg, src)
             d = _col(reg.event_date(src) if src else reg.date_column or "")
-            m = self.match(ev, src)
+            m = self.match(ev, src, flat)
             cond = self.present(ev) if latest else m
             cols: list[exp.Expression] = [
                 _alias(_col(reg.person_key), "lopnr"),
@@ -416,7 +434,7 @@ class _Compiler:
             cols += [e.copy() for e in extra]
             if latest:  # last, like the `ok` that other events' rows get: UNION ALL is by position
                 cols.append(_alias(_coalesce(_p(m), exp.false()), "ok"))
-            sel = _from(_select(*cols), _table(reg.id))
+            sel = _from(_select(*cols), _table(table))
             sel.where(
                 _and(_not_null(d.copy()), cond, where.copy() if where is not None else None),
                 copy=False,
@@ -862,13 +880,20 @@ def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:
 
 
 def compile_cohort(
-    co: ir.Cohort, catalog: Catalog, purpose: Purpose = "forskning", optout: str | None = None
+    co: ir.Cohort,
+    catalog: Catalog,
+    purpose: Purpose = "forskning",
+    optout: str | None = None,
+    code_tables: Mapping[tuple[str, str], str] | None = None,
 ) -> Compiled:
-    """Compile a checked cohort. `optout` names the opt-out register if the installation holds one."""
+    """Compile a checked cohort. `optout` names the opt-out register if the installation
+    holds one; `code_tables` are a prepared file's code tables (Installation.code_tables),
+    scanned instead of their registers."""
     if purpose not in PURPOSES:
         raise InternalError(f"purpose is one of {', '.join(PURPOSES)}, not {purpose!r}")
+    tables = dict(code_tables or {})
 
     def rebuild() -> exp.Select:
-        return _Compiler(catalog, purpose, optout).compile(co, rebuild).tree
+        return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild).tree
 
-    return _Compiler(catalog, purpose, optout).compile(co, rebuild)
+    return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild)

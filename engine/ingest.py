@@ -1,12 +1,23 @@
 """`antal prepare`: a data release ingested into one DuckDB file laid out for cohort queries.
 
-Layout version 1 keeps every register in the SAME shape as the canonical Parquet extract
-(same tables, columns and types), so the compiler runs on it unchanged; what changes is the
-physical order: each events register is sorted by the column holding its codes (the first
-event it provides: `npr` by `diagnos`, `lmr` by `atc`), then by person and date, so that
-DuckDB's zone maps skip the row groups a code condition cannot match; the population and
-the opt-outs are sorted by person. (One code per row, precomputed months of birth and the
-compiler's own event scan for them are a later layout version.)
+Layout version 2 has two kinds of table:
+
+- every register in the SAME shape as its canonical Parquet extract (same table name,
+  columns and types), copied in the order it comes (the population and the opt-outs sorted
+  by person), so that every cohort the compiler can write runs on it unchanged;
+- a *code table* for each column of codes an events register provides (`npr`'s `diagnos`,
+  `ekod`, `op` and the main diagnosis `hdia`, `lmr`'s `atc`, ...), named `<register>#<column>`
+  (a name no register can have): one code per row, a space-separated list exploded into its
+  items, with only the columns an event scan reads (the person, the event's date columns,
+  hospital and clinic), sorted by code, person and date. A code condition then reads a few
+  row groups of a narrow table: DuckDB turns `code LIKE 'E11%'` into a range and its zone
+  maps skip everything else, where on the raw layout it reads every row of every string.
+  The compiler scans a code table when the installation has one (`Installation.code_tables`)
+  and the raw register otherwise; the answers are the same (tests/test_prepare.py checks
+  both against the reference evaluator).
+
+Sorting only the narrow code tables, not the wide registers, is what keeps ingest fast: a
+sort carries every column of its rows through memory and spill files.
 
 The file carries its release id in a table `antal_release`: a hash of the source files'
 bytes (each `*.parquet` and the manifest `release.yaml`, by name) and of the layout
@@ -33,11 +44,26 @@ import duckdb
 from sqlglot import exp
 
 from antal.catalog import Catalog, Register
-from antal.catalog.installation import LAYOUT_VERSION, MANIFEST, META_TABLE
+from antal.catalog.installation import (
+    CODE_TABLES,
+    LAYOUT_VERSION,
+    MANIFEST,
+    META_TABLE,
+    code_table_name,
+)
 from antal.engine.errors import DataError
 from antal.engine.limits import PREPARE_MEMORY
 
-__all__ = ["LAYOUT_VERSION", "Prepared", "content_release", "prepare", "sort_keys"]
+__all__ = [
+    "CODE_TABLES",
+    "LAYOUT_VERSION",
+    "Prepared",
+    "code_table_name",
+    "code_table_specs",
+    "content_release",
+    "prepare",
+    "sort_keys",
+]
 
 _POLL = 0.1  # s between two reads of DuckDB's progress of the running statement
 _CHUNK = 1 << 20  # bytes read at a time while hashing
@@ -70,17 +96,49 @@ def content_release(directory: Path, manifest_release: str | None = None) -> str
 
 
 def sort_keys(reg: Register | None) -> list[str]:
-    """The columns a register's table is sorted by: codes first for events, then person."""
-    if reg is None:
+    """The columns a register's own table is sorted by: the person, for the population and
+    the opt-outs (joined by person); events registers keep their order (their code tables
+    are the sorted ones)."""
+    if reg is None or reg.kind == "events":
         return []
-    keys: list[str] = []
-    if reg.kind == "events" and reg.provides:
-        keys.append(reg.provides[0].codes)
-    keys.append(reg.person_key)
-    if reg.kind == "events" and reg.date_column:
-        keys.append(reg.date_column)
+    return [reg.person_key] if reg.person_key in {v.name for v in reg.variables} else []
+
+
+@dataclass(frozen=True)
+class CodeTableSpec:
+    """One code table: which column of codes, exploded or not, and the columns it keeps."""
+
+    register: str
+    column: str
+    multi: bool
+    keep: tuple[str, ...]  # person, dates, hospital, clinic: what an event scan reads
+
+    @property
+    def name(self) -> str:
+        return code_table_name(self.register, self.column)
+
+
+def code_table_specs(reg: Register | None) -> list[CodeTableSpec]:
+    """The code tables of a register: one per column of codes its events read."""
+    if reg is None or reg.kind != "events":
+        return []
     names = {v.name for v in reg.variables}
-    return [k for i, k in enumerate(keys) if k in names and k not in keys[:i]]
+    columns: dict[str, bool] = {}  # column -> holds a space-separated list
+    dates: dict[str, list[str]] = {}
+    for src in reg.provides:
+        for col, multi in ((src.codes, src.multi), (src.main, False)):
+            if col is None or col not in names:
+                continue
+            columns[col] = columns.get(col, False) or multi
+            d = reg.event_date(src)
+            if d and d not in dates.setdefault(col, []):
+                dates[col].append(d)
+    out = []
+    for col, multi in columns.items():
+        keep = [reg.person_key, *dates[col], reg.site_column, reg.clinic_column]
+        kept = tuple(k for i, k in enumerate(keep) if k and k in names and k not in keep[:i])
+        out.append(CodeTableSpec(reg.id, col, multi, tuple(k for k in kept if k != col)))
+    return out
 
 
 def prepare(
@@ -118,14 +176,20 @@ def prepare(
     config["preserve_insertion_order"] = True
     try:
         with contextlib.closing(duckdb.connect(str(tmp), config=config)) as con:
+            made: list[CodeTableSpec] = []
             for p in files:
+                reg = catalog.register(p.stem)
                 try:
-                    _copy(con, p.stem, p, sort_keys(catalog.register(p.stem)), progress)
+                    _run(con, p.stem, _copy_sql(p.stem, p, sort_keys(reg)), progress)
+                    for spec in code_table_specs(reg):
+                        _run(con, spec.name, _code_table_sql(spec, p), progress)
+                        made.append(spec)
                 except duckdb.Error:  # its message may quote a value from the data: not shown
                     raise DataError(
                         f"{p.name} could not be read into the prepared file (nothing was "
                         "replaced); `antal data check` says why"
                     ) from None
+            con.execute(_code_tables_sql(made))
             meta = exp.Create(
                 this=exp.to_table(META_TABLE, quoted=True),
                 kind="TABLE",
@@ -148,18 +212,88 @@ def prepare(
     return Prepared(target, release, tuple(p.stem for p in files))
 
 
-def _copy(
-    con: duckdb.DuckDBPyConnection, rid: str, path: Path, keys: list[str], progress: Progress | None
-) -> None:
-    select = exp.select(exp.Star()).from_(exp.func("read_parquet", exp.Literal.string(str(path))))
+def _parquet(path: Path) -> exp.Expression:
+    return exp.func("read_parquet", exp.Literal.string(str(path)))
+
+
+def _create(name: str, select: exp.Expression) -> str:
+    return exp.Create(this=exp.to_table(name, quoted=True), kind="TABLE", expression=select).sql(
+        "duckdb"
+    )
+
+
+def _copy_sql(rid: str, path: Path, keys: list[str]) -> str:
+    select = exp.select(exp.Star()).from_(_parquet(path))
     if keys:
         select = select.order_by(*(exp.column(k, quoted=True) for k in keys))
-    create = exp.Create(this=exp.to_table(rid, quoted=True), kind="TABLE", expression=select)
-    sql = create.sql("duckdb")
+    return _create(rid, select)
+
+
+def _code_table_sql(spec: CodeTableSpec, path: Path) -> str:
+    """One code per row (a list split at its spaces, as the raw layout's LIKE patterns read
+    it), the kept columns, sorted by code, person, date. Rows without a code can match no
+    code condition and are left out."""
+    code = exp.column(spec.column, quoted=True)
+    if spec.multi:
+        item = exp.Unnest(expressions=[exp.func("string_split", code, exp.Literal.string(" "))])
+    else:
+        item = code.copy()
+    inner = (
+        exp.select(
+            exp.alias_(item, spec.column, quoted=True),
+            *(exp.column(k, quoted=True) for k in spec.keep),
+        )
+        .from_(_parquet(path))
+        .where(code.copy().is_(exp.null()).not_())
+    )
+    first_date = spec.keep[1:2]
+    select = (
+        exp.select(*(exp.column(c, quoted=True) for c in (spec.column, *spec.keep)))
+        .from_(inner.subquery("t"))
+        .where(
+            exp.NEQ(this=exp.column(spec.column, quoted=True), expression=exp.Literal.string(""))
+        )
+        .order_by(*(exp.column(c, quoted=True) for c in (spec.column, spec.keep[0], *first_date)))
+    )
+    return _create(spec.name, select)
+
+
+def _code_tables_sql(specs: list[CodeTableSpec]) -> str:
+    """The table `antal_code_tables`: which code table holds which register's column."""
+    rows = [
+        exp.Tuple(
+            expressions=[
+                exp.Literal.string(s.register),
+                exp.Literal.string(s.column),
+                exp.Literal.string(s.name),
+            ]
+        )
+        for s in specs
+    ]
+    cols = ["register", "column", "table"]
+    if not rows:
+        select: exp.Expression = exp.select(
+            *(exp.alias_(exp.cast(exp.null(), "VARCHAR"), c, quoted=True) for c in cols)
+        ).where(exp.false())
+    else:
+        select = exp.select(exp.Star()).from_(
+            exp.Values(
+                expressions=rows,
+                alias=exp.TableAlias(
+                    this=exp.to_identifier("v"),
+                    columns=[exp.to_identifier(c, quoted=True) for c in cols],
+                ),
+            )
+        )
+    return _create(CODE_TABLES, select)
+
+
+def _run(con: duckdb.DuckDBPyConnection, name: str, sql: str, progress: Progress | None) -> None:
+    """Run one CREATE TABLE, reporting DuckDB's progress of it under `name`."""
     if progress is None:
         con.execute(sql)
         return
-    progress(rid, 0.0)
+    progress(name, 0.0)
     cur = con.cursor()
     done = threading.Event()
     failure: list[BaseException] = []
@@ -178,7 +312,7 @@ def _copy(
         while not done.wait(_POLL):
             pct = cur.query_progress()
             if pct >= 0:
-                progress(rid, min(pct, 100.0) / 100.0)
+                progress(name, min(pct, 100.0) / 100.0)
     except BaseException:  # Ctrl-C: stop the statement, then let the caller clean up
         cur.interrupt()
         raise
@@ -187,4 +321,4 @@ def _copy(
         cur.close()
     if failure:
         raise failure[0]
-    progress(rid, 1.0)
+    progress(name, 1.0)

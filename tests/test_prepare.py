@@ -18,7 +18,7 @@ from antal import engine
 from antal.api.cli import app
 from antal.catalog import CatalogError, Installation, load_catalog
 from antal.engine.errors import DataError
-from antal.engine.ingest import content_release, prepare, sort_keys
+from antal.engine.ingest import code_table_specs, content_release, prepare, sort_keys
 from antal.engine.reference import evaluate
 from antal.synthetic import generate
 
@@ -39,8 +39,10 @@ def prepared(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("prep") / "release.duckdb"
     seen: dict[str, float] = {}
     made = prepare(raw_dir, out, CAT, memory_limit="512MB", progress=seen.__setitem__)
-    # every register reported, and reported done
-    assert sorted(seen) == sorted(p.stem for p in raw_dir.glob("*.parquet"))
+    # every register and every code table reported, and reported done
+    want = [p.stem for p in raw_dir.glob("*.parquet")]
+    want += [s.name for r in want for s in code_table_specs(CAT.register(r))]
+    assert sorted(seen) == sorted(want)
     assert set(seen.values()) == {1.0}
     assert made.path == out
     return out
@@ -66,24 +68,54 @@ def test_example_on_prepared_equals_reference_and_raw(
     assert got.counts[0] > 0
 
 
-def test_prepared_tables_have_the_raw_shape_and_are_sorted(raw_dir: Path, prepared: Path) -> None:
+def test_prepared_tables_have_the_raw_shape(raw_dir: Path, prepared: Path) -> None:
     with duckdb.connect(str(prepared), read_only=True) as con:
         for p in sorted(raw_dir.glob("*.parquet")):
             raw = pq.read_table(p)
             cols = con.execute(f'SELECT * FROM "{p.stem}" LIMIT 0').description
             assert [c[0] for c in cols] == raw.column_names
+            assert CAT.register(p.stem) is not None  # every register of the release is known
             keys = sort_keys(CAT.register(p.stem))
-            assert keys, p.stem  # every register of the release is in the catalog
-            rows = con.execute(
-                f'SELECT {", ".join(keys)} FROM "{p.stem}" ORDER BY rowid'
-            ).fetchall()
-            assert len(rows) == raw.num_rows
-            # stored in key order (NULLs last, DuckDB's default), as the layout promises
-            want = sorted(rows, key=lambda r: tuple((v is None, v if v is not None else 0)
-                                                     for v in r))  # fmt: skip
-            assert rows == want, p.stem
-    assert sort_keys(CAT.register("npr"))[0] == "diagnos"
-    assert sort_keys(CAT.register("lmr"))[0] == "atc"
+            rows = con.execute(f'SELECT * FROM "{p.stem}" ORDER BY rowid').fetchall()
+            assert sorted(map(repr, rows)) == sorted(map(repr, map(tuple, (
+                r.values() for r in raw.to_pylist()))))  # fmt: skip
+            if keys:  # the population and the opt-outs: stored in person order
+                ix = [raw.column_names.index(k) for k in keys]
+                got = [tuple(r[i] for i in ix) for r in rows]
+                assert got == sorted(got, key=lambda r: tuple((v is None, v or 0) for v in r))
+    assert sort_keys(CAT.register("population")) == ["lopnr"]
+    assert sort_keys(CAT.register("npr")) == []
+
+
+def test_code_tables_hold_one_code_per_row_in_code_order(raw_dir: Path, prepared: Path) -> None:
+    """Each code table holds exactly the items of its column (split at spaces, as the raw
+    layout's LIKE patterns read them), with the kept columns of their record, sorted by
+    code then person; computed here from the Parquet rows in plain Python."""
+    specs = {s.name: s for r in ("npr", "lmr", "rekvisition", "dors")
+             for s in code_table_specs(CAT.register(r))}  # fmt: skip
+    assert {"npr#diagnos", "npr#ekod", "npr#op", "npr#hdia", "lmr#atc", "dors#ulorsak"} <= set(
+        specs
+    )
+    assert specs["npr#diagnos"].keep == ("lopnr", "indatum", "sjukhus", "mvo")
+    inst = Installation.from_data_dir(prepared)
+    assert inst.code_tables()[("npr", "diagnos")] == "npr#diagnos"
+    with duckdb.connect(str(prepared), read_only=True) as con:
+        for name, spec in specs.items():
+            raw = pq.read_table(raw_dir / f"{spec.register}.parquet").to_pylist()
+            want = []
+            for r in raw:
+                codes = r[spec.column]
+                if codes is None:
+                    continue
+                for item in codes.split(" ") if spec.multi else [codes]:
+                    if item:
+                        want.append((item, *(r[k] for k in spec.keep)))
+            cols = ", ".join(f'"{c}"' for c in (spec.column, *spec.keep))
+            got = con.execute(f'SELECT {cols} FROM "{name}" ORDER BY rowid').fetchall()
+            assert sorted(got, key=repr) == sorted(want, key=repr), name
+            order = [(r[0], r[1]) for r in got]
+            assert order == sorted(order), name
+            assert got, name
 
 
 def test_release_id_follows_content_not_paths_or_times(raw_dir: Path, prepared: Path,

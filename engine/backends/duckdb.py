@@ -48,7 +48,10 @@ class DuckDBBackend(Backend):
         self._attached: set[str] = set()
         self._lock = threading.Lock()
 
-    def _view(self, rid: str, src: DataSource) -> exp.Expression:
+    def _views(self, rid: str, src: DataSource) -> list[exp.Expression]:
+        """A view named as the register over its extract, and one per code table of a
+        prepared file (named as the table, `<register>#<column>`: the compiler reads them)."""
+        views: list[exp.Expression] = []
         if src.duckdb:
             alias = f"src_{rid}"
             attach = exp.Attach(
@@ -57,6 +60,17 @@ class DuckDBBackend(Backend):
             )
             self.con.execute(attach.sql("duckdb"))
             source: exp.Expression = exp.table_(src.table or rid, db=alias, quoted=True)
+            for table in src.code_tables.values():
+                views.append(
+                    exp.Create(
+                        this=exp.to_table(table, quoted=True),
+                        kind="VIEW",
+                        replace=True,
+                        expression=exp.select(exp.Star()).from_(
+                            exp.table_(table, db=alias, quoted=True)
+                        ),
+                    )
+                )
         else:
             source = exp.func("read_parquet", exp.Literal.string(src.parquet or ""))
         reg = self.catalog.register(rid)
@@ -68,14 +82,18 @@ class DuckDBBackend(Backend):
                 for v in reg.variables
             ]
         select = exp.select(*cols).from_(source)
-        return exp.Create(
-            this=exp.to_table(rid, quoted=True), kind="VIEW", replace=True, expression=select
+        views.append(
+            exp.Create(
+                this=exp.to_table(rid, quoted=True), kind="VIEW", replace=True, expression=select
+            )
         )
+        return views
 
     def attach(self, registers: set[str] | frozenset[str]) -> None:
         self.require(registers)
         for rid in sorted(set(registers) - self._attached):
-            self.con.execute(self._view(rid, self.installation.sources[rid]).sql("duckdb"))
+            for view in self._views(rid, self.installation.sources[rid]):
+                self.con.execute(view.sql("duckdb"))
             self._attached.add(rid)
 
     def forget(self, register_id: str) -> None:
