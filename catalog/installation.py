@@ -15,7 +15,12 @@ A small YAML file::
     privacy: {epsilon: 0.5, threshold: 10, rounding: 5, default_budget: 10}
     optout: required                    # or `none`: this installation keeps no opt-outs
 
-Relative paths are taken from the file's directory.
+Relative paths are taken from the file's directory. Instead of (or besides) `registers`,
+`prepared: /data/release.duckdb` names a file `antal prepare` wrote: its registers and code
+tables, except any register the config places elsewhere.
+
+Without `release`, the release id is a hash of the files' contents (catalog/release.py):
+copying or touching them keeps it, changing their content changes it.
 
 A data directory (`--data DIR`) may hold a manifest, `DIR/release.yaml`, with the same
 `release` and `extracted` keys and, under `registers`, each register's `start` and
@@ -32,7 +37,6 @@ where nobody has opted out yet provides an opt-out file with no rows.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,6 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from antal.catalog.errors import CatalogError
+from antal.catalog.release import content_release
 from antal.privacy.params import PrivacyParams
 
 __all__ = [
@@ -90,7 +95,10 @@ class _InstallationFile(BaseModel):
     release: str | None = None
     extracted: dt.date | None = None
     catalog: list[str] = Field(default_factory=list)
-    registers: dict[str, DataSource]
+    # a file `antal prepare` wrote: its registers (and code tables), unless `registers`
+    # places one elsewhere
+    prepared: str | None = None
+    registers: dict[str, DataSource] = Field(default_factory=dict)
     # typed: an unknown key or a value out of range is an error naming `privacy.<key>`
     privacy: PrivacyParams = Field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"
@@ -139,11 +147,10 @@ class Installation:
                 sources[rid] = sources[rid].model_copy(
                     update={"start": period.start, "through": period.through}
                 )
-        return cls(
-            sources=sources,
-            release=release or manifest.release or _release_id(files),
-            extracted=manifest.extracted,
-        )
+        if release is None:
+            hashed = files + ([d / MANIFEST] if (d / MANIFEST).is_file() else [])
+            release = content_release(hashed, "local", manifest.release)
+        return cls(sources=sources, release=release, extracted=manifest.extracted)
 
     @classmethod
     def from_prepared(cls, path: Path | str, release: str | None = None) -> Installation:
@@ -229,15 +236,6 @@ def _read_manifest(path: Path) -> Manifest:
         raise CatalogError(path, ".".join(map(str, err["loc"])), err["msg"]) from e
 
 
-def _release_id(files: list[Path]) -> str:
-    """A data release id derived from the files' names, sizes and modification times."""
-    h = hashlib.sha256()
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return "local-" + h.hexdigest()[:12]
-
-
 def load_installation(path: Path | str) -> Installation:
     path = Path(path)
     try:
@@ -264,8 +262,21 @@ def load_installation(path: Path | str) -> Installation:
         sources[rid] = src.model_copy(
             update={"parquet": rel(src.parquet), "duckdb": rel(src.duckdb)}
         )
-    files = sorted(Path(p) for s in sources.values() for p in [s.parquet or s.duckdb] if p)
-    release = cfg.release or _release_id([f for f in files if f.exists()])
+    prepared_release = None
+    if cfg.prepared is not None:
+        # a prepared file's registers, unless the config places a register elsewhere
+        made = Installation.from_prepared(rel(cfg.prepared) or cfg.prepared)
+        sources = {**made.sources, **sources}
+        prepared_release = made.release
+    if not sources:
+        raise CatalogError(path, "registers", "names no register and no `prepared` file")
+    files = sorted({Path(p) for s in sources.values() for p in [s.parquet or s.duckdb] if p})
+    if cfg.release:
+        release = cfg.release
+    elif prepared_release and not cfg.registers:
+        release = prepared_release
+    else:
+        release = content_release([f for f in files if f.is_file()], "local")
     return Installation(
         sources=sources,
         release=release,

@@ -32,7 +32,6 @@ usable. DuckDB's memory limit is set (the sort spills to a temporary directory b
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import threading
@@ -51,6 +50,7 @@ from antal.catalog.installation import (
     META_TABLE,
     code_table_name,
 )
+from antal.catalog.release import content_release as release_of
 from antal.engine.errors import DataError
 from antal.engine.limits import PREPARE_MEMORY
 
@@ -66,7 +66,6 @@ __all__ = [
 ]
 
 _POLL = 0.1  # s between two reads of DuckDB's progress of the running statement
-_CHUNK = 1 << 20  # bytes read at a time while hashing
 
 # (register id, fraction done in [0, 1]) for the table being written
 Progress = Callable[[str, float], None]
@@ -80,19 +79,13 @@ class Prepared:
 
 
 def content_release(directory: Path, manifest_release: str | None = None) -> str:
-    """The release id of the files in `directory`: their names and bytes, the layout version.
-    A manifest's own release name, when there is one, is kept in front, for people."""
-    h = hashlib.sha256(f"antal-prepared-layout:{LAYOUT_VERSION};".encode())
+    """The release id of a prepared file made from the files in `directory`: their names
+    and bytes, and the layout version (catalog/release.py); the manifest's own release
+    name, when there is one, in front, for people."""
     files = sorted(directory.glob("*.parquet"))
     if (directory / MANIFEST).is_file():
         files.append(directory / MANIFEST)
-    for p in files:
-        h.update(f"{p.name}:{p.stat().st_size};".encode())
-        with p.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-    digest = h.hexdigest()[:16]
-    return f"{manifest_release}-{digest}" if manifest_release else f"prepared-{digest}"
+    return release_of(files, f"prepared-v{LAYOUT_VERSION}", manifest_release)
 
 
 def sort_keys(reg: Register | None) -> list[str]:

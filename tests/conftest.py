@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+# the digests of extract files (catalog/release.py) are cached in a directory of this run's,
+# not in the home directory of whoever runs the tests
+os.environ.setdefault("ANTAL_CACHE_DIR", tempfile.mkdtemp(prefix="antal-test-cache-"))
 
 _ID = ("lopnr", pa.int64())
 _S = pa.string()

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from antal import engine
 from antal.api.cli import app
-from antal.catalog import CatalogError, Installation, load_catalog
+from antal.catalog import CatalogError, Installation, load_catalog, load_installation
 from antal.engine.errors import DataError
 from antal.engine.ingest import code_table_specs, content_release, prepare, sort_keys
 from antal.engine.reference import evaluate
@@ -183,3 +183,50 @@ def test_cli_refusals(raw_dir: Path, tmp_path: Path) -> None:
         con.execute("CREATE TABLE npr AS SELECT 1 AS lopnr")
     with pytest.raises(CatalogError, match="antal prepare"):
         Installation.from_data_dir(other)
+
+
+def test_raw_release_id_follows_content(raw_dir: Path, tmp_path: Path) -> None:
+    """A raw data directory's release id: copied or touched files keep it, one changed byte
+    changes it; the digest cache never hides a change (its key has the change time, which
+    a write sets and nobody can set back)."""
+    first = Installation.from_data_dir(raw_dir).release
+    assert first.startswith("synthetic-p20000-s11-")
+    copy = tmp_path / "copy"
+    shutil.copytree(raw_dir, copy)
+    for p in copy.iterdir():
+        os.utime(p, (1_000_000_000, 1_000_000_000))
+    assert Installation.from_data_dir(copy).release == first
+    assert Installation.from_data_dir(copy).release == first  # from the cache this time
+    f = copy / "npr.parquet"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    f.write_bytes(bytes(data))
+    # same size, same inode, modification time set back: the change time still differs
+    os.utime(f, (1_000_000_000, 1_000_000_000))
+    assert Installation.from_data_dir(copy).release != first
+    # the prepared file's own release is another (the layout version is part of it)
+    assert content_release(raw_dir, "synthetic-p20000-s11") != first
+
+
+def test_installation_config_names_a_prepared_file(prepared: Path, raw_dir: Path,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    cfg = tmp_path / "installation.yaml"
+    cfg.write_text(f"prepared: {prepared}\n", encoding="utf-8")
+    inst = load_installation(cfg)
+    assert inst.release == Installation.from_data_dir(prepared).release
+    assert inst.code_tables()[("lmr", "atc")] == "lmr#atc"
+    cohort = next(p for p in EXAMPLES if p.stem == "t2d_metformin").read_text(encoding="utf-8")
+    raw = engine.count_exact(cohort, Installation.from_data_dir(raw_dir), CAT)
+    assert engine.count_exact(cohort, inst, CAT).counts == raw.counts
+    # a register placed elsewhere by the config is read from there
+    cfg.write_text(
+        f"prepared: {prepared}\nregisters:\n  ndr: {{parquet: {raw_dir / 'ndr.parquet'}}}\n",
+        encoding="utf-8",
+    )
+    mixed = load_installation(cfg)
+    assert mixed.sources["ndr"].parquet == str(raw_dir / "ndr.parquet")
+    assert mixed.release != inst.release
+    assert engine.count_exact(cohort, mixed, CAT).counts == raw.counts
+    cfg.write_text("registers: {}\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match="prepared"):
+        load_installation(cfg)
