@@ -1,0 +1,155 @@
+"""Use cases of the catalog's published side: availability counts and the HealthDCAT-AP export.
+
+Shared by the command line (`antal catalog availability`, `antal catalog export`) and the
+service (`/v1/catalog/...`): a register's availability is released through the privacy
+layer once per data release (privacy/availability.py) and read back from the store; the
+export (catalog/dcat.py) shows only released figures from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from antal.catalog import Catalog, Installation, Register
+from antal.catalog.dcat import DatasetFacts
+from antal.engine import _optout
+from antal.engine.availability import availability_query, rows_to_cells
+from antal.engine.backends import Backend
+from antal.engine.limits import (
+    AVAILABILITY_MAX_CELLS_PER_PERSON,
+    AVAILABILITY_MAX_RECORDS_PER_PERSON,
+)
+from antal.privacy import PrivacyParams, Signer, Store
+from antal.privacy.availability import (
+    AvailabilityGate,
+    TrueAvailability,
+    holder_project,
+    project_id_of,
+)
+from antal.privacy.gate import Answer
+
+__all__ = [
+    "availability_json",
+    "code_availability",
+    "dataset_facts",
+    "release_availability",
+    "stored_availability",
+]
+
+
+def _gate(store: Store, params: PrivacyParams, signer: Signer | None = None) -> AvailabilityGate:
+    return AvailabilityGate(store, params, signer)
+
+
+def _description(
+    catalog: Catalog, installation: Installation, register_id: str, bound: int, record_bound: int
+) -> str:
+    q = availability_query(catalog, register_id, bound, record_bound,
+                           optout=_optout(catalog, installation))  # fmt: skip
+    return q.description
+
+
+def release_availability(
+    catalog: Catalog,
+    installation: Installation,
+    store: Store,
+    params: PrivacyParams,
+    backend: Backend,
+    register_id: str,
+    actor: str,
+    signer: Signer | None = None,
+    *,
+    bound: int = AVAILABILITY_MAX_CELLS_PER_PERSON,
+    record_bound: int = AVAILABILITY_MAX_RECORDS_PER_PERSON,
+) -> Answer:
+    """Release one register's availability for the installation's data release, charged to
+    its holder's catalog budget; the stored answer (free, not computed) if it was released."""
+    reg = catalog.register(register_id)
+    if reg is None:
+        raise KeyError(register_id)
+    q = availability_query(catalog, register_id, bound, record_bound,
+                           optout=_optout(catalog, installation))  # fmt: skip
+    pid = holder_project(store, reg.holder, params.default_budget)
+
+    def compute() -> TrueAvailability:
+        cells = rows_to_cells(backend.run(q.cells()))  # type: ignore[arg-type]
+        ((persons, records),) = backend.run(q.totals())  # type: ignore[arg-type]
+        return TrueAvailability(int(persons or 0), int(records or 0), cells, bound, record_bound)
+
+    return _gate(store, params, signer).release(pid, actor, q.description, installation.release,
+                                                compute)  # fmt: skip
+
+
+def stored_availability(
+    catalog: Catalog,
+    installation: Installation,
+    store: Store,
+    params: PrivacyParams,
+    register_id: str,
+    *,
+    bound: int = AVAILABILITY_MAX_CELLS_PER_PERSON,
+    record_bound: int = AVAILABILITY_MAX_RECORDS_PER_PERSON,
+) -> Answer | None:
+    """The register's released availability for this data release, if released: read only."""
+    reg = catalog.register(register_id)
+    if reg is None or reg.id not in installation.sources:
+        return None
+    description = _description(catalog, installation, register_id, bound, record_bound)
+    return _gate(store, params).stored_release(
+        project_id_of(reg.holder), description, installation.release
+    )
+
+
+def availability_json(answer: Answer, register: Register) -> dict[str, Any]:
+    """The released availability as the API and `--json` show it."""
+    meta = answer.params
+    persons, records = answer.steps
+    return {
+        "register": register.id,
+        "release": answer.release,
+        "persons": persons.to_json(),
+        "records": records.to_json(),
+        "cells": [dict(zip(("variable", "level", "value", "year"), key, strict=True),
+                       **c.to_json()) for key, c in answer.cells],  # fmt: skip
+        "privacy": {k: meta[k] for k in ("epsilon", "threshold", "rounding", "alpha") if k in meta},
+        "epsilon_charged": answer.epsilon_charged,
+        "stored_answer": answer.stored,
+        "note": f"cells not listed are below {meta.get('threshold')} or absent",
+    }
+
+
+def dataset_facts(answer: Answer | None) -> DatasetFacts:
+    """What the export may say from a released availability: persons and records, rounded
+    and protected (None when suppressed); nothing without a release."""
+    if answer is None:
+        return DatasetFacts()
+    persons, records = answer.steps
+    return DatasetFacts(persons=persons.value, records=records.value, release=answer.release)
+
+
+def code_availability(
+    catalog: Catalog,
+    installation: Installation,
+    store: Store,
+    params: PrivacyParams,
+    system: str,
+    code: str,
+) -> list[dict[str, Any]]:
+    """For a code search hit: per register holding the code system, the released persons
+    with the code (or, for a three-character code, its group) by year."""
+    out: list[dict[str, Any]] = []
+    for reg in catalog.registers.values():
+        variables = [v.name for v in reg.variables if v.code_system == system]
+        if not variables:
+            continue
+        answer = stored_availability(catalog, installation, store, params, reg.id)
+        if answer is None:
+            continue
+        level = "prefix" if len(code) == 3 else "code"
+        years = [
+            {"variable": key[0], "year": key[3], **c.to_json()}
+            for key, c in answer.cells
+            if key[0] in variables and key[1] == level and key[2] == code
+        ]
+        out.append({"register": reg.id, "release": answer.release, "level": level,
+                    "by_year": years})  # fmt: skip
+    return out

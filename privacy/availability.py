@@ -1,0 +1,176 @@
+"""A register's availability counts, released once per data release under its holder's budget.
+
+The counts (engine/availability.py: persons per code, code prefix and variable by year, and
+the register's persons and records) go through the same gate as every count: the charge is
+committed before the data is read, the answer is stored under its key (the counts' canonical
+description, the data release, the privacy parameters and the purpose) and audited, and
+asking again for the same release returns the stored answer: never computed or charged
+again. The budget is the holder's own catalog project (`catalog:<holder>`), made on first
+use with the installation's default budget: no researcher's project pays for the catalog.
+
+One release costs ε (the installation's per-query ε), split in three equal parts:
+
+- the register's distinct persons: sensitivity 1, discrete Laplace scale 3/ε;
+- its records, each person's clamped at `record_bound`: sensitivity R, scale 3R/ε;
+- the cells: each person is in at most `bound` cells (the engine bounds contributions), so
+  the vector of cells has L1 sensitivity L and one OpenDP discrete Laplace measurement of
+  scale 3L/ε releases it.
+
+Every released value is rounded, shown with its 95% interval, and suppressed below the
+threshold, as every count (privacy/mechanism.py); no cell is shown above the released
+persons (post-processing). Only cells present in the data are noised, and only those whose
+released value reaches the threshold are stored and shown: a code or year that is absent
+reads the same as one suppressed ("<T"). A cell of a single person is shown only if its
+noise reaches T - 1, with probability `presence_risk` (stated in the answer): the price of
+not releasing every code of every code list for every year.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from antal.privacy.gate import Answer, Gate, answer_from_json
+from antal.privacy.mechanism import (
+    ReleasedCount,
+    _publish,
+    dlap_accuracy,
+    noisy_vector,
+    within_total,
+)
+from antal.privacy.store import Store
+
+__all__ = [
+    "DIMS",
+    "LABELS",
+    "AvailabilityGate",
+    "TrueAvailability",
+    "holder_project",
+    "presence_risk",
+    "project_id_of",
+    "released_cells",
+]
+
+LABELS = ("persons", "records")
+DIMS = ("variable", "level", "value", "year")
+_PURPOSE = "forskning"  # the catalog serves research: persons who opted out of it are left out
+_PARTS = 3  # ε split: persons, records, cells
+
+
+@dataclass(frozen=True)
+class TrueAvailability:
+    """What the engine hands over: exact counts, never to be shown."""
+
+    persons: int
+    records: int  # each person's records clamped at `record_bound`
+    cells: dict[tuple[Any, ...], int]
+    bound: int
+    record_bound: int
+
+    def __repr__(self) -> str:  # a true count must not reach a log line by accident
+        return f"TrueAvailability(<{len(self.cells)} cells hidden>)"
+
+    __str__ = __repr__
+
+
+def project_id_of(holder: str) -> str:
+    """The id of a holder's catalog project: outside the researchers' project names (no
+    route takes a `:`), so no researcher can be a member of it or spend from it."""
+    return "catalog:" + (re.sub(r"[^a-z0-9]+", "-", holder.lower()).strip("-")[:60] or "holder")
+
+
+def holder_project(store: Store, holder: str, budget: float) -> str:
+    """The id of a holder's catalog project, made on first use with `budget`."""
+    pid = project_id_of(holder)
+    if store.project(pid) is None:
+        store.create_project(pid, f"catalog of {holder}", _PURPOSE, budget, actor="catalog")
+    return pid
+
+
+def presence_risk(epsilon: float, bound: int, threshold: int) -> float:
+    """The probability that a cell of one person is shown: its noise reaches T - 1."""
+    if threshold <= 1:
+        return 1.0
+    scale = _PARTS * bound / epsilon
+    q = math.exp(-1 / scale)
+    # P(Z >= k) of the discrete Laplace: q^k / (1 + q)
+    return q ** (threshold - 1) / (1 + q)
+
+
+class AvailabilityGate(Gate):
+    """The gate with the availability mechanism: one ε per release, stored once."""
+
+    def cost(self, has_breakdown: bool) -> float:
+        return self.params.epsilon
+
+    def release(
+        self,
+        project_id: str,
+        actor: str,
+        description: str,
+        release: str,
+        compute: Any,
+    ) -> Answer:
+        """Release (or return the stored) availability of one register for one data release."""
+        qhash = hashlib.sha256(description.encode()).hexdigest()
+        return self.answer(project_id, actor, qhash, description, release, LABELS, DIMS, compute)
+
+    def stored_release(self, project_id: str, description: str, release: str) -> Answer | None:
+        """The released answer if there is one: read only (no charge, no audit entry)."""
+        qhash = hashlib.sha256(description.encode()).hexdigest()
+        project = self.store.project(project_id)
+        if project is None:
+            return None
+        key = self.key(qhash, release, project.purpose)
+        released = self._stored(key)
+        if released is None:
+            return None
+        return answer_from_json(released, 0.0, project.left, qhash, release, key,
+                                project.purpose, True, LABELS)  # fmt: skip
+
+    def _noise(self, true: Any, dims: tuple[str, ...], cost: float, attrition: str | None) -> str:
+        if not isinstance(true, TrueAvailability):
+            raise TypeError("the availability gate releases availability counts only")
+        p = self.params
+        part = cost / _PARTS
+        scales = {
+            "persons": 1 / part,
+            "records": true.record_bound / part,
+            "cells": true.bound / part,
+        }
+        persons, records = (
+            _publish(float(noisy_vector([n], s)[0]), dlap_accuracy(s, p.alpha), p)
+            for n, s in ((true.persons, scales["persons"]), (true.records, scales["records"]))
+        )
+        keys = sorted(true.cells, key=lambda k: tuple("" if x is None else str(x) for x in k))
+        noisy = noisy_vector([true.cells[k] for k in keys], scales["cells"]) if keys else []
+        acc = dlap_accuracy(scales["cells"], p.alpha)
+        cells = within_total(
+            [(k, _publish(float(x), acc, p)) for k, x in zip(keys, noisy, strict=True)], persons
+        )
+        shown = [[list(k), c.to_json()] for k, c in cells if not c.suppressed]
+        return json.dumps(
+            {
+                "params": p.as_dict(),
+                "steps": [persons.to_json(), records.to_json()],
+                "dims": list(DIMS),
+                "cells": shown,
+                "epsilon": cost,
+                "scales": scales,
+                "availability": {
+                    "bound": true.bound,
+                    "record_bound": true.record_bound,
+                    "presence_risk": presence_risk(cost, true.bound, p.threshold),
+                },
+            },
+            ensure_ascii=False,
+        )
+
+
+def released_cells(answer: Answer) -> list[tuple[tuple[Any, ...], ReleasedCount]]:
+    """The shown cells of an availability answer (every other cell reads `<T`)."""
+    return list(answer.cells)
