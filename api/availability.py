@@ -28,6 +28,7 @@ from antal.privacy.availability import (
 from antal.privacy.gate import Answer
 
 __all__ = [
+    "availability_index",
     "availability_json",
     "code_availability",
     "dataset_facts",
@@ -108,8 +109,10 @@ def availability_json(answer: Answer, register: Register) -> dict[str, Any]:
         "release": answer.release,
         "persons": persons.to_json(),
         "records": records.to_json(),
-        "cells": [dict(zip(("variable", "level", "value", "year"), key, strict=True),
-                       **c.to_json()) for key, c in answer.cells],  # fmt: skip
+        "cells": [
+            dict(zip(("variable", "level", "value", "year"), key, strict=True), **c.to_json())
+            for key, c in answer.cells
+        ],
         "privacy": {k: meta[k] for k in ("epsilon", "threshold", "rounding", "alpha") if k in meta},
         "epsilon_charged": answer.epsilon_charged,
         "stored_answer": answer.stored,
@@ -126,30 +129,36 @@ def dataset_facts(answer: Answer | None) -> DatasetFacts:
     return DatasetFacts(persons=persons.value, records=records.value, release=answer.release)
 
 
+def availability_index(
+    catalog: Catalog, installation: Installation, store: Store, params: PrivacyParams
+) -> dict[str, Answer]:
+    """Every register's released availability for this data release (read only)."""
+    out = {}
+    for rid in catalog.ids():
+        answer = stored_availability(catalog, installation, store, params, rid)
+        if answer is not None:
+            out[rid] = answer
+    return out
+
+
 def code_availability(
-    catalog: Catalog,
-    installation: Installation,
-    store: Store,
-    params: PrivacyParams,
-    system: str,
-    code: str,
+    released: dict[str, Answer], catalog: Catalog, system: str, code: str
 ) -> list[dict[str, Any]]:
-    """For a code search hit: per register holding the code system, the released persons
-    with the code (or, for a three-character code, its group) by year."""
+    """For a code search hit: per register holding the code system whose availability was
+    released, the persons with the code (a three-character code: its group) by year; cells
+    not listed are below the threshold."""
     out: list[dict[str, Any]] = []
-    for reg in catalog.registers.values():
-        variables = [v.name for v in reg.variables if v.code_system == system]
+    level = "prefix" if len(code) == 3 else "code"
+    for rid, answer in released.items():
+        reg = catalog.register(rid)
+        variables = [v.name for v in reg.variables if v.code_system == system] if reg else []
         if not variables:
             continue
-        answer = stored_availability(catalog, installation, store, params, reg.id)
-        if answer is None:
-            continue
-        level = "prefix" if len(code) == 3 else "code"
         years = [
             {"variable": key[0], "year": key[3], **c.to_json()}
             for key, c in answer.cells
             if key[0] in variables and key[1] == level and key[2] == code
         ]
-        out.append({"register": reg.id, "release": answer.release, "level": level,
+        out.append({"register": rid, "release": answer.release, "level": level,
                     "by_year": years})  # fmt: skip
     return out

@@ -33,7 +33,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from rdflib import Graph, Literal as Lit, Namespace, URIRef
+from rdflib import Graph, Namespace, URIRef
+from rdflib import Literal as Lit
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 
 from antal.catalog.models import Register
@@ -236,7 +237,9 @@ def dataset_graph(
 
     # optional health properties antal knows
     for system in sorted({s for v in reg.variables for s in _systems(v) if s in _CODING}):
-        g.add((ds, h.hasCodingSystem, b.concept(URIRef(_HDEU + "coding-system/" + _CODING[system]))))
+        g.add(
+            (ds, h.hasCodingSystem, b.concept(URIRef(_HDEU + "coding-system/" + _CODING[system])))
+        )
     g.add((ds, h.populationCoverage, Lit(reg.population, lang="en")))
     basis = b.iri("v1", "catalog", "registers", reg.id, "legal-basis")
     g.add((ds, DPV.hasLegalBasis, basis))
@@ -269,7 +272,7 @@ def dataset_graph(
         if value is not None:
             g.add((ds, prop, Lit(int(value), datatype=XSD.nonNegativeInteger)))
     if facts.release:
-        g.add((ds, DCAT.version, Lit(facts.release)))
+        g.add((ds, URIRef(str(DCAT) + "version"), Lit(facts.release)))  # DCAT 3
     return g
 
 
@@ -331,8 +334,8 @@ def catalog_graph(
 
 
 def _new_graph(ns: str) -> Graph:
-    g = Graph()
-    for prefix, n in (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("vcard", VCARD),
+    g = Graph(bind_namespaces="none")  # only the prefixes the export uses
+    for prefix, n in (("rdf", RDF), ("rdfs", RDFS), ("xsd", XSD), ("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("vcard", VCARD),
                       ("skos", SKOS), ("dcatap", DCATAP), ("csvw", CSVW), ("cv", CV),
                       ("dpv", DPV), ("dpv-pd", DPV_PD), ("geodcatap", GEODCATAP),
                       ("healthdcatap", Namespace(ns))):  # fmt: skip
@@ -442,4 +445,3 @@ def validate(g: Graph, *, ns: str = HEALTHDCATAP_NS) -> Validation:
         severity = report.value(r, _SH.resultSeverity)
         (violations if severity == _SH.Violation else warnings).append(row)
     return Validation(tuple(sorted(set(violations))), tuple(sorted(set(warnings))))
-

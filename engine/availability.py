@@ -144,7 +144,9 @@ def availability_query(
         name = exp.Literal.string(v.name)
         if v.code_system:
             template = _CODES_MULTI if v.multi else _CODES
-            codes = sqlglot.parse_one(template, )
+            codes = sqlglot.parse_one(
+                template,
+            )
             codes = exp.replace_placeholders(
                 codes, pk=_col(reg.person_key), yr=year.copy(), col=_col(v.name),
                 codes=exp.cast(_col(v.name), "VARCHAR"),
@@ -164,7 +166,9 @@ def availability_query(
                     ).from_(exp.Subquery(this=codes.copy(), alias=exp.TableAlias(this=_ident("c"))))
                 )
         else:
-            present = sqlglot.parse_one(_PRESENT, )
+            present = sqlglot.parse_one(
+                _PRESENT,
+            )
             present = exp.replace_placeholders(
                 present, pk=_col(reg.person_key), yr=year.copy(), col=_col(v.name)
             )

@@ -18,11 +18,12 @@ One release costs ε (the installation's per-query ε), split in three equal par
 
 Every released value is rounded, shown with its 95% interval, and suppressed below the
 threshold, as every count (privacy/mechanism.py); no cell is shown above the released
-persons (post-processing). Only cells present in the data are noised, and only those whose
-released value reaches the threshold are stored and shown: a code or year that is absent
-reads the same as one suppressed ("<T"). A cell of a single person is shown only if its
-noise reaches T - 1, with probability `presence_risk` (stated in the answer): the price of
-not releasing every code of every code list for every year.
+persons (post-processing). Only cells present in the data are noised (releasing every code
+of every code list for every year is not possible), so a cell is shown only when its
+released value reaches `shown_from`: the threshold, or the noise's (1 - DELTA) bound if that
+is higher. A code or year that is absent then reads the same as one suppressed ("<T"), and a
+cell of a single person is shown with probability at most DELTA / 2 (`presence_risk`,
+stated in the answer): the stability-based histogram of the DP literature.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ __all__ = [
     "presence_risk",
     "project_id_of",
     "released_cells",
+    "shown_from",
 ]
 
 LABELS = ("persons", "records")
 DIMS = ("variable", "level", "value", "year")
 _PURPOSE = "forskning"  # the catalog serves research: persons who opted out of it are left out
 _PARTS = 3  # ε split: persons, records, cells
+DELTA = 1e-6  # a cell's noise exceeds `shown_from` with at most this probability (two-sided)
 
 
 @dataclass(frozen=True)
@@ -91,14 +94,19 @@ def holder_project(store: Store, holder: str, budget: float) -> str:
     return pid
 
 
+def shown_from(epsilon: float, bound: int, threshold: int) -> int:
+    """The smallest released cell value shown: the threshold, or the (1 - DELTA) bound of
+    the cells' noise if that is higher (so noise alone is shown with probability <= DELTA/2)."""
+    return max(threshold, math.ceil(dlap_accuracy(_PARTS * bound / epsilon, DELTA)))
+
+
 def presence_risk(epsilon: float, bound: int, threshold: int) -> float:
-    """The probability that a cell of one person is shown: its noise reaches T - 1."""
-    if threshold <= 1:
+    """The probability that a cell of one person is shown: its noise reaches `shown_from` - 1."""
+    k = shown_from(epsilon, bound, threshold) - 1
+    if k <= 0:
         return 1.0
-    scale = _PARTS * bound / epsilon
-    q = math.exp(-1 / scale)
-    # P(Z >= k) of the discrete Laplace: q^k / (1 + q)
-    return q ** (threshold - 1) / (1 + q)
+    q = math.exp(-1 / (_PARTS * bound / epsilon))
+    return q**k / (1 + q)  # P(Z >= k) of the discrete Laplace
 
 
 class AvailabilityGate(Gate):
@@ -152,7 +160,10 @@ class AvailabilityGate(Gate):
         cells = within_total(
             [(k, _publish(float(x), acc, p)) for k, x in zip(keys, noisy, strict=True)], persons
         )
-        shown = [[list(k), c.to_json()] for k, c in cells if not c.suppressed]
+        least = shown_from(cost, true.bound, p.threshold)
+        shown = [
+            [list(k), c.to_json()] for k, c in cells if c.value is not None and c.value >= least
+        ]
         return json.dumps(
             {
                 "params": p.as_dict(),
@@ -164,6 +175,7 @@ class AvailabilityGate(Gate):
                 "availability": {
                     "bound": true.bound,
                     "record_bound": true.record_bound,
+                    "shown_from": least,
                     "presence_risk": presence_risk(cost, true.bound, p.threshold),
                 },
             },
