@@ -127,7 +127,7 @@ def _exact(data: Path) -> tuple[dict[tuple[Any, ...], int], int, int]:
     keep = f"lopnr NOT IN (SELECT lopnr FROM '{opt}' WHERE andamal IN ('forskning', 'alla'))"
     rows = con.execute(
         f"SELECT lopnr, year(indatum) AS y, diagnos, hdia, utdatum, vardform, sjukhus, mvo FROM '{npr}' WHERE {keep}"
-    ).fetchall()  # noqa: E501
+    ).fetchall()
     cells: dict[tuple[Any, ...], set[int]] = {}
     for p, y, diagnos, hdia, *rest in rows:
         for var, codes in (("diagnos", diagnos.split()), ("hdia", [hdia])):
