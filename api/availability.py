@@ -12,7 +12,7 @@ from typing import Any
 from antal.catalog import Catalog, Installation, Register
 from antal.catalog.dcat import DatasetFacts
 from antal.engine import _optout
-from antal.engine.availability import availability_query, rows_to_cells
+from antal.engine.availability import availability_query, rows_to_ages, rows_to_cells
 from antal.engine.backends import Backend
 from antal.engine.limits import (
     AVAILABILITY_MAX_CELLS_PER_PERSON,
@@ -24,6 +24,7 @@ from antal.privacy.availability import (
     TrueAvailability,
     holder_project,
     project_id_of,
+    typical_ages,
 )
 from antal.privacy.gate import Answer
 
@@ -74,7 +75,10 @@ def release_availability(
     def compute() -> TrueAvailability:
         cells = rows_to_cells(backend.run(q.cells()))  # type: ignore[arg-type]
         ((persons, records),) = backend.run(q.totals())  # type: ignore[arg-type]
-        return TrueAvailability(int(persons or 0), int(records or 0), cells, bound, record_bound)
+        ages_q = q.ages()
+        ages = rows_to_ages(backend.run(ages_q)) if ages_q is not None else None  # type: ignore[arg-type]
+        return TrueAvailability(int(persons or 0), int(records or 0), cells, bound, record_bound,
+                                ages)  # fmt: skip
 
     return _gate(store, params, signer).release(pid, actor, q.description, installation.release,
                                                 compute)  # fmt: skip
@@ -103,12 +107,13 @@ def stored_availability(
 def availability_json(answer: Answer, register: Register) -> dict[str, Any]:
     """The released availability as the API and `--json` show it."""
     meta = answer.params
-    persons, records = answer.steps
+    persons, records, *bands = answer.steps
     return {
         "register": register.id,
         "release": answer.release,
         "persons": persons.to_json(),
         "records": records.to_json(),
+        "ages": [{"band": f"{5 * i}-{5 * i + 4}", **b.to_json()} for i, b in enumerate(bands)],
         "cells": [
             dict(zip(("variable", "level", "value", "year"), key, strict=True), **c.to_json())
             for key, c in answer.cells
@@ -125,8 +130,10 @@ def dataset_facts(answer: Answer | None) -> DatasetFacts:
     and protected (None when suppressed); nothing without a release."""
     if answer is None:
         return DatasetFacts()
-    persons, records = answer.steps
-    return DatasetFacts(persons=persons.value, records=records.value, release=answer.release)
+    persons, records, *bands = answer.steps
+    ages = typical_ages(list(bands)) if bands else None
+    return DatasetFacts(persons=persons.value, records=records.value, release=answer.release,
+                        min_age=ages[0] if ages else None, max_age=ages[1] if ages else None)  # fmt: skip
 
 
 def availability_index(

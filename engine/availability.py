@@ -30,10 +30,23 @@ from antal.catalog import Catalog, Register
 from antal.catalog.vocabulary import CODE_SYSTEMS, OPTOUT_ALL, Purpose
 from antal.engine.errors import EngineError
 
-__all__ = ["AvailabilityQuery", "Cell", "availability_query", "prefix_of"]
+__all__ = [
+    "AGE_BANDS",
+    "AGE_BAND_YEARS",
+    "AvailabilityQuery",
+    "Cell",
+    "availability_query",
+    "prefix_of",
+    "rows_to_ages",
+    "rows_to_cells",
+]
 
 Cell = tuple[str, str, str, int | None]  # (variable, level, value, year)
 PREFIX_CHARS = 3  # a code's group: its first three characters
+# age at a person's first record in the register, in five-year bands 0-4 ... 125-129 (the
+# last holds everyone older): the public domain of the age histogram, every band released
+AGE_BAND_YEARS = 5
+AGE_BANDS: tuple[int, ...] = tuple(range(0, 130, AGE_BAND_YEARS))
 
 
 def prefix_of(code: str) -> str:
@@ -69,6 +82,7 @@ class AvailabilityQuery:
     cells_tree: exp.Expression
     totals_tree: exp.Expression
     registers: frozenset[str]
+    ages_tree: exp.Expression | None = None  # None: no date or no birth year to age from
 
     @property
     def description(self) -> str:
@@ -85,6 +99,9 @@ class AvailabilityQuery:
 
     def totals(self) -> _Statement:
         return _Statement(self.totals_tree, self.registers)
+
+    def ages(self) -> _Statement | None:
+        return None if self.ages_tree is None else _Statement(self.ages_tree, self.registers)
 
 
 @dataclass(frozen=True)
@@ -215,7 +232,30 @@ def availability_query(
         totals, rb=exp.Literal.number(int(record_bound)), pk=_col(reg.person_key)
     )
     totals = totals.with_("src", src.copy())
-    return AvailabilityQuery(reg.id, bound, record_bound, cells, totals, registers)
+    ages = None
+    pop = catalog.population
+    if (reg.date_column and pop is not None and pop.id != reg.id
+            and pop.variable("fodelsear") is not None):  # fmt: skip
+        # each person once: the band of its age at its first record (a partition)
+        ages = sqlglot.parse_one(
+            "SELECT LEAST(GREATEST(FLOOR((YEAR(f.first) - b.born) / :w), 0) * :w, :top) AS band, "
+            "COUNT(*) AS n FROM (SELECT :pk AS p, MIN(:dc) AS first FROM src GROUP BY :pk) AS f "
+            "JOIN (SELECT :ppk AS p, MIN(:birth) AS born FROM :pop GROUP BY :ppk) AS b "
+            "ON f.p = b.p WHERE b.born IS NOT NULL AND f.first IS NOT NULL GROUP BY band"
+        )
+        ages = exp.replace_placeholders(
+            ages, w=exp.Literal.number(AGE_BAND_YEARS), top=exp.Literal.number(AGE_BANDS[-1]),
+            pk=_col(reg.person_key), dc=_col(reg.date_column), ppk=_col(pop.person_key),
+            birth=_col("fodelsear"), pop=exp.Table(this=_ident(pop.id)),
+        )  # fmt: skip
+        ages = ages.with_("src", src.copy())
+        registers = registers | {pop.id}
+    return AvailabilityQuery(reg.id, bound, record_bound, cells, totals, registers, ages)
+
+
+def rows_to_ages(rows: list[tuple[Any, ...]]) -> dict[int, int]:
+    """The age statement's rows as {band start: persons}."""
+    return {int(band): int(n) for band, n in rows}
 
 
 def rows_to_cells(rows: list[tuple[Any, ...]]) -> dict[Cell, int]:

@@ -8,13 +8,17 @@ asking again for the same release returns the stored answer: never computed or c
 again. The budget is the holder's own catalog project (`catalog:<holder>`), made on first
 use with the installation's default budget: no researcher's project pays for the catalog.
 
-One release costs ε (the installation's per-query ε), split in three equal parts:
+One release costs ε (the installation's per-query ε), split in k equal parts (k = 4 with
+an age histogram, else 3):
 
-- the register's distinct persons: sensitivity 1, discrete Laplace scale 3/ε;
-- its records, each person's clamped at `record_bound`: sensitivity R, scale 3R/ε;
+- the register's distinct persons: sensitivity 1, discrete Laplace scale k/ε;
+- its records, each person's clamped at `record_bound`: sensitivity R, scale kR/ε;
 - the cells: each person is in at most `bound` cells (the engine bounds contributions), so
   the vector of cells has L1 sensitivity L and one OpenDP discrete Laplace measurement of
-  scale 3L/ε releases it.
+  scale kL/ε releases it;
+- the persons by five-year band of age at their first record: a partition over the public
+  domain of bands (every band released, zero ones included), sensitivity 1, scale k/ε. The
+  typical ages of the HealthDCAT-AP export are read from these released bands.
 
 Every released value is rounded, shown with its 95% interval, and suppressed below the
 threshold, as every count (privacy/mechanism.py); no cell is shown above the released
@@ -46,6 +50,7 @@ from antal.privacy.mechanism import (
 from antal.privacy.store import Store
 
 __all__ = [
+    "AGE_LABELS",
     "DIMS",
     "LABELS",
     "AvailabilityGate",
@@ -55,12 +60,14 @@ __all__ = [
     "project_id_of",
     "released_cells",
     "shown_from",
+    "typical_ages",
 ]
 
 LABELS = ("persons", "records")
+AGE_LABELS = tuple(f"age {b}-{b + 4}" for b in range(0, 130, 5))  # engine AGE_BANDS
 DIMS = ("variable", "level", "value", "year")
 _PURPOSE = "forskning"  # the catalog serves research: persons who opted out of it are left out
-_PARTS = 3  # ε split: persons, records, cells
+_PARTS = 3  # ε split: persons, records, cells (and the age bands: one more part)
 DELTA = 1e-6  # a cell's noise exceeds `shown_from` with at most this probability (two-sided)
 
 
@@ -73,6 +80,7 @@ class TrueAvailability:
     cells: dict[tuple[Any, ...], int]
     bound: int
     record_bound: int
+    ages: dict[int, int] | None = None  # persons per age band start (absent: 0)
 
     def __repr__(self) -> str:  # a true count must not reach a log line by accident
         return f"TrueAvailability(<{len(self.cells)} cells hidden>)"
@@ -94,19 +102,37 @@ def holder_project(store: Store, holder: str, budget: float) -> str:
     return pid
 
 
-def shown_from(epsilon: float, bound: int, threshold: int) -> int:
+def shown_from(epsilon: float, bound: int, threshold: int, parts: int = _PARTS) -> int:
     """The smallest released cell value shown: the threshold, or the (1 - DELTA) bound of
     the cells' noise if that is higher (so noise alone is shown with probability <= DELTA/2)."""
-    return max(threshold, math.ceil(dlap_accuracy(_PARTS * bound / epsilon, DELTA)))
+    return max(threshold, math.ceil(dlap_accuracy(parts * bound / epsilon, DELTA)))
 
 
-def presence_risk(epsilon: float, bound: int, threshold: int) -> float:
+def presence_risk(epsilon: float, bound: int, threshold: int, parts: int = _PARTS) -> float:
     """The probability that a cell of one person is shown: its noise reaches `shown_from` - 1."""
-    k = shown_from(epsilon, bound, threshold) - 1
+    k = shown_from(epsilon, bound, threshold, parts) - 1
     if k <= 0:
         return 1.0
-    q = math.exp(-1 / (_PARTS * bound / epsilon))
+    q = math.exp(-1 / (parts * bound / epsilon))
     return q**k / (1 + q)  # P(Z >= k) of the discrete Laplace
+
+
+def typical_ages(bands: list[ReleasedCount]) -> tuple[int, int] | None:
+    """The ages between which the middle 90% of persons were at their first record, read
+    from released age bands (post-processing; a suppressed band counts 0): the start of the
+    band reaching 5% and the end of the band reaching 95%."""
+    values = [b.value or 0 for b in bands]
+    total = sum(values)
+    if total == 0:
+        return None
+    run, low, high = 0, None, None
+    for i, v in enumerate(values):
+        run += v
+        if low is None and run >= 0.05 * total:
+            low = 5 * i
+        if high is None and run >= 0.95 * total:
+            high = 5 * i + 4
+    return (low or 0, high if high is not None else 5 * len(values) - 1)
 
 
 class AvailabilityGate(Gate):
@@ -125,7 +151,8 @@ class AvailabilityGate(Gate):
     ) -> Answer:
         """Release (or return the stored) availability of one register for one data release."""
         qhash = hashlib.sha256(description.encode()).hexdigest()
-        return self.answer(project_id, actor, qhash, description, release, LABELS, DIMS, compute)
+        return self.answer(project_id, actor, qhash, description, release, LABELS + AGE_LABELS,
+                           DIMS, compute)  # fmt: skip
 
     def stored_release(self, project_id: str, description: str, release: str) -> Answer | None:
         """The released answer if there is one: read only (no charge, no audit entry)."""
@@ -138,13 +165,14 @@ class AvailabilityGate(Gate):
         if released is None:
             return None
         return answer_from_json(released, 0.0, project.left, qhash, release, key,
-                                project.purpose, True, LABELS)  # fmt: skip
+                                project.purpose, True, LABELS + AGE_LABELS)  # fmt: skip
 
     def _noise(self, true: Any, dims: tuple[str, ...], cost: float, attrition: str | None) -> str:
         if not isinstance(true, TrueAvailability):
             raise TypeError("the availability gate releases availability counts only")
         p = self.params
-        part = cost / _PARTS
+        parts = _PARTS + (1 if true.ages is not None else 0)
+        part = cost / parts
         scales = {
             "persons": 1 / part,
             "records": true.record_bound / part,
@@ -160,14 +188,21 @@ class AvailabilityGate(Gate):
         cells = within_total(
             [(k, _publish(float(x), acc, p)) for k, x in zip(keys, noisy, strict=True)], persons
         )
-        least = shown_from(cost, true.bound, p.threshold)
+        least = shown_from(cost, true.bound, p.threshold, parts)
+        steps = [persons.to_json(), records.to_json()]
+        if true.ages is not None:  # a partition over the public bands: every band released
+            scales["ages"] = 1 / part
+            bands = noisy_vector([true.ages.get(5 * i, 0) for i in range(len(AGE_LABELS))],
+                                 scales["ages"])  # fmt: skip
+            age_acc = dlap_accuracy(scales["ages"], p.alpha)
+            steps += [_publish(float(x), age_acc, p).to_json() for x in bands]
         shown = [
             [list(k), c.to_json()] for k, c in cells if c.value is not None and c.value >= least
         ]
         return json.dumps(
             {
                 "params": p.as_dict(),
-                "steps": [persons.to_json(), records.to_json()],
+                "steps": steps,
                 "dims": list(DIMS),
                 "cells": shown,
                 "epsilon": cost,
@@ -176,7 +211,8 @@ class AvailabilityGate(Gate):
                     "bound": true.bound,
                     "record_bound": true.record_bound,
                     "shown_from": least,
-                    "presence_risk": presence_risk(cost, true.bound, p.threshold),
+                    "presence_risk": presence_risk(cost, true.bound, p.threshold, parts),
+                    "epsilon_parts": parts,
                 },
             },
             ensure_ascii=False,

@@ -162,6 +162,24 @@ def test_released_at_huge_epsilon_equals_the_exact_counts(data: Path, tmp_path: 
     assert exact[("diagnos", "prefix", "E11", 2020)] >= 10
     for _key, c in answer.cells:  # intervals around the value, as every released count
         assert c.low is not None and c.high is not None and c.low <= c.value <= c.high
+    # persons by five-year band of age at their first record, every band, by hand
+    con = duckdb.connect()
+    npr, opt, pop = (str(data / f"{r}.parquet") for r in ("npr", "optout", "population"))
+    first = (
+        f"SELECT (year(min(indatum)) - any_value(fodelsear)) // 5 * 5 AS band FROM '{npr}' "
+        f"JOIN '{pop}' USING (lopnr) WHERE lopnr NOT IN (SELECT lopnr FROM '{opt}' "
+        f"WHERE andamal IN ('forskning', 'alla')) GROUP BY lopnr"
+    )
+    by_band = dict(con.execute(f"SELECT band, count(*) FROM ({first}) GROUP BY band").fetchall())
+    bands = answer.steps[2:]
+    assert len(bands) == 26
+    for i, b in enumerate(bands):
+        n = by_band.get(5 * i, 0)
+        assert b.value == (n if n >= 10 else None), (5 * i, n, b)
+    facts = dataset_facts(answer)
+    assert facts.min_age is not None and facts.max_age is not None
+    assert 0 <= facts.min_age <= min(k for k, n in by_band.items() if n >= 10) + 4
+    assert facts.max_age >= max(k for k, n in by_band.items() if n >= 10)
 
 
 def test_charged_once_per_release_to_the_holder_and_never_recomputed(
