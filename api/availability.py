@@ -39,6 +39,9 @@ __all__ = [
 
 
 def _gate(store: Store, params: PrivacyParams, signer: Signer | None = None) -> AvailabilityGate:
+    """The availability's gate: the installation's parameters with its availability ε."""
+    if params.availability_epsilon is not None:
+        params = params.model_copy(update={"epsilon": params.availability_epsilon})
     return AvailabilityGate(store, params, signer)
 
 

@@ -43,10 +43,12 @@ __all__ = [
     "FORMATS",
     "HEALTHDCATAP_NS",
     "MEDIA_TYPES",
+    "NS_PATTERN",
     "DatasetFacts",
     "ExportFormat",
     "Validation",
     "catalog_graph",
+    "check_ns",
     "dataset_graph",
     "serialize",
     "shapes_dir",
@@ -92,6 +94,16 @@ _FREQUENCY = {"monthly": "MONTHLY", "yearly": "ANNUAL", "continuous": "CONT", "d
 # CSVW datatypes of antal's column types
 _DATATYPE = {"bigint": "integer", "integer": "integer", "smallint": "integer",
              "double": "double", "varchar": "string", "date": "date"}  # fmt: skip
+
+
+NS_PATTERN = r"^https?://[A-Za-z0-9._~/#%-]+[/#]$"  # an IRI namespace: ends in / or #
+
+
+def check_ns(ns: str) -> str:
+    """A healthdcatap namespace given by a user: an http(s) IRI ending in `/` or `#`."""
+    if not re.match(NS_PATTERN, ns):
+        raise ValueError(f"not a namespace IRI (http(s)://..., ending in / or #): {ns!r}")
+    return ns
 
 
 def shapes_dir() -> Path:
@@ -166,7 +178,7 @@ def dataset_graph(
     """The HealthDCAT-AP description of one register, its IRIs under `base` (the service's
     URL); added to `graph` when given (the catalog's)."""
     facts = facts or DatasetFacts()
-    g = graph if graph is not None else _new_graph(ns)
+    g = graph if graph is not None else _new_graph(check_ns(ns))
     b = _Builder(g, base, Namespace(ns))
     h = b.h
     ds = b.iri("v1", "catalog", "registers", reg.id)
@@ -313,7 +325,7 @@ def catalog_graph(
 ) -> Graph:
     """The whole catalog: a dcat:Catalog of every register's dataset. `publisher` is the
     installation (name, URL), by default named by `title` at `base`."""
-    g = _new_graph(ns)
+    g = _new_graph(check_ns(ns))
     b = _Builder(g, base, Namespace(ns))
     cat = b.iri("v1", "catalog")
     g.add((cat, RDF.type, DCAT.Catalog))

@@ -264,3 +264,24 @@ def test_routes(data: Path, tmp_path: Path) -> None:
     hits = c.get("/v1/catalog/search?q=E11", headers=tok["res"]).json()
     code = next(h for h in hits if h["kind"] == "code" and h["name"] == "E11")
     assert [a["register"] for a in code["availability"]] == ["npr"]
+
+
+def test_the_holder_sets_the_availability_epsilon(data: Path, tmp_path: Path) -> None:
+    params = PrivacyParams(epsilon=0.5, availability_epsilon=2.0, default_budget=5)
+    inst, store, backend, params = _setup(data, tmp_path, params)
+    answer = release_availability(CATALOG, inst, store, params, backend, "npr", "t")
+    assert answer.epsilon_charged == pytest.approx(2.0) and answer.params["epsilon"] == 2.0
+    assert store.project("catalog:socialstyrelsen").spent == pytest.approx(2.0)
+    assert params.fingerprint() == PrivacyParams(epsilon=0.5).fingerprint()  # counts' keys stay
+
+
+def test_cli_export_validates_and_refuses_a_bad_namespace() -> None:
+    from typer.testing import CliRunner
+
+    from antal.api.cli import app
+
+    r = CliRunner().invoke(app, ["catalog", "export", "--register", "npr", "--validate"])
+    assert r.exit_code == 0, r.output
+    assert "SHACL: 0 violations" in r.output and "healthdcatap:hdab" in r.output
+    r = CliRunner().invoke(app, ["catalog", "export", "--healthdcatap-ns", "http://a>b"])
+    assert r.exit_code == 2 and "not a namespace IRI" in r.output

@@ -15,6 +15,7 @@ from antal.api.availability import (
 )
 from antal.api.routes.deps import ApiError, Authed, Checking, state_of
 from antal.catalog import suggest
+from antal.catalog.dcat import NS_PATTERN
 
 __all__ = ["router"]
 
@@ -43,7 +44,7 @@ def export(
     u: Checking,  # builds a graph: limited like the other checks
     register: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[str | None, Query(pattern="^(turtle|jsonld)$")] = None,
-    ns: Annotated[str | None, Query(max_length=200, pattern=r"^https?://\S+$")] = None,
+    ns: Annotated[str | None, Query(max_length=200, pattern=NS_PATTERN)] = None,
 ) -> Response:
     """The catalog (or `register`) as HealthDCAT-AP: Turtle or JSON-LD by `format`, else by
     the Accept header (`text/turtle`, `application/ld+json`; default Turtle). Persons and
