@@ -45,12 +45,22 @@ def _gate(store: Store, params: PrivacyParams, signer: Signer | None = None) -> 
     return AvailabilityGate(store, params, signer)
 
 
+# descriptions by (catalog version, register, opt-out register, bounds): building one renders
+# the register's statements, too slow to repeat on every search
+_DESCRIPTIONS: dict[tuple[str, str, str | None, int, int], str] = {}
+
+
 def _description(
     catalog: Catalog, installation: Installation, register_id: str, bound: int, record_bound: int
 ) -> str:
-    q = availability_query(catalog, register_id, bound, record_bound,
-                           optout=_optout(catalog, installation))  # fmt: skip
-    return q.description
+    optout = _optout(catalog, installation)
+    key = (catalog.version(), register_id, optout, bound, record_bound)
+    if key not in _DESCRIPTIONS:
+        if len(_DESCRIPTIONS) > 1_000:  # catalogs published over a long-running service
+            _DESCRIPTIONS.clear()
+        q = availability_query(catalog, register_id, bound, record_bound, optout=optout)
+        _DESCRIPTIONS[key] = q.description
+    return _DESCRIPTIONS[key]
 
 
 def release_availability(
@@ -143,7 +153,9 @@ def availability_index(
     catalog: Catalog, installation: Installation, store: Store, params: PrivacyParams
 ) -> dict[str, Answer]:
     """Every register's released availability for this data release (read only)."""
-    out = {}
+    out: dict[str, Answer] = {}
+    if not any(p.id.startswith("catalog:") for p in store.projects()):
+        return out  # no holder has released any: nothing to read
     for rid in catalog.ids():
         answer = stored_availability(catalog, installation, store, params, rid)
         if answer is not None:

@@ -103,8 +103,13 @@ def search(
                 hits.append(S.SearchHit(kind="variable", register_id=reg.id, name=v.name,
                                         description=v.description, code_system=v.code_system))  # fmt: skip
     state = state_of(request)
-    released = availability_index(state.catalog, state.installation, state.store, state.params)
-    for code, system, text in search_codes(q):
+    codes = search_codes(q)
+    released = (
+        availability_index(state.catalog, state.installation, state.store, state.params)
+        if codes
+        else {}
+    )
+    for code, system, text in codes:
         hits.append(S.SearchHit(kind="code", name=code, description=text, code_system=system,
                                 availability=code_availability(released, state.catalog, system,
                                                                code)))  # fmt: skip
