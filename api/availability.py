@@ -7,11 +7,12 @@ export (catalog/dcat.py) shows only released figures from it."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from antal.catalog import Catalog, Installation, Register
 from antal.catalog.dcat import DatasetFacts
-from antal.engine import _optout
+from antal.engine import MissingRegisterError, _optout
 from antal.engine.availability import availability_query, rows_to_ages, rows_to_cells
 from antal.engine.backends import Backend
 from antal.engine.limits import (
@@ -83,6 +84,13 @@ def release_availability(
         raise KeyError(register_id)
     q = availability_query(catalog, register_id, bound, record_bound,
                            optout=_optout(catalog, installation))  # fmt: skip
+    pop = catalog.population
+    if q.ages_tree is not None and pop is not None and pop.id not in installation.sources:
+        # no population register here: no age bands (the statement would read it)
+        q = dataclasses.replace(q, ages_tree=None, registers=q.registers - {pop.id})
+    missing = installation.missing(set(q.registers))
+    if missing:  # refused before anything is charged
+        raise MissingRegisterError(missing)
     pid = holder_project(store, reg.holder, params.default_budget)
 
     def compute() -> TrueAvailability:

@@ -5,6 +5,7 @@ statement), and the export is checked with pySHACL against the vendored Release 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -285,3 +286,15 @@ def test_cli_export_validates_and_refuses_a_bad_namespace() -> None:
     assert "SHACL: 0 violations" in r.output and "healthdcatap:hdab" in r.output
     r = CliRunner().invoke(app, ["catalog", "export", "--healthdcatap-ns", "http://a>b"])
     assert r.exit_code == 2 and "not a namespace IRI" in r.output
+
+
+def test_a_register_without_data_is_refused_before_any_charge(data: Path, tmp_path: Path) -> None:
+    from antal.engine import MissingRegisterError
+
+    inst, store, backend, params = _setup(data, tmp_path, PrivacyParams())
+    without = dataclasses.replace(
+        inst, sources={k: v for k, v in inst.sources.items() if k != "lmr"}
+    )
+    with pytest.raises(MissingRegisterError):
+        release_availability(CATALOG, without, store, params, backend, "lmr", "t")
+    assert store.projects() == []  # not even the holder's project was made
