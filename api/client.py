@@ -655,6 +655,21 @@ class Client:
         """One register's full catalog entry (variables, code systems, access conditions)."""
         return self._request("GET", f"/v1/catalog/registers/{register_id}")
 
+    def catalog_export(self, fmt: str = "turtle", register: str | None = None) -> str:
+        """The catalog (or one register) as HealthDCAT-AP: Turtle or JSON-LD text."""
+        params: dict[str, Any] = {"format": fmt}
+        if register is not None:
+            params["register"] = register
+        return self._request("GET", "/v1/catalog/export", params=params, text=True)
+
+    def availability(self, register_id: str) -> dict[str, Any]:
+        """A register's released availability counts (persons per code and year)."""
+        return self._request("GET", f"/v1/catalog/registers/{register_id}/availability")
+
+    def release_availability(self, register_id: str) -> dict[str, Any]:
+        """Release a register's availability for this data release (its holder or an admin)."""
+        return self._request("POST", f"/v1/catalog/registers/{register_id}/availability")
+
     # -- cohorts --
 
     def validate(self, cohort: CohortInput) -> Validation:

@@ -285,6 +285,8 @@ class SearchHit(BaseModel):
     name: str
     description: str
     code_system: str | None = None
+    # a code's released availability: per register, persons with it by year (issue 16)
+    availability: list[dict[str, Any]] | None = None
 
 
 class ReportIn(CohortIn):

@@ -13,6 +13,8 @@ import datetime as dt
 
 __all__ = [
     "AGE_MAX",
+    "AVAILABILITY_MAX_CELLS_PER_PERSON",
+    "AVAILABILITY_MAX_RECORDS_PER_PERSON",
     "COUNT_MAX",
     "DATE_MAX",
     "DATE_MIN",
@@ -94,3 +96,9 @@ HUB_DEADLINE_SECONDS = 300.0  # a query's default wait for its nodes (MII: minut
 HUB_MAX_WAIT_SECONDS = 60.0  # the longest one long-poll request is held open
 HUB_NODE_POLL_SECONDS = 25.0  # a node's long-poll for work (below common proxy timeouts)
 HUB_MIN_NODES_SHOWN = 3  # per-node counts only when this many nodes report above threshold
+
+# Availability counts (engine/availability.py): each person counts in at most this many
+# (code or variable, year) cells of a register, and with at most this many records; the
+# noise of the release is proportional to them (privacy/availability.py)
+AVAILABILITY_MAX_CELLS_PER_PERSON = 20
+AVAILABILITY_MAX_RECORDS_PER_PERSON = 100

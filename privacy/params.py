@@ -24,11 +24,18 @@ class PrivacyParams(BaseModel):
     )
     default_budget: float = Field(10.0, ge=0, description="a new project's total epsilon")
     max_cells: int = Field(10_000, ge=1, description="the largest breakdown table released")
+    availability_epsilon: float | None = Field(
+        None,
+        gt=0,
+        description="ε of one release of a register's availability counts, charged "
+        "to its holder's catalog budget (default: epsilon)",
+    )
 
     def as_dict(self) -> dict[str, float | int]:
-        return self.model_dump()
+        # the availability's ε is stated as the `epsilon` of its own answers, not in others
+        return self.model_dump(exclude={"availability_epsilon"})
 
     def fingerprint(self) -> str:
         """What changes an answer: part of the key under which answers are stored."""
-        d = self.model_dump(exclude={"default_budget", "max_cells"})
+        d = self.model_dump(exclude={"default_budget", "max_cells", "availability_epsilon"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -71,3 +71,10 @@ def catalog_show(
     for p in reg.provides:
         extra = f" (main: {p.main})" if p.main else ""
         out.print(f"provides [bold]{p.event}[/] from {p.codes}{extra}")
+
+
+# the published side (issue 16): HealthDCAT-AP export and availability counts
+from antal.api.cli import catalog_export  # noqa: E402 - registered after this module's commands
+
+app.command("export")(catalog_export.export)
+app.command("availability")(catalog_export.availability)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from antal.api import schemas as S
 from antal.api import usecases as uc
+from antal.api.availability import availability_index, code_availability
 from antal.api.routes.deps import ApiError, Authed, Checking, state_of
 from antal.catalog import Register, suggest
 from antal.catalog.codes import search_codes
@@ -101,6 +102,15 @@ def search(
             if match(reg.id, v.name, v.description, v.code_system, v.unit):
                 hits.append(S.SearchHit(kind="variable", register_id=reg.id, name=v.name,
                                         description=v.description, code_system=v.code_system))  # fmt: skip
-    for code, system, text in search_codes(q):
-        hits.append(S.SearchHit(kind="code", name=code, description=text, code_system=system))
+    state = state_of(request)
+    codes = search_codes(q)
+    released = (
+        availability_index(state.catalog, state.installation, state.store, state.params)
+        if codes
+        else {}
+    )
+    for code, system, text in codes:
+        hits.append(S.SearchHit(kind="code", name=code, description=text, code_system=system,
+                                availability=code_availability(released, state.catalog, system,
+                                                               code)))  # fmt: skip
     return hits[:200]
