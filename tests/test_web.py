@@ -520,3 +520,30 @@ def test_no_serious_accessibility_violations(page: Page, server: Server, tmp_pat
     page.locator("#history tbody tr").first.wait_for()
     assert axe(page) == []
     shot(page, tmp_path, "a11y-history")
+
+
+def test_recruitment_forecast_chart(page: Page, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server)
+    # first contacts in npr: enough persons a month for most months to be released
+    text = 'cohort "Forecast"\nindex first npr between 2012-01-01 and 2023-12-31\n'
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    before = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    page.locator("#forecast").click()
+    page.locator("#forecast-chart svg").wait_for()
+    # the oracle: the same forecast asked again through the API is the project's stored
+    # answer (free), with the same released series and forecast
+    after = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    res = api(
+        server, "res", "POST", "/v1/projects/t2d/forecast", json={"cohort": text, "months": 12}
+    )
+    assert res["answer"]["stored_answer"] is True
+    assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == after
+    charged = page.locator("#forecast-notes li").last.text_content() or ""
+    assert charged == f"{EN['charged']}: {before - after:g}"
+    # one point per released month, one mean per forecast month
+    points = page.locator("#forecast-chart svg .mark-symbol path")
+    released = [m for m in res["total"]["series"] if m["count"] is not None]
+    assert points.count() == len(released) > 0
+    assert len(res["total"]["forecast"]["forecast"]) == 12
+    shot(page, tmp_path, "forecast")

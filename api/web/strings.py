@@ -113,6 +113,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "availability": ("Persons (released)", "Personer (utlämnat)"),
     "results": ("results", "träffar"),
     "unknown": ("(unknown)", "(okänt)"),
+    "per_month": ("newly eligible persons per month", "nya behöriga personer per månad"),
 }  # fmt: skip
 
 

@@ -97,3 +97,29 @@ export function pyramidSpec(table, t) {
     },
   };
 }
+
+// The recruitment forecast: the released monthly series (points; a suppressed month has
+// none), the forecast's mean (line) and its 50% and 90% prediction intervals (bands).
+export function forecastSpec(total, t) {
+  const series = total.series.filter((m) => m.count != null)
+    .map((m) => ({ month: m.month, count: m.count }));
+  const ahead = total.forecast ? total.forecast.forecast.map((m) => ({
+    month: m.month, mean: m.mean, lo90: m.interval90[0], hi90: m.interval90[1],
+    lo50: m.interval50[0], hi50: m.interval50[1] })) : [];
+  const x = { field: "month", type: "temporal", title: null };
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json", config, title: t.forecast,
+    width: 560, height: 220,
+    layer: [
+      { data: { values: ahead }, mark: { type: "area", color: BLUE, opacity: 0.18 },
+        encoding: { x, y: { field: "lo90", type: "quantitative", title: t.per_month }, y2: { field: "hi90" } } },
+      { data: { values: ahead }, mark: { type: "area", color: BLUE, opacity: 0.3 },
+        encoding: { x, y: { field: "lo50", type: "quantitative" }, y2: { field: "hi50" } } },
+      { data: { values: ahead }, mark: { type: "line", color: BLUE },
+        encoding: { x, y: { field: "mean", type: "quantitative" } } },
+      { data: { values: series }, mark: { type: "point", filled: true, size: 18, color: "#1a1a1a" },
+        encoding: { x, y: { field: "count", type: "quantitative" },
+                    tooltip: [{ field: "month", type: "temporal", format: "%Y-%m" }, { field: "count", title: t.persons }] } },
+    ],
+  };
+}

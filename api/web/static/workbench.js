@@ -7,7 +7,7 @@ import { embed } from "./vendor/charts.js";
 import {
   codesets, criteria, csvOf, funnelRows, mapTiles, move, tablesOf, toggle,
 } from "./logic.js";
-import { barSpec, funnelSpec, mapSpec, pyramidSpec } from "./specs.js";
+import { barSpec, forecastSpec, funnelSpec, mapSpec, pyramidSpec } from "./specs.js";
 
 const PAGE = JSON.parse(document.getElementById("page-data").textContent);
 const T = PAGE.strings;
@@ -272,6 +272,27 @@ $("count").addEventListener("click", async () => {
     $("count").disabled = false;
     await refreshBudget().catch(() => {});
   }
+});
+
+$("forecast").addEventListener("click", async () => {
+  $("count-error").textContent = ""; $("quote-out").textContent = T.working;
+  $("forecast-result").hidden = true;
+  try {
+    const res = await api("POST", projectPath("forecast"),
+      { cohort: state.editor.state.doc.toString(), months: 12 });
+    $("quote-out").textContent = "";
+    $("forecast-result").hidden = false;
+    const total = res.total;
+    $("forecast-notes").replaceChildren(
+      ...[...res.notes, total.no_forecast, total.forecast && total.forecast.model].filter(Boolean)
+        .map((n) => el("li", {}, n)),
+      el("li", {}, `${T.charged}: ${fmt(res.answer.epsilon_charged)}`));
+    await chart($("forecast-chart"), forecastSpec(total, T), "forecast");
+  } catch (e) {
+    $("quote-out").textContent = "";
+    $("count-error").textContent = e.code === "budget_exceeded" ? `${T.refused} ${e.message}` : `${T.error}: ${e.message}`;
+    $("count-error").dataset.code = e.code || "";
+  } finally { await refreshBudget().catch(() => {}); }
 });
 
 async function chart(container, spec, name) {
