@@ -1,6 +1,6 @@
 """The web workbench (`antal serve` at /web): server-rendered pages (Jinja2) with a small
 ES module per page that calls the JSON API, and every asset served by antal itself from
-api/web/static/ (vendored at pinned versions, see static/vendor/PACKAGES.md): no CDN,
+api/web/static/ (vendored at pinned versions, see static/vendor/README.md): no CDN,
 no request leaves the server's origin. `/docs` serves Swagger UI from the same vendored
 files. The pages are not API routes: they are left out of the OpenAPI schema.
 
