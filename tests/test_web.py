@@ -547,3 +547,93 @@ def test_recruitment_forecast_chart(page: Page, server: Server, tmp_path: Path) 
     assert points.count() == len(released) > 0
     assert len(res["total"]["forecast"]["forecast"]) == 12
     shot(page, tmp_path, "forecast")
+
+
+# ---- a federated hub's per-node status page ---------------------------------------------------
+
+HUB_COHORT = 'cohort "Hub web test"\nindex first diagnosis E11*\ninclude "Adults": age 18..90\n'
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A hub and three nodes in processes (tests/test_federation.py's Net; r3 holds a copy
+    of r1's extract); r2 answers 6 s late, so the table is seen partial first."""
+    from test_federation import Net
+
+    root = tmp_path_factory.mktemp("hubweb")
+    extracts = {}
+    for name, seed in (("r1", 1), ("r2", 2)):
+        generate(3000, seed, root / name)
+        extracts[name] = root / name
+    n = Net(root, extracts)
+    n.data["r3"] = "r1"
+    n.start_hub()
+    n.start_node("r1")
+    n.start_node("r2", delay=6)
+    n.start_node("r3")
+    n.wait_seen("r1", "r2", "r3")
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def test_hub_node_table_fills_in_and_survives_a_hub_restart(
+    browser: Browser, net: Any, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    context.on("request", lambda r: requests.append(r.url))
+    context.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith(net.url + "/") else r.abort(),
+    )
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{net.url}/web")
+        page.get_by_label(EN["token"]).fill(net.token)
+        page.locator("#signin-form button[type=submit]").click()
+        page.locator("#hub-nodes tbody tr").nth(2).wait_for()
+        page.get_by_label(EN["project_id"]).fill("nat")
+        page.get_by_label(EN["hub_cohort"]).fill(HUB_COHORT)
+        page.get_by_role("button", name=EN["hub_submit"]).click()
+        rows = page.locator("#node-table tbody tr")
+        rows.nth(2).wait_for()
+        # r1 answers first; r2 is still working: the table is partial
+        page.locator('#node-table tr[data-node="r1"] .node-status').filter(
+            has_text="succeeded"
+        ).wait_for()
+        assert page.locator('#node-table tr[data-node="r2"] .node-status').text_content() != (
+            "succeeded"
+        )
+        assert "r2" in (page.locator("#status-state").text_content() or "")
+        shot(page, tmp_path, "hub-partial")
+        # the hub goes away mid-query: the page says so and keeps polling; back, it completes
+        net.hub.kill()
+        page.locator("#status-retry").filter(has_text="trying again").wait_for()
+        shot(page, tmp_path, "hub-retrying")
+        net.start_hub()
+        page.locator("#status-state").filter(has_text=EN["complete"]).wait_for()
+        assert page.locator("#status-retry").text_content() == ""
+        # the oracle: the hub's own view of the query, through its API
+        qs = httpx.get(f"{net.url}/v1/hub/queries", timeout=30,
+                       headers={"Authorization": f"Bearer {net.token}"}).json()  # fmt: skip
+        (q,) = [q for q in qs if q["title"] == "Hub web test"]
+        view = httpx.get(f"{net.url}/v1/hub/queries/{q['id']}", timeout=30,
+                         headers={"Authorization": f"Bearer {net.token}"}).json()  # fmt: skip
+        assert view["complete"] and view["per_node_counts"]
+        shown = {r[0]: r for r in table_rows(page, "#node-table")}
+        for n in view["nodes"]:
+            assert shown[n["node"]][1] == n["status"] == "succeeded"
+            assert shown[n["node"]][2] == n["display"]
+        total = view["total"]
+        assert (page.locator("#status-total").text_content() or "").startswith(
+            f"{EN['total']}: {total['display']}"
+        )
+        shot(page, tmp_path, "hub-complete")
+        assert axe(page) == []
+        outside = [u for u in requests if not u.startswith(net.url + "/")]
+        assert outside == []
+    finally:
+        context.close()

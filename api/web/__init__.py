@@ -17,17 +17,19 @@ import re
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from antal.api.web.strings import LANGUAGES, strings_for
 
-__all__ = ["CSP", "STATIC", "install_web", "keywords"]
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+__all__ = ["CSP", "STATIC", "install_hub_web", "install_web", "keywords"]
 
 _HERE = Path(__file__).resolve().parent
 STATIC = _HERE / "static"
@@ -56,6 +58,9 @@ def keywords() -> list[str]:
 
 @cache
 def _env() -> Environment:
+    # imported on the first page, not when the server (or the CLI) starts
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(str(_HERE / "templates")),
         autoescape=select_autoescape(["html", "j2"]),
@@ -85,8 +90,18 @@ def _page(template: str, lang: str, **extra: object) -> HTMLResponse:
 
 
 def install_web(app: FastAPI) -> None:
-    """The workbench's pages, its static files and the local Swagger UI at /docs (the app
+    """The workbench's page, its static files and the local Swagger UI at /docs (the app
     is made with `docs_url=None`, so nothing points at a CDN)."""
+    _install(app, "workbench.html.j2")
+
+
+def install_hub_web(app: FastAPI) -> None:
+    """A federated hub's page (/web: the per-node status table of its queries, filled in
+    as nodes answer), its static files and the local Swagger UI at /docs."""
+    _install(app, "hub.html.j2")
+
+
+def _install(app: FastAPI, template: str) -> None:
     app.mount("/web/static", StaticFiles(directory=str(STATIC)), name="web-static")
 
     @app.get("/", include_in_schema=False)
@@ -94,14 +109,14 @@ def install_web(app: FastAPI) -> None:
         return RedirectResponse("/web")
 
     @app.get("/web", include_in_schema=False)
-    def _workbench(request: Request, lang: Lang = "en") -> HTMLResponse:
-        return _page("workbench.html.j2", lang)
+    def _page_route(request: Request, lang: Lang = "en") -> HTMLResponse:
+        return _page(template, lang)
 
     @app.get("/docs", include_in_schema=False)
     def _docs() -> Response:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
-            title="antal - API",
+            title=f"{app.title} - API",
             swagger_js_url="/web/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/web/static/vendor/swagger-ui/swagger-ui.css",
             swagger_favicon_url="/web/static/favicon.svg",
