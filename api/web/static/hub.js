@@ -87,7 +87,7 @@ async function loadLists() {
     el("td", {}, q.complete ? T.complete : T.partial.replace("{missing}", q.missing.join(", "))),
     el("td", {}, el("button", { type: "button", onclick: () => poll(q.id) }, `${T.open_query}: ${q.title}`)))));
   $("hub-nodes").tBodies[0].replaceChildren(...nodes.map((n) => el("tr", {},
-    el("td", {}, n.name), el("td", {}, (n.holds ?? []).join(", ")), el("td", {}, n.last_seen ?? ""))));
+    el("td", {}, n.name), el("td", {}, (n.holds ?? []).join(", ")), el("td", {}, n.last_seen == null ? "" : new Date(n.last_seen * 1000).toISOString().slice(0, 19).replace("T", " ")))));
 }
 
 async function signIn(t) {
