@@ -472,6 +472,13 @@ def test_history_reopens_a_query(page: Page, server: Server, tmp_path: Path) -> 
     row.get_by_role("button", name=EN["open"]).click()
     assert page.locator("#view-editor").is_visible()
     assert editor_text(page) == text
+    # its stored answer, shown again: the same released counts, labelled by its text
+    page.get_by_role("button", name=EN["tab_history"]).click()
+    page.locator("#history tbody tr").filter(has_text="30-90").get_by_role(
+        "button", name=EN["show"]
+    ).click()
+    page.locator("#result").wait_for(state="visible")
+    check_page_shows(page, stored(server, "res", "t2d", receipt["answer_key"], text))
 
 
 def test_catalog_browser_and_code_search(page: Page, server: Server, tmp_path: Path) -> None:
@@ -637,3 +644,33 @@ def test_hub_node_table_fills_in_and_survives_a_hub_restart(
         assert outside == []
     finally:
         context.close()
+
+
+def test_pyramid_and_bars_by_hospital(page: Page, server: Server, tmp_path: Path) -> None:
+    text = COHORT.replace("report by region\n", "report by sex, age 10\nreport by hospital\n")
+    sign_in(page, server)
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    count(page)
+    sections = page.locator("#breakdowns section.breakdown")
+    sections.nth(1).locator("svg").wait_for()
+    # the oracle: the same cohort counted again through the API is the stored answer (free)
+    again = api(server, "res", "POST", "/v1/projects/t2d/count", json={"cohort": text})
+    assert again["stored_answer"] is True and again["epsilon_charged"] == 0
+    tables = again["tables"]
+    assert [t["dims"] for t in tables] == [["sex", "age_10"], ["hospital"]]
+    assert sections.count() == 2
+    for i, t in enumerate(tables):
+        rows = table_rows(page, f"#breakdowns section.breakdown:nth-of-type({i + 1}) table.cells")
+        assert [r[-2] for r in rows] == [c["display"] for c in t["breakdown"]]
+    # the pyramid: one bar per cell (suppressed ones have length 0), females to the left
+    pyramid_bars = sections.nth(0).locator("svg .mark-rect path")
+    assert pyramid_bars.count() == len(tables[0]["breakdown"])
+    # bars by hospital: one bar per released cell, its name on the axis
+    released = [c for c in tables[1]["breakdown"] if not c["suppressed"]]
+    hospital_svg = sections.nth(1).locator("svg")
+    assert hospital_svg.locator(".mark-rect path").count() == len(released)
+    labels = hospital_svg.locator(".mark-text text, .role-axis-label text").all_text_contents()
+    for c in released:
+        assert str(c.get("hospital_name") or c["hospital"]) in labels
+    shot(page, tmp_path, "pyramid-hospital")

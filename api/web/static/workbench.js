@@ -400,8 +400,15 @@ async function loadHistory() {
         " ",
         el("button", { type: "button", onclick: async () => {
           state.text = text || "";
+          // a stored answer keeps counts only: the steps' labels are its text's, when known
+          let labels = [];
+          if (text) {
+            labels = await api("POST", "/v1/cohorts/validate", { cohort: text })
+              .then((v) => v.steps).catch(() => []);
+          }
+          const attrition = q.answer.attrition.map((st, i) => ({ ...st, label: labels[i] ?? `${T.step} ${i}` }));
           document.querySelector('.tabs button[data-view="editor"]').click();
-          await showAnswer({ ...q.answer, receipt: q.receipt, tables: null }); } }, T.show)));
+          await showAnswer({ ...q.answer, attrition, receipt: q.receipt, tables: null }); } }, T.show)));
   }));
 }
 
