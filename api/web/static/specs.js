@@ -49,15 +49,19 @@ export function barSpec(table, t) {
 export function mapSpec(tiles, t) {
   const cols = Math.max(...tiles.map((d) => d.col)) + 1;
   const rows = Math.max(...tiles.map((d) => d.row)) + 1;
+  const top = Math.max(0, ...tiles.map((d) => d.value ?? 0));
   const x = { field: "col", type: "ordinal", axis: null, scale: { domain: [...Array(cols).keys()] } };
   const y = { field: "row", type: "ordinal", axis: null, scale: { domain: [...Array(rows).keys()] } };
+  const ink = { condition: { test: "datum.ink === '#ffffff'", value: "#ffffff" }, value: "#111111" };
   const tip = [{ field: "name", title: t.name }, { field: "display", title: t.persons },
                { field: "interval", title: t.interval }];
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json", config,
     title: { text: t.map_caption, subtitle: t.suppressed_note },
     width: 92 * cols, height: 62 * rows,
-    data: { values: tiles.map((d) => ({ ...d, short: d.name.replace(/ län$/, "").replace(/sjukvårdsregionen|Sjukvårdsregion /, "").slice(0, 14) })) },
+    // the text is white on the darker half of the colour scale, black elsewhere (contrast)
+    data: { values: tiles.map((d) => ({ ...d, ink: d.value !== null && d.value > top / 2 ? "#ffffff" : "#111111",
+      short: d.name.replace(/ län$/, "").replace(/sjukvårdsregionen|Sjukvårdsregion /, "").slice(0, 14) })) },
     layer: [
       // every tile grey first (a suppressed or empty area keeps it), then the released ones
       { mark: { type: "rect", stroke: "#ffffff", strokeWidth: 2, color: "#c4c4c4" },
@@ -68,9 +72,9 @@ export function mapSpec(tiles, t) {
           color: { field: "value", type: "quantitative", title: t.persons,
                    scale: { scheme: "blues", domainMin: 0 }, legend: { format: "d" } } } },
       { mark: { type: "text", baseline: "bottom", dy: -1, fontSize: 10 },
-        encoding: { x, y, text: { field: "short" }, color: { value: "#111111" } } },
+        encoding: { x, y, text: { field: "short" }, color: ink } },
       { mark: { type: "text", baseline: "top", dy: 3, fontSize: 12, fontWeight: "bold" },
-        encoding: { x, y, text: { field: "display" }, color: { value: "#111111" } } },
+        encoding: { x, y, text: { field: "display" }, color: ink } },
     ],
   };
 }
