@@ -19,6 +19,7 @@ from antal.api.routes.deps import (
     install_request_errors,
 )
 from antal.api.settings import Settings
+from antal.api.web import install_web
 from antal.engine.limits import MAX_BODY_BYTES
 
 __all__ = ["ApiError", "create_app"]
@@ -34,6 +35,9 @@ def create_app(settings: Settings) -> FastAPI:
         description="Feasibility counts over Swedish health registers. Every count is released "
         "through differential privacy under the project's budget; exact counts have no route.",
         responses=ERRORS,  # type: ignore[arg-type]
+        # Swagger UI at /docs from vendored files (antal.api.web), no CDN; no ReDoc
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.antal = state
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
@@ -43,4 +47,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    install_web(app)  # the workbench at /web, its static files, /docs
     return app

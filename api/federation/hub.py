@@ -40,6 +40,7 @@ from antal.api.routes.deps import (
     install_error_handlers,
     install_request_errors,
 )
+from antal.api.web import install_hub_web
 from antal.catalog import Catalog
 from antal.engine.limits import MAX_BODY_BYTES
 
@@ -359,6 +360,8 @@ def create_hub_app(settings: HubSettings) -> FastAPI:
         description="A federated network of antal nodes: the hub queues a cohort, every "
         "node answers it under its own privacy rules, the hub adds up the released answers.",
         responses=ERRORS,  # type: ignore[arg-type]
+        docs_url=None,  # Swagger UI from vendored files (antal.api.web), no CDN; no ReDoc
+        redoc_url=None,
     )
     app.state.hub = HubState(settings)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
@@ -366,4 +369,5 @@ def create_hub_app(settings: HubSettings) -> FastAPI:
 
     install_request_errors(app, log, "the hub could not answer this request")
     app.include_router(router)
+    install_hub_web(app)  # the per-node status page at /web, its static files, /docs
     return app

@@ -1,0 +1,148 @@
+// The workbench's logic with no DOM and no network: the criteria of a cohort's text (the
+// structured view edits the text, so the text stays the one source), the funnel's rows,
+// the CSV export, the map's tiles. workbench.js wires these to the page; tests/test_web.py
+// runs them in the browser.
+
+const OFF = "#off ";
+
+// The statements of a cohort text: each `include` / `exclude` (a statement may continue
+// over several lines inside parentheses), switched off when its lines start with "#off ".
+export function criteria(text) {
+  const lines = text.split("\n");
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    const on = !lines[i].startsWith(OFF);
+    const body = on ? lines[i] : lines[i].slice(OFF.length);
+    const m = /^\s*(include|exclude)\b/.exec(body);
+    if (!m) continue;
+    let depth = 0, end = i;
+    for (let j = i; j < lines.length; j++) {
+      const line = (j === i || on) ? lines[j] : lines[j].replace(OFF, "");
+      depth += parens(j === i ? body : line);
+      end = j;
+      if (depth <= 0) break;
+    }
+    const statement = lines.slice(i, end + 1)
+      .map((l) => (on ? l : l.replace(OFF, ""))).join("\n");
+    const label = /^\s*(?:include|exclude)\s+"((?:[^"\\]|\\.)*)"/.exec(statement);
+    out.push({ kind: m[1], on, start: i, end, text: statement,
+               label: label ? label[1] : statement.replace(/^\s*(include|exclude)\s*:?\s*/, "") });
+    i = end;
+  }
+  return out;
+}
+
+function parens(line) {
+  let d = 0, inString = false;
+  for (let k = 0; k < line.length; k++) {
+    const c = line[k];
+    if (inString) { if (c === "\\") k++; else if (c === '"') inString = false; continue; }
+    if (c === '"') inString = true;
+    else if (c === "#") break;
+    else if (c === "(") d++;
+    else if (c === ")") d--;
+  }
+  return d;
+}
+
+// The text with criterion `n` switched on or off (its lines commented out with "#off ").
+export function toggle(text, n, on) {
+  const c = criteria(text)[n];
+  if (!c || c.on === on) return text;
+  const lines = text.split("\n");
+  for (let i = c.start; i <= c.end; i++) {
+    lines[i] = on ? lines[i].replace(OFF, "") : OFF + lines[i];
+  }
+  return lines.join("\n");
+}
+
+// The text with criterion `n` swapped with the one before (-1) or after (+1) it.
+export function move(text, n, dir) {
+  const cs = criteria(text);
+  const a = cs[Math.min(n, n + dir)], b = cs[Math.max(n, n + dir)];
+  if (!a || !b || a === b) return text;
+  const lines = text.split("\n");
+  const blockA = lines.slice(a.start, a.end + 1), blockB = lines.slice(b.start, b.end + 1);
+  const between = lines.slice(a.end + 1, b.start);
+  return [...lines.slice(0, a.start), ...blockB, ...between, ...blockA,
+          ...lines.slice(b.end + 1)].join("\n");
+}
+
+// The funnel's rows: each step's released count as released, and what it removed (the
+// difference of two released counts, so approximate; unknown when either is suppressed).
+export function funnelRows(attrition) {
+  return attrition.map((s, i) => {
+    const prev = i > 0 ? attrition[i - 1] : null;
+    const removed = prev && !prev.suppressed && !s.suppressed && prev.count != null && s.count != null
+      ? prev.count - s.count : null;
+    return { index: i, label: s.label, display: s.display, count: s.count,
+             lower: s.lower, upper: s.upper, suppressed: s.suppressed,
+             interval: s.suppressed || s.lower == null ? "" : `${s.lower}–${s.upper}`,
+             removed: i === 0 ? "" : removed == null ? "?" : String(removed) };
+  });
+}
+
+// The tables of an answer: `tables` when the API sent them, else its one breakdown.
+export function tablesOf(answer) {
+  if (answer.tables && answer.tables.length) return answer.tables;
+  if (answer.dims && answer.dims.length) return [{ dims: answer.dims, level: 0, report: 0,
+                                                   breakdown: answer.breakdown }];
+  return [];
+}
+
+function csvCell(v) {
+  let s = v == null ? "" : String(v);
+  // a cell that a spreadsheet would run as a formula is quoted as text
+  if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+// The answer's counts as CSV: the attrition, then each table's cells, each row with the
+// released count, whether it is suppressed, its display and its 95% interval.
+export function csvOf(answer) {
+  const rows = [["table", "step", "label", "dimensions", "count", "suppressed", "display",
+                 "lower", "upper"]];
+  answer.attrition.forEach((s, i) => rows.push(["attrition", i, s.label, "", s.count,
+    s.suppressed, s.display, s.lower, s.upper]));
+  tablesOf(answer).forEach((t, ti) => {
+    for (const c of t.breakdown) {
+      const dims = t.dims.map((d) => `${d}=${c[d + "_name"] ?? c[d]}`).join("; ");
+      rows.push([`table ${ti + 1} (${t.dims.join(", ")})`, "", "", dims, c.count, c.suppressed,
+                 c.display, c.lower, c.upper]);
+    }
+  });
+  return rows.map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
+}
+
+// Tile positions (column, row) of the 21 län and the six healthcare regions: a tile grid
+// map, each area one equal tile placed roughly where it lies (north at the top), so small
+// län (Gotland, Blekinge, Stockholm) are as visible as Norrbotten.
+export const LAN_TILES = {
+  "25": [3, 0], "24": [2, 1], "23": [1, 2], "22": [2, 2], "20": [1, 3], "21": [2, 3],
+  "17": [0, 4], "18": [1, 4], "19": [2, 4], "03": [3, 4], "14": [0, 5], "04": [2, 5],
+  "01": [3, 5], "05": [1, 5], "13": [0, 6], "06": [1, 6], "08": [2, 6], "09": [3, 6],
+  "12": [0, 7], "07": [1, 7], "10": [2, 7],
+};
+export const HEALTHCARE_TILES = {
+  "norr": [1, 0], "mellersta": [1, 1], "stockholm-gotland": [2, 1], "vast": [0, 2],
+  "sydost": [1, 2], "syd": [0, 3],
+};
+
+// The map's data: one tile per area of the grid, with its released cell (or none).
+export function mapTiles(table) {
+  const dim = table.dims[0];
+  const grid = dim === "region" ? LAN_TILES : HEALTHCARE_TILES;
+  const cells = new Map(table.breakdown.map((c) => [String(c[dim]), c]));
+  return Object.entries(grid).map(([code, [col, row]]) => {
+    const c = cells.get(code);
+    return { code, col, row, name: c ? c[dim + "_name"] ?? code : code,
+             value: c && !c.suppressed ? c.count : null, display: c ? c.display : "–",
+             suppressed: c ? c.suppressed : false,
+             interval: c && !c.suppressed && c.lower != null ? `${c.lower}–${c.upper}` : "" };
+  });
+}
+
+// The codeset names a cohort text defines (completed after `@`).
+export function codesets(text) {
+  return [...text.matchAll(/^\s*codeset\s+([a-z_][a-z0-9_]*)/gm)].map((m) => m[1]);
+}

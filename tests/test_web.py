@@ -1,0 +1,676 @@
+"""The web workbench (antal.api.web) in a real browser: Debian's chromium driven by
+Playwright (never a downloaded browser), against a real `antal serve` on 127.0.0.1.
+
+What must show (issue 15): sign in, completion of a code, an error shown inline, a count
+with its funnel and map, a suppressed cell, a what-if toggle, a refused count when the
+budget is spent, export of CSV; screenshots under each test's tmp_path; no request leaves
+127.0.0.1 (every request is recorded, and anything not to the server is refused and fails
+the test); axe-core (vendored, tests/assets/axe-core) finds no serious or critical
+violation.
+
+The page computes nothing: the oracle for every number it shows is the released answer
+read independently through the JSON API (the project's stored answer, GET
+/v1/projects/{pid}/queries/{key}), and for diagnostics and completions the API's own
+validate and search answers; the cohort's columns and lines are counted by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from test_client import Server  # `antal serve` in a subprocess and `antal admin` on its store
+
+from antal.api.web import keywords
+from antal.api.web.strings import STRINGS, strings_for
+from antal.synthetic import generate
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+AXE = Path(__file__).resolve().parent / "assets" / "axe-core" / "axe.min.js"
+APPROVED = ("npr", "lmr", "ndr")
+EN = strings_for("en")
+
+# Line 3 and 4 are the criteria the what-if test switches; `report by region` gives the
+# map. On 4000 synthetic persons most län have fewer than 10 persons: suppressed cells.
+COHORT = """cohort "Web test: type 2 diabetes"
+index first diagnosis E11* between 2010-01-01 and 2023-12-31
+include "Age 18-90": age 18..90
+exclude "Type 1 diabetes": diagnosis E10*
+report by region
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("web"))
+    generate(4000, 3, srv.data)
+    srv.user("res")
+    srv.project("t2d", "res", 20.0, *APPROVED)
+    srv.user("poor")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def api(server: Server, user: str, method: str, path: str, **kw: Any) -> Any:
+    r = httpx.request(method, server.url + path, timeout=60,
+                      headers={"Authorization": f"Bearer {server.tokens[user]}"}, **kw)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server, tmp_path: Path) -> Iterator[Page]:
+    """A fresh browser context (its own sessionStorage and localStorage). Every request is
+    recorded; one to anywhere but the server is refused, and fails the test at its end."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    requests: list[str] = []
+    errors: list[str] = []
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        if url.startswith(server.url + "/") or url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            r.abort()
+
+    context.on("request", lambda req: requests.append(req.url))
+    context.route("**/*", route)
+    pg = context.new_page()
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_default_timeout(30_000)
+    try:
+        yield pg
+        outside = [u for u in requests
+                   if not u.startswith((server.url + "/", "data:", "blob:"))]  # fmt: skip
+        assert outside == [], outside
+        assert all(u.startswith("http://127.0.0.1:") for u in requests if u.startswith("http"))
+        assert errors == [], errors
+        assert any("/web/static/vendor/editor.js" in u for u in requests) or not requests
+    finally:
+        context.close()
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+
+
+def sign_in(page: Page, server: Server, user: str = "res", lang: str = "en") -> None:
+    page.goto(f"{server.url}/web?lang={lang}")
+    page.get_by_label(strings_for(lang)["token"]).fill(server.tokens[user])
+    page.locator("#signin-form button[type=submit]").click()
+    page.locator("#app").wait_for(state="visible")
+    page.locator("#diagnostics .ok, #diagnostics li").first.wait_for()
+
+
+def set_cohort(page: Page, text: str) -> None:
+    page.evaluate("t => window.antalWorkbench.setText(t)", text)
+
+
+def editor_text(page: Page) -> str:
+    return page.evaluate("() => window.antalWorkbench.state.editor.state.doc.toString()")
+
+
+def count(page: Page) -> dict[str, Any]:
+    """Count on the page; the receipt it shows names the answer."""
+    page.locator("#count").click()
+    page.locator("#result").wait_for(state="visible")
+    page.locator("#funnel-chart svg").wait_for()
+    receipt = json.loads(page.locator("#receipt pre").text_content() or "")
+    return receipt
+
+
+def stored(server: Server, user: str, pid: str, key: str, text: str) -> dict[str, Any]:
+    """The oracle: the project's stored answer, through the JSON API, with the steps'
+    labels from the API's validate of the same text (a stored answer keeps counts only)."""
+    answer = api(server, user, "GET", f"/v1/projects/{pid}/queries/{key}")["answer"]
+    labels = api(server, user, "POST", "/v1/cohorts/validate", json={"cohort": text})["steps"]
+    for step, label in zip(answer["attrition"], labels, strict=True):
+        step["label"] = label
+    return answer
+
+
+def table_rows(page: Page, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"{selector} tbody tr",
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))",
+    )
+
+
+def axe(page: Page) -> list[dict[str, Any]]:
+    # evaluated through the driver: the page's own policy allows no inline script
+    if not page.evaluate("() => 'axe' in window"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    assert result["testEngine"]["name"] == "axe-core"
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+# ---- sign in, budget, languages, /docs ---------------------------------------------------
+
+
+def test_sign_in_shows_the_project_and_its_budget(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    page.goto(f"{server.url}/web")
+    assert page.locator("#app").is_hidden()
+    # a wrong token: the API's message, still signed out
+    page.get_by_label(EN["token"]).fill("antal_wrong")
+    page.locator("#signin-form button[type=submit]").click()
+    page.locator("#signin-error").filter(has_text="unknown or revoked token").wait_for()
+    assert page.locator("#app").is_hidden()
+    sign_in(page, server)
+    b = api(server, "res", "GET", "/v1/projects/t2d/budget")
+    assert page.locator("#project").input_value() == "t2d"
+    left = page.locator("#budget").text_content() or ""
+    assert left == f"{EN['budget_left']}: ε {b['left']:g} {EN['of']} {b['total']:g}"
+    # the token is in this tab's sessionStorage, nowhere else (no cookie)
+    assert page.evaluate("() => sessionStorage.getItem('antal.token')") == server.tokens["res"]
+    assert page.context.cookies() == []
+    # reloading keeps the session; the budget stays in view
+    page.reload()
+    page.locator("#budget").filter(has_text=EN["budget_left"]).wait_for()
+    shot(page, tmp_path, "signed-in")
+
+
+def test_swedish_page_and_local_swagger(page: Page, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server, lang="sv")
+    sv = strings_for("sv")
+    assert page.locator("html").get_attribute("lang") == "sv"
+    assert page.locator("#count").text_content() == sv["count"]
+    page.locator("#budget").filter(has_text=sv["budget_left"]).wait_for()
+    shot(page, tmp_path, "svenska")
+    # /docs: Swagger UI from antal's own files (the request log checks nothing else loads)
+    page.goto(f"{server.url}/docs")
+    page.locator(".swagger-ui .info .title").filter(has_text="antal").wait_for()
+    page.locator(".opblock-summary-path", has_text="/v1/cohorts/validate").first.wait_for()
+    shot(page, tmp_path, "swagger")
+
+
+def test_every_string_in_both_languages_and_keywords_from_the_grammar() -> None:
+    for key, (en, sv) in STRINGS.items():
+        assert en.strip() and sv.strip(), key
+        # a placeholder in one language is in the other too
+        assert re.findall(r"\{\w+\}", en) == re.findall(r"\{\w+\}", sv), key
+    words = keywords()
+    for w in ("index", "include", "exclude", "within", "report", "codeset", "sjukvardsregion"):
+        assert w in words
+    assert "E11" not in words and "ndr" not in words
+
+
+# ---- the editor: completion and inline errors ------------------------------------------------
+
+
+def test_completion_of_a_code(page: Page, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server)
+    set_cohort(page, COHORT)
+    # type a new criterion at the end of line 4, as a user would
+    page.locator(".cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type('exclude "Myocardial infarction": diagnosis I21')
+    options = page.locator(".cm-tooltip-autocomplete li")
+    options.first.wait_for()
+    shown = options.all_text_contents()
+    # the oracle: the catalog search of the API, codes first in its order
+    hits = api(server, "res", "GET", "/v1/catalog/search", params={"q": "I21"})
+    codes = [h["name"] for h in hits if h["kind"] == "code"][:50]
+    assert codes and codes[0] == "I21"
+    labels = [re.sub(r"(ICD-10.*|ATC.*|KVÅ.*)$", "", s) for s in shown]
+    assert [c for c in codes if any(lbl.startswith(c) for lbl in labels)] == codes[: len(labels)]
+    shot(page, tmp_path, "completion")
+    # accept the second option (a subcode): it replaces the typed word
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    last = editor_text(page).rstrip("\n").split("\n")[-1]
+    assert last == f'exclude "Myocardial infarction": diagnosis {codes[1]}'
+    # the finished text is valid: no error underlined, the status says so
+    page.locator("#diagnostics .ok").wait_for()
+    assert page.locator(".cm-lintRange-error").count() == 0
+
+
+def test_an_error_is_shown_inline_at_its_line_and_column(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_in(page, server)
+    bad = "index first diagnosis E11*\ninclude age 18..90\ninclude nrd.x > 1\n"
+    set_cohort(page, bad)
+    page.locator(".cm-lintRange-error").first.wait_for()
+    # hand-counted: line 3, and `nrd` starts in column 9 (after "include ")
+    item = page.locator("#diagnostics li").first
+    assert (item.text_content() or "").startswith("line 3, column 9: ")
+    assert "did you mean 'ndr'?" in (item.text_content() or "")
+    # the underline is on that word, in that line
+    underlined = page.locator(".cm-line").nth(2).locator(".cm-lintRange-error")
+    assert underlined.text_content() == "nrd.x"
+    # the API agrees (validate is free)
+    v = api(server, "res", "POST", "/v1/cohorts/validate", json={"cohort": bad})
+    assert (v["diagnostics"][0]["line"], v["diagnostics"][0]["column"]) == (3, 9)
+    shot(page, tmp_path, "inline-error")
+    # fixing the text clears it
+    set_cohort(page, bad.replace("nrd", "ndr").replace(".x > 1", ".hba1c > 53"))
+    page.locator("#diagnostics .ok").wait_for()
+    assert page.locator(".cm-lintRange-error").count() == 0
+
+
+# ---- count, funnel, map, suppressed cells, exports -------------------------------------------
+
+
+def check_page_shows(page: Page, answer: dict[str, Any]) -> None:
+    """The funnel table and the breakdown table show the stored answer, as released."""
+    rows = table_rows(page, "#attrition")
+    assert [r[1] for r in rows] == [s["label"] for s in answer["attrition"]]
+    assert [r[2] for r in rows] == [s["display"] for s in answer["attrition"]]
+    for r, s in zip(rows, answer["attrition"], strict=True):
+        assert r[3] == ("" if s["suppressed"] else f"{s['lower']}–{s['upper']}")
+    for i in range(1, len(rows)):
+        a, b = answer["attrition"][i - 1], answer["attrition"][i]
+        if not (a["suppressed"] or b["suppressed"]):
+            assert rows[i][4] == str(a["count"] - b["count"])
+
+
+def test_count_with_funnel_map_suppressed_cells_and_csv(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_in(page, server)
+    set_cohort(page, COHORT)
+    page.locator("#diagnostics .ok").wait_for()
+    before = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    page.locator("#quote").click()
+    q = api(server, "res", "POST", "/v1/projects/t2d/quote", json={"cohort": COHORT})
+    quote = page.locator("#quote-out")
+    quote.filter(has_text="ε").wait_for()
+    if q["stored_answer"]:
+        assert quote.text_content() == EN["quote_free"]
+    else:
+        assert quote.text_content() == EN["quote_cost"].format(
+            eps=f"{q['epsilon']:g}", after=f"{q['budget_left_after']:g}"
+        )
+    receipt = count(page)
+    answer = stored(server, "res", "t2d", receipt["answer_key"], COHORT)
+    check_page_shows(page, answer)
+    after = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    assert after == pytest.approx(before - receipt["epsilon"])
+    page.locator("#budget").filter(has_text=f"ε {after:g} ").wait_for()
+    # the map: one tile per län, with the released display; the suppressed ones say <10
+    cells = {c["region"]: c for c in answer["breakdown"] if c["region"] is not None}
+    suppressed = [c for c in cells.values() if c["suppressed"]]
+    released = [c for c in cells.values() if not c["suppressed"]]
+    assert suppressed, "the fixture should give suppressed cells"
+    texts = page.eval_on_selector_all(
+        "#breakdowns .map svg text", "ts => ts.map(t => t.textContent)"
+    )
+    assert texts.count("<10") == len(suppressed)
+    for c in released:
+        assert c["display"] in texts
+    # the cell table: each län's display as released; a suppressed cell shows <10, no interval
+    names = {r["code"]: r["name"] for r in api(server, "res", "GET", "/v1/catalog/regions")}
+    shown = {r[0]: r for r in table_rows(page, "#breakdowns table.cells")}
+    assert len(shown) == len(answer["breakdown"])
+    for code, c in cells.items():
+        row = shown[names[code]]
+        assert row[1] == c["display"]
+        assert row[2] == ("" if c["suppressed"] else f"{c['lower']}–{c['upper']}")
+    assert shown[names[suppressed[0]["region"]]][1] == "<10"
+    # the receipt shown is the stored one
+    stored_receipt = api(server, "res", "GET", f"/v1/projects/t2d/queries/{receipt['answer_key']}")[
+        "receipt"
+    ]
+    assert receipt == stored_receipt
+    shot(page, tmp_path, "count-funnel-map")
+
+    # export: CSV of every released count, as released
+    with page.expect_download() as dl:
+        page.locator("#export-csv").click()
+    text = Path(dl.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    attr = [r for r in rows if r["table"] == "attrition"]
+    assert [(r["label"], r["display"]) for r in attr] == [
+        (s["label"], s["display"]) for s in answer["attrition"]
+    ]
+    for r, s in zip(attr, answer["attrition"], strict=True):
+        assert r["count"] == ("" if s["count"] is None else str(s["count"]))
+        assert r["suppressed"] == str(s["suppressed"]).lower()
+    cell_rows = [r for r in rows if r["table"] != "attrition"]
+    assert len(cell_rows) == len(answer["breakdown"])
+    assert sum(r["display"] == "<10" for r in cell_rows) == sum(
+        c["suppressed"] for c in answer["breakdown"]
+    )
+    # the funnel as SVG: a drawing with the steps' labels
+    with page.expect_download() as dl:
+        page.locator("#export-svg").click()
+    svg = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert svg.startswith("<svg") and all(s["label"] in svg for s in answer["attrition"])
+    with page.expect_download() as dl:
+        page.locator("#export-png").click()
+    assert Path(dl.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the report of the same cohort: its stored answer, free
+    left = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    with page.expect_download() as dl:
+        page.locator("#export-report").click()
+    report = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert receipt["signature"] in report
+    assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == left
+
+
+def test_what_if_toggle_edits_the_text_and_counts_without_the_criterion(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_in(page, server)
+    set_cohort(page, COHORT)
+    cards = page.locator("#cards li")
+    cards.nth(1).wait_for()
+    assert cards.count() == 2
+    # switch off "Type 1 diabetes": the text has it commented out, the card says it is off
+    page.get_by_label("use: Type 1 diabetes").uncheck()
+    lines = editor_text(page).split("\n")
+    assert lines[3] == '#off exclude "Type 1 diabetes": diagnosis E10*'
+    assert lines[:3] == COHORT.split("\n")[:3]
+    assert "off" in (cards.nth(1).get_attribute("class") or "")
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    answer = stored(server, "res", "t2d", receipt["answer_key"], editor_text(page))
+    assert [s["label"] for s in answer["attrition"]] == ["Index event", "Age 18-90"]
+    check_page_shows(page, answer)
+    shot(page, tmp_path, "what-if-off")
+    # reorder: move the (switched off) exclusion above the inclusion; switch it on again
+    page.get_by_label("Move up: Type 1 diabetes").click()
+    page.get_by_label("use: Type 1 diabetes").check()
+    lines = editor_text(page).split("\n")
+    assert lines[2:4] == [
+        'exclude "Type 1 diabetes": diagnosis E10*',
+        'include "Age 18-90": age 18..90',
+    ]
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    answer = stored(server, "res", "t2d", receipt["answer_key"], editor_text(page))
+    assert [s["label"] for s in answer["attrition"]] == [
+        "Index event",
+        "Type 1 diabetes",
+        "Age 18-90",
+    ]
+    check_page_shows(page, answer)
+
+
+def test_a_count_is_refused_when_the_budget_is_spent(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    # a project whose budget is one count with a breakdown
+    cost = api(server, "res", "GET", "/v1/projects/t2d/budget")["epsilon_per_query_with_breakdown"]
+    server.project("tiny", "poor", cost, *APPROVED)
+    sign_in(page, server, user="poor")
+    set_cohort(page, COHORT)
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    assert receipt["epsilon"] == pytest.approx(cost)
+    assert api(server, "poor", "GET", "/v1/projects/tiny/budget")["left"] == pytest.approx(0)
+    page.locator("#budget").filter(has_text=f"{EN['budget_left']}: ε 0 ").wait_for()
+    # another cohort: the quote says it would be refused, and the count is refused
+    page.get_by_label("use: Age 18-90").uncheck()
+    page.locator("#diagnostics .ok").wait_for()
+    page.locator("#quote").click()
+    page.locator("#quote-out").filter(has_text="refused").wait_for()
+    page.locator("#count").click()
+    err = page.locator("#count-error")
+    err.filter(has_text=EN["refused"]).wait_for()
+    assert err.get_attribute("data-code") == "budget_exceeded"
+    assert err.get_attribute("role") == "alert"
+    assert api(server, "poor", "GET", "/v1/projects/tiny/budget")["left"] == pytest.approx(0)
+    shot(page, tmp_path, "refused")
+    # the stored answer is still free
+    page.get_by_label("use: Age 18-90").check()
+    count(page)
+    assert "stored" in (page.locator("#result-summary").text_content() or "")
+    assert err.text_content() == ""
+
+
+# ---- history and catalog ---------------------------------------------------------------------
+
+
+def test_history_reopens_a_query(page: Page, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server)
+    text = COHORT.replace("18..90", "30..90").replace("18-90", "30-90")
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    set_cohort(page, "index first diagnosis E10*\n")
+    page.get_by_role("button", name=EN["tab_history"]).click()
+    queries = api(server, "res", "GET", "/v1/projects/t2d/queries")
+    rows = page.locator("#history tbody tr")
+    rows.nth(len(queries) - 1).wait_for()
+    assert rows.count() == len(queries)
+    row = rows.filter(has_text="30-90")
+    assert row.count() == 1
+    final = stored(server, "res", "t2d", receipt["answer_key"], text)["attrition"][-1]["display"]
+    assert row.locator("td").nth(2).text_content() == final
+    shot(page, tmp_path, "history")
+    row.get_by_role("button", name=EN["open"]).click()
+    assert page.locator("#view-editor").is_visible()
+    assert editor_text(page) == text
+    # its stored answer, shown again: the same released counts, labelled by its text
+    page.get_by_role("button", name=EN["tab_history"]).click()
+    page.locator("#history tbody tr").filter(has_text="30-90").get_by_role(
+        "button", name=EN["show"]
+    ).click()
+    page.locator("#result").wait_for(state="visible")
+    check_page_shows(page, stored(server, "res", "t2d", receipt["answer_key"], text))
+
+
+def test_catalog_browser_and_code_search(page: Page, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server)
+    page.get_by_role("button", name=EN["tab_catalog"]).click()
+    regs = api(server, "res", "GET", "/v1/catalog/registers")
+    page.locator("#registers tbody tr").first.wait_for()
+    shown = [r[0] for r in table_rows(page, "#registers")]
+    assert shown == [r["id"] for r in regs if not r["internal"]]
+    page.get_by_label(EN["search"]).fill("me")
+    page.get_by_role("button", name=EN["search_button"]).click()
+    page.locator("#search-status").filter(has_text=EN["search_min"]).wait_for()
+    page.get_by_label(EN["search"]).fill("metformin")
+    page.get_by_role("button", name=EN["search_button"]).click()
+    hits = api(server, "res", "GET", "/v1/catalog/search", params={"q": "metformin"})[:50]
+    page.locator("#search-status").filter(has_text=f"{len(hits)} ").wait_for()
+    rows = table_rows(page, "#search-results")
+    assert [r[1] for r in rows] == [
+        f"{h['register_id']}.{h['name']}" if h["kind"] == "variable" else h["name"] for h in hits
+    ]
+    assert any(r[1] == "A10BA02" for r in rows)
+    shot(page, tmp_path, "catalog")
+
+
+# ---- accessibility -----------------------------------------------------------------------------
+
+
+def test_no_serious_accessibility_violations(page: Page, server: Server, tmp_path: Path) -> None:
+    page.goto(f"{server.url}/web")
+    assert axe(page) == []
+    # the check can fail: an image without a text alternative is a critical violation
+    page.evaluate("() => document.querySelector('#signin').append(document.createElement('img'))")
+    assert [v["id"] for v in axe(page)] == ["image-alt"]
+    sign_in(page, server)
+    set_cohort(page, COHORT)
+    page.locator("#diagnostics .ok").wait_for()
+    count(page)
+    page.locator("#breakdowns .map svg").wait_for()
+    assert axe(page) == []
+    # keyboard only: tab from the skip link to the editor and run a quote with Enter
+    page.get_by_role("button", name=EN["tab_catalog"]).focus()
+    page.keyboard.press("Enter")
+    page.locator("#registers tbody tr").first.wait_for()
+    assert axe(page) == []
+    page.get_by_role("button", name=EN["tab_history"]).click()
+    page.locator("#history tbody tr").first.wait_for()
+    assert axe(page) == []
+    shot(page, tmp_path, "a11y-history")
+
+
+def test_recruitment_forecast_chart(page: Page, server: Server, tmp_path: Path) -> None:
+    sign_in(page, server)
+    # first contacts in npr: enough persons a month for most months to be released
+    text = 'cohort "Forecast"\nindex first npr between 2012-01-01 and 2023-12-31\n'
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    before = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    page.locator("#forecast").click()
+    page.locator("#forecast-chart svg").wait_for()
+    # the oracle: the same forecast asked again through the API is the project's stored
+    # answer (free), with the same released series and forecast
+    after = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    res = api(
+        server, "res", "POST", "/v1/projects/t2d/forecast", json={"cohort": text, "months": 12}
+    )
+    assert res["answer"]["stored_answer"] is True
+    assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == after
+    charged = page.locator("#forecast-notes li").last.text_content() or ""
+    assert charged == f"{EN['charged']}: {before - after:g}"
+    # one point per released month, one mean per forecast month
+    points = page.locator("#forecast-chart svg .mark-symbol path")
+    released = [m for m in res["total"]["series"] if m["count"] is not None]
+    assert points.count() == len(released) > 0
+    assert len(res["total"]["forecast"]["forecast"]) == 12
+    shot(page, tmp_path, "forecast")
+
+
+# ---- a federated hub's per-node status page ---------------------------------------------------
+
+HUB_COHORT = 'cohort "Hub web test"\nindex first diagnosis E11*\ninclude "Adults": age 18..90\n'
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A hub and three nodes in processes (tests/test_federation.py's Net; r3 holds a copy
+    of r1's extract); r2 answers 6 s late, so the table is seen partial first."""
+    from test_federation import Net
+
+    root = tmp_path_factory.mktemp("hubweb")
+    extracts = {}
+    for name, seed in (("r1", 1), ("r2", 2)):
+        generate(3000, seed, root / name)
+        extracts[name] = root / name
+    n = Net(root, extracts)
+    n.data["r3"] = "r1"
+    n.start_hub()
+    n.start_node("r1")
+    n.start_node("r2", delay=6)
+    n.start_node("r3")
+    n.wait_seen("r1", "r2", "r3")
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def test_hub_node_table_fills_in_and_survives_a_hub_restart(
+    browser: Browser, net: Any, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    context.on("request", lambda r: requests.append(r.url))
+    context.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith(net.url + "/") else r.abort(),
+    )
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{net.url}/web")
+        page.get_by_label(EN["token"]).fill(net.token)
+        page.locator("#signin-form button[type=submit]").click()
+        page.locator("#hub-nodes tbody tr").nth(2).wait_for()
+        page.get_by_label(EN["project_id"]).fill("nat")
+        page.get_by_label(EN["hub_cohort"]).fill(HUB_COHORT)
+        page.get_by_role("button", name=EN["hub_submit"]).click()
+        rows = page.locator("#node-table tbody tr")
+        rows.nth(2).wait_for()
+        # r1 answers first; r2 is still working: the table is partial
+        page.locator('#node-table tr[data-node="r1"] .node-status').filter(
+            has_text="succeeded"
+        ).wait_for()
+        assert page.locator('#node-table tr[data-node="r2"] .node-status').text_content() != (
+            "succeeded"
+        )
+        assert "r2" in (page.locator("#status-state").text_content() or "")
+        shot(page, tmp_path, "hub-partial")
+        # the hub goes away mid-query: the page says so and keeps polling; back, it completes
+        net.hub.kill()
+        page.locator("#status-retry").filter(has_text="trying again").wait_for()
+        shot(page, tmp_path, "hub-retrying")
+        net.start_hub()
+        page.locator("#status-state").filter(has_text=EN["complete"]).wait_for()
+        assert page.locator("#status-retry").text_content() == ""
+        # the oracle: the hub's own view of the query, through its API
+        qs = httpx.get(f"{net.url}/v1/hub/queries", timeout=30,
+                       headers={"Authorization": f"Bearer {net.token}"}).json()  # fmt: skip
+        (q,) = [q for q in qs if q["title"] == "Hub web test"]
+        view = httpx.get(f"{net.url}/v1/hub/queries/{q['id']}", timeout=30,
+                         headers={"Authorization": f"Bearer {net.token}"}).json()  # fmt: skip
+        assert view["complete"] and view["per_node_counts"]
+        shown = {r[0]: r for r in table_rows(page, "#node-table")}
+        for n in view["nodes"]:
+            assert shown[n["node"]][1] == n["status"] == "succeeded"
+            assert shown[n["node"]][2] == n["display"]
+        total = view["total"]
+        assert (page.locator("#status-total").text_content() or "").startswith(
+            f"{EN['total']}: {total['display']}"
+        )
+        shot(page, tmp_path, "hub-complete")
+        assert axe(page) == []
+        outside = [u for u in requests if not u.startswith(net.url + "/")]
+        assert outside == []
+    finally:
+        context.close()
+
+
+def test_pyramid_and_bars_by_hospital(page: Page, server: Server, tmp_path: Path) -> None:
+    text = COHORT.replace("report by region\n", "report by sex, age 10\nreport by hospital\n")
+    sign_in(page, server)
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    count(page)
+    sections = page.locator("#breakdowns section.breakdown")
+    sections.nth(1).locator("svg").wait_for()
+    # the oracle: the same cohort counted again through the API is the stored answer (free)
+    again = api(server, "res", "POST", "/v1/projects/t2d/count", json={"cohort": text})
+    assert again["stored_answer"] is True and again["epsilon_charged"] == 0
+    tables = again["tables"]
+    assert [t["dims"] for t in tables] == [["sex", "age_10"], ["hospital"]]
+    assert sections.count() == 2
+    for i, t in enumerate(tables):
+        rows = table_rows(page, f"#breakdowns section.breakdown:nth-of-type({i + 1}) table.cells")
+        assert [r[-2] for r in rows] == [c["display"] for c in t["breakdown"]]
+    # the pyramid: one bar per cell (suppressed ones have length 0), females to the left
+    pyramid_bars = sections.nth(0).locator("svg .mark-rect path")
+    assert pyramid_bars.count() == len(tables[0]["breakdown"])
+    # bars by hospital: one bar per released cell, its name on the axis
+    released = [c for c in tables[1]["breakdown"] if not c["suppressed"]]
+    hospital_svg = sections.nth(1).locator("svg")
+    assert hospital_svg.locator(".mark-rect path").count() == len(released)
+    labels = hospital_svg.locator(".mark-text text, .role-axis-label text").all_text_contents()
+    for c in released:
+        assert str(c.get("hospital_name") or c["hospital"]) in labels
+    shot(page, tmp_path, "pyramid-hospital")
