@@ -1,7 +1,18 @@
 """The HTTP API's routers, one per area; `antal.api.app.create_app` includes them in order."""
 
-from antal.api.routes import admin, audit, catalog, cohorts, projects, receipts, report, service
+from antal.api.routes import (
+    admin,
+    audit,
+    catalog,
+    cohorts,
+    holder,
+    projects,
+    receipts,
+    report,
+    service,
+)
 
 __all__ = ["ROUTERS"]
 
 ROUTERS = [r.router for r in (catalog, cohorts, report, projects, receipts, audit, admin, service)]
+ROUTERS.append(holder.router)
