@@ -3,9 +3,9 @@ the structural changes between two versions of it.
 
 `parse_entry` reads an entry sent over the network, so it trusts nothing: the text's size,
 its nesting and its number of nodes are bounded (engine/limits.py), YAML is read with a
-safe loader that also refuses anchors and aliases (an alias expands into copies when the
-entry is validated: a small text could become a huge one), and every error says where it
-is: the field's path in the entry and, for YAML, its line and column.
+safe loader, and the bounds hold after YAML's aliases are expanded (an alias repeats its
+anchor's value: a small text could otherwise become a huge or a recursive one). Every
+error says where it is: the field's path in the entry and, for YAML, its line and column.
 
 `entry_changes` is the structural diff a version records: the paths added, removed or
 changed, variables matched by name (a variable moved in the list is not a change).
@@ -49,7 +49,7 @@ class EntryInvalid(CatalogError):
 
 
 class _Loader(yaml.SafeLoader):
-    """The safe loader without anchors and aliases, and with bounded nesting and size."""
+    """The safe loader with bounded nesting and size (before aliases are expanded)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -58,8 +58,6 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         ev = self.peek_event()
-        if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
-            raise _Refused("anchors and aliases are not accepted in an entry", ev.start_mark)
         self._nodes += 1
         if self._nodes > MAX_ENTRY_NODES:
             raise _Refused(f"an entry has at most {MAX_ENTRY_NODES} values", ev.start_mark)
@@ -98,18 +96,21 @@ def _locate(node: yaml.Node | None, path: tuple[Any, ...]) -> tuple[int, int] | 
     return best.start_mark.line + 1, best.start_mark.column + 1
 
 
-def _json_depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
+def _bounded(value: Any) -> None:
+    """Refuse a value (aliases expanded) with too many values or nested too deeply; the
+    walk stops at the first bound crossed, so a recursive or exploding value is cheap."""
+    nodes, stack = 0, [(value, 1)]
     while stack:
         v, d = stack.pop()
-        deepest = max(deepest, d)
+        nodes += 1
+        if nodes > MAX_ENTRY_NODES:
+            raise EntryInvalid("", f"an entry has at most {MAX_ENTRY_NODES} values")
         if d > MAX_ENTRY_DEPTH:
-            return d
+            raise EntryInvalid("", f"an entry nests at most {MAX_ENTRY_DEPTH} levels")
         if isinstance(v, dict):
             stack.extend((x, d + 1) for x in v.values())
         elif isinstance(v, list):
             stack.extend((x, d + 1) for x in v)
-    return deepest
 
 
 def parse_entry(text: str | bytes, fmt: Format) -> Register:
@@ -144,8 +145,7 @@ def parse_entry(text: str | bytes, fmt: Format) -> Register:
             raise EntryInvalid("", f"not valid JSON: {e.msg}", e.lineno, e.colno) from None
         except RecursionError:
             raise EntryInvalid("", f"an entry nests at most {MAX_ENTRY_DEPTH} levels") from None
-        if _json_depth(data) > MAX_ENTRY_DEPTH:
-            raise EntryInvalid("", f"an entry nests at most {MAX_ENTRY_DEPTH} levels")
+    _bounded(data)
     if not isinstance(data, dict):
         raise EntryInvalid("", "an entry is a mapping of fields (id, title, variables, ...)")
     return _validated(data, node)
