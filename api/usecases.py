@@ -371,7 +371,7 @@ def publish_entry(
             catalog, registers={**catalog.registers, register_id: entry}
         )
         # this register only: the population and opt-outs were checked at start
-        found = _check(installation, candidate, {register_id}, required=False)
+        found = _check(installation, candidate, {register_id}, required=False, by_period=True)
         if found:
             raise EntryMismatch(
                 f"the entry does not match this installation's data for '{register_id}' "

@@ -252,6 +252,42 @@ def test_an_entry_the_data_does_not_bear_out_is_refused(svc: dict[str, Any]) -> 
     assert svc["c"].get("/v1/catalog/registers/ndr/versions", headers=svc["h"]["res"]).json() == []
 
 
+def test_codes_are_checked_against_the_system_of_their_period(svc: dict[str, Any]) -> None:
+    """The extract's npr codes of 2021 are ICD-10-SE (E119, I109): an entry saying its
+    diagnoses were ICD-9 until 2022 is refused, naming the columns; the bundled periods
+    (ICD-10-SE since 1997) are accepted."""
+    doc = yaml.safe_load((bundled_dir() / "npr.yaml").read_text(encoding="utf-8"))
+    wrong = [{"system": "ICD-9", "start": "1987-01-01", "until": "2022-01-01"},
+             {"system": "ICD-10-SE", "start": "2022-01-01"}]  # fmt: skip
+    for v in doc["variables"]:
+        if v["name"] in ("hdia", "diagnos"):
+            v["coding"] = wrong
+    e = _error(_put(svc, "nprholder", yaml.safe_dump(doc, allow_unicode=True), rid="npr"),
+               422, "entry_does_not_match_data")  # fmt: skip
+    assert sorted((p["column"], p["kind"]) for p in e["details"]["problems"]) == [
+        ("diagnos", "code_period"),
+        ("hdia", "code_period"),
+    ]
+    assert "ICD-9 1987-01-01..2022-01-01" in e["message"]
+    doc = yaml.safe_load((bundled_dir() / "npr.yaml").read_text(encoding="utf-8"))
+    doc["description"]["en"] = "Checked by period."
+    r = _put(svc, "nprholder", yaml.safe_dump(doc, allow_unicode=True), rid="npr")
+    assert r.status_code == 200, r.text
+
+
+def test_the_bundled_entries_fit_the_synthetic_data_period_by_period(tmp_path: Path) -> None:
+    """The check by period refuses nothing the bundled catalog says of the synthetic
+    extracts (their codes follow the catalog's periods: ICD-10-SE since 1997, ...)."""
+    from antal.catalog import Installation, load_catalog
+    from antal.engine.datacheck import check_data
+    from antal.synthetic import generate
+
+    generate(3000, 1, tmp_path / "syn")
+    found = check_data(Installation.from_data_dir(tmp_path / "syn"), load_catalog(),
+                       by_period=True)  # fmt: skip
+    assert found == []
+
+
 # ---- who may publish and see what ------------------------------------------------------------
 
 
