@@ -184,6 +184,43 @@ def test_versions_survive_a_restart(svc: dict[str, Any]) -> None:
     assert len(again.get("/v1/catalog/registers/ndr/versions", headers=svc["h"]["res"]).json()) == 1
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_versions_and_touched_registers_in_either_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The store's side, on SQLite and PostgreSQL: versions numbered per register with
+    their audit entries, an equal entry no version, the registers an audit entry touches."""
+    from antal.api.accounts import CatalogEntries
+    from antal.catalog import load_catalog
+    from antal.privacy import open_store
+
+    url = str(tmp_path / "s.sqlite") if kind == "sqlite" else request.getfixturevalue("pg_dsn")
+    store = open_store(url)
+    entries = CatalogEntries(store)
+    ndr = load_catalog().register("ndr")
+    assert ndr is not None
+    changed = ndr.model_copy(update={"access": "Ask the NDR."})
+    v1 = entries.put(changed, "h", base=ndr)
+    assert (v1.version, v1.changes) == (1, [{"path": "access", "op": "changed",
+                                             "old": ndr.access, "new": "Ask the NDR."}])  # fmt: skip
+    assert entries.put(changed, "h").version == 1  # no change, no version
+    v2 = entries.put(ndr, "admin")
+    assert v2.version == 2 and v2.changes[0]["new"] == ndr.access
+    assert [v.entry.access for v in entries.versions("ndr")] == ["Ask the NDR.", ndr.access]
+    assert entries.version("ndr", 1).entry == changed and entries.version("ndr", 3) is None
+    assert entries.all() == [ndr]
+    store.create_project("p", "t", "forskning", 1.0, ("ndr", "npr"))
+    store.set_registers("p", ("npr",))  # touches ndr (withdrawn) and npr
+    touched = [(e.action, e.actor) for e in store.audit_touching("ndr")]
+    assert touched == [("publish_register", "h"), ("publish_register", "admin"),
+                       ("create_project", "admin"), ("approve_registers", "admin")]  # fmt: skip
+    assert [e.action for e in store.audit_touching("npr")] == [
+        "create_project",
+        "approve_registers",
+    ]
+    assert store.verify_audit() == []
+
+
 # ---- bad input ------------------------------------------------------------------------------------
 
 
