@@ -325,6 +325,18 @@ def test_the_bundled_entries_fit_the_synthetic_data_period_by_period(tmp_path: P
     assert found == []
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/catalog/registers/ndr/versions", "/v1/catalog/registers/ndr/versions/1",
+     "/v1/holder/registers", "/v1/holder/registers/ndr"],
+)  # fmt: skip
+def test_the_new_routes_need_a_token(svc: dict[str, Any], path: str) -> None:
+    _error(svc["c"].get(path), 401, "unauthenticated")
+    r = svc["c"].put("/v1/catalog/registers/ndr", content=NDR_YAML,
+                     headers={"Content-Type": "application/yaml"})  # fmt: skip
+    _error(r, 401, "unauthenticated")
+
+
 # ---- who may publish and see what ------------------------------------------------------------
 
 
