@@ -12,6 +12,8 @@
         res.attrition, res.breakdown           # pandas DataFrames; count is nullable Int64
         res.breakdown["count"].sum()           # the cells shown, added up
         c.budget("t2d")
+        c.publish_catalog_entry(Path("ndr.yaml"))  # a holder: the entry's next version
+        c.catalog_versions("ndr"), c.holder_overview()
 
 Every count is released by the server through differential privacy and charged to the
 project's budget; asking the same question again returns the stored answer for free.
