@@ -12,6 +12,8 @@
         res.attrition, res.breakdown           # pandas DataFrames; count is nullable Int64
         res.breakdown["count"].sum()           # the cells shown, added up
         c.budget("t2d")
+        c.publish_catalog_entry(Path("ndr.yaml"))  # a holder: the entry's next version
+        c.catalog_versions("ndr"), c.holder_overview()
 
 Every count is released by the server through differential privacy and charged to the
 project's budget; asking the same question again returns the stored answer for free.
@@ -232,6 +234,22 @@ def _raise_for(r: httpx.Response, source: str | None = None) -> None:
     if s in (400, 422):
         raise InvalidRequestError(message, **kw)
     raise ClientError(message, **kw)
+
+
+def _entry_id(body: bytes, media: str) -> str:
+    """The `id` of an entry's text, to name it in the request (the server reads it again)."""
+    import json as _json
+
+    import yaml
+
+    try:
+        data = _json.loads(body) if media == "application/json" else yaml.safe_load(body)
+    except (ValueError, yaml.YAMLError) as e:
+        raise InvalidRequestError(f"the entry cannot be read: {e}", code="entry_invalid") from e
+    rid = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(rid, str) or not rid:
+        raise InvalidRequestError("the entry has no `id`", code="entry_invalid")
+    return rid
 
 
 # ---- formatting ---------------------------------------------------------------------------------
@@ -564,10 +582,14 @@ class Client:
         params: dict[str, Any] | None = None,
         source: str | None = None,
         text: bool = False,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         for attempt in (0, 1):
             try:
-                r = self._http.request(method, path, json=json, params=params)
+                r = self._http.request(
+                    method, path, json=json, params=params, content=content, headers=headers
+                )
             except httpx.TimeoutException as e:
                 raise ConnectionFailedError(
                     f"no answer from {self.url} in time ({e}); a larger `timeout` may help",
@@ -669,6 +691,59 @@ class Client:
     def release_availability(self, register_id: str) -> dict[str, Any]:
         """Release a register's availability for this data release (its holder or an admin)."""
         return self._request("POST", f"/v1/catalog/registers/{register_id}/availability")
+
+    def register_data(self, register_id: str) -> dict[str, Any] | None:
+        """What the server's catalog says of a register's data: its data release and
+        extraction date, the period its extract covers, how far it is final (the lag)."""
+        for r in self._request("GET", "/v1/catalog/registers"):
+            if r.get("id") == register_id:
+                return r.get("data")
+        raise NotFoundError(f"unknown register '{register_id}'", code="not_found", status=404)
+
+    def publish_catalog_entry(
+        self, entry: str | Path | Mapping[str, Any], register_id: str | None = None
+    ) -> dict[str, Any]:
+        """Publish a register's catalog entry (a holder's own register, or as an admin): a
+        path to a .yaml/.yml/.json file, YAML text, or a dict. The server reads it safely,
+        checks it against its data and answers the new version: `version`, `published_by`,
+        `published`, `summary` and `changes` (the structural diff from the version before).
+        An entry that does not validate raises `InvalidRequestError` whose `details` name
+        the field, line and column; another holder's register raises `ForbiddenError`."""
+        if isinstance(entry, Path):
+            media = "application/json" if entry.suffix == ".json" else "application/yaml"
+            body = entry.read_bytes()
+        elif isinstance(entry, str):
+            media, body = "application/yaml", entry.encode()
+        elif isinstance(entry, Mapping):
+            import json as _json
+
+            media, body = "application/json", _json.dumps(dict(entry)).encode()
+        else:
+            raise TypeError(f"an entry is a Path, YAML text or a dict, not {type(entry).__name__}")
+        rid = register_id or _entry_id(body, media)
+        return self._request(
+            "PUT", f"/v1/catalog/registers/{rid}", content=body,
+            headers={"Content-Type": media},
+        )  # fmt: skip
+
+    def catalog_versions(self, register_id: str) -> pd.DataFrame:
+        """The published versions of a register's entry, oldest first: version,
+        published_by, published, summary (what changed)."""
+        cols = ["version", "published_by", "published", "summary"]
+        rows = self._request("GET", f"/v1/catalog/registers/{register_id}/versions")
+        return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+
+    def catalog_version(self, register_id: str, version: int) -> dict[str, Any]:
+        """One published version: who, when, what changed, and `entry` as it was then."""
+        return self._request("GET", f"/v1/catalog/registers/{register_id}/versions/{version}")
+
+    def holder_overview(self, register_id: str | None = None) -> list[dict[str, Any]]:
+        """For each of your registers (a holder's own): the projects approved for it and
+        their purposes, the ε they spent on queries reading it and the audit entries
+        touching it, never an answer."""
+        if register_id is not None:
+            return [self._request("GET", f"/v1/holder/registers/{register_id}")]
+        return self._request("GET", "/v1/holder/registers")
 
     # -- cohorts --
 

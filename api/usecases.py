@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from antal.api.accounts import Accounts, CatalogEntries, User
+from antal.api.accounts import Accounts, CatalogEntries, EntryVersion, User
 from antal.api.frames import attrition_frame, breakdown_frame
 from antal.api.settings import Settings, default_signing_key
 from antal.catalog import (
@@ -90,6 +90,17 @@ from antal.privacy.mechanism import COUNT_FIELDS, TrueTable
 from antal.privacy.receipts import answer_digest, verify
 from antal.privacy.store import store_exists
 
+# use cases of registry holders (antal.api.holders), re-exported here: loaded on first use
+_HOLDERS = (
+    "catalog_releases",
+    "entry_version",
+    "entry_versions",
+    "holder_overview",
+    "holder_registers",
+    "publish_text",
+)
+
+
 __all__ = [
     "FORECAST_BY",
     "CompiledCohort",
@@ -136,7 +147,17 @@ __all__ = [
     "validate",
     "verify_audit",
     "verify_receipt",
+    *_HOLDERS,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOLDERS:
+        from antal.api import holders
+
+        return getattr(holders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -311,9 +332,11 @@ def publish_entry(
     register_id: str,
     entry: Register,
     backend: Backend | None = None,
-) -> Register:
+) -> EntryVersion:
     """Publish a register's catalog entry (its holder, or an admin), checked against the
-    installation's data before anything changes; researchers see it at once."""
+    installation's data before anything changes: its next version (who, when, what
+    changed), stored with its audit entry in one transaction; researchers see it at once.
+    An entry equal to the current version changes nothing (the current version again)."""
     if user.role != "admin" and not (user.role == "holder" and register_id in user.registers):
         raise Forbidden(f"only the holder of '{register_id}' or an admin may publish its entry")
     if entry.id != register_id:
@@ -348,7 +371,7 @@ def publish_entry(
             catalog, registers={**catalog.registers, register_id: entry}
         )
         # this register only: the population and opt-outs were checked at start
-        found = _check(installation, candidate, {register_id}, required=False)
+        found = _check(installation, candidate, {register_id}, required=False, by_period=True)
         if found:
             raise EntryMismatch(
                 f"the entry does not match this installation's data for '{register_id}' "
@@ -359,11 +382,11 @@ def publish_entry(
                 {"problems": [{"column": f.column, "kind": f.kind, "message": f.message}
                               for f in found]},
             )  # fmt: skip
-    entries.put(entry, actor=user.id)
+    version = entries.put(entry, actor=user.id, base=old)
     catalog.registers[register_id] = entry
     if backend is not None:
         backend.forget(register_id)
-    return entry
+    return version
 
 
 def code_systems(catalog: Catalog) -> list[dict[str, Any]]:
@@ -570,6 +593,7 @@ def release_count(
         compiled.labels, tuple(d for t in released for d in t.dims), compute,
         catalog_version=catalog.version(),
         attrition=(ir.ir_hash(alone), canonical_query(alone)), names=names,
+        registers=tuple(sorted(compiled.registers)),
     )  # fmt: skip
     currency = prepared.currency or currency_of(catalog, installation, compiled.registers)
     return Counted(answer, prepared.warnings, currency)

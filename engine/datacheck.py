@@ -14,7 +14,9 @@ CLI's `count` run it. What it checks, per register the installation must or does
   columns the entry says are never missing present, dates within
   `limits.DATE_MIN..DATE_MAX`, codes upper case and of their code system's shape
   (space-separated lists item by item), closed value sets respected (an opt-out purpose
-  spelt `Forskning` would otherwise opt nobody out).
+  spelt `Forskning` would otherwise opt nobody out). With `by_period` (a published
+  entry), also: a code dated in one of its variable's coding periods is of the shape of
+  that period's system (of one of them, where periods overlap).
 
 Findings carry the register, the file, the column, the kind of problem and how many rows
 have it: never a value from the data. The value checks are aggregate queries built with
@@ -30,7 +32,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from antal.catalog import Catalog, DataSource, Installation, Register, Variable
+from antal.catalog import Catalog, DataSource, Installation, Period, Register, Variable
 from antal.catalog.vocabulary import CODE_SYSTEMS
 from antal.engine.codes import shapes_regex
 from antal.engine.errors import InternalError
@@ -109,9 +111,12 @@ def _describe(src: DataSource) -> str:
 
 
 class _Checker:
-    def __init__(self, installation: Installation, catalog: Catalog) -> None:
+    def __init__(
+        self, installation: Installation, catalog: Catalog, by_period: bool = False
+    ) -> None:
         self.inst = installation
         self.catalog = catalog
+        self.by_period = by_period
         self.findings: list[Finding] = []
 
     def add(self, reg: str, file: str, column: str | None, kind: str, count: int | None,
@@ -230,6 +235,9 @@ class _Checker:
                 names = "/".join(dict.fromkeys([v.code_system, *(p.system for p in v.coding)]))
                 checks.append((v, "code_shape", f"codes not shaped as {names} codes",
                                _count_where(bad)))  # fmt: skip
+                period = self._period_check(reg, v) if self.by_period else None
+                if period is not None:
+                    checks.append(period)
             if v.values:
                 lits = [_value_literal(v, x) for x in v.values]
                 outside = exp.Not(this=exp.In(this=c.copy(), expressions=lits))
@@ -248,6 +256,48 @@ class _Checker:
             if n:
                 column = src.column(v.name) if v is not None else None
                 self.add(rid, _describe(src), column, kind, int(n), message)
+
+    @staticmethod
+    def _date_of(reg: Register, v: Variable) -> str | None:
+        """The date column that dates a code column: its event source's, else the register's."""
+        for src in reg.provides:
+            if v.name in (src.codes, src.main):
+                return reg.event_date(src) or None
+        return reg.date_column
+
+    def _period_check(
+        self, reg: Register, v: Variable
+    ) -> tuple[Variable, str, str, exp.Expression] | None:
+        """Codes dated in a coding period of `v` not of the shape of that period's system
+        (of any period containing the date, where periods overlap); None without periods
+        or a date to place the rows in them."""
+        date = self._date_of(reg, v)
+        if not v.coding or date is None:
+            return None
+        c, d = _col(v.name), _col(date)
+
+        def within(p: Period) -> exp.Expression:
+            conds: list[exp.Expression] = [
+                exp.Not(this=exp.Is(this=d.copy(), expression=exp.Null()))
+            ]
+            if p.start is not None:
+                conds.append(exp.GTE(this=d.copy(), expression=_date(p.start)))
+            if p.until is not None:
+                conds.append(exp.LT(this=d.copy(), expression=_date(p.until)))
+            return exp.and_(*conds)
+
+        fits = []
+        for p in v.coding:
+            one = f"(?:{shapes_regex([p.system])})"
+            pattern = f"^{one}( {one})*$" if v.multi else f"^{one}$"
+            shaped = exp.RegexpLike(this=c.copy(), expression=exp.Literal.string(pattern))
+            fits.append(exp.and_(within(p), shaped))
+        dated = exp.or_(*(within(p) for p in v.coding))
+        upper = exp.EQ(this=c.copy(), expression=exp.Upper(this=c.copy()))
+        bad = exp.and_(dated, upper, exp.Not(this=exp.Paren(this=exp.or_(*fits))))
+        spans = ", ".join(f"{p.system} {p.start or '…'}..{p.until or '…'}" for p in v.coding)
+        return (v, "code_period", f"codes not of their period's code system ({spans})",
+                _count_where(bad))  # fmt: skip
 
     # ---- the whole installation -----------------------------------------------------------
     def run(self, registers: set[str] | None, required: bool) -> list[Finding]:
@@ -291,13 +341,15 @@ def check_data(
     registers: set[str] | None = None,
     *,
     required: bool = True,
+    by_period: bool = False,
 ) -> list[Finding]:
     """Findings about the installation's extracts (empty: the check passes).
 
     `registers` limits the check to those registers (plus, with `required`, the population
     and, unless the installation keeps none, the opt-outs); by default every register it
-    declares. Without `required`, only the registers named are read (a published entry)."""
-    return _Checker(installation, catalog).run(registers, required)
+    declares. Without `required`, only the registers named are read (a published entry).
+    `by_period`: codes are also checked against the system of their date's coding period."""
+    return _Checker(installation, catalog, by_period).run(registers, required)
 
 
 def format_findings(findings: list[Finding]) -> str:

@@ -32,6 +32,9 @@ __all__ = [
     "MAX_CODE_EXPANSION",
     "MAX_CRITERIA",
     "MAX_DEPTH",
+    "MAX_ENTRY_BYTES",
+    "MAX_ENTRY_DEPTH",
+    "MAX_ENTRY_NODES",
     "MAX_IR_BYTES",
     "MAX_IR_JSON_DEPTH",
     "MAX_IR_NODES",
@@ -72,6 +75,11 @@ MAX_STRING_CHARS = 200  # one string literal (a label, a filter value)
 # de-duplication: bounds the work of a chain of sets that refer to each other many times
 MAX_CODE_EXPANSION = 200_000
 MAX_CODE_CHARS = 16  # one code as written, without its dot and star (real codes have <= 7)
+
+# --- a published catalog entry (catalog/entries.py) -------------------------------------
+MAX_ENTRY_BYTES = 256 * 1024  # its YAML or JSON text (the largest bundled entry is ~10 KiB)
+MAX_ENTRY_NODES = 20_000  # values (scalars, mappings, lists) in it
+MAX_ENTRY_DEPTH = 16  # nesting of mappings and lists (an entry needs about 6)
 
 # --- values ---------------------------------------------------------------------------
 WINDOW_DAYS_MAX = 36_525  # |days| in a window relative to the index date: 100 years

@@ -335,6 +335,7 @@ class Gate:
         *,
         attrition: tuple[str, str] | None = None,
         names: dict[str, dict[Any, str | None]] | None = None,
+        registers: tuple[str, ...] = (),
     ) -> Answer:
         """Release (or replay) the answer to one query; see the module docstring.
 
@@ -342,12 +343,15 @@ class Gate:
         has `report by` tables); a stored answer is shown with the labels of the spelling
         asked now. `catalog_version` (a hash of the catalog the query was compiled
         against) is part of the answer's key. `attrition` is the hash and canonical query of
-        the cohort without its tables (see the module docstring); `names` name coded values."""
+        the cohort without its tables (see the module docstring); `names` name coded values;
+        `registers` are those the query reads, recorded with each of its audit entries (a
+        register's holder sees the ε spent on it, never an answer)."""
         project = self.store.project(project_id)
         if project is None:
             raise UnknownProject(project_id)
         key = self.key(query_hash, release, project.purpose, catalog_version)
-        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels, names)
+        ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels, names,
+               tuple(sorted(registers)))  # fmt: skip
         # asked before by this project, or paid for by it (the attrition of a cohort it
         # asked with tables): its own answer again, free
         own = self.store.asked(project_id, key) or self._paid(project_id, key)
@@ -430,7 +434,8 @@ class Gate:
                 "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
             )
             if float(spent) + cost > float(budget) + 1e-9:
-                tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None)
+                tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None,
+                         ctx[9])  # fmt: skip
                 refusal = BudgetExceeded(
                     project_id, cost, round(max(0.0, float(budget) - float(spent)), 12)
                 )
@@ -443,7 +448,7 @@ class Gate:
                     (project_id, attempt, cost, now()),
                 )
                 # the charge's audit entry carries its ε; the outcome's entry carries 0
-                tx.audit(actor, project_id, "charge", query_hash, query, cost, None)
+                tx.audit(actor, project_id, "charge", query_hash, query, cost, None, ctx[9])
         if refusal is not None:  # raised after the commit, so that the refusal stays in the log
             raise refusal
         return attempt
@@ -451,7 +456,7 @@ class Gate:
     def _failed(self, ctx: tuple[Any, ...], cost: float) -> NoReturn:
         project_id, actor, query_hash, query = ctx[:4]
         with self.store.transaction() as tx:
-            tx.audit(actor, project_id, "count_failed", query_hash, query, 0.0, None)
+            tx.audit(actor, project_id, "count_failed", query_hash, query, 0.0, None, ctx[9])
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
         raise CountFailed(project_id, cost, round(max(0.0, float(left)), 12))
 
@@ -468,7 +473,7 @@ class Gate:
         its attrition: that is then stored and filed under its own key too, with its share
         (ε) of the charge, so that this project asking it alone, or a new breakdown of it,
         reuses it."""
-        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx
+        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx[:9]
         with self.store.transaction() as tx:
             row = tx.one("SELECT released FROM answers WHERE key = %s", (key,))
             if row is not None:
@@ -490,7 +495,8 @@ class Gate:
                 if attrition is not None:
                     self._file_attrition(tx, project_id, key, attrition, release, purpose,
                                          released)  # fmt: skip
-            seq, ts = tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released)
+            seq, ts = tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released,
+                               ctx[9])  # fmt: skip
             _link(tx, project_id, key, query)
             receipt = self._receipt(tx, ctx, released, cost, seq, ts)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
@@ -534,10 +540,11 @@ class Gate:
         )
 
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx
+        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx[:9]
         with self.store.transaction() as tx:
             _link(tx, project_id, key, query)
-            seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released)
+            seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released,
+                               ctx[9])  # fmt: skip
             # the original receipt; an answer stored before receipts existed gets its first
             # one now, naming this entry, and keeps it
             receipt = self._receipt(
@@ -563,7 +570,7 @@ class Gate:
     ) -> dict[str, Any]:
         """The project's receipt for this answer: the stored one, else a new one, signed
         and stored in this transaction (so that it names the audit entry `seq`)."""
-        project_id, _actor, query_hash, _query, release, key, purpose, _labels, _names = ctx
+        project_id, _actor, query_hash, _query, release, key, purpose, _labels, _names = ctx[:9]
         row = tx.one(
             "SELECT receipt FROM receipts WHERE project_id = %s AND answer_key = %s",
             (project_id, key),

@@ -12,6 +12,8 @@ service remembers, so that a charge, its answer and its audit entry commit toget
     users, tokens     accounts and their bearer tokens (SHA-256 hashes only)
     members           project membership
     catalog_entries   register entries published by their holders through the API
+    catalog_versions  every published version of an entry: who, when, what changed
+    audit_registers   which registers each audit entry touches (a holder's view)
 
 `antal.privacy.store.Store` creates all of them when it is opened; the privacy layer
 (store.py, gate.py) and the accounts (antal.api.accounts) read and write them with fixed
@@ -103,6 +105,23 @@ _TABLES: dict[str, str] = {
         body TEXT NOT NULL,
         updated_by TEXT NOT NULL,
         updated TEXT NOT NULL)""",
+    # every version of a published entry, oldest first: the entry as published, who and
+    # when, and the structural changes from the version before (antal.catalog.entries)
+    "catalog_versions": """CREATE TABLE IF NOT EXISTS catalog_versions (
+        register_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        published_by TEXT NOT NULL,
+        published TEXT NOT NULL,
+        audit_seq BIGINT NOT NULL,
+        PRIMARY KEY (register_id, version))""",
+    # the registers an audit entry touches (a query's, an approval's, a publish's): kept
+    # beside the hash-chained log, written in the same transaction as the entry
+    "audit_registers": """CREATE TABLE IF NOT EXISTS audit_registers (
+        seq BIGINT NOT NULL,
+        register_id TEXT NOT NULL,
+        PRIMARY KEY (seq, register_id))""",
 }
 
 TABLES: tuple[str, ...] = tuple(_TABLES)

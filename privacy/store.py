@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,18 +131,23 @@ class Store:
                 json.dumps({"title": title, "purpose": purpose, "budget": budget}),
                 0.0,
                 None,
+                registers,
             )
         return self.project(pid)  # type: ignore[return-value]
 
     def set_registers(self, pid: str, registers: tuple[str, ...], actor: str = "admin") -> None:
         with self.transaction() as tx:
-            if tx.one("SELECT id FROM projects WHERE id = %s", (pid,)) is None:
+            row = tx.one("SELECT registers FROM projects WHERE id = %s", (pid,))
+            if row is None:
                 raise UnknownProject(pid)
             tx.execute(
                 "UPDATE projects SET registers = %s WHERE id = %s",
                 (",".join(sorted(registers)), pid),
             )
-            tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(registers)), 0.0, None)
+            # touched: those approved now and those no longer approved
+            touched = set(registers) | {r for r in row[0].split(",") if r}
+            tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(registers)), 0.0, None,
+                     touched)  # fmt: skip
 
     def change_registers(
         self,
@@ -164,9 +169,11 @@ class Store:
                 "UPDATE projects SET registers = %s WHERE id = %s", (",".join(sorted(new)), pid)
             )
             if add:
-                tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(add)), 0.0, None)
+                tx.audit(actor, pid, "approve_registers", None, ",".join(sorted(add)), 0.0, None,
+                         add)  # fmt: skip
             if remove:
-                tx.audit(actor, pid, "revoke_registers", None, ",".join(sorted(remove)), 0.0, None)
+                tx.audit(actor, pid, "revoke_registers", None, ",".join(sorted(remove)), 0.0,
+                         None, remove)  # fmt: skip
         return self.project(pid)
 
     def project(self, pid: str) -> Project | None:
@@ -219,6 +226,18 @@ class Store:
         with self.transaction(write=False) as tx:
             rows = tx.all(
                 "SELECT seq, ts, actor, project_id, action, query_hash, query, epsilon, released, prev, hash FROM audit ORDER BY seq"
+            )
+        return [AuditEntry(*r) for r in rows]
+
+    def audit_touching(self, register_id: str) -> list[AuditEntry]:
+        """The audit entries that touch a register (its queries, approvals and published
+        versions; see `Tx.audit`), oldest first."""
+        with self.transaction(write=False) as tx:
+            rows = tx.all(
+                "SELECT a.seq, a.ts, a.actor, a.project_id, a.action, a.query_hash, a.query, "
+                "a.epsilon, a.released, a.prev, a.hash FROM audit a JOIN audit_registers r "
+                "ON r.seq = a.seq WHERE r.register_id = %s ORDER BY a.seq",
+                (register_id,),
             )
         return [AuditEntry(*r) for r in rows]
 
@@ -311,8 +330,12 @@ class Tx:
     def audit(
         self, actor: str, project_id: str | None, action: str, query_hash: str | None,
         query: str | None, epsilon: float, released: str | None,
+        registers: Iterable[str] = (),
     ) -> tuple[int, str]:  # fmt: skip
-        """Append an entry; its sequence number and time (a receipt names them)."""
+        """Append an entry; its sequence number and time (a receipt names them).
+
+        `registers`: those the entry touches (a query's, an approval's, a published
+        entry's), recorded beside the chained log for the registers' holders."""
         head = self.one("SELECT seq, hash FROM audit_head WHERE id = 1")
         seq, prev = int(head[0]) + 1, head[1]
         body = {
@@ -338,6 +361,10 @@ class Tx:
             ),
         )
         self.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (seq, h))
+        for rid in sorted(set(registers)):
+            self.execute(
+                "INSERT INTO audit_registers (seq, register_id) VALUES (%s, %s)", (seq, rid)
+            )
         return seq, body["ts"]
 
 

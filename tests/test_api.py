@@ -417,7 +417,7 @@ def test_a_holder_publishes_its_own_register_only(env: dict[str, Any]) -> None:
     assert_error(
         c.put("/v1/catalog/registers/ndr", json=broken, headers=h(env, "holder")),
         422,
-        "invalid_request",
+        "entry_invalid",
     )
     assert any(
         x["action"] == "publish_register"

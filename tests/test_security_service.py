@@ -519,7 +519,7 @@ def test_a_holders_closed_value_set_never_becomes_sql(svc: dict[str, Any], tmp_p
                      for v in ndr["variables"]]  # fmt: skip
         r = c.put("/v1/catalog/registers/ndr", json={**ndr, "variables": variables},
                   headers=h["holder"])  # fmt: skip
-        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", r.text
+        assert r.status_code == 422 and r.json()["error"]["code"] == "entry_invalid", r.text
         assert "whole numbers" in r.text
     assert not planted.exists()
     assert c.get("/v1/catalog/registers/ndr", headers=h["a"]).json() == ndr

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from antal.api.cli import admin, audit, catalog, data, receipt
+from antal.api.cli import admin, audit, catalog, data, holder, receipt
 from antal.api.cli.cohorts import check_cmd, sql_cmd
 from antal.api.cli.count import count_cmd
 from antal.api.cli.forecast import forecast_cmd
@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 app.command("synth")(synth)
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(holder.app, name="holder")
 app.command("check")(check_cmd)
 app.command("sql")(sql_cmd)
 app.command("count")(count_cmd)

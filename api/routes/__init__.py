@@ -6,6 +6,7 @@ from antal.api.routes import (
     catalog,
     catalog_export,
     cohorts,
+    holder,
     projects,
     receipts,
     report,
@@ -16,3 +17,4 @@ __all__ = ["ROUTERS"]
 
 ROUTERS = [r.router for r in (catalog, cohorts, report, projects, receipts, audit, admin, service)]
 ROUTERS.append(catalog_export.router)
+ROUTERS.append(holder.router)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from antal.api import schemas as S
 from antal.api import usecases as uc
 from antal.api.availability import availability_index, code_availability
 from antal.api.routes.deps import ApiError, Authed, Checking, state_of
-from antal.catalog import Register, suggest
+from antal.catalog import suggest
 from antal.catalog.codes import search_codes
+from antal.catalog.entries import Format
 
 __all__ = ["router"]
 
@@ -20,11 +22,15 @@ router = APIRouter(tags=["catalog"])
 
 @router.get("/v1/catalog/registers")
 def registers(request: Request, u: Authed) -> list[dict[str, Any]]:
+    """Every register, with `data`: this installation's release of it (release id and
+    extraction date, the period its extract covers, how far its records are final)."""
+    state = state_of(request)
+    data = uc.catalog_releases(state.catalog, state.installation)
     return [
         {"id": r.id, "title": r.title.model_dump(), "holder": r.holder, "kind": r.kind,
          "coverage": r.coverage.model_dump(), "events": sorted({p.event for p in r.provides}),
-         "internal": r.is_internal}
-        for r in state_of(request).catalog.registers.values()
+         "internal": r.is_internal, "data": data.get(r.id)}
+        for r in state.catalog.registers.values()
     ]  # fmt: skip
 
 
@@ -44,20 +50,80 @@ def register(
     return reg.model_dump(mode="json")
 
 
-@router.put("/v1/catalog/registers/{register_id}")
-def publish_register(
+# the media types an entry may be sent as, and how each is read
+_MEDIA: dict[str, Format] = {
+    "application/json": "json",
+    "application/yaml": "yaml",
+    "application/x-yaml": "yaml",
+    "text/yaml": "yaml",
+    "text/x-yaml": "yaml",
+}
+_ENTRY_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The register's catalog entry (catalog/registers/*.yaml), as YAML or JSON.",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "object"}},
+        },
+    }
+}
+_VERSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    415: {"model": S.ErrorBody, "description": "neither JSON nor YAML"},
+}
+
+
+@router.put(
+    "/v1/catalog/registers/{register_id}", openapi_extra=_ENTRY_BODY, responses=_VERSION_ERRORS
+)
+async def publish_register(
     request: Request,
     register_id: Annotated[str, Path(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)],
-    entry: Register,
     u: Checking,  # each publish runs the data check: limited like the other checks
 ) -> dict[str, Any]:
-    """Publish a register's catalog entry: its holder (or an admin) only; checked against
-    the installation's data (422 `entry_does_not_match_data`) before anything changes."""
+    """Publish a register's catalog entry, as JSON or YAML (`Content-Type`): its holder (or
+    an admin) only. Read with a safe loader and bounded (422 `entry_invalid` with the
+    field, line and column), then checked against the installation's data (422
+    `entry_does_not_match_data`) before anything changes. Answers the new version: its
+    number, who, when and what changed (an entry equal to the current one: that version)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fmt = _MEDIA.get(media)
+    if fmt is None:
+        raise ApiError(415, "unsupported_media_type",
+                       f"send the entry as application/json or application/yaml, not {media or 'nothing'}",
+                       {"accepted": sorted(_MEDIA)})  # fmt: skip
+    body = await request.body()
     state = state_of(request)
-    published = uc.publish_entry(
-        state.catalog, state.entries, state.installation, u, register_id, entry, state.backend
-    )
-    return published.model_dump(mode="json")
+    version = await run_in_threadpool(
+        uc.publish_text, state.catalog, state.entries, state.installation, u, body, fmt,
+        register_id, state.backend,
+    )  # fmt: skip
+    return version.to_json()
+
+
+@router.get("/v1/catalog/registers/{register_id}/versions")
+def register_versions(
+    request: Request, register_id: Annotated[str, Path(max_length=64)], u: Authed
+) -> list[dict[str, Any]]:
+    """Every published version of a register's entry, oldest first: its number, who
+    published it, when, and what changed (the entries themselves: `versions/{n}`)."""
+    state = state_of(request)
+    return [
+        v.to_json(with_entry=False)
+        for v in uc.entry_versions(state.catalog, state.entries, register_id)
+    ]
+
+
+@router.get("/v1/catalog/registers/{register_id}/versions/{version}")
+def register_version(
+    request: Request,
+    register_id: Annotated[str, Path(max_length=64)],
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    u: Authed,
+) -> dict[str, Any]:
+    """One published version of a register's entry, the entry as it was then included."""
+    state = state_of(request)
+    return uc.entry_version(state.catalog, state.entries, register_id, version).to_json()
 
 
 @router.get("/v1/catalog/regions")
