@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from antal.api.cli.common import CatalogOpt, fail, load_catalog, out
-from antal.catalog import suggest
 
 __all__ = ["app"]
 
@@ -34,6 +33,8 @@ def catalog_show(
     register_id: Annotated[str, typer.Argument(metavar="ID")], catalog_dir: CatalogOpt = None
 ) -> None:
     """Show one register: what it holds, its variables and how to use it."""
+    from antal.catalog import suggest
+
     cat = load_catalog(dirs=catalog_dir)
     reg = cat.register(register_id)
     if reg is None:
