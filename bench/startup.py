@@ -2,13 +2,14 @@
 each a new process (interpreter start, imports, the command), against bare `python -c pass`.
 
     python -m bench.startup --repeat 15
-    python -m bench.startup --antal /path/to/other/.venv/bin/antal   # e.g. before a change
+    python -m bench.startup --antal /other/.venv/bin/antal --antal .venv/bin/antal  # side by side
 
-Runs the console script next to this interpreter (or `--antal`), the commands interleaved
-round by round after one warm-up each (which also writes the byte-code caches); prints the
-median and the fastest wall time of each, and the median CPU time (user + system of the
-child: less disturbed than wall time when other processes share the cores). Every run must
-exit 0 and `check` must print its `ok` line, or the run stops.
+Runs the console script next to this interpreter (or each `--antal`: e.g. an installation
+of the commit before a change, and this one), every command of every script interleaved
+round by round after one warm-up each (which also writes the byte-code caches and antal's
+own caches); prints the median and the fastest wall time of each, and the median CPU time
+(user + system of the child: less disturbed than wall time when other processes share the
+cores). Every run must exit 0 and `check` must print its `ok` line, or the run stops.
 
 The children run without PYTHONDONTWRITEBYTECODE, so that the warm-up writes the byte code
 of antal's modules as an installed package has it (pip compiles at install time); with it
@@ -67,25 +68,31 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=15, help="runs of each command (median)")
-    p.add_argument("--antal", default=str(Path(sys.executable).with_name("antal")),
-                   help="the console script (default: next to this interpreter)")  # fmt: skip
+    p.add_argument("--antal", action="append",
+                   help="a console script, repeatable (default: next to this interpreter)")  # fmt: skip
     p.add_argument("--cohort", default=str(EXAMPLES / "t2d_metformin.cohort"))
     a = p.parse_args(argv)
-    antal = os.path.abspath(a.antal)
-    python = str(Path(antal).with_name("python"))  # the script's own interpreter
-    commands: dict[str, tuple[list[str], str | None]] = {
-        "python -c pass": ([python, "-c", "pass"], None),
-        "antal check COHORT": ([antal, "check", a.cohort], ": ok ("),
-        "antal --help": ([antal, "--help"], "Usage"),
-        "antal count --help": ([antal, "count", "--help"], "Usage"),
-    }
+    scripts = [os.path.abspath(s) for s in a.antal or [Path(sys.executable).with_name("antal")]]
+    commands: dict[str, tuple[list[str], str | None]] = {}
+    for i, antal in enumerate(scripts):
+        python = str(Path(antal).with_name("python"))  # the script's own interpreter
+        commands |= {
+            f"{i}:python -c pass": ([python, "-c", "pass"], None),
+            f"{i}:antal check COHORT": ([antal, "check", a.cohort], ": ok ("),
+            f"{i}:antal --help": ([antal, "--help"], "Usage"),
+            f"{i}:antal count --help": ([antal, "count", "--help"], "Usage"),
+        }
+    load = os.getloadavg()[0]
     times = measure(commands, a.repeat)
-    print(f"{antal}, {a.repeat} runs each, cohort {Path(a.cohort).name}, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"{'command':<22} {'median s':>9} {'fastest s':>10} {'CPU s':>7}")
-    for name, (wall, cpu) in times.items():
-        print(f"{name:<22} {statistics.median(wall):>9.3f} {min(wall):>10.3f} "
-              f"{statistics.median(cpu):>7.3f}")  # fmt: skip
+    print(f"{a.repeat} runs each, cohort {Path(a.cohort).name}, load average "
+          f"{load:.1f} before and {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores")  # fmt: skip
+    for i, antal in enumerate(scripts):
+        print(f"\n{antal}")
+        print(f"{'command':<22} {'median s':>9} {'fastest s':>10} {'CPU s':>7}")
+        for name, (wall, cpu) in times.items():
+            if name.startswith(f"{i}:"):
+                print(f"{name.partition(':')[2]:<22} {statistics.median(wall):>9.3f} "
+                      f"{min(wall):>10.3f} {statistics.median(cpu):>7.3f}")  # fmt: skip
     return 0
 
 
