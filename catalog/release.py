@@ -8,30 +8,23 @@ MB/s), so each file's digest is kept in a small cache keyed by the file's path, 
 inode and change time (ctime, which every write, rename or `touch` sets and which no user
 can set back, unlike the modification time): a file that was not touched is not read
 again, and a touched or copied file is read again and gives the same digest.
-The cache lives in `$ANTAL_CACHE_DIR`, else `$XDG_CACHE_HOME/antal`, else `~/.cache/antal`;
-where it cannot be written, digests are simply computed each time.
+The cache lives in antal's cache directory (catalog/usercache.py); where it cannot be
+written, digests are simply computed each time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["cache_dir", "content_release", "file_digest"]
+from antal.catalog.usercache import cache_dir, write_atomic
+
+__all__ = ["content_release", "file_digest"]
 
 _CACHE_FILE = "file-digests.json"
 _MAX_ENTRIES = 10_000  # a cache that only grows would itself become slow to read
-
-
-def cache_dir() -> Path:
-    if env := os.environ.get("ANTAL_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "antal"
 
 
 def _key(p: Path) -> tuple[str, str]:
@@ -48,15 +41,9 @@ def _load(path: Path) -> dict[str, list[str]]:
 
 
 def _save(path: Path, data: dict[str, list[str]]) -> None:
-    """Written whole to a temporary file and renamed: a reader never sees half a cache."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".digests.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(dict(list(data.items())[-_MAX_ENTRIES:]), f)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # no cache: correct, only slower
+    """Written whole and renamed (usercache.write_atomic): a reader never sees half a cache;
+    when it cannot be written, there is no cache: correct, only slower."""
+    write_atomic(path, json.dumps(dict(list(data.items())[-_MAX_ENTRIES:])).encode())
 
 
 def file_digest(p: Path, cache: dict[str, list[str]] | None = None) -> str:
@@ -79,13 +66,14 @@ def content_release(files: Iterable[Path], kind: str, name: str | None = None) -
     them: `local` for the files themselves, `prepared-v2` for a prepared file of layout 2).
     A release's own `name`, when it has one, is kept in front, for people:
     `synthetic-p100000-s1-3f9a...`; else the kind: `local-3f9a...`."""
-    cache_path = cache_dir() / _CACHE_FILE
-    cache = _load(cache_path)
+    where = cache_dir()
+    cache_path = where / _CACHE_FILE if where is not None else None
+    cache = _load(cache_path) if cache_path is not None else {}
     before = dict(cache)
     h = hashlib.sha256(f"antal-release:{kind};".encode())
     for p in sorted(files, key=lambda q: q.name):
         h.update(f"{p.name}:{file_digest(p, cache)};".encode())
-    if cache != before:
+    if cache_path is not None and cache != before:
         _save(cache_path, cache)
     digest = h.hexdigest()[:16]
     return f"{name}-{digest}" if name else f"{kind}-{digest}"

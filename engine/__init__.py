@@ -10,17 +10,14 @@ Exact counts leave the engine only to `privacy` (or to a data holder's local
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-
-from antal.catalog import Catalog, Installation, bundled_dir, load_catalog
-from antal.catalog.vocabulary import BackendName, Dialect, Purpose
-from antal.engine import ir
-from antal.engine.backends import Backend, get_backend
+# `check` and `review` name both a module of this package and the function exported here:
+# importing the module (`antal.engine.check`, anywhere) makes it the package's attribute
+# `check`, so the function is bound after it, here, and not on first use like the rest.
 from antal.engine.check import check, check_with_warnings, registers_used
-from antal.engine.compiler import Compiled, compile_cohort
-from antal.engine.currency import Currency, currency_of
 from antal.engine.errors import (
     BreakdownTooFine,
     CohortError,
@@ -32,9 +29,17 @@ from antal.engine.errors import (
     MissingRegisterError,
     QueryTimeout,
 )
-from antal.engine.language.parser import parse
-from antal.engine.result import ExactResult
 from antal.engine.review import review
+
+if TYPE_CHECKING:
+    from antal.catalog import Catalog, Installation
+    from antal.catalog.vocabulary import BackendName, Dialect, Purpose
+    from antal.engine import ir
+    from antal.engine.backends import Backend, get_backend
+    from antal.engine.compiler import Compiled, compile_cohort
+    from antal.engine.currency import Currency, currency_of
+    from antal.engine.language.parser import parse
+    from antal.engine.result import ExactResult
 
 __all__ = [
     "Backend",
@@ -65,8 +70,40 @@ __all__ = [
     "review",
 ]
 
+# Imported on first use (PEP 562), not with the package: importing any engine module
+# (`antal.engine.limits`, `.ir`) runs this file first, and the parser (lark), the compiler
+# (sqlglot), the results (pandas) and DuckDB are more than most callers need: `antal
+# check` uses no DuckDB or pandas.
+_LAZY = {
+    "ir": "ir",
+    "Backend": "backends",
+    "get_backend": "backends",
+    "Compiled": "compiler",
+    "compile_cohort": "compiler",
+    "Currency": "currency",
+    "currency_of": "currency",
+    "parse": "language.parser",
+    "ExactResult": "result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    found = importlib.import_module(f"{__name__}.{module}")
+    value = found if name == module else getattr(found, name)
+    globals()[name] = value  # once: later look-ups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 def _as_ir(cohort: str | ir.Cohort) -> ir.Cohort:
+    from antal.engine.language.parser import parse
+
     return parse(cohort) if isinstance(cohort, str) else cohort
 
 
@@ -74,6 +111,9 @@ def compile(
     cohort: str | ir.Cohort, dialect: Dialect = "duckdb", catalog: Catalog | None = None
 ) -> str:
     """The SQL of a cohort in a dialect (duckdb, postgres, spark). No data is read."""
+    from antal.catalog import load_catalog
+    from antal.engine.compiler import compile_cohort
+
     cat = catalog or load_catalog()
     return compile_cohort(check(_as_ir(cohort), cat), cat, optout=_optout(cat, None)).sql(
         dialect, pretty=True
@@ -111,6 +151,9 @@ def prepare(
 
     The warnings (engine/review.py) compare the windows with the installation's data
     currency, or with the catalog's coverage alone without an installation."""
+    from antal.engine.compiler import compile_cohort
+    from antal.engine.currency import currency_of
+
     everything = currency_of(catalog, installation, catalog.registers)
     checked, warnings = check_with_warnings(
         _as_ir(cohort), catalog, lambda co: review(co, catalog, everything)
@@ -138,6 +181,13 @@ def count_exact(
     backend: Backend | BackendName = "duckdb",
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
+    import duckdb
+
+    from antal.catalog import bundled_dir, load_catalog
+    from antal.engine import ir
+    from antal.engine.backends import get_backend
+    from antal.engine.result import ExactResult
+
     cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)
     p = prepare(cohort, cat, installation, purpose)
     checked, compiled = p.checked, p.compiled

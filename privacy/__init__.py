@@ -8,6 +8,11 @@ This package imports nothing else of antal but the catalog's root error and voca
 (antal.catalog.errors, antal.catalog.vocabulary): it receives plain `TrueCounts`.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from antal.privacy.errors import (
     AlreadyExists,
     BudgetExceeded,
@@ -19,11 +24,13 @@ from antal.privacy.errors import (
     UnknownProject,
     UnknownUser,
 )
-from antal.privacy.gate import Answer, Gate, Quote
-from antal.privacy.mechanism import ReleasedCount, TrueCounts
-from antal.privacy.params import PrivacyParams
-from antal.privacy.receipts import Signer
-from antal.privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
+
+if TYPE_CHECKING:
+    from antal.privacy.gate import Answer, Gate, Quote
+    from antal.privacy.mechanism import ReleasedCount, TrueCounts
+    from antal.privacy.params import PrivacyParams
+    from antal.privacy.receipts import Signer
+    from antal.privacy.store import PostgresStore, Project, SQLiteStore, Store, open_store
 
 __all__ = [
     "AlreadyExists",
@@ -48,3 +55,34 @@ __all__ = [
     "UnknownUser",
     "open_store",
 ]
+
+# Imported on first use (PEP 562), not with the package: the errors above are all that
+# `antal check` and the catalog need of it, and the gate (OpenDP) and the receipts
+# (cryptography) take longer to import than such a command takes to run.
+_LAZY = {
+    "Answer": "gate",
+    "Gate": "gate",
+    "Quote": "gate",
+    "ReleasedCount": "mechanism",
+    "TrueCounts": "mechanism",
+    "PrivacyParams": "params",
+    "Signer": "receipts",
+    "PostgresStore": "store",
+    "Project": "store",
+    "SQLiteStore": "store",
+    "Store": "store",
+    "open_store": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once: later look-ups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,9 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# the digests of extract files (catalog/release.py) are cached in a directory of this run's,
-# not in the home directory of whoever runs the tests
-os.environ.setdefault("ANTAL_CACHE_DIR", tempfile.mkdtemp(prefix="antal-test-cache-"))
+# antal's cache (catalog/usercache.py: code lists, grammar tables, digests of extract files)
+# is a directory of this run's, not the home directory's of whoever runs the tests
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="antal-test-cache-"))
+os.environ.pop("ANTAL_CACHE_DIR", None)
 
 _ID = ("lopnr", pa.int64())
 _S = pa.string()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from antal.api import usecases as uc
-from antal.api.accounts import Accounts
 from antal.api.cli.common import StoreOpt, err, failing, out, settings
-from antal.privacy import Store
+
+if TYPE_CHECKING:
+    from antal.api.accounts import Accounts
+    from antal.privacy import Store
 
 __all__ = ["app"]
 
@@ -21,6 +22,9 @@ ACTOR = "cli-admin"
 
 
 def _open(store: str | None) -> tuple[Store, Accounts]:
+    from antal.api import usecases as uc
+    from antal.api.accounts import Accounts
+
     s = settings(store=store)
     with failing():
         st = uc.open_store(s)
@@ -40,6 +44,8 @@ def admin_create_user(
     store: StoreOpt = None,
 ) -> None:
     """Create a user (and print a bearer token for them, shown once)."""
+    from antal.api import usecases as uc
+
     _st, acc = _open(store)
     with failing():
         uc.create_user(acc, user_id, name, role, tuple(registers or ()), actor=ACTOR)
@@ -53,6 +59,8 @@ def admin_create_token(
     user_id: Annotated[str, typer.Argument(metavar="USER")], store: StoreOpt = None
 ) -> None:
     """Issue a new bearer token for a user (printed once; only its hash is stored)."""
+    from antal.api import usecases as uc
+
     _st, acc = _open(store)
     with failing():
         sys.stdout.write(uc.issue_token(acc, user_id, actor=ACTOR) + "\n")
@@ -63,6 +71,8 @@ def admin_revoke_tokens(
     user_id: Annotated[str, typer.Argument(metavar="USER")], store: StoreOpt = None
 ) -> None:
     """Revoke every token of a user (audited); the user and their memberships stay."""
+    from antal.api import usecases as uc
+
     _st, acc = _open(store)
     with failing():
         n = uc.revoke_tokens(acc, user_id, actor=ACTOR)
@@ -84,6 +94,8 @@ def admin_create_project(
     store: StoreOpt = None,
 ) -> None:
     """Create a project with its purpose, ε budget, approved registers and members."""
+    from antal.api import usecases as uc
+
     st, acc = _open(store)
     with failing():
         uc.create_project(
@@ -102,6 +114,8 @@ def admin_approve(
     store: StoreOpt = None,
 ) -> None:
     """Approve a project for these registers too (those it has stay; `revoke` removes)."""
+    from antal.api import usecases as uc
+
     st, _acc = _open(store)
     with failing():
         p = uc.approve_registers(
@@ -117,6 +131,8 @@ def admin_revoke(
     store: StoreOpt = None,
 ) -> None:
     """Withdraw a project's approval for these registers."""
+    from antal.api import usecases as uc
+
     st, _acc = _open(store)
     with failing():
         p = uc.revoke_registers(st, project_id, tuple(registers), actor=ACTOR)
@@ -130,6 +146,8 @@ def admin_add_member(
     store: StoreOpt = None,
 ) -> None:
     """Make a user a member of a project."""
+    from antal.api import usecases as uc
+
     _st, acc = _open(store)
     with failing():
         uc.add_member(acc, project_id, user_id, actor=ACTOR)

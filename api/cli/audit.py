@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import typer
 
-from antal.api import usecases as uc
 from antal.api.cli.common import StoreOpt, err, failing, out, settings
 
 __all__ = ["app"]
@@ -16,6 +15,8 @@ app = typer.Typer(help="The audit log.", no_args_is_help=True)
 @app.command("verify")
 def audit_verify(store: StoreOpt = None) -> None:
     """Check the audit log's hash chain and the budget ledger; exit 1 on any problem."""
+    from antal.api import usecases as uc
+
     s = settings(store=store)
     with failing():
         entries, problems = uc.verify_audit(uc.open_store(s, must_exist=True))

@@ -13,7 +13,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from antal.api import usecases as uc
 from antal.api.cli.common import CatalogOpt, StoreOpt, fail, failing, load_catalog, out, settings
 from antal.api.cli.count import ConfigOpt, DataOpt
 from antal.catalog import Register, suggest
@@ -62,6 +61,8 @@ def catalog_list(
 ) -> None:
     """List the registers in the catalog (with `--data`/`--config`: each one's data release,
     the period its extract covers and how far its records are final, given the lag)."""
+    from antal.api import usecases as uc
+
     s = settings(data, config)
     with failing():
         inst = uc.open_installation(s) if (s.data or s.installation) else None
@@ -110,6 +111,8 @@ def catalog_show(
     With `--server`: the entry a server's researchers see now (or `--version N`). Without:
     the bundled entries, the installation's (`--data`/`--config`) and those published to
     the store."""
+    from antal.api import usecases as uc
+
     data_info: dict[str, Any] | None = None
     head: dict[str, Any] | None = None
     if server:
@@ -218,6 +221,8 @@ def catalog_publish(
     store (`--store`), as its operator, checked against the installation's data
     (`--data`/`--config`). Either way the entry is checked against the data before it is
     accepted, and the new version says what changed."""
+    from antal.api import usecases as uc
+
     if file.suffix.lower() not in (".yaml", ".yml", ".json"):
         fail(f"{file}: an entry is a .yaml, .yml or .json file")
     try:
@@ -256,6 +261,8 @@ def catalog_history(
     as_json: JsonOpt = False,
 ) -> None:
     """The published versions of a register's entry: who, when and what changed."""
+    from antal.api import usecases as uc
+
     if server:
         with server_client(server, token) as c:
             rows = c.catalog_versions(register_id).to_dict("records")

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from antal.api import usecases as uc
 from antal.api.cli.common import CatalogOpt, checked, fail, failing, load_catalog, out
-from antal.catalog.vocabulary import DIALECTS
 
 __all__ = ["check_cmd", "sql_cmd"]
 
@@ -33,6 +31,9 @@ def sql_cmd(
     catalog_dir: CatalogOpt = None,
 ) -> None:
     """Print the one SQL statement a cohort compiles to. No data is read."""
+    from antal.api import usecases as uc
+    from antal.catalog.vocabulary import DIALECTS
+
     if dialect not in DIALECTS:
         fail(f"unknown dialect '{dialect}'; choose {', '.join(DIALECTS)}")
     cat = load_catalog(dirs=catalog_dir)

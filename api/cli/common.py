@@ -12,18 +12,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from antal.api import usecases as uc
-from antal.api.settings import Settings, load_settings
-from antal.catalog import Catalog, CatalogError, Installation
-from antal.engine import CohortError, EngineError
-from antal.privacy import CountFailed, PrivacyError, SigningKeyError
+# Every command module imports this one, and `antal --help` imports every command module:
+# what a command needs beyond typer and rich is imported when it runs (the use cases, the
+# settings, the engine), so that a command pays only for what it uses.
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from antal.api import usecases as uc
+    from antal.api.settings import Settings
+    from antal.catalog import Catalog, Installation
+    from antal.engine import CohortError
 
 __all__ = [
     "STORE_HELP",
@@ -81,6 +85,13 @@ def _validation(e: ValidationError) -> str:
 @contextlib.contextmanager
 def failing(project: str | None = None, prefix: str = "") -> Iterator[None]:
     """Typed errors → a message (after `prefix`) and an exit code (see the module docstring)."""
+    from pydantic import ValidationError
+
+    from antal.api.usecases import UseCaseError
+    from antal.catalog import CatalogError
+    from antal.engine import EngineError
+    from antal.privacy import CountFailed, PrivacyError, SigningKeyError
+
     try:
         yield
     except CountFailed as e:  # charged; the same text whatever failed (see privacy.gate)
@@ -89,7 +100,7 @@ def failing(project: str | None = None, prefix: str = "") -> Iterator[None]:
         fail(f"{prefix}{e}")
     except PrivacyError as e:
         fail(f"{prefix}{e}", code=3)
-    except uc.UseCaseError as e:
+    except UseCaseError as e:
         fail(f"{prefix}{e.message}")
     except ValidationError as e:
         fail(f"{prefix}{_validation(e)}")
@@ -103,6 +114,8 @@ def settings(
     """The one settings model: ANTAL_CONFIG's file, ANTAL_* variables, then these options.
     A data directory or installation file given on the command line replaces both of the
     settings' (so that `--data` beats an ANTAL_INSTALLATION in the environment)."""
+    from antal.api.settings import load_settings
+
     with failing():
         s = load_settings(None, **options)
         if data is not None or installation is not None:
@@ -114,6 +127,8 @@ def settings(
 def load_catalog(
     installation: Installation | None = None, dirs: list[Path] | None = None
 ) -> Catalog:
+    from antal.api import usecases as uc
+
     with failing():
         if dirs:
             from antal.catalog import bundled_dir
@@ -141,6 +156,8 @@ def checked(
     """The cohort file's text and its validation; a cohort error exits 1, like a compiler.
     With `warn`, warnings go to stderr (with the installation: also those about its data's
     currency); without (`--json`, `sql`), the caller puts them where they belong."""
+    from antal.api import usecases as uc
+
     text = read_cohort(path)
     v = uc.validate(text, catalog, installation)
     if v.error is not None:

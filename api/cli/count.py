@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from antal.api import usecases as uc
 from antal.api.cli.common import (
     BudgetOpt,
     ProjectOpt,
@@ -24,8 +23,10 @@ from antal.api.cli.common import (
     out,
     settings,
 )
-from antal.engine import Currency
-from antal.privacy import Answer, Gate, Quote
+
+if TYPE_CHECKING:
+    from antal.engine import Currency
+    from antal.privacy import Answer, Quote
 
 __all__ = ["count_cmd"]
 
@@ -68,6 +69,9 @@ def count_cmd(
     budget: BudgetOpt = None,
 ) -> None:
     """Count a cohort: released through the privacy layer, or --exact for a data holder."""
+    from antal.api import usecases as uc
+    from antal.privacy import Gate
+
     s = settings(data, config, store=store)
     with failing():
         inst = uc.open_installation(s)

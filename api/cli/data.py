@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from antal.api import usecases as uc
 from antal.api.cli.common import failing, out, settings
 from antal.api.cli.count import ConfigOpt, DataOpt
 
@@ -16,6 +15,8 @@ app = typer.Typer(help="The installation's extracts.", no_args_is_help=True)
 @app.command("check")
 def data_check(data: DataOpt = None, config: ConfigOpt = None) -> None:
     """Check the extracts against the catalog: files, columns, types, keys, dates, codes."""
+    from antal.api import usecases as uc
+
     s = settings(data, config)
     with failing():
         inst = uc.open_installation(s)

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from antal.api import usecases as uc
 from antal.api.cli.common import (
     BudgetOpt,
     ProjectOpt,
@@ -26,8 +25,9 @@ from antal.api.cli.common import (
     settings,
 )
 from antal.api.cli.count import ConfigOpt, DataOpt
-from antal.privacy import Gate
-from antal.privacy.forecast import Forecast
+
+if TYPE_CHECKING:
+    from antal.api import usecases as uc
 
 __all__ = ["forecast_cmd"]
 
@@ -48,6 +48,9 @@ def forecast_cmd(
     budget: BudgetOpt = None,
 ) -> None:
     """Recruitment rate and forecast: newly eligible persons per month, and the months ahead."""
+    from antal.api import usecases as uc
+    from antal.privacy import Gate
+
     if by is not None and by not in uc.FORECAST_BY:
         fail(f"--by is one of {', '.join(uc.FORECAST_BY)}, not {by!r}")
     s = settings(data, config, store=store)
@@ -76,6 +79,9 @@ def forecast_cmd(
 
 
 def _print(res: uc.Forecasted, title: str, months: int) -> None:
+    from antal.api import usecases as uc
+    from antal.privacy.forecast import Forecast
+
     for n in res.notes:
         out.print(f"note: {n}")
     total = res.forecasts[uc.TOTAL]

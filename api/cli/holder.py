@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from antal.api import usecases as uc
 from antal.api.cli.catalog import JsonOpt, ServerOpt, TokenOpt, server_client
 from antal.api.cli.common import StoreOpt, failing, out, settings
 
@@ -36,6 +35,8 @@ def holder_overview(
 
     With `--server` and a holder's token: that holder's registers on the server. Without:
     every register of the local store (its operator's view)."""
+    from antal.api import usecases as uc
+
     if server:
         with server_client(server, token) as c:
             rows: list[dict[str, Any]] = c.holder_overview(register_id)

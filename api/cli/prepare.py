@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from antal.api import usecases as uc
 from antal.api.cli.common import err, failing, load_catalog, out, settings
 from antal.engine.limits import PREPARE_MEMORY
 
@@ -28,6 +27,8 @@ def prepare_cmd(
     """Ingest a data release into one DuckDB file clustered for cohort queries (atomic: a
     failed prepare leaves the previous file as it was)."""
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from antal.api import usecases as uc
 
     s = settings(None, None, memory_limit=memory_limit)
     with failing():

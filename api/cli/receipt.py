@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from antal.api import usecases as uc
 from antal.api.cli.common import err, fail, failing, out, settings
-from antal.api.settings import default_signing_key
-from antal.privacy import Signer
-from antal.privacy.receipts import load_public_key
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["app"]
 
@@ -39,6 +36,10 @@ def _read_json(path: Path) -> Any:
 
 def _from_url(url: str) -> Ed25519PublicKey:
     """The key a server publishes: `url` is the server (http://host:8000) or the route."""
+    import httpx
+
+    from antal.privacy.receipts import load_public_key
+
     url = url.rstrip("/")
     if not url.endswith(PUBLIC_KEY_ROUTE):
         url += PUBLIC_KEY_ROUTE
@@ -55,6 +56,10 @@ def _from_url(url: str) -> Ed25519PublicKey:
 
 
 def _public_key(key_file: Path | None, url: str | None, store: str | None) -> Ed25519PublicKey:
+    from antal.api.settings import default_signing_key
+    from antal.privacy import Signer
+    from antal.privacy.receipts import load_public_key
+
     if key_file is not None and url is not None:
         fail("give --public-key or --url, not both")
     if key_file is not None:
@@ -101,6 +106,8 @@ def verify_cmd(
     ] = None,
 ) -> None:
     """Check a receipt's signature; exit 0 when it is valid, 1 when it is not."""
+    from antal.api import usecases as uc
+
     document = _read_json(file)
     key = _public_key(public_key, url, store)
     problems = uc.verify_receipt(document, key)

@@ -11,8 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from antal.api import usecases as uc
-from antal.api.answerview import forecast_view
 from antal.api.cli.common import (
     BudgetOpt,
     ProjectOpt,
@@ -25,15 +23,14 @@ from antal.api.cli.common import (
     settings,
 )
 from antal.api.cli.count import ConfigOpt, DataOpt
-from antal.api.report import DATE_INDEX_NOTE, render_report
-from antal.engine import ir
-from antal.privacy import Gate
 
 __all__ = ["report_cmd"]
 
 
 def _forecast(path: Path) -> dict[str, Any]:
     """A forecast's JSON from a file, checked before anything is charged."""
+    from antal.api.answerview import forecast_view
+
     try:
         fc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -75,6 +72,11 @@ def report_cmd(
     budget: BudgetOpt = None,
 ) -> None:
     """Write the feasibility report of a cohort: released through the privacy layer, as `antal count`."""
+    from antal.api import usecases as uc
+    from antal.api.report import DATE_INDEX_NOTE, render_report
+    from antal.engine import ir
+    from antal.privacy import Gate
+
     s = settings(data, config, store=store)
     with failing():
         inst = uc.open_installation(s)
