@@ -1,6 +1,6 @@
 -- Atrial fibrillation, not on an oral anticoagulant, 1 January 2025 (examples/af_without_anticoagulant.cohort):
 -- final count and breakdown of the final cohort by `report by sex, age 10`, as antal returns them
--- (the attrition: af_without_anticoagulant.attrition.sql; the final count only: af_without_anticoagulant.final.sql).
+-- (the same on the raw Parquet files: ../af_without_anticoagulant.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

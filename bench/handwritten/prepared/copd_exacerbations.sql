@@ -1,6 +1,6 @@
 -- COPD with two exacerbation admissions in the past year, 1 January 2025 (examples/copd_exacerbations.cohort):
 -- final count and breakdown of the final cohort by `report by region`, as antal returns them
--- (the attrition: copd_exacerbations.attrition.sql; the final count only: copd_exacerbations.final.sql).
+-- (the same on the raw Parquet files: ../copd_exacerbations.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

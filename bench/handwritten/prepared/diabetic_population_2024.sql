@@ -1,6 +1,6 @@
 -- Type 2 diabetes in primary care, 1 January 2024 (examples/diabetic_population_2024.cohort):
 -- final count and breakdown of the final cohort by `report by region, age 20`, as antal returns them
--- (the attrition: diabetic_population_2024.attrition.sql; the final count only: diabetic_population_2024.final.sql).
+-- (the same on the raw Parquet files: ../diabetic_population_2024.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

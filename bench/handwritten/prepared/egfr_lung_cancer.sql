@@ -1,6 +1,6 @@
 -- EGFR exon 19 deletion or L858R, lung cancer, alive (examples/egfr_lung_cancer.cohort):
 -- final count and breakdown of the final cohort by `report by region, year`, as antal returns them
--- (the attrition: egfr_lung_cancer.attrition.sql; the final count only: egfr_lung_cancer.final.sql).
+-- (the same on the raw Parquet files: ../egfr_lung_cancer.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

@@ -1,6 +1,6 @@
 -- HER2-positive breast cancer, stage II-III, operated, tissue banked (examples/her2_breast_cancer.cohort):
 -- final count and breakdown of the final cohort by `report by region, age 10`, as antal returns them
--- (the attrition: her2_breast_cancer.attrition.sql; the final count only: her2_breast_cancer.final.sql).
+-- (the same on the raw Parquet files: ../her2_breast_cancer.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

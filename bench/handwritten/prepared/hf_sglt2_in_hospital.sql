@@ -1,6 +1,6 @@
 -- Hospitalised for heart failure, not on an SGLT2 inhibitor, 2023-2024 (examples/hf_sglt2_in_hospital.cohort):
 -- final count and breakdown of the final cohort by `report by hospital`, as antal returns them
--- (the attrition: hf_sglt2_in_hospital.attrition.sql; the final count only: hf_sglt2_in_hospital.final.sql).
+-- (the same on the raw Parquet files: ../hf_sglt2_in_hospital.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

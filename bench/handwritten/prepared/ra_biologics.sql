@@ -1,6 +1,6 @@
 -- Rheumatoid arthritis, first advanced therapy after methotrexate (examples/ra_biologics.cohort):
 -- final count and breakdown of the final cohort by `report by region, sex`, as antal returns them
--- (the attrition: ra_biologics.attrition.sql; the final count only: ra_biologics.final.sql).
+-- (the same on the raw Parquet files: ../ra_biologics.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

@@ -2,8 +2,8 @@
 -- final count and breakdown of the final cohort by the first table, `report by sjukvardsregion`
 -- (the healthcare region of residence, catalog/regions.yaml: the län's, and in Hallands län the
 -- kommun's: Hylte 1315, Halmstad 1380 and Laholm 1381 in Södra, the others in Västra, unknown
--- without a kommun), as antal returns it (the attrition: recruitment_af_regions.attrition.sql;
--- the final count only: recruitment_af_regions.final.sql).
+-- without a kommun), as antal returns it (the same on the raw Parquet files:
+-- ../recruitment_af_regions.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

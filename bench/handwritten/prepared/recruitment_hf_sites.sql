@@ -1,8 +1,7 @@
 -- Admitted with heart failure, 50-85: sites and monthly rate (examples/recruitment_hf_sites.cohort):
 -- final count and breakdown of the final cohort by the first table, `report by hospital with rollup`
 -- at the hospital level (antal's res.cells; the län, healthcare-region and monthly tables are left out),
--- as antal returns them (the attrition: recruitment_hf_sites.attrition.sql; the final count only:
--- recruitment_hf_sites.final.sql).
+-- as antal returns them (the same on the raw Parquet files: ../recruitment_hf_sites.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

@@ -1,6 +1,6 @@
 -- Ischaemic stroke within 30 days after a first MI (examples/stroke_after_mi.cohort):
 -- final count and breakdown of the final cohort by `report by year`, as antal returns them
--- (the attrition: stroke_after_mi.attrition.sql; the final count only: stroke_after_mi.final.sql).
+-- (the same on the raw Parquet files: ../stroke_after_mi.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.

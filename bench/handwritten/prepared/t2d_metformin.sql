@@ -1,6 +1,6 @@
 -- Newly diagnosed T2D, uncontrolled on metformin, 40-75 (examples/t2d_metformin.cohort):
 -- final count and breakdown of the final cohort by `report by region, sex`, as antal returns them
--- (the attrition: t2d_metformin.attrition.sql; the final count only: t2d_metformin.final.sql).
+-- (the same on the raw Parquet files: ../t2d_metformin.sql).
 -- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
 -- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
 -- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.
