@@ -20,6 +20,12 @@ step; it stops if not), then times, interleaved in one process on one machine:
 each the median of `--repeat` runs after one warm-up, plus (d) parse + check + compile
 (to SQL text) per cohort, median of `--compile-repeat` runs. The results are printed as
 markdown and written between the result markers of `bench/README.md`.
+
+With `--prepared FILE.duckdb` (made by `antal prepare` from the same `--data`), also (e):
+the hand-written final count + breakdown on the prepared layout
+(`bench/handwritten/prepared/<stem>.sql`, on a read-only connection to the file) and antal
+on the prepared file (its own reused backend), both checked against antal's answer on the
+raw files first and then timed in the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ RATIO_TARGET = 1.1  # antal / hand-written final count, every cohort
 ATTRITION_TARGET = 1.5  # 6-step attrition / single final count (t2d_metformin)
 COMPILE_TARGET_MS = 5.0  # parse + check + compile
 ATTRITION_COHORT = "t2d_metformin"
+PREPARED_TARGET = 0.5  # antal on prepared data / best hand-written SQL on the raw files
 
 
 @dataclass
@@ -65,6 +72,8 @@ class Result:
     hand: list[float] = field(default_factory=list)  # final count + breakdown
     final: list[float] = field(default_factory=list)  # final count only
     attrition: list[float] = field(default_factory=list)
+    antal_prep: list[float] = field(default_factory=list)  # antal on the prepared file
+    hand_prep: list[float] = field(default_factory=list)  # hand-written, prepared layout
     compile_ms: float = 0.0
     parse_ms: float = 0.0
     check_ms: float = 0.0
@@ -93,6 +102,14 @@ class Result:
     def c(self) -> float:
         return statistics.median(self.attrition)
 
+    @property
+    def pa(self) -> float:
+        return statistics.median(self.antal_prep)
+
+    @property
+    def pb(self) -> float:
+        return statistics.median(self.hand_prep)
+
 
 def ensure_data(data: Path, persons: int, seed: int) -> None:
     from antal.synthetic import REGISTERS, generate
@@ -114,6 +131,22 @@ def handwritten(stem: str, data: Path) -> tuple[str, str, str]:
         return (HANDWRITTEN / name).read_text().replace("{data}", str(data))
 
     return load(f"{stem}.sql"), load(f"{stem}.final.sql"), load(f"{stem}.attrition.sql")
+
+
+def handwritten_prepared(stem: str) -> str:
+    """Final count + breakdown of one cohort on the prepared layout (tables by name)."""
+    return (HANDWRITTEN / "prepared" / f"{stem}.sql").read_text()
+
+
+@dataclass
+class PreparedSide:
+    """The prepared file of the same data: its installation, antal's backend on it and a
+    read-only connection for the hand-written queries."""
+
+    path: Path
+    inst: Installation
+    backend: DuckDBBackend
+    con: duckdb.DuckDBPyConnection
 
 
 def breakdown(
@@ -142,10 +175,16 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def verify(
-    stems: list[str], data: Path, inst: Installation, con: duckdb.DuckDBPyConnection
+    stems: list[str],
+    data: Path,
+    inst: Installation,
+    con: duckdb.DuckDBPyConnection,
+    prepared: PreparedSide | None = None,
 ) -> dict[str, engine.ExactResult]:
     """antal's exact result vs the three hand-written queries: final count, every breakdown
-    cell (antal lists only cells with a non-zero final count) and every attrition step.
+    cell (antal lists only cells with a non-zero final count) and every attrition step; with
+    `prepared`, also the hand-written prepared-layout query (final count and every cell) and
+    antal's own answer on the prepared file (attrition, dimensions and every cell).
     AssertionError listing every mismatch."""
     results: dict[str, engine.ExactResult] = {}
     problems = []
@@ -179,8 +218,42 @@ def verify(
             problems.append(
                 f"{stem}: attrition antal {list(res.counts)} != hand-written {list(attrition)}"
             )
+        if prepared is not None:
+            problems += verify_prepared(stem, text, res, prepared)
     assert not problems, "count disagreement:\n  " + "\n  ".join(problems)
     return results
+
+
+def verify_prepared(
+    stem: str, text: str, res: engine.ExactResult, prepared: PreparedSide
+) -> list[str]:
+    """The prepared side of `verify` for one cohort: mismatches as messages."""
+    problems = []
+    want = [(tuple(k), int(n)) for k, n in res.cells]
+    nd = len(res.dims)
+    names, total, cells = breakdown(prepared.con, handwritten_prepared(stem), nd)
+    if names[:nd] != list(res.dims):
+        problems.append(
+            f"{stem}: dimensions antal {list(res.dims)} != hand-written prepared {names}"
+        )
+    if total != res.count:
+        problems.append(f"{stem}: final count antal {res.count} != hand-written prepared {total}")
+    if cells != want:
+        theirs, ours = set(cells), set(want)
+        problems.append(
+            f"{stem}: breakdown differs on the prepared layout ({len(want)} cells antal, "
+            f"{len(cells)} hand-written); only antal: {sorted(ours - theirs, key=str)[:5]}; "
+            f"only hand-written: {sorted(theirs - ours, key=str)[:5]}"
+        )
+    mine = engine.count_exact(text, prepared.inst, backend=prepared.backend)
+    if (tuple(mine.counts), tuple(mine.dims)) != (tuple(res.counts), tuple(res.dims)) or [
+        (tuple(k), int(n)) for k, n in mine.cells
+    ] != want:
+        problems.append(
+            f"{stem}: antal on the prepared file {list(mine.counts)} ({len(mine.cells)} cells) "
+            f"!= antal on the raw files {list(res.counts)} ({len(res.cells)} cells)"
+        )
+    return problems
 
 
 def time_compile(r: Result, text: str, catalog, inst: Installation, n: int) -> None:
@@ -226,10 +299,19 @@ def run(args: argparse.Namespace) -> list[Result]:
     con = duckdb.connect(":memory:")
     con.execute(f"SET threads = {int(args.threads)}")
     backend = DuckDBBackend(inst, catalog, threads=args.threads)
+    prepared = None
+    if args.prepared:
+        path = Path(args.prepared).resolve()
+        prep_inst = Installation.from_data_dir(path)
+        prep_con = duckdb.connect(str(path), read_only=True)
+        prep_con.execute(f"SET threads = {int(args.threads)}")
+        prep_backend = DuckDBBackend(prep_inst, catalog, threads=args.threads)
+        prepared = PreparedSide(path, prep_inst, prep_backend, prep_con)
 
-    exact = verify(stems, data, inst, con)
+    exact = verify(stems, data, inst, con, prepared)
     print(
-        "verified: hand-written final count, breakdown and attrition equal antal's on every cohort",
+        "verified: hand-written final count, breakdown and attrition equal antal's on every cohort"
+        + (" (and on the prepared file)" if prepared else ""),
         file=sys.stderr,
     )
 
@@ -265,6 +347,15 @@ def run(args: argparse.Namespace) -> list[Result]:
             (final, r.final),
             (attrition, r.attrition),
         ]
+        if prepared is not None:
+
+            def antal_prep(text: str = text, p: PreparedSide = prepared) -> object:
+                return engine.count_exact(text, p.inst, catalog, backend=p.backend)
+
+            def hand_prep(sql: str = handwritten_prepared(stem), p: PreparedSide = prepared):
+                return p.con.execute(sql).fetchall()
+
+            runs += [(antal_prep, r.antal_prep), (hand_prep, r.hand_prep)]
         for fn, _ in runs:  # one warm-up each
             fn()
         for i in range(args.repeat):  # interleaved; the order rotates from round to round
@@ -275,12 +366,20 @@ def run(args: argparse.Namespace) -> list[Result]:
         print(
             f"  {stem:28s} antal {r.a * 1e3:7.1f} ms (SQL {r.s * 1e3:7.1f})  "
             f"hand-written {r.b * 1e3:7.1f} ms (final only {r.f * 1e3:7.1f})  "
-            f"ratio {r.a / r.b:5.2f}  compile {r.compile_ms:5.2f} ms",
+            f"ratio {r.a / r.b:5.2f}  compile {r.compile_ms:5.2f} ms"
+            + (
+                f"  prepared: antal {r.pa * 1e3:7.1f} ms, hand-written {r.pb * 1e3:7.1f} ms"
+                if prepared
+                else ""
+            ),
             file=sys.stderr,
         )
         results.append(r)
     backend.close()
     con.close()
+    if prepared is not None:
+        prepared.backend.close()
+        prepared.con.close()
     return results
 
 
@@ -386,6 +485,8 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
             f"| {r.stem} | {r.parse_ms:.2f} | {r.check_ms:.2f} | {r.tree_ms:.2f} "
             f"| {r.render_ms:.2f} | {r.compile_ms:.2f} | {ok} |"
         )
+    if args.prepared:
+        lines += prepared_report(results, args)
     # targets
     worst = max(results, key=lambda r: r.a / r.b)
     missed = [r for r in results if r.a / r.b > RATIO_TARGET]
@@ -430,6 +531,37 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def prepared_report(results: list[Result], args: argparse.Namespace) -> list[str]:
+    """(e): the prepared file, antal and hand-written, against the hand-written raw query."""
+    lines = [
+        "",
+        f"### (e) on the prepared file `{args.prepared}` (median of {args.repeat})",
+        "",
+        "`antal prepared ms`: `engine.count_exact` on the prepared file (its own reused "
+        "backend; attrition and breakdown); `hand prepared ms`: "
+        "`handwritten/prepared/<stem>.sql` (final count + breakdown) on a read-only "
+        "connection to the file; `hand raw ms` is (b). Both prepared answers were checked "
+        "equal to antal's on the raw files. Issue 13's target: antal on prepared data ≤ 0.5× "
+        "the best hand-written SQL on the raw Parquet files.",
+        "",
+        "| cohort | antal prepared ms | hand prepared ms | antal / hand prepared "
+        "| hand raw ms | antal prepared / hand raw | ≤ 0.5× |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for r in results:
+        ok = "yes" if r.pa / r.b <= PREPARED_TARGET else "**no**"
+        lines.append(
+            f"| {r.stem} | {r.pa * 1e3:.0f} | {r.pb * 1e3:.0f} | {r.pa / r.pb:.2f} "
+            f"| {r.b * 1e3:.0f} | {r.pa / r.b:.2f} | {ok} |"
+        )
+    pa, pb, b = (sum(getattr(r, k) for r in results) for k in ("pa", "pb", "b"))
+    lines.append(
+        f"| **all {len(results)}** | {pa * 1e3:.0f} | {pb * 1e3:.0f} | {pa / pb:.2f} "
+        f"| {b * 1e3:.0f} | {pa / b:.2f} | |"
+    )
+    return lines
+
+
 def write_readme(md: str, path: Path) -> None:
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
     if START not in text or END not in text:
@@ -448,6 +580,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile-repeat", type=int, default=200, help="runs of parse+check+compile")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="DuckDB threads")
     p.add_argument("--cohort", dest="cohorts", action="append", help="only this stem (repeatable)")
+    p.add_argument(
+        "--prepared",
+        help="also verify and time on this prepared file (antal prepare of the same --data)",
+    )
     p.add_argument("--readme", default=str(README), help="markdown file to write results into")
     p.add_argument("--no-readme", action="store_true", help="print only")
     args = p.parse_args(argv)

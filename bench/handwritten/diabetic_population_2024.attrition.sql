@@ -1,5 +1,8 @@
 -- Type 2 diabetes in primary care, 1 January 2024 (examples/diabetic_population_2024.cohort): every attrition step.
-WITH cohort AS (  -- born in or before the index month, alive on 2024-01-01, not opted out
+-- Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
+-- criterion a semi or anti join on them; codes matched with LIKE item matches, a register
+-- read once where several criteria need it.
+WITH s0 AS (  -- born in or before the index month, alive on 2024-01-01, not opted out
     SELECT p.lopnr, DATE '2024-01-01' AS index_date, p.fodelsear, p.fodelsemanad, p.lan
     FROM read_parquet('{data}/population.parquet') p
     WHERE 12 * p.fodelsear + p.fodelsemanad <= 12 * 2024 + 1
@@ -12,25 +15,27 @@ WITH cohort AS (  -- born in or before the index month, alive on 2024-01-01, not
           WHERE o.lopnr = p.lopnr AND o.andamal IN ('forskning', 'alla')
       )
 ),
-flags AS (
-    SELECT
-        12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
-            BETWEEN 12 * 18 AND 12 * 80 + 11 AS age_18_80,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/ndr.parquet') r
-            WHERE r.lopnr = c.lopnr AND r.hba1c > 0 AND r.diabetestyp = 2
-              AND r.regdat BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
-        ) AS ndr_t2d,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND n.hdia LIKE 'E11%'
-              AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date - INTERVAL 0 DAY
-        ) AS specialist_care
-    FROM cohort c
+s1 AS (  -- age 18-80 on 2024-01-01
+    SELECT * FROM s0 c
+    WHERE 12 * 2024 + 1 - 12 * c.fodelsear - c.fodelsemanad BETWEEN 12 * 18 AND 12 * 80 + 11
+),
+s2 AS (  -- type 2 in NDR with an HbA1c in 2023-01-01..2024-01-01
+    SELECT * FROM s1
+    WHERE lopnr IN (
+        SELECT lopnr FROM read_parquet('{data}/ndr.parquet')
+        WHERE hba1c > 0 AND diabetestyp = 2
+          AND regdat BETWEEN DATE '2023-01-01' AND DATE '2024-01-01'
+    )
+),
+s3 AS (  -- no E11* main diagnosis in specialist care in 2023-01-01..2024-01-01
+    SELECT * FROM s2
+    WHERE lopnr NOT IN (
+        SELECT lopnr FROM read_parquet('{data}/npr.parquet')
+        WHERE hdia LIKE 'E11%' AND indatum BETWEEN DATE '2023-01-01' AND DATE '2024-01-01'
+          AND lopnr IS NOT NULL
+    )
 )
-SELECT
-    count(*) AS n0,
-    count(*) FILTER (WHERE age_18_80) AS n1,
-    count(*) FILTER (WHERE age_18_80 AND ndr_t2d) AS n2,
-    count(*) FILTER (WHERE age_18_80 AND ndr_t2d AND NOT specialist_care) AS n3
-FROM flags
+SELECT (SELECT count(*) FROM s0) AS n0,
+       (SELECT count(*) FROM s1) AS n1,
+       (SELECT count(*) FROM s2) AS n2,
+       (SELECT count(*) FROM s3) AS n3

@@ -1,7 +1,10 @@
 -- Type 2 diabetes in primary care, 1 January 2024 (examples/diabetic_population_2024.cohort):
 -- final count and breakdown of the final cohort by `report by region, age 20`, as antal returns them
 -- (the attrition: diabetic_population_2024.attrition.sql; the final count only: diabetic_population_2024.final.sql).
-WITH cohort AS (  -- born in or before the index month, alive on 2024-01-01, not opted out
+-- Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
+-- criterion a semi or anti join on them; codes matched with LIKE item matches, a register
+-- read once where several criteria need it.
+WITH s0 AS (  -- born in or before the index month, alive on 2024-01-01, not opted out
     SELECT p.lopnr, DATE '2024-01-01' AS index_date, p.fodelsear, p.fodelsemanad, p.lan
     FROM read_parquet('{data}/population.parquet') p
     WHERE 12 * p.fodelsear + p.fodelsemanad <= 12 * 2024 + 1
@@ -13,22 +16,30 @@ WITH cohort AS (  -- born in or before the index month, alive on 2024-01-01, not
           SELECT 1 FROM read_parquet('{data}/optout.parquet') o
           WHERE o.lopnr = p.lopnr AND o.andamal IN ('forskning', 'alla')
       )
+),
+s1 AS (  -- age 18-80 on 2024-01-01
+    SELECT * FROM s0 c
+    WHERE 12 * 2024 + 1 - 12 * c.fodelsear - c.fodelsemanad BETWEEN 12 * 18 AND 12 * 80 + 11
+),
+s2 AS (  -- type 2 in NDR with an HbA1c in 2023-01-01..2024-01-01
+    SELECT * FROM s1
+    WHERE lopnr IN (
+        SELECT lopnr FROM read_parquet('{data}/ndr.parquet')
+        WHERE hba1c > 0 AND diabetestyp = 2
+          AND regdat BETWEEN DATE '2023-01-01' AND DATE '2024-01-01'
+    )
+),
+s3 AS (  -- no E11* main diagnosis in specialist care in 2023-01-01..2024-01-01
+    SELECT * FROM s2
+    WHERE lopnr NOT IN (
+        SELECT lopnr FROM read_parquet('{data}/npr.parquet')
+        WHERE hdia LIKE 'E11%' AND indatum BETWEEN DATE '2023-01-01' AND DATE '2024-01-01'
+          AND lopnr IS NOT NULL
+    )
 )
 SELECT c.lan AS region,
        CAST(floor((12 * year(c.index_date) + month(c.index_date)
                    - 12 * c.fodelsear - c.fodelsemanad) / 240) AS INT) * 20 AS age_20,
        GROUPING(region, age_20) AS total, count(*) AS n
-FROM cohort c
-WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
-      BETWEEN 12 * 18 AND 12 * 80 + 11
-  AND EXISTS (
-      SELECT 1 FROM read_parquet('{data}/ndr.parquet') r
-      WHERE r.lopnr = c.lopnr AND r.hba1c > 0 AND r.diabetestyp = 2
-        AND r.regdat BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date
-  )
-  AND NOT EXISTS (
-      SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-      WHERE n.lopnr = c.lopnr AND n.hdia LIKE 'E11%'
-        AND n.indatum BETWEEN c.index_date - INTERVAL 365 DAY AND c.index_date - INTERVAL 0 DAY
-  )
+FROM s3 c
 GROUP BY GROUPING SETS ((), (region, age_20))

@@ -1,19 +1,31 @@
 -- Rheumatoid arthritis, first advanced therapy after methotrexate (examples/ra_biologics.cohort): every attrition step.
-WITH idx AS (  -- the first advanced therapy, dispensed (lmr) or given in care (rekvisition)
-    SELECT lopnr, min(d) AS index_date
-    FROM (
-        SELECT lopnr, edatum AS d, atc FROM read_parquet('{data}/lmr.parquet')
-        UNION ALL
-        SELECT lopnr, adm_datum AS d, atc FROM read_parquet('{data}/rekvisition.parquet')
-    )
-    WHERE (atc LIKE 'L04AB%' OR atc IN ('L04AC03', 'L04AC07', 'L04AC14', 'L04AA29', 'L04AA37',
+-- Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
+-- criterion a semi or anti join on them; codes matched with LIKE item matches, a register
+-- read once where several criteria need it.
+WITH l AS MATERIALIZED (  -- lmr read once: advanced therapies and methotrexate
+    SELECT lopnr, edatum, atc IN ('L04AX03', 'L01BA01') AS mtx
+    FROM read_parquet('{data}/lmr.parquet')
+    WHERE atc LIKE 'L04AB%' OR atc IN ('L04AC03', 'L04AC07', 'L04AC14', 'L04AA29', 'L04AA37',
         'L04AA44', 'L04AA45', 'L04AF01', 'L04AF02', 'L04AF03', 'L04AF04', 'L01FA01', 'L01XC02',
-        'L04AA24'))
-      AND d BETWEEN DATE '2016-01-01' AND DATE '2025-06-30'
-    GROUP BY lopnr
+        'L04AA24', 'L04AX03', 'L01BA01')
 ),
-cohort AS (
-    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan, p.kon
+adv AS MATERIALIZED (  -- every advanced therapy, dispensed (lmr) or given in care (rekvisition)
+    SELECT lopnr, edatum AS d FROM l WHERE NOT mtx
+    UNION ALL
+    SELECT lopnr, adm_datum AS d FROM read_parquet('{data}/rekvisition.parquet')
+    WHERE atc LIKE 'L04AB%' OR atc IN ('L04AC03', 'L04AC07', 'L04AC14', 'L04AA29', 'L04AA37',
+        'L04AA44', 'L04AA45', 'L04AF01', 'L04AF02', 'L04AF03', 'L04AF04', 'L01FA01', 'L01XC02',
+        'L04AA24')
+),
+idx AS (  -- the first one in 2016-01-01..2025-06-30; also whether there was one before
+    SELECT lopnr, min(d) FILTER (WHERE d BETWEEN DATE '2016-01-01' AND DATE '2025-06-30') AS index_date,
+           bool_or(d < DATE '2016-01-01') AS earlier
+    FROM adv
+    GROUP BY lopnr
+    HAVING index_date IS NOT NULL
+),
+s0 AS (  -- in the population register, not opted out of research
+    SELECT i.lopnr, i.index_date, i.earlier, p.fodelsear, p.fodelsemanad, p.lan, p.kon
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -21,42 +33,30 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 ),
-flags AS (
-    SELECT
-        12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
-            BETWEEN 12 * 18 AND 12 * 120 + 11 AS adult,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(M05|M06)')
-              AND n.indatum <= c.index_date
-        ) AS ra,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-            WHERE l.lopnr = c.lopnr AND l.atc IN ('L04AX03', 'L01BA01')
-              AND l.edatum < c.index_date
-        ) AS methotrexate,
-        (
-            EXISTS (
-                SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-                WHERE l.lopnr = c.lopnr AND (l.atc LIKE 'L04AB%' OR l.atc IN ('L04AC03', 'L04AC07', 'L04AC14', 'L04AA29', 'L04AA37',
-                    'L04AA44', 'L04AA45', 'L04AF01', 'L04AF02', 'L04AF03', 'L04AF04', 'L01FA01', 'L01XC02',
-                    'L04AA24'))
-                  AND l.edatum < c.index_date
-            )
-            OR EXISTS (
-                SELECT 1 FROM read_parquet('{data}/rekvisition.parquet') r
-                WHERE r.lopnr = c.lopnr AND (r.atc LIKE 'L04AB%' OR r.atc IN ('L04AC03', 'L04AC07', 'L04AC14', 'L04AA29', 'L04AA37',
-                    'L04AA44', 'L04AA45', 'L04AF01', 'L04AF02', 'L04AF03', 'L04AF04', 'L01FA01', 'L01XC02',
-                    'L04AA24'))
-                  AND r.adm_datum < c.index_date
-            )
-        ) AS earlier_advanced
-    FROM cohort c
+s1 AS (  -- adult
+    SELECT * FROM s0 c
+    WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
+          BETWEEN 12 * 18 AND 12 * 120 + 11
+),
+s2 AS (  -- an M05*/M06* contact on or before the index
+    SELECT * FROM s1 c WHERE EXISTS (
+        SELECT 1 FROM read_parquet('{data}/npr.parquet') n
+        WHERE n.lopnr = c.lopnr
+          AND (n.diagnos LIKE 'M05%' OR n.diagnos LIKE '% M05%'
+               OR n.diagnos LIKE 'M06%' OR n.diagnos LIKE '% M06%')
+          AND n.indatum <= c.index_date
+    )
+),
+s3 AS (  -- methotrexate dispensed before the index
+    SELECT * FROM s2 c WHERE EXISTS (
+        SELECT 1 FROM l WHERE l.lopnr = c.lopnr AND l.mtx AND l.edatum < c.index_date
+    )
+),
+s4 AS (  -- no advanced therapy before the index (the index is the first from 2016 on)
+    SELECT * FROM s3 WHERE earlier IS NOT TRUE
 )
-SELECT
-    count(*) AS n0,
-    count(*) FILTER (WHERE adult) AS n1,
-    count(*) FILTER (WHERE adult AND ra) AS n2,
-    count(*) FILTER (WHERE adult AND ra AND methotrexate) AS n3,
-    count(*) FILTER (WHERE adult AND ra AND methotrexate AND NOT earlier_advanced) AS n4
-FROM flags
+SELECT (SELECT count(*) FROM s0) AS n0,
+       (SELECT count(*) FROM s1) AS n1,
+       (SELECT count(*) FROM s2) AS n2,
+       (SELECT count(*) FROM s3) AS n3,
+       (SELECT count(*) FROM s4) AS n4

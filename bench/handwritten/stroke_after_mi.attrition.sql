@@ -1,13 +1,26 @@
 -- Ischaemic stroke within 30 days after a first MI (examples/stroke_after_mi.cohort): every attrition step.
-WITH idx AS (
+-- Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
+-- criterion a semi or anti join on them; codes matched with LIKE item matches, a register
+-- read once where several criteria need it.
+WITH n AS MATERIALIZED (  -- npr read once: MI and stroke contacts
+    SELECT * FROM (
+        SELECT lopnr, indatum,
+               diagnos LIKE 'I21%' OR diagnos LIKE '% I21%'
+                   OR diagnos LIKE 'I22%' OR diagnos LIKE '% I22%' AS mi,
+               diagnos LIKE 'I63%' OR diagnos LIKE '% I63%'
+                   OR diagnos LIKE 'I64%' OR diagnos LIKE '% I64%' AS stroke
+        FROM read_parquet('{data}/npr.parquet')
+    )
+    WHERE mi OR stroke
+),
+idx AS (
     SELECT lopnr, min(indatum) AS index_date
-    FROM read_parquet('{data}/npr.parquet')
-    WHERE regexp_matches(diagnos, '(^| )(I21|I22)')
-      AND indatum BETWEEN DATE '2011-01-01' AND DATE '2024-12-31'
+    FROM n
+    WHERE mi AND indatum BETWEEN DATE '2011-01-01' AND DATE '2024-12-31'
     GROUP BY lopnr
 ),
-cohort AS (
-    SELECT i.lopnr, i.index_date, p.fodelsear
+s0 AS (  -- in the population register, not opted out of research
+    SELECT i.lopnr, i.index_date
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
     WHERE NOT EXISTS (
@@ -15,28 +28,24 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 ),
-flags AS (
-    SELECT
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I21|I22)')
-              AND n.indatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
-        ) AS earlier_mi,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I63|I64)')
-              AND n.indatum < c.index_date
-        ) AS earlier_stroke,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I63|I64)')
-              AND n.indatum BETWEEN c.index_date + INTERVAL 1 DAY AND c.index_date + INTERVAL 30 DAY
-        ) AS stroke_30_days
-    FROM cohort c
+s1 AS (  -- no MI 1..1825 days before
+    SELECT * FROM s0 c WHERE NOT EXISTS (
+        SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.mi
+          AND n.indatum BETWEEN c.index_date - 1825 AND c.index_date - 1
+    )
+),
+s2 AS (  -- no stroke before
+    SELECT * FROM s1 c WHERE NOT EXISTS (
+        SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.stroke AND n.indatum < c.index_date
+    )
+),
+s3 AS (  -- a stroke 1..30 days after
+    SELECT * FROM s2 c WHERE EXISTS (
+        SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.stroke
+          AND n.indatum BETWEEN c.index_date + 1 AND c.index_date + 30
+    )
 )
-SELECT
-    count(*) AS n0,
-    count(*) FILTER (WHERE NOT earlier_mi) AS n1,
-    count(*) FILTER (WHERE NOT earlier_mi AND NOT earlier_stroke) AS n2,
-    count(*) FILTER (WHERE NOT earlier_mi AND NOT earlier_stroke AND stroke_30_days) AS n3
-FROM flags
+SELECT (SELECT count(*) FROM s0) AS n0,
+       (SELECT count(*) FROM s1) AS n1,
+       (SELECT count(*) FROM s2) AS n2,
+       (SELECT count(*) FROM s3) AS n3

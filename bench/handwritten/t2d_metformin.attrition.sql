@@ -1,12 +1,28 @@
 -- Newly diagnosed T2D, uncontrolled on metformin, 40-75 (examples/t2d_metformin.cohort): every attrition step.
-WITH idx AS (
+-- Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
+-- criterion a semi or anti join on them; codes matched with LIKE item matches, a register
+-- read once where several criteria need it.
+WITH n AS MATERIALIZED (  -- npr read once: contacts with any code asked for, a flag per codeset
+    SELECT * FROM (
+        SELECT lopnr, indatum,
+               diagnos LIKE 'E11%' OR diagnos LIKE '% E11%' AS e11,
+               diagnos LIKE 'E10%' OR diagnos LIKE '% E10%' AS e10,
+               diagnos LIKE 'I21%' OR diagnos LIKE '% I21%'
+                   OR diagnos LIKE 'I22%' OR diagnos LIKE '% I22%' AS mi
+        FROM read_parquet('{data}/npr.parquet')
+    )
+    WHERE e11 OR e10 OR mi
+),
+l AS MATERIALIZED (  -- lmr read once: every glucose-lowering drug (A10*)
+    SELECT lopnr, edatum, atc FROM read_parquet('{data}/lmr.parquet') WHERE atc LIKE 'A10%'
+),
+idx AS (
     SELECT lopnr, min(indatum) AS index_date
-    FROM read_parquet('{data}/npr.parquet')
-    WHERE regexp_matches(diagnos, '(^| )E11')
-      AND indatum BETWEEN DATE '2015-01-01' AND DATE '2023-12-31'
+    FROM n
+    WHERE e11 AND indatum BETWEEN DATE '2015-01-01' AND DATE '2023-12-31'
     GROUP BY lopnr
 ),
-cohort AS (
+s0 AS (  -- in the population register, not opted out of research
     SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, p.lan, p.kon
     FROM idx i
     JOIN read_parquet('{data}/population.parquet') p ON p.lopnr = i.lopnr
@@ -15,69 +31,68 @@ cohort AS (
         WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
     )
 ),
-latest_hba1c AS (  -- latest non-missing HbA1c 180-730 days after index (ties: the highest)
-    SELECT lopnr, max(hba1c) AS hba1c
-    FROM (
-        SELECT c.lopnr, n.regdat, n.hba1c
-        FROM cohort c
-        JOIN read_parquet('{data}/ndr.parquet') n ON n.lopnr = c.lopnr
-        WHERE n.hba1c IS NOT NULL
-          AND n.regdat BETWEEN c.index_date + INTERVAL 180 DAY AND c.index_date + INTERVAL 730 DAY
-        QUALIFY n.regdat = max(n.regdat) OVER (PARTITION BY c.lopnr)
-    )
-    GROUP BY lopnr
+s1 AS (  -- age 40-75
+    SELECT * FROM s0 c
+    WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
+          BETWEEN 12 * 40 AND 12 * 75 + 11
 ),
-flags AS (
-    SELECT
-        12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
-            BETWEEN 12 * 40 AND 12 * 75 + 11 AS age_40_75,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E11')
-              AND n.indatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
-        ) AS earlier_e11,
-        (
-            EXISTS (
-                SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-                WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10%'
-                  AND l.edatum BETWEEN c.index_date - INTERVAL 1825 DAY AND c.index_date - INTERVAL 1 DAY
-            )
-        ) AS earlier_a10,
-        (
-            EXISTS (
-                SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-                WHERE l.lopnr = c.lopnr AND l.atc IN ('A10BA02', 'A10BD02', 'A10BD03', 'A10BD05', 'A10BD14', 'A10BD17', 'A10BD26',
-                             'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
-                             'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
-                  AND l.edatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 90 DAY
-            )
-        ) AS metformin,
-        c.lopnr IN (SELECT lopnr FROM latest_hba1c WHERE hba1c > 53) AS hba1c_above_53,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )E10')
-              AND n.indatum IS NOT NULL
-        ) AS type_1,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/npr.parquet') n
-            WHERE n.lopnr = c.lopnr AND regexp_matches(n.diagnos, '(^| )(I21|I22)')
-              AND n.indatum < c.index_date
-        ) AS earlier_mi,
-        EXISTS (
-            SELECT 1 FROM read_parquet('{data}/lmr.parquet') l
-            WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10A%'
-              AND l.edatum BETWEEN c.index_date + INTERVAL 0 DAY AND c.index_date + INTERVAL 730 DAY
-        ) AS insulin_after
-    FROM cohort c
+s2 AS (  -- no E11 contact 1..1825 days before
+    SELECT * FROM s1 c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.e11
+          AND n.indatum BETWEEN c.index_date - 1825 AND c.index_date - 1
+    )
+),
+s3 AS (  -- no A10* dispensed 1..1825 days before
+    SELECT * FROM s2 c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM l WHERE l.lopnr = c.lopnr
+          AND l.edatum BETWEEN c.index_date - 1825 AND c.index_date - 1
+    )
+),
+s4 AS (  -- metformin (alone or in a fixed combination) 0..90 days after
+    SELECT * FROM s3 c
+    WHERE EXISTS (
+        SELECT 1 FROM read_parquet('{data}/lmr.parquet') l WHERE l.lopnr = c.lopnr  -- own scan: the IN list is pushed into it
+          AND l.atc IN ('A10BA02', 'A10BD02', 'A10BD03', 'A10BD05', 'A10BD14', 'A10BD17', 'A10BD26',
+                        'A10BD07', 'A10BD08', 'A10BD10', 'A10BD11', 'A10BD13', 'A10BD18', 'A10BD22',
+                        'A10BD15', 'A10BD16', 'A10BD20', 'A10BD23', 'A10BD25', 'A10BD27')
+          AND l.edatum BETWEEN c.index_date AND c.index_date + 90
+    )
+),
+hb AS (  -- latest non-missing HbA1c 180..730 days after, of the survivors (ties: the highest)
+    SELECT c.lopnr, r.hba1c
+    FROM s4 c
+    JOIN read_parquet('{data}/ndr.parquet') r ON r.lopnr = c.lopnr
+    WHERE r.hba1c IS NOT NULL
+      AND r.regdat BETWEEN c.index_date + 180 AND c.index_date + 730
+    QUALIFY row_number() OVER (PARTITION BY c.lopnr ORDER BY r.regdat DESC, r.hba1c DESC) = 1
+),
+s5 AS (
+    SELECT * FROM s4 WHERE lopnr IN (SELECT lopnr FROM hb WHERE hba1c > 53)
+),
+s6 AS (  -- no type 1 diabetes
+    SELECT * FROM s5 c WHERE NOT EXISTS (
+        SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.e10 AND n.indatum IS NOT NULL
+    )
+),
+s7 AS (  -- no MI before
+    SELECT * FROM s6 c WHERE NOT EXISTS (
+        SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.mi AND n.indatum < c.index_date
+    )
+),
+s8 AS (  -- no insulin 0..730 days after
+    SELECT * FROM s7 c WHERE NOT EXISTS (
+        SELECT 1 FROM l WHERE l.lopnr = c.lopnr AND l.atc LIKE 'A10A%'
+          AND l.edatum BETWEEN c.index_date AND c.index_date + 730
+    )
 )
-SELECT
-    count(*) AS n0,
-    count(*) FILTER (WHERE age_40_75) AS n1,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11) AS n2,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10) AS n3,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin) AS n4,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53) AS n5,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53 AND NOT type_1) AS n6,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53 AND NOT type_1 AND NOT earlier_mi) AS n7,
-    count(*) FILTER (WHERE age_40_75 AND NOT earlier_e11 AND NOT earlier_a10 AND metformin AND hba1c_above_53 AND NOT type_1 AND NOT earlier_mi AND NOT insulin_after) AS n8
-FROM flags
+SELECT (SELECT count(*) FROM s0) AS n0,
+       (SELECT count(*) FROM s1) AS n1,
+       (SELECT count(*) FROM s2) AS n2,
+       (SELECT count(*) FROM s3) AS n3,
+       (SELECT count(*) FROM s4) AS n4,
+       (SELECT count(*) FROM s5) AS n5,
+       (SELECT count(*) FROM s6) AS n6,
+       (SELECT count(*) FROM s7) AS n7,
+       (SELECT count(*) FROM s8) AS n8

@@ -1,0 +1,53 @@
+-- COPD with two exacerbation admissions in the past year, 1 January 2025 (examples/copd_exacerbations.cohort):
+-- final count and breakdown of the final cohort by `report by region`, as antal returns them
+-- (the same on the raw Parquet files: ../copd_exacerbations.sql).
+-- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
+-- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
+-- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.
+WITH s0 AS (  -- born in or before the index month, alive on 2025-01-01, not opted out
+    SELECT p.lopnr, DATE '2025-01-01' AS index_date, p.fodelsear, p.fodelsemanad, p.lan
+    FROM population p
+    WHERE 12 * p.fodelsear + p.fodelsemanad <= 12 * 2025 + 1
+      AND NOT EXISTS (
+          SELECT 1 FROM dors d
+          WHERE d.lopnr = p.lopnr AND d.dodsdat < DATE '2025-01-01'
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM optout o
+          WHERE o.lopnr = p.lopnr AND o.andamal IN ('forskning', 'alla')
+      )
+),
+s1 AS (  -- age 40-120 on 2025-01-01
+    SELECT * FROM s0 c
+    WHERE 12 * 2025 + 1 - 12 * c.fodelsear - c.fodelsemanad BETWEEN 12 * 40 AND 12 * 120 + 11
+),
+s2 AS (  -- a J44* contact before the index date
+    SELECT * FROM s1
+    WHERE lopnr IN (
+        SELECT lopnr FROM "npr#diagnos"
+        WHERE (diagnos LIKE 'J44%') AND indatum < DATE '2025-01-01'
+    )
+),
+s3 AS (  -- at least 2 inpatient days with main diagnosis J441 in 2024-01-02..2025-01-01
+    SELECT * FROM s2
+    WHERE lopnr IN (
+        SELECT lopnr FROM npr
+        WHERE vardform = 'S' AND hdia = 'J441'
+          AND indatum BETWEEN DATE '2024-01-02' AND DATE '2025-01-01'
+        GROUP BY lopnr HAVING count(DISTINCT indatum) >= 2
+    )
+),
+s4 AS (  -- inhaled maintenance dispensed in 2024-01-02..2025-01-01
+    SELECT * FROM s3
+    WHERE lopnr IN (
+        SELECT lopnr FROM "lmr#atc"
+        WHERE atc BETWEEN 'R03AC12' AND 'R03BB~'  -- one range of the code-sorted table, then the codes
+          AND (atc IN ('R03AC12', 'R03AC13', 'R03AC18', 'R03AC19')
+               OR atc LIKE 'R03AK%' OR atc LIKE 'R03AL%' OR atc LIKE 'R03BA%' OR atc LIKE 'R03BB%')
+          AND edatum BETWEEN DATE '2024-01-02' AND DATE '2025-01-01'
+    )
+)
+SELECT c.lan AS region,
+       GROUPING(region) AS total, count(*) AS n
+FROM s4 c
+GROUP BY GROUPING SETS ((), (region))

@@ -1,0 +1,52 @@
+-- Admitted with heart failure, 50-85: sites and monthly rate (examples/recruitment_hf_sites.cohort):
+-- final count and breakdown of the final cohort by the first table, `report by hospital with rollup`
+-- at the hospital level (antal's res.cells; the län, healthcare-region and monthly tables are left out),
+-- as antal returns them (the same on the raw Parquet files: ../recruitment_hf_sites.sql).
+-- On the prepared layout (antal prepare; run on a connection to the prepared file): tables by
+-- name, code tables "<register>#<column>" with one code per row sorted by code (a code set
+-- also as one BETWEEN range, for the zone maps); staged as in the raw-Parquet query.
+WITH hf AS MATERIALIZED (  -- inpatient stays with heart failure as main diagnosis, from 365 days
+                           -- before the earliest possible index (2023-01-01) on
+    SELECT lopnr, indatum, sjukhus
+    FROM npr
+    WHERE vardform = 'S' AND hdia IN ('I50', 'I500', 'I501', 'I509')
+      AND indatum BETWEEN DATE '2022-01-01' AND DATE '2025-09-30'
+),
+idx AS (  -- the first one from 2023-01-01; hospital: the smallest sjukhus among that day's
+    SELECT lopnr, min(indatum) AS index_date,
+           arg_min(sjukhus, (indatum, sjukhus)) AS hospital
+    FROM hf
+    WHERE indatum >= DATE '2023-01-01'
+    GROUP BY lopnr
+),
+s0 AS (  -- in the population register, not opted out of research
+    SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, i.hospital
+    FROM idx i
+    JOIN population p ON p.lopnr = i.lopnr
+    WHERE NOT EXISTS (
+        SELECT 1 FROM optout o
+        WHERE o.lopnr = i.lopnr AND o.andamal IN ('forskning', 'alla')
+    )
+),
+s1 AS (  -- aged 50-85 at admission
+    SELECT * FROM s0 c
+    WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
+          BETWEEN 12 * 50 AND 12 * 85 + 11
+),
+s2 AS (  -- no HF admission 1..365 days before
+    SELECT * FROM s1 c WHERE NOT EXISTS (
+        SELECT 1 FROM hf h
+        WHERE h.lopnr = c.lopnr AND h.indatum BETWEEN c.index_date - 365 AND c.index_date - 1
+    )
+),
+s3 AS (  -- no type 1 diabetes
+    SELECT * FROM s2 c WHERE NOT EXISTS (
+        SELECT 1 FROM "npr#diagnos" n
+        WHERE n.lopnr = c.lopnr AND (n.diagnos LIKE 'E10%')
+          AND n.indatum IS NOT NULL
+    )
+)
+SELECT c.hospital,
+       GROUPING(hospital) AS total, count(*) AS n
+FROM s3 c
+GROUP BY GROUPING SETS ((), (hospital))
