@@ -37,6 +37,7 @@ where nobody has opted out yet provides an opt-out file with no rows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -56,8 +57,10 @@ __all__ = [
     "DataSource",
     "Installation",
     "Manifest",
+    "PhysicalLayout",
     "code_table_name",
     "load_installation",
+    "person_table_name",
 ]
 
 LAYOUT_VERSION = 2  # of a prepared file (`antal prepare`, antal.engine.ingest)
@@ -69,6 +72,22 @@ def code_table_name(register: str, column: str) -> str:
     """The table of a prepared file holding one code per row of a register's column of
     codes. `#` is in no register's name, so it never shadows a register."""
     return f"{register}#{column}"
+
+
+def person_table_name(register: str) -> str:
+    """The table of a prepared file holding the population register's persons, one row
+    each, every value resolved as the compiler resolves it (engine/compiler.py)."""
+    return f"{register}#person"
+
+
+@dataclass(frozen=True)
+class PhysicalLayout:
+    """The tables besides the registers that the compiler may read instead of them: a
+    prepared file's code tables, (register, column of codes) -> table, and person
+    tables, register -> table. Empty for extracts read as they are."""
+
+    code_tables: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    person_tables: Mapping[str, str] = field(default_factory=dict)
 
 
 class DataSource(BaseModel):
@@ -84,6 +103,8 @@ class DataSource(BaseModel):
     through: dt.date | None = None
     # a prepared file's code tables of this register: column of codes -> table in `duckdb`
     code_tables: dict[str, str] = Field(default_factory=dict)
+    # a prepared file's table of the population register's persons, one row each
+    person_table: str | None = None
 
     def column(self, canonical: str) -> str:
         return self.columns.get(canonical, canonical)
@@ -123,6 +144,15 @@ class Installation:
             for rid, src in self.sources.items()
             for col, table in src.code_tables.items()
         }
+
+    def layout(self) -> PhysicalLayout:
+        """What the compiler may read besides the registers (a prepared file's tables)."""
+        return PhysicalLayout(
+            code_tables=self.code_tables(),
+            person_tables={
+                rid: src.person_table for rid, src in self.sources.items() if src.person_table
+            },
+        )
 
     def missing(self, registers: set[str] | frozenset[str]) -> list[str]:
         """Which of these registers this installation holds no data for."""
@@ -188,6 +218,7 @@ class Installation:
         manifest = Manifest.model_validate_json(manifest_json)
         sources = {}
         own = {t for _r, _c, t in coded} | {META_TABLE, CODE_TABLES}
+        own |= {t for t in tables if t.endswith("#person")}
         for rid in sorted(tables - own):
             period = manifest.registers.get(rid)
             sources[rid] = DataSource(
@@ -196,6 +227,7 @@ class Installation:
                 start=period.start if period else None,
                 through=period.through if period else None,
                 code_tables={c: t for r, c, t in coded if r == rid and t in tables},
+                person_table=(person_table_name(rid) if person_table_name(rid) in tables else None),
             )
         return cls(
             sources=sources, release=release or content_release, extracted=manifest.extracted

@@ -163,7 +163,7 @@ def prepare(
         catalog,
         purpose=purpose,
         optout=_optout(catalog, installation),
-        code_tables=installation.code_tables() if installation is not None else None,
+        layout=installation.layout() if installation is not None else None,
     )
     if installation is not None:
         missing = installation.missing(compiled.registers)

@@ -26,13 +26,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
 
 from antal.catalog import Catalog, EventSource, Register
+from antal.catalog.installation import PhysicalLayout
 from antal.catalog.vocabulary import DIMENSION_KEYS, OPTOUT_ALL, PURPOSES, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.check import event_sources
@@ -278,8 +279,8 @@ class _Compiler:
     catalog: Catalog
     purpose: Purpose
     optout: str | None
-    # (register, column of codes) -> a prepared file's code table (Installation.code_tables)
-    code_tables: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # a prepared file's tables read instead of registers (Installation.layout)
+    layout: PhysicalLayout = field(default_factory=PhysicalLayout)
     atoms: dict[ir.Event, _Atom] = field(default_factory=dict)
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)
@@ -326,7 +327,7 @@ class _Compiler:
         if src is None or (isinstance(ev, ir.Death) and not ev.codes):
             return reg.id, False
         column = src.main if isinstance(ev, ir.Diagnosis) and ev.main else src.codes
-        table = self.code_tables.get((reg.id, column or ""))
+        table = self.layout.code_tables.get((reg.id, column or ""))
         return (table, True) if table else (reg.id, False)
 
     def present(self, ev: ir.Event) -> exp.Expression:
@@ -554,7 +555,14 @@ class _Compiler:
         wanted = _PERSON_COLUMNS
         if any(isinstance(d, ir.Dim) and d.name == "sjukvardsregion" for d in all_dims):
             wanted = (*wanted, "kommun")  # Halland's healthcare region depends on the kommun
-        person_cols = [_alias(_person_value(c), c) for c in wanted]
+        # a prepared file's person table holds each person once with every value resolved
+        # as _person_value resolves it: read without grouping the population by person
+        person_table = self.layout.person_tables.get(pop.id)
+
+        def value(c: str) -> exp.Expression:
+            return _col(c, "p") if person_table else _person_value(c)
+
+        person_cols = [_alias(value(c), c) for c in wanted]
 
         if isinstance(co.index, ir.IndexEvent):
             ix = self.event_rows(co.index.event, [], None, site=hospital)
@@ -581,20 +589,21 @@ class _Compiler:
                     _col("index_date", "i"),
                     *person_cols,
                 ),
-                _table(pop.id, "p"),
+                _table(person_table or pop.id, "p"),
             )
             base.join(
                 _table("idx", "i", quoted=False),
                 on=exp.EQ(this=_col(pop.person_key, "p"), expression=_col("lopnr", "i")),
                 copy=False,
             )
-            base.group_by(_col(pop.person_key, "p"), _col("index_date", "i"), copy=False)
+            if not person_table:
+                base.group_by(_col(pop.person_key, "p"), _col("index_date", "i"), copy=False)
         elif isinstance(co.index, ir.IndexDate):
             day = co.index.date
             born = exp.LTE(
                 this=exp.Add(
-                    this=exp.Mul(this=_NUM(12), expression=_wide(_person_value("fodelsear"))),
-                    expression=_wide(_person_value("fodelsemanad")),
+                    this=exp.Mul(this=_NUM(12), expression=_wide(value("fodelsear"))),
+                    expression=_wide(value("fodelsemanad")),
                 ),
                 expression=_NUM(12 * day.year + day.month),
             )
@@ -605,12 +614,15 @@ class _Compiler:
                     _alias(_lit(day), "index_date"),
                     *person_cols,
                 ),
-                _table(pop.id, "p"),
+                _table(person_table or pop.id, "p"),
             )
             # a population row without a person key is nobody (the join drops it above)
-            base.where(_and(_not_null(_col(pop.person_key, "p")), alive), copy=False)
-            base.group_by(_col(pop.person_key, "p"), copy=False)
-            base.having(born, copy=False)
+            if person_table:
+                base.where(_and(_not_null(_col(pop.person_key, "p")), alive, born), copy=False)
+            else:
+                base.where(_and(_not_null(_col(pop.person_key, "p")), alive), copy=False)
+                base.group_by(_col(pop.person_key, "p"), copy=False)
+                base.having(born, copy=False)
         else:
             raise InternalError(f"compiler: no handler for index {type(co.index).__name__}")
         if self.optout:
@@ -651,12 +663,18 @@ class _Compiler:
             ctes.append(("isite", isite))
 
         if self.atoms:
-            in_base = exp.In(
-                this=_col(pop.person_key),
-                query=exp.Subquery(
-                    this=_from(_select(_col("lopnr")), _table("base", quoted=False))
-                ),
-            )
+            # Each event scan keeps only persons of `base` (a semi-join) when `base` is a
+            # selection: the persons with an index event. With an index date `base` is the
+            # whole living population, and the semi-join would build a hash table of every
+            # person for each scan to remove almost nothing; `agg` joins `base` anyway.
+            in_base: exp.Expression | None = None
+            if isinstance(co.index, ir.IndexEvent):
+                in_base = exp.In(
+                    this=_col(pop.person_key),
+                    query=exp.Subquery(
+                        this=_from(_select(_col("lopnr")), _table("base", quoted=False))
+                    ),
+                )
             rows: list[exp.Select] = []
             any_latest = any(a.latest for a in self.atoms.values())
             for a in self.atoms.values():
@@ -884,14 +902,14 @@ def compile_cohort(
     catalog: Catalog,
     purpose: Purpose = "forskning",
     optout: str | None = None,
-    code_tables: Mapping[tuple[str, str], str] | None = None,
+    layout: PhysicalLayout | None = None,
 ) -> Compiled:
     """Compile a checked cohort. `optout` names the opt-out register if the installation
-    holds one; `code_tables` are a prepared file's code tables (Installation.code_tables),
-    scanned instead of their registers."""
+    holds one; `layout` the tables of a prepared file read instead of registers
+    (Installation.layout: code tables, the person table)."""
     if purpose not in PURPOSES:
         raise InternalError(f"purpose is one of {', '.join(PURPOSES)}, not {purpose!r}")
-    tables = dict(code_tables or {})
+    tables = layout or PhysicalLayout()
 
     def rebuild() -> exp.Select:
         return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild).tree

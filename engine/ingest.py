@@ -5,6 +5,9 @@ Layout version 2 has two kinds of table:
 - every register in the SAME shape as its canonical Parquet extract (same table name,
   columns and types), copied in the order it comes (the population and the opt-outs sorted
   by person), so that every cohort the compiler can write runs on it unchanged;
+- the population's persons, one row each (`population#person`), every value resolved as
+  the compiler resolves duplicated population rows, so the compiler reads it without
+  grouping the population by person (the largest step of a date-indexed cohort);
 - a *code table* for each column of codes an events register provides (`npr`'s `diagnos`,
   `ekod`, `op` and the main diagnosis `hdia`, `lmr`'s `atc`, ...), named `<register>#<column>`
   (a name no register can have): one code per row, a space-separated list exploded into its
@@ -49,6 +52,7 @@ from antal.catalog.installation import (
     MANIFEST,
     META_TABLE,
     code_table_name,
+    person_table_name,
 )
 from antal.catalog.release import content_release as release_of
 from antal.engine.errors import DataError
@@ -177,6 +181,9 @@ def prepare(
                     for spec in code_table_specs(reg):
                         _run(con, spec.name, _code_table_sql(spec, p), progress)
                         made.append(spec)
+                    if reg is not None and reg.kind == "population":
+                        name = person_table_name(reg.id)
+                        _run(con, name, _person_table_sql(reg, name, p), progress)
                 except duckdb.Error:  # its message may quote a value from the data: not shown
                     raise DataError(
                         f"{p.name} could not be read into the prepared file (nothing was "
@@ -249,6 +256,36 @@ def _code_table_sql(spec: CodeTableSpec, path: Path) -> str:
         .order_by(*(exp.column(c, quoted=True) for c in (spec.column, spec.keep[0], *first_date)))
     )
     return _create(spec.name, select)
+
+
+def _person_table_sql(reg: Register, name: str, path: Path) -> str:
+    """The population's persons, one row each, ordered by person: each value the one the
+    person's rows agree on (missing values aside), else unknown, exactly as the compiler
+    resolves a population extract with duplicated rows (engine/compiler.py,
+    `_person_value`), so that a count never depends on the layout. Rows without a person
+    key are nobody and are left out."""
+    key = exp.column(reg.person_key, quoted=True)
+    cols: list[exp.Expression] = [key.copy()]
+    for v in reg.variables:
+        if v.name == reg.person_key:
+            continue
+        c = exp.column(v.name, quoted=True)
+        lo, hi = exp.Min(this=c), exp.Max(this=c.copy())
+        cols.append(
+            exp.alias_(
+                exp.Case(ifs=[exp.If(this=exp.EQ(this=lo, expression=hi), true=lo.copy())]),
+                v.name,
+                quoted=True,
+            )
+        )
+    select = (
+        exp.select(*cols)
+        .from_(_parquet(path))
+        .where(key.copy().is_(exp.null()).not_())
+        .group_by(key.copy())
+        .order_by(key.copy())
+    )
+    return _create(name, select)
 
 
 def _code_tables_sql(specs: list[CodeTableSpec]) -> str:

@@ -42,6 +42,7 @@ def prepared(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # every register and every code table reported, and reported done
     want = [p.stem for p in raw_dir.glob("*.parquet")]
     want += [s.name for r in want for s in code_table_specs(CAT.register(r))]
+    want.append("population#person")
     assert sorted(seen) == sorted(want)
     assert set(seen.values()) == {1.0}
     assert made.path == out
@@ -230,3 +231,38 @@ def test_installation_config_names_a_prepared_file(prepared: Path, raw_dir: Path
     cfg.write_text("registers: {}\n", encoding="utf-8")
     with pytest.raises(CatalogError, match="prepared"):
         load_installation(cfg)
+
+
+def test_person_table_resolves_each_person_as_the_compiler_does(tmp_path: Path) -> None:
+    """`population#person`: one row per person key, each value the one the person's rows
+    agree on (missing values aside), else unknown; computed here by hand from rows with
+    duplicates, and a date-indexed count on it equals the reference evaluator's."""
+    from conftest import write_extracts
+
+    rows = [
+        {"lopnr": 1, "kon": 1, "fodelsear": 1950, "fodelsemanad": 3, "lan": "01"},
+        {"lopnr": 1, "kon": 1, "fodelsear": 1950, "fodelsemanad": 3, "lan": "03"},  # moved?
+        {"lopnr": 2, "kon": 2, "fodelsear": 1960, "fodelsemanad": None, "lan": "12"},
+        {"lopnr": 2, "kon": 2, "fodelsear": 1960, "fodelsemanad": 7, "lan": "12"},
+        {"lopnr": 3, "kon": None, "fodelsear": 2005, "fodelsemanad": 1, "lan": None},  # 15
+        {"lopnr": None, "kon": 1, "fodelsear": 1940, "fodelsemanad": 1, "lan": "01"},
+    ]
+    raw = write_extracts({"population": rows}, tmp_path / "raw")
+    made = prepare(raw, tmp_path / "p.duckdb", CAT)
+    with duckdb.connect(str(made.path), read_only=True) as con:
+        got = con.execute(
+            'SELECT lopnr, kon, fodelsear, fodelsemanad, lan FROM "population#person" '
+            "ORDER BY rowid"
+        ).fetchall()
+    assert got == [(1, 1, 1950, 3, None), (2, 2, 1960, 7, "12"), (3, None, 2005, 1, None)]
+    inst = Installation.from_data_dir(made.path)
+    assert inst.layout().person_tables == {"population": "population#person"}
+    text = "index 2020-06-15\ninclude: age 18..80\nreport by region, sex\n"
+    checked = engine.check(engine.parse(text), CAT)
+    sql = engine.prepare(checked, CAT, inst).compiled.sql()
+    assert '"population#person"' in sql and "GROUP BY p." not in sql
+    tables = {p.stem: pq.read_table(p).to_pylist() for p in raw.glob("*.parquet")}
+    ref = evaluate(checked, tables, CAT)
+    got_counts = engine.count_exact(checked, inst, CAT)
+    assert list(got_counts.counts) == ref.counts() == [3, 2]
+    assert {tuple(k): n for k, n in got_counts.cells} == ref.breakdown

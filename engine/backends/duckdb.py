@@ -60,7 +60,7 @@ class DuckDBBackend(Backend):
             )
             self.con.execute(attach.sql("duckdb"))
             source: exp.Expression = exp.table_(src.table or rid, db=alias, quoted=True)
-            for table in src.code_tables.values():
+            for table in [*src.code_tables.values(), *filter(None, [src.person_table])]:
                 views.append(
                     exp.Create(
                         this=exp.to_table(table, quoted=True),
