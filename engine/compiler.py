@@ -272,6 +272,28 @@ class _Atom:
     event: ir.Event
     number: int
     latest: bool = False  # rows for `latest`: records whose filtered variables are present
+    # the windows of the conditions that read these rows: only rows inside one of them can
+    # count, so the scan keeps only rows inside their hull (see `_hull`)
+    windows: list[ir.Window] = field(default_factory=list)
+
+
+# the columns of `base` an event scan joins to, under names no catalog variable has
+_IX_PERSON, _IX_DATE = "_ix_lopnr", "_ix_date"
+
+
+def _hull(windows: list[ir.Window]) -> ir.Window:
+    """The smallest window holding all of `windows`: each bound the loosest of theirs, and
+    no bound where any of them has none. A row outside it is outside every one of them."""
+
+    def loosest(values: list[Any], pick: Callable[..., Any]) -> Any:
+        return None if not values or any(v is None for v in values) else pick(values)
+
+    return ir.Window(
+        lo=loosest([w.lo for w in windows], min),
+        hi=loosest([w.hi for w in windows], max),
+        start=loosest([w.start for w in windows], min),
+        end=loosest([w.end for w in windows], max),
+    )
 
 
 @dataclass
@@ -411,8 +433,11 @@ class _Compiler:
         return _not(self.filter(f.item))
 
     def event_rows(self, ev: ir.Event, extra: list[exp.Expression], where: exp.Expression | None,
-                   site: bool = False, latest: bool = False) -> list[exp.Select]:  # fmt: skip
-        """One SELECT per source register of the event's matching records."""
+                   site: bool = False, latest: bool = False,
+                   join_base: bool = False) -> list[exp.Select]:  # fmt: skip
+        """One SELECT per source register of the event's matching records; `join_base`:
+        joined to base's persons and index dates (`_IX_PERSON`, `_IX_DATE`), for a
+        `where` that bounds the records' dates by each person's index date."""
         out = []
         for reg, src in self.sources(ev):
             self.tables.add(reg.id)
@@ -436,6 +461,18 @@ class _Compiler:
             if latest:  # last, like the `ok` that other events' rows get: UNION ALL is by position
                 cols.append(_alias(_coalesce(_p(m), exp.false()), "ok"))
             sel = _from(_select(*cols), _table(table))
+            if join_base:
+                ix = _from(
+                    _select(
+                        _alias(_col("lopnr"), _IX_PERSON), _alias(_col("index_date"), _IX_DATE)
+                    ),
+                    _table("base", quoted=False),
+                )
+                sel.join(
+                    exp.Subquery(this=ix, alias=exp.TableAlias(this=exp.to_identifier("b"))),
+                    on=exp.EQ(this=_col(reg.person_key), expression=_col(_IX_PERSON, "b")),
+                    copy=False,
+                )
             sel.where(
                 _and(_not_null(d.copy()), cond, where.copy() if where is not None else None),
                 copy=False,
@@ -519,6 +556,7 @@ class _Compiler:
     @_COND.on(ir.EventCond)
     def event_cond(self, c: ir.EventCond) -> exp.Expression:
         a = self.atom(c.event, c.latest)
+        a.windows.append(c.window)
         d = _col("d", "ev")
         mine = exp.EQ(this=_col("atom", "ev"), expression=_NUM(a.number))
         win = self.window(c.window, d, _col("index_date", "base"))
@@ -679,7 +717,7 @@ class _Compiler:
             any_latest = any(a.latest for a in self.atoms.values())
             for a in self.atoms.values():
                 extra = [_alias(_NUM(a.number), "atom")]
-                sels = self.event_rows(a.event, extra, in_base, latest=a.latest)
+                sels = self.atom_rows(co.index, a, extra, in_base)
                 if any_latest and not a.latest:
                     for s in sels:
                         s.select(_alias(exp.true(), "ok"), append=True, copy=False)
@@ -777,6 +815,33 @@ class _Compiler:
         if tuple(e.alias_or_name for e in final.expressions) != out.layout.columns:
             raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
         return out
+
+    def atom_rows(self, index: ir.IndexEvent | ir.IndexDate, a: _Atom,
+                  extra: list[exp.Expression], in_base: exp.Expression | None) -> list[exp.Select]:  # fmt: skip
+        """An atom's rows in `ev`: only rows inside the hull of its conditions' windows.
+        With an index date the hull is a range of calendar dates; with an index event,
+        relative to each person's index date, so the scan joins base (instead of only
+        keeping base's persons): far fewer rows reach `ev` and `agg` when a criterion
+        looks at a few days around the index among years of records."""
+        hull = _hull(a.windows)
+        ev, latest = a.event, a.latest
+        relative = hull.lo is not None or hull.hi is not None
+        if isinstance(index, ir.IndexDate):
+            sels = self.event_rows(ev, extra, None, latest=latest)
+            day = _lit(index.date)
+        elif relative:
+            sels = self.event_rows(ev, extra, None, latest=latest, join_base=True)
+            day = _col(_IX_DATE, "b")
+        else:
+            sels = self.event_rows(ev, extra, in_base, latest=latest)
+            day = None
+        for sel, (reg, src) in zip(sels, self.sources(ev), strict=True):
+            d = _col(reg.event_date(src) if src else reg.date_column or "")
+            bounds = hull if day is not None else ir.Window(start=hull.start, end=hull.end)
+            w = self.window(bounds, d, day)
+            if w is not None:
+                sel.where(w, copy=False)
+        return sels
 
     def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Expression:
         """A record of the person's death before `day`, in any register that provides
