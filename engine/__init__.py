@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
-
 from antal.catalog import Catalog, Installation, bundled_dir, load_catalog
 from antal.catalog.vocabulary import BackendName, Dialect, Purpose
 from antal.engine import ir
@@ -131,7 +129,7 @@ def count_exact(
     installation: Installation,
     catalog: Catalog | None = None,
     purpose: Purpose = "forskning",
-    backend: Backend | BackendName = "duckdb",
+    backend: Backend | BackendName | None = None,
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
     cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)
@@ -140,16 +138,16 @@ def count_exact(
     # the holder's local mode on their own extract: no time budget (nobody else waits)
     be = (
         get_backend(backend, installation, cat, query_seconds=None)
-        if isinstance(backend, str)
+        if not isinstance(backend, Backend)
         else backend
     )
     try:
         rows = be.run(compiled)
-    except duckdb.Error:  # its message may quote a value from the data: never passed on
+    except be.errors:  # its message may quote a value from the data: never passed on
         raise DataError(
             "the extracts could not be read for this count; `antal data check` says why"
         ) from None
     finally:
-        if isinstance(backend, str):
+        if not isinstance(backend, Backend):
             be.close()
     return ExactResult.from_rows(compiled, rows, ir.ir_hash(checked), installation.release)
