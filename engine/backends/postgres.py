@@ -48,7 +48,12 @@ class PostgresBackend(Backend):
         options = (
             f"-c statement_timeout={max(1, int(query_seconds * 1000))}" if query_seconds else ""
         )
-        self.con = psycopg.connect(installation.postgres.dsn, autocommit=True, options=options)
+        try:
+            self.con = psycopg.connect(
+                installation.postgres.dsn, autocommit=True, options=options, connect_timeout=10
+            )
+        except psycopg.Error as e:  # names the server and database, never a row
+            raise EngineError(f"cannot connect to the PostgreSQL database: {e}") from None
         self._attached: set[str] = set()
         self._lock = threading.Lock()
 
