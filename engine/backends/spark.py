@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from antal.catalog import Catalog, DataSource, Installation
@@ -54,7 +55,9 @@ def spark_session() -> SparkSession:
     with _session_lock:
         if _session is None:
             try:
-                from pyspark.sql import SparkSession
+                with warnings.catch_warnings():  # pyspark's note on pandas 3, for pandas users
+                    warnings.simplefilter("ignore", FutureWarning)
+                    from pyspark.sql import SparkSession
             except ImportError:
                 raise EngineError(
                     "the spark backend needs pyspark: pip install 'antal[spark]'"
