@@ -36,6 +36,7 @@ SPARK_SETTINGS: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
 }
 
+_CANCEL_EVERY = 0.05  # s
 _session: SparkSession | None = None
 _session_lock = threading.Lock()
 
@@ -119,28 +120,44 @@ class SparkBackend(Backend):
             self.attach(compiled.registers)
             sc = self.spark.sparkContext
             group = f"antal-{uuid.uuid4().hex}"
-            fired = threading.Event()
-
-            def cancel() -> None:
-                fired.set()
-                sc.cancelJobGroup(group)
-
-            timer = threading.Timer(self.query_seconds, cancel) if self.query_seconds else None
+            done, fired = threading.Event(), threading.Event()
+            watcher = None
+            if self.query_seconds:
+                args = (sc, group, self.query_seconds, done, fired)
+                watcher = threading.Thread(target=_watch, args=args, daemon=True)
             sc.setJobGroup(group, "antal count", interruptOnCancel=True)
-            if timer is not None:
-                timer.start()
+            if watcher is not None:
+                watcher.start()
             try:
-                return [tuple(r) for r in self.spark.sql(compiled.sql(self.dialect)).collect()]
+                rows = [tuple(r) for r in self.spark.sql(compiled.sql(self.dialect)).collect()]
             except self.errors:
                 if fired.is_set():
                     raise QueryTimeout(self.query_seconds or 0.0) from None
                 raise
             finally:
-                if timer is not None:
-                    timer.cancel()
+                done.set()
+                if watcher is not None:
+                    watcher.join()
+            if fired.is_set():  # over budget, even if the last job slipped past the cancel
+                raise QueryTimeout(self.query_seconds or 0.0)
+            return rows
 
     def close(self) -> None:
         # the views die with this backend; the process's session stays for the next one
         for rid in self._attached:
             self.spark.catalog.dropTempView(rid)
         self._attached.clear()
+
+
+def _watch(
+    sc: Any, group: str, seconds: float, done: threading.Event, fired: threading.Event
+) -> None:
+    """Cancel the group's jobs once `seconds` have passed, and again until the statement
+    ends: a cancel sent before a job is submitted is lost."""
+    if done.wait(seconds):
+        return
+    fired.set()
+    while True:
+        sc.cancelJobGroup(group)
+        if done.wait(_CANCEL_EVERY):
+            return
