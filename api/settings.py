@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import platformdirs
 import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from antal.catalog.vocabulary import BackendName
 from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
 __all__ = [
@@ -73,7 +74,11 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         20, ge=1, description="per client address: failed authentications before 429"
     )
-    backend: Literal["duckdb"] = Field("duckdb", description="the database counts run on")
+    backend: BackendName | None = Field(
+        None,
+        description="the engine counts run on; default: by where the extracts are (duckdb "
+        "for Parquet and DuckDB files, postgres for a PostgreSQL schema); spark reads Parquet",
+    )
     threads: int | None = Field(None, ge=1, description="DuckDB threads (default: all cores)")
     memory_limit: str = Field(
         ENGINE_MEMORY,

@@ -21,7 +21,12 @@ from pydantic import BaseModel, ValidationError
 
 from antal.catalog.code_lists import CodeLists, load_code_lists
 from antal.catalog.errors import AntalError, CatalogError, InternalError
-from antal.catalog.installation import DataSource, Installation, load_installation
+from antal.catalog.installation import (
+    DataSource,
+    Installation,
+    PostgresPlacement,
+    load_installation,
+)
 from antal.catalog.models import (
     HOLDER_FIELDS,
     Clinic,
@@ -50,6 +55,7 @@ __all__ = [
     "Installation",
     "InternalError",
     "Period",
+    "PostgresPlacement",
     "Region",
     "Register",
     "Site",

@@ -36,6 +36,7 @@ where nobody has opted out yet provides an opt-out file with no rows.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from antal.catalog.errors import CatalogError
 from antal.catalog.release import content_release
+from antal.catalog.vocabulary import PLACEMENTS, Placement
 from antal.privacy.params import PrivacyParams
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "Installation",
     "Manifest",
     "PhysicalLayout",
+    "PostgresPlacement",
     "code_table_name",
     "load_installation",
     "person_table_name",
@@ -96,6 +99,7 @@ class DataSource(BaseModel):
     parquet: str | None = None
     duckdb: str | None = None  # a DuckDB database file ...
     table: str | None = None  # ... and the table in it
+    postgres: str | None = None  # a table in the installation's PostgreSQL schema
     columns: dict[str, str] = Field(default_factory=dict)
     # the days this extract covers (first and last); None: the catalog's coverage, and
     # through the extraction date
@@ -109,6 +113,24 @@ class DataSource(BaseModel):
     def column(self, canonical: str) -> str:
         return self.columns.get(canonical, canonical)
 
+    @property
+    def placement(self) -> Placement | None:
+        """Where the extract lives (one of them; `load_installation` refuses several)."""
+        found = [p for p in PLACEMENTS if getattr(self, p) is not None]
+        return found[0] if len(found) == 1 else None
+
+
+class PostgresPlacement(BaseModel):
+    """An existing schema of a PostgreSQL database that holds the extracts as tables.
+
+    `dsn` is a libpq connection string or URI; keep a password out of it (libpq reads
+    PGPASSWORD or ~/.pgpass). Tables are read, never written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: str = Field(min_length=1)
+    schema_: str = Field(alias="schema", min_length=1, max_length=63)
+
 
 class _InstallationFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -119,7 +141,9 @@ class _InstallationFile(BaseModel):
     # a file `antal prepare` wrote: its registers (and code tables), unless `registers`
     # places one elsewhere
     prepared: str | None = None
+    # without `registers`, a `postgres` schema's tables (as `antal load-postgres` made them)
     registers: dict[str, DataSource] = Field(default_factory=dict)
+    postgres: PostgresPlacement | None = None
     # typed: an unknown key or a value out of range is an error naming `privacy.<key>`
     privacy: PrivacyParams = Field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"
@@ -135,6 +159,12 @@ class Installation:
     privacy: PrivacyParams = field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"  # see the module docstring
     extracted: dt.date | None = None  # the day the extracts were taken, when known
+    postgres: PostgresPlacement | None = None  # the schema of the `postgres` placements
+
+    @property
+    def placements(self) -> frozenset[Placement]:
+        """Where this installation's extracts live (engine/backends picks an engine by it)."""
+        return frozenset(p for s in self.sources.values() if (p := s.placement) is not None)
 
     def code_tables(self) -> dict[tuple[str, str], str]:
         """(register, column of codes) -> the table holding one code per row, for the
@@ -233,6 +263,51 @@ class Installation:
             sources=sources, release=release or content_release, extracted=manifest.extracted
         )
 
+    @classmethod
+    def from_postgres(cls, placement: PostgresPlacement) -> Installation:
+        """A schema `antal load-postgres` filled: a table per register, and its release
+        table (the release id and manifest of the files it was loaded from)."""
+        import psycopg  # only here: the catalog is read without the driver otherwise
+        from psycopg import sql
+
+        schema = placement.schema_
+        try:
+            with psycopg.connect(placement.dsn, connect_timeout=10) as con:
+                tables = {
+                    r[0]
+                    for r in con.execute(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                        (schema,),
+                    ).fetchall()
+                }
+                row = None
+                if META_TABLE in tables:
+                    q = sql.SQL("SELECT layout, release, manifest FROM {}").format(
+                        sql.Identifier(schema, META_TABLE)
+                    )
+                    row = con.execute(q).fetchone()
+        except psycopg.Error as e:
+            # the driver's message names host and database, never a row
+            raise CatalogError(Path(schema), "", f"cannot read the PostgreSQL schema: {e}") from e
+        if row is None:
+            raise CatalogError(
+                Path(schema), "", "not a schema filled by `antal load-postgres` (no release table)"
+            )
+        _layout, content_release, manifest_json = row
+        manifest = Manifest.model_validate_json(manifest_json)
+        sources = {}
+        for rid in sorted(tables - {META_TABLE}):
+            period = manifest.registers.get(rid)
+            sources[rid] = DataSource(
+                postgres=rid,
+                start=period.start if period else None,
+                through=period.through if period else None,
+            )
+        return cls(
+            sources=sources, release=content_release, extracted=manifest.extracted,
+            postgres=placement,
+        )  # fmt: skip
+
 
 MANIFEST = "release.yaml"  # a data directory's description of its release
 
@@ -289,11 +364,19 @@ def load_installation(path: Path | str) -> Installation:
 
     sources = {}
     for rid, src in cfg.registers.items():
-        if src.parquet is None and src.duckdb is None:
-            raise CatalogError(path, f"registers.{rid}", "needs `parquet` or `duckdb`")
+        if src.placement is None:
+            raise CatalogError(
+                path, f"registers.{rid}", "needs one of `parquet`, `duckdb` or `postgres`"
+            )
+        if src.postgres is not None and cfg.postgres is None:
+            raise CatalogError(
+                path, f"registers.{rid}", "`postgres` needs the file's `postgres` schema"
+            )
         sources[rid] = src.model_copy(
             update={"parquet": rel(src.parquet), "duckdb": rel(src.duckdb)}
         )
+    if cfg.postgres is not None and not sources and cfg.prepared is None:
+        return _from_postgres_config(cfg, path, base)
     prepared_release = None
     if cfg.prepared is not None:
         # a prepared file's registers, unless the config places a register elsewhere
@@ -302,6 +385,18 @@ def load_installation(path: Path | str) -> Installation:
         prepared_release = made.release
     if not sources:
         raise CatalogError(path, "registers", "names no register and no `prepared` file")
+    kinds = {s.placement for s in sources.values()}
+    if "postgres" in kinds and len(kinds) > 1:
+        # DuckDB would read PostgreSQL through its postgres extension, which it downloads at
+        # run time; no package provides it for our DuckDB, and an installation must work
+        # offline. So one installation reads its extracts with one engine (docs/placements.md).
+        raise CatalogError(
+            path, "registers", "registers in PostgreSQL and registers in files cannot be mixed "
+            "in one installation; load the files into the schema with `antal load-postgres`",
+        )  # fmt: skip
+    if "postgres" in kinds and cfg.release is None:
+        # a stored answer is kept per data release: tables named by hand carry no release id
+        raise CatalogError(path, "release", "an installation on PostgreSQL tables needs `release`")
     files = sorted({Path(p) for s in sources.values() for p in [s.parquet or s.duckdb] if p})
     if cfg.release:
         release = cfg.release
@@ -316,4 +411,22 @@ def load_installation(path: Path | str) -> Installation:
         privacy=cfg.privacy,
         optout=cfg.optout,
         extracted=cfg.extracted,
+        postgres=cfg.postgres,
+    )
+
+
+def _from_postgres_config(cfg: _InstallationFile, path: Path, base: Path) -> Installation:
+    """An installation of every table of a schema that `antal load-postgres` filled."""
+    assert cfg.postgres is not None
+    try:
+        inst = Installation.from_postgres(cfg.postgres)
+    except (FileNotFoundError, CatalogError) as e:
+        raise CatalogError(path, "postgres", str(e)) from e
+    return dataclasses.replace(
+        inst,
+        release=cfg.release or inst.release,
+        catalog_dirs=tuple(Path(c if Path(c).is_absolute() else base / c) for c in cfg.catalog),
+        privacy=cfg.privacy,
+        optout=cfg.optout,
+        extracted=cfg.extracted or inst.extracted,
     )

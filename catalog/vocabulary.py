@@ -27,6 +27,7 @@ __all__ = [
     "EVENT_OF_SYSTEM",
     "OPTOUT_ALL",
     "OPTOUT_PURPOSES",
+    "PLACEMENTS",
     "PURPOSES",
     "ROLES",
     "SEXES",
@@ -40,6 +41,7 @@ __all__ = [
     "DimensionName",
     "EventKind",
     "OptoutPurpose",
+    "Placement",
     "Purpose",
     "Role",
     "SexName",
@@ -62,8 +64,11 @@ ROLES: tuple[Role, ...] = get_args(Role)
 # ---- where SQL runs -------------------------------------------------------------------------
 Dialect = Literal["duckdb", "postgres", "spark"]  # sqlglot dialects `antal sql` renders
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
-BackendName = Literal["duckdb"]  # backends that run a count (engine/backends)
+BackendName = Literal["duckdb", "postgres", "spark"]  # backends that run a count (engine/backends)
 BACKENDS: tuple[BackendName, ...] = get_args(BackendName)
+# where a register's extract lives (catalog/installation.py's DataSource): files, or tables
+Placement = Literal["parquet", "duckdb", "postgres"]
+PLACEMENTS: tuple[Placement, ...] = get_args(Placement)
 
 # ---- events and their code systems ----------------------------------------------------------
 EventKind = Literal["diagnosis", "procedure", "drug", "death"]

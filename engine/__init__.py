@@ -178,14 +178,12 @@ def count_exact(
     installation: Installation,
     catalog: Catalog | None = None,
     purpose: Purpose = "forskning",
-    backend: Backend | BackendName = "duckdb",
+    backend: Backend | BackendName | None = None,
 ) -> ExactResult:
     """Run a cohort and return its true counts. For `privacy/` and the holder's `--exact` only."""
-    import duckdb
-
     from antal.catalog import bundled_dir, load_catalog
     from antal.engine import ir
-    from antal.engine.backends import get_backend
+    from antal.engine.backends import Backend, get_backend
     from antal.engine.result import ExactResult
 
     cat = catalog or load_catalog(bundled_dir(), *installation.catalog_dirs)
@@ -194,16 +192,16 @@ def count_exact(
     # the holder's local mode on their own extract: no time budget (nobody else waits)
     be = (
         get_backend(backend, installation, cat, query_seconds=None)
-        if isinstance(backend, str)
+        if not isinstance(backend, Backend)
         else backend
     )
     try:
         rows = be.run(compiled)
-    except duckdb.Error:  # its message may quote a value from the data: never passed on
+    except be.errors:  # its message may quote a value from the data: never passed on
         raise DataError(
             "the extracts could not be read for this count; `antal data check` says why"
         ) from None
     finally:
-        if isinstance(backend, str):
+        if not isinstance(backend, Backend):
             be.close()
     return ExactResult.from_rows(compiled, rows, ir.ir_hash(checked), installation.release)

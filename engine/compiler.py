@@ -37,6 +37,7 @@ from antal.catalog.installation import PhysicalLayout
 from antal.catalog.vocabulary import DIMENSION_KEYS, OPTOUT_ALL, PURPOSES, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.check import event_sources
+from antal.engine.dialects import sqlglot_dialect
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import InternalError
 from antal.engine.hierarchy import value_name
@@ -85,7 +86,9 @@ class Compiled:
         key = (dialect, pretty)
         if key not in self._rendered:
             tree = self.rebuild() if self._rendered else self.tree
-            self._rendered[key] = tree.sql(dialect=dialect, pretty=pretty, copy=False)
+            self._rendered[key] = tree.sql(
+                dialect=sqlglot_dialect(dialect), pretty=pretty, copy=False
+            )
         return self._rendered[key]
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from sqlglot import exp
@@ -104,7 +105,15 @@ def _date(d: object) -> exp.Expression:
     return exp.Cast(this=exp.Literal.string(str(d)), to=exp.DataType.build("DATE"))
 
 
+# PostgreSQL's names of the types of a table's columns, as DuckDB spells them (_ACCEPTS)
+_PG_TYPES = {"bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT", "text": "VARCHAR",
+             "character varying": "VARCHAR", "date": "DATE", "double precision": "DOUBLE",
+             "real": "FLOAT", "boolean": "BOOLEAN", "numeric": "DECIMAL"}  # fmt: skip
+
+
 def _describe(src: DataSource) -> str:
+    if src.postgres:
+        return f"PostgreSQL table {src.postgres}"
     if src.duckdb:
         return f"{src.duckdb} (table {src.table or '?'})"
     return src.parquet or "?"
@@ -167,6 +176,21 @@ class _Checker:
             ok = self.columns(rid, f, reg, src, types) and ok
         return ok
 
+    def pg_schema(self, con: Any, schema: str, rid: str, src: DataSource) -> bool:
+        """A PostgreSQL table present, its columns and types as the catalog says."""
+        reg = self.catalog.register(rid)
+        assert reg is not None
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s",
+            (schema, src.postgres),
+        ).fetchall()
+        if not rows:
+            self.add(rid, _describe(src), None, "missing_file", None, "no such table")
+            return False
+        types = {name: _PG_TYPES.get(t, t.upper()) for name, t in rows}
+        return self.columns(rid, _describe(src), reg, src, types)
+
     @staticmethod
     def _types(con: duckdb.DuckDBPyConnection, sel: exp.Select) -> tuple[list[str], list[str]]:
         rel = con.sql(sel.sql("duckdb"))
@@ -187,7 +211,8 @@ class _Checker:
         return ok
 
     # ---- values -------------------------------------------------------------------------------
-    def values(self, con: duckdb.DuckDBPyConnection, rid: str, src: DataSource) -> None:
+    def values(self, con: Any, rid: str, src: DataSource, dialect: str = "duckdb",
+               errors: tuple[type[BaseException], ...] = (duckdb.Error,)) -> None:  # fmt: skip
         """One aggregate query over the register's view (canonical column names)."""
         reg = self.catalog.register(rid)
         assert reg is not None
@@ -247,8 +272,8 @@ class _Checker:
             exp.to_table(rid, quoted=True)
         )
         try:
-            row = con.execute(sel.sql("duckdb")).fetchone()
-        except duckdb.Error:  # a page that does not decode, a value that does not convert
+            row = con.execute(sel.sql(dialect)).fetchone()
+        except errors:  # a page that does not decode, a value that does not convert
             self.add(rid, _describe(src), None, "unreadable", None, "its rows cannot be read")
             return
         assert row is not None
@@ -317,6 +342,8 @@ class _Checker:
                 )  # fmt: skip
                 self.add(reg.id, f"{reg.id}.parquet", None, "missing_file", None,
                          f"is required and not in {where}")  # fmt: skip
+        if "postgres" in self.inst.placements:
+            return self.run_postgres(wanted)
         backend = DuckDBBackend(self.inst, self.catalog, threads=None)
         try:
             for rid in sorted(wanted):
@@ -330,6 +357,29 @@ class _Checker:
                         self.add(rid, _describe(src), None, "unreadable", None, "cannot be read")
                         continue
                     self.values(backend.con, rid, src)
+        finally:
+            backend.close()
+        return self.findings
+
+    def run_postgres(self, wanted: set[str]) -> list[Finding]:
+        """The same checks on tables of a PostgreSQL schema (one installation, one engine)."""
+        from antal.engine.backends.postgres import PostgresBackend
+
+        assert self.inst.postgres is not None
+        backend = PostgresBackend(self.inst, self.catalog, query_seconds=None)
+        errors = backend.errors
+        try:
+            for rid in sorted(wanted):
+                src = self.inst.sources.get(rid)
+                if src is None or self.catalog.register(rid) is None:
+                    continue
+                if self.pg_schema(backend.con, self.inst.postgres.schema_, rid, src):
+                    try:
+                        backend.attach({rid})
+                    except errors:
+                        self.add(rid, _describe(src), None, "unreadable", None, "cannot be read")
+                        continue
+                    self.values(backend.con, rid, src, "postgres", errors)
         finally:
             backend.close()
         return self.findings

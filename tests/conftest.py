@@ -172,3 +172,57 @@ def pg_dsn(pg_server: str) -> str:
     with psycopg.connect(pg_server + "/postgres", autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     return f"{pg_server}/{name}"
+
+
+# --- the same extracts on every backend ------------------------------------------------------
+
+from collections.abc import Callable  # noqa: E402
+
+from antal.catalog import Installation, PostgresPlacement  # noqa: E402
+from antal.catalog.vocabulary import BACKENDS  # noqa: E402
+
+
+def _on_files(request: pytest.FixtureRequest, directory: Path) -> Installation:
+    return Installation.from_data_dir(directory)
+
+
+def _on_postgres(request: pytest.FixtureRequest, directory: Path) -> Installation:
+    """The Parquet files loaded into a fresh schema of the test server (`antal load-postgres`)."""
+    from antal.engine.backends.pgload import load_postgres
+
+    dsn = request.getfixturevalue("pg_extracts")
+    schema = "x_" + uuid.uuid4().hex[:12]
+    load_postgres(directory, dsn, schema)
+    return Installation.from_postgres(PostgresPlacement(dsn=dsn, schema=schema))
+
+
+# where each backend's test extracts are placed: a new backend adds its line here
+PLACE: dict[str, Callable[[pytest.FixtureRequest, Path], Installation]] = {
+    "duckdb": _on_files,
+    "postgres": _on_postgres,
+    "spark": _on_files,
+}
+assert set(PLACE) == set(BACKENDS), "every backend is a test parameter"
+
+
+@pytest.fixture(scope="session")
+def pg_extracts(pg_server: str) -> str:
+    """One database on the test server for the extracts of every test (a schema each)."""
+    import psycopg
+
+    with psycopg.connect(pg_server + "/postgres", autocommit=True) as con:
+        con.execute('CREATE DATABASE "extracts"')
+    return f"{pg_server}/extracts"
+
+
+@pytest.fixture
+def place(request: pytest.FixtureRequest) -> Callable[..., Installation]:
+    """`place(backend, tables, directory)`: the tables written as Parquet files in the
+    directory, and placed where that backend reads them; the installation over them."""
+
+    def make(
+        backend: str, tables: dict[str, list[dict[str, Any]]], directory: Path
+    ) -> Installation:
+        return PLACE[backend](request, write_extracts(tables, directory))
+
+    return make

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from conftest import write_extracts
 from hypothesis import HealthCheck, given, settings
 
 from antal import engine
 from antal.catalog import Installation, load_catalog
+from antal.catalog.vocabulary import BACKENDS
 from antal.engine import ir
 from antal.engine.domain import released_tables, roll_up
 from antal.engine.reference import evaluate
@@ -257,12 +261,21 @@ def cohorts(draw: st.DrawFn) -> ir.Cohort:
 # ---- the property ----------------------------------------------------------------------------
 
 
-def run_both(co: ir.Cohort, tables: dict[str, list[dict]], purpose: str) -> None:
+def run_both(
+    co: ir.Cohort,
+    tables: dict[str, list[dict]],
+    purpose: str,
+    backend: str = "duckdb",
+    place: Callable[..., Installation] | None = None,
+) -> None:
     checked = engine.check(co, CAT)
     ref = evaluate(checked, tables, CAT, purpose=purpose)
     with tempfile.TemporaryDirectory() as d:
-        inst = Installation.from_data_dir(write_extracts(tables, Path(d)))
-        got = engine.count_exact(checked, inst, CAT, purpose=purpose)
+        if place is None:
+            inst = Installation.from_data_dir(write_extracts(tables, Path(d)))
+        else:
+            inst = place(backend, tables, Path(d))
+        got = engine.count_exact(checked, inst, CAT, purpose=purpose, backend=backend)
     assert list(got.counts) == ref.counts(), (got.counts, ref.counts())
     assert len(got.tables) == len(ref.tables) == len(co.reports)
     for table, want in zip(got.tables, ref.tables, strict=True):
@@ -283,10 +296,27 @@ def run_both(co: ir.Cohort, tables: dict[str, list[dict]], purpose: str) -> None
         assert len(set(tops)) == 1, tops  # every level of a table counts the same persons
 
 
-@SETTINGS
-@given(co=cohorts(), tables=extracts(), purpose=st.sampled_from(["forskning", "kommersiell"]))
-def test_duckdb_equals_reference(co: ir.Cohort, tables: dict, purpose: str) -> None:
-    run_both(co, tables, purpose)
+# Examples per backend. Spark answers a statement in seconds, not milliseconds: few by
+# default, more with ANTAL_SPARK_EXAMPLES (e.g. 150 for a nightly run).
+EXAMPLES: dict[str, int] = {
+    "duckdb": 150,
+    "postgres": 100,
+    "spark": int(os.environ.get("ANTAL_SPARK_EXAMPLES", "8")),
+}
+assert set(EXAMPLES) == set(BACKENDS), "every backend is a test parameter"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_engine_equals_reference(backend: str, place: Callable[..., Installation]) -> None:
+    """Random cohorts over random extracts: every backend's counts and tables are the
+    reference evaluator's."""
+
+    @settings(SETTINGS, max_examples=EXAMPLES[backend])
+    @given(co=cohorts(), tables=extracts(), purpose=st.sampled_from(["forskning", "kommersiell"]))
+    def same(co: ir.Cohort, tables: dict, purpose: str) -> None:
+        run_both(co, tables, purpose, backend, place)
+
+    same()
 
 
 def _kinds(node: object, out: set[str]) -> None:

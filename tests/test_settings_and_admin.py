@@ -354,7 +354,7 @@ def test_the_command_line_uses_the_settings_backend_threads_and_memory(
     assert r.exit_code == 2 and "could not be read" in r.output, r.output
     r = cli(*args, env={"ANTAL_THREADS": "0"})
     assert r.exit_code == 2 and "threads" in r.output
-    r = cli(*args, env={"ANTAL_BACKEND": "spark"})
+    r = cli(*args, env={"ANTAL_BACKEND": "oracle"})
     assert r.exit_code == 2 and "backend" in r.output
     # and a settings file (ANTAL_CONFIG) names the data for every command
     cfg = clean_env.parent.parent / "antal.yaml"

@@ -2,8 +2,9 @@
 
 Each case is a handful of hand-made persons, a cohort text, and the persons expected after
 every step, written by hand from the spec (never computed by an evaluator). Every case runs
-twice: against the pure-Python reference evaluator (`test_reference`) and against the real
-engine on Parquet extracts with the canonical types (`test_duckdb`).
+against the pure-Python reference evaluator (`test_reference`) and against the real engine
+on every backend (`test_engine`): DuckDB and Spark on Parquet extracts with the canonical
+types, PostgreSQL on the same files loaded into a schema of a real server.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from conftest import write_extracts
 
 from antal.catalog import load_catalog
+from antal.catalog.vocabulary import BACKENDS
 from antal.engine import ir
 from antal.engine.language.parser import parse
 from antal.engine.reference import evaluate
@@ -1146,14 +1148,15 @@ def _breakdown_key(dims: tuple[ir.Dim | ir.AgeBand, ...], row: dict[str, Any]) -
     return tuple(values)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.name)
-def test_duckdb(c: Case, catalog, tmp_path: Path) -> None:
-    from antal.catalog import Installation
+def test_engine(c: Case, backend: str, catalog, tmp_path: Path, place) -> None:
+    """Every case on every backend (the same expected persons, written by hand)."""
     from antal.engine import count_exact  # type: ignore[attr-defined]
 
-    write_extracts(c.tables, tmp_path)
+    inst = place(backend, c.tables, tmp_path)
     cohort = parse(c.text)
-    res = count_exact(c.text, Installation.from_data_dir(tmp_path), catalog, purpose=c.purpose)
+    res = count_exact(c.text, inst, catalog, purpose=c.purpose, backend=backend)
     assert [int(n) for _label, n in res.attrition] == [len(s) for s in c.steps]
     if c.breakdown is not None:
         got = {_breakdown_key(cohort.report, row): int(row["count"]) for row in res.breakdown}

@@ -13,6 +13,7 @@ from antal.api.cli import admin, audit, catalog, data, holder, receipt
 from antal.api.cli.cohorts import check_cmd, sql_cmd
 from antal.api.cli.count import count_cmd
 from antal.api.cli.forecast import forecast_cmd
+from antal.api.cli.loadpg import load_postgres_cmd
 from antal.api.cli.prepare import prepare_cmd
 from antal.api.cli.report import report_cmd
 from antal.api.cli.serve import serve
@@ -41,6 +42,7 @@ app.add_typer(receipt.app, name="receipt")
 app.add_typer(admin.app, name="admin")
 app.add_typer(data.app, name="data")
 app.command("prepare")(prepare_cmd)
+app.command("load-postgres")(load_postgres_cmd)
 app.command("serve")(serve)
 app.add_typer(hub_app, name="hub")
 app.add_typer(node_app, name="node")

@@ -27,6 +27,8 @@ _INTERRUPT_EVERY = 0.05  # s: an interrupt sent before a statement starts is los
 
 class DuckDBBackend(Backend):
     dialect = "duckdb"
+    placements = frozenset({"parquet", "duckdb"})
+    errors = (duckdb.Error,)
 
     def __init__(
         self,

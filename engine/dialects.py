@@ -1,0 +1,82 @@
+"""The sqlglot dialects a compiled cohort is rendered in, one per `Dialect` name.
+
+sqlglot renders most of the compiler's typed nodes the same way in every dialect, but a
+few mean something else, or fail, on another engine; each such difference is a rendering
+rule here, never an `if dialect == ...` in the compiler. Every rule is checked by
+executing the spec and generative tests on each backend (tests/test_spec.py,
+tests/test_generative.py), not by reading the SQL:
+
+- `GROUPING(a, b, ...)`, the bits that tell the grouping sets apart (engine/rows.py):
+  DuckDB and PostgreSQL take several columns; Spark's `grouping` takes one, and its
+  `grouping_id(a, b, ...)` has the same bits (the first column the most significant, set
+  where the row aggregates over it).
+- `date + n days`: PostgreSQL's `date + INTERVAL 'n DAY'` is a TIMESTAMP; `date + n` stays
+  a DATE, as DuckDB's and Spark's `date_add` do.
+- `YEAR(d)` and `MONTH(d)`: PostgreSQL's EXTRACT is a NUMERIC, which reaches Python as a
+  Decimal (not JSON); cast to INT, as the other engines return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect as SqlglotDialect
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.dialects.spark import Spark
+from sqlglot.generator import Generator
+
+from antal.catalog.vocabulary import Dialect
+
+__all__ = ["SQLGLOT_DIALECTS", "sqlglot_dialect"]
+
+
+def _grouping_id(self: Generator, e: exp.Grouping) -> str:
+    name = "GROUPING_ID" if len(e.expressions) > 1 else "GROUPING"
+    return self.func(name, *e.expressions)
+
+
+def _pg_date_add(self: Generator, e: exp.DateAdd) -> str:
+    unit = e.args.get("unit")
+    if unit is not None and unit.name.upper() == "DAY":
+        return self.binary(exp.Add(this=e.this, expression=e.expression), "+")
+    return Postgres.Generator.TRANSFORMS[exp.DateAdd](self, e)
+
+
+def _pg_int_part(part: str) -> Callable[[Generator, exp.Expression], str]:
+    def rule(self: Generator, e: exp.Expression) -> str:
+        return f"CAST(EXTRACT({part} FROM {self.sql(e, 'this')}) AS INT)"
+
+    return rule
+
+
+class AntalSpark(Spark):
+    class Generator(Spark.Generator):
+        TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
+            **Spark.Generator.TRANSFORMS,
+            exp.Grouping: _grouping_id,
+        }
+
+
+class AntalPostgres(Postgres):
+    class Generator(Postgres.Generator):
+        TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
+            **Postgres.Generator.TRANSFORMS,
+            exp.DateAdd: _pg_date_add,
+            exp.Year: _pg_int_part("YEAR"),
+            exp.Month: _pg_int_part("MONTH"),
+        }
+
+
+SQLGLOT_DIALECTS: dict[Dialect, type[SqlglotDialect]] = {
+    "duckdb": DuckDB,
+    "postgres": AntalPostgres,
+    "spark": AntalSpark,
+}
+
+
+def sqlglot_dialect(name: Dialect) -> type[SqlglotDialect]:
+    """The sqlglot dialect a `Dialect` name renders with."""
+    return SQLGLOT_DIALECTS[name]

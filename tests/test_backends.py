@@ -1,0 +1,160 @@
+"""Each backend behind the privacy layer and the HTTP API, unchanged; where each backend
+reads (placements); and the installation configs that point at them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import write_extracts
+from fastapi.testclient import TestClient
+
+from antal.api.app import create_app
+from antal.api.settings import Settings
+from antal.catalog import CatalogError, Installation, load_catalog, load_installation
+from antal.catalog.vocabulary import BACKENDS
+from antal.engine import EngineError, parse
+from antal.engine.backends import backend_for
+from antal.engine.reference import evaluate
+
+CAT = load_catalog()
+COHORT = (
+    "index first diagnosis E11* between 2020-01-01 and 2020-12-31\n"
+    "include age 40..80\n"
+    "include drug A10BA02 in lmr within 0..365 days after index\n"
+    "exclude diagnosis I21* before index\n"
+    "report by sex, year\n"
+)
+# ε so large that the noise is 0 but with negligible probability (discrete Laplace of scale
+# 3/ε: P(noise ≠ 0) < 1e-100), no threshold, no rounding: the released counts must be the
+# reference evaluator's, and any difference is the backend's
+PRIVACY = {"epsilon": 1000.0, "threshold": 0, "rounding": 1, "default_budget": 1e6}
+
+
+def _tables() -> dict[str, list[dict[str, Any]]]:
+    day0 = dt.date(2020, 1, 1)
+    pop = [{"lopnr": i, "kon": 1 + i % 2, "fodelsear": 1940 + i % 60, "fodelsemanad": 1 + i % 12,
+            "lan": ["01", "18", "13"][i % 3], "kommun": None} for i in range(1, 241)]  # fmt: skip
+    npr = [{"lopnr": i, "indatum": day0 + dt.timedelta(days=(7 * i) % 400), "vardform": "O",
+            "sjukhus": "18001", "hdia": "E119", "diagnos": "E119" + (" I219" if i % 7 == 0 else "")}
+           for i in range(1, 201)]  # fmt: skip
+    lmr = [{"lopnr": i, "edatum": day0 + dt.timedelta(days=(11 * i) % 500), "atc": "A10BA02"}
+           for i in range(1, 241, 2)]  # fmt: skip
+    optout = [{"lopnr": 3, "datum": day0, "andamal": "forskning"}]
+    return {"population": pop, "npr": npr, "lmr": lmr, "optout": optout}
+
+
+def _config(backend: str, inst: Installation, root: Path) -> Path:
+    """The installation file that points at where `place` put the extracts."""
+    cfg: dict[str, Any] = {"release": f"test-{backend}", "privacy": PRIVACY}
+    if inst.postgres is not None:
+        cfg["postgres"] = {"dsn": inst.postgres.dsn, "schema": inst.postgres.schema_}
+        cfg["registers"] = {rid: {"postgres": s.postgres} for rid, s in inst.sources.items()}
+    else:
+        cfg["registers"] = {rid: {"parquet": s.parquet} for rid, s in inst.sources.items()}
+    path = root / "installation.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_api_counts_on_every_backend(backend: str, place, tmp_path: Path) -> None:
+    tables = _tables()
+    inst = place(backend, tables, tmp_path / "data")
+    settings = Settings(
+        installation=_config(backend, inst, tmp_path), backend=backend,
+        store=str(tmp_path / "store.sqlite"), requests_per_minute=1000, counts_per_minute=1000,
+        query_seconds=1200,  # a shared CI machine may run Spark slowly: not this test's point
+    )  # fmt: skip
+    app = create_app(settings)
+    st = app.state.antal
+    st.accounts.create_user("res", "Researcher", "researcher")
+    st.store.create_project("p", "Feasibility", "forskning", 1e6, ("npr", "lmr"))
+    st.accounts.add_member("p", "res")
+    headers = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    try:
+        _count_through_the_api(backend, TestClient(app), headers, tables)
+    finally:
+        st.backend.close()  # the server holds its backend for its lifetime
+
+
+def _count_through_the_api(
+    backend: str, client: TestClient, headers: dict[str, str], tables: dict[str, Any]
+) -> None:
+    r = client.post("/v1/projects/p/count", json={"cohort": COHORT}, headers=headers)
+    assert r.status_code == 200, r.text
+    a = r.json()
+    ref = evaluate(parse(COHORT), tables, CAT, purpose="forskning")
+    assert min(ref.counts()) > 0  # the cohort keeps persons to the end: a real comparison
+    assert [s["count"] for s in a["attrition"]] == ref.counts()
+    cells = {(b["sex"], b["year"]): b["count"] for b in a["breakdown"] if b["count"]}
+    assert cells == {k: n for k, n in ref.breakdown.items() if n}
+    assert a["receipt"]["data_release"] == f"test-{backend}"
+    # the privacy layer unchanged: the same query again is the stored answer, free
+    again = client.post("/v1/projects/p/count", json={"cohort": COHORT}, headers=headers).json()
+    assert again["stored_answer"] and again["epsilon_charged"] == 0
+    assert again["attrition"] == a["attrition"]
+
+
+def test_the_backend_follows_the_placement(place, tmp_path: Path) -> None:
+    files = place("duckdb", _tables(), tmp_path / "f")
+    pg = place("postgres", _tables(), tmp_path / "p")
+    assert backend_for(files) == "duckdb" and backend_for(pg) == "postgres"
+    assert backend_for(files, "spark") == "spark"
+    with pytest.raises(
+        EngineError, match="postgres backend cannot read extracts placed in parquet"
+    ):
+        backend_for(files, "postgres")
+    with pytest.raises(EngineError, match="spark backend cannot read extracts placed in postgres"):
+        backend_for(pg, "spark")
+
+
+def test_installation_configs_for_postgres(place, tmp_path: Path, pg_extracts: str) -> None:
+    pg = place("postgres", _tables(), tmp_path / "p")
+    assert pg.postgres is not None
+    schema = pg.postgres.schema_
+    # the schema alone: its tables and the release `antal load-postgres` recorded
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(f"postgres: {{dsn: '{pg_extracts}', schema: {schema}}}\n")
+    inst = load_installation(cfg)
+    assert set(inst.sources) == set(pg.sources) and inst.release == pg.release
+    assert backend_for(inst) == "postgres"
+    # mixing placements is refused with the reason, not half-supported
+    cfg.write_text(
+        f"postgres: {{dsn: '{pg_extracts}', schema: {schema}}}\nrelease: r\n"
+        f"registers: {{population: {{postgres: population}}, npr: {{parquet: /x/npr.parquet}}}}\n"
+    )
+    with pytest.raises(CatalogError, match="cannot be mixed"):
+        load_installation(cfg)
+    # tables named by hand need a release id (stored answers are kept per release)
+    cfg.write_text(
+        f"postgres: {{dsn: '{pg_extracts}', schema: {schema}}}\n"
+        "registers: {population: {postgres: population}}\n"
+    )
+    with pytest.raises(CatalogError, match="needs `release`"):
+        load_installation(cfg)
+    cfg.write_text("registers: {population: {postgres: population}}\nrelease: r\n")
+    with pytest.raises(CatalogError, match="needs the file's `postgres` schema"):
+        load_installation(cfg)
+    # a schema antal did not fill
+    cfg.write_text(f"postgres: {{dsn: '{pg_extracts}', schema: nosuch}}\n")
+    with pytest.raises(CatalogError, match="no release table"):
+        load_installation(cfg)
+
+
+def test_a_count_over_its_time_budget_is_stopped_on_spark(tmp_path: Path) -> None:
+    """A Spark count past its time budget (a Spark statement takes seconds, far more than
+    the budget here) has its jobs cancelled and is a QueryTimeout, never an answer."""
+    from antal.engine import QueryTimeout, count_exact
+    from antal.engine.backends import get_backend
+
+    inst = Installation.from_data_dir(write_extracts(_tables(), tmp_path))
+    be = get_backend("spark", inst, CAT, query_seconds=0.05)
+    try:
+        with pytest.raises(QueryTimeout):
+            count_exact(COHORT, inst, CAT, backend=be)
+    finally:
+        be.close()
