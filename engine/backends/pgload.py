@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from antal.catalog.installation import LAYOUT_VERSION, MANIFEST, META_TABLE, _read_manifest
-from antal.engine.errors import EngineError
 from antal.catalog.release import content_release
+from antal.engine.errors import EngineError
 
 __all__ = ["Loaded", "load_postgres"]
 
