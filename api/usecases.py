@@ -279,14 +279,19 @@ def open_backend(
 
 
 def check_data(
-    installation: Installation, catalog: Catalog, registers: set[str] | None = None
+    installation: Installation,
+    catalog: Catalog,
+    registers: set[str] | None = None,
+    before_count: bool = False,
 ) -> None:
     """Raise `DataError` (findings name files and columns, never a value) on a failing check;
-    `registers`: only these (the check adds the population and the opt-outs)."""
+    `registers`: only these (the check adds the population and the opt-outs);
+    `before_count`: the check a count makes first, which trusts the values of a prepared
+    file checked when it was made (engine/datacheck.py, `trust_prepared`)."""
     from antal.engine.datacheck import check_data as _check
     from antal.engine.datacheck import format_findings
 
-    findings = _check(installation, catalog, registers)
+    findings = _check(installation, catalog, registers, trust_prepared=before_count)
     if findings:
         raise DataError(
             f"the extracts fail the data check ({len(findings)} problem(s)):\n"
@@ -318,6 +323,7 @@ def prepare_data(
         memory_limit or limits.PREPARE_MEMORY,
         threads=threads,
         progress=progress,
+        checked=True,
     )
 
 

@@ -163,7 +163,10 @@ def measure_one(c: _Ctx, stem: str, repeat: int) -> Row:
         raise SystemExit(f"{stem}: antal on raw Parquet disagrees with {', '.join(problems)}")
     row = Row(stem, a.count)
     cli_cmd = [*antal_cli(), "count", str(path), "--data", str(c.prepared), "--exact", "--json"]
-    env = {**os.environ, "ANTAL_THREADS": str(c.threads)}
+    # as a user's installation runs: byte-compiled modules kept (this machine's shells set
+    # PYTHONDONTWRITEBYTECODE, which would recompile antal on every start)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["ANTAL_THREADS"] = str(c.threads)
     peaks: list[float] = []
 
     def cli_run() -> float:

@@ -109,6 +109,9 @@ class DataSource(BaseModel):
     code_tables: dict[str, str] = Field(default_factory=dict)
     # a prepared file's table of the population register's persons, one row each
     person_table: str | None = None
+    # every value was checked when the file was prepared, and the file is immutable (its
+    # release id is its content's): a data check checks only the tables' shape
+    values_checked: bool = False
 
     def column(self, canonical: str) -> str:
         return self.columns.get(canonical, canonical)
@@ -225,7 +228,7 @@ class Installation:
             with duckdb.connect(str(p), read_only=True) as con:
                 tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
                 row = (
-                    con.execute(f'SELECT layout, release, manifest FROM "{META_TABLE}"').fetchone()
+                    con.execute(f'SELECT * FROM "{META_TABLE}"').fetchone()
                     if META_TABLE in tables
                     else None
                 )
@@ -240,7 +243,9 @@ class Installation:
             raise CatalogError(p, "", f"cannot be opened as a DuckDB database: {e}") from e
         if row is None:
             raise CatalogError(p, "", "not a file written by `antal prepare` (no release table)")
-        layout, content_release, manifest_json = row
+        layout, content_release, manifest_json = row[:3]
+        # the extracts passed the data check before they were prepared (`antal prepare`)
+        checked = len(row) > 3 and row[3] is True
         if layout != LAYOUT_VERSION:
             raise CatalogError(
                 p, "", f"layout version {layout}; this antal reads {LAYOUT_VERSION}: prepare again"
@@ -258,6 +263,7 @@ class Installation:
                 through=period.through if period else None,
                 code_tables={c: t for r, c, t in coded if r == rid and t in tables},
                 person_table=(person_table_name(rid) if person_table_name(rid) in tables else None),
+                values_checked=checked,
             )
         return cls(
             sources=sources, release=release or content_release, extracted=manifest.extracted

@@ -145,9 +145,12 @@ def prepare(
     memory_limit: str = PREPARE_MEMORY,
     threads: int | None = None,
     progress: Progress | None = None,
+    checked: bool = False,
 ) -> Prepared:
     """Ingest the canonical extracts in `directory` into the DuckDB file `out` (replaced
-    only once the new one is complete)."""
+    only once the new one is complete). `checked`: the extracts passed the data check
+    (`antal prepare` checks first); recorded in the file, so that a count on it checks
+    only its tables' shape, not again every value of a file that cannot have changed."""
     from antal.catalog.installation import _read_manifest
 
     d = Path(directory).resolve()
@@ -200,6 +203,7 @@ def prepare(
                         exp.Literal.string(manifest.model_dump_json(exclude_none=True)),
                         "manifest",
                     ),
+                    exp.alias_(exp.Boolean(this=checked), "checked"),
                 ),
             )
             con.execute(meta.sql("duckdb"))

@@ -4,12 +4,13 @@ the data holder's own `--exact` mode; never to a log or an HTTP response."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from antal.engine.compiler import Compiled
 from antal.engine.hierarchy import has_names
+
+if TYPE_CHECKING:  # pandas only for the frames a notebook asks for: a CLI count never does
+    import pandas as pd
 
 __all__ = ["ExactResult", "ExactTable"]
 
@@ -61,11 +62,15 @@ class ExactResult:
         return [{**_row(self.dims, key, self.names), "count": n} for key, n in self.cells]
 
     def attrition_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(
             {"step": range(len(self.counts)), "label": self.labels, "count": self.counts}
         ).set_index("step")
 
     def breakdown_frame(self, table: int = 0) -> pd.DataFrame:
+        import pandas as pd
+
         """A table as a DataFrame: its columns, their names, and the count."""
         if not self.tables:
             return pd.DataFrame([], columns=["count"])

@@ -266,3 +266,25 @@ def test_person_table_resolves_each_person_as_the_compiler_does(tmp_path: Path) 
     got_counts = engine.count_exact(checked, inst, CAT)
     assert list(got_counts.counts) == ref.counts() == [3, 2]
     assert {tuple(k): n for k, n in got_counts.cells} == ref.breakdown
+
+
+def test_a_count_trusts_the_values_of_a_checked_prepared_file(raw_dir: Path,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    """`antal prepare` checks first and records it; the check a count makes first then
+    reads only the tables' shape, while `antal data check` still reads every value. Shown
+    with a value the check refuses, written into the prepared file after the fact."""
+    from antal.api import usecases as uc
+
+    out = tmp_path / "p.duckdb"
+    uc.prepare_data(raw_dir, out, CAT)
+    assert Installation.from_data_dir(out).sources["population"].values_checked
+    unchecked = prepare(raw_dir, tmp_path / "u.duckdb", CAT)  # the library call: no check
+    assert not Installation.from_data_dir(unchecked.path).sources["population"].values_checked
+    with duckdb.connect(str(out)) as con:
+        con.execute(
+            "UPDATE population SET fodelsemanad = 13 WHERE lopnr = (SELECT min(lopnr) FROM population)"
+        )
+    inst = Installation.from_data_dir(out)
+    uc.check_data(inst, CAT, {"npr"}, before_count=True)  # shape only: passes
+    with pytest.raises(DataError, match="fodelsemanad"):
+        uc.check_data(inst, CAT)

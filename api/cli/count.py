@@ -91,7 +91,7 @@ def count_cmd(
         return
     with failing():
         # the registers this cohort reads (the check adds the population and the opt-outs)
-        uc.check_data(inst, cat, set(v.registers))
+        uc.check_data(inst, cat, set(v.registers), before_count=True)
     if exact:
         if budget is not None:
             fail("--budget is a project's ε: it does not apply to --exact, which charges nothing")

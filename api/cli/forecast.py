@@ -62,7 +62,7 @@ def forecast_cmd(
     title = v.checked.title or file.name
     with failing(project):
         uc.monthly_cohort(v.checked, cat, inst, by)  # its refusals, before anything is read
-        uc.check_data(inst, cat, set(v.registers))
+        uc.check_data(inst, cat, set(v.registers), before_count=True)
         st = uc.open_store(s)
         uc.local_project(st, project, inst.privacy, purpose, budget)
         backend = uc.open_backend(s, inst, cat)

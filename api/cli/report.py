@@ -92,7 +92,7 @@ def report_cmd(
     if out_path.is_dir() or not out_path.parent.is_dir():
         fail(f"cannot write {out_path}: give a file in an existing directory")
     with failing():
-        uc.check_data(inst, cat, set(v.registers))
+        uc.check_data(inst, cat, set(v.registers), before_count=True)
     with failing(project):
         st = uc.open_store(s)
         uc.local_project(st, project, inst.privacy, purpose, budget)
