@@ -281,6 +281,28 @@ def test_an_error_is_shown_inline_at_its_line_and_column(
 # ---- count, funnel, map, suppressed cells, exports -------------------------------------------
 
 
+GREY = "rgb(196, 196, 196)"  # specs.js GREY (#c4c4c4), as the browser reports a fill
+
+
+def map_areas(page: Page) -> dict[str, dict[str, Any]]:
+    """The map's areas as drawn: per area (by its aria-label's name) the label, the fill,
+    the number of points and parts of its outline and its box in the drawing."""
+    drawn = page.eval_on_selector_all(
+        "#breakdowns .map svg path[aria-roledescription='geoshape']",
+        """ps => ps.map(p => ({label: p.getAttribute('aria-label'),
+                               fill: getComputedStyle(p).fill,
+                               points: (p.getAttribute('d').match(/[LM]/g) || []).length,
+                               parts: (p.getAttribute('d').match(/M/g) || []).length,
+                               box: (({x, y, width, height}) => ({x, y, width, height}))(p.getBoundingClientRect())}))""",
+    )
+    return {a["label"].split(": ")[0]: a for a in drawn}
+
+
+def luminance(rgb: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", rgb)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
 def check_page_shows(page: Page, answer: dict[str, Any]) -> None:
     """The funnel table and the breakdown table show the stored answer, as released."""
     rows = table_rows(page, "#attrition")
@@ -317,11 +339,34 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
     after = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
     assert after == pytest.approx(before - receipt["epsilon"])
     page.locator("#budget").filter(has_text=f"ε {after:g} ").wait_for()
-    # the map: one tile per län, with the released display; the suppressed ones say <10
+    # the map: the 21 län drawn from the vendored boundary file, each area's description
+    # (name, display, interval) and colour from the stored answer; the suppressed ones grey
+    # and labelled <10
     cells = {c["region"]: c for c in answer["breakdown"] if c["region"] is not None}
     suppressed = [c for c in cells.values() if c["suppressed"]]
     released = [c for c in cells.values() if not c["suppressed"]]
-    assert suppressed, "the fixture should give suppressed cells"
+    assert suppressed and released, "the fixture should give suppressed and released cells"
+    names = {r["code"]: r["name"] for r in api(server, "res", "GET", "/v1/catalog/regions")}
+    areas = map_areas(page)
+    assert sorted(areas) == sorted(names.values())  # one area per län, no other
+    for code, name in names.items():
+        c = cells.get(code)
+        shown = "–" if c is None else c["display"]
+        interval = "" if c is None or c["suppressed"] else f" ({c['lower']}–{c['upper']})"
+        assert areas[name]["label"] == f"{name}: {shown}{interval}"
+        grey = c is None or c["suppressed"]
+        assert (areas[name]["fill"] == GREY) == grey, name
+    # a released area's colour grows with its count (the blues scale: darker is more)
+    by_count = sorted(released, key=lambda c: c["count"])
+    lo, hi = areas[names[by_count[0]["region"]]], areas[names[by_count[-1]["region"]]]
+    if by_count[0]["count"] < by_count[-1]["count"]:
+        assert luminance(lo["fill"]) > luminance(hi["fill"])
+    # real boundaries, in their places: Norrbotten's outline has hundreds of points and lies
+    # north of Skåne; Gotland east of Halland; Stockholm's archipelago in several parts
+    assert areas[names["25"]]["points"] > 100
+    assert areas[names["25"]]["box"]["y"] + areas[names["25"]]["box"]["height"] < areas[names["12"]]["box"]["y"]
+    assert areas[names["09"]]["box"]["x"] > areas[names["13"]]["box"]["x"] + areas[names["13"]]["box"]["width"]
+    assert areas[names["01"]]["parts"] > 1
     texts = page.eval_on_selector_all(
         "#breakdowns .map svg text", "ts => ts.map(t => t.textContent)"
     )
@@ -329,7 +374,6 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
     for c in released:
         assert c["display"] in texts
     # the cell table: each län's display as released; a suppressed cell shows <10, no interval
-    names = {r["code"]: r["name"] for r in api(server, "res", "GET", "/v1/catalog/regions")}
     shown = {r[0]: r for r in table_rows(page, "#breakdowns table.cells")}
     assert len(shown) == len(answer["breakdown"])
     for code, c in cells.items():
