@@ -140,6 +140,9 @@ def count(page: Page) -> dict[str, Any]:
     page.locator("#count").click()
     page.locator("#result").wait_for(state="visible")
     page.locator("#funnel-chart svg").wait_for()
+    # the button is disabled until the whole answer is drawn (the map waits for its
+    # boundary file; the receipt comes last)
+    page.locator("#count:not([disabled])").wait_for()
     receipt = json.loads(page.locator("#receipt pre").text_content() or "")
     return receipt
 
