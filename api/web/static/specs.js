@@ -51,22 +51,19 @@ export function barSpec(table, t) {
 // as each area's description (its aria-label) for a screen reader.
 const GREY = "#c4c4c4";
 export function mapSpec(areas, t) {
-  const top = Math.max(0, ...areas.map((a) => a.properties.value ?? 0));
-  // the label is white on the darker half of the colour scale, black elsewhere (contrast)
-  const ink = (p) => (p.value !== null && p.value > top / 2 ? "#ffffff" : "#111111");
-  const values = areas.map((a) => ({ ...a, properties: { ...a.properties, ink: ink(a.properties),
+  const values = areas.map((a) => ({ ...a, properties: { ...a.properties,
     aria: `${a.properties.name}: ${a.properties.display}${a.properties.interval ? ` (${a.properties.interval})` : ""}` } }));
   const labels = values.map((a) => a.properties);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json", config,
     title: { text: t.map_caption, subtitle: t.suppressed_note },
     description: t.map_caption,
-    width: 300, height: 600,
+    width: 340, height: 700,
     // SWEREF 99 TM's projection (transverse Mercator on 15° E), Sweden's own map grid
     projection: { type: "transverseMercator", rotate: [-15, 0] },
     layer: [
-      { data: { values }, // invalid: "show" keeps the areas without a released count (to draw them grey)
-        mark: { type: "geoshape", stroke: "#ffffff", strokeWidth: 0.8, invalid: "show" },
+      // invalid: "show" keeps the areas without a released count (to draw them grey)
+      { data: { values }, mark: { type: "geoshape", stroke: "#ffffff", strokeWidth: 0.8, invalid: "show" },
         encoding: {
           color: { condition: { test: "datum.properties.value === null", value: GREY },
                    field: "properties.value", type: "quantitative", title: t.persons,
@@ -75,12 +72,14 @@ export function mapSpec(areas, t) {
                     { field: "properties.display", title: t.persons },
                     { field: "properties.interval", title: t.interval }],
           description: { field: "properties.aria" } } },
-      { data: { values: labels }, mark: { type: "text", fontSize: 11, fontWeight: "bold", aria: false },
+      // dark text in a white halo (workbench.css paints the stroke under the fill): legible
+      // on every fill, and where a label runs over the coast
+      { data: { values: labels },
+        mark: { type: "text", fontSize: 11, fontWeight: "bold", fill: "#111111",
+                stroke: "#ffffff", strokeWidth: 3, strokeJoin: "round", aria: false },
         encoding: { longitude: { field: "lon", type: "quantitative" },
                     latitude: { field: "lat", type: "quantitative" },
-                    text: { field: "display" },
-                    color: { condition: { test: "datum.ink === '#ffffff'", value: "#ffffff" },
-                             value: "#111111" } } },
+                    text: { field: "display" } } },
     ],
   };
 }
