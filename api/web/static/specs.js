@@ -44,37 +44,42 @@ export function barSpec(table, t) {
   return bars(rows, `${t.breakdown}: ${table.dims.join(", ")}`, t.persons, t);
 }
 
-// The tile grid map: a tile per area, coloured by its released count; suppressed tiles grey
-// with their display ("<10").
-export function mapSpec(tiles, t) {
-  const cols = Math.max(...tiles.map((d) => d.col)) + 1;
-  const rows = Math.max(...tiles.map((d) => d.row)) + 1;
-  const top = Math.max(0, ...tiles.map((d) => d.value ?? 0));
-  const x = { field: "col", type: "ordinal", axis: null, scale: { domain: [...Array(cols).keys()] } };
-  const y = { field: "row", type: "ordinal", axis: null, scale: { domain: [...Array(rows).keys()] } };
-  const ink = { condition: { test: "datum.ink === '#ffffff'", value: "#ffffff" }, value: "#111111" };
-  const tip = [{ field: "name", title: t.name }, { field: "display", title: t.persons },
-               { field: "interval", title: t.interval }];
+// The map: the boundaries of the län (or healthcare regions) from the vendored boundary
+// file, each area coloured by its released count; a suppressed area (or one with no cell)
+// grey, and every area labelled with its display ("<10" on the grey ones), so the
+// suppressed ones do not rest on colour alone. The name, count and interval on hover, and
+// as each area's description (its aria-label) for a screen reader.
+const GREY = "#c4c4c4";
+export function mapSpec(areas, t) {
+  const values = areas.map((a) => ({ ...a, properties: { ...a.properties,
+    aria: `${a.properties.name}: ${a.properties.display}${a.properties.interval ? ` (${a.properties.interval})` : ""}` } }));
+  const labels = values.map((a) => a.properties);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json", config,
     title: { text: t.map_caption, subtitle: t.suppressed_note },
-    width: 92 * cols, height: 62 * rows,
-    // the text is white on the darker half of the colour scale, black elsewhere (contrast)
-    data: { values: tiles.map((d) => ({ ...d, ink: d.value !== null && d.value > top / 2 ? "#ffffff" : "#111111",
-      short: d.name.replace(/ län$/, "").replace(/sjukvårdsregionen|Sjukvårdsregion /, "").slice(0, 14) })) },
+    description: t.map_caption,
+    width: 340, height: 700,
+    // SWEREF 99 TM's projection (transverse Mercator on 15° E), Sweden's own map grid
+    projection: { type: "transverseMercator", rotate: [-15, 0] },
     layer: [
-      // every tile grey first (a suppressed or empty area keeps it), then the released ones
-      { mark: { type: "rect", stroke: "#ffffff", strokeWidth: 2, color: "#c4c4c4" },
-        encoding: { x, y, tooltip: tip } },
-      { transform: [{ filter: "datum.value !== null" }],
-        mark: { type: "rect", stroke: "#ffffff", strokeWidth: 2 },
-        encoding: { x, y, tooltip: tip,
-          color: { field: "value", type: "quantitative", title: t.persons,
-                   scale: { scheme: "blues", domainMin: 0 }, legend: { format: "d" } } } },
-      { mark: { type: "text", baseline: "bottom", dy: -1, fontSize: 10 },
-        encoding: { x, y, text: { field: "short" }, color: ink } },
-      { mark: { type: "text", baseline: "top", dy: 3, fontSize: 12, fontWeight: "bold" },
-        encoding: { x, y, text: { field: "display" }, color: ink } },
+      // invalid: "show" keeps the areas without a released count (to draw them grey)
+      { data: { values }, mark: { type: "geoshape", stroke: "#ffffff", strokeWidth: 0.8, invalid: "show" },
+        encoding: {
+          color: { condition: { test: "datum.properties.value === null", value: GREY },
+                   field: "properties.value", type: "quantitative", title: t.persons,
+                   scale: { scheme: "blues", domainMin: 0 }, legend: { format: "d" } },
+          tooltip: [{ field: "properties.name", title: t.name },
+                    { field: "properties.display", title: t.persons },
+                    { field: "properties.interval", title: t.interval }],
+          description: { field: "properties.aria" } } },
+      // dark text in a white halo (workbench.css paints the stroke under the fill): legible
+      // on every fill, and where a label runs over the coast
+      { data: { values: labels },
+        mark: { type: "text", fontSize: 11, fontWeight: "bold", fill: "#111111",
+                stroke: "#ffffff", strokeWidth: 3, strokeJoin: "round", aria: false },
+        encoding: { longitude: { field: "lon", type: "quantitative" },
+                    latitude: { field: "lat", type: "quantitative" },
+                    text: { field: "display" } } },
     ],
   };
 }

@@ -5,7 +5,7 @@
 import { createEditor, forceLinting } from "./vendor/editor.js";
 import { embed } from "./vendor/charts.js";
 import {
-  codesets, criteria, csvOf, funnelRows, mapTiles, move, tablesOf, toggle,
+  codesets, criteria, csvOf, funnelRows, mapAreas, move, tablesOf, toggle,
 } from "./logic.js";
 import { barSpec, forecastSpec, funnelSpec, mapSpec, pyramidSpec } from "./specs.js";
 
@@ -295,6 +295,16 @@ $("forecast").addEventListener("click", async () => {
   } finally { await refreshBudget().catch(() => {}); }
 });
 
+// The boundary file (static/vendor/sweden.geojson, see its README), fetched once from antal.
+let geo = null;
+function boundaries() {
+  geo ??= fetch(new URL("./vendor/sweden.geojson", import.meta.url)).then((r) => {
+    if (!r.ok) throw new Error(`sweden.geojson: HTTP ${r.status}`);
+    return r.json();
+  });
+  return geo;
+}
+
 async function chart(container, spec, name) {
   const res = await embed(container, spec, { actions: false, renderer: "svg" });
   state.views[name] = res.view;
@@ -329,7 +339,7 @@ async function showAnswer(answer) {
     const dims = table.dims;
     if (dims.length === 1 && (dims[0] === "region" || dims[0] === "sjukvardsregion")) {
       holder.classList.add("map");
-      await chart(holder, mapSpec(mapTiles(table), T), `map-${i}`);
+      await chart(holder, mapSpec(mapAreas(table, await boundaries()), T), `map-${i}`);
     } else if (dims.length === 2 && dims.includes("sex") && dims.some((d) => d.startsWith("age"))) {
       await chart(holder, pyramidSpec(table, T), `pyramid-${i}`);
     } else {
