@@ -79,15 +79,28 @@ class Size:
     load: tuple[float, float]
 
 
+TIME = Path("/usr/bin/time")  # GNU time: a small process between us and the child (below)
+
+
 def child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak resident GiB, exit status) of one child process (its own
-    resource usage from wait4, not that of every child so far)."""
+    """(wall seconds, peak resident GiB, exit status) of one child process.
+
+    Linux keeps a process's peak resident size across fork and exec, so a child forked
+    from this process (GiBs after the in-process counts) would report at least this
+    process's size. GNU time, when installed, is forked from here but forks the command
+    from itself, a few MiB: its `%M` is the command's own peak."""
+    measured = [str(TIME), "-f", "%M", *cmd] if TIME.exists() else cmd
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        measured, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True
+    )
     wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024**2, proc.returncode  # ru_maxrss: KiB on Linux
+    peak_kib = float("nan")
+    if TIME.exists():
+        tail = proc.stderr.strip().splitlines()
+        if tail and tail[-1].isdigit():
+            peak_kib = float(tail[-1])
+    return wall, peak_kib / 1024**2, proc.returncode
 
 
 def antal_cli() -> list[str]:

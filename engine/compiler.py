@@ -5,12 +5,14 @@ Shape of the statement (one handler per IR node builds each piece):
     ix      records of the index event (with its calendar window), per source register
     idx     per person the index date: MIN or MAX over ix
     base    persons in the index step: population ⋈ idx, minus opt-outs, one row per person
-            (duplicated population rows never count a person twice; see `_person_value`)
+            (duplicated population rows never count a person twice; see `_person_value`;
+            a prepared file's person table has them resolved already)
     isite   (report by hospital or clinic) the hospital and clinic of the index event on the
             index date
     ev      one row per (criterion event, matching record) of the persons in base:
-            each criterion reads its register with its own filter, so the register scan
-            can use it, and only for persons who reached the index step
+            each criterion reads its register (or a prepared file's code table) with its
+            own filter, so the scan can use it, and only records inside the hull of the
+            windows asking for them (joined to base's index dates for an index event)
     agg     per person and criterion: counts of distinct dates / latest dates in the window
     persons per person: how many steps they passed, and their breakdown values
     final   GROUP BY GROUPING SETS ((), (table 1's dims), (table 2's dims)...): the attrition
