@@ -437,12 +437,14 @@ class _Compiler:
     def _fnot(self, f: ir.FNot) -> exp.Expression:
         return _not(self.filter(f.item))
 
-    def event_rows(self, ev: ir.Event, extra: list[exp.Expression], where: exp.Expression | None,
-                   site: bool = False, latest: bool = False,
+    def event_rows(self, ev: ir.Event, extra: list[exp.Expression],
+                   where: exp.Expression | None = None, site: bool = False, latest: bool = False,
+                   window: ir.Window | None = None, index: exp.Expression | None = None,
                    join_base: bool = False) -> list[exp.Select]:  # fmt: skip
-        """One SELECT per source register of the event's matching records; `join_base`:
-        joined to base's persons and index dates (`_IX_PERSON`, `_IX_DATE`), for a
-        `where` that bounds the records' dates by each person's index date."""
+        """One SELECT per source register of the event's matching records, those dated
+        inside `window` (relative bounds from `index`); `join_base`: joined to base's
+        persons and index dates (`_IX_PERSON`, `_IX_DATE`), for an `index` that is each
+        person's own index date."""
         out = []
         for reg, src in self.sources(ev):
             self.tables.add(reg.id)
@@ -478,10 +480,12 @@ class _Compiler:
                     on=exp.EQ(this=_col(reg.person_key), expression=_col(_IX_PERSON, "b")),
                     copy=False,
                 )
+            within = self.window(window, d, index) if window is not None else None
             sel.where(
-                _and(_not_null(d.copy()), cond, where.copy() if where is not None else None),
+                _and(_not_null(d.copy()), cond, where.copy() if where is not None else None,
+                     within),
                 copy=False,
-            )
+            )  # fmt: skip
             out.append(sel)
         return out
 
@@ -608,16 +612,8 @@ class _Compiler:
         person_cols = [_alias(value(c), c) for c in wanted]
 
         if isinstance(co.index, ir.IndexEvent):
-            ix = self.event_rows(co.index.event, [], None, site=hospital)
             # the calendar window of the index applies to each source's date column
-            for sel, (reg, src) in zip(ix, self.sources(co.index.event), strict=True):
-                w = self.window(
-                    co.index.window,
-                    _col(reg.event_date(src) if src else reg.date_column or ""),
-                    None,
-                )
-                if w is not None:
-                    sel.where(w, copy=False)
+            ix = self.event_rows(co.index.event, [], site=hospital, window=co.index.window)
             ctes.append(("ix", _union(ix)))
             fn = exp.Min if co.index.which == "first" else exp.Max
             idx = _from(
@@ -706,23 +702,11 @@ class _Compiler:
             ctes.append(("isite", isite))
 
         if self.atoms:
-            # Each event scan keeps only persons of `base` (a semi-join) when `base` is a
-            # selection: the persons with an index event. With an index date `base` is the
-            # whole living population, and the semi-join would build a hash table of every
-            # person for each scan to remove almost nothing; `agg` joins `base` anyway.
-            in_base: exp.Expression | None = None
-            if isinstance(co.index, ir.IndexEvent):
-                in_base = exp.In(
-                    this=_col(pop.person_key),
-                    query=exp.Subquery(
-                        this=_from(_select(_col("lopnr")), _table("base", quoted=False))
-                    ),
-                )
             rows: list[exp.Select] = []
             any_latest = any(a.latest for a in self.atoms.values())
             for a in self.atoms.values():
                 extra = [_alias(_NUM(a.number), "atom")]
-                sels = self.atom_rows(co.index, a, extra, in_base)
+                sels = self.atom_rows(co.index, a, extra)
                 if any_latest and not a.latest:
                     for s in sels:
                         s.select(_alias(exp.true(), "ok"), append=True, copy=False)
@@ -822,31 +806,28 @@ class _Compiler:
         return out
 
     def atom_rows(self, index: ir.IndexEvent | ir.IndexDate, a: _Atom,
-                  extra: list[exp.Expression], in_base: exp.Expression | None) -> list[exp.Select]:  # fmt: skip
+                  extra: list[exp.Expression]) -> list[exp.Select]:  # fmt: skip
         """An atom's rows in `ev`: only rows inside the hull of its conditions' windows.
         With an index date the hull is a range of calendar dates; with an index event,
         relative to each person's index date, so the scan joins base (instead of only
         keeping base's persons): far fewer rows reach `ev` and `agg` when a criterion
         looks at a few days around the index among years of records."""
         hull = _hull(a.windows)
-        ev, latest = a.event, a.latest
-        relative = hull.lo is not None or hull.hi is not None
+        rows = functools.partial(self.event_rows, a.event, extra, latest=a.latest)
         if isinstance(index, ir.IndexDate):
-            sels = self.event_rows(ev, extra, None, latest=latest)
-            day = _lit(index.date)
-        elif relative:
-            sels = self.event_rows(ev, extra, None, latest=latest, join_base=True)
-            day = _col(_IX_DATE, "b")
-        else:
-            sels = self.event_rows(ev, extra, in_base, latest=latest)
-            day = None
-        for sel, (reg, src) in zip(sels, self.sources(ev), strict=True):
-            d = _col(reg.event_date(src) if src else reg.date_column or "")
-            bounds = hull if day is not None else ir.Window(start=hull.start, end=hull.end)
-            w = self.window(bounds, d, day)
-            if w is not None:
-                sel.where(w, copy=False)
-        return sels
+            # `base` is the whole living population: a semi-join to it would build a hash
+            # table of every person for each scan to remove almost nothing (`agg` joins
+            # `base` anyway)
+            return rows(window=hull, index=_lit(index.date))
+        if hull.lo is not None or hull.hi is not None:
+            return rows(window=hull, index=_col(_IX_DATE, "b"), join_base=True)
+        pop = self.catalog.population
+        assert pop is not None  # compile() refuses a catalog without one
+        in_base = exp.In(
+            this=_col(pop.person_key),
+            query=exp.Subquery(this=_from(_select(_col("lopnr")), _table("base", quoted=False))),
+        )
+        return rows(where=in_base, window=ir.Window(start=hull.start, end=hull.end))
 
     def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Expression:
         """A record of the person's death before `day`, in any register that provides
