@@ -62,6 +62,7 @@ __all__ = [
     "PhysicalLayout",
     "PostgresPlacement",
     "code_table_name",
+    "data_dir_release",
     "load_installation",
     "person_table_name",
 ]
@@ -211,8 +212,7 @@ class Installation:
                     update={"start": period.start, "through": period.through}
                 )
         if release is None:
-            hashed = files + ([d / MANIFEST] if (d / MANIFEST).is_file() else [])
-            release = content_release(hashed, "local", manifest.release)
+            release = data_dir_release(d, "local", manifest.release)
         return cls(sources=sources, release=release, extracted=manifest.extracted)
 
     @classmethod
@@ -333,6 +333,16 @@ class Manifest(BaseModel):
     release: str | None = Field(default=None, min_length=1, max_length=200)
     extracted: dt.date | None = None
     registers: dict[str, _ExtractPeriod] = Field(default_factory=dict)
+
+
+def data_dir_release(directory: Path, kind: str, name: str | None = None) -> str:
+    """The release id of a data directory's extracts (`*.parquet`) and manifest, by their
+    content (catalog/release.py), as `kind` reads them: `local` as they are, a prepared
+    layout's version, `postgres` once loaded."""
+    files = sorted(directory.glob("*.parquet"))
+    if (directory / MANIFEST).is_file():
+        files.append(directory / MANIFEST)
+    return content_release(files, kind, name)
 
 
 def _read_manifest(path: Path) -> Manifest:

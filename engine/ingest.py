@@ -52,9 +52,9 @@ from antal.catalog.installation import (
     MANIFEST,
     META_TABLE,
     code_table_name,
+    data_dir_release,
     person_table_name,
 )
-from antal.catalog.release import content_release as release_of
 from antal.engine.errors import DataError
 from antal.engine.limits import PREPARE_MEMORY
 
@@ -86,10 +86,7 @@ def content_release(directory: Path, manifest_release: str | None = None) -> str
     """The release id of a prepared file made from the files in `directory`: their names
     and bytes, and the layout version (catalog/release.py); the manifest's own release
     name, when there is one, in front, for people."""
-    files = sorted(directory.glob("*.parquet"))
-    if (directory / MANIFEST).is_file():
-        files.append(directory / MANIFEST)
-    return release_of(files, f"prepared-v{LAYOUT_VERSION}", manifest_release)
+    return data_dir_release(directory, f"prepared-v{LAYOUT_VERSION}", manifest_release)
 
 
 def sort_keys(reg: Register | None) -> list[str]:

@@ -21,8 +21,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from antal.catalog.installation import LAYOUT_VERSION, MANIFEST, META_TABLE, _read_manifest
-from antal.catalog.release import content_release
+from antal.catalog.installation import (
+    LAYOUT_VERSION,
+    MANIFEST,
+    META_TABLE,
+    _read_manifest,
+    data_dir_release,
+)
 from antal.engine.errors import EngineError
 
 __all__ = ["Loaded", "load_postgres"]
@@ -66,8 +71,7 @@ def load_postgres(
     if not files:
         raise FileNotFoundError(f"no Parquet extracts (*.parquet) in {d}")
     manifest = _read_manifest(d / MANIFEST)
-    hashed = files + ([d / MANIFEST] if (d / MANIFEST).is_file() else [])
-    release = content_release(hashed, "postgres", manifest.release)
+    release = data_dir_release(d, "postgres", manifest.release)
     with psycopg.connect(dsn) as con, con.transaction():
         con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         for path in files:
