@@ -197,9 +197,10 @@ def count_exact(
     )
     try:
         rows = be.run(compiled)
-    except be.errors:  # its message may quote a value from the data: never passed on
+    except be.errors as e:  # its message may quote a value from the data: never passed on
         raise DataError(
-            "the extracts could not be read for this count; `antal data check` says why"
+            f"the extracts could not be read for this count ({be.error_kind(e)}); "
+            "`antal data check` says why"
         ) from None
     finally:
         if not isinstance(backend, Backend):

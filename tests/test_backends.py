@@ -158,3 +158,39 @@ def test_a_count_over_its_time_budget_is_stopped_on_spark(tmp_path: Path) -> Non
             count_exact(COHORT, inst, CAT, backend=be)
     finally:
         be.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failed_read_names_its_kind_and_nothing_else(backend: str, place, tmp_path: Path) -> None:
+    """An extract that disappears under a running installation: the count is a DataError
+    naming the kind of failure as the driver fixes it (an exception class, SQLSTATE or
+    Spark error condition), which tells an operator where to look, and never the driver's
+    own message, which may quote the data."""
+    from antal.engine import DataError, count_exact
+    from antal.engine.backends import get_backend
+
+    inst = place(backend, _tables(), tmp_path)
+    be = get_backend(backend, inst, CAT, query_seconds=None)
+    try:
+        count_exact(COHORT, inst, CAT, backend=be)  # attached and answering
+        if inst.postgres is not None:
+            import psycopg
+
+            with psycopg.connect(inst.postgres.dsn, autocommit=True) as con:
+                con.execute(f'DROP TABLE "{inst.postgres.schema_}".lmr CASCADE')
+        else:
+            Path(inst.sources["lmr"].parquet or "").unlink()
+        with pytest.raises(DataError) as caught:
+            count_exact(COHORT, inst, CAT, backend=be)
+    finally:
+        be.close()
+    message = str(caught.value)
+    assert message.startswith("the extracts could not be read for this count ("), message
+    kind = message.split("(", 1)[1].split(")", 1)[0]
+    assert kind and "lmr" not in kind and "/" not in kind, message
+    expected = {  # what each driver calls a table or file that is gone
+        "duckdb": "IOException",
+        "postgres": "SQLSTATE 42P01",  # undefined table: the view lost what it read
+        "spark": "java.io.FileNotFoundException",
+    }
+    assert expected[backend] in kind, message

@@ -352,6 +352,8 @@ def test_the_command_line_uses_the_settings_backend_threads_and_memory(
     # a memory limit too small for any query: the count fails, so the limit reached DuckDB
     r = cli(*args, env={"ANTAL_MEMORY_LIMIT": "1KB"})
     assert r.exit_code == 2 and "could not be read" in r.output, r.output
+    # the kind of failure is named (the driver's class, never its message)
+    assert "(OutOfMemoryException)" in r.output, r.output
     r = cli(*args, env={"ANTAL_THREADS": "0"})
     assert r.exit_code == 2 and "threads" in r.output
     r = cli(*args, env={"ANTAL_BACKEND": "oracle"})

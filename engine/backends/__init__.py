@@ -44,6 +44,12 @@ class Backend(ABC):
     def run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         """Execute a compiled cohort; rows as the compiled statement defines them."""
 
+    def error_kind(self, exc: BaseException) -> str:
+        """What kind of error one of `errors` is, without its message: a name the driver
+        fixes in advance (an exception class, an error condition), never text that could
+        quote the data. It lets an operator tell a missing file from a full disk."""
+        return type(exc).__name__
+
     def forget(self, register_id: str) -> None:  # noqa: B027 - optional hook
         """The register's catalog entry changed: describe its extract anew on next use."""
 

@@ -98,5 +98,9 @@ class PostgresBackend(Backend):
             except pg_errors.QueryCanceled:
                 raise QueryTimeout(self.query_seconds or 0.0) from None
 
+    def error_kind(self, exc: BaseException) -> str:
+        state = getattr(exc, "sqlstate", None)  # five characters from the SQL standard
+        return f"{type(exc).__name__} (SQLSTATE {state})" if state else type(exc).__name__
+
     def close(self) -> None:
         self.con.close()

@@ -142,6 +142,21 @@ class SparkBackend(Backend):
                 raise QueryTimeout(self.query_seconds or 0.0)
             return rows
 
+    def error_kind(self, exc: BaseException) -> str:
+        condition = getattr(exc, "getCondition", None)  # Spark's error conditions, SQLSTATE-like
+        if condition is not None and condition():
+            return f"{type(exc).__name__} ({condition()})"
+        java = getattr(exc, "java_exception", None)  # a JVM error without a condition
+        if java is not None:
+            try:  # the innermost cause's class: SparkException wraps what went wrong
+                names = [java.getClass().getName()]
+                while (java := java.getCause()) is not None and len(names) < 10:
+                    names.append(java.getClass().getName())
+                return f"{type(exc).__name__} ({names[0]} < {names[-1]})"
+            except Exception:  # the JVM is gone (it may have run out of memory)
+                pass
+        return type(exc).__name__
+
     def close(self) -> None:
         # the views die with this backend; the process's session stays for the next one
         for rid in self._attached:
