@@ -122,6 +122,16 @@ def test_installation_configs_for_postgres(place, tmp_path: Path, pg_extracts: s
     inst = load_installation(cfg)
     assert set(inst.sources) == set(pg.sources) and inst.release == pg.release
     assert backend_for(inst) == "postgres"
+    # the load vacuumed its tables after committing (hint bits set once, not by the counts)
+    import psycopg
+
+    with psycopg.connect(pg_extracts) as con:
+        vacuumed = con.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s "
+            "AND last_vacuum IS NOT NULL",
+            (schema,),
+        ).fetchall()
+    assert {r for (r,) in vacuumed} >= set(pg.sources)
     # mixing placements is refused with the reason, not half-supported
     cfg.write_text(
         f"postgres: {{dsn: '{pg_extracts}', schema: {schema}}}\nrelease: r\n"

@@ -85,6 +85,12 @@ def load_postgres(
             sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(meta),
             (LAYOUT_VERSION, release, manifest.model_dump_json()),
         )
+    # VACUUM cannot run in a transaction: after the commit, each new table's pages get their
+    # hint bits and visibility map now, once, instead of by the first counts that read them
+    # (each of which would also write every page) and by autovacuum racing those counts
+    with psycopg.connect(dsn, autocommit=True) as con:
+        for path in files:
+            con.execute(sql.SQL("VACUUM {}").format(sql.Identifier(schema, path.stem)))
     return Loaded(schema, release, tuple(p.stem for p in files))
 
 
