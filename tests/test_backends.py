@@ -132,6 +132,14 @@ def test_installation_configs_for_postgres(place, tmp_path: Path, pg_extracts: s
             (schema,),
         ).fetchall()
     assert {r for (r,) in vacuumed} >= set(pg.sources)
+    # the backend's session plans without nested loops (quadratic in persons on these joins)
+    from antal.engine.backends import get_backend
+
+    be = get_backend("postgres", inst, CAT)
+    try:
+        assert be.con.execute("SHOW enable_nestloop").fetchone() == ("off",)  # type: ignore[attr-defined]
+    finally:
+        be.close()
     # mixing placements is refused with the reason, not half-supported
     cfg.write_text(
         f"postgres: {{dsn: '{pg_extracts}', schema: {schema}}}\nrelease: r\n"

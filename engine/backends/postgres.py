@@ -44,10 +44,15 @@ class PostgresBackend(Backend):
             raise EngineError("the postgres backend needs the installation's `postgres` schema")
         self.schema = installation.postgres.schema_
         self.query_seconds = query_seconds
-        # settings as connection options, numbers only: nothing of the user's reaches SQL
-        options = (
-            f"-c statement_timeout={max(1, int(query_seconds * 1000))}" if query_seconds else ""
-        )
+        # settings as connection options, numbers only: nothing of the user's reaches SQL.
+        # No nested loops: every join of a compiled statement is an equi-join on the person
+        # key between unindexed scans, and PostgreSQL's row estimates through CTEs and
+        # UNION ALL fall back to defaults (200 groups), so it picks nested loops that are
+        # quadratic in persons: af_without_anticoagulant at 10M persons ran > 5 min with
+        # them and 58 s without (bench/README.md, "Backends")
+        options = "-c enable_nestloop=off"
+        if query_seconds:
+            options += f" -c statement_timeout={max(1, int(query_seconds * 1000))}"
         try:
             self.con = psycopg.connect(
                 installation.postgres.dsn, autocommit=True, options=options, connect_timeout=10
