@@ -666,21 +666,20 @@ class _Compiler:
             raise InternalError(f"compiler: no handler for index {type(co.index).__name__}")
         if self.optout:
             self.tables.add(self.optout)
-            opted = _from(_select(_col("lopnr", "o")), _table(self.optout, "o"))
+            # NOT EXISTS, not NOT IN: `p`'s person key is never NULL here (joined, or
+            # required above), so the two agree, but NOT IN's NULL semantics make engines
+            # plan a null-aware join, which Spark runs as a nested loop over every person
+            # when base is used inside another subquery (egfr_lung_cancer at 1M: 25 s)
+            opted = _from(_select(_NUM(1)), _table(self.optout, "o"))
             purposes = [exp.Literal.string(self.purpose), exp.Literal.string(OPTOUT_ALL)]
             opted.where(
                 _and(
+                    exp.EQ(this=_col("lopnr", "o"), expression=_col(pop.person_key, "p")),
                     exp.In(this=_col("andamal", "o"), expressions=purposes),
-                    _not_null(_col("lopnr", "o")),
                 ),
                 copy=False,
             )
-            base.where(
-                exp.Not(
-                    this=exp.In(this=_col(pop.person_key, "p"), query=exp.Subquery(this=opted))
-                ),
-                copy=False,
-            )
+            base.where(exp.Not(this=exp.Exists(this=opted)), copy=False)
         ctes.append(("base", base))
 
         if hospital:
