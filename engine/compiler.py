@@ -666,20 +666,24 @@ class _Compiler:
             raise InternalError(f"compiler: no handler for index {type(co.index).__name__}")
         if self.optout:
             self.tables.add(self.optout)
-            # NOT EXISTS, not NOT IN: `p`'s person key is never NULL here (joined, or
-            # required above), so the two agree, but NOT IN's NULL semantics make engines
-            # plan a null-aware join, which Spark runs as a nested loop over every person
-            # when base is used inside another subquery (egfr_lung_cancer at 1M: 25 s)
-            opted = _from(_select(_NUM(1)), _table(self.optout, "o"))
+            # An anti join written as LEFT JOIN ... IS NULL over the distinct opted-out
+            # persons. Not NOT IN: its NULL semantics make engines plan a null-aware join,
+            # which Spark runs as a nested loop over every person when base is used inside
+            # another subquery (egfr_lung_cancer at 1M: 25 s; no answer in 8 min at 10M).
+            # Not a correlated NOT EXISTS: DuckDB decorrelates it through a join on the
+            # distinct outer persons, 10M of them for an index date (recruitment_af_regions
+            # at 10M: 5.7 s against 2.7 s)
+            opted = _from(_select(_col("lopnr", "o")), _table(self.optout, "o"))
             purposes = [exp.Literal.string(self.purpose), exp.Literal.string(OPTOUT_ALL)]
-            opted.where(
-                _and(
-                    exp.EQ(this=_col("lopnr", "o"), expression=_col(pop.person_key, "p")),
-                    exp.In(this=_col("andamal", "o"), expressions=purposes),
-                ),
+            opted.where(exp.In(this=_col("andamal", "o"), expressions=purposes), copy=False)
+            opted.distinct(copy=False)
+            base.join(
+                exp.Subquery(this=opted, alias=exp.TableAlias(this=exp.to_identifier("oo"))),
+                on=exp.EQ(this=_col("lopnr", "oo"), expression=_col(pop.person_key, "p")),
+                join_type="left",
                 copy=False,
             )
-            base.where(exp.Not(this=exp.Exists(this=opted)), copy=False)
+            base.where(exp.Is(this=_col("lopnr", "oo"), expression=exp.Null()), copy=False)
         ctes.append(("base", base))
 
         if hospital:
