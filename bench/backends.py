@@ -41,11 +41,10 @@ from antal import engine
 from antal.catalog import Installation, PostgresPlacement, load_catalog
 from antal.engine.backends import Backend, get_backend
 from antal.engine.dialects import sqlglot_dialect
+from bench.run import EXAMPLES, HANDWRITTEN, split_breakdown
 
 __all__ = ["main"]
 
-HANDWRITTEN = Path(__file__).parent / "handwritten"
-EXAMPLES = Path(__file__).parent.parent / "examples"
 _PARQUET = re.compile(r"read_parquet\('\{data\}/(\w+)\.parquet'\)")
 
 
@@ -111,11 +110,8 @@ def _vm_hwm(pid: int) -> int | None:
 
 # How the benchmark reaches each backend's own engine: running a statement of its own and
 # finding the process that does the work. Bench code only; the engine never asks.
-def _duckdb_sql(be: Any, q: str) -> list[tuple[Any, ...]]:
-    return be.con.execute(q).fetchall()
-
-
-def _postgres_sql(be: Any, q: str) -> list[tuple[Any, ...]]:
+def _connection_sql(be: Any, q: str) -> list[tuple[Any, ...]]:
+    """DuckDB's and psycopg's connections (`be.con`) execute and fetch alike."""
     return be.con.execute(q).fetchall()
 
 
@@ -136,8 +132,8 @@ def _spark_peak(be: Any) -> int | None:
 
 
 ADAPTERS: dict[str, tuple[Callable[[Any, str], list], Callable[[Any], int | None]]] = {
-    "duckdb": (_duckdb_sql, _duckdb_peak),
-    "postgres": (_postgres_sql, _postgres_peak),
+    "duckdb": (_connection_sql, _duckdb_peak),
+    "postgres": (_connection_sql, _postgres_peak),
     "spark": (_spark_sql, _spark_peak),
 }
 
@@ -150,7 +146,7 @@ def _installation(args: argparse.Namespace, name: str) -> Installation:
 
 def _hand_total(rows: list[tuple[Any, ...]], nd: int) -> int:
     """The grand-total row's count of a hand-written breakdown (dims…, grouping, n)."""
-    totals = [int(r[nd + 1]) for r in rows if r[nd]]
+    totals, _ = split_breakdown(rows, nd)
     if len(totals) != 1:
         raise AssertionError(f"the hand-written query gave {len(totals)} grand totals")
     return totals[0]

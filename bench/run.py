@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -157,15 +158,24 @@ def breakdown(
     Returns (column names, final count from the grand-total row, sorted cells)."""
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]
-    total, cells = None, []
-    for row in cur.fetchall():
+    totals, cells = split_breakdown(cur.fetchall(), nd)
+    return names, (totals[-1] if totals else None), cells
+
+
+def split_breakdown(
+    rows: list[tuple[Any, ...]], nd: int
+) -> tuple[list[int], list[tuple[tuple[object, ...], int]]]:
+    """A hand-written breakdown's rows (dims…, grouping bits, n): the grand-total rows'
+    counts and the sorted cells."""
+    totals, cells = [], []
+    for row in rows:
         keys, grp, n = row[:nd], row[nd], row[nd + 1]
         if grp:
-            total = int(n)
+            totals.append(int(n))
         else:
             cells.append((tuple(keys), int(n)))
     cells.sort(key=lambda c: tuple((v is None, v) for v in c[0]))
-    return names, total, cells
+    return totals, cells
 
 
 def timed(fn: Callable[[], object]) -> float:

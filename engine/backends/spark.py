@@ -143,9 +143,10 @@ class SparkBackend(Backend):
             return rows
 
     def error_kind(self, exc: BaseException) -> str:
-        condition = getattr(exc, "getCondition", None)  # Spark's error conditions, SQLSTATE-like
-        if condition is not None and condition():
-            return f"{type(exc).__name__} ({condition()})"
+        get_condition = getattr(exc, "getCondition", None)  # Spark's named error conditions
+        condition = get_condition() if get_condition is not None else None
+        if condition:
+            return f"{type(exc).__name__} ({condition})"
         java = getattr(exc, "java_exception", None)  # a JVM error without a condition
         if java is not None:
             try:  # the innermost cause's class: SparkException wraps what went wrong
