@@ -13,7 +13,12 @@ from typing import Any
 from antal.catalog import Catalog, Installation, Register
 from antal.catalog.dcat import DatasetFacts
 from antal.engine import MissingRegisterError, _optout
-from antal.engine.availability import availability_query, rows_to_ages, rows_to_cells
+from antal.engine.availability import (
+    AvailabilityQuery,
+    availability_query,
+    rows_to_ages,
+    rows_to_cells,
+)
 from antal.engine.backends import Backend
 from antal.engine.limits import (
     AVAILABILITY_MAX_CELLS_PER_PERSON,
@@ -46,22 +51,35 @@ def _gate(store: Store, params: PrivacyParams, signer: Signer | None = None) -> 
     return AvailabilityGate(store, params, signer)
 
 
-# descriptions by (catalog version, register, opt-out register, bounds): building one renders
-# the register's statements, too slow to repeat on every search
-_DESCRIPTIONS: dict[tuple[str, str, str | None, int, int], str] = {}
+def _query(
+    catalog: Catalog, installation: Installation, register_id: str, bound: int, record_bound: int
+) -> AvailabilityQuery:
+    """The register's availability statements as this installation counts them: without the
+    age bands where it has no population register (the statement would read it)."""
+    q = availability_query(catalog, register_id, bound, record_bound,
+                           optout=_optout(catalog, installation))  # fmt: skip
+    pop = catalog.population
+    if q.ages_tree is not None and pop is not None and pop.id not in installation.sources:
+        q = dataclasses.replace(q, ages_tree=None, registers=q.registers - {pop.id})
+    return q
 
 
-def _description(
+# identities by (catalog version, register, opt-out register, bounds, population present):
+# building one renders the register's statements, too slow to repeat on every search
+_IDENTITIES: dict[tuple[str, str, str | None, int, int, bool], str] = {}
+
+
+def _identity(
     catalog: Catalog, installation: Installation, register_id: str, bound: int, record_bound: int
 ) -> str:
-    optout = _optout(catalog, installation)
-    key = (catalog.version(), register_id, optout, bound, record_bound)
-    if key not in _DESCRIPTIONS:
-        if len(_DESCRIPTIONS) > 1_000:  # catalogs published over a long-running service
-            _DESCRIPTIONS.clear()
-        q = availability_query(catalog, register_id, bound, record_bound, optout=optout)
-        _DESCRIPTIONS[key] = q.description
-    return _DESCRIPTIONS[key]
+    pop = catalog.population
+    key = (catalog.version(), register_id, _optout(catalog, installation), bound, record_bound,
+           pop is not None and pop.id in installation.sources)  # fmt: skip
+    if key not in _IDENTITIES:
+        if len(_IDENTITIES) > 1_000:  # catalogs published over a long-running service
+            _IDENTITIES.clear()
+        _IDENTITIES[key] = _query(catalog, installation, register_id, bound, record_bound).identity
+    return _IDENTITIES[key]
 
 
 def release_availability(
@@ -78,20 +96,16 @@ def release_availability(
     record_bound: int = AVAILABILITY_MAX_RECORDS_PER_PERSON,
 ) -> Answer:
     """Release one register's availability for the installation's data release, charged to
-    its holder's catalog budget; the stored answer (free, not computed) if it was released."""
+    the catalog budget of the holder the installation assigns it; the stored answer (free,
+    not computed) if it was released."""
     reg = catalog.register(register_id)
     if reg is None:
         raise KeyError(register_id)
-    q = availability_query(catalog, register_id, bound, record_bound,
-                           optout=_optout(catalog, installation))  # fmt: skip
-    pop = catalog.population
-    if q.ages_tree is not None and pop is not None and pop.id not in installation.sources:
-        # no population register here: no age bands (the statement would read it)
-        q = dataclasses.replace(q, ages_tree=None, registers=q.registers - {pop.id})
+    q = _query(catalog, installation, register_id, bound, record_bound)
     missing = installation.missing(set(q.registers))
     if missing:  # refused before anything is charged
         raise MissingRegisterError(missing)
-    pid = holder_project(store, reg.holder, params.default_budget)
+    pid = holder_project(store, catalog.assigned_holder(reg.id), reg.id, params.default_budget)
 
     def compute() -> TrueAvailability:
         cells = rows_to_cells(backend.run(q.cells()))  # type: ignore[arg-type]
@@ -101,8 +115,8 @@ def release_availability(
         return TrueAvailability(int(persons or 0), int(records or 0), cells, bound, record_bound,
                                 ages)  # fmt: skip
 
-    return _gate(store, params, signer).release(pid, actor, q.description, installation.release,
-                                                compute)  # fmt: skip
+    return _gate(store, params, signer).release(pid, actor, q.identity, q.description,
+                                                installation.release, compute)  # fmt: skip
 
 
 def stored_availability(
@@ -119,9 +133,9 @@ def stored_availability(
     reg = catalog.register(register_id)
     if reg is None or reg.id not in installation.sources:
         return None
-    description = _description(catalog, installation, register_id, bound, record_bound)
+    identity = _identity(catalog, installation, register_id, bound, record_bound)
     return _gate(store, params).stored_release(
-        project_id_of(reg.holder), description, installation.release
+        project_id_of(catalog.assigned_holder(reg.id), reg.id), identity, installation.release
     )
 
 

@@ -212,6 +212,10 @@ class Catalog:
     clinics: list[Clinic] = field(default_factory=list)
     # installation catalog directories whose `codelists/` extend the bundled code lists
     code_dirs: tuple[Path, ...] = ()
+    # each register's holder as the installation's catalog files name it: the owner of the
+    # register's catalog budget. An entry published through the service may rename its
+    # holder (a description); it never changes whose budget its releases spend.
+    assigned_holders: dict[str, str] = field(default_factory=dict)
 
     @property
     def code_lists(self) -> CodeLists:
@@ -223,6 +227,11 @@ class Catalog:
 
     def ids(self) -> list[str]:
         return sorted(self.registers)
+
+    def assigned_holder(self, rid: str) -> str | None:
+        """The holder the installation's files assign `rid` to (None: a register known only
+        from an entry published through the service)."""
+        return self.assigned_holders.get(rid)
 
     def sources_of(self, event: str) -> list[tuple[Register, EventSource]]:
         """Every (register, source) that provides the given cohort-language event."""
@@ -290,7 +299,8 @@ def load_catalog(*dirs: Path | str) -> Catalog:
             regs[reg.id] = reg
     extra = tuple(Path(d).resolve() for d in dirs if Path(d).resolve() != bundled_dir().resolve())
     return Catalog(registers=regs, regions=load_regions(), sites=load_sites(), code_dirs=extra,
-                   healthcare_regions=load_healthcare_regions(), clinics=load_clinics())  # fmt: skip
+                   healthcare_regions=load_healthcare_regions(), clinics=load_clinics(),
+                   assigned_holders={rid: r.holder for rid, r in regs.items()})  # fmt: skip
 
 
 @cache

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -231,6 +233,15 @@ class Register(_Model):
             for var in d["variables"]
         ]
         return d
+
+    def data_version(self) -> str:
+        """A hash of what the register's counts depend on, whatever the order in which its
+        variables are listed: reordering an entry's variables or editing its descriptions
+        (its holder's name among them) keeps it."""
+        d = self.semantics()
+        d["variables"] = sorted(d["variables"], key=lambda v: v["name"])
+        blob = json.dumps(d, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
     def variable(self, name: str) -> Variable | None:
         return next((v for v in self.variables if v.name == name), None)

@@ -20,6 +20,7 @@ placeholder replaced by a typed identifier: no catalog text is pasted into SQL.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,22 @@ class AvailabilityQuery:
     totals_tree: exp.Expression
     registers: frozenset[str]
     ages_tree: exp.Expression | None = None  # None: no date or no birth year to age from
+    # the data versions (Register.data_version) of the registers the statements read
+    versions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def identity(self) -> str:
+        """What the counts are, as the key of their release: the register, the data versions
+        of what is read, the opt-outs and the bounds; not how the entry words or orders
+        anything, so that no edit of a description or of the variables' order makes a new
+        release (with fresh noise) of the same counts."""
+        return json.dumps(
+            {"availability": 2, "register": self.register, "bound": self.bound,
+             "record_bound": self.record_bound, "reads": sorted(self.registers),
+             "versions": {r: v for r, v in self.versions if r in self.registers},
+             "ages": self.ages_tree is not None},
+            sort_keys=True,
+        )  # fmt: skip
 
     @property
     def description(self) -> str:
@@ -155,7 +172,8 @@ def availability_query(
     )
     parts: list[exp.Expression] = []
     skip = {reg.person_key, reg.date_column}
-    for v in reg.variables:
+    # in the order of their names: the statement does not depend on the entry's order
+    for v in sorted(reg.variables, key=lambda v: v.name):
         if v.name in skip:
             continue
         name = exp.Literal.string(v.name)
@@ -250,7 +268,9 @@ def availability_query(
         )  # fmt: skip
         ages = ages.with_("src", src.copy())
         registers = registers | {pop.id}
-    return AvailabilityQuery(reg.id, bound, record_bound, cells, totals, registers, ages)
+    versions = {r: catalog.registers[r].data_version() for r in registers if r in catalog.registers}
+    return AvailabilityQuery(reg.id, bound, record_bound, cells, totals, registers, ages,
+                             tuple(sorted(versions.items())))  # fmt: skip
 
 
 def rows_to_ages(rows: list[tuple[Any, ...]]) -> dict[int, int]:

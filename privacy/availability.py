@@ -5,8 +5,15 @@ the register's persons and records) go through the same gate as every count: the
 committed before the data is read, the answer is stored under its key (the counts' canonical
 description, the data release, the privacy parameters and the purpose) and audited, and
 asking again for the same release returns the stored answer: never computed or charged
-again. The budget is the holder's own catalog project (`catalog:<holder>`), made on first
-use with the installation's default budget: no researcher's project pays for the catalog.
+again. The key is what is counted (engine/availability.py `AvailabilityQuery.identity`: the
+register, the data versions of the registers read, the opt-outs, the bounds), never how the
+entry words or orders it: renaming the holder or reordering the variables asks for the same
+release and gets the stored one, so the noise cannot be averaged away by editing the entry.
+The budget is the catalog project of the register's holder as the installation's catalog
+files name it (`catalog:<holder>`; `catalog:register:<id>` for a register known only from
+an entry published through the service), made on first use with the installation's default
+budget: an entry's editable `holder` field never chooses whose budget is spent, and no
+researcher's project pays for the catalog.
 
 One release costs ε (the installation's per-query ε), split in k equal parts (k = 4 with
 an age histogram, else 3):
@@ -88,17 +95,23 @@ class TrueAvailability:
     __str__ = __repr__
 
 
-def project_id_of(holder: str) -> str:
-    """The id of a holder's catalog project: outside the researchers' project names (no
-    route takes a `:`), so no researcher can be a member of it or spend from it."""
+def project_id_of(holder: str | None, register_id: str) -> str:
+    """The id of the catalog project that pays for `register_id`'s availability: its holder's
+    as the installation assigns it (`holder`, from the catalog files), else the register's
+    own. Outside the researchers' project names (no route takes a `:`), so no researcher
+    can be a member of it or spend from it; a holder's slug has no second `:`, so no
+    holder's name can reach a register's own project."""
+    if holder is None:
+        return f"catalog:register:{register_id}"
     return "catalog:" + (re.sub(r"[^a-z0-9]+", "-", holder.lower()).strip("-")[:60] or "holder")
 
 
-def holder_project(store: Store, holder: str, budget: float) -> str:
-    """The id of a holder's catalog project, made on first use with `budget`."""
-    pid = project_id_of(holder)
+def holder_project(store: Store, holder: str | None, register_id: str, budget: float) -> str:
+    """The id of the catalog project paying for `register_id`, made on first use with `budget`."""
+    pid = project_id_of(holder, register_id)
     if store.project(pid) is None:
-        store.create_project(pid, f"catalog of {holder}", _PURPOSE, budget, actor="catalog")
+        name = f"catalog of {holder}" if holder else f"catalog of register {register_id}"
+        store.create_project(pid, name, _PURPOSE, budget, actor="catalog")
     return pid
 
 
@@ -145,18 +158,20 @@ class AvailabilityGate(Gate):
         self,
         project_id: str,
         actor: str,
+        identity: str,
         description: str,
         release: str,
         compute: Any,
     ) -> Answer:
-        """Release (or return the stored) availability of one register for one data release."""
-        qhash = hashlib.sha256(description.encode()).hexdigest()
+        """Release (or return the stored) availability of one register for one data release:
+        keyed by `identity` (what is counted), described by `description` (for people)."""
+        qhash = hashlib.sha256(identity.encode()).hexdigest()
         return self.answer(project_id, actor, qhash, description, release, LABELS + AGE_LABELS,
                            DIMS, compute)  # fmt: skip
 
-    def stored_release(self, project_id: str, description: str, release: str) -> Answer | None:
+    def stored_release(self, project_id: str, identity: str, release: str) -> Answer | None:
         """The released answer if there is one: read only (no charge, no audit entry)."""
-        qhash = hashlib.sha256(description.encode()).hexdigest()
+        qhash = hashlib.sha256(identity.encode()).hexdigest()
         project = self.store.project(project_id)
         if project is None:
             return None

@@ -547,3 +547,47 @@ def test_the_command_line_against_a_server(tmp_path: Path) -> None:
             assert view["register"] == "ndr" and len(view["audit"]) == 2
             with pytest.raises(ForbiddenError):
                 cl.holder_overview("npr")
+
+
+# ---- issue 22, item 1: availability cannot be averaged by editing the entry ---------------------
+
+
+def test_availability_is_released_once_however_the_holder_edits_its_entry(
+    svc: dict[str, Any],
+) -> None:
+    """The attack: a holder renames its `holder` (a fresh `catalog:<holder>` budget) or
+    reorders its variables (a fresh answer key) and releases again, until the mean of the
+    noisy releases is exact; or names another holder to spend that holder's budget. Every
+    edit now asks for the same release: one release per data release, one charge, paid by
+    the holder the installation's files assign the register to."""
+    c, h, store = svc["c"], svc["h"], svc["app"].state.antal.store
+    path = "/v1/catalog/registers/ndr/availability"
+    first = c.post(path, headers=h["ndrholder"])
+    assert first.status_code == 200, first.text
+    assert first.json()["epsilon_charged"] > 0
+    doc = yaml.safe_load(NDR_YAML)
+    owners = [p.id for p in store.projects() if p.id.startswith("catalog:")]
+    assert owners == ["catalog:nationella-diabetesregistret-registercentrum-v-stra-g-taland"]
+    spent = store.project(owners[0]).spent
+    releases = {json.dumps(first.json()["cells"]), json.dumps(first.json()["persons"])}
+    for i in range(6):
+        doc["holder"] = ["Någon annan", "Socialstyrelsen", f"Holder {i}"][i % 3]
+        doc["variables"] = list(reversed(doc["variables"])) if i % 2 else doc["variables"]
+        doc["description"]["en"] = f"edited {i}"
+        r = _put(svc, "ndrholder", yaml.safe_dump(doc, allow_unicode=True))
+        assert r.status_code in (200, 201), r.text
+        again = c.post(path, headers=h["ndrholder"])
+        assert again.status_code == 200, again.text
+        body = again.json()
+        assert body["stored_answer"] is True and body["epsilon_charged"] == 0.0
+        releases.add(json.dumps(body["cells"]))
+        releases.add(json.dumps(body["persons"]))
+    assert len(releases) == 2  # one release: the same cells and the same persons each time
+    # only the assigned holder's budget was ever charged; no other holder's was touched
+    assert [p.id for p in store.projects() if p.id.startswith("catalog:")] == owners
+    assert store.project(owners[0]).spent == spent
+    # Socialstyrelsen's own release of NPR is made and charged to its own, full budget
+    npr = c.post("/v1/catalog/registers/npr/availability", headers=h["nprholder"])
+    assert npr.status_code == 200, npr.text
+    assert npr.json()["epsilon_charged"] == pytest.approx(spent)
+    assert store.project("catalog:socialstyrelsen").spent == pytest.approx(spent)
