@@ -24,6 +24,9 @@ __all__ = [
     "HUB_DEADLINE_SECONDS",
     "HUB_MAX_WAIT_SECONDS",
     "HUB_MIN_NODES_SHOWN",
+    "HUB_NODE_MAX_PERSONS",
+    "HUB_NODE_MAX_ROUNDING",
+    "HUB_NODE_MAX_THRESHOLD",
     "HUB_NODE_POLL_SECONDS",
     "MAX_BODY_BYTES",
     "MAX_CODESETS",
@@ -104,6 +107,13 @@ HUB_DEADLINE_SECONDS = 300.0  # a query's default wait for its nodes (MII: minut
 HUB_MAX_WAIT_SECONDS = 60.0  # the longest one long-poll request is held open
 HUB_NODE_POLL_SECONDS = 25.0  # a node's long-poll for work (below common proxy timeouts)
 HUB_MIN_NODES_SHOWN = 3  # per-node counts only when this many nodes report above threshold
+# What a node's answer may say (api/federation/hub.py checks every answer against them):
+# the most persons a node's count may reach unless an admin says its population
+# (`antal hub nodes add --persons`): Sweden's population, 10 587 710 at the end of 2024
+# (SCB, Befolkningsstatistik, "Folkmängd i riket"), with room for growth
+HUB_NODE_MAX_PERSONS = 11_000_000
+HUB_NODE_MAX_THRESHOLD = 1_000  # a node's small-cell threshold (MII and antal: 10)
+HUB_NODE_MAX_ROUNDING = 1_000  # a node's rounding step (MII: 10)
 
 # Availability counts (engine/availability.py): each person counts in at most this many
 # (code or variable, year) cells of a register, and with at most this many records; the

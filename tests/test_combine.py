@@ -12,11 +12,15 @@ import pytest
 
 from antal.api.federation.results import query_view
 from antal.api.federation.store import QueryRow, TaskRow
+from antal.engine.limits import MAX_CRITERIA
 from antal.privacy.combine import (
+    GRID,
+    MAX_STEPS,
     NodeCount,
     Noise,
     combine,
     discrete_laplace_variance,
+    max_mean_moments,
     step_error_moments,
 )
 from antal.privacy.mechanism import noisy_vector, release_attrition
@@ -168,11 +172,12 @@ def test_view_labels_missing_nodes_and_times_them_out_at_the_deadline() -> None:
         _task("c", "refused", code="budget_exceeded"),
         _task("d", "pending"),
     ]
-    before = query_view(Q, tasks, min_nodes_shown=3, at=50.0)
+    # a network without per-node secrecy (N = 1): every total is shown
+    before = query_view(Q, tasks, min_nodes_shown=1, at=50.0)
     assert [n["status"] for n in before["nodes"]] == ["succeeded", "running", "refused", "pending"]
     assert before["missing"] == ["b", "c", "d"] and before["total"]["lower_bound"]
     assert not before["complete"] and not before["past_deadline"]
-    after = query_view(Q, tasks, min_nodes_shown=3, at=150.0)
+    after = query_view(Q, tasks, min_nodes_shown=1, at=150.0)
     assert [n["status"] for n in after["nodes"]] == [
         "succeeded",
         "timed_out",
@@ -181,3 +186,107 @@ def test_view_labels_missing_nodes_and_times_them_out_at_the_deadline() -> None:
     ]
     assert after["nodes"][2]["error"] == {"code": "budget_exceeded", "message": "why"}
     assert after["total"]["total"] == 300 and after["past_deadline"]
+    # with the network's rule (N = 3) one node's answer is its own count: no total
+    secret = query_view(Q, tasks, min_nodes_shown=3, at=150.0)
+    assert secret["total"] is None and secret["attrition"] == []
+    assert "at least 3 nodes" in secret["total_note"]
+
+
+# ---- per-node secrecy however the nodes are chosen (issue 22, item 3) ---------------------------
+
+
+def _answers(*nodes: str, state: str = "succeeded") -> list[TaskRow]:
+    return [_task(n, state, _answer([500 + i, 300 + i]) if state == "succeeded" else None)
+            for i, n in enumerate(nodes)]  # fmt: skip
+
+
+def test_a_total_of_fewer_nodes_than_the_rule_is_never_shown() -> None:
+    """The attack: `nodes: ["region2"]` returned that node's count as the total."""
+    one = query_view(Q, _answers("b"), min_nodes_shown=3, at=50.0)
+    assert one["complete"] and one["total"] is None and one["attrition"] == []
+    assert "count" not in one["nodes"][0] and one["nodes"][0]["in_total"] is False
+    three = query_view(Q, _answers("a", "b", "c"), min_nodes_shown=3, at=50.0)
+    assert three["total"]["total"] == 300 + 301 + 302
+
+
+def test_no_two_totals_of_a_cohort_differ_by_fewer_nodes_than_the_rule() -> None:
+    """Asking {a,b,c,d} and then {a,b,c} would give d's count by difference."""
+    four = frozenset("abcd")
+    v = query_view(Q, _answers("a", "b", "c"), min_nodes_shown=3, at=50.0, shown_before=[four])
+    assert v["total"] is None and "differ" in v["total_note"]
+    far = query_view(Q, _answers("e", "f", "g"), min_nodes_shown=3, at=50.0, shown_before=[four])
+    assert far["total"]["over_nodes"] == ["e", "f", "g"]  # 7 nodes apart: shown
+    same = query_view(Q, _answers(*"abcd"), min_nodes_shown=3, at=50.0, shown_before=[four])
+    assert same["total"]["over_nodes"] == list("abcd")  # the same set again: shown
+
+
+def test_a_partial_total_waits_unless_enough_nodes_are_still_missing() -> None:
+    tasks = [*_answers("a", "b", "c"), _task("d", "running")]
+    waiting = query_view(Q, tasks, min_nodes_shown=3, at=50.0)
+    assert waiting["total"] is None and "waiting" in waiting["total_note"]
+    # past the deadline the partial total is shown; a late answer then is not added to it
+    late = query_view(Q, tasks, min_nodes_shown=3, at=150.0)
+    assert late["total"]["over_nodes"] == ["a", "b", "c"] and late["total"]["lower_bound"]
+    shown = [frozenset(late["total"]["over_nodes"])]
+    after = query_view(Q, _answers(*"abcd"), min_nodes_shown=3, at=160.0, shown_before=shown)
+    assert after["total"]["over_nodes"] == ["a", "b", "c"] and after["total"]["lower_bound"]
+    assert "d are not added" in after["total_note"]
+    assert [n["in_total"] for n in after["nodes"]] == [True, True, True, False]
+    # enough nodes still missing: the partial total is shown before the deadline
+    many = [*_answers("a", "b", "c"), *(_task(n, "pending") for n in "defg")]
+    assert query_view(Q, many, min_nodes_shown=3, at=50.0)["total"]["over_nodes"] == list("abc")
+
+
+def test_the_hub_shows_its_own_labels_never_a_nodes() -> None:
+    v = query_view(Q, _answers("a", "b", "c"), min_nodes_shown=3, at=50.0,
+                   labels=("Index", "Adults"))  # fmt: skip
+    assert [s["label"] for s in v["attrition"]] == ["Index", "Adults"]
+    assert all("stored_answer" not in n for n in v["nodes"])  # a local project's fact
+
+
+# ---- the moments' table (issue 22, item 2: no simulation per view) -------------------------------
+
+
+def _simulated(scale: float, steps: int, step: int) -> tuple[float, float, float, float]:
+    """The oracle: the bounds U and L of the error simulated from the mechanism's definition
+    (every step's draw, the running means over the tail and the head), not from the table."""
+    rng = np.random.default_rng([7, steps, step, round(scale * 1e3)])
+    p = -math.expm1(-1.0 / scale)
+    e = (rng.geometric(p, (100_000, steps)) - rng.geometric(p, (100_000, steps))).astype(float)
+    tail = e[:, step:]
+    upper = (np.cumsum(tail, axis=1) / np.arange(1, tail.shape[1] + 1)).max(axis=1)
+    head = e[:, : step + 1][:, ::-1]
+    lower = (np.cumsum(head, axis=1) / np.arange(1, head.shape[1] + 1)).min(axis=1)
+    return upper.mean(), upper.var(), lower.mean(), lower.var()
+
+
+@pytest.mark.parametrize(
+    ("scale", "steps", "step"),
+    [(0.37, 2, 0), (2.71, 5, 2), (13.3, 7, 0), (13.3, 7, 6), (123.4, 12, 5), (9000.0, 3, 1)],
+)
+def test_tabulated_moments_match_a_simulation_of_the_mechanism(
+    scale: float, steps: int, step: int
+) -> None:
+    """Off the grid (interpolated) and beyond it (clamped), within 2% of the noise's sd."""
+    sd = math.sqrt(discrete_laplace_variance(scale))
+    got, want = step_error_moments(scale, steps, step), _simulated(scale, steps, step)
+    for g, w in ((got[0], want[0]), (got[2], want[2])):
+        assert abs(g - w) <= 0.02 * sd, (got, want)
+    for g, w in ((got[1], want[1]), (got[3], want[3])):
+        assert g == pytest.approx(w, rel=0.05), (got, want)
+
+
+def test_the_shipped_table_is_what_build_table_makes() -> None:
+    """One grid column simulated again (fixed seed): the file is the code's output."""
+    import json
+
+    from antal.privacy.combine import _TABLE_FILE
+
+    body = json.loads(_TABLE_FILE.read_text(encoding="utf-8"))
+    assert MAX_STEPS == MAX_CRITERIA + 1 == body["max_steps"]
+    assert [r["scale"] for r in body["grid"]] == list(GRID)
+    row = body["grid"][40]
+    sd = math.sqrt(discrete_laplace_variance(row["scale"]))
+    mean, var = max_mean_moments(row["scale"])
+    assert row["mean"] == pytest.approx([x / sd for x in mean], rel=1e-5, abs=1e-9)
+    assert row["var"] == pytest.approx([x / sd**2 for x in var], rel=1e-5, abs=1e-9)

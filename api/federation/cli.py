@@ -91,24 +91,56 @@ def serve(
 def nodes_add(
     name: Annotated[str, typer.Argument(help="The node's name (e.g. a region: uppsala).")],
     store: HubStoreOpt = None,
+    persons: Annotated[
+        int | None,
+        typer.Option(
+            help="The most persons the node's extract holds (its population): no count it sends "
+            "may exceed it (default: Sweden's population)."
+        ),
+    ] = None,
+    holds: Annotated[
+        str | None,
+        typer.Option(help="The registers it holds, comma-separated (default: its first report)."),
+    ] = None,
 ) -> None:
     """Register a node; prints its token (shown once; only its hash is kept)."""
     hub = _hub_store(store)
     try:
-        token = hub.add_node(name)
+        token = hub.add_node(name, persons)
+        if holds is not None:
+            hub.set_holds(name, [r.strip() for r in holds.split(",") if r.strip()])
     except ValueError as e:
         fail(str(e))
     out.print(token, soft_wrap=True)
 
 
+@nodes_app.command("holds")
+def nodes_holds(
+    name: Annotated[str, typer.Argument(help="The node.")],
+    registers: Annotated[list[str], typer.Argument(help="The registers it holds.")],
+    store: HubStoreOpt = None,
+) -> None:
+    """Say which registers a node holds (audited): what the hub's linkage check uses. A node
+    cannot change it by what it reports."""
+    hub = _hub_store(store)
+    try:
+        hub.set_holds(name, registers)
+    except ValueError as e:
+        fail(str(e))
+    out.print(f"{name} holds {', '.join(sorted(registers))}")
+
+
 @nodes_app.command("list")
 def nodes_list(store: HubStoreOpt = None) -> None:
-    """The hub's nodes, the registers each last said it holds, and when it was last seen."""
+    """The hub's nodes, the registers the hub takes each to hold, what it reported where that
+    differs, when it was last seen, and its answers refused as invalid."""
     hub = _hub_store(store)
-    t = Table("node", "holds", "last seen")
+    t = Table("node", "holds", "reported", "last seen", "invalid answers")
     for n in hub.nodes():
         seen = "never" if n.last_seen is None else f"{time.time() - n.last_seen:.0f} s ago"
-        t.add_row(n.name, "(not yet said)" if n.holds is None else ", ".join(n.holds), seen)
+        t.add_row(n.name, "(not yet said)" if n.holds is None else ", ".join(n.holds),
+                  "" if n.reported is None else ", ".join(n.reported) or "(nothing)", seen,
+                  str(n.invalid_answers))  # fmt: skip
     out.print(t)
 
 
@@ -124,8 +156,8 @@ def render(view: dict[str, Any]) -> Group:
         note = ""
         if n.get("error"):
             note = f"{n['error']['code']}: {n['error']['message']}"
-        elif n.get("stored_answer"):
-            note = "stored answer (asked before)"
+        elif n.get("in_total") is False:
+            note = "answered; not in the total (see below)"
         iv = n.get("interval")
         count = n.get("count")
         t.add_row(
@@ -135,7 +167,7 @@ def render(view: dict[str, Any]) -> Group:
     lines = [t]
     total = view.get("total")
     if total is None:
-        lines.append(Text("no node has answered yet"))
+        lines.append(Text(view.get("total_note") or "no node has answered yet"))
     else:
         lo, hi = (f"{x:,}".replace(",", " ") for x in total["interval"])
         head = "at least " if total["lower_bound"] else ""
@@ -150,6 +182,8 @@ def render(view: dict[str, Any]) -> Group:
         ))  # fmt: skip
     if view["missing"]:
         lines.append(Text(f"missing: {', '.join(view['missing'])} (the total is a lower bound)"))
+    if total is not None and view.get("total_note"):
+        lines.append(Text(view["total_note"], style="dim"))
     if not view["per_node_counts"] and view.get("per_node_note"):
         lines.append(Text(view["per_node_note"], style="dim"))
     return Group(*lines)

@@ -10,7 +10,7 @@ import pandas as pd
 
 __all__ = ["HubResult"]
 
-_NODE_COLUMNS = ["node", "status", "count", "low", "high", "stored_answer", "error_code",
+_NODE_COLUMNS = ["node", "status", "count", "low", "high", "in_total", "error_code",
                  "error_message", "finished"]  # fmt: skip
 _TOTAL_COLUMNS = ["label", "total", "total_low", "total_high", "low", "high", "nodes",
                   "suppressed_nodes", "lower_bound"]  # fmt: skip
@@ -42,16 +42,22 @@ class HubResult:
         return total is None or bool(total["lower_bound"])
 
     @property
+    def total_note(self) -> str | None:
+        """Why the total is withheld or leaves out nodes that answered (per-node secrecy)."""
+        note = self.raw.get("total_note")
+        return None if note is None else str(note)
+
+    @property
     def nodes(self) -> pd.DataFrame:
         """One row per node: status, its released count and interval (when the hub shows
-        per-node counts), whether it was its stored answer, and a refusal's code and message."""
+        per-node counts), whether its answer is in the total, and a refusal's code and message."""
         rows = []
         for n in self.raw["nodes"]:
             iv = n.get("interval") or (None, None)
             e = n.get("error") or {}
             rows.append({
                 "node": n["node"], "status": n["status"], "count": n.get("count"),
-                "low": iv[0], "high": iv[1], "stored_answer": n.get("stored_answer"),
+                "low": iv[0], "high": iv[1], "in_total": n.get("in_total"),
                 "error_code": e.get("code"), "error_message": e.get("message"),
                 "finished": n.get("finished"),
             })  # fmt: skip
@@ -79,7 +85,8 @@ class HubResult:
 
     def __repr__(self) -> str:
         total = self.raw.get("total")
-        head = "no node has answered yet" if total is None else (
+        none = self.total_note or "no node has answered yet"
+        head = none if total is None else (
             ("at least " if total["lower_bound"] else "") + total["display"]
             + f" (95% interval {total['interval'][0]}–{total['interval'][1]})"
         )  # fmt: skip

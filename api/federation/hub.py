@@ -17,22 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from antal.api import usecases as uc
 from antal.api.accounts import Accounts, User
 from antal.api.bodylimit import BodyLimit
 from antal.api.federation.results import query_view
-from antal.api.federation.schemas import HubQueryIn, NodeResult, WorkIn
+from antal.api.federation.schemas import HubQueryIn, NodeAnswer, NodeResult, WorkIn
 from antal.api.federation.settings import HubSettings
-from antal.api.federation.store import Conflict, HubStore, NoSuchTask, QueryRow
+from antal.api.federation.store import FINAL, Conflict, HubStore, NoSuchTask, QueryRow
 from antal.api.ratelimit import RateLimiter
 from antal.api.routes.deps import (
     ERRORS,
@@ -42,9 +44,10 @@ from antal.api.routes.deps import (
 )
 from antal.api.web import install_hub_web
 from antal.catalog import Catalog
-from antal.engine.limits import MAX_BODY_BYTES
+from antal.engine.limits import HUB_NODE_MAX_PERSONS, HUB_NODE_MAX_THRESHOLD, MAX_BODY_BYTES
+from antal.privacy.mechanism import dlap_accuracy
 
-__all__ = ["HubState", "create_hub_app", "linkage_problem"]
+__all__ = ["HubState", "answer_problem", "create_hub_app", "linkage_problem"]
 
 log = logging.getLogger("antal.hub")
 
@@ -64,6 +67,17 @@ class HubState:
         self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
         self.requests = RateLimiter(settings.requests_per_minute)
         self._events: dict[str, asyncio.Event] = {}
+        self._labels: dict[str, tuple[str, ...]] = {}
+
+    def labels(self, q: QueryRow) -> tuple[str, ...]:
+        """The query's step labels as the hub compiles its cohort (checked when it was
+        submitted): the number of steps every node's answer must have, and what is shown."""
+        if q.id not in self._labels:
+            if len(self._labels) > 10_000:
+                self._labels.clear()
+            v = uc.validate(q.cohort, self.catalog)
+            self._labels[q.id] = v.steps
+        return self._labels[q.id]
 
     # A change wakes the requests waiting on it in this process: a new task wakes its
     # node's poll (`node:NAME`), an answer wakes the waits on its query (`query:QID`).
@@ -191,22 +205,32 @@ def linkage_problem(
 router = APIRouter(tags=["hub"])
 
 
-def _view(state: HubState, qid: str, *, complete_only: bool) -> dict[str, Any] | None:
+def _complete(state: HubState, qid: str) -> bool | None:
     found = state.hub.query(qid)
-    if found is None:
-        return None
-    view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown)
-    return view if view["complete"] or not complete_only else None
+    return True if found and all(t.state in FINAL for t in found[1]) else None
 
 
-async def _answer(state: HubState, q: QueryRow, wait: float) -> JSONResponse:
+def _view(state: HubState, qid: str, viewer: str) -> dict[str, Any]:
+    """The query as `viewer` is shown it, under the per-node secrecy rule (results.py): the
+    node sets of the totals it was shown before are read, and the one shown now recorded."""
+    found = state.hub.query(qid)
+    assert found is not None
+    q = found[0]
+    view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown,
+                      shown_before=state.hub.shown(viewer, q.query_hash),
+                      labels=state.labels(q))  # fmt: skip
+    if view["total"] is not None:
+        state.hub.record_shown(viewer, q.query_hash, view["total"]["over_nodes"])
+    return view
+
+
+async def _answer(state: HubState, q: QueryRow, wait: float, viewer: str) -> JSONResponse:
     # wait for every node, at most `wait` and (while it is ahead) not past the deadline
     limit = min(wait, state.settings.max_wait_seconds)
     if time.time() < q.deadline:
         limit = min(limit, max(0.0, q.deadline - time.time()))
-    await _wait_until(state, f"query:{q.id}", lambda: _view(state, q.id, complete_only=True), limit)
-    view = await run_in_threadpool(_view, state, q.id, complete_only=False)
-    assert view is not None
+    await _wait_until(state, f"query:{q.id}", lambda: _complete(state, q.id), limit)
+    view = await run_in_threadpool(_view, state, q.id, viewer)
     return JSONResponse(view, status_code=200 if view["complete"] else 206,
                         headers={"Location": f"/v1/hub/queries/{q.id}"})  # fmt: skip
 
@@ -262,7 +286,7 @@ async def submit(request: Request, body: HubQueryIn, u: Researcher) -> JSONRespo
     q = await run_in_threadpool(prepare)
     found = await run_in_threadpool(state.hub.query, q.id)
     state.notify(*(f"node:{t.node}" for t in (found[1] if found else [])))
-    return await _answer(state, q, body.wait)
+    return await _answer(state, q, body.wait, u.id)
 
 
 @router.get("/v1/hub/queries")
@@ -273,6 +297,7 @@ def queries(request: Request, u: Researcher) -> list[dict[str, Any]]:
     for q in state.hub.queries(None if u.role == "admin" else u.id):
         found = state.hub.query(q.id)
         assert found is not None
+        # no total here (so nothing to record): the per-node status only
         view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown)
         out.append({k: view[k] for k in ("id", "project", "title", "created", "deadline",
                                           "complete", "answered", "missing")})  # fmt: skip
@@ -289,18 +314,47 @@ async def query(
     """A query's per-node status and combined total; `wait` long-polls (200 complete, 206 partial)."""
     state = _state(request)
     q = await run_in_threadpool(_visible, state, qid, u)
-    return await _answer(state, q, wait)
+    return await _answer(state, q, wait, u.id)
 
 
 @router.get("/v1/hub/nodes")
 def nodes(request: Request, u: Researcher) -> list[dict[str, Any]]:
-    """The hub's nodes: name, the registers each last said it holds, when it was last seen."""
+    """The hub's nodes: name, the registers the hub takes each to hold (an admin's word, or
+    its first report), what it reported where that differs, when it was last seen, and how
+    many of its answers the hub refused as invalid."""
     state = _state(request)
     return [
         {"name": n.name, "holds": None if n.holds is None else list(n.holds),
-         "last_seen": n.last_seen}
+         "reported_holds": None if n.reported is None else list(n.reported),
+         "last_seen": n.last_seen, "invalid_answers": n.invalid_answers}
         for n in state.hub.nodes()
     ]  # fmt: skip
+
+
+def answer_problem(
+    answer: NodeAnswer, labels: tuple[str, ...], persons: int, threshold_max: int
+) -> str | None:
+    """What is wrong with a node's answer given the query and the node (None: nothing). The
+    schema has checked what any attrition is (NodeAnswer._consistent); here: as many steps
+    as the cohort has, no count above the node's population, an interval as wide as the
+    stated noise makes it, and the noise the stated ε and steps give."""
+    k = len(answer.steps)
+    if labels and k != len(labels):
+        return f"{k} steps, but the cohort has {len(labels)}"
+    if answer.threshold > threshold_max:
+        return f"a threshold of {answer.threshold}, above the {threshold_max} the network allows"
+    if not math.isclose(answer.scale, k / answer.epsilon, rel_tol=1e-6):
+        return f"a noise scale of {answer.scale:g}, not {k} steps / ε {answer.epsilon:g}"
+    width = 2 * (dlap_accuracy(answer.scale, answer.alpha) + answer.rounding) + 1
+    for i, step in enumerate(answer.steps):
+        if step.count is None:
+            continue
+        if step.count > persons:
+            return f"step {i}: {step.count} persons, more than the node's {persons}"
+        assert step.low is not None and step.high is not None  # the schema's check
+        if step.high - step.low > width:
+            return f"step {i}: an interval {step.high - step.low} wide; the stated noise gives {width:.0f}"
+    return None
 
 
 @router.post("/v1/node/work", responses={204: {"description": "no work within the wait"}})
@@ -320,14 +374,37 @@ async def work(request: Request, body: WorkIn, node: Node) -> Response:
     }})  # fmt: skip
 
 
-@router.put("/v1/node/tasks/{qid}")
-async def put_result(
-    request: Request, qid: QueryId, body: NodeResult, node: Node
-) -> dict[str, str]:
-    """A node's released answer, refusal or failure for one query (idempotent)."""
+@router.put(
+    "/v1/node/tasks/{qid}",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": NodeResult.model_json_schema()}}}},
+)  # fmt: skip
+async def put_result(request: Request, qid: QueryId, node: Node) -> dict[str, str]:
+    """A node's released answer, refusal or failure for one query (idempotent). An answer
+    that is not what this query and this node can release is refused (422) and recorded
+    against the node: its task fails with `invalid_answer`."""
     state = _state(request)
+    raw = await request.body()
 
     def store() -> str:
+        found = state.hub.query(qid)
+        if found is None or not any(t.node == node for t in found[1]):
+            raise ApiError(404, "not_found", f"no task of query {qid!r} for node {node!r}")
+        try:
+            body = NodeResult.model_validate_json(raw)
+        except ValidationError as e:
+            problem = "; ".join(
+                f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}"
+                for err in e.errors()[:5]
+            )[:1000]
+            return _invalid(problem)
+        if body.answer is not None:
+            info = state.hub.node(node)
+            persons = (info.persons if info and info.persons else None) or HUB_NODE_MAX_PERSONS
+            problem = answer_problem(body.answer, state.labels(found[0]), persons,
+                                     HUB_NODE_MAX_THRESHOLD)  # fmt: skip
+            if problem is not None:
+                return _invalid(problem)
         try:
             return state.hub.put(
                 node, qid, body.state,
@@ -341,6 +418,13 @@ async def put_result(
             ) from None
         except Conflict as e:
             raise ApiError(409, "conflict", str(e)) from None
+
+    def _invalid(problem: str) -> NoReturn:
+        state.hub.reject(node, qid, problem)
+        log.warning("refused an invalid answer of node %s to %s", node, qid)
+        state.notify(f"query:{qid}")
+        raise ApiError(422, "invalid_answer", f"the hub refused this answer: {problem}",
+                       {"node": node, "query": qid})  # fmt: skip
 
     result = await run_in_threadpool(store)
     state.notify(f"query:{qid}")

@@ -5,6 +5,16 @@ Per-node status: `pending` (not yet claimed), `running` (claimed by its node),
 `succeeded`, `refused` (with the node's error code and message), `failed`, and
 `timed_out` (pending or running past the query's deadline; a late answer still counts).
 Nothing here reads data: it adds up what the nodes released (antal.privacy.combine).
+
+Per-node secrecy (the network's rule, `min_nodes_shown` = N): a node's own count is shown
+only when at least N nodes report a count above their threshold, however the nodes of a
+query were chosen. So a total is shown only when it adds up at least N nodes (a total of
+one node is that node's count); a partial total before the deadline only while at least N
+nodes are still missing (otherwise the complete total would give the missing nodes' count by
+difference); and a viewer is never shown two totals of the same cohort over node sets that
+differ by fewer than N nodes (`shown_before`, kept by the hub per viewer and cohort): when a
+late answer would do that, the total shown before stays, and the late nodes are named.
+With N = 1 every total is shown, as a network that keeps no per-node secrecy wants.
 """
 
 from __future__ import annotations
@@ -34,14 +44,72 @@ def _noise(answer: dict[str, Any]) -> Noise:
                  rounding=int(answer["rounding"]), threshold=int(answer["threshold"]))  # fmt: skip
 
 
+def _combination(
+    answered: frozenset[str],
+    missing: int,
+    waiting: bool,
+    shown_before: list[frozenset[str]],
+    n: int,
+) -> tuple[frozenset[str] | None, str | None]:
+    """The nodes whose total may be shown under the rule of the module docstring (None:
+    none), and why not all that answered."""
+    if len(answered) < n:
+        return None, (
+            f"a total is shown when at least {n} nodes have answered ({len(answered)} have): "
+            "a total of fewer would show a node's own count"
+        )
+    if waiting and 0 < missing < n:
+        return None, (
+            f"waiting for the last {missing} node(s): a total shown now would give theirs "
+            "by difference from the complete one"
+        )
+
+    def apart(s: frozenset[str]) -> bool:
+        return all(s == b or len(s ^ b) >= n for b in shown_before)
+
+    if apart(answered):
+        return answered, None
+    # a late answer: keep the largest total shown before that this one contains
+    kept = [b for b in shown_before if b <= answered and apart(b)]
+    if kept:
+        best = max(kept, key=lambda b: (len(b), sorted(b)))
+        late = ", ".join(sorted(answered - best))
+        return best, (
+            f"the answers of {late} are not added: with them this total would differ from "
+            f"one shown before by fewer than {n} nodes, which would show their counts"
+        )
+    return None, (
+        f"this total would differ from one you were shown before by fewer than {n} nodes, "
+        "which would show a node's own count by difference: ask every node of that query"
+    )
+
+
 def query_view(
-    q: QueryRow, tasks: list[TaskRow], *, min_nodes_shown: int, at: float | None = None
+    q: QueryRow,
+    tasks: list[TaskRow],
+    *,
+    min_nodes_shown: int,
+    at: float | None = None,
+    shown_before: list[frozenset[str]] | None = None,
+    labels: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The JSON the hub answers for a query (see the module docstring)."""
+    """The JSON the hub answers for a query (see the module docstring). `shown_before`: the
+    node sets whose total of this cohort the viewer was shown; `labels`: the cohort's step
+    labels as the hub compiles it (a node's own labels are never shown)."""
     at = time.time() if at is None else at
     done = [t for t in tasks if t.state == "succeeded" and t.answer]
+    missing = [t.node for t in tasks if t not in done]
+    complete = all(t.state in FINAL for t in tasks)
+    past = at >= q.deadline
+    over, withheld = (None, None)
+    if done:
+        pending = sum(1 for t in tasks if t.state not in FINAL)
+        over, withheld = _combination(frozenset(t.node for t in done), pending,
+                                      not complete and not past, shown_before or [],
+                                      min_nodes_shown)  # fmt: skip
+    combined = [t for t in done if over is not None and t.node in over]
     # per-node counts only where enough nodes report above their threshold (MII: 3 sites)
-    above = sum(1 for t in done if t.answer and t.answer["steps"][-1]["count"] is not None)
+    above = sum(1 for t in combined if t.answer and t.answer["steps"][-1]["count"] is not None)
     per_node = above >= min_nodes_shown
     nodes = []
     for t in tasks:
@@ -55,8 +123,8 @@ def query_view(
         if t.answer:
             last = t.answer["steps"][-1]
             row["data_release"] = t.answer.get("release")
-            row["stored_answer"] = bool(t.answer.get("stored"))
-            if per_node:
+            row["in_total"] = t in combined
+            if per_node and t in combined:
                 shown = last["count"]
                 row["count"] = f"<{t.answer['threshold']}" if shown is None else shown
                 row["interval"] = None if shown is None else [last["low"], last["high"]]
@@ -66,8 +134,6 @@ def query_view(
                 row["upper"] = None if shown is None else last["high"]
                 row["display"] = f"<{t.answer['threshold']}" if shown is None else str(shown)
         nodes.append(row)
-    missing = [t.node for t in tasks if t not in done]
-    complete = all(t.state in FINAL for t in tasks)
     out: dict[str, Any] = {
         "id": q.id,
         "project": q.project,
@@ -77,7 +143,7 @@ def query_view(
         "submitted_by": q.submitted_by,
         "created": _iso(q.created),
         "deadline": _iso(q.deadline),
-        "past_deadline": at >= q.deadline,
+        "past_deadline": past,
         "complete": complete,
         "nodes": nodes,
         "answered": [t.node for t in done],
@@ -86,29 +152,37 @@ def query_view(
         "total": None,
         "attrition": [],
     }
-    if not per_node:
+    if withheld is not None:
+        out["total_note"] = withheld
+    if not per_node and combined:
         out["per_node_note"] = (
             f"per-node counts are shown when at least {min_nodes_shown} nodes report a count "
             f"above their threshold ({above} do): the total only"
         )
-    if done:
-        answers = [t.answer for t in done if t.answer]
+    if combined:
+        answers = [t.answer for t in combined if t.answer]
         steps = {len(a["steps"]) for a in answers}
-        # every node compiles the same cohort, so the same steps; a node of another version
-        # might not: then only the final counts are added up
+        # every node compiles the same cohort, so the same steps (the hub refuses an answer
+        # of any other number); an answer stored before that check might not: then only the
+        # final counts are added up
         positions = range(len(answers[0]["steps"])) if len(steps) == 1 else [-1]
+        k = len(answers[0]["steps"])
+        names = labels if labels is not None and len(labels) == k else None
         for j in positions:
-            combined = combine(
+            total = combine(
                 [NodeCount(t.node, t.answer["steps"][j]["count"], _noise(t.answer),
                            j % len(t.answer["steps"]))
-                 for t in done if t.answer],
+                 for t in combined if t.answer],
                 alpha=float(answers[0].get("alpha", 0.05)),
             )  # fmt: skip
-            label = answers[0]["steps"][j]["label"] if len(steps) == 1 else "final"
-            out["attrition"].append({"label": label, **combined.to_json()})
-        total = dict(out["attrition"][-1])
-        total.pop("label")
-        total["lower_bound"] = bool(missing)
-        total["over_nodes"] = out["answered"]
-        out["total"] = total
+            if len(steps) != 1:
+                label = "final"
+            else:
+                label = names[j] if names else answers[0]["steps"][j]["label"]
+            out["attrition"].append({"label": label, **total.to_json()})
+        total_row = dict(out["attrition"][-1])
+        total_row.pop("label")
+        total_row["lower_bound"] = bool(missing) or len(combined) < len(done)
+        total_row["over_nodes"] = [t.node for t in combined]
+        out["total"] = total_row
     return out

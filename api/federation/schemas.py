@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from antal.engine.limits import (
     HUB_MAX_WAIT_SECONDS,
+    HUB_NODE_MAX_ROUNDING,
+    HUB_NODE_MAX_THRESHOLD,
     MAX_CRITERIA,
     MAX_STRING_CHARS,
     MAX_TEXT_BYTES,
@@ -49,13 +51,21 @@ class WorkIn(BaseModel):
     wait: float = Field(HUB_MAX_WAIT_SECONDS / 2, ge=0, le=600)
 
 
+# no count of persons reaches this (the hub checks each answer against the node's
+# population too: api/federation/hub.py); a bound here keeps huge integers out of the store
+_MAX_COUNT = 2**31 - 1
+
+
 class ReleasedStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # the hub shows its own labels of the cohort's steps, never a node's
     label: str = Field(max_length=4 * MAX_STRING_CHARS)
-    count: int | None = Field(description="the released count; null when shown as <threshold")
-    low: int | None = None
-    high: int | None = None
+    count: int | None = Field(
+        None, ge=0, le=_MAX_COUNT, description="the released count; null when shown as <threshold"
+    )
+    low: int | None = Field(None, ge=0, le=_MAX_COUNT)
+    high: int | None = Field(None, ge=0, le=_MAX_COUNT)
 
 
 class NodeAnswer(BaseModel):
@@ -64,22 +74,40 @@ class NodeAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[ReleasedStep] = Field(min_length=1, max_length=MAX_CRITERIA + 1)
-    threshold: int = Field(ge=0)
-    rounding: int = Field(ge=1)
-    epsilon: float = Field(gt=0, description="the ε of the attrition's release")
-    alpha: float = Field(gt=0, lt=1)
-    scale: float = Field(ge=0, description="the discrete Laplace scale of each step (k/ε)")
+    threshold: int = Field(ge=0, le=HUB_NODE_MAX_THRESHOLD)
+    rounding: int = Field(ge=1, le=HUB_NODE_MAX_ROUNDING)
+    epsilon: float = Field(gt=0, le=1e6, description="the ε of the attrition's release")
+    alpha: float = Field(ge=1e-6, le=0.5)
+    scale: float = Field(ge=0, le=1e6, description="the discrete Laplace scale of each step (k/ε)")
     release: str = Field(max_length=200)
     query_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     answer_key: str = Field(pattern=r"^[0-9a-f]{64}$")
-    stored: bool
-    epsilon_charged: float = Field(ge=0)
+    # whether the node's local project had asked before: a fact of that local project, which
+    # several hub projects may share, so the hub keeps and shows none of it
+    stored: bool = False
+    epsilon_charged: float = Field(0.0, ge=0, le=1e6)
 
     @model_validator(mode="after")
     def _consistent(self) -> NodeAnswer:
-        for s in self.steps:
-            if s.count is not None and (s.count < self.threshold or s.count < 0):
-                raise ValueError("a shown count is at least the node's threshold")
+        """What any released attrition is, whatever the query (the hub checks the rest
+        against the query and the node: api/federation/hub.py `answer_problem`)."""
+        last: int | None = None
+        hidden = False
+        for i, s in enumerate(self.steps):
+            if s.count is None:
+                if s.low is not None or s.high is not None:
+                    raise ValueError(f"step {i}: a count shown as <threshold has no interval")
+                hidden = True
+                continue
+            if s.count < self.threshold:
+                raise ValueError(f"step {i}: a shown count is at least the node's threshold")
+            if hidden:
+                raise ValueError(f"step {i}: a count shown after a step below the threshold")
+            if s.low is None or s.high is None or not s.low <= s.count <= s.high:
+                raise ValueError(f"step {i}: the interval does not contain the count")
+            if last is not None and s.count > last:
+                raise ValueError(f"step {i}: more persons than the step before")
+            last = s.count
         return self
 
 

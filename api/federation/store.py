@@ -7,6 +7,11 @@ restart loses no query and no answer.
                  the registers it last said it holds, when it was last seen
     hub_queries  a researcher's cohort: project, text, registers read, deadline, nodes asked
     hub_tasks    one node's part of a query: state, claim, and its released answer or refusal
+    hub_node_facts  what an admin said of a node (its population, the most any count of
+                 it may be), what it reported holding when that differed from what the hub
+                 accepted, and how many of its answers the hub refused as invalid
+    hub_shown    the sets of nodes whose combined total each researcher was shown, per
+                 cohort: the hub's rule on per-node secrecy reads them (results.py)
 
 The researchers of a hub are users of the same store (antal.api.accounts: `antal admin
 create-user --store HUB_STORE`), members of the hub's projects. Every statement is a fixed
@@ -71,6 +76,17 @@ HUB_SCHEMA: tuple[str, ...] = (
         error_code TEXT,
         error_message TEXT,
         PRIMARY KEY (query_id, node))""",
+    # added later: tables of their own, so that a hub store made before them still opens
+    """CREATE TABLE IF NOT EXISTS hub_node_facts (
+        name TEXT PRIMARY KEY,
+        persons BIGINT,
+        reported TEXT,
+        invalid_answers INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS hub_shown (
+        viewer TEXT NOT NULL,
+        query_hash TEXT NOT NULL,
+        nodes TEXT NOT NULL,
+        PRIMARY KEY (viewer, query_hash, nodes))""",
 )
 
 
@@ -89,8 +105,13 @@ def token_hash(token: str) -> str:
 @dataclass(frozen=True)
 class NodeInfo:
     name: str
-    holds: tuple[str, ...] | None  # None: the node has not said yet (never connected)
+    # what the hub takes the node to hold (the linkage check): set by an admin, or the first
+    # non-empty list the node reported; None: not known yet
+    holds: tuple[str, ...] | None
     last_seen: float | None
+    persons: int | None = None  # an admin's bound on the node's population
+    reported: tuple[str, ...] | None = None  # what it last reported, where that differs
+    invalid_answers: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,10 +182,13 @@ class HubStore:
 
     # ---- nodes --------------------------------------------------------------------------
 
-    def add_node(self, name: str) -> str:
-        """Register a node; its token (shown once, only its hash is kept)."""
+    def add_node(self, name: str, persons: int | None = None) -> str:
+        """Register a node (`persons`: the most persons its extract can hold, the bound on
+        every count it sends); its token (shown once, only its hash is kept)."""
         if not NODE_NAME.match(name):
             raise ValueError("a node name is lower-case letters, digits, '_' and '-'")
+        if persons is not None and persons < 1:
+            raise ValueError("a node's population is at least 1 person")
         token = "antalnode_" + secrets.token_urlsafe(32)
         with self.store.transaction() as tx:
             if tx.one("SELECT name FROM hub_nodes WHERE name = %s", (name,)) is not None:
@@ -173,8 +197,28 @@ class HubStore:
                 "INSERT INTO hub_nodes (name, token_hash, holds, created) VALUES (%s, %s, NULL, %s)",
                 (name, token_hash(token), now()),
             )
+            tx.execute(
+                "INSERT INTO hub_node_facts (name, persons, invalid_answers) VALUES (%s, %s, 0)",
+                (name, persons),
+            )
             tx.audit("hub", None, "add_node", None, name, 0.0, None)
         return token
+
+    def set_holds(self, name: str, holds: list[str], actor: str = "hub") -> None:
+        """An admin says which registers a node holds (what the linkage check uses)."""
+        with self.store.transaction() as tx:
+            if tx.one("SELECT name FROM hub_nodes WHERE name = %s", (name,)) is None:
+                raise ValueError(f"no node {name!r}")
+            tx.execute("UPDATE hub_nodes SET holds = %s WHERE name = %s", (_csv(holds), name))
+            self._facts(tx, name)
+            tx.execute("UPDATE hub_node_facts SET reported = NULL WHERE name = %s", (name,))
+            tx.audit(actor, None, "set_node_holds", None, f"{name}: {_csv(holds)}", 0.0, None)
+
+    @staticmethod
+    def _facts(tx: Any, name: str) -> None:
+        """The node's facts row (nodes added before the table existed have none)."""
+        if tx.one("SELECT name FROM hub_node_facts WHERE name = %s", (name,)) is None:
+            tx.execute("INSERT INTO hub_node_facts (name, invalid_answers) VALUES (%s, 0)", (name,))
 
     def node_of(self, token: str) -> str | None:
         with self.store.transaction(write=False) as tx:
@@ -182,16 +226,60 @@ class HubStore:
         return row[0] if row else None
 
     def seen(self, node: str, holds: list[str]) -> None:
+        """A node polled, reporting what it holds. What the hub takes it to hold changes only
+        by an admin (`set_holds`), or on the first non-empty report when no admin said: a
+        node claiming to hold nothing, or something else later, cannot make the linkage
+        check refuse every query. A report that differs is kept for the admin to see."""
         with self.store.transaction() as tx:
+            row = tx.one("SELECT holds FROM hub_nodes WHERE name = %s", (node,))
+            if row is None:
+                return
+            accepted = row[0]
+            if accepted is None and holds:
+                tx.execute("UPDATE hub_nodes SET holds = %s WHERE name = %s", (_csv(holds), node))
+                accepted = _csv(holds)
+            tx.execute("UPDATE hub_nodes SET last_seen = %s WHERE name = %s", (time.time(), node))
+            self._facts(tx, node)
+            differs = accepted is not None and _csv(holds) != accepted
             tx.execute(
-                "UPDATE hub_nodes SET holds = %s, last_seen = %s WHERE name = %s",
-                (_csv(holds), time.time(), node),
+                "UPDATE hub_node_facts SET reported = %s WHERE name = %s",
+                (_csv(holds) if differs or accepted is None else None, node),
             )
 
     def nodes(self) -> list[NodeInfo]:
         with self.store.transaction(write=False) as tx:
-            rows = tx.all("SELECT name, holds, last_seen FROM hub_nodes ORDER BY name")
-        return [NodeInfo(n, None if h is None else _uncsv(h), s) for n, h, s in rows]
+            rows = tx.all(
+                "SELECT n.name, n.holds, n.last_seen, f.persons, f.reported, f.invalid_answers "
+                "FROM hub_nodes n LEFT JOIN hub_node_facts f ON f.name = n.name ORDER BY n.name"
+            )
+        return [
+            NodeInfo(n, None if h is None else _uncsv(h), s, None if p is None else int(p),
+                     None if r is None else _uncsv(r), int(i or 0))
+            for n, h, s, p, r, i in rows
+        ]  # fmt: skip
+
+    def node(self, name: str) -> NodeInfo | None:
+        return next((n for n in self.nodes() if n.name == name), None)
+
+    # ---- per-node secrecy -----------------------------------------------------------------
+
+    def shown(self, viewer: str, query_hash: str) -> list[frozenset[str]]:
+        """The sets of nodes whose total of this cohort `viewer` was shown."""
+        with self.store.transaction(write=False) as tx:
+            rows = tx.all(
+                "SELECT nodes FROM hub_shown WHERE viewer = %s AND query_hash = %s",
+                (viewer, query_hash),
+            )
+        return [frozenset(_uncsv(r[0])) for r in rows]
+
+    def record_shown(self, viewer: str, query_hash: str, nodes: list[str]) -> None:
+        key = (viewer, query_hash, _csv(nodes))
+        with self.store.transaction() as tx:
+            if tx.one("SELECT nodes FROM hub_shown WHERE viewer = %s AND query_hash = %s "
+                      "AND nodes = %s", key) is None:  # fmt: skip
+                tx.execute(
+                    "INSERT INTO hub_shown (viewer, query_hash, nodes) VALUES (%s, %s, %s)", key
+                )
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -305,3 +393,26 @@ class HubStore:
             )
             tx.audit(f"node:{node}", None, f"hub_{state}", None, qid, 0.0, body)
         return "stored"
+
+    def reject(self, node: str, qid: str, problem: str) -> None:
+        """A node's answer the hub refused as invalid: recorded against the node (audited,
+        counted), and its task failed with `invalid_answer` unless it was answered already."""
+        with self.store.transaction() as tx:
+            row = tx.one(
+                "SELECT state FROM hub_tasks WHERE query_id = %s AND node = %s", (qid, node)
+            )
+            if row is None:
+                raise NoSuchTask(qid)
+            if row[0] not in FINAL:
+                tx.execute(
+                    "UPDATE hub_tasks SET state = 'failed', finished = %s, answer = NULL, "
+                    "error_code = 'invalid_answer', error_message = %s "
+                    "WHERE query_id = %s AND node = %s",
+                    (time.time(), f"the hub refused this node's answer: {problem}", qid, node),
+                )
+            self._facts(tx, node)
+            tx.execute(
+                "UPDATE hub_node_facts SET invalid_answers = invalid_answers + 1 WHERE name = %s",
+                (node,),
+            )
+            tx.audit(f"node:{node}", None, "hub_invalid_answer", None, qid, 0.0, problem)

@@ -57,7 +57,8 @@ function show(view) {
   $("status-total").textContent = total
     ? `${T.total}: ${total.display ?? total.count ?? ""}${total.lower != null ? ` (${total.lower}–${total.upper})` : ""}`
     : "";
-  $("status-note").textContent = view.per_node_note ?? "";
+  // why the total is withheld or leaves out nodes that answered (per-node secrecy)
+  $("status-note").textContent = [view.total_note, view.per_node_note].filter(Boolean).join(" ");
 }
 
 async function poll(qid) {
