@@ -142,7 +142,8 @@ def test_bad_inputs_are_errors() -> None:
 def _answer(counts: list[int | None], threshold: int = 10) -> dict:
     steps = [{"label": f"s{i}", "count": c, "low": c, "high": c} for i, c in enumerate(counts)]
     return {"steps": steps, "threshold": threshold, "rounding": 1, "epsilon": 1000.0,
-            "alpha": 0.05, "scale": len(counts) / 1000.0, "release": "r", "stored": False}  # fmt: skip
+            "alpha": 0.05, "scale": len(counts) / 1000.0, "release": "r", "stored": False,
+            "query_hash": "a" * 64, "answer_key": "b" * 64, "epsilon_charged": 0.0}  # fmt: skip
 
 
 def _task(node: str, state: str, answer: dict | None = None, code: str | None = None) -> TaskRow:

@@ -6,6 +6,7 @@ no registers, one node asked alone, a stored-answer flag passed through."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,21 @@ def test_a_hundred_step_view_is_computed_not_simulated(hub: Hub) -> None:
     for j, s in enumerate(v["attrition"]):  # each step's interval holds the true total
         assert s["interval"][0] <= 3 * counts[j] <= s["interval"][1] or s["total"] is None
     print(f"hub CPU for one view of a 101-step answer of 3 nodes: {spent * 1000:.1f} ms")
+
+
+def test_an_absurd_answer_stored_by_an_older_hub_breaks_no_view(hub: Hub) -> None:
+    """A hub store written before answers were checked may hold a count of 10**400: the
+    view shows that node as failed, adds up the others, and never answers 500."""
+    qid = hub.submit()
+    for i, n in enumerate(NODES):
+        assert hub.put(n, qid, released((5_000 + i, 4_000 + i))).status_code == 200
+    bomb = released((5_000, 4_000))
+    bomb["steps"][0].update(count=10**400, high=10**400)
+    with hub.hub.store.transaction() as tx:  # as the older hub stored it, unchecked
+        tx.execute("UPDATE hub_tasks SET answer = %s WHERE query_id = %s AND node = %s",
+                   (json.dumps(bomb), qid, "r3"))  # fmt: skip
+    v = hub.view(qid)
+    assert v.status_code == 200, v.text
+    row = next(n for n in v.json()["nodes"] if n["node"] == "r3")
+    assert row["status"] == "failed" and row["error"]["code"] == "invalid_answer"
+    assert hub.c.get("/v1/hub/queries", headers=hub.researcher).status_code == 200

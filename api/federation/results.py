@@ -19,10 +19,14 @@ With N = 1 every total is shown, as a network that keeps no per-node secrecy wan
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
+from antal.api.federation.schemas import NodeAnswer
 from antal.api.federation.store import FINAL, QueryRow, TaskRow
 from antal.privacy.combine import NodeCount, Noise, combine
 
@@ -84,6 +88,21 @@ def _combination(
     )
 
 
+def _checked(task: TaskRow) -> TaskRow:
+    """A stored answer as the hub takes answers now: one stored before the hub checked them
+    (a hub store from an older version) that the schema refuses is shown as the failure it
+    would have been, never added up (an absurd count would break every view of the query)."""
+    if task.state != "succeeded" or task.answer is None:
+        return task
+    try:
+        NodeAnswer.model_validate(task.answer)
+    except ValidationError:
+        return dataclasses.replace(task, state="failed", answer=None, error_code="invalid_answer",
+                                   error_message="an answer stored before the hub checked "
+                                   "answers, which it would refuse now")  # fmt: skip
+    return task
+
+
 def query_view(
     q: QueryRow,
     tasks: list[TaskRow],
@@ -97,6 +116,7 @@ def query_view(
     node sets whose total of this cohort the viewer was shown; `labels`: the cohort's step
     labels as the hub compiles it (a node's own labels are never shown)."""
     at = time.time() if at is None else at
+    tasks = [_checked(t) for t in tasks]
     done = [t for t in tasks if t.state == "succeeded" and t.answer]
     missing = [t.node for t in tasks if t not in done]
     complete = all(t.state in FINAL for t in tasks)
