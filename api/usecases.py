@@ -603,7 +603,7 @@ def release_count(
         compiled.labels, tuple(d for t in released for d in t.dims), compute,
         catalog_version=catalog.version(),
         attrition=(ir.ir_hash(alone), canonical_query(alone)), names=names,
-        registers=tuple(sorted(compiled.registers)),
+        registers=tuple(sorted(compiled.registers)), title=checked.title,
     )  # fmt: skip
     currency = prepared.currency or currency_of(catalog, installation, compiled.registers)
     return Counted(answer, prepared.warnings, currency)
@@ -1094,26 +1094,24 @@ def add_member(accounts: Accounts, pid: str, uid: str, actor: str = "admin") -> 
     return user
 
 
-def verify_receipt(document: Any, public_key: Any) -> list[str]:
+def verify_receipt(document: Any, public_key: Any, cohort: Validation | None = None) -> list[str]:
     """What is wrong with a receipt, or with a whole answer (`antal count --json`, the API's
-    count) and its receipt: the signature under `public_key`, and for an answer, that its
-    released values are those the receipt was signed for. Empty: valid."""
-    from antal.privacy.mechanism import COUNT_FIELDS
-    from antal.privacy.receipts import answer_digest, verify
+    count) and its receipt: the signature under `public_key`; for an answer, that its
+    released values and step labels are those the receipt was signed for; with `cohort` (a
+    cohort checked by `validate`, as counting checks it), that it is the question the receipt
+    was signed for (its query hash, title and step labels). Empty: valid."""
+    from antal.privacy.receipts import check_answer, check_cohort, verify
 
-    if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
-        problems = verify(document["receipt"], public_key)
-        try:
-            digest = answer_digest(document)
-            # the final count at the top repeats the last step's: it must be that one
-            steps = document.get("attrition") or [{}]
-            top = all(document.get(f) == steps[-1].get(f) for f in COUNT_FIELDS)
-        except (AttributeError, TypeError):  # not lists of objects where counts should be
-            digest, top = None, False
-        if not problems and (digest != document["receipt"].get("released_sha256") or not top):
-            problems.append("the answer's released values are not those its receipt was signed for")
+    whole = isinstance(document, dict) and isinstance(document.get("receipt"), dict)
+    receipt = document["receipt"] if whole else document
+    problems = verify(receipt, public_key)
+    if problems:  # an unsigned receipt binds nothing: nothing more to compare
         return problems
-    return verify(document, public_key)
+    if whole:
+        problems += check_answer(document, receipt)
+    if cohort is not None and cohort.checked is not None and cohort.query_hash is not None:
+        problems += check_cohort(receipt, cohort.query_hash, cohort.checked.title, cohort.steps)
+    return problems
 
 
 def verify_audit(store: Store) -> tuple[int, list[str]]:
