@@ -315,13 +315,30 @@ class SearchHit(BaseModel):
 
 
 class ReportIn(CohortIn):
-    """A cohort (text or JSON IR) for the feasibility report, and optionally its forecast."""
+    """A cohort (text or JSON IR) for the feasibility report, and whether to forecast it.
+    Every number a report shows is one the installation released: a request names what to
+    show, never a number to draw."""
 
-    forecast: dict[str, Any] | None = Field(
+    forecast_months: int | None = Field(
         None,
-        description="a recruitment forecast of this cohort, as antal's forecast answers it "
-        "(`forecast`: months with `mean`, `interval50`, `interval90`; `backtest`); shown as given",
+        ge=1,
+        le=60,
+        description="also release the cohort's monthly series (as the forecast route does: "
+        "charged unless asked before) and show the forecast of this many months ahead, "
+        "computed from it",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_numbers(cls, data: Any) -> Any:
+        # the field of earlier versions, refused by name: a forecast made elsewhere would be
+        # shown beside the receipt as if it were released
+        if isinstance(data, dict) and "forecast" in data:
+            raise ValueError(
+                "`forecast` is not accepted: a report shows only numbers the installation "
+                "released, and computes the forecast itself (`forecast_months`)"
+            )
+        return data
 
 
 class ForecastIn(CohortIn):

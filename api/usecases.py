@@ -106,6 +106,7 @@ __all__ = [
     "NotApproved",
     "NotFound",
     "ProjectMismatch",
+    "Reported",
     "StoreMissing",
     "UnknownRegister",
     "UseCaseError",
@@ -136,6 +137,7 @@ __all__ = [
     "quote_count",
     "quote_local",
     "release_count",
+    "report_count",
     "revoke_registers",
     "revoke_tokens",
     "set_registers",
@@ -970,6 +972,58 @@ def forecast_count(
             forecasts[g] = str(e)
     return Forecasted(counted, by, tuple(notes), {k: tuple(v) for k, v in series.items()},
                       forecasts, names)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What a feasibility report draws, all of it released and stored: the answer of the
+    cohort (`checked`) and, when one was asked, the forecast computed from the released
+    monthly series (antal.privacy.forecast's JSON), or the reason there is none."""
+
+    checked: ir.Cohort
+    counted: Counted
+    forecast: dict[str, Any] | None = None
+    no_forecast: str | None = None  # why the forecast asked for could not be made
+
+
+def report_count(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    actor: str,
+    backend: Backend,
+    *,
+    forecast_months: int | None = None,
+    approved_only: bool = False,
+) -> Reported:
+    """The numbers of a feasibility report (`antal report`, `POST .../report`): the cohort
+    released as a count is (its stored answer, free, when the project asked it before) and,
+    with `forecast_months`, its monthly series released as `forecast_count` releases it
+    (one more release, charged unless asked before) and forecast from it. Nothing else: a
+    report shows no number the installation did not release. Everything that can be
+    refused (the cohort, approvals, a date index or data without complete months for the
+    forecast) is refused before anything is charged."""
+    project = gate.store.project(project_id)
+    if project is None:
+        raise UnknownProject(project_id)
+    prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    if forecast_months is not None:
+        if not 1 <= forecast_months <= limits.FORECAST_MAX_MONTHS:
+            raise Invalid(
+                f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {forecast_months}"
+            )
+        monthly_cohort(prepared.checked, catalog, installation, None)  # its refusals, first
+    counted = release_count(prepared, installation, catalog, gate, project_id, actor, backend)
+    if forecast_months is None:
+        return Reported(prepared.checked, counted)
+    res = forecast_count(prepared.checked, installation, catalog, gate, project_id, actor,
+                         backend, months=forecast_months, approved_only=approved_only)  # fmt: skip
+    total = res.forecasts[TOTAL]
+    if isinstance(total, str):
+        return Reported(prepared.checked, counted, None, total)
+    return Reported(prepared.checked, counted, total.to_json())
 
 
 # ---- administration -------------------------------------------------------------------------
