@@ -584,7 +584,7 @@ class Gate:
         receipt = self.signer.sign({
             "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
             "query_hash": query_hash, "title": title, "labels": list(shown.labels),
-            "data_release": release, "answer_key": key, "privacy": shown.params,
+            "data_release": release, "answer_key": key, "privacy": dict(shown.params),
             "epsilon": cost, "released_sha256": digest, "time": ts, "audit_seq": seq,
         })  # fmt: skip
         tx.execute(
