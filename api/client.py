@@ -816,19 +816,19 @@ class Client:
         body = {**body, "months": months, "by": by}
         return self._request("POST", f"/v1/projects/{project}/forecast", json=body, source=source)
 
-    def report(
-        self, project: str, cohort: CohortInput, forecast: Mapping[str, Any] | None = None
-    ) -> str:
+    def report(self, project: str, cohort: CohortInput, forecast_months: int | None = None) -> str:
         """The feasibility report of a cohort for a project: one self-contained HTML page
         (no script, no network needed to view it) to save and send, e.g.
         ``Path("report.html").write_text(c.report("t2d", text), encoding="utf-8")``.
 
         Released and charged like `count`: free when the project asked the same cohort
-        before. `forecast` is a forecast of the cohort (its JSON) to show in the report.
+        before. With `forecast_months`, the report also shows the forecast of that many
+        months, computed by the server from the cohort's released monthly series (one
+        more release, as `forecast`). Every number in it is one the server released.
         """
         body, source = self._cohort_body(cohort)
-        if forecast is not None:
-            body["forecast"] = dict(forecast)
+        if forecast_months is not None:
+            body["forecast_months"] = forecast_months
         return str(
             self._request(
                 "POST", f"/v1/projects/{project}/report", json=body, source=source, text=True

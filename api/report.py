@@ -8,6 +8,10 @@ chart and a table, each breakdown as a chart and a table with names, the recruit
 forecast (when given one: `antal.privacy.forecast`'s `to_json()`; when not, why not), the
 data's currency and the cohort's warnings, the privacy parameters and the receipt.
 
+The page says that every number on it was released: `antal report` and the report route
+draw only what `usecases.report_count` gives, the stored answer and the forecast computed
+from its released monthly series, never a number sent with the request.
+
 Why SVG made here rather than Vega's JavaScript in the page: the charts are Vega-Lite
 specifications (Altair) rendered to SVG by vl-convert when the report is made, so the page
 has no script at all. It then shows the same in a mail client's preview, a document
@@ -124,7 +128,8 @@ def render_report(
 
     `answer` is a `usecases.Counted` or the JSON of a released count. `cohort_text` is the
     cohort as the user wrote it (None when it was given as JSON IR: pass `cohort_json`).
-    `forecast` is a forecast's JSON; without one, `no_forecast` says why there is none.
+    `forecast` is a forecast's JSON, computed from released values (`Reported.forecast`);
+    without one, `no_forecast` says why there is none.
     `ReportError` when `forecast` is not a forecast's JSON."""
     a: Mapping[str, Any] = answer.to_json() if hasattr(answer, "to_json") else answer
     fc = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -112,24 +112,47 @@ class Step(Released):
     label: str
 
 
-class Receipt(BaseModel):
-    """Signed by the installation (Ed25519 over every other field as canonical JSON: keys
-    sorted, no spaces, UTF-8); check with `antal receipt verify` and the key of
-    `GET /v1/receipts/public-key`. A stored answer comes back with its original receipt."""
-
-    version: int
+class _ReceiptFields(BaseModel):
     project: str
     purpose: str
-    query_hash: str
+    query_hash: str = Field(
+        description="the canonical cohort's IR hash (the same for every spelling of its meaning)"
+    )
     data_release: str
     answer_key: str
     privacy: dict[str, float | int] = Field(description="the parameters it was released under")
     epsilon: float = Field(description="what the project was charged for this answer")
-    released_sha256: str = Field(description="SHA-256 of the released values (labels aside)")
     time: str = Field(description="when the project received it (UTC, ISO 8601)")
     audit_seq: int = Field(description="the audit log entry of the release")
     key_id: str = Field(description="the signing key (see GET /v1/receipts/public-key)")
     signature: str = Field(description="Ed25519, base64")
+
+
+class Receipt(_ReceiptFields):
+    """Signed by the installation (Ed25519 over every other field as canonical JSON: keys
+    sorted, no spaces, UTF-8); check with `antal receipt verify` (`--cohort` to check the
+    question too) and the key of `GET /v1/receipts/public-key`. It binds the question as
+    shown (query hash, title, step labels) and every value shown. A stored answer asked with
+    the same names comes back with its original receipt."""
+
+    version: Literal[2]
+    title: str | None = Field(description="the cohort's title as shown (null: none)")
+    labels: list[str] = Field(description="the step labels as shown, the index step first")
+    released_sha256: str = Field(
+        description="SHA-256 of every released value shown (steps, breakdown cells with "
+        "their codes and names, every table)"
+    )
+
+
+class ReceiptV1(_ReceiptFields):
+    """A receipt made before version 2 (kept in older stores, still valid): it does not
+    sign the title, the step labels or the names of breakdown cells."""
+
+    version: Literal[1]
+    released_sha256: str = Field(description="SHA-256 of the released counts (labels aside)")
+
+
+AnyReceipt = Annotated[Receipt | ReceiptV1, Field(discriminator="version")]
 
 
 class PublicKeyOut(BaseModel):
@@ -201,8 +224,10 @@ class QueryOut(BaseModel):
     answer: dict[str, Any] = Field(
         description="attrition, dims, breakdown (counts as in a count's answer), epsilon, privacy"
     )
-    receipt: Receipt | None = Field(
-        None, description="the project's signed receipt (null for an answer stored before receipts)"
+    receipt: AnyReceipt | None = Field(
+        None,
+        description="the project's first signed receipt of it (version 1 from an older store; "
+        "null for an answer stored before receipts)",
     )
 
 
@@ -290,13 +315,30 @@ class SearchHit(BaseModel):
 
 
 class ReportIn(CohortIn):
-    """A cohort (text or JSON IR) for the feasibility report, and optionally its forecast."""
+    """A cohort (text or JSON IR) for the feasibility report, and whether to forecast it.
+    Every number a report shows is one the installation released: a request names what to
+    show, never a number to draw."""
 
-    forecast: dict[str, Any] | None = Field(
+    forecast_months: int | None = Field(
         None,
-        description="a recruitment forecast of this cohort, as antal's forecast answers it "
-        "(`forecast`: months with `mean`, `interval50`, `interval90`; `backtest`); shown as given",
+        ge=1,
+        le=60,
+        description="also release the cohort's monthly series (as the forecast route does: "
+        "charged unless asked before) and show the forecast of this many months ahead, "
+        "computed from it",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_numbers(cls, data: Any) -> Any:
+        # the field of earlier versions, refused by name: a forecast made elsewhere would be
+        # shown beside the receipt as if it were released
+        if isinstance(data, dict) and "forecast" in data:
+            raise ValueError(
+                "`forecast` is not accepted: a report shows only numbers the installation "
+                "released, and computes the forecast itself (`forecast_months`)"
+            )
+        return data
 
 
 class ForecastIn(CohortIn):

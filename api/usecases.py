@@ -106,6 +106,7 @@ __all__ = [
     "NotApproved",
     "NotFound",
     "ProjectMismatch",
+    "Reported",
     "StoreMissing",
     "UnknownRegister",
     "UseCaseError",
@@ -136,6 +137,7 @@ __all__ = [
     "quote_count",
     "quote_local",
     "release_count",
+    "report_count",
     "revoke_registers",
     "revoke_tokens",
     "set_registers",
@@ -603,7 +605,7 @@ def release_count(
         compiled.labels, tuple(d for t in released for d in t.dims), compute,
         catalog_version=catalog.version(),
         attrition=(ir.ir_hash(alone), canonical_query(alone)), names=names,
-        registers=tuple(sorted(compiled.registers)),
+        registers=tuple(sorted(compiled.registers)), title=checked.title,
     )  # fmt: skip
     currency = prepared.currency or currency_of(catalog, installation, compiled.registers)
     return Counted(answer, prepared.warnings, currency)
@@ -972,6 +974,58 @@ def forecast_count(
                       forecasts, names)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Reported:
+    """What a feasibility report draws, all of it released and stored: the answer of the
+    cohort (`checked`) and, when one was asked, the forecast computed from the released
+    monthly series (antal.privacy.forecast's JSON), or the reason there is none."""
+
+    checked: ir.Cohort
+    counted: Counted
+    forecast: dict[str, Any] | None = None
+    no_forecast: str | None = None  # why the forecast asked for could not be made
+
+
+def report_count(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project_id: str,
+    actor: str,
+    backend: Backend,
+    *,
+    forecast_months: int | None = None,
+    approved_only: bool = False,
+) -> Reported:
+    """The numbers of a feasibility report (`antal report`, `POST .../report`): the cohort
+    released as a count is (its stored answer, free, when the project asked it before) and,
+    with `forecast_months`, its monthly series released as `forecast_count` releases it
+    (one more release, charged unless asked before) and forecast from it. Nothing else: a
+    report shows no number the installation did not release. Everything that can be
+    refused (the cohort, approvals, a date index or data without complete months for the
+    forecast) is refused before anything is charged."""
+    project = gate.store.project(project_id)
+    if project is None:
+        raise UnknownProject(project_id)
+    prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    if forecast_months is not None:
+        if not 1 <= forecast_months <= limits.FORECAST_MAX_MONTHS:
+            raise Invalid(
+                f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {forecast_months}"
+            )
+        monthly_cohort(prepared.checked, catalog, installation, None)  # its refusals, first
+    counted = release_count(prepared, installation, catalog, gate, project_id, actor, backend)
+    if forecast_months is None:
+        return Reported(prepared.checked, counted)
+    res = forecast_count(prepared.checked, installation, catalog, gate, project_id, actor,
+                         backend, months=forecast_months, approved_only=approved_only)  # fmt: skip
+    total = res.forecasts[TOTAL]
+    if isinstance(total, str):
+        return Reported(prepared.checked, counted, None, total)
+    return Reported(prepared.checked, counted, total.to_json())
+
+
 # ---- administration -------------------------------------------------------------------------
 
 
@@ -1094,26 +1148,24 @@ def add_member(accounts: Accounts, pid: str, uid: str, actor: str = "admin") -> 
     return user
 
 
-def verify_receipt(document: Any, public_key: Any) -> list[str]:
+def verify_receipt(document: Any, public_key: Any, cohort: Validation | None = None) -> list[str]:
     """What is wrong with a receipt, or with a whole answer (`antal count --json`, the API's
-    count) and its receipt: the signature under `public_key`, and for an answer, that its
-    released values are those the receipt was signed for. Empty: valid."""
-    from antal.privacy.mechanism import COUNT_FIELDS
-    from antal.privacy.receipts import answer_digest, verify
+    count) and its receipt: the signature under `public_key`; for an answer, that its
+    released values and step labels are those the receipt was signed for; with `cohort` (a
+    cohort checked by `validate`, as counting checks it), that it is the question the receipt
+    was signed for (its query hash, title and step labels). Empty: valid."""
+    from antal.privacy.receipts import check_answer, check_cohort, verify
 
-    if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
-        problems = verify(document["receipt"], public_key)
-        try:
-            digest = answer_digest(document)
-            # the final count at the top repeats the last step's: it must be that one
-            steps = document.get("attrition") or [{}]
-            top = all(document.get(f) == steps[-1].get(f) for f in COUNT_FIELDS)
-        except (AttributeError, TypeError):  # not lists of objects where counts should be
-            digest, top = None, False
-        if not problems and (digest != document["receipt"].get("released_sha256") or not top):
-            problems.append("the answer's released values are not those its receipt was signed for")
+    whole = isinstance(document, dict) and isinstance(document.get("receipt"), dict)
+    receipt = document["receipt"] if whole else document
+    problems = verify(receipt, public_key)
+    if problems:  # an unsigned receipt binds nothing: nothing more to compare
         return problems
-    return verify(document, public_key)
+    if whole:
+        problems += check_answer(document, receipt)
+    if cohort is not None and cohort.checked is not None and cohort.query_hash is not None:
+        problems += check_cohort(receipt, cohort.query_hash, cohort.checked.title, cohort.steps)
+    return problems
 
 
 def verify_audit(store: Store) -> tuple[int, list[str]]:

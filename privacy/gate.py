@@ -25,11 +25,15 @@ breakdown, receives its stored attrition, and the new tables agree with that tot
 Every answer carries a receipt signed by the installation (antal.privacy.receipts): made
 when the project first receives the answer, in the transaction of its audit entry (whose
 sequence number and time it names), and stored, so that a stored answer comes back with
-its original receipt, signature and all.
+its original receipt, signature and all. A receipt signs the question as it was shown (the
+cohort's title and step labels, which the query hash leaves out) and every value shown, so
+the same answer asked with other names (a title or labels renamed) is a stored answer still,
+free, with a receipt of its own for those names, made then and kept likewise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -48,7 +52,7 @@ from antal.privacy.mechanism import (
     release_tables,
 )
 from antal.privacy.params import PrivacyParams
-from antal.privacy.receipts import RECEIPT_VERSION, Signer, stored_digest
+from antal.privacy.receipts import RECEIPT_VERSION, Signer, answer_digest, shown_key
 from antal.privacy.store import Store, Tx, now
 
 __all__ = [
@@ -336,6 +340,7 @@ class Gate:
         attrition: tuple[str, str] | None = None,
         names: dict[str, dict[Any, str | None]] | None = None,
         registers: tuple[str, ...] = (),
+        title: str | None = None,
     ) -> Answer:
         """Release (or replay) the answer to one query; see the module docstring.
 
@@ -345,13 +350,14 @@ class Gate:
         against) is part of the answer's key. `attrition` is the hash and canonical query of
         the cohort without its tables (see the module docstring); `names` name coded values;
         `registers` are those the query reads, recorded with each of its audit entries (a
-        register's holder sees the ε spent on it, never an answer)."""
+        register's holder sees the ε spent on it, never an answer). `title` is the cohort's
+        (signed in the receipt with the labels)."""
         project = self.store.project(project_id)
         if project is None:
             raise UnknownProject(project_id)
         key = self.key(query_hash, release, project.purpose, catalog_version)
         ctx = (project_id, actor, query_hash, query, release, key, project.purpose, labels, names,
-               tuple(sorted(registers)))  # fmt: skip
+               tuple(sorted(registers)), title)  # fmt: skip
         # asked before by this project, or paid for by it (the attrition of a cohort it
         # asked with tables): its own answer again, free
         own = self.store.asked(project_id, key) or self._paid(project_id, key)
@@ -498,14 +504,15 @@ class Gate:
             seq, ts = tx.audit(actor, project_id, "answer", query_hash, query, 0.0, released,
                                ctx[9])  # fmt: skip
             _link(tx, project_id, key, query)
-            receipt = self._receipt(tx, ctx, released, cost, seq, ts)
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
-        # `stored` tells only whether this project asked before (a concurrent twin of this
-        # request), never whether another project did
-        return answer_from_json(
-            released, cost, float(left), query_hash, release, key, purpose, asked is not None,
-            labels, receipt, names,
-        )  # fmt: skip
+            # `stored` tells only whether this project asked before (a concurrent twin of
+            # this request), never whether another project did
+            answer = answer_from_json(
+                released, cost, float(left), query_hash, release, key, purpose,
+                asked is not None, labels, None, names,
+            )  # fmt: skip
+            receipt = self._receipt(tx, ctx, answer, cost, seq, ts)
+        return dataclasses.replace(answer, signed_receipt=receipt)
 
     def _insert(self, tx: Tx, key: str, query_hash: str, release: str, purpose: str,
                 released: str) -> None:  # fmt: skip
@@ -545,47 +552,45 @@ class Gate:
             _link(tx, project_id, key, query)
             seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released,
                                ctx[9])  # fmt: skip
-            # the original receipt; an answer stored before receipts existed gets its first
-            # one now, naming this entry, and keeps it
-            receipt = self._receipt(
-                tx, ctx, released, self._charged_epsilon(tx, project_id, key), seq, ts
-            )
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
-        return answer_from_json(
-            released,
-            0.0,
-            float(left),
-            query_hash,
-            release,
-            key,
-            purpose,
-            True,
-            labels,
-            receipt,
-            names,
-        )
+            answer = answer_from_json(released, 0.0, float(left), query_hash, release, key,
+                                      purpose, True, labels, None, names)  # fmt: skip
+            # the original receipt of the answer as shown now; an answer stored before
+            # receipts existed, or asked now with other names (or first shown before receipts
+            # signed names), gets its first one now, naming this entry, and keeps it
+            receipt = self._receipt(
+                tx, ctx, answer, self._charged_epsilon(tx, project_id, key), seq, ts
+            )
+        return dataclasses.replace(answer, signed_receipt=receipt)
 
     def _receipt(
-        self, tx: Tx, ctx: tuple[Any, ...], released: str, cost: float, seq: int, ts: str
+        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float, seq: int, ts: str
     ) -> dict[str, Any]:
-        """The project's receipt for this answer: the stored one, else a new one, signed
-        and stored in this transaction (so that it names the audit entry `seq`)."""
-        project_id, _actor, query_hash, _query, release, key, purpose, _labels, _names = ctx[:9]
+        """The project's receipt for this answer as `shown` (its title, labels and values):
+        the stored one, else a new one, signed and stored in this transaction (so that it
+        names the audit entry `seq`). Receipts of version 1 (stored before receipts signed
+        the names, in `receipts`) are not given again: they do not bind what is shown."""
+        project_id, _actor, query_hash, _query, release, key, purpose = ctx[:7]
+        title = ctx[10]
+        digest = answer_digest(shown.to_json())
+        shown_as = shown_key(title, shown.labels, digest)
         row = tx.one(
-            "SELECT receipt FROM receipts WHERE project_id = %s AND answer_key = %s",
-            (project_id, key),
+            "SELECT receipt FROM shown_receipts "
+            "WHERE project_id = %s AND answer_key = %s AND shown = %s",
+            (project_id, key, shown_as),
         )
         if row is not None:
             return json.loads(row[0])
         receipt = self.signer.sign({
             "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
-            "query_hash": query_hash, "data_release": release, "answer_key": key,
-            "privacy": _params(json.loads(released)["params"]), "epsilon": cost,
-            "released_sha256": stored_digest(released), "time": ts, "audit_seq": seq,
+            "query_hash": query_hash, "title": title, "labels": list(shown.labels),
+            "data_release": release, "answer_key": key, "privacy": dict(shown.params),
+            "epsilon": cost, "released_sha256": digest, "time": ts, "audit_seq": seq,
         })  # fmt: skip
         tx.execute(
-            "INSERT INTO receipts (project_id, answer_key, receipt, created) VALUES (%s, %s, %s, %s)",
-            (project_id, key, json.dumps(receipt, ensure_ascii=False), now()),
+            "INSERT INTO shown_receipts (project_id, answer_key, shown, receipt, created) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (project_id, key, shown_as, json.dumps(receipt, ensure_ascii=False), now()),
         )
         return receipt
 

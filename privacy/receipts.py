@@ -1,12 +1,19 @@
 """Receipts that others can check: every released answer's receipt is signed by the
 installation (Ed25519, with `cryptography`).
 
-A receipt says which query (its hash and answer key) was answered for which project and
-purpose, on which data release, under which privacy parameters, at what cost, when (UTC),
-under which audit log entry (its sequence number), and which released values (a SHA-256
-of them, so that a receipt cannot be kept while its counts are changed). The signature
-covers every field but itself, as canonical JSON (keys sorted, no spaces, UTF-8); the
-`key_id` names the public key that checks it.
+A receipt says which question was answered: the canonical cohort by its hash (the IR hash
+the gate keys answers by: the same for every spelling of the same meaning) and the names it
+was shown with (its title and step labels, which that hash leaves out); for which project
+and purpose, on which data release, under which privacy parameters, at what cost, when
+(UTC), under which audit log entry (its sequence number), and which released values (a
+SHA-256 of every value the answer shows: each step's count, every breakdown cell with its
+codes and names, every table), so that a receipt cannot be kept while its counts or its
+labels are changed. The signature covers every field but itself, as canonical JSON (keys
+sorted, no spaces, UTF-8); the `key_id` names the public key that checks it.
+
+Version 1 receipts (before issue 22) did not sign the title and step labels, and their
+digest covered the counts, the first breakdown's codes and counts only: they still verify,
+as what they are (`caveats` says what they do not bind).
 
 The installation's signing key is one file (PEM, PKCS#8, mode 0600), made once on first
 use and kept; a key file that others may read is refused. The key is never logged, shown
@@ -15,6 +22,8 @@ or stored anywhere else; its public half is published (`GET /v1/receipts/public-
     signer = Signer.from_file(path)             # made on first use
     receipt = signer.sign(body)                 # body + key_id + signature
     problems = verify(receipt, signer.public)   # [] when intact
+    problems += check_answer(answer, receipt)   # the answer's values and labels are signed
+    problems += check_cohort(receipt, query_hash, title, labels)  # the question is this one
 """
 
 from __future__ import annotations
@@ -36,30 +45,37 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from antal.privacy.errors import SigningKeyError
-from antal.privacy.mechanism import COUNT_FIELDS, ReleasedCount
+from antal.privacy.mechanism import COUNT_FIELDS
 
 __all__ = [
     "RECEIPT_FIELDS",
+    "RECEIPT_FIELDS_BY_VERSION",
     "RECEIPT_VERSION",
     "Signer",
     "answer_digest",
     "canonical",
+    "caveats",
+    "check_answer",
+    "check_cohort",
     "load_public_key",
     "public_key_json",
     "released_digest",
-    "stored_digest",
+    "shown_key",
     "verify",
 ]
 
 log = logging.getLogger("antal.privacy")
 
-RECEIPT_VERSION = 1
-# every field a receipt carries; `signature` covers all the others
+# 2: the title and step labels signed, and the digest of every value shown (issue 22)
+RECEIPT_VERSION = 2
+# every field a receipt of this version carries; `signature` covers all the others
 RECEIPT_FIELDS = (
     "version",
     "project",
     "purpose",
     "query_hash",
+    "title",
+    "labels",
     "data_release",
     "answer_key",
     "privacy",
@@ -70,6 +86,11 @@ RECEIPT_FIELDS = (
     "key_id",
     "signature",
 )
+# the fields of each version a store may hold: older receipts keep verifying as what they are
+RECEIPT_FIELDS_BY_VERSION: dict[int, tuple[str, ...]] = {
+    1: tuple(f for f in RECEIPT_FIELDS if f not in ("title", "labels")),
+    2: RECEIPT_FIELDS,
+}
 
 
 def canonical(d: Mapping[str, Any]) -> bytes:
@@ -88,9 +109,8 @@ def released_digest(
     dims: Sequence[str],
     cells: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
 ) -> str:
-    """SHA-256 of released values: each step's count, the dimensions, each cell's key and
-    count (in the current JSON form). Labels are left out: a stored answer is shown with the
-    labels of the spelling asked now, and its receipt is the original one."""
+    """Version 1's digest: each step's count, the dimensions, each cell's key and count of
+    the first table (labels, names and further tables left out)."""
     body = {
         "steps": [_count(s) for s in steps],
         "dims": list(dims),
@@ -99,20 +119,109 @@ def released_digest(
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
-def stored_digest(released: str) -> str:
-    """The digest of an answer as stored by the gate (either JSON form of its counts)."""
-    d = json.loads(released)
-    t = int(d["params"]["threshold"])
-    steps = [ReleasedCount.from_json(s, t).to_json() for s in d["steps"]]
-    cells = [(k, ReleasedCount.from_json(c, t).to_json()) for k, c in d["cells"]]
-    return released_digest(steps, d["dims"], cells)
+def _rows(cells: Any) -> list[dict[str, Any]]:
+    """A breakdown's cells as shown: every field of each (codes, names, count fields)."""
+    return [dict(c) for c in cells or []]
 
 
-def answer_digest(answer: Mapping[str, Any]) -> str:
-    """The digest of an answer as the API and `antal count --json` give it."""
+def answer_digest(answer: Mapping[str, Any], version: int = RECEIPT_VERSION) -> str:
+    """The digest of an answer as the API and `antal count --json` give it (and as the gate
+    signs it). Version 2: every released value shown: each step's count fields, the
+    dimensions, every cell of the breakdown (its codes, their names and its count fields)
+    and every table when there are several. The labels are signed as their own field."""
     dims = list(answer.get("dims") or [])
-    cells = [([c.get(d) for d in dims], c) for c in answer.get("breakdown") or []]
-    return released_digest(answer.get("attrition") or [], dims, cells)
+    if version == 1:
+        cells = [([c.get(d) for d in dims], c) for c in answer.get("breakdown") or []]
+        return released_digest(answer.get("attrition") or [], dims, cells)
+    body = {
+        "steps": [_count(s) for s in answer.get("attrition") or []],
+        "dims": dims,
+        "breakdown": _rows(answer.get("breakdown")),
+        "tables": [
+            {"dims": list(t.get("dims") or []), "report": t.get("report"),
+             "level": t.get("level"), "breakdown": _rows(t.get("breakdown"))}
+            for t in answer.get("tables") or []
+        ],
+    }  # fmt: skip
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def shown_key(title: str | None, labels: Sequence[str], released_sha256: str) -> str:
+    """What a receipt binds beside its answer key, as one hash: the gate keeps one receipt
+    per project, answer key and this (the same answer asked with other names gets its own)."""
+    body = {"title": title, "labels": list(labels), "released_sha256": released_sha256}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def _differ(what: str, ours: Sequence[str], signed: Sequence[str]) -> str | None:
+    """Where two label lists first differ, in words (None: the same)."""
+    if list(ours) == list(signed):
+        return None
+    if len(ours) != len(signed):
+        return f"{what} has {len(ours)} steps, the receipt {len(signed)}"
+    i = next(i for i, (a, b) in enumerate(zip(ours, signed, strict=True)) if a != b)
+    return f"step {i} is {ours[i]!r} in {what}, {signed[i]!r} in the receipt"
+
+
+def check_answer(answer: Mapping[str, Any], receipt: Mapping[str, Any]) -> list[str]:
+    """What in a whole answer is not what its (intact) receipt was signed for: its released
+    values, its final count at the top, and (version 2) its step labels. Empty: the same."""
+    version = receipt.get("version")
+    try:
+        digest = answer_digest(answer, 1 if version == 1 else RECEIPT_VERSION)
+        steps = answer.get("attrition") or [{}]
+        # the final count at the top repeats the last step's: it must be that one
+        top = all(answer.get(f) == steps[-1].get(f) for f in COUNT_FIELDS)
+        labels = [s.get("label") for s in answer.get("attrition") or []]
+    except (AttributeError, TypeError, ValueError):  # not lists of objects where counts are
+        return ["the answer's released values are not those its receipt was signed for"]
+    problems = []
+    if digest != receipt.get("released_sha256") or not top:
+        problems.append("the answer's released values are not those its receipt was signed for")
+    if version != 1:
+        differ = _differ("the answer", labels, receipt.get("labels") or [])
+        if differ:
+            problems.append(
+                f"the answer's step labels are not those its receipt was signed for: {differ}"
+            )
+    return problems
+
+
+def check_cohort(
+    receipt: Mapping[str, Any], query_hash: str, title: str | None, labels: Sequence[str]
+) -> list[str]:
+    """What in a cohort (checked as counting checks it: its IR hash, title and step labels)
+    is not the question an (intact) receipt was signed for. Empty: the same question. A
+    version 1 receipt binds the hash only."""
+    if query_hash != receipt.get("query_hash"):
+        return [
+            f"the cohort is not the question the receipt was signed for: its query hash is "
+            f"{query_hash[:16]}…, the receipt's {str(receipt.get('query_hash'))[:16]}…"
+        ]
+    if receipt.get("version") == 1:
+        return []
+    problems = []
+    if title != receipt.get("title"):
+        problems.append(
+            f"the cohort's title is {title!r}, the receipt was signed for {receipt.get('title')!r}"
+        )
+    differ = _differ("the cohort", labels, receipt.get("labels") or [])
+    if differ:
+        problems.append(
+            f"the cohort's step labels are not those the receipt was signed for: {differ}"
+        )
+    return problems
+
+
+def caveats(receipt: Mapping[str, Any]) -> list[str]:
+    """What a valid receipt does not bind (a version 1 receipt: the names), in words."""
+    if receipt.get("version") == 1:
+        return [
+            "a version 1 receipt (made before receipts signed the question's names): it binds "
+            "the query hash and the released counts, not the title, the step labels or the "
+            "names of breakdown cells; those shown with it were not signed"
+        ]
+    return []
 
 
 def _key_id(public: Ed25519PublicKey) -> str:
@@ -246,8 +355,13 @@ def verify(receipt: Any, public: Ed25519PublicKey) -> list[str]:
     """What is wrong with a receipt under this public key (empty: intact and signed by it)."""
     if not isinstance(receipt, dict):
         return ["a receipt is a JSON object"]
-    problems = [f"the receipt has no `{f}`" for f in RECEIPT_FIELDS if f not in receipt]
-    extra = sorted(set(receipt) - set(RECEIPT_FIELDS))
+    version = receipt.get("version")
+    if type(version) is not int or version not in RECEIPT_FIELDS_BY_VERSION:
+        known = ", ".join(str(v) for v in RECEIPT_FIELDS_BY_VERSION)
+        return [f"the receipt's version is {version!r}, not one antal knows ({known})"]
+    fields = RECEIPT_FIELDS_BY_VERSION[version]
+    problems = [f"the receipt has no `{f}`" for f in fields if f not in receipt]
+    extra = sorted(set(receipt) - set(fields))
     if extra:  # a field added afterwards is not covered by the signature: refuse it
         problems.append(f"the receipt has fields it was not signed with: {', '.join(extra)}")
     if problems:

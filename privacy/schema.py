@@ -7,7 +7,8 @@ service remembers, so that a charge, its answer and its audit entry commit toget
     answers           released answers under their key (query, release, params, purpose)
     charges           ε charged to a project, per answer key (or attempt)
     project_queries   which project asked which answer, and when first
-    receipts          each project's signed receipt of each answer it received
+    receipts          version 1 receipts (before issue 22), kept and listed, no longer given
+    shown_receipts    each project's signed receipt of each answer as it was shown to it
     audit, audit_head the hash-chained audit log and its newest entry
     users, tokens     accounts and their bearer tokens (SHA-256 hashes only)
     members           project membership
@@ -57,13 +58,24 @@ _TABLES: dict[str, str] = {
         query TEXT NOT NULL,
         first_asked TEXT NOT NULL,
         PRIMARY KEY (project_id, answer_key))""",
-    # the signed receipt a project was given for an answer; a stored answer replays it
+    # the version 1 receipt a project was given for an answer (made before receipts signed
+    # the names: kept, listed when the project has no newer one, never given again)
     "receipts": """CREATE TABLE IF NOT EXISTS receipts (
         project_id TEXT NOT NULL,
         answer_key TEXT NOT NULL,
         receipt TEXT NOT NULL,
         created TEXT NOT NULL,
         PRIMARY KEY (project_id, answer_key))""",
+    # the signed receipt a project was given for an answer as shown (its title, step labels
+    # and values: `shown` is antal.privacy.receipts.shown_key); a stored answer asked with
+    # the same names replays it. Its own table, so that a store made before keeps working
+    "shown_receipts": """CREATE TABLE IF NOT EXISTS shown_receipts (
+        project_id TEXT NOT NULL,
+        answer_key TEXT NOT NULL,
+        shown TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (project_id, answer_key, shown))""",
     # ---- the audit log -----------------------------------------------------------------------
     "audit": """CREATE TABLE IF NOT EXISTS audit (
         seq BIGINT PRIMARY KEY,

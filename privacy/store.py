@@ -216,10 +216,17 @@ class Store:
             ]
 
     def receipts(self, pid: str) -> dict[str, str]:
-        """The signed receipts (JSON) of a project's answers, by answer key."""
+        """The signed receipts (JSON) of a project's answers, by answer key: the first one the
+        project was given (an answer asked with other names has one receipt per naming),
+        else the version 1 receipt an older version stored."""
         with self.transaction(write=False) as tx:
-            rows = tx.all("SELECT answer_key, receipt FROM receipts WHERE project_id = %s", (pid,))
-        return {k: r for k, r in rows}
+            old = tx.all("SELECT answer_key, receipt FROM receipts WHERE project_id = %s", (pid,))
+            shown = tx.all(
+                "SELECT answer_key, receipt FROM shown_receipts WHERE project_id = %s "
+                "ORDER BY created DESC, shown DESC",
+                (pid,),
+            )
+        return {k: r for k, r in [*old, *shown]}  # the last one of a key wins: the first made
 
     # ---- audit ----
     def audit_entries(self) -> list[AuditEntry]:

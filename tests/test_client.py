@@ -313,8 +313,8 @@ def test_report_and_plot(client: Client) -> None:
     ]
     shown = res.breakdown[~res.breakdown["suppressed"]]
     assert [r["value"] for r in by_sex] == [int(n) for n in shown["count"]]
-    with pytest.raises(InvalidRequestError, match="forecast"):
-        client.report("t2d", text, forecast={"forecast": []})
+    with pytest.raises(InvalidRequestError, match="forecast_months"):
+        client.report("t2d", text, forecast_months=0)
 
 
 def test_count_with_the_builder_and_ir(client: Client) -> None:

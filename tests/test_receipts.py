@@ -29,7 +29,15 @@ from antal.api.app import create_app
 from antal.api.cli import app as cli
 from antal.api.frames import breakdown_frame
 from antal.api.settings import Settings, default_signing_key
-from antal.privacy import Gate, PrivacyParams, ReleasedCount, Signer, SigningKeyError, open_store
+from antal.privacy import (
+    Gate,
+    PrivacyParams,
+    ReleasedCount,
+    Signer,
+    SigningKeyError,
+    open_store,
+    receipts,
+)
 from antal.privacy.receipts import RECEIPT_FIELDS, load_public_key, verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,6 +307,10 @@ def _tampered(field: str, value: Any) -> Any:
         return value + 1
     if isinstance(value, dict):
         return {**value, "threshold": value["threshold"] + 1}
+    if value is None:  # no title: one given
+        return "Strict"
+    if isinstance(value, list):  # the labels: one renamed
+        return [*value[:-1], value[-1] + " (strict)"]
     if set(value) <= set("0123456789abcdef"):  # a hash or a key id: one digit changed
         return ("1" if value[0] == "0" else "0") + value[1:]
     return value + "x"
@@ -459,3 +471,200 @@ def test_cli_verify_against_a_running_server(tmp_path: Path, monkeypatch: pytest
         saved.write_text(json.dumps(forged))
         bad = runner.invoke(cli, ["receipt", "verify", str(saved), "--url", url + "/v1/receipts/public-key"])  # fmt: skip
         assert bad.exit_code == 1 and "names signing key" in bad.output
+
+
+# ---- issue 22, 5: a receipt binds the question (its hash, title and labels) and every value --
+
+BROAD = 'cohort "T2D"\nindex first diagnosis E11* between 2019-01-01 and 2021-12-31\ninclude "Any age": age 0..120\n'  # fmt: skip
+STRICT = 'cohort "T2D, strict"\nindex first diagnosis E11* between 2019-01-01 and 2021-12-31\ninclude "HbA1c over 70, age 40-45": age 40..45\n'  # fmt: skip
+# the broad cohort's meaning under the strict one's names: the same query hash
+BROAD_NAMED_STRICT = BROAD.replace('"T2D"', '"T2D, strict"').replace(
+    '"Any age"', '"HbA1c over 70, age 40-45"'
+)
+
+
+@pytest.fixture(scope="module")
+def named(env: dict[str, Any]) -> dict[str, Any]:
+    """Project `names`: the broad cohort released (200 persons), its public key as a file."""
+    st = env["app"].state.antal
+    st.store.create_project("names", "Names", "forskning", 1000.0, ("npr",))
+    st.accounts.add_member("names", "res")
+    broad = _count(env, BROAD, pid="names")
+    assert broad["count"] == 200 and not broad["stored_answer"]
+    key = env["root"] / "public-key.json"
+    key.write_text(env["client"].get("/v1/receipts/public-key").text)
+    return {"broad": broad, "key": key}
+
+
+def _verify(env: dict[str, Any], named: dict[str, Any], tmp_path: Path, doc: Any,
+            cohort: str | None = None) -> Any:  # fmt: skip
+    """`antal receipt verify` of `doc` (with `cohort` as a .cohort file)."""
+    f = tmp_path / "answer.json"
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    args = ["receipt", "verify", str(f), "--public-key", str(named["key"])]
+    if cohort is not None:
+        c = tmp_path / "question.cohort"
+        c.write_text(cohort, encoding="utf-8")
+        args += ["--cohort", str(c), "--config", str(env["cfg"]), "--store", env["settings"].store]
+    return runner.invoke(cli, args)
+
+
+def test_a_relabelled_answer_is_refused(env: dict[str, Any], named: dict[str, Any],
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The attack: a broad cohort's released answer shown with a strict cohort's labels."""
+    _cli_env(monkeypatch)
+    broad = named["broad"]
+    relabelled = json.loads(json.dumps(broad))
+    relabelled["attrition"][1]["label"] = "HbA1c over 70, age 40-45"
+    accepted = 0
+    # the relabelled answer alone, with the strict cohort, with the broad meaning under the
+    # strict names (the same query hash): each refused, saying what does not match
+    for cohort, why in [
+        (None, "step labels are not those its receipt was signed for: step 1 is "
+               "'HbA1c over 70, age 40-45' in the answer, 'Any age' in the receipt"),
+        (STRICT, "the cohort is not the question the receipt was signed for: its query hash"),
+        (BROAD_NAMED_STRICT, "the cohort's title is 'T2D, strict', the receipt was signed for 'T2D'"),
+    ]:  # fmt: skip
+        out = _verify(env, named, tmp_path, relabelled, cohort)
+        accepted += out.exit_code == 0
+        assert out.exit_code == 1 and "receipt not valid" in out.output, out.output
+        assert why in " ".join(out.output.split()), out.output
+    # the untouched answer asked with another cohort: refused too, answer and receipt alone
+    for doc in (broad, broad["receipt"]):
+        for cohort in (STRICT, BROAD_NAMED_STRICT):
+            out = _verify(env, named, tmp_path, doc, cohort)
+            accepted += out.exit_code == 0
+            assert out.exit_code == 1 and "receipt not valid" in out.output, out.output
+    out = _verify(env, named, tmp_path, broad, BROAD_NAMED_STRICT)
+    assert "the cohort's step labels are not those the receipt was signed for: step 1 is " \
+        "'HbA1c over 70, age 40-45' in the cohort, 'Any age' in the receipt" in " ".join(out.output.split())  # fmt: skip
+    assert accepted == 0  # the figure for issue 22: relabelled receipts accepted
+    r = broad["receipt"]
+    assert r["version"] == 2 and r["title"] == "T2D" and r["labels"] == ["Index event", "Any age"]
+    # the untouched answer with its own cohort (spelled otherwise: a comment) is valid
+    for doc in (broad, broad["receipt"]):
+        ok = _verify(env, named, tmp_path, doc, "# the same question\n" + BROAD)
+        assert ok.exit_code == 0, ok.output
+        assert "valid, the question of" in ok.output and "receipt version 2" in ok.output
+    # a cohort that does not parse: the compiler's file:line:col, exit 1, nothing checked
+    bad = _verify(env, named, tmp_path, broad, "index first diagnosis E11*\nbogus\n")
+    assert bad.exit_code == 1 and "question.cohort:2:1" in bad.output, bad.output
+
+
+def test_every_value_shown_is_signed(env: dict[str, Any], tmp_path: Path) -> None:
+    """Each table's cells, their names and the title are bound: a version 1 receipt covered
+    the first table's codes and counts only."""
+    st = env["app"].state.antal
+    key = _public_key(env)
+    two = "index first diagnosis E11* between 2019-01-01 and 2021-12-31\nreport by sex\nreport by region\n"  # fmt: skip
+    a = _count(env, two, pid="names")
+    assert [t["dims"] for t in a["tables"]] == [["sex"], ["region"]]
+    assert uc.verify_receipt(a, key) == []
+
+    def shown(d: dict[str, Any], table: int) -> dict[str, Any]:
+        return next(c for c in d["tables"][table]["breakdown"] if c["count"] is not None)
+
+    edits = [
+        lambda d: shown(d, 1).update(count=shown(d, 1)["count"] + 1),
+        lambda d: shown(d, 1).update(region_name="Uppsala län"),
+        lambda d: shown(d, 0).update(sex="other"),
+        lambda d: d["breakdown"][0].update(sex="other"),
+        lambda d: d["attrition"][0].update(display="999"),
+    ]
+    for edit in edits:
+        changed = json.loads(json.dumps(a))
+        edit(changed)
+        assert changed != a
+        assert uc.verify_receipt(changed, key) == [
+            "the answer's released values are not those its receipt was signed for"
+        ]
+    # the cohort, checked as counting checks it, against the receipt
+    v = uc.validate(two, st.catalog)
+    assert uc.verify_receipt(a, key, v) == []
+    titled = uc.validate('cohort "Another name"\n' + two, st.catalog)
+    assert titled.query_hash == v.query_hash  # a title is a name: the same question hash
+    assert uc.verify_receipt(a, key, titled) == [
+        "the cohort's title is 'Another name', the receipt was signed for None"
+    ]
+
+
+def test_the_same_answer_under_other_names_has_its_own_receipt(
+    env: dict[str, Any], named: dict[str, Any]
+) -> None:
+    """A stored answer asked with other labels: free, the same values, a receipt for those
+    labels (made then and kept); the first names keep their first receipt."""
+    first = named["broad"]
+    other = _count(env, BROAD_NAMED_STRICT, pid="names")
+    assert other["stored_answer"] and other["epsilon_charged"] == 0
+    assert [s["count"] for s in other["attrition"]] == [s["count"] for s in first["attrition"]]
+    r = other["receipt"]
+    assert (r["title"], r["labels"]) == ("T2D, strict", ["Index event", "HbA1c over 70, age 40-45"])  # fmt: skip
+    assert r["answer_key"] == first["receipt"]["answer_key"]
+    assert r["audit_seq"] > first["receipt"]["audit_seq"] and r["epsilon"] == first["receipt"]["epsilon"]  # fmt: skip
+    key = _public_key(env)
+    assert uc.verify_receipt(other, key) == [] and uc.verify_receipt(first, key) == []
+    assert _count(env, BROAD_NAMED_STRICT, pid="names")["receipt"] == r
+    assert _count(env, "# again\n" + BROAD, pid="names")["receipt"] == first["receipt"]
+    # the project's query list shows the first receipt it was given
+    listed = env["client"].get("/v1/projects/names/queries", headers=h(env)).json()
+    mine = next(q for q in listed if q["answer_key"] == r["answer_key"])
+    assert mine["receipt"] == first["receipt"]
+
+
+def test_a_version_1_receipt_still_verifies_as_what_it_is(
+    env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store written before issue 22 holds version 1 receipts: they are listed and verify,
+    with a note that they do not bind the labels; the answer asked again gets a version 2."""
+    _cli_env(monkeypatch)
+    st = env["app"].state.antal
+    st.store.create_project("old", "Old", "forskning", 1000.0, ("npr",))
+    st.accounts.add_member("old", "res")
+    cohort = "index first diagnosis E11* between 2019-02-01 and 2021-12-31\n"
+    project = st.store.project("old")
+    prepared = uc.prepare_count(cohort, st.installation, st.catalog, project, approved_only=True)
+    key = st.gate.key(prepared.query_hash, st.installation.release, "forskning", st.catalog.version())  # fmt: skip
+    old = ReleasedCount(150, 140, 160, 10).to_json()
+    released = json.dumps({"params": st.params.as_dict(), "steps": [old], "dims": [], "cells": [],
+                           "epsilon": 50.0, "scales": {"attrition": 1.0}})  # fmt: skip
+    _store_old(st.store, "old", key, released, 50.0)
+    v1 = st.signer.sign({
+        "version": 1, "project": "old", "purpose": "forskning", "query_hash": prepared.query_hash,
+        "data_release": st.installation.release, "answer_key": key, "privacy": st.params.as_dict(),
+        "epsilon": 50.0, "released_sha256": receipts.released_digest([old], [], []),
+        "time": "2025-01-01T00:00:00+00:00", "audit_seq": 1,
+    })  # fmt: skip
+    with st.store.transaction() as tx:
+        tx.execute("INSERT INTO receipts (project_id, answer_key, receipt, created) VALUES (%s, %s, %s, %s)",
+                   ("old", key, json.dumps(v1), "2025-01-01T00:00:00+00:00"))  # fmt: skip
+    pub = _public_key(env)
+    listed = env["client"].get("/v1/projects/old/queries", headers=h(env)).json()
+    assert listed[0]["receipt"] == v1 and verify(listed[0]["receipt"], pub) == []
+    # an answer of it in the shape counts have, with the version 1 receipt: valid, with a note
+    answer = {**old, "attrition": [{"label": "anything", **old}], "dims": [], "breakdown": [],
+              "receipt": v1}  # fmt: skip
+    assert uc.verify_receipt(answer, pub) == []
+    named_file = tmp_path / "k.json"
+    named_file.write_text(env["client"].get("/v1/receipts/public-key").text)
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps(answer))
+    c = tmp_path / "old.cohort"
+    c.write_text(cohort)
+    r = runner.invoke(cli, ["receipt", "verify", str(f), "--public-key", str(named_file),
+                            "--cohort", str(c), "--config", str(env["cfg"]),
+                            "--store", env["settings"].store])  # fmt: skip
+    assert r.exit_code == 0 and "receipt version 1" in r.output, r.output
+    assert "note: a version 1 receipt" in r.output
+    assert "not the title, the step labels or the names" in " ".join(r.output.split())
+    # its counts edited: refused as before
+    f.write_text(json.dumps({**answer, "attrition": [{"label": "x", **old, "count": 151}]}))
+    r = runner.invoke(cli, ["receipt", "verify", str(f), "--public-key", str(named_file)])
+    assert r.exit_code == 1, r.output
+    # asked again: the stored answer with a version 2 receipt of its names, listed from then on
+    again = _count(env, cohort, pid="old")
+    assert again["stored_answer"] and again["receipt"]["version"] == 2
+    assert again["receipt"]["labels"] == ["Index event"] and verify(again["receipt"], pub) == []
+    listed = env["client"].get("/v1/projects/old/queries", headers=h(env)).json()
+    assert listed[0]["receipt"] == again["receipt"]
+    # a receipt of a version antal does not know
+    assert verify({**v1, "version": 3}, pub) == ["the receipt's version is 3, not one antal knows (1, 2)"]  # fmt: skip

@@ -1,11 +1,13 @@
 """The feasibility report (antal.api.report): `antal report`, the route, and the page itself
 in a real browser (Debian's chromium, driven by Playwright; never a downloaded browser).
 
-The report computes nothing: every number in it must be the released answer's. The oracle
-is therefore the released answer itself, read independently (`antal count --json` on the
-same project returns the stored answer; the route's JSON count of the same cohort), and
-the page is checked where a sponsor sees it: rendered by Chromium from a file:// URL, with
-every request recorded and anything but file:// and data: refused.
+The report computes nothing: every number in it must be the released answer's, and its
+forecast the one computed from the released monthly series. The oracle is therefore the
+released answer itself, read independently (`antal count --json` and `antal forecast --json`
+on the same project return the stored answers; the route's JSON count and forecast of the
+same cohort), and the page is checked where a sponsor sees it: rendered by Chromium from a
+file:// URL, with every request recorded and anything but file:// and data: refused. A
+request that carries a number to draw (a forecast made elsewhere) is refused (issue 22).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
-from antal.api.answerview import forecast_view, steps_of, tables_of
+from antal.api.answerview import forecast_view, number, steps_of, tables_of
 from antal.api.app import create_app
 from antal.api.cli import app
 from antal.api.report import DATE_INDEX_NOTE, ReportError, render_report
@@ -38,7 +40,7 @@ TITLE = '<script>alert("title")</script> & <b>bold</b>'
 LABEL = "<img src=x onerror=alert(2)> 18-80"
 HOSTILE = f"""cohort "{TITLE.replace('"', "'")}"
 # a comment with </pre><script>alert(3)</script>
-index first diagnosis E11* between 2015-01-01 and 2023-12-31
+index first diagnosis I* between 2015-01-01 and 2023-12-31
 include "{LABEL}": age 18..80
 report by region, sex
 """
@@ -47,7 +49,8 @@ DATE_INDEXED = "index 2024-01-01\ninclude diagnosis E11* within 3650 days before
 
 
 def forecast_json(months: int = 6, backtest: int = 12) -> dict[str, Any]:
-    """A forecast in the shape of antal.privacy.forecast's `to_json()` (hand-made numbers)."""
+    """A forecast in the shape of antal.privacy.forecast's `to_json()` (hand-made numbers:
+    what a caller could make up; the report route refuses it)."""
 
     def month(y: int, m: int, mean: float) -> dict[str, Any]:
         return {"month": f"{y}-{m:02d}-01", "mean": mean,
@@ -73,30 +76,37 @@ def forecast_json(months: int = 6, backtest: int = 12) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("report") / "data"
-    generate(3000, 1, d)
+    generate(30_000, 1, d)  # enough persons that a monthly series of I* is mostly shown
     return d
 
 
 @pytest.fixture(scope="module")
 def made(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """`antal report` on a hostile cohort with a forecast, and the same answer as JSON."""
+    """`antal report` on a hostile cohort with its forecast, and the same answers as JSON."""
     root = tmp_path_factory.mktemp("made")
-    cohort, fc = root / "hostile.cohort", root / "forecast.json"
+    cohort = root / "hostile.cohort"
     cohort.write_text(HOSTILE, encoding="utf-8")
-    fc.write_text(json.dumps(forecast_json()), encoding="utf-8")
     store, out = root / "store.sqlite", root / "report.html"
     common = ["--data", str(data), "--store", str(store), "--project", "p", "--budget", "5"]
     r = runner.invoke(
-        app, ["report", str(cohort), "--out", str(out), "--forecast", str(fc), *common]
+        app, ["report", str(cohort), "--out", str(out), "--forecast-months", "6", *common]
     )
     assert r.exit_code == 0, r.output
     assert "charged" in r.output and "stored answer" not in r.output, r.output
-    # the oracle: the project's stored answer, asked again through `antal count --json`
+    # the oracles: the project's stored answers, asked again through `antal count --json`
+    # and `antal forecast --json` (nothing charged: both were released for the report)
     c = runner.invoke(app, ["count", str(cohort), "--json", *common])
     assert c.exit_code == 0, c.output
     answer = json.loads(c.stdout.splitlines()[-1])
     assert answer["stored_answer"] is True and answer["epsilon_charged"] == 0
-    return {"html": out.read_text(encoding="utf-8"), "path": out, "answer": answer}
+    f = runner.invoke(app, ["forecast", str(cohort), "--months", "6", "--json", *common])
+    assert f.exit_code == 0, f.output
+    forecast = json.loads(f.stdout)
+    assert (
+        forecast["answer"]["stored_answer"] is True and forecast["answer"]["epsilon_charged"] == 0
+    )
+    return {"html": out.read_text(encoding="utf-8"), "path": out, "answer": answer,
+            "forecast": forecast["total"]["forecast"]}  # fmt: skip
 
 
 # ---- the page's content ---------------------------------------------------------------------
@@ -165,15 +175,20 @@ def test_the_report_shows_the_released_answer(made: dict[str, Any]) -> None:
     # data currency: every register the answer names
     regs = [r[0] for r in _cells(html, "currency-table")]
     assert regs == [r["id"] for r in answer["data_currency"]["registers"]]
-    # the forecast: every month, its mean and intervals
-    fc = forecast_json()
+    # the forecast: the one computed from the released monthly series, every month
+    fc = made["forecast"]
     frows = _cells(html, "forecast-table")
-    assert [r[0] for r in frows] == [m["month"][:7] for m in fc["forecast"]]
-    assert (
-        frows[0][3] == f"{fc['forecast'][0]['interval90'][0]}–{fc['forecast'][0]['interval90'][1]}"
-    )
-    assert len(_cells(html, "backtest-table")) == 12
-    assert "92% of the released months fell inside the 90% interval" in html  # 11 of 12
+    assert len(frows) == len(fc["forecast"]) == 6
+    for row, m in zip(frows, fc["forecast"], strict=True):
+        assert row[0] == m["month"][:7]
+        assert row[1] == number(m["mean"])
+        assert row[2:] == [f"{number(m[k][0])}–{number(m[k][1])}" for k in ("interval50", "interval90")]  # fmt: skip
+    back = fc["backtest"]
+    brows = _cells(html, "backtest-table")
+    assert [r[3] for r in brows] == [
+        "<10" if m["suppressed"] else number(m["released"]) for m in back["months"]
+    ]
+    assert f"{100 * back['coverage90']:.0f}% of the released months fell inside the 90%" in html
 
 
 def test_user_text_is_escaped_and_the_page_loads_nothing(made: dict[str, Any]) -> None:
@@ -267,7 +282,7 @@ def test_the_report_renders_in_chromium_without_network(
     assert final.display.replace(" ", "\xa0") in [t.replace(" ", "\xa0") for t in texts]
     # the forecast: its chart and one row per month
     assert seen["forecast_svgs"] == 1 and seen["forecast_box"]["height"] > 100
-    assert seen["forecast_rows"] == len(forecast_json()["forecast"])
+    assert seen["forecast_rows"] == len(made["forecast"]["forecast"]) == 6
     assert shot.stat().st_size > 20_000
     print(f"screenshot: {shot}")
 
@@ -285,35 +300,26 @@ def test_a_date_index_says_why_there_is_no_forecast(data: Path, tmp_path: Path) 
     assert DATE_INDEX_NOTE in "".join(parse(html).text) and 'id="no-forecast"' in html
     assert 'id="forecast-chart"' not in html
     # a forecast for a date index is refused, before anything is charged
-    fc = tmp_path / "f.json"
-    fc.write_text(json.dumps(forecast_json()), encoding="utf-8")
     r = runner.invoke(
-        app, ["report", str(cohort), "--out", str(out), "--forecast", str(fc), *common]
+        app, ["report", str(cohort), "--out", str(out), "--forecast-months", "6", *common]
     )
     assert r.exit_code == 2 and "date index" in r.output, r.output
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("not json", "is not JSON"),
-        ("[1, 2]", "is not a forecast"),
-        ('{"forecast": []}', "is not a forecast"),
-        ('{"forecast": [{"month": "2024-13-01", "mean": 1}]}', "is not a forecast"),
-        ('{"forecast": [{"month": "2024-01-01", "mean": "many"}]}', "is not a forecast"),
-    ],
-)
-def test_a_bad_forecast_is_refused_before_the_charge(
-    data: Path, tmp_path: Path, content: str, message: str
-) -> None:
+def test_the_command_line_draws_no_forecast_made_elsewhere(data: Path, tmp_path: Path) -> None:
+    """`--forecast FILE` (a forecast's JSON, shown as given) is gone: a report's forecast is
+    the one antal computes from the released series (`--forecast-months`)."""
     cohort, fc, store = tmp_path / "c.cohort", tmp_path / "f.json", tmp_path / "s.sqlite"
     cohort.write_text("index first diagnosis E11*\n", encoding="utf-8")
-    fc.write_text(content, encoding="utf-8")
+    fc.write_text(json.dumps(forecast_json()), encoding="utf-8")
     r = runner.invoke(app, ["report", str(cohort), "--data", str(data), "--store", str(store),
                             "--out", str(tmp_path / "r.html"), "--forecast", str(fc)])  # fmt: skip
-    assert r.exit_code == 2 and message in r.output, r.output
+    assert r.exit_code == 2 and "No such option" in r.output, r.output
+    assert not (tmp_path / "r.html").exists() and not store.exists()
+    r = runner.invoke(app, ["report", str(cohort), "--data", str(data), "--store", str(store),
+                            "--out", str(tmp_path / "r.html"), "--forecast-months", "61"])  # fmt: skip
+    assert r.exit_code == 2 and "forecast 1 to 60 months ahead, not 61" in r.output, r.output
     assert not (tmp_path / "r.html").exists()
-    assert not store.exists()  # nothing opened, nothing charged
 
 
 def test_an_unwritable_output_is_refused_before_the_charge(data: Path, tmp_path: Path) -> None:
@@ -430,7 +436,7 @@ def test_the_route_answers_html_charged_like_a_count(api: dict[str, Any]) -> Non
     assert cost > 0 and _left(api) == pytest.approx(before - cost)
     html = r.text
     assert '<h1 id="question">T2D &lt;b&gt;by&lt;/b&gt; region</h1>' in html
-    assert "none was sent with the request" in html
+    assert "none was asked for with the request" in html
     # the count of the same cohort is the stored answer, free, and the report shows it
     counted = c.post("/v1/projects/t2d/count", json={"cohort": cohort}, headers=_h(api)).json()
     assert counted["stored_answer"] is True and _left(api) == pytest.approx(before - cost)
@@ -444,24 +450,67 @@ def test_the_route_answers_html_charged_like_a_count(api: dict[str, Any]) -> Non
 
 
 def test_the_route_with_a_forecast_and_with_the_ir(api: dict[str, Any]) -> None:
+    """`forecast_months`: the forecast computed from the cohort's released monthly series,
+    exactly the one the forecast route gives of the same stored answer."""
     c = api["client"]
     from antal.engine import ir, parse
 
-    tree = ir.to_json(parse("index first diagnosis E11*\ninclude age 40..75\n"))
-    r = c.post("/v1/projects/t2d/report", json={"ir": tree, "forecast": forecast_json(3, 0)},
+    text = "index first diagnosis I* between 2015-01-01 and 2023-12-31\ninclude age 40..75\n"
+    tree = ir.to_json(parse(text))
+    r = c.post("/v1/projects/t2d/report", json={"ir": tree, "forecast_months": 3},
                headers=_h(api))  # fmt: skip
     assert r.status_code == 200, r.text
-    assert len(_cells(r.text, "forecast-table")) == 3
     assert "The cohort was given as its JSON form" in r.text
-    assert "No back-test: a back-test needs 24 months of history" in r.text
+    left = _left(api)
+    oracle = c.post("/v1/projects/t2d/forecast", json={"cohort": text, "months": 3},
+                    headers=_h(api)).json()  # fmt: skip
+    assert oracle["answer"]["stored_answer"] is True and _left(api) == left  # released already
+    fc = oracle["total"]["forecast"]
+    rows = _cells(r.text, "forecast-table")
+    assert [(r_[0], r_[1]) for r_ in rows] == [(m["month"][:7], number(m["mean"])) for m in fc["forecast"]]  # fmt: skip
+    assert len(_cells(r.text, "backtest-table")) == len(fc["backtest"]["months"])
+
+
+def test_the_route_draws_no_number_sent_with_the_request(api: dict[str, Any]) -> None:
+    """Issue 22, 6: a caller's forecast (99,999 persons a month) beside a valid receipt and
+    "Every number on this page was released". Refused, precisely, before anything is
+    charged; a report asked properly shows the released values only."""
+    c = api["client"]
+    cohort = "index first diagnosis I* between 2016-01-01 and 2023-12-31\n"
+    injected = forecast_json(3, 0)
+    for m in injected["forecast"]:
+        m.update(mean=99_999.0, interval50=[99_000, 100_999], interval90=[98_000, 101_999])
+    before = _left(api)
+    for extra in ({"forecast": injected}, {"forecast": None}, {"forecast": injected, "forecast_months": 3}):  # fmt: skip
+        r = c.post("/v1/projects/t2d/report", json={"cohort": cohort, **extra}, headers=_h(api))
+        assert r.status_code == 422, r.text
+        e = r.json()["error"]
+        assert e["code"] == "invalid_request" and "`forecast` is not accepted" in e["message"]
+        assert "99999" not in r.text and "99 999" not in r.text  # nothing of it drawn
+    assert _left(api) == before  # refused before the charge
+    r = c.post("/v1/projects/t2d/report", json={"cohort": cohort, "forecast_months": 3},
+               headers=_h(api))  # fmt: skip
+    assert r.status_code == 200, r.text
+    oracle = c.post("/v1/projects/t2d/forecast", json={"cohort": cohort, "months": 3},
+                    headers=_h(api)).json()["total"]["forecast"]  # fmt: skip
+    rows = _cells(r.text, "forecast-table")
+    assert [r_[1] for r_ in rows] == [number(m["mean"]) for m in oracle["forecast"]]
+    assert number(99_999) not in "".join(parse(r.text).text)  # no caller's number anywhere
+    counted = c.post("/v1/projects/t2d/count", json={"cohort": cohort}, headers=_h(api)).json()
+    assert counted["stored_answer"] is True
+    assert [r_[2] for r_ in _cells(r.text, "attrition-table")] == [s.count.display for s in steps_of(counted)]  # fmt: skip
+    receipt = re.search(r'<pre id="receipt-json">(.*?)</pre>', r.text, re.S)
+    assert receipt and json.loads(parse(receipt.group(1)).text[0]) == counted["receipt"]
 
 
 def test_the_route_refuses_before_charging(api: dict[str, Any]) -> None:
     c = api["client"]
     before = _left(api)
     for body, status, code in [
-        ({"cohort": "index first diagnosis E11*\n", "forecast": {"forecast": 3}}, 400, "invalid"),
-        ({"cohort": DATE_INDEXED, "forecast": forecast_json()}, 400, "invalid"),
+        ({"cohort": "index first diagnosis E11*\n", "forecast": {"forecast": 3}}, 422,
+         "invalid_request"),
+        ({"cohort": "index first diagnosis E11*\n", "forecast_months": 0}, 422, "invalid_request"),
+        ({"cohort": DATE_INDEXED, "forecast_months": 6}, 400, "date_index_cohort"),
         ({"cohort": "index first diagnosis E11*\ninclude drug A10* in lmr\n"}, 403,
          "register_not_approved"),
         ({"cohort": "index first diagnosis E11*\nbad\n"}, 400, "cohort_invalid"),

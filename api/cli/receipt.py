@@ -1,7 +1,9 @@
-"""`antal receipt verify FILE`: check a receipt's signature (and, for a whole answer as
-`antal count --json` or the API gives it, that its counts are those the receipt was signed
-for). Exit 0: valid; 1: not valid (the message says why); 2: the file or the key cannot be
-read."""
+"""`antal receipt verify FILE [--cohort COHORT]`: check a receipt's signature; for a whole
+answer as `antal count --json` or the API gives it, that its values and step labels are
+those the receipt was signed for; with `--cohort`, that the cohort (checked as counting
+checks it, against the same catalog) is the question the receipt was signed for: its query
+hash, title and step labels. Exit 0: valid; 1: not valid (the message says why), or the
+cohort does not parse or check (file:line:col); 2: a file or the key cannot be read."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from antal.api.cli.common import err, fail, failing, out, settings
+from antal.api.cli.common import CatalogOpt, checked, err, fail, failing, out, settings
+from antal.api.cli.count import ConfigOpt, DataOpt
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from antal.api import usecases as uc
 
 __all__ = ["app"]
 
@@ -102,25 +108,64 @@ def verify_cmd(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option(help="Without --public-key or --url: the key of this store's installation."),
+        typer.Option(
+            help="Without --public-key or --url: the key of this store's installation. With "
+            "--cohort: also the catalog entries published to it."
+        ),
     ] = None,
+    cohort: Annotated[
+        Path | None,
+        typer.Option(
+            help="A .cohort file: check that the receipt answers this question (its query "
+            "hash, title and step labels)."
+        ),
+    ] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    catalog_dir: CatalogOpt = None,
 ) -> None:
-    """Check a receipt's signature; exit 0 when it is valid, 1 when it is not."""
+    """Check a receipt's signature (and with --cohort its question); exit 0 when it is valid, 1 when it is not."""
     from antal.api import usecases as uc
+    from antal.privacy.receipts import caveats
 
     document = _read_json(file)
     key = _public_key(public_key, url, store)
-    problems = uc.verify_receipt(document, key)
+    question = _question(cohort, data, config, store, catalog_dir) if cohort else None
+    problems = uc.verify_receipt(document, key, question)
     if problems:
         for p in problems:
-            err.print(f"[bold red]receipt not valid:[/] {p}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]receipt not valid:[/] {escape(p)}", markup=True, soft_wrap=True)
         raise typer.Exit(1)
-    r = document.get("receipt", document)
-    what = "answer and receipt" if "receipt" in document else "receipt"
+    whole = isinstance(document.get("receipt"), dict)
+    r = document["receipt"] if whole else document
+    what = "answer and receipt" if whole else "receipt"
+    asked = f", the question of {cohort}" if cohort else ""
     out.print(
-        f"{what} valid: project {r['project']}, query {r['query_hash'][:16]}, data release "
-        f"{r['data_release']}, audit entry {r['audit_seq']}, {r['time']}; signed by key "
-        f"{r['key_id']}",
+        f"{what} valid{asked}: project {r['project']}, query {r['query_hash'][:16]}, data "
+        f"release {r['data_release']}, audit entry {r['audit_seq']}, {r['time']}; signed by "
+        f"key {r['key_id']} (receipt version {r['version']})",
         soft_wrap=True,
         markup=False,
     )
+    for note in caveats(r):
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
+
+
+def _question(
+    path: Path, data: Path | None, config: Path | None, store: str | None,
+    dirs: list[Path] | None,
+) -> uc.Validation:  # fmt: skip
+    """The cohort checked as counting checks it: against the catalog every face sees for
+    these settings (the bundled entries, the installation's, those published to the store),
+    or the bundled entries and `--catalog` directories. A cohort error exits 1."""
+    from antal.api import usecases as uc
+    from antal.api.cli.common import load_catalog
+
+    if dirs:
+        catalog = load_catalog(dirs=dirs)
+    else:
+        s = settings(data, config, store=store)
+        with failing():
+            catalog = uc.catalog_for(s)
+    _, v = checked(path, catalog, warn=False)
+    return v

@@ -1,13 +1,14 @@
 """`antal report FILE --data DIR --out report.html`: the feasibility report of a cohort, one
 self-contained HTML page (antal.api.report). The count is released exactly as `antal count`
 releases it (the same local project, budget and stored answers: a cohort counted before
-costs nothing again)."""
+costs nothing again), and with `--forecast-months` its forecast is computed from its
+released monthly series, as the report route does (`usecases.report_count`): a report shows
+no number the installation did not release."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -27,25 +28,6 @@ from antal.api.cli.count import ConfigOpt, DataOpt
 __all__ = ["report_cmd"]
 
 
-def _forecast(path: Path) -> dict[str, Any]:
-    """A forecast's JSON from a file, checked before anything is charged."""
-    from antal.api.answerview import forecast_view
-
-    try:
-        fc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        fail(f"cannot read the forecast {path}: {e.strerror or e}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        fail(f"{path} is not JSON: {e}")
-    if not isinstance(fc, dict):
-        fail(f"{path} is not a forecast: a JSON object with `forecast`, a list of months")
-    try:
-        forecast_view(fc)
-    except ValueError as e:
-        fail(f"{path} is not a forecast: {e}")
-    return fc
-
-
 def report_cmd(
     file: Annotated[Path, typer.Argument(help="A .cohort file.")],
     out_path: Annotated[
@@ -53,12 +35,6 @@ def report_cmd(
     ],
     data: DataOpt = None,
     config: ConfigOpt = None,
-    forecast: Annotated[
-        Path | None,
-        typer.Option(
-            help="A recruitment forecast of this cohort (its JSON) to show in the report."
-        ),
-    ] = None,
     forecast_months: Annotated[
         int | None,
         typer.Option(
@@ -84,10 +60,7 @@ def report_cmd(
     text, v = checked(file, cat, inst)
     assert v.checked is not None
     date_index = isinstance(v.checked.index, ir.IndexDate)
-    fc = _forecast(forecast) if forecast is not None else None
-    if fc is not None and forecast_months is not None:
-        fail("give --forecast FILE or --forecast-months N, not both")
-    if (fc is not None or forecast_months is not None) and date_index:
+    if forecast_months is not None and date_index:
         fail(f"{file} has a date index: {DATE_INDEX_NOTE}; it has no forecast")
     if out_path.is_dir() or not out_path.parent.is_dir():
         fail(f"cannot write {out_path}: give a file in an existing directory")
@@ -96,27 +69,22 @@ def report_cmd(
     with failing(project):
         st = uc.open_store(s)
         uc.local_project(st, project, inst.privacy, purpose, budget)
-        if forecast_months is not None:
-            uc.monthly_cohort(v.checked, cat, inst, None)  # its refusals before any charge
         backend = uc.open_backend(s, inst, cat)
         try:
             gate = Gate(st, inst.privacy, uc.open_signer(s))
-            counted = uc.count_released(v.checked, inst, cat, gate, project, "cli", backend)
-            if forecast_months is not None:
-                res = uc.forecast_count(v.checked, inst, cat, gate, project, "cli", backend,
-                                        months=forecast_months)  # fmt: skip
-                total = res.forecasts[uc.TOTAL]
-                if isinstance(total, str):
-                    out.print(f"no forecast: {total}")
-                else:
-                    fc = total.to_json()
+            # the route's path: every number drawn is released and stored
+            reported = uc.report_count(v.checked, inst, cat, gate, project, "cli", backend,
+                                       forecast_months=forecast_months)  # fmt: skip
         finally:
             backend.close()
+    if reported.no_forecast:
+        out.print(f"no forecast: {reported.no_forecast}")
+    counted = reported.counted
     html = render_report(
         counted, cohort_text=text, title=v.checked.title or file.name, project=project,
-        forecast=fc,
-        no_forecast=DATE_INDEX_NOTE if date_index else
-        "none was given (--forecast FILE: a forecast's JSON)",
+        forecast=reported.forecast,
+        no_forecast=reported.no_forecast or (DATE_INDEX_NOTE if date_index else
+                                             "none was asked for (--forecast-months N)"),
     )  # fmt: skip
     try:
         out_path.write_text(html, encoding="utf-8")

@@ -2,7 +2,9 @@
 for a project. The count in it is released exactly as `POST /v1/projects/{pid}/count`
 releases it: a cohort the project counted before is its stored answer, free; a new one is
 charged like a count. So a report is always of the project's own answer, with its receipt,
-and asking for it after counting costs nothing."""
+and asking for it after counting costs nothing. Its forecast, when asked for, is computed
+here from the released monthly series (`usecases.report_count`, as `antal report`): the
+request names what to show, never a number to draw."""
 
 from __future__ import annotations
 
@@ -11,10 +13,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from antal.api import schemas as S
 from antal.api import usecases as uc
-from antal.api.answerview import forecast_view
 from antal.api.report import DATE_INDEX_NOTE, render_report
 from antal.api.routes.deps import (
-    ApiError,
     Authed,
     ProjectId,
     member_project,
@@ -37,7 +37,7 @@ _RESPONSES = {
           "description": "the count could not be computed (charged; the same answer whatever failed)"},
 }  # fmt: skip
 
-NO_FORECAST = "none was sent with the request (`forecast`)"
+NO_FORECAST = "none was asked for with the request (`forecast_months`)"
 
 
 # `Response`, not `HTMLResponse`: that would document the error answers as text/html
@@ -50,30 +50,21 @@ NO_FORECAST = "none was sent with the request (`forecast`)"
 def report(request: Request, pid: ProjectId, body: S.ReportIn, u: Authed) -> HTMLResponse:
     """The feasibility report of a cohort (HTML): released and charged like a count, free when the project asked it before."""
     state = state_of(request)
-    project = member_project(state, pid, u)
+    member_project(state, pid, u)
     wait = state.counts.check(u.id)
     if wait is not None:
         raise rate_limited("counts", wait, state.settings.counts_per_minute)
     cohort = body.cohort if body.cohort is not None else uc.cohort_from_json(body.ir)
-    # everything that can be refused is refused before the charge
-    if body.forecast is not None:
-        try:
-            forecast_view(body.forecast)
-        except ValueError as e:
-            raise ApiError(400, "invalid", f"forecast: {e}") from None
-    prepared = uc.prepare_count(
-        cohort, state.installation, state.catalog, project, approved_only=True
-    )
-    date_index = isinstance(prepared.checked.index, ir.IndexDate)
-    if body.forecast is not None and date_index:
-        raise ApiError(400, "invalid", f"forecast: the cohort has a date index: {DATE_INDEX_NOTE}")
-    counted = uc.release_count(
-        prepared, state.installation, state.catalog, state.gate, pid, u.id, state.backend
-    )
+    # every number comes from the store: the answer, and the forecast of its released series
+    reported = uc.report_count(
+        cohort, state.installation, state.catalog, state.gate, pid, u.id, state.backend,
+        forecast_months=body.forecast_months, approved_only=True,
+    )  # fmt: skip
+    date_index = isinstance(reported.checked.index, ir.IndexDate)
     html = render_report(
-        counted, cohort_text=body.cohort, cohort_json=body.ir,
-        title=prepared.checked.title, project=pid, forecast=body.forecast,
-        no_forecast=DATE_INDEX_NOTE if date_index else NO_FORECAST,
+        reported.counted, cohort_text=body.cohort, cohort_json=body.ir,
+        title=reported.checked.title, project=pid, forecast=reported.forecast,
+        no_forecast=reported.no_forecast or (DATE_INDEX_NOTE if date_index else NO_FORECAST),
     )  # fmt: skip
     return HTMLResponse(
         html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
