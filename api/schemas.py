@@ -301,7 +301,12 @@ class AuditEntryOut(BaseModel):
 class AuditVerifyOut(BaseModel):
     ok: bool
     entries: int
+    signed: int = Field(
+        0, description="entries whose signed head checks under the installation's key"
+    )
     problems: list[str]
+    notes: list[str] = Field([], description="what is not a problem but should be known, "
+                             "such as entries written before the audit log was signed")  # fmt: skip
 
 
 class SearchHit(BaseModel):

@@ -24,9 +24,11 @@ from antal.catalog.vocabulary import BackendName
 from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
 __all__ = [
+    "AUDIT_ANCHOR_FILE",
     "SIGNING_KEY_FILE",
     "STORE_FILE",
     "Settings",
+    "default_audit_anchor",
     "default_signing_key",
     "default_store",
     "load_settings",
@@ -34,6 +36,7 @@ __all__ = [
 
 STORE_FILE = "store.sqlite"  # the one default store, in the user data directory
 SIGNING_KEY_FILE = "signing-key.pem"  # the installation's receipt key, beside a SQLite store
+AUDIT_ANCHOR_FILE = "audit-anchor.jsonl"  # the audit log's signed heads, beside it too
 
 
 def default_store() -> str:
@@ -45,10 +48,21 @@ def default_signing_key(store: str) -> Path:
     """The receipt signing key when `signing_key` is not set: a file beside a SQLite store
     (`store.sqlite` → `store.sqlite.signing-key.pem`), or for a PostgreSQL store
     `signing-key.pem` in the user data directory. Either is made (mode 0600) on first use."""
+    return _beside(store, SIGNING_KEY_FILE)
+
+
+def default_audit_anchor(store: str) -> Path:
+    """The audit anchor when `audit_anchor` is not set: beside a SQLite store
+    (`store.sqlite` → `store.sqlite.audit-anchor.jsonl`), or for a PostgreSQL store
+    `audit-anchor.jsonl` in the user data directory, like the signing key."""
+    return _beside(store, AUDIT_ANCHOR_FILE)
+
+
+def _beside(store: str, name: str) -> Path:
     if store.startswith(("postgresql://", "postgres://")):
-        return Path(platformdirs.user_data_dir("antal")) / SIGNING_KEY_FILE
+        return Path(platformdirs.user_data_dir("antal")) / name
     path = Path(store.removeprefix("sqlite:///"))
-    return path.with_name(f"{path.name}.{SIGNING_KEY_FILE}")
+    return path.with_name(f"{path.name}.{name}")
 
 
 class Settings(BaseSettings):
@@ -63,6 +77,11 @@ class Settings(BaseSettings):
         None,
         description="the installation's receipt signing key (Ed25519, PEM, mode 0600; made on "
         "first use); default: beside a SQLite store, or in the user data directory",
+    )
+    audit_anchor: Path | None = Field(
+        None,
+        description="append-only file (JSON lines, mode 0600) of the audit log's signed "
+        "heads, outside the store; default: beside a SQLite store, or in the user data directory",
     )
     host: str = "127.0.0.1"
     port: int = 8000

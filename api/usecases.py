@@ -89,12 +89,14 @@ _HOLDERS = (
 # triple the start-up time of `antal check`, which needs none of them.
 if TYPE_CHECKING:
     import pandas as pd
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from antal.api.settings import Settings
     from antal.engine.ingest import Prepared as PreparedFile
     from antal.engine.result import ExactResult
     from antal.privacy import Answer, Gate, Quote, Signer, TrueCounts
     from antal.privacy.forecast import Forecast, ReleasedMonth
+    from antal.privacy.seal import AuditCheck
 
 __all__ = [
     "FORECAST_BY",
@@ -113,6 +115,7 @@ __all__ = [
     "Validation",
     "add_member",
     "approve_registers",
+    "audit_anchor",
     "canonical_query",
     "check_data",
     "code_systems",
@@ -124,6 +127,7 @@ __all__ = [
     "create_user",
     "forecast",
     "forecast_count",
+    "installation_public_key",
     "issue_token",
     "local_project",
     "monthly_cohort",
@@ -249,10 +253,32 @@ def catalog_for(settings: Settings, installation: Installation | None = None) ->
 
 
 def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
-    """The settings' store; a read-only use (`must_exist`) never creates one."""
-    if must_exist and not store_exists(settings.store):
-        raise StoreMissing(f"no store at {settings.store}")
-    return _open_store(settings.store)
+    """The settings' store, signing its audit log with the installation's key and appending
+    the signed heads to its anchor (both made on first use). A read-only use (`must_exist`)
+    never creates a store, a key or an anchor, and cannot append to a signed log."""
+    anchor = audit_anchor(settings)
+    if must_exist:
+        if not store_exists(settings.store):
+            raise StoreMissing(f"no store at {settings.store}")
+        return _open_store(settings.store, anchor=anchor)
+    return _open_store(settings.store, signer=open_signer(settings), anchor=anchor)
+
+
+def audit_anchor(settings: Settings) -> Path:
+    """The audit anchor: the setting `audit_anchor`, else beside the store."""
+    from antal.api.settings import default_audit_anchor
+
+    return settings.audit_anchor or default_audit_anchor(settings.store)
+
+
+def installation_public_key(settings: Settings) -> Ed25519PublicKey | None:
+    """The public half of the installation's signing key; None if there is no key file
+    (it is never made here). `SigningKeyError` if it cannot be read or trusted."""
+    from antal.api.settings import default_signing_key
+    from antal.privacy import Signer
+
+    path = settings.signing_key or default_signing_key(settings.store)
+    return Signer.from_file(path).public if path.exists() else None
 
 
 def open_signer(settings: Settings) -> Signer:
@@ -1168,7 +1194,12 @@ def verify_receipt(document: Any, public_key: Any, cohort: Validation | None = N
     return problems
 
 
-def verify_audit(store: Store) -> tuple[int, list[str]]:
-    """The number of audit entries and the problems of the hash chain and the ledger."""
-    problems = store.verify_audit() + store.ledger_problems()
-    return len(store.audit_entries()), problems
+def verify_audit(
+    store: Store, public: Ed25519PublicKey | None = None, anchor: Path | None = None
+) -> AuditCheck:
+    """The audit log's hash chain, its signed heads under `public` (default: the store's
+    signer's), the ledger they sign, the log against the anchor file `anchor` (default:
+    the store's), and the consistency of the budget ledger."""
+    found = store.check_audit(public, anchor)
+    found.problems += store.ledger_problems()
+    return found

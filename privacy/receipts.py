@@ -61,6 +61,7 @@ __all__ = [
     "public_key_json",
     "released_digest",
     "shown_key",
+    "signature_problem",
     "verify",
 ]
 
@@ -366,22 +367,30 @@ def verify(receipt: Any, public: Ed25519PublicKey) -> list[str]:
         problems.append(f"the receipt has fields it was not signed with: {', '.join(extra)}")
     if problems:
         return problems
-    if receipt["key_id"] != _key_id(public):
-        return [
-            f"the receipt names signing key {receipt['key_id']}, the public key given is "
+    problem = signature_problem(receipt, public)
+    return [problem] if problem else []
+
+
+def signature_problem(
+    signed: Mapping[str, Any], public: Ed25519PublicKey, what: str = "receipt"
+) -> str | None:
+    """What is wrong with the signature of `signed` (as `Signer.sign` made it: its
+    `key_id` and `signature`) under this public key; None when this key signed every
+    other field as they are. `what` names the document in the message."""
+    if signed.get("key_id") != _key_id(public):
+        return (
+            f"the {what} names signing key {signed.get('key_id')}, the public key given is "
             f"{_key_id(public)}"
-        ]
+        )
     try:
-        signature = base64.b64decode(str(receipt["signature"]), validate=True)
+        signature = base64.b64decode(str(signed.get("signature")), validate=True)
     except binascii.Error:
-        return ["the signature is not base64"]
-    body = {k: v for k, v in receipt.items() if k != "signature"}
+        return "the signature is not base64"
+    body = {k: v for k, v in signed.items() if k != "signature"}
     try:
         public.verify(signature, canonical(body))
     except InvalidSignature:
-        return [
-            "the signature does not match the receipt: it was altered, or signed by another key"
-        ]
+        return f"the signature does not match the {what}: it was altered, or signed by another key"
     except ValueError:  # a value JSON cannot say canonically (NaN)
-        return ["the receipt holds a value that cannot be signed"]
-    return []
+        return f"the {what} holds a value that cannot be signed"
+    return None

@@ -10,6 +10,7 @@ service remembers, so that a charge, its answer and its audit entry commit toget
     receipts          version 1 receipts (before issue 22), kept and listed, no longer given
     shown_receipts    each project's signed receipt of each answer as it was shown to it
     audit, audit_head the hash-chained audit log and its newest entry
+    audit_seals       each entry's head signed with the installation's key (antal.privacy.seal)
     users, tokens     accounts and their bearer tokens (SHA-256 hashes only)
     members           project membership
     catalog_entries   register entries published by their holders through the API
@@ -94,6 +95,11 @@ _TABLES: dict[str, str] = {
         id INTEGER PRIMARY KEY,
         seq BIGINT NOT NULL,
         hash TEXT NOT NULL)""",
+    # each entry's signed head: its sequence number, hash and the ledger then, signed with the
+    # installation's key (antal.privacy.seal); entries written before signing have none
+    "audit_seals": """CREATE TABLE IF NOT EXISTS audit_seals (
+        seq BIGINT PRIMARY KEY,
+        head TEXT NOT NULL)""",
     # ---- accounts (antal.api.accounts) ---------------------------------------------------------
     "users": """CREATE TABLE IF NOT EXISTS users (
         id TEXT PRIMARY KEY,

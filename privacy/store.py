@@ -5,6 +5,12 @@ Its tables (and those of the accounts and published catalog entries kept in the 
 store, antal.api.accounts) are defined in one place, `antal.privacy.schema`, and created
 when a store is opened.
 
+A store given the installation's signing key (`open_store(url, signer=..., anchor=...)`)
+signs the head of every audit entry it appends, with the ledger as the transaction leaves
+it, in that transaction, and appends the signed heads to the anchor file once it commits
+(antal.privacy.seal). One without a key (tests, tools) appends unsigned entries while its
+log has never been signed, and refuses to append to a log that has been.
+
 Every statement here is a fixed string with bound parameters; nothing a user typed is
 ever part of SQL text.
 """
@@ -19,11 +25,17 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from antal.catalog.vocabulary import PURPOSES
-from antal.privacy.errors import AlreadyExists, InvalidValue, UnknownProject
+from antal.privacy.errors import AlreadyExists, InvalidValue, SigningKeyError, UnknownProject
 from antal.privacy.schema import GENESIS, SCHEMA
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from antal.privacy.receipts import Signer
+    from antal.privacy.seal import AuditCheck
 
 __all__ = [
     "AuditEntry",
@@ -72,6 +84,12 @@ class AuditEntry:
         }  # fmt: skip
 
 
+_AUDIT_SQL = (
+    "SELECT seq, ts, actor, project_id, action, query_hash, query, epsilon, released, prev, hash "
+    "FROM audit ORDER BY seq"
+)
+
+
 def _entry_hash(prev: str, body: dict[str, Any]) -> str:
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev + blob).encode()).hexdigest()
@@ -85,6 +103,49 @@ class Store:
     """Shared logic; subclasses say how to connect and how to take the write lock."""
 
     param = "%s"
+    # the installation's signing key and the anchor file of the audit log (`sign_with`);
+    # the seal module (and with it cryptography) is imported only when they are used
+    signer: Signer | None = None
+    anchor: Path | None = None
+
+    def sign_with(self, signer: Signer | None, anchor: str | Path | None = None) -> Store:
+        """Sign the head of every audit entry appended from now on with `signer` and append
+        each signed head to `anchor` (made 0600 now if missing, so that a file that cannot
+        be written stops the store being opened, not a commit). `anchor` alone is where
+        `verify_audit` looks. Returns the store."""
+        self.signer = signer
+        self.anchor = Path(anchor) if anchor is not None else None
+        if signer is not None and self.anchor is not None:
+            from antal.privacy.seal import touch_anchor
+
+            touch_anchor(self.anchor)
+        return self
+
+    def _seal(self, tx: Tx) -> None:
+        """Before a transaction commits: sign the head of each entry it appended, with the
+        ledger it leaves. The one place audit entries are signed, whoever appended them."""
+        if not tx.appended:
+            return
+        if self.signer is None:
+            if tx.one("SELECT seq FROM audit_seals LIMIT 1") is not None:
+                raise SigningKeyError(
+                    "this store's audit log is signed: it is appended to only with the "
+                    "installation's signing key (open the store through its settings)"
+                )
+            return
+        from antal.privacy.seal import LEDGER_SQL, head_text, ledger_digest, sign_heads
+
+        tx.sealed = sign_heads(self.signer, tx.appended, ledger_digest(tx.all(LEDGER_SQL)))
+        for head in tx.sealed:
+            tx.execute("INSERT INTO audit_seals (seq, head) VALUES (%s, %s)",
+                       (head["seq"], head_text(head)))  # fmt: skip
+
+    def _anchor(self, tx: Tx) -> None:
+        """After a transaction committed: its signed heads to the anchor file."""
+        if tx.sealed and self.anchor is not None:
+            from antal.privacy.seal import append_anchor
+
+            append_anchor(self.anchor, tx.sealed)
 
     # ---- plumbing ----
     def _sql(self, q: str) -> str:
@@ -231,9 +292,7 @@ class Store:
     # ---- audit ----
     def audit_entries(self) -> list[AuditEntry]:
         with self.transaction(write=False) as tx:
-            rows = tx.all(
-                "SELECT seq, ts, actor, project_id, action, query_hash, query, epsilon, released, prev, hash FROM audit ORDER BY seq"
-            )
+            rows = tx.all(_AUDIT_SQL)
         return [AuditEntry(*r) for r in rows]
 
     def audit_touching(self, register_id: str) -> list[AuditEntry]:
@@ -248,12 +307,33 @@ class Store:
             )
         return [AuditEntry(*r) for r in rows]
 
-    def verify_audit(self) -> list[str]:
-        """Problems found in the audit chain (empty: intact)."""
+    def verify_audit(
+        self, public: Ed25519PublicKey | None = None, anchor: str | Path | None = None
+    ) -> list[str]:
+        """Problems found in the audit chain and its signed heads (empty: intact); see
+        `check_audit`."""
+        return self.check_audit(public, anchor).problems
+
+    def check_audit(
+        self, public: Ed25519PublicKey | None = None, anchor: str | Path | None = None
+    ) -> AuditCheck:
+        """The audit chain, each entry's signed head under `public` (default: this store's
+        signer's), the ledger against the newest head, and the log against the anchor file
+        `anchor` (default: this store's, if it has one)."""
+        from antal.privacy.seal import LEDGER_SQL, check, ledger_digest, read_anchor
+
+        where = Path(anchor) if anchor is not None else self.anchor
+        # everything read under the write lock, so that a count committing meanwhile (and
+        # its anchor line, appended after the commit) is never taken for a rewrite
+        with self.transaction() as tx:
+            entries = [AuditEntry(*r) for r in tx.all(_AUDIT_SQL)]
+            head = tx.one("SELECT seq, hash FROM audit_head WHERE id = 1")
+            seals = {int(seq): text for seq, text in tx.all("SELECT seq, head FROM audit_seals")}
+            ledger = ledger_digest(tx.all(LEDGER_SQL))
+            lines = read_anchor(where) if where is not None else None
         problems: list[str] = []
         prev = GENESIS
         expected_seq = 1
-        entries = self.audit_entries()
         for e in entries:
             if e.seq != expected_seq:
                 problems.append(f"entry {expected_seq} is missing (next is {e.seq})")
@@ -263,8 +343,6 @@ class Store:
                 problems.append(f"entry {e.seq} was altered")
             prev = e.hash
             expected_seq = e.seq + 1
-        with self.transaction(write=False) as tx:
-            head = tx.one("SELECT seq, hash FROM audit_head WHERE id = 1")
         if head is None:
             problems.append("the audit head is missing")
         elif (head[0], head[1]) != (
@@ -273,7 +351,11 @@ class Store:
             problems.append(
                 f"the log ends at entry {entries[-1].seq if entries else 0} but entry {head[0]} was written"
             )
-        return problems
+        if public is None and self.signer is not None:
+            public = self.signer.public
+        found = check([(e.seq, e.hash) for e in entries], seals, ledger, public, where, lines)
+        found.problems[:0] = problems  # the chain's first: they say what was changed
+        return found
 
     def ledger_problems(self) -> list[str]:
         """Consistency of budgets, charges and answers (for tests and `antal audit verify`)."""
@@ -322,6 +404,8 @@ class Tx:
     def __init__(self, cur: Any, store: Store) -> None:
         self.cur = cur
         self.store = store
+        self.appended: list[tuple[int, str]] = []  # (seq, hash) of the entries appended
+        self.sealed: list[dict[str, Any]] = []  # their signed heads (`Store._seal`)
 
     def execute(self, q: str, params: tuple[Any, ...] = ()) -> None:
         self.cur.execute(self.store._sql(q), params)
@@ -368,6 +452,7 @@ class Tx:
             ),
         )
         self.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (seq, h))
+        self.appended.append((seq, h))  # signed when the transaction commits
         for rid in sorted(set(registers)):
             self.execute(
                 "INSERT INTO audit_registers (seq, register_id) VALUES (%s, %s)", (seq, rid)
@@ -398,13 +483,16 @@ class SQLiteStore(Store):
             cur = con.cursor()
             # IMMEDIATE takes the write lock at once: concurrent writers queue, never overspend
             cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            tx = Tx(cur, self)
             try:
-                yield Tx(cur, self)
+                yield tx
+                self._seal(tx)
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             else:
                 cur.execute("COMMIT")
+                self._anchor(tx)
             finally:
                 cur.close()
 
@@ -436,7 +524,10 @@ class PostgresStore(Store):
             if write:
                 # the audit head row is the single write lock: every audited change queues on it
                 cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-            yield Tx(cur, self)
+            tx = Tx(cur, self)
+            yield tx
+            self._seal(tx)
+        self._anchor(tx)  # after the connection's context committed
 
 
 def store_exists(url: str | Path) -> bool:
@@ -451,11 +542,14 @@ def store_exists(url: str | Path) -> bool:
     return Path(s.removeprefix("sqlite:///")).is_file()
 
 
-def open_store(url: str | Path) -> Store:
-    """`postgresql://...` or a path to a SQLite file."""
+def open_store(
+    url: str | Path, *, signer: Signer | None = None, anchor: str | Path | None = None
+) -> Store:
+    """`postgresql://...` or a path to a SQLite file; with the installation's `signer`, a
+    store that signs its audit log and appends the signed heads to `anchor` (`sign_with`)."""
     s = str(url)
     if s.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(s)
+        return PostgresStore(s).sign_with(signer, anchor)
     if s.startswith("sqlite:///"):
         s = s[len("sqlite:///") :]
-    return SQLiteStore(s)
+    return SQLiteStore(s).sign_with(signer, anchor)

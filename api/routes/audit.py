@@ -26,5 +26,6 @@ def audit(request: Request, u: Admin, since: Annotated[int, Query(ge=0)] = 0,
 
 @router.get("/v1/audit/verify")
 def audit_verify(request: Request, u: Admin) -> S.AuditVerifyOut:
-    entries, problems = uc.verify_audit(state_of(request).store)
-    return S.AuditVerifyOut(ok=not problems, entries=entries, problems=problems)
+    found = uc.verify_audit(state_of(request).store)
+    return S.AuditVerifyOut(ok=not found.problems, entries=found.entries, signed=found.signed,
+                            problems=found.problems, notes=found.notes)  # fmt: skip
