@@ -109,7 +109,8 @@ class NodeAgent:
         self.catalog = uc.catalog_for(settings, self.installation)
         uc.check_data(self.installation, self.catalog)  # refuse to join on failing extracts
         self.store = uc.open_store(settings)
-        self.gate = Gate(self.store, self.installation.privacy)
+        # the installation's own key: receipts of node answers verify with its public key
+        self.gate = Gate(self.store, self.installation.privacy, uc.open_signer(settings))
         self.backend = uc.open_backend(settings, self.installation, self.catalog)
         self.http = httpx.Client(
             base_url=hub_url.rstrip("/"),
