@@ -11,9 +11,11 @@ section, `antal.privacy.PrivacyParams`), not a setting: they belong to the data 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
@@ -53,8 +55,14 @@ def default_signing_key(store: str) -> Path:
 
 def default_audit_anchor(store: str) -> Path:
     """The audit anchor when `audit_anchor` is not set: beside a SQLite store
-    (`store.sqlite` → `store.sqlite.audit-anchor.jsonl`), or for a PostgreSQL store
-    `audit-anchor.jsonl` in the user data directory, like the signing key."""
+    (`store.sqlite` → `store.sqlite.audit-anchor.jsonl`), or for a PostgreSQL store a file
+    in the user data directory named after the database (its host, port and name, never
+    its password): each store's log has its own anchor, as each store has its own heads."""
+    if store.startswith(("postgresql://", "postgres://")):
+        u = urlsplit(store)
+        where = f"{u.hostname or ''}:{u.port or ''}{u.path}"
+        tag = hashlib.sha256(where.encode()).hexdigest()[:12]
+        return _beside(store, AUDIT_ANCHOR_FILE.replace(".jsonl", f"-{tag}.jsonl"))
     return _beside(store, AUDIT_ANCHOR_FILE)
 
 
