@@ -40,7 +40,9 @@ __all__ = [
     "failing",
     "load_catalog",
     "out",
+    "proxy_options",
     "read_cohort",
+    "run_server",
     "settings",
 ]
 
@@ -170,3 +172,23 @@ def checked(
 def cohort_error(e: CohortError, path: Path, text: str) -> NoReturn:
     err.print(e.format(str(path), text), soft_wrap=True, markup=False)
     raise typer.Exit(1)
+
+
+def run_server(
+    application: Any, host: str, port: int, forwarded_allow_ips: str | None, **options: Any
+) -> None:
+    """uvicorn, as `antal serve` and `antal hub serve` run it (exits 3 if it cannot start)."""
+    import uvicorn
+
+    uvicorn.run(application, host=host, port=port, log_level="warning",
+                **proxy_options(forwarded_allow_ips), **options)  # fmt: skip
+
+
+def proxy_options(forwarded_allow_ips: str | None) -> dict[str, Any]:
+    """uvicorn's options for proxies. The client address (what wrong tokens are throttled
+    by) is the socket's peer: X-Forwarded-For is read only when the operator names the
+    proxies that set it (`forwarded_allow_ips`). uvicorn's own default reads it from any
+    loopback peer, which let a guesser on the machine choose the address it was counted by."""
+    if forwarded_allow_ips is None:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips}
