@@ -12,6 +12,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
+import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -215,3 +221,181 @@ def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
         )
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
         assert "forwarded_allow_ips" in r.output and repr(bad) in r.output, r.output
+
+
+# ---- item 8: files on disk, /docs, an unreachable store -------------------------------------
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, under which a file made without a mode is 0644."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_store_files_are_private_from_the_start(tmp_path: Path, umask_022: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The store (and its -wal and -shm) was made 0644: token hashes, budgets, answers and
+    the audit log readable by every local user. It must be 0600 before SQLite first opens
+    it, so there is no moment when another user can open it."""
+    from antal.api.federation.store import HubStore
+    from antal.privacy import Signer
+    from antal.privacy.store import SQLiteStore
+
+    seen: dict[str, int | None] = {}
+    real = sqlite3.connect
+
+    def spy(database: str, *a: object, **kw: object) -> sqlite3.Connection:
+        p = Path(database)
+        seen.setdefault(str(p), _mode(p) if p.exists() else None)
+        return real(database, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    path = tmp_path / "s" / "store.sqlite"
+    store = SQLiteStore(path)
+    HubStore(str(tmp_path / "hub.sqlite"))
+    assert seen == {str(path): 0o600, str(tmp_path / "hub.sqlite"): 0o600}
+    with store.transaction() as tx:  # while it is open, SQLite keeps its -wal and -shm
+        tx.execute(
+            "INSERT INTO users (id, name, role, created) VALUES ('u', 'U', 'researcher', '')"
+        )
+        files = [path.with_name(path.name + end) for end in ("", "-wal", "-shm")]
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+    assert _mode(tmp_path / "hub.sqlite") == 0o600
+    # the receipt key, made beside the store
+    key = tmp_path / "s" / "store.sqlite.signing-key.pem"
+    Signer.from_file(key)
+    assert _mode(key) == 0o600
+    # through the command line: `antal admin` makes the store it is given
+    cli_store = tmp_path / "cli" / "store.sqlite"
+    admin_cli(cli_store, "create-user", "res", "--role", "researcher")
+    assert _mode(cli_store) == 0o600
+
+
+def test_an_existing_readable_store_is_made_private(tmp_path: Path, umask_022: None) -> None:
+    """A store made before (0644, its -wal and -shm too while another process has it open)
+    is tightened to its owner when it is next opened."""
+    from antal.privacy.store import SQLiteStore
+
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).create_project("p", "P", "forskning", 1.0)
+    other = sqlite3.connect(path)  # another process's open store: -wal and -shm stay
+    try:
+        other.execute("SELECT count(*) FROM projects").fetchone()
+        files = [path.with_name(path.name + end) for end in ("", "-wal", "-shm")]
+        for f in files:
+            f.chmod(0o644)
+        store = SQLiteStore(path)
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        assert store.project("p") is not None
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("which", ["service", "hub"])
+def test_docs_is_under_the_web_pages_policy(which: str, tmp_path: Path) -> None:
+    """/docs had no Content-Security-Policy, and FastAPI's page starts Swagger UI with an
+    inline script that the workbench's policy would block: the start is a file now, the
+    options JSON, and every script of the page is one of the server's own files."""
+    from fastapi.testclient import TestClient
+
+    from antal.api.app import create_app
+    from antal.api.federation.hub import create_hub_app
+    from antal.api.federation.settings import HubSettings
+    from antal.api.settings import Settings
+    from antal.api.web import CSP
+
+    if which == "service":
+        app = create_app(Settings(data=_population(tmp_path), store=str(tmp_path / "s.sqlite")))
+    else:
+        app = create_hub_app(HubSettings(store=str(tmp_path / "hub.sqlite")))
+    c = TestClient(app)
+    r = c.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"] == CSP
+    script_src = next(d for d in CSP.split(";") if d.strip().startswith("script-src"))
+    assert "'unsafe-inline'" not in script_src and "'self'" in script_src
+    assert r.headers["x-content-type-options"] == "nosniff"
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", r.text, re.S)
+    config, sources = None, []
+    for attrs, body in scripts:
+        if 'type="application/json"' in attrs:  # data, never run
+            config = json.loads(body)
+            continue
+        assert body.strip() == "", f"an inline script: {body[:80]}"
+        (src,) = re.findall(r'src="([^"]+)"', attrs)
+        assert src.startswith("/web/static/"), src  # 'self', nothing from elsewhere
+        js = c.get(src)
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"], src
+        sources.append(js.text)
+    assert config is not None and config["validatorUrl"] is None
+    assert c.get(config["url"]).json()["info"]["title"] == app.title
+    # the bundle, then the start, which reads the options from that element
+    assert len(sources) == 2 and "SwaggerUIBundle" in sources[0]
+    assert 'getElementById("swagger-config")' in sources[1] and 'id="swagger-config"' in r.text
+    for css in re.findall(r'<link[^>]*href="([^"]+)"', r.text):
+        assert css.startswith("/web/static/") and c.get(css).status_code == 200
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when this returns: nobody listens there
+
+
+def test_an_unreachable_postgresql_store_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from antal.api.cli import app as cli_app
+
+    url = f"postgresql://antal:hunter2@127.0.0.1:{_closed_port()}/antal"
+    data = _population(tmp_path)
+    for args in (
+        ["audit", "verify", "--store", url],
+        ["admin", "create-user", "res", "--store", url],
+        ["serve", "--data", str(data), "--store", url],
+        ["hub", "serve", "--store", url],
+    ):
+        r = CliRunner().invoke(cli_app, args)
+        assert r.exit_code == 2 and isinstance(r.exception, SystemExit), (
+            args,
+            r.output,
+            r.exception,
+        )
+        assert "cannot connect to the store postgresql://antal:***@127.0.0.1" in r.output, r.output
+        assert "Connection refused" in r.output and "hunter2" not in r.output
+        assert "Traceback" not in r.output
+        if "serve" in args:
+            assert "cannot start:" in r.output
+
+
+def test_a_store_that_goes_away_answers_503(pg_dsn: str, tmp_path: Path) -> None:
+    """A PostgreSQL store that disappears under a running service: every request that needs
+    it is a 503 in the one error shape, naming neither the store nor the reason."""
+    import psycopg
+    from fastapi.testclient import TestClient
+
+    from antal.api.app import create_app
+    from antal.api.settings import Settings
+
+    app = create_app(Settings(data=_population(tmp_path), store=pg_dsn,
+                              signing_key=tmp_path / "key.pem"))  # fmt: skip
+    st = app.state.antal
+    st.accounts.create_user("res", "R", "researcher")
+    auth = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    c = TestClient(app)
+    assert c.get("/v1/me", headers=auth).status_code == 200
+    server, name = pg_dsn.rsplit("/", 1)
+    with psycopg.connect(server + "/postgres", autocommit=True) as con:
+        con.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    r = c.get("/v1/me", headers=auth)
+    assert r.status_code == 503, r.text
+    assert r.json() == {"error": {"code": "store_unavailable", "details": None,
+                                  "message": "the store cannot be reached; try again later"}}  # fmt: skip

@@ -2,7 +2,8 @@
 from typed errors to a message and an exit code (never a traceback):
 
 - 1: the cohort does not parse or check (printed like a compiler: file:line:col, a caret);
-- 2: bad input, a missing file or store, a failing data check, a settings error;
+- 2: bad input, a missing file or store, a store that cannot be reached, a failing data
+  check, a settings error;
 - 3: the privacy layer refused (the budget), nothing released;
 - 4: a charged count failed (fail closed: the same message whatever failed).
 """
@@ -92,13 +93,13 @@ def failing(project: str | None = None, prefix: str = "") -> Iterator[None]:
     from antal.api.usecases import UseCaseError
     from antal.catalog import CatalogError
     from antal.engine import EngineError
-    from antal.privacy import CountFailed, PrivacyError, SigningKeyError
+    from antal.privacy import CountFailed, PrivacyError, SigningKeyError, StoreUnavailable
 
     try:
         yield
     except CountFailed as e:  # charged; the same text whatever failed (see privacy.gate)
         fail(f"{prefix}{e}; budget left ε {e.left:g} (project {project})", code=4)
-    except SigningKeyError as e:  # a settings problem, not a refusal
+    except (SigningKeyError, StoreUnavailable) as e:  # settings or operations, not a refusal
         fail(f"{prefix}{e}")
     except PrivacyError as e:
         fail(f"{prefix}{e}", code=3)

@@ -20,7 +20,14 @@ from antal.api.accounts import Accounts, CatalogEntries, User
 from antal.api.ratelimit import AuthThrottle, RateLimiter
 from antal.api.settings import Settings
 from antal.engine import BreakdownTooFine, CohortError, IRInvalid, MissingRegisterError
-from antal.privacy import BudgetExceeded, CountFailed, Gate, Project, UnknownProject
+from antal.privacy import (
+    BudgetExceeded,
+    CountFailed,
+    Gate,
+    Project,
+    StoreUnavailable,
+    UnknownProject,
+)
 
 __all__ = [
     "ERRORS",
@@ -278,6 +285,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # charged; one status and one text whatever failed (see privacy.gate)
         return error_response(503, "count_failed", str(e),
                               {"epsilon_charged": e.charged, "budget_left": e.left})  # fmt: skip
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, e: StoreUnavailable) -> JSONResponse:
+        # the operator's log names the store and the reason; the client is told neither
+        logging.getLogger("antal.api").error("%s", e)
+        return error_response(
+            503, "store_unavailable", "the store cannot be reached; try again later"
+        )
 
     @app.exception_handler(UnknownProject)
     async def _unknown_project(request: Request, e: UnknownProject) -> JSONResponse:
