@@ -350,7 +350,20 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when this returns: nobody listens there
 
 
-def test_an_unreachable_postgresql_store_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+@pytest.fixture
+def own_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No ANTAL_* from the caller; the user data directory (where a PostgreSQL store's
+    signing key and audit anchor go by default) under tmp_path, not the real one."""
+    for k in list(os.environ):
+        if k.startswith("ANTAL_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "antal"
+
+
+def test_an_unreachable_postgresql_store_is_a_message_not_a_traceback(
+    tmp_path: Path, own_data_dir: Path
+) -> None:
     from typer.testing import CliRunner
 
     from antal.api.cli import app as cli_app
@@ -376,7 +389,9 @@ def test_an_unreachable_postgresql_store_is_a_message_not_a_traceback(tmp_path: 
             assert "cannot start:" in r.output
 
 
-def test_a_store_that_goes_away_answers_503(pg_dsn: str, tmp_path: Path) -> None:
+def test_a_store_that_goes_away_answers_503(
+    pg_dsn: str, tmp_path: Path, own_data_dir: Path
+) -> None:
     """A PostgreSQL store that disappears under a running service: every request that needs
     it is a 503 in the one error shape, naming neither the store nor the reason."""
     import psycopg
@@ -385,8 +400,8 @@ def test_a_store_that_goes_away_answers_503(pg_dsn: str, tmp_path: Path) -> None
     from antal.api.app import create_app
     from antal.api.settings import Settings
 
-    app = create_app(Settings(data=_population(tmp_path), store=pg_dsn,
-                              signing_key=tmp_path / "key.pem"))  # fmt: skip
+    app = create_app(Settings(data=_population(tmp_path), store=pg_dsn, signing_key=tmp_path / "key.pem",
+                              audit_anchor=tmp_path / "anchor.jsonl"))  # fmt: skip
     st = app.state.antal
     st.accounts.create_user("res", "R", "researcher")
     auth = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
