@@ -12,14 +12,15 @@ section, `antal.privacy.PrivacyParams`), not a setting: they belong to the data 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from antal.catalog.vocabulary import BackendName
@@ -27,9 +28,11 @@ from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
 __all__ = [
     "AUDIT_ANCHOR_FILE",
+    "FORWARDED_HELP",
     "SIGNING_KEY_FILE",
     "STORE_FILE",
     "Settings",
+    "TrustedProxies",
     "default_audit_anchor",
     "default_signing_key",
     "default_store",
@@ -73,6 +76,36 @@ def _beside(store: str, name: str) -> Path:
     return path.with_name(f"{path.name}.{name}")
 
 
+def _trusted_proxies(value: str | None) -> str | None:
+    """`forwarded_allow_ips`: addresses or networks (CIDR) separated by commas, or `*`;
+    each one checked here, since uvicorn takes anything else as a literal that matches
+    nothing (a typo would silently leave the proxy untrusted, or trust what it meant not)."""
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24, *)"
+            ) from None
+    return ",".join(items) or None
+
+
+# The proxies whose X-Forwarded-For names the client (uvicorn's `forwarded_allow_ips`).
+# None: nobody's; the client is the socket's peer. uvicorn's own default believes the
+# header from 127.0.0.1, so a process on the machine chose the address it was throttled by.
+TrustedProxies = Annotated[str | None, AfterValidator(_trusted_proxies)]
+FORWARDED_HELP = (
+    "proxies whose X-Forwarded-For names the client: addresses or CIDR networks, comma-"
+    "separated, or * (any peer: only if the port is reachable through the proxy alone); "
+    "default none: the client address is the socket's"
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANTAL_", extra="forbid")
 
@@ -101,6 +134,10 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         20, ge=1, description="per client address: failed authentications before 429"
     )
+    auth_failures_global_per_minute: int = Field(
+        100, ge=1, description="all client addresses together: failed authentications before 429"
+    )
+    forwarded_allow_ips: TrustedProxies = Field(None, description=FORWARDED_HELP)
     backend: BackendName | None = Field(
         None,
         description="the engine counts run on; default: by where the extracts are (duckdb "

@@ -107,6 +107,7 @@ def server_env(**extra: str) -> dict[str, str]:
         ANTAL_COUNTS_PER_MINUTE=HIGH_LIMIT,
         ANTAL_CHECKS_PER_MINUTE=HIGH_LIMIT,
         ANTAL_AUTH_FAILURES_PER_MINUTE=HIGH_LIMIT,
+        ANTAL_AUTH_FAILURES_GLOBAL_PER_MINUTE=HIGH_LIMIT,
     )
     env.update(extra)
     return env

@@ -12,7 +12,8 @@ from it, so a caller can tell antal's answers from bugs and library failures:
     │                                 QueryTimeout, BreakdownTooFine
     ├── privacy.PrivacyError          BudgetExceeded, CountFailed,
     │                                 NotFound (UnknownProject, UnknownUser),
-    │                                 AlreadyExists, InvalidValue
+    │                                 AlreadyExists, InvalidValue, SigningKeyError,
+    │                                 StoreUnavailable
     └── api.usecases.UseCaseError     requests the use cases refuse (Invalid, NotFound,
                                       Forbidden, NotApproved, EntryMismatch, ...)
 

@@ -21,6 +21,7 @@ from antal.privacy.errors import (
     NotFound,
     PrivacyError,
     SigningKeyError,
+    StoreUnavailable,
     UnknownProject,
     UnknownUser,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Signer",
     "SigningKeyError",
     "Store",
+    "StoreUnavailable",
     "TrueCounts",
     "UnknownProject",
     "UnknownUser",

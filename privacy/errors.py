@@ -3,7 +3,8 @@ accounts, answers, audit). None carries a true count.
 
 `PrivacyError` derives from antal's root error, `antal.catalog.errors.AntalError` (see
 there for the whole tree). Lookups and creations in the store raise `NotFound`,
-`AlreadyExists` or `InvalidValue`, whose text is the message to show as it is.
+`AlreadyExists` or `InvalidValue`, whose text is the message to show as it is; a store
+that cannot be reached raises `StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "NotFound",
     "PrivacyError",
     "SigningKeyError",
+    "StoreUnavailable",
     "UnknownProject",
     "UnknownUser",
 ]
@@ -80,3 +82,13 @@ class InvalidValue(PrivacyError):
 class SigningKeyError(PrivacyError):
     """The installation's receipt signing key cannot be made, read or trusted (a file that
     others may read, or not an Ed25519 key). Its text names the file, never the key."""
+
+
+class StoreUnavailable(PrivacyError):
+    """The store cannot be reached (a PostgreSQL server down, a wrong host or port, a
+    refused login): a settings or operations problem, not a refusal. Its text names the
+    store without its password, and the driver's reason."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where, self.reason = where, reason
+        super().__init__(f"cannot connect to the store {where}: {reason}")

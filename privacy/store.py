@@ -21,14 +21,23 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from antal.catalog.vocabulary import PURPOSES
-from antal.privacy.errors import AlreadyExists, InvalidValue, SigningKeyError, UnknownProject
+from antal.privacy.errors import (
+    AlreadyExists,
+    InvalidValue,
+    SigningKeyError,
+    StoreUnavailable,
+    UnknownProject,
+)
 from antal.privacy.schema import GENESIS, SCHEMA
 
 if TYPE_CHECKING:
@@ -46,6 +55,8 @@ __all__ = [
     "open_store",
     "store_exists",
 ]
+
+log = logging.getLogger("antal.privacy")
 
 
 @dataclass(frozen=True)
@@ -460,12 +471,38 @@ class Tx:
         return seq, body["ts"]
 
 
+def _private_file(path: Path) -> None:
+    """The store's file, made with mode 0600 before SQLite opens it: it holds token hashes,
+    budgets, answers and the audit log. SQLite makes its -wal and -shm files with the
+    database's mode, so they are private too. An existing store that others may read (made
+    before issue 22) is tightened to its owner, or named in a warning if it cannot be."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    if os.name != "posix":
+        return
+    for f in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = f.stat().st_mode
+            if stat.S_ISREG(mode) and mode & (stat.S_IRWXG | stat.S_IRWXO):
+                os.chmod(f, stat.S_IMODE(mode) & ~(stat.S_IRWXG | stat.S_IRWXO))
+                log.warning("%s could be read by others (mode %o): now %o", f,
+                            stat.S_IMODE(mode), stat.S_IMODE(f.stat().st_mode))  # fmt: skip
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            log.warning("%s may be read by others and cannot be made private: %s", f, e.strerror)
+
+
 class SQLiteStore(Store):
     param = "?"
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(self.path))
         with contextlib.closing(self._connect()) as con:
             con.execute("PRAGMA journal_mode=WAL")
         self.init()
@@ -501,11 +538,8 @@ class PostgresStore(Store):
     param = "%s"
 
     def __init__(self, dsn: str) -> None:
-        import psycopg
-
-        self._psycopg = psycopg
         self.dsn = dsn
-        with self._psycopg.connect(self.dsn) as con, con.cursor() as cur:
+        with _pg_connect(self.dsn) as con, con.cursor() as cur:
             # one-time schema creation, serialised between processes that start together
             cur.execute("SELECT pg_advisory_xact_lock(7316)")
             for stmt in SCHEMA:
@@ -520,7 +554,7 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Tx]:
         # psycopg's connection context commits on success and rolls back on an exception
-        with self._psycopg.connect(self.dsn) as con, con.cursor() as cur:
+        with _pg_connect(self.dsn) as con, con.cursor() as cur:
             if write:
                 # the audit head row is the single write lock: every audited change queues on it
                 cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
@@ -530,13 +564,40 @@ class PostgresStore(Store):
         self._anchor(tx)  # after the connection's context committed
 
 
+def _pg_connect(dsn: str) -> Any:
+    """A connection to a PostgreSQL store; `StoreUnavailable` (a message, not a traceback)
+    when the server cannot be reached or refuses the login."""
+    import psycopg
+
+    try:
+        return psycopg.connect(dsn)
+    except psycopg.OperationalError as e:
+        # libpq's reason (host, port, what failed) never holds the password; the URL might
+        reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise StoreUnavailable(_without_password(dsn), reason) from None
+
+
+def _without_password(url: str) -> str:
+    """The store's URL to show: a password (`user:PASSWORD@` or `?password=`) as ***."""
+    import re
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        where = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{where}"))
+    except ValueError:  # a URL that does not parse: say what it is, not what it holds
+        return "(a postgresql:// URL)"
+
+
 def store_exists(url: str | Path) -> bool:
     """Whether a store was made at `url` (read-only commands must not create one)."""
     s = str(url)
     if s.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        with psycopg.connect(s) as con, con.cursor() as cur:
+        with _pg_connect(s) as con, con.cursor() as cur:
             cur.execute("SELECT to_regclass('audit_head') IS NOT NULL")
             return bool(cur.fetchone()[0])  # type: ignore[index]
     return Path(s.removeprefix("sqlite:///")).is_file()

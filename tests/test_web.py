@@ -211,10 +211,18 @@ def test_swedish_page_and_local_swagger(page: Page, server: Server, tmp_path: Pa
     assert page.locator("#count").text_content() == sv["count"]
     page.locator("#budget").filter(has_text=sv["budget_left"]).wait_for()
     shot(page, tmp_path, "svenska")
-    # /docs: Swagger UI from antal's own files (the request log checks nothing else loads)
+    # /docs: Swagger UI from antal's own files (the request log checks nothing else loads),
+    # under the workbench's Content-Security-Policy, which it breaks nowhere
+    refused: list[str] = []
+    page.on(
+        "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
+    )
     page.goto(f"{server.url}/docs")
     page.locator(".swagger-ui .info .title").filter(has_text="antal").wait_for()
     page.locator(".opblock-summary-path", has_text="/v1/cohorts/validate").first.wait_for()
+    page.locator(".opblock-summary-path", has_text="/v1/me").first.click()  # an operation opens
+    page.locator(".opblock-body .try-out").first.wait_for()
+    assert refused == []
     shot(page, tmp_path, "swagger")
 
 

@@ -2,7 +2,8 @@
 from typed errors to a message and an exit code (never a traceback):
 
 - 1: the cohort does not parse or check (printed like a compiler: file:line:col, a caret);
-- 2: bad input, a missing file or store, a failing data check, a settings error;
+- 2: bad input, a missing file or store, a store that cannot be reached, a failing data
+  check, a settings error;
 - 3: the privacy layer refused (the budget), nothing released;
 - 4: a charged count failed (fail closed: the same message whatever failed).
 """
@@ -40,7 +41,9 @@ __all__ = [
     "failing",
     "load_catalog",
     "out",
+    "proxy_options",
     "read_cohort",
+    "run_server",
     "settings",
 ]
 
@@ -90,13 +93,13 @@ def failing(project: str | None = None, prefix: str = "") -> Iterator[None]:
     from antal.api.usecases import UseCaseError
     from antal.catalog import CatalogError
     from antal.engine import EngineError
-    from antal.privacy import CountFailed, PrivacyError, SigningKeyError
+    from antal.privacy import CountFailed, PrivacyError, SigningKeyError, StoreUnavailable
 
     try:
         yield
     except CountFailed as e:  # charged; the same text whatever failed (see privacy.gate)
         fail(f"{prefix}{e}; budget left ε {e.left:g} (project {project})", code=4)
-    except SigningKeyError as e:  # a settings problem, not a refusal
+    except (SigningKeyError, StoreUnavailable) as e:  # settings or operations, not a refusal
         fail(f"{prefix}{e}")
     except PrivacyError as e:
         fail(f"{prefix}{e}", code=3)
@@ -170,3 +173,23 @@ def checked(
 def cohort_error(e: CohortError, path: Path, text: str) -> NoReturn:
     err.print(e.format(str(path), text), soft_wrap=True, markup=False)
     raise typer.Exit(1)
+
+
+def run_server(
+    application: Any, host: str, port: int, forwarded_allow_ips: str | None, **options: Any
+) -> None:
+    """uvicorn, as `antal serve` and `antal hub serve` run it (exits 3 if it cannot start)."""
+    import uvicorn
+
+    uvicorn.run(application, host=host, port=port, log_level="warning",
+                **proxy_options(forwarded_allow_ips), **options)  # fmt: skip
+
+
+def proxy_options(forwarded_allow_ips: str | None) -> dict[str, Any]:
+    """uvicorn's options for proxies. The client address (what wrong tokens are throttled
+    by) is the socket's peer: X-Forwarded-For is read only when the operator names the
+    proxies that set it (`forwarded_allow_ips`). uvicorn's own default reads it from any
+    loopback peer, which let a guesser on the machine choose the address it was counted by."""
+    if forwarded_allow_ips is None:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips}

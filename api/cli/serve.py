@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from antal.api.cli.common import StoreOpt, err, failing
+from antal.api.cli.common import StoreOpt, err, failing, run_server
 
 __all__ = ["serve"]
 
@@ -25,8 +25,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
     """Run the HTTP API (uvicorn) over the extracts, with the one store."""
-    import uvicorn
-
     from antal.api.app import create_app
     from antal.api.settings import load_settings
 
@@ -39,4 +37,4 @@ def serve(
         f"antal: data release {application.state.antal.installation.release} "
         f"on http://{settings.host}:{settings.port} (OpenAPI: /openapi.json, docs: /docs)"
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+    run_server(application, settings.host, settings.port, settings.forwarded_allow_ips)

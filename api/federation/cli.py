@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from antal.api.cli.common import err, fail, failing, out, read_cohort
+from antal.api.cli.common import err, fail, failing, out, read_cohort, run_server
 from antal.api.cli.common import settings as node_settings
 
 __all__ = ["hub_app", "node_app"]
@@ -73,8 +73,6 @@ def serve(
     ] = None,
 ) -> None:
     """Run the hub's HTTP API: researchers submit, nodes pull work and answer."""
-    import uvicorn
-
     from antal.api.federation.hub import create_hub_app
     from antal.api.federation.settings import load_hub_settings
 
@@ -83,8 +81,7 @@ def serve(
         application = create_hub_app(s)
     err.print(f"antal hub on http://{s.host}:{s.port} (store {s.store}; OpenAPI: /openapi.json)")
     # long-polls hold requests open: a stop does not wait for them (their state is stored)
-    uvicorn.run(application, host=s.host, port=s.port, log_level="warning",
-                timeout_graceful_shutdown=2)  # fmt: skip
+    run_server(application, s.host, s.port, s.forwarded_allow_ips, timeout_graceful_shutdown=2)
 
 
 @nodes_app.command("add")

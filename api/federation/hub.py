@@ -35,10 +35,11 @@ from antal.api.federation.results import query_view
 from antal.api.federation.schemas import HubQueryIn, NodeAnswer, NodeResult, WorkIn
 from antal.api.federation.settings import HubSettings
 from antal.api.federation.store import FINAL, Conflict, HubStore, NoSuchTask, QueryRow
-from antal.api.ratelimit import RateLimiter
+from antal.api.ratelimit import AuthThrottle, RateLimiter
 from antal.api.routes.deps import (
     ERRORS,
     ApiError,
+    authenticate,
     install_error_handlers,
     install_request_errors,
 )
@@ -64,7 +65,9 @@ class HubState:
         self.hub = HubStore(settings.store)
         self.accounts = Accounts(self.hub.store)
         self.catalog: Catalog = uc.open_catalog()  # the bundled catalog: cohorts are checked
-        self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
+        self.auth_failures = AuthThrottle(
+            settings.auth_failures_per_minute, settings.auth_failures_global_per_minute
+        )
         self.requests = RateLimiter(settings.requests_per_minute)
         self._events: dict[str, asyncio.Event] = {}
         self._labels: dict[str, tuple[str, ...]] = {}
@@ -115,34 +118,11 @@ async def _wait_until(
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _token(request: Request, cred: HTTPAuthorizationCredentials | None) -> tuple[HubState, str]:
-    state = _state(request)
-    if cred is None or cred.scheme.lower() != "bearer":
-        raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>`",
-                       headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    address = request.client.host if request.client else "unknown"
-    wait = state.auth_failures.blocked(address)
-    if wait is not None:
-        after = RateLimiter.retry_after(wait)
-        raise ApiError(429, "rate_limited", f"too many failed authentications; try again in {after} s",
-                       {"limit_per_minute": state.settings.auth_failures_per_minute},
-                       {"Retry-After": after})  # fmt: skip
-    return state, cred.credentials
-
-
-def _refused(state: HubState, request: Request) -> ApiError:
-    state.auth_failures.hit(request.client.host if request.client else "unknown")
-    return ApiError(401, "unauthenticated", "unknown or revoked token",
-                    headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-
-
 def researcher(
     request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
-    state, token = _token(request, cred)
-    u = state.accounts.authenticate(token)
-    if u is None:
-        raise _refused(state, request)
+    state = _state(request)
+    u = authenticate(request, cred, state.auth_failures, state.accounts.authenticate)
     wait = state.requests.check(u.id)
     if wait is not None:
         after = RateLimiter.retry_after(wait)
@@ -155,11 +135,8 @@ def researcher(
 def node_name(
     request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
-    state, token = _token(request, cred)
-    name = state.hub.node_of(token)
-    if name is None:
-        raise _refused(state, request)
-    return name
+    state = _state(request)
+    return authenticate(request, cred, state.auth_failures, state.hub.node_of)
 
 
 Researcher = Annotated[User, Depends(researcher)]

@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from antal.api.settings import FORWARDED_HELP, TrustedProxies
 from antal.engine.limits import (
     HUB_DEADLINE_SECONDS,
     HUB_MAX_WAIT_SECONDS,
@@ -52,6 +53,10 @@ class HubSettings(BaseSettings):
     )  # fmt: skip
     requests_per_minute: int = Field(600, ge=1, description="per researcher, all routes")
     auth_failures_per_minute: int = Field(20, ge=1, description="per client address")
+    auth_failures_global_per_minute: int = Field(
+        100, ge=1, description="all client addresses together"
+    )
+    forwarded_allow_ips: TrustedProxies = Field(None, description=FORWARDED_HELP)
 
 
 def load_hub_settings(config: Path | None = None, **overrides: Any) -> HubSettings:

@@ -5,7 +5,8 @@ statuses in the one error shape {"error": {"code", "message", "details"}}."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,10 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from antal.api import schemas as S
 from antal.api import usecases as uc
 from antal.api.accounts import Accounts, CatalogEntries, User
-from antal.api.ratelimit import RateLimiter
+from antal.api.ratelimit import AuthThrottle, RateLimiter
 from antal.api.settings import Settings
 from antal.engine import BreakdownTooFine, CohortError, IRInvalid, MissingRegisterError
-from antal.privacy import BudgetExceeded, CountFailed, Gate, Project, UnknownProject
+from antal.privacy import (
+    BudgetExceeded,
+    CountFailed,
+    Gate,
+    Project,
+    StoreUnavailable,
+    UnknownProject,
+)
 
 __all__ = [
     "ERRORS",
@@ -29,12 +37,16 @@ __all__ = [
     "Checking",
     "ProjectId",
     "State",
+    "authenticate",
+    "client_address",
     "error_response",
     "install_error_handlers",
     "member_project",
     "project_out",
     "state_of",
 ]
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -87,7 +99,9 @@ class State:
         self.requests = RateLimiter(settings.requests_per_minute)
         self.counts = RateLimiter(settings.counts_per_minute)
         self.checks = RateLimiter(settings.checks_per_minute)
-        self.auth_failures = RateLimiter(settings.auth_failures_per_minute)
+        self.auth_failures = AuthThrottle(
+            settings.auth_failures_per_minute, settings.auth_failures_global_per_minute
+        )
 
 
 def state_of(request: Request) -> State:
@@ -103,28 +117,48 @@ def rate_limited(what: str, wait: float, limit: int) -> ApiError:
 _bearer = HTTPBearer(auto_error=False)
 
 
+def client_address(request: Request) -> str:
+    """The client's address: the socket's peer, or the client that a proxy the operator
+    named (`forwarded_allow_ips`) forwarded for; never a header from anyone else."""
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(
+    request: Request,
+    cred: HTTPAuthorizationCredentials | None,
+    throttle: AuthThrottle,
+    lookup: Callable[[str], T | None],
+) -> T:
+    """The one bearer-token check of the service and the hub: `lookup(token)` (by the
+    token's hash, so no comparison tells how much of a guess was right) names its holder.
+
+    A valid token is served whatever the throttle says; an unknown one is answered 401
+    while the failures of its address and of the server are under their limits (and
+    counted), else 429 (and not counted). So nobody sharing a guesser's address, or the
+    server with a guesser elsewhere, is locked out, and a missing token does not count."""
+    if cred is None or cred.scheme.lower() != "bearer":
+        raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>`",
+                       headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    found = lookup(cred.credentials)
+    if found is not None:
+        return found
+    refused = throttle.failed(client_address(request))
+    if refused is not None:
+        after = RateLimiter.retry_after(refused.wait)
+        where = "from this address" if refused.scope == "address" else "on this server"
+        raise ApiError(429, "rate_limited",
+                       f"too many failed authentications {where}; try again in {after} s",
+                       {"limit_per_minute": refused.limit, "scope": refused.scope},
+                       {"Retry-After": after})  # fmt: skip
+    raise ApiError(401, "unauthenticated", "unknown or revoked token",
+                   headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
 def current_user(
     request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
     state = state_of(request)
-    if cred is None or cred.scheme.lower() != "bearer":
-        raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>`",
-                       headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    # Guessing tokens: after a number of wrong ones from an address, every token from it
-    # (right or wrong, unchecked) is answered 429 until the oldest failure is a minute old.
-    address = request.client.host if request.client else "unknown"
-    wait = state.auth_failures.blocked(address)
-    if wait is not None:
-        raise rate_limited("failed authentications", wait, state.settings.auth_failures_per_minute)
-    u = state.accounts.authenticate(cred.credentials)
-    if u is None:
-        state.auth_failures.hit(address)
-        raise ApiError(
-            401,
-            "unauthenticated",
-            "unknown or revoked token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    u = authenticate(request, cred, state.auth_failures, state.accounts.authenticate)
     wait = state.requests.check(u.id)
     if wait is not None:
         raise rate_limited("requests", wait, state.settings.requests_per_minute)
@@ -251,6 +285,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # charged; one status and one text whatever failed (see privacy.gate)
         return error_response(503, "count_failed", str(e),
                               {"epsilon_charged": e.charged, "budget_left": e.left})  # fmt: skip
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, e: StoreUnavailable) -> JSONResponse:
+        # the operator's log names the store and the reason; the client is told neither
+        logging.getLogger("antal.api").error("%s", e)
+        return error_response(
+            503, "store_unavailable", "the store cannot be reached; try again later"
+        )
 
     @app.exception_handler(UnknownProject)
     async def _unknown_project(request: Request, e: UnknownProject) -> JSONResponse:

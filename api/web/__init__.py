@@ -2,7 +2,8 @@
 ES module per page that calls the JSON API, and every asset served by antal itself from
 api/web/static/ (vendored at pinned versions, see static/vendor/README.md): no CDN,
 no request leaves the server's origin. `/docs` serves Swagger UI from the same vendored
-files. The pages are not API routes: they are left out of the OpenAPI schema.
+files, under the same Content-Security-Policy. The pages are not API routes: they are
+left out of the OpenAPI schema.
 
 Design (docs/web.md says why): the page holds no state the server does not already
 have; it signs in with the API's bearer token (kept in sessionStorage, sent as
@@ -20,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from antal.api.web.strings import LANGUAGES, strings_for
@@ -113,13 +113,22 @@ def _install(app: FastAPI, template: str) -> None:
         return _page(template, lang)
 
     @app.get("/docs", include_in_schema=False)
-    def _docs() -> Response:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} - API",
-            swagger_js_url="/web/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/web/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/web/static/favicon.svg",
-            # no "validator" badge: it would send the schema to validator.swagger.io
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+    def _docs() -> HTMLResponse:
+        return _swagger(app)
+
+
+def _swagger(app: FastAPI) -> HTMLResponse:
+    """Swagger UI under the workbench's policy: its start is a file (static/docs.js), its
+    options the page's JSON; no inline script (FastAPI's own page has one)."""
+    config = {
+        "url": app.openapi_url or "/openapi.json",
+        "layout": "BaseLayout",
+        "deepLinking": True,
+        "showExtensions": True,
+        "showCommonExtensions": True,
+        # no "validator" badge: it would send the schema to validator.swagger.io
+        "validatorUrl": None,
+    }
+    page = _env().get_template("docs.html.j2")
+    html = page.render(title=f"{app.title} - API", config=_script_json(config))
+    return HTMLResponse(html, headers=_HEADERS)
