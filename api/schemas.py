@@ -199,6 +199,12 @@ class CountOut(Released):
     epsilon_charged: float
     budget_left: float
     stored_answer: bool
+    mechanism: Literal["partition", "cumulative"] = Field(
+        "partition",
+        description="how the attrition was released: `partition` (the buckets of the index "
+        "pool, docs/privacy.md), or `cumulative` for an answer stored before that",
+    )
+    mechanism_note: str | None = None
     receipt: Receipt
     warnings: list[Diagnostic] = Field(
         default=[],

@@ -581,6 +581,30 @@ def prepare_count(
     return prepared
 
 
+def true_counts(
+    prepared: CompiledCohort, installation: Installation, catalog: Catalog, backend: Backend
+) -> TrueCounts:
+    """The engine's exact counts of a prepared cohort as the privacy gate takes them (every
+    table of its release, roll-up levels as sums of the table asked): only the gate's
+    `compute` and the utility benchmark (bench/utility.py) call this, never a face."""
+    from antal.engine.result import ExactResult
+    from antal.privacy import TrueCounts
+    from antal.privacy.mechanism import TrueTable
+
+    checked, compiled = prepared.checked, prepared.compiled
+    released = released_tables(checked, catalog)  # public: the catalog and the cohort only
+    res = ExactResult.from_rows(compiled, backend.run(compiled), ir.ir_hash(checked),
+                                installation.release)  # fmt: skip
+    asked = [{tuple(k): n for k, n in t.cells} for t in res.tables]
+    cells = roll_up(released, asked)  # a roll-up level's counts: sums of the table's
+    tables = tuple(
+        TrueTable(t.dims, c, list(t.domain), t.parent, list(t.up) if t.up else None,
+                  t.report, t.level)
+        for t, c in zip(released, cells, strict=True)
+    )  # fmt: skip
+    return TrueCounts(res.labels, res.counts, tables=tables)
+
+
 def release_count(
     prepared: CompiledCohort,
     installation: Installation,
@@ -596,9 +620,6 @@ def release_count(
     the gate calls; it is never returned, logged or stored here. Once the gate has charged,
     any failure of `compute` (a database error, the time budget running out) is charged
     like an answer and raised as `CountFailed` (fail closed)."""
-    from antal.engine.result import ExactResult
-    from antal.privacy import TrueCounts
-    from antal.privacy.mechanism import TrueTable
 
     checked, compiled = prepared.checked, prepared.compiled
     cells = domain_size(checked, catalog)
@@ -608,15 +629,7 @@ def release_count(
     released = released_tables(checked, catalog)  # public: the catalog and the cohort only
 
     def compute() -> TrueCounts:
-        res = ExactResult.from_rows(compiled, backend.run(compiled), qhash, installation.release)
-        asked = [{tuple(k): n for k, n in t.cells} for t in res.tables]
-        cells = roll_up(released, asked)  # a roll-up level's counts: sums of the table's
-        tables = tuple(
-            TrueTable(t.dims, c, list(t.domain), t.parent, list(t.up) if t.up else None,
-                      t.report, t.level)
-            for t, c in zip(released, cells, strict=True)
-        )  # fmt: skip
-        return TrueCounts(res.labels, res.counts, tables=tables)
+        return true_counts(prepared, installation, catalog, backend)
 
     # the cohort without its tables: its attrition is released (and stored) once per project
     alone = dataclasses.replace(checked, reports=())

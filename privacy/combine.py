@@ -58,6 +58,7 @@ __all__ = [
     "combine",
     "discrete_laplace_variance",
     "max_mean_moments",
+    "positive_part_mean",
     "step_error_moments",
 ]
 
@@ -74,16 +75,21 @@ _TABLE_FILE = Path(__file__).with_name("combine_moments.json")
 class Noise:
     """How a node says it released one attrition (from the answer's params and scales)."""
 
-    scale: float  # discrete Laplace scale of each step
-    steps: int  # k: the steps released together and made non-increasing together
+    scale: float  # discrete Laplace scale of each step (`cumulative`) or bucket (`partition`)
+    steps: int  # k: the steps released together
     rounding: int = 1
     threshold: int = 0
+    # `partition` (issue 23: the buckets of the index pool, each at `scale`), or
+    # `cumulative` (an older node: the k steps at `scale`, made non-increasing together)
+    mechanism: str = "cumulative"
 
     def __post_init__(self) -> None:
         if not (self.scale >= 0 and math.isfinite(self.scale)):
             raise ValueError(f"a noise scale is finite and not negative, not {self.scale!r}")
         if self.steps < 1 or self.rounding < 1 or self.threshold < 0:
             raise ValueError("steps and rounding are at least 1, the threshold at least 0")
+        if self.mechanism not in ("partition", "cumulative"):
+            raise ValueError(f"no mechanism {self.mechanism!r}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ class NodeCount:
     value: int | None
     noise: Noise
     step: int  # 0-based position in the node's attrition
+    # `partition`: how many of the buckets this step adds up were released near 0 (each may
+    # hold nobody and then biases the step up: privacy.mechanism.small_buckets)
+    small: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.step < self.noise.steps:
@@ -235,6 +244,27 @@ def step_error_moments(scale: float, steps: int, step: int) -> tuple[float, floa
     return m_u, v_u, -m_l, v_l
 
 
+def positive_part_mean(scale: float) -> float:
+    """E[max(e, 0)] of the discrete Laplace noise e at `scale` (the same closed form as
+    privacy.mechanism's, kept here so that the hub needs no OpenDP)."""
+    if scale <= 0:
+        return 0.0
+    q = math.exp(-1.0 / scale)
+    return q / ((1 + q) * (1 - q))
+
+
+def _error_moments(c: NodeCount) -> tuple[float, float, float, float]:
+    """(mean, variance) of the bounds U and L of a released step's error. A partition's
+    step j adds up m = k - j buckets, each released as max(0, b + e): its error lies between
+    the plain noise (L: mean 0, variance m·σ²) and that plus the bias of each bucket released
+    near 0 (U: mean `small`·E[max(e, 0)], the same variance): closed forms, O(1)."""
+    n = c.noise
+    if n.mechanism == "cumulative":
+        return step_error_moments(n.scale, n.steps, c.step)
+    var = (n.steps - c.step) * discrete_laplace_variance(n.scale)
+    return c.small * positive_part_mean(n.scale), var, 0.0, var
+
+
 def combine(counts: Sequence[NodeCount], alpha: float = 0.05) -> CombinedCount:
     """The total of one attrition step over the nodes that released it (see the module
     docstring); `counts` holds one entry per node that answered."""
@@ -246,8 +276,11 @@ def combine(counts: Sequence[NodeCount], alpha: float = 0.05) -> CombinedCount:
     mu_u = var_u = mu_l = var_l = 0.0
     half_steps_shown = half_steps_all = 0.0
     for c in counts:
-        m_u, v_u, m_l, v_l = step_error_moments(c.noise.scale, c.noise.steps, c.step)
-        half = c.noise.rounding / 2 if c.noise.rounding > 1 or c.noise.steps > 1 else 0.0
+        m_u, v_u, m_l, v_l = _error_moments(c)
+        # a cumulative release averages steps (non-integers, then rounded); a partition's
+        # steps are sums of integers: rounded only by a rounding base
+        pooled = c.noise.steps > 1 and c.noise.mechanism == "cumulative"
+        half = c.noise.rounding / 2 if c.noise.rounding > 1 or pooled else 0.0
         mu_l, var_l, half_steps_all = mu_l + m_l, var_l + v_l, half_steps_all + half
         if c.value is not None:  # a suppressed node's count may be 0: no lower error
             mu_u, var_u, half_steps_shown = mu_u + m_u, var_u + v_u, half_steps_shown + half

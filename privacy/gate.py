@@ -51,7 +51,7 @@ from antal.privacy.mechanism import (
     release_attrition,
     release_tables,
 )
-from antal.privacy.params import PrivacyParams
+from antal.privacy.params import MECHANISM, PrivacyParams
 from antal.privacy.receipts import RECEIPT_VERSION, Signer, answer_digest, shown_key
 from antal.privacy.store import Store, Tx, now
 
@@ -63,6 +63,7 @@ __all__ = [
     "answer_from_json",
     "answer_key",
     "query_cost",
+    "release",
 ]
 
 log = logging.getLogger("antal.privacy")
@@ -93,6 +94,9 @@ class Answer:
     tables: tuple[ReleasedTable, ...] = ()  # every released table (the first is dims/cells)
     # the names of coded values, per column (`region` -> "18" -> "Örebro län"): shown only
     names: dict[str, dict[Any, str | None]] = field(default_factory=dict)
+    # how the attrition was released: `partition` (its buckets), or `cumulative` for an
+    # answer stored before issue 23 (its steps at scale k/ε, shown labelled as such)
+    mechanism: str = MECHANISM
 
     @property
     def count(self) -> ReleasedCount:
@@ -128,8 +132,14 @@ class Answer:
             "epsilon_charged": self.epsilon_charged,
             "budget_left": self.budget_left,
             "stored_answer": self.stored,
+            "mechanism": self.mechanism,
             "receipt": self.receipt(),
         }
+        if self.mechanism != MECHANISM:
+            out["mechanism_note"] = (
+                "released before antal measured the attrition as a partition: each step's "
+                "noise is that of all the steps together, so its interval is wider"
+            )
         if self.all_cells_suppressed:
             out["breakdown_note"] = (
                 f"every cell of the breakdown is below {self.params['threshold']}: none can be shown"
@@ -191,17 +201,22 @@ def _released_json(
     eps: float,
     scales: dict[str, float],
     params: PrivacyParams,
+    epsilons: dict[str, float] | None = None,
 ) -> str:
     """The stored form: `dims` and `cells` are the first table's (the form of answers
-    stored before there were several), `tables` every table when there are several."""
+    stored before there were several), `tables` every table when there are several;
+    `mechanism` how the attrition was released (absent in answers stored before issue 23:
+    `cumulative`), `epsilons` the ε of the attrition and of the tables."""
     first = tables[0] if tables else ReleasedTable((), ())
     out: dict[str, Any] = {
+        "mechanism": MECHANISM,
         "params": params.as_dict(),
         "steps": [c.to_json() for c in steps],
         "dims": list(first.dims),
         "cells": [[list(k), c.to_json()] for k, c in first.cells],
         "epsilon": eps,
         "scales": scales,
+        "epsilons": epsilons or {"attrition": eps},
     }
     if len(tables) > 1:
         out["tables"] = [t.to_json() for t in tables]
@@ -254,6 +269,7 @@ def answer_from_json(
         signed_receipt=receipt or {},
         tables=tables,
         names=names or {},
+        mechanism=str(d.get("mechanism", "cumulative")),
     )
 
 
@@ -265,6 +281,43 @@ def _params(stored: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(k), float) and out[k].is_integer():
             out[k] = int(out[k])
     return out
+
+
+def release(
+    true: TrueCounts,
+    dims: tuple[str, ...],
+    cost: float,
+    params: PrivacyParams,
+    attrition: str | None = None,
+) -> str:
+    """Noise one query's true counts at `cost` (its stored, released form). `attrition`: the
+    stored answer whose attrition this one reuses (its steps, not noised again). Only the
+    gate releases through this, after charging; the utility benchmark (bench/utility.py)
+    calls it on counts it computed itself, to measure the noise of many releases.
+
+    An ask with tables spends `attrition_share` of its 2ε on the attrition and the rest on
+    the tables' leaves; one whose own attrition was released before pays ε for its tables
+    alone, and they get all of it."""
+    full = query_cost(params, bool(dims))
+    eps_a = params.attrition_share * full if dims else cost
+    if attrition is not None:
+        before = json.loads(attrition)
+        steps = [ReleasedCount.from_json(c, params.threshold) for c in before["steps"]]
+        s1 = float(before["scales"]["attrition"])
+    else:
+        steps, s1 = release_attrition(true.counts, params, eps_a)
+    scales = {"attrition": s1}
+    epsilons = {"attrition": eps_a}
+    tables: list[ReleasedTable] = []
+    if dims:
+        eps_t = cost - eps_a if cost >= full - 1e-12 else cost
+        # every table agrees with the released final count (whose noise has the variance
+        # of one bucket at the attrition's scale: the levels' variances use it)
+        tables, s2 = release_tables(true.all_tables(), steps[-1], dlap_variance(s1), params,
+                                    eps_t)  # fmt: skip
+        scales["breakdown"] = s2
+        epsilons["breakdown"] = eps_t
+    return _released_json(steps, tables, cost, scales, params, epsilons)
 
 
 def answer_key(
@@ -408,23 +461,8 @@ class Gate:
     def _noise(
         self, true: TrueCounts, dims: tuple[str, ...], cost: float, attrition: str | None
     ) -> str:
-        """The released form of true counts: the only place they are read. `attrition`:
-        the stored answer whose attrition this one reuses (its steps, not noised again)."""
-        if attrition is not None:
-            before = json.loads(attrition)
-            steps = [ReleasedCount.from_json(c, self.params.threshold) for c in before["steps"]]
-            s1 = float(before["scales"]["attrition"])
-        else:
-            steps, s1 = release_attrition(true.counts, self.params)
-        scales = {"attrition": s1}
-        tables: list[ReleasedTable] = []
-        if dims:
-            # every table agrees with the released final count (whose noise has the
-            # variance of the attrition's scale: the stated variance of the levels uses it)
-            tables, s2 = release_tables(true.all_tables(), steps[-1], dlap_variance(s1),
-                                        self.params)  # fmt: skip
-            scales["breakdown"] = s2
-        return _released_json(steps, tables, cost, scales, self.params)
+        """The released form of true counts: the only place they are read (`release`)."""
+        return release(true, dims, cost, self.params, attrition)
 
     def _reserve(self, ctx: tuple[Any, ...], cost: float) -> str:
         """Charge `cost` for one attempt to compute an answer; its charge id.
@@ -529,14 +567,15 @@ class Gate:
         project under the key of the cohort without tables, with ε of the charge. It is
         not listed among the project's queries until the project asks it alone."""
         akey, ahash, _aquery = attrition
+        d = json.loads(released)
+        # the attrition's share of the charge (an answer stored before issue 23: ε)
+        eps = float(d.get("epsilons", {}).get("attrition", self.params.epsilon))
         if tx.one("SELECT 1 FROM answers WHERE key = %s", (akey,)) is None:
-            d = json.loads(released)
             alone = _released_json(
                 [ReleasedCount.from_json(c, self.params.threshold) for c in d["steps"]], [],
-                self.params.epsilon, {"attrition": d["scales"]["attrition"]}, self.params,
+                eps, {"attrition": d["scales"]["attrition"]}, self.params, {"attrition": eps},
             )  # fmt: skip
             self._insert(tx, akey, ahash, release, purpose, alone)
-        eps = self.params.epsilon
         tx.execute(
             "UPDATE charges SET epsilon = epsilon - %s WHERE project_id = %s AND answer_key = %s",
             (eps, project_id, key),

@@ -1,21 +1,32 @@
 """Noise, post-processing, rounding, suppression and intervals for one query's counts.
 
-Neighbouring data sets differ by one person (added or removed). An attrition table of k
-steps changes by at most 1 in each step, so it is a vector of L1 sensitivity k: OpenDP's
-discrete Laplace mechanism with scale k/ε releases it at cost ε. A breakdown is a
-partition (each person in exactly one cell): L1 sensitivity 1, the whole table at cost ε.
-The table is released over its whole public domain (every region, sex, band...), zero
-cells included, so which cells exist tells nothing.
+Neighbouring data sets differ by one person (added or removed).
 
-Several tables of the same cohort (several `report by`, and the levels of a roll-up) are
-released together (`release_tables`): each person is in one cell of each of the K tables,
-so the vector of all their cells has L1 sensitivity K, and discrete Laplace noise of scale
-K/ε on every cell releases them all at cost ε. The noisy tables are then made consistent
-(post-processing, no ε): top-down, as the US Census TopDown algorithm, each table (or each
-group of cells under one cell of the level above) is projected onto the non-negative
-values that sum to its released parent (the final count of the attrition for a table as
-asked, the cell above for a roll-up level), then rounded to integers (multiples of the
-rounding base) that keep the sum. docs/privacy.md gives the variance of each level.
+**The attrition is released as a partition.** Every person of the index pool falls in
+exactly one bucket: removed by criterion i (i = 1..k-1), or remaining after the last. The
+vector of the k buckets has L1 sensitivity 1, so OpenDP's discrete Laplace mechanism of
+scale 1/ε releases all of it at cost ε. Each step's count is a sum of buckets (the final
+count: the remaining bucket alone; step j: the k - j buckets from j on), so the final count
+has the noise of one count and an earlier step the noise of the buckets it adds up. The
+estimates are non-negative and consistent: the least-squares non-negative buckets (each
+bucket measured once: its noisy value clipped at 0), so the steps never increase. Before
+issue 23 the cumulative counts were released at scale k/ε (`cumulative` answers, still read
+back and labelled): at the same ε the final count's noise was k times as large.
+
+A breakdown is a partition (each person in exactly one cell): L1 sensitivity 1, the whole
+table at cost ε. The table is released over its whole public domain (every region, sex,
+band...), zero cells included, so which cells exist tells nothing.
+
+**Tables are measured at their leaves.** Of a cohort's tables (several `report by`, and the
+levels of a roll-up), only the finest of each `report by` is measured: each person is in one
+cell of each of the K measured tables, so the vector of their cells has L1 sensitivity K, and
+discrete Laplace noise of scale K/ε on every cell releases them all at cost ε. The levels
+above (län, healthcare region, Sweden above hospitals) are sums of the leaves they hold,
+never measured again: a roll-up adds no noise and costs no ε. The leaves are made
+consistent with the released final count (post-processing, no ε): projected onto the
+non-negative values that sum to it (least squares), then rounded to integers (multiples of
+the rounding base) that keep the sum; the levels above add them up. docs/privacy.md gives
+the variance of each level.
 """
 
 from __future__ import annotations
@@ -28,21 +39,28 @@ from typing import Any
 import opendp.prelude as dp
 from opendp.accuracy import discrete_laplacian_scale_to_accuracy
 
+from antal.privacy.combine import positive_part_mean
 from antal.privacy.params import PrivacyParams
 
 __all__ = [
     "COUNT_FIELDS",
+    "MECHANISMS",
     "ReleasedCount",
     "ReleasedTable",
     "TrueCounts",
     "TrueTable",
+    "attrition_bounds",
+    "attrition_variances",
     "dlap_variance",
+    "leaves",
     "level_variances",
     "measurement",
     "noisy_vector",
     "release_attrition",
     "release_cells",
     "release_tables",
+    "small_buckets",
+    "variance_accuracy",
     "within_total",
 ]
 
@@ -187,42 +205,78 @@ def noisy_vector(values: list[int], scale: float) -> list[int]:
     return list(measurement(scale)(list(values)))
 
 
-def _non_increasing(xs: list[float]) -> list[float]:
-    """The closest non-increasing sequence (least squares; pool adjacent violators).
-    Post-processing: free in privacy, and an attrition can only shrink."""
-    blocks: list[list[float]] = []  # [sum, size]
-    for x in xs:
-        blocks.append([x, 1])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
-            s, n = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += n
-    out: list[float] = []
-    for s, n in blocks:
-        out += [s / n] * int(n)
-    return out
-
-
-def _publish(value: float, accuracy: float, p: PrivacyParams) -> ReleasedCount:
+def _publish(
+    value: float, accuracy: float, p: PrivacyParams, below: float | None = None
+) -> ReleasedCount:
+    """A released count: rounded, suppressed below the threshold, with its interval:
+    `accuracy` above the value and `below` (default: the same) under it."""
     base = p.rounding
     v = max(0, round(value / base) * base)
     if v < p.threshold:
         return ReleasedCount(None, None, None, p.threshold)
+    under = accuracy if below is None else below
     # the interval is rounded outwards to the same base, so it does not undo the rounding
-    low = max(0, math.floor((value - accuracy) / base) * base)
+    low = max(0, math.floor((value - under) / base) * base)
     high = math.ceil((value + accuracy) / base) * base
     return ReleasedCount(int(v), int(min(low, v)), int(max(high, v)), p.threshold)
 
 
+MECHANISMS = ("partition", "cumulative")  # how an attrition was released (the newest first)
+
+
+def attrition_bounds(k: int, scale: float, alpha: float) -> list[float]:
+    """The widest interval (upper − lower, before rounding) a partition release of k steps
+    at `scale` can state for each step: its noise's 1 − alpha width, and below it the bias
+    of every bucket it adds up (the hub checks a node's answers against these)."""
+    bias = positive_part_mean(scale)
+    return [2 * variance_accuracy(v, alpha) + (k - j) * bias
+            for j, v in enumerate(attrition_variances(k, scale))]  # fmt: skip
+
+
+def attrition_variances(k: int, scale: float) -> list[float]:
+    """The stated variance of each step of a partition release of k steps at `scale`: step
+    j adds up k - j buckets, each with the noise's variance (an upper bound: clipping a
+    bucket at 0 only lowers it)."""
+    return [(k - j) * dlap_variance(scale) for j in range(k)]
+
+
+def small_buckets(buckets: list[float], scale: float, alpha: float) -> list[int]:
+    """Per step j, how many of the buckets it adds up (j..k-1) were released within the
+    noise of 0 (at most its 1 - alpha half-width): those may hold nobody, and then each
+    biases the step up by `positive_part_mean`. Read from released values only."""
+    near = dlap_accuracy(scale, alpha)
+    out, run = [], 0
+    for b in reversed(buckets):
+        run += b <= near
+        out.append(run)
+    return out[::-1]
+
+
 def release_attrition(
-    counts: tuple[int, ...], p: PrivacyParams
+    counts: tuple[int, ...], p: PrivacyParams, epsilon: float | None = None
 ) -> tuple[list[ReleasedCount], float]:
-    """All steps under one ε; returns the released steps and the noise scale used."""
+    """All steps as one partition under ε (`epsilon`, else the parameters'): returns the
+    released steps and the noise scale of each bucket (see the module docstring).
+
+    Step j's error is the sum of its buckets' errors, max(-b, e) each: at least the plain
+    noise and at most its positive part. Its interval is the plain noise's (variance of
+    the k - j buckets) above, and below it that widened by the bias of each bucket released
+    near 0 (`small_buckets`), which may hold nobody."""
+    eps = p.epsilon if epsilon is None else epsilon
     k = len(counts)
-    scale = k / p.epsilon
-    noisy = _non_increasing([float(x) for x in noisy_vector(list(counts), scale)])
-    acc = dlap_accuracy(scale, p.alpha)
-    return [_publish(x, acc, p) for x in noisy], scale
+    scale = 1 / eps
+    buckets = [counts[i] - counts[i + 1] for i in range(k - 1)] + [counts[-1]]
+    if any(b < 0 for b in buckets):
+        raise ValueError("an attrition's counts do not increase")
+    noisy = [max(0, x) for x in noisy_vector(buckets, scale)]  # non-negative least squares
+    steps = [float(sum(noisy[j:])) for j in range(k)]
+    bias = positive_part_mean(scale)
+    small = small_buckets([float(x) for x in noisy], scale, p.alpha)
+    out = []
+    for x, v, n in zip(steps, attrition_variances(k, scale), small, strict=True):
+        acc = variance_accuracy(v, p.alpha)
+        out.append(_publish(x, acc, p, below=acc + n * bias))
+    return out, scale
 
 
 def release_cells(
@@ -292,63 +346,46 @@ def _round_keeping_sum(xs: list[float], total: int) -> list[int]:
     return floors
 
 
-def _groups(tables: tuple[TrueTable, ...] | list[TrueTable]) -> list[dict[int | None, list[int]]]:
-    """Per table, its cells by the cell they sum into: the index of a cell of its parent
-    table, or None for the cohort's total."""
+def leaves(tables: tuple[TrueTable, ...] | list[TrueTable]) -> list[int]:
+    """The tables measured: those no other table rolls up from (the finest level of each
+    `report by`; a table without a roll-up is its own leaf)."""
+    parents = {t.parent for t in tables if t.parent is not None}
+    return [i for i in range(len(tables)) if i not in parents]
+
+
+def _cover(tables: tuple[TrueTable, ...] | list[TrueTable]) -> list[list[tuple[int, list[int]]]]:
+    """Per table, per cell: the leaf table and the leaf cells it adds up (a leaf's cell: itself)."""
     index = [{key: j for j, key in enumerate(t.domain)} for t in tables]
-    out: list[dict[int | None, list[int]]] = []
-    for t in tables:
-        if t.parent is None or t.up is None:
-            out.append({None: list(range(len(t.domain)))})
-            continue
-        groups: dict[int | None, list[int]] = {}
-        for j, up in enumerate(t.up):
-            groups.setdefault(index[t.parent][up], []).append(j)
-        out.append(groups)
+    out: list[list[tuple[int, list[int]]]] = [[(-1, []) for _ in t.domain] for t in tables]
+    for leaf in leaves(tables):
+        for j in range(len(tables[leaf].domain)):
+            i, cell = leaf, j
+            while True:
+                held = out[i][cell]
+                out[i][cell] = (leaf, [*held[1], j])
+                t = tables[i]
+                if t.parent is None or t.up is None:
+                    break
+                cell, i = index[t.parent][t.up[cell]], t.parent
     return out
-
-
-def _top_down(tables: tuple[TrueTable, ...] | list[TrueTable]) -> list[int]:
-    """The tables in an order where each comes after the table its cells sum into."""
-    order: list[int] = []
-    seen: set[int] = set()
-
-    def visit(i: int) -> None:
-        if i in seen:
-            return
-        parent = tables[i].parent
-        if parent is not None:
-            visit(parent)
-        seen.add(i)
-        order.append(i)
-
-    for i in range(len(tables)):
-        visit(i)
-    return order
 
 
 def level_variances(
     tables: tuple[TrueTable, ...] | list[TrueTable], scale: float, total_variance: float
 ) -> list[list[float]]:
-    """The stated variance of every released cell (before non-negativity and rounding):
-    a cell projected with its n − 1 siblings onto a parent released with variance V has
-    σ²(1 − 1/n) + V/n², σ² the variance of the noise at `scale` (docs/privacy.md). Reads
-    only the domains."""
+    """The stated variance of every released cell (before non-negativity and rounding). A
+    leaf table of n cells, each measured with noise variance σ² at `scale`, is projected
+    onto the released total (variance V): a cell that adds up c of its n leaf cells (c = 1
+    for a leaf) has c·σ²·(1 − c/n) + (c/n)²·V (docs/privacy.md). Reads only the domains."""
     s2 = dlap_variance(scale)
-    groups = _groups(tables)
-    out: list[list[float]] = [[] for _ in tables]
-    for i in _top_down(tables):
-        var = [0.0] * len(tables[i].domain)
-        for parent_cell, members in groups[i].items():
-            parent = tables[i].parent
-            pv = (
-                total_variance
-                if parent_cell is None or parent is None
-                else out[parent][parent_cell]
-            )
-            for m in members:
-                var[m] = s2 * (1 - 1 / len(members)) + pv / len(members) ** 2
-        out[i] = var
+    out: list[list[float]] = []
+    for i, cells in enumerate(_cover(tables)):
+        row = []
+        for leaf, held in cells:
+            n, c = len(tables[leaf].domain) if leaf >= 0 else 1, len(held)
+            row.append(c * s2 * (1 - c / n) + (c / n) ** 2 * total_variance if n else 0.0)
+        out.append(row)
+        del i
     return out
 
 
@@ -357,55 +394,46 @@ def release_tables(
     total: ReleasedCount,
     total_variance: float,
     p: PrivacyParams,
+    epsilon: float | None = None,
 ) -> tuple[list[ReleasedTable], float]:
-    """Tables of one cohort under one ε (noise scale K/ε, K tables), made consistent with
-    the released total and with each other; see the module docstring. `total` is the
+    """Tables of one cohort under one ε (`epsilon`, else the parameters'): the leaves
+    measured at noise scale K/ε (K leaf tables), made consistent with the released total,
+    and the levels above added up from them; see the module docstring. `total` is the
     released final count of the attrition and `total_variance` its noise's variance."""
     size = sum(len(t.domain) for t in tables)
     if size > p.max_cells:
         raise ValueError(f"a breakdown of {size} cells is finer than the {p.max_cells} allowed")
-    k = len(tables)
-    scale = k / p.epsilon
-    flat = [t.cells.get(key, 0) for t in tables for key in t.domain]
-    noisy = noisy_vector(flat, scale) if flat else []  # one measurement: all K tables at once
+    measured = leaves(tables)
+    eps = p.epsilon if epsilon is None else epsilon
+    scale = len(measured) / eps
+    flat = [tables[i].cells.get(key, 0) for i in measured for key in tables[i].domain]
+    noisy = noisy_vector(flat, scale) if flat else []  # one measurement: every leaf at once
     if total.value is None:  # a total below the threshold: no cell can reach it
         hidden = ReleasedCount(None, None, None, p.threshold)
         return [ReleasedTable(t.dims, tuple((key, hidden) for key in t.domain), t.report,
                               t.level) for t in tables], scale  # fmt: skip
     base = p.rounding
+    leaf_values: dict[int, list[int]] = {}
     start = 0
-    per_table: list[list[int]] = []
-    for t in tables:
-        per_table.append(noisy[start : start + len(t.domain)])
-        start += len(t.domain)
-    groups = _groups(tables)
-    values: list[list[int]] = [[] for _ in tables]
-    for i in _top_down(tables):  # parents first: TopDown
-        t = tables[i]
-        vals = [0] * len(t.domain)
-        for parent_cell, members in groups[i].items():
-            parent = t.parent
-            target = (
-                total.value
-                if parent_cell is None or parent is None
-                else values[parent][parent_cell]
-            )
-            units = _project([per_table[i][m] / base for m in members], target / base)
-            for m, v in zip(members, _round_keeping_sum(units, target // base), strict=True):
-                vals[m] = v * base
-        values[i] = vals
+    for i in measured:
+        n = len(tables[i].domain)
+        units = _project([x / base for x in noisy[start : start + n]], total.value / base)
+        leaf_values[i] = [v * base for v in _round_keeping_sum(units, total.value // base)]
+        start += n
     var = level_variances(tables, scale, total_variance)
     out = []
-    for i, t in enumerate(tables):
-        cells = tuple(
-            (key, _publish(float(v), _accuracy(vv, p.alpha), p))
-            for key, v, vv in zip(t.domain, values[i], var[i], strict=True)
+    for i, (t, cells) in enumerate(zip(tables, _cover(tables), strict=True)):
+        values = [sum(leaf_values[leaf][j] for j in held) if leaf >= 0 else 0
+                  for leaf, held in cells]  # fmt: skip
+        released = tuple(
+            (key, _publish(float(v), variance_accuracy(vv, p.alpha), p))
+            for key, v, vv in zip(t.domain, values, var[i], strict=True)
         )
-        out.append(ReleasedTable(t.dims, cells, t.report, t.level))
+        out.append(ReleasedTable(t.dims, released, t.report, t.level))
     return out, scale
 
 
-def _accuracy(variance: float, alpha: float) -> float:
+def variance_accuracy(variance: float, alpha: float) -> float:
     """The half-width of a 1 − alpha interval for an error of this variance: that of the
     discrete Laplace of the same variance (whose tails are the heaviest of the errors
     here: a projected cell's error is a mean of independent Laplace noises)."""

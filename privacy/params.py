@@ -10,7 +10,11 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PrivacyParams"]
+__all__ = ["MECHANISM", "PrivacyParams"]
+
+# how the attrition is released (privacy/mechanism.py): the buckets of a partition. Answers
+# stored before issue 23 were `cumulative` (the steps at scale k/ε) and say so.
+MECHANISM = "partition"
 
 
 class PrivacyParams(BaseModel):
@@ -22,6 +26,12 @@ class PrivacyParams(BaseModel):
     alpha: float = Field(
         0.05, gt=0, lt=1, description="intervals cover the true count with probability 1 - alpha"
     )
+    attrition_share: float = Field(
+        0.55, gt=0, lt=1,
+        description="of an ask with tables (2 epsilon), the share spent on the attrition; "
+        "the rest measures the tables' leaves (docs/privacy.md: chosen so that the final "
+        "count and the hospital cells are both within their targets)",
+    )  # fmt: skip
     default_budget: float = Field(10.0, ge=0, description="a new project's total epsilon")
     max_cells: int = Field(10_000, ge=1, description="the largest breakdown table released")
     availability_epsilon: float | None = Field(
@@ -38,4 +48,5 @@ class PrivacyParams(BaseModel):
     def fingerprint(self) -> str:
         """What changes an answer: part of the key under which answers are stored."""
         d = self.model_dump(exclude={"default_budget", "max_cells", "availability_epsilon"})
+        d["mechanism"] = MECHANISM  # answers of another mechanism are never served for this one
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

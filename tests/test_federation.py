@@ -318,10 +318,11 @@ def test_released_totals_are_sums_of_released_counts_with_the_stated_noise(net: 
     counts = dict(zip(res.nodes["node"], res.nodes["count"], strict=True))
     assert all(isinstance(v, int) and v >= 10 for v in counts.values()), counts
     assert res.raw["total"]["total"] == sum(counts.values())
-    # each node's answer states its own mechanism: 3 steps at ε 0.5 → scale 6, and the
-    # hub's interval is the combination of exactly that (tests/test_combine.py checks
-    # that it covers the truth by simulating the real mechanism)
-    noise = Noise(scale=3 / 0.5, steps=3, rounding=1, threshold=10)
+    # each node's answer states its own mechanism: the 3 steps as a partition at ε 0.5 →
+    # scale 2 per bucket, and the hub's interval is the combination of exactly that
+    # (tests/test_combine.py checks that it covers the truth by simulating the mechanism);
+    # a final count shown (>= 10) is no bucket near 0 at scale 2
+    noise = Noise(scale=1 / 0.5, steps=3, rounding=1, threshold=10, mechanism="partition")
     expected = combine([NodeCount(n, counts[n], noise, 2) for n in names])
     assert res.raw["total"]["interval"] == [expected.low, expected.high]
     # every node charged its own project once, in its own store

@@ -75,7 +75,8 @@ def released(counts: tuple[int, ...], labels: list[str] | None = None, **over: A
     body = {
         "steps": [{"label": lab, "count": c.value, "low": c.low, "high": c.high}
                   for lab, c in zip(labels, steps, strict=True)],
-        "threshold": P.threshold, "rounding": P.rounding, "epsilon": P.epsilon,
+        "mechanism": "partition", "threshold": P.threshold, "rounding": P.rounding,
+        "epsilon": P.epsilon,
         "alpha": P.alpha, "scale": scale, "release": "r", "query_hash": "a" * 64,
         "answer_key": "b" * 64, "stored": False, "epsilon_charged": P.epsilon,
     }  # fmt: skip

@@ -22,7 +22,13 @@ from antal import engine
 from antal.api.usecases import count_released
 from antal.catalog import Installation, load_catalog
 from antal.privacy import BudgetExceeded, Gate, PrivacyParams, SQLiteStore, TrueCounts, open_store
-from antal.privacy.mechanism import measurement, noisy_vector, release_attrition, release_cells
+from antal.privacy.gate import answer_from_json
+from antal.privacy.mechanism import (
+    measurement,
+    noisy_vector,
+    release_attrition,
+    release_cells,
+)
 
 CAT = load_catalog()
 ROOT = Path(__file__).parent.parent
@@ -38,12 +44,20 @@ def dlap_variance(scale: float) -> float:
 
 
 def test_attrition_scale_costs_exactly_epsilon() -> None:
+    """The attrition is a partition of the index pool (issue 23): one person added or
+    removed moves one bucket by 1 (L1 distance 1), whatever the number of steps."""
     p = PrivacyParams(epsilon=0.5)
     for k in (1, 3, 6):
         _, scale = release_attrition(tuple(range(100 * k, 0, -100)), p)
-        assert scale == k / 0.5
-        # OpenDP's own privacy map: k counts moved by 1 each (L1 distance k) cost ε
-        assert measurement(scale).map(k) == pytest.approx(0.5)
+        assert scale == 1 / 0.5
+        # OpenDP's own privacy map: one bucket moved by 1 costs ε
+        assert measurement(scale).map(1) == pytest.approx(0.5)
+        # a person removed by criterion i leaves steps 1..i-1 too: the cumulative counts
+        # move by up to k, the buckets by 1
+        counts = tuple(range(100 * k, 0, -100))
+        fewer = tuple(c - (1 if j < max(1, k - 1) else 0) for j, c in enumerate(counts))
+        buckets = [[a[i] - a[i + 1] for i in range(k - 1)] + [a[-1]] for a in (counts, fewer)]
+        assert sum(abs(x - y) for x, y in zip(*buckets, strict=True)) == 1
     _, scale = release_cells({("01",): 5}, [("01",), ("03",)], p)
     assert measurement(scale).map(1) == pytest.approx(0.5)  # a partition: one cell moves
 
@@ -544,3 +558,56 @@ def test_a_released_cell_never_exceeds_the_released_total() -> None:
                     assert c.suppressed
                 elif not c.suppressed:
                     assert c.value <= total.value and c.high <= total.high
+
+
+# ---- issue 23: the attrition as a partition ------------------------------------------------
+
+
+def test_a_partition_release_has_one_counts_noise_on_the_final_step() -> None:
+    """Over many releases of a 5-step attrition: the final count's error has the variance of
+    one bucket (not of five steps), step j that of the k - j buckets it adds up (within
+    12%), every release is non-increasing, and the intervals cover at least 94%."""
+    from antal.privacy.mechanism import attrition_variances
+
+    p = PrivacyParams(epsilon=0.5, threshold=0)
+    truth = (1000, 800, 700, 650, 600)
+    runs = 4000
+    errs: list[list[int]] = [[] for _ in truth]
+    covered = 0
+    for _ in range(runs):
+        steps, scale = release_attrition(truth, p)
+        values = [c.value for c in steps]
+        assert values == sorted(values, reverse=True)
+        for j, (c, n) in enumerate(zip(steps, truth, strict=True)):
+            errs[j].append(c.value - n)
+            covered += c.low <= n <= c.high
+    stated = attrition_variances(len(truth), scale)
+    for j, e in enumerate(errs):
+        mean = sum(e) / runs
+        var = sum((x - mean) ** 2 for x in e) / runs
+        assert abs(var / stated[j] - 1) < 0.12, (j, var, stated[j])
+    assert stated[-1] == pytest.approx(dlap_variance(1 / 0.5))  # one count's noise
+    assert covered / (runs * len(truth)) >= 0.94
+
+
+def test_a_criterion_that_removes_nobody_shows_as_removing_about_nobody() -> None:
+    """The review's finding: "Index 70 → Women 42" with exact 54 → 54. As a partition, the
+    bucket of a criterion that removes nobody is released as max(0, noise): the step after
+    it is never far below the step before."""
+    p = PrivacyParams(epsilon=0.5, threshold=10)
+    drops = []
+    for _ in range(2000):
+        steps, _ = release_attrition((54, 54), p)
+        drops.append(steps[0].value - steps[1].value)
+    assert min(drops) >= 0 and sum(d > 12 for d in drops) / len(drops) < 0.01
+
+
+def test_an_answer_stored_before_the_partition_reads_back_labelled() -> None:
+    old = json.dumps({"params": PrivacyParams().as_dict(), "steps": [
+        {"count": 120, "suppressed": False, "lower": 90, "upper": 150, "display": "120"}],
+        "dims": [], "cells": [], "epsilon": 0.5, "scales": {"attrition": 2.0}})  # fmt: skip
+    a = answer_from_json(old, 0.0, 9.5, "h", "r", "k", "forskning", True, ("Index event",))
+    j = a.to_json()
+    assert a.mechanism == "cumulative" and j["mechanism"] == "cumulative"
+    assert "partition" in j["mechanism_note"]
+    assert j["count"] == 120 and j["lower"] == 90

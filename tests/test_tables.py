@@ -1,5 +1,6 @@
 """Several `report by` tables, roll-up levels, the new dimensions' checks and names, and
-how they are released: one charge at scale K/ε, every table consistent with the released
+how they are released: one charge, the K leaf tables at scale K/ε and the levels above them
+sums of their leaves, every table consistent with the released
 total, each level with the variance docs/privacy.md states."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from antal.privacy.mechanism import (
     ReleasedCount,
     TrueTable,
     dlap_variance,
+    leaves,
     level_variances,
     measurement,
     release_tables,
@@ -141,13 +143,19 @@ def _chain() -> tuple[TrueTable, ...]:
     )  # fmt: skip
 
 
-def test_all_tables_cost_one_epsilon_at_scale_k_over_epsilon() -> None:
+def test_all_tables_cost_one_epsilon_at_scale_k_leaves_over_epsilon() -> None:
+    """Only the leaves are measured (issue 23): the months and the sexes, K = 2; the
+    quarters and the year are sums of months, so a roll-up adds no noise and no ε."""
     p = PrivacyParams(epsilon=0.5, threshold=0)
     tables = _chain()
-    _, scale = release_tables(tables, ReleasedCount(2610, 2600, 2620, 0), 4.0, p)
-    assert scale == len(tables) / 0.5
-    # OpenDP's own privacy map: one person moves one cell of each of the K tables
-    assert measurement(scale).map(len(tables)) == pytest.approx(0.5)
+    assert leaves(tables) == [0, 3]
+    out, scale = release_tables(tables, ReleasedCount(2610, 2600, 2620, 0), 4.0, p)
+    assert scale == 2 / 0.5
+    # OpenDP's own privacy map: one person moves one cell of each of the K leaf tables
+    assert measurement(scale).map(2) == pytest.approx(0.5)
+    months, quarters, year = ([c.value for _, c in t.cells] for t in out[:3])
+    assert quarters == [sum(months[:3]), sum(months[3:])] and year == [2610]
+    # a chain measured at every level (before issue 23) had scale 4/ε: twice the noise
 
 
 def test_releases_are_consistent_and_have_the_stated_variance() -> None:
@@ -231,7 +239,11 @@ def test_a_new_breakdown_of_a_released_attrition_charges_only_the_breakdown() ->
         # three tables of a cohort at once: ε for the attrition, ε for all three tables
         a = gate.answer("p", "u", "h-3", "q3", "rel", ("i", "s"), ("d0",), lambda: _true(900, 3),
                         attrition=attrition)  # fmt: skip
-        assert a.epsilon_charged == 1.0 and len(a.tables) == 3 and a.scales["breakdown"] == 6.0
+        # the ask's 2ε split: 0.55 of it on the attrition (one bucket measurement), the
+        # rest on the three leaf tables at once (scale 3 / 0.45)
+        assert a.epsilon_charged == 1.0 and len(a.tables) == 3
+        assert a.scales["attrition"] == pytest.approx(1 / 0.55)
+        assert a.scales["breakdown"] == pytest.approx(3 / 0.45)
         total = a.steps[-1].value
         for t in a.tables:
             assert sum(c.value for _, c in t.cells) == total

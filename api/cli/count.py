@@ -218,6 +218,9 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
         f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: discrete Laplace, "
         f"ε {answer.params['epsilon']:g} per release, counts below {threshold} shown as <{threshold}"
     )
+    older = answer.to_json().get("mechanism_note")  # an answer stored before the partition
+    if older:
+        out.print(older)
     r = answer.receipt()
     out.print(
         f"receipt: query {answer.query_hash[:16]}, data release {answer.release}, audit entry "

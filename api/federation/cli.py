@@ -209,7 +209,11 @@ def status(
         if as_json:
             sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
             return
-        t = Table("query", "title", "project", "created", "complete", "answered", "missing")
+        # folded, never cut with an ellipsis: a narrow terminal (or none) must still show
+        # every node that answered or is missing
+        t = Table()
+        for head in ("query", "title", "project", "created", "complete", "answered", "missing"):
+            t.add_column(head, overflow="fold")
         for v in rows:
             t.add_row(v["id"], v["title"], v["project"], v["created"], "yes" if v["complete"] else "no",
                       ", ".join(v["answered"]), ", ".join(v["missing"]))  # fmt: skip

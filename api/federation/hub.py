@@ -46,7 +46,7 @@ from antal.api.routes.deps import (
 from antal.api.web import install_hub_web
 from antal.catalog import Catalog
 from antal.engine.limits import HUB_NODE_MAX_PERSONS, HUB_NODE_MAX_THRESHOLD, MAX_BODY_BYTES
-from antal.privacy.mechanism import dlap_accuracy
+from antal.privacy.mechanism import attrition_bounds, dlap_accuracy
 
 __all__ = ["HubState", "answer_problem", "create_hub_app", "linkage_problem"]
 
@@ -320,12 +320,18 @@ def answer_problem(
         return f"{k} steps, but the cohort has {len(labels)}"
     if answer.threshold > threshold_max:
         return f"a threshold of {answer.threshold}, above the {threshold_max} the network allows"
-    if not math.isclose(answer.scale, k / answer.epsilon, rel_tol=1e-6):
-        return f"a noise scale of {answer.scale:g}, not {k} steps / ε {answer.epsilon:g}"
-    width = 2 * (dlap_accuracy(answer.scale, answer.alpha) + answer.rounding) + 1
+    # a partition's buckets are one measurement at 1/ε; a cumulative release's k steps at k/ε
+    per = 1 if answer.mechanism == "partition" else k
+    if not math.isclose(answer.scale, per / answer.epsilon, rel_tol=1e-6):
+        return f"a noise scale of {answer.scale:g}, not {per} / ε {answer.epsilon:g}"
+    if answer.mechanism == "partition":  # step i adds up k - i buckets
+        widths = attrition_bounds(k, answer.scale, answer.alpha)
+    else:
+        widths = [2 * dlap_accuracy(answer.scale, answer.alpha)] * k
     for i, step in enumerate(answer.steps):
         if step.count is None:
             continue
+        width = widths[i] + 2 * answer.rounding + 1
         if step.count > persons:
             return f"step {i}: {step.count} persons, more than the node's {persons}"
         assert step.low is not None and step.high is not None  # the schema's check

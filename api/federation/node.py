@@ -64,16 +64,20 @@ def parse_project_map(items: list[str]) -> dict[str, str]:
 def released_payload(counted: uc.Counted) -> dict[str, Any]:
     """What a node puts to the hub for an answer: released values and their mechanism."""
     a = counted.answer
+    scale = float(a.scales["attrition"])
     return {
         "steps": [
             {"label": label, "count": c.value, "low": c.low, "high": c.high}
             for label, c in zip(a.labels, a.steps, strict=True)
         ],
+        "mechanism": a.mechanism,
         "threshold": int(a.params["threshold"]),
         "rounding": int(a.params["rounding"]),
-        "epsilon": float(a.params["epsilon"]),
+        # the ε of the attrition's release: one measurement of the buckets at scale 1/ε
+        # (an answer stored before issue 23: the k steps at k/ε)
+        "epsilon": (1 if a.mechanism == "partition" else len(a.steps)) / scale,
         "alpha": float(a.params["alpha"]),
-        "scale": float(a.scales["attrition"]),
+        "scale": scale,
         "release": a.release,
         "query_hash": a.query_hash,
         "answer_key": a.key,

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from antal.api.federation.schemas import NodeAnswer
 from antal.api.federation.store import FINAL, QueryRow, TaskRow
 from antal.privacy.combine import NodeCount, Noise, combine
+from antal.privacy.mechanism import small_buckets
 
 __all__ = ["node_status", "query_view"]
 
@@ -45,7 +46,18 @@ def node_status(task: TaskRow, deadline: float, at: float) -> str:
 
 def _noise(answer: dict[str, Any]) -> Noise:
     return Noise(scale=float(answer["scale"]), steps=len(answer["steps"]),
-                 rounding=int(answer["rounding"]), threshold=int(answer["threshold"]))  # fmt: skip
+                 rounding=int(answer["rounding"]), threshold=int(answer["threshold"]),
+                 mechanism=answer.get("mechanism", "cumulative"))  # fmt: skip
+
+
+def _small(answer: dict[str, Any]) -> list[int]:
+    """Per step of a partition answer, its buckets released near 0 (a suppressed step
+    counts as 0 persons: its buckets are near 0 too); none for a cumulative answer."""
+    steps = [s["count"] or 0 for s in answer["steps"]]
+    if answer.get("mechanism", "cumulative") != "partition":
+        return [0] * len(steps)
+    buckets = [float(steps[i] - steps[i + 1]) for i in range(len(steps) - 1)] + [float(steps[-1])]
+    return small_buckets(buckets, float(answer["scale"]), float(answer.get("alpha", 0.05)))
 
 
 def _combination(
@@ -191,7 +203,7 @@ def query_view(
         for j in positions:
             total = combine(
                 [NodeCount(t.node, t.answer["steps"][j]["count"], _noise(t.answer),
-                           j % len(t.answer["steps"]))
+                           j % len(t.answer["steps"]), _small(t.answer)[j])
                  for t in combined if t.answer],
                 alpha=float(answers[0].get("alpha", 0.05)),
             )  # fmt: skip

@@ -74,11 +74,19 @@ class NodeAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[ReleasedStep] = Field(min_length=1, max_length=MAX_CRITERIA + 1)
+    mechanism: Literal["partition", "cumulative"] = Field(
+        "cumulative",
+        description="how the attrition was released: `partition` (its buckets at `scale`, "
+        "docs/privacy.md), or `cumulative` (a node before it: the steps at `scale`)",
+    )
     threshold: int = Field(ge=0, le=HUB_NODE_MAX_THRESHOLD)
     rounding: int = Field(ge=1, le=HUB_NODE_MAX_ROUNDING)
     epsilon: float = Field(gt=0, le=1e6, description="the ε of the attrition's release")
     alpha: float = Field(ge=1e-6, le=0.5)
-    scale: float = Field(ge=0, le=1e6, description="the discrete Laplace scale of each step (k/ε)")
+    scale: float = Field(
+        ge=0, le=1e6,
+        description="the discrete Laplace scale of each bucket (1/ε) or, cumulative, step (k/ε)",
+    )  # fmt: skip
     release: str = Field(max_length=200)
     query_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     answer_key: str = Field(pattern=r"^[0-9a-f]{64}$")
