@@ -144,6 +144,7 @@ __all__ = [
     "report_count",
     "revoke_registers",
     "revoke_tokens",
+    "set_budget",
     "set_registers",
     "validate",
     "verify_audit",
@@ -718,7 +719,7 @@ def quote_local(
     prepared = _quotable(cohort, installation, catalog, project, params, False)
     key = answer_key(params, prepared.query_hash, installation.release, purpose, catalog.version())
     cost = query_cost(params, bool(prepared.compiled.dims))
-    return Quote(project_id, cost, False, total, prepared.query_hash, key)
+    return Quote(project_id, cost, False, total, prepared.query_hash, key, cost)
 
 
 @dataclass(frozen=True)
@@ -1165,6 +1166,16 @@ def revoke_registers(
             {"registers": absent, "approved": list(project.registers)},
         )
     return _changed(store.change_registers(pid, remove=registers, actor=actor), pid)
+
+
+def set_budget(store: Store, pid: str, budget: float, actor: str = "admin") -> Project:
+    """Raise (or lower, never below what it spent) a project's total ε (audited): the way
+    forward for a project whose budget is spent, an admin's decision."""
+    _changed(store.project(pid), pid)
+    try:
+        return store.set_budget(pid, budget, actor=actor)
+    except InvalidValue as e:
+        raise Invalid(str(e)) from None
 
 
 def set_registers(
