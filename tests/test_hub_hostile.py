@@ -204,8 +204,11 @@ def test_a_hundred_step_view_is_computed_not_simulated(hub: Hub) -> None:
     v = hub.view(qid).json()
     spent = time.process_time() - t
     assert len(v["attrition"]) == 101 and v["complete"]
-    for j, s in enumerate(v["attrition"]):  # each step's interval holds the true total
-        assert s["interval"][0] <= 3 * counts[j] <= s["interval"][1] or s["total"] is None
+    # each step a combined total with its interval (their coverage of the truth is checked
+    # over many releases in tests/test_combine.py; one release may miss at some step)
+    for s in v["attrition"]:
+        assert s["total"] is not None and s["interval"][0] <= s["total"] <= s["interval"][1]
+        assert s["nodes"] == 3
     print(f"hub CPU for one view of a 101-step answer of 3 nodes: {spent * 1000:.1f} ms")
 
 
