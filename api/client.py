@@ -337,6 +337,7 @@ class Quote:
     affordable: bool
     query_hash: str
     answer_key: str
+    asks_left: int | None = None  # more asks of this shape the budget allows after this one
 
     def __repr__(self) -> str:
         cost = "nothing (stored answer)" if self.stored_answer else f"ε {_eps(self.epsilon)}"
@@ -344,6 +345,8 @@ class Quote:
             f"Quote(project {self.project!r}: would cost {cost}; budget left ε "
             f"{_eps(self.budget_left)}, after ε {_eps(self.budget_left_after)}"
         )
+        if self.asks_left is not None:
+            text += f", enough for {self.asks_left} more such asks"
         return text + ("" if self.affordable else "; the budget is too small: refused") + ")"
 
 
@@ -787,6 +790,7 @@ class Client:
             affordable=bool(q["affordable"]),
             query_hash=q["query_hash"],
             answer_key=q["answer_key"],
+            asks_left=q.get("asks_left"),
         )
 
     def public_key(self) -> dict[str, Any]:

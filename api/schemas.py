@@ -171,6 +171,11 @@ class QuoteOut(BaseModel):
         description="left after the count (unchanged when it would be refused)"
     )
     affordable: bool = Field(description="false: the count would be refused (budget_exceeded)")
+    asks_left: int | None = Field(
+        None,
+        description="how many more asks of this shape (at its full price) the budget allows "
+        "after this one; null when this one is free (its stored answer)",
+    )
     query_hash: str
     answer_key: str
 
@@ -253,6 +258,11 @@ class ProjectIn(BaseModel):
     purpose: Purpose
     budget: float = Field(10.0, ge=0, le=1000)
     registers: list[str] = []
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    budget: float = Field(ge=0, le=1000, description="the project's new total ε")
 
 
 class ApprovalIn(BaseModel):

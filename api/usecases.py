@@ -144,6 +144,7 @@ __all__ = [
     "report_count",
     "revoke_registers",
     "revoke_tokens",
+    "set_budget",
     "set_registers",
     "validate",
     "verify_audit",
@@ -718,7 +719,7 @@ def quote_local(
     prepared = _quotable(cohort, installation, catalog, project, params, False)
     key = answer_key(params, prepared.query_hash, installation.release, purpose, catalog.version())
     cost = query_cost(params, bool(prepared.compiled.dims))
-    return Quote(project_id, cost, False, total, prepared.query_hash, key)
+    return Quote(project_id, cost, False, total, prepared.query_hash, key, cost)
 
 
 @dataclass(frozen=True)
@@ -975,8 +976,6 @@ def forecast_count(
     `report by month, BY`: the tables together under one charge), then a forecast of each
     series (post-processing: no further charge). A group whose series the model cannot use
     (too short, nearly all `<T`) says why instead."""
-    from antal.privacy.forecast import ForecastError, ReleasedMonth
-    from antal.privacy.forecast import forecast as _forecast
 
     if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
         raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
@@ -984,17 +983,45 @@ def forecast_count(
     monthly, notes = monthly_cohort(co, catalog, installation, by)
     counted = count_released(monthly, installation, catalog, gate, project_id, actor, backend,
                              approved_only=approved_only)  # fmt: skip
+    return _forecasted(counted, by, notes, months)
+
+
+def _is_month(report: ir.Report) -> bool:
+    """A `report by month` (with or without its roll-up): a released monthly series."""
+    return (
+        len(report.dims) == 1
+        and isinstance(report.dims[0], ir.Dim)
+        and (report.dims[0].name == "month")
+    )
+
+
+def _forecasted(
+    counted: Counted,
+    by: str | None,
+    notes: list[str],
+    months: int,
+    within: tuple[dt.date, dt.date] | None = None,
+) -> Forecasted:
+    """The monthly series of a released answer's month tables (`report by month`, and
+    `report by month, BY`: post-processing, nothing released again), each forecast; only
+    the months `within` (first and last day) when given."""
+    from antal.privacy.forecast import ForecastError, ReleasedMonth
+    from antal.privacy.forecast import forecast as _forecast
+
     answer = counted.answer
     params = answer.params
     scale = float(answer.scales.get("breakdown", 0.0))
-    tables = answer.tables or ()
     series: dict[str, list[ReleasedMonth]] = {}
     names: dict[str, str | None] = {TOTAL: "all"}
-    for t in tables:
+    for t in answer.tables or ():
+        if t.dims[:1] != ("month",) or len(t.dims) > 2 or t.level:
+            continue  # the cohort's other tables (a report draws them, no series)
         group_at = 1 if len(t.dims) == 2 else None
         for key, c in t.cells:
             ym = int(key[0])
             month = dt.date(ym // 100, ym % 100, 1)
+            if within is not None and not within[0] <= month <= within[1]:
+                continue
             g = TOTAL if group_at is None else str(key[group_at])
             if group_at is not None:
                 names[g] = answer.names.get(t.dims[group_at], {}).get(key[group_at])
@@ -1053,13 +1080,21 @@ def report_count(
             raise Invalid(
                 f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {forecast_months}"
             )
-        monthly_cohort(prepared.checked, catalog, installation, None)  # its refusals, first
+        monthly, notes = monthly_cohort(prepared.checked, catalog, installation, None)
     counted = release_count(prepared, installation, catalog, gate, project_id, actor, backend)
     if forecast_months is None:
         return Reported(prepared.checked, counted)
-    res = forecast_count(prepared.checked, installation, catalog, gate, project_id, actor,
-                         backend, months=forecast_months, approved_only=approved_only)  # fmt: skip
-    total = res.forecasts[TOTAL]
+    if any(_is_month(r) for r in prepared.checked.reports):
+        # the cohort asked its monthly series itself: the forecast is made from that
+        # released table (its whole months of complete data), never from a second release
+        # of it, so that the report shows one series
+        window = monthly.index.window
+        assert window.start is not None and window.end is not None  # bounded by monthly_cohort
+        res = _forecasted(counted, None, notes, forecast_months, (window.start, window.end))
+    else:
+        res = forecast_count(prepared.checked, installation, catalog, gate, project_id, actor,
+                             backend, months=forecast_months, approved_only=approved_only)  # fmt: skip
+    total = res.forecasts.get(TOTAL, "no monthly series was released")
     if isinstance(total, str):
         return Reported(prepared.checked, counted, None, total)
     return Reported(prepared.checked, counted, total.to_json())
@@ -1165,6 +1200,16 @@ def revoke_registers(
             {"registers": absent, "approved": list(project.registers)},
         )
     return _changed(store.change_registers(pid, remove=registers, actor=actor), pid)
+
+
+def set_budget(store: Store, pid: str, budget: float, actor: str = "admin") -> Project:
+    """Raise (or lower, never below what it spent) a project's total ε (audited): the way
+    forward for a project whose budget is spent, an admin's decision."""
+    _changed(store.project(pid), pid)
+    try:
+        return store.set_budget(pid, budget, actor=actor)
+    except InvalidValue as e:
+        raise Invalid(str(e)) from None
 
 
 def set_registers(

@@ -30,10 +30,18 @@ class PrivacyError(AntalError):
 
 
 class BudgetExceeded(PrivacyError):
+    """A project whose budget is too small for the query: nothing was read or released.
+    The message names the ways forward (a new project, or an admin raising this one's
+    budget), never only the refusal."""
+
     def __init__(self, project_id: str, needed: float, left: float) -> None:
         self.project_id, self.needed, self.left = project_id, needed, left
         super().__init__(
-            f"project {project_id!r} has ε {left:g} left; this query needs ε {needed:g}. Nothing was released."
+            f"project {project_id!r} has ε {left:g} left; this query needs ε {needed:g}. "
+            "Nothing was released. Questions this project asked before are still answered, "
+            "free. To ask new ones: a new project for a new study question, or an admin "
+            f"raises this project's budget (`antal admin set-budget {project_id} EPSILON`, "
+            "audited)."
         )
 
 

@@ -37,6 +37,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,10 +171,19 @@ class Quote:
     budget_left: float  # now
     query_hash: str
     answer_key: str
+    full_price: float = 0.0  # an ask of this shape that reuses nothing: ε, or 2ε with tables
 
     @property
     def affordable(self) -> bool:
         return self.epsilon <= self.budget_left + 1e-9
+
+    @property
+    def asks_left(self) -> int | None:
+        """How many more asks of this shape (at its full price: ε, or 2ε with tables) the
+        budget allows after this one; None when this one is free (its stored answer)."""
+        if self.stored or self.epsilon <= 0:
+            return None
+        return max(0, math.floor((self.budget_left_after + 1e-9) / self.full_price))
 
     @property
     def budget_left_after(self) -> float:
@@ -190,6 +200,7 @@ class Quote:
             "budget_left": self.budget_left,
             "budget_left_after": self.budget_left_after,
             "affordable": self.affordable,
+            "asks_left": self.asks_left,
             "query_hash": self.query_hash,
             "answer_key": self.answer_key,
         }
@@ -376,7 +387,8 @@ class Gate:
             akey = self.key(attrition_hash, release, project.purpose, catalog_version)
             if (self.store.asked(project_id, akey) or self._paid(project_id, akey)) is not None:
                 cost -= self.params.epsilon  # the attrition was released before: reused
-        return Quote(project_id, cost, stored, project.left, query_hash, key)
+        return Quote(project_id, cost, stored, project.left, query_hash, key,
+                     self.cost(has_breakdown))  # fmt: skip
 
     def answer(
         self,

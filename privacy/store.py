@@ -207,6 +207,26 @@ class Store:
             )
         return self.project(pid)  # type: ignore[return-value]
 
+    def set_budget(self, pid: str, budget: float, actor: str = "admin") -> Project:
+        """Raise (or lower, never below what was spent) a project's total ε: an admin's
+        decision, audited with the old and the new budget (the ledger's signed head covers
+        budgets, so a change outside this leaves a trace)."""
+        if not budget >= 0 or budget == float("inf"):
+            raise InvalidValue("a budget is a finite ε of 0 or more")
+        with self.transaction() as tx:
+            row = tx.one("SELECT budget, spent FROM projects WHERE id = %s", (pid,))
+            if row is None:
+                raise UnknownProject(pid)
+            old, spent = float(row[0]), float(row[1])
+            if budget < spent - 1e-9:
+                raise InvalidValue(
+                    f"project {pid!r} has spent ε {spent:g}: its budget cannot be less"
+                )
+            tx.execute("UPDATE projects SET budget = %s WHERE id = %s", (float(budget), pid))
+            tx.audit(actor, pid, "set_budget", None,
+                     json.dumps({"budget": float(budget), "was": old}), 0.0, None)  # fmt: skip
+        return self.project(pid)  # type: ignore[return-value]
+
     def set_registers(self, pid: str, registers: tuple[str, ...], actor: str = "admin") -> None:
         with self.transaction() as tx:
             row = tx.one("SELECT registers FROM projects WHERE id = %s", (pid,))

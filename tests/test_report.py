@@ -523,3 +523,54 @@ def test_the_route_refuses_before_charging(api: dict[str, Any]) -> None:
     r = c.post("/v1/projects/t2d/report", json={"cohort": "index first diagnosis E11*\n"})
     assert r.status_code == 401
     assert _left(api) == before
+
+
+def test_a_cohort_with_its_own_month_table_is_forecast_from_it(data: Path, tmp_path: Path) -> None:
+    """Issue 23, item 5: the report's forecast of a cohort that asks `report by month` is
+    made from that released table (its whole months of complete data), not from a second
+    release of the series: one ask charged (2ε), and the forecast's history is that table."""
+    cohort = tmp_path / "monthly.cohort"
+    cohort.write_text("index first diagnosis I* between 2015-01-01 and 2023-12-31\n"
+                      'include "Adults": age 18..80\nreport by month\n', encoding="utf-8")  # fmt: skip
+    store = tmp_path / "store.sqlite"
+    common = ["--data", str(data), "--store", str(store), "--project", "p", "--budget", "5"]
+    out = tmp_path / "r.html"
+    r = runner.invoke(
+        app, ["report", str(cohort), "--out", str(out), "--forecast-months", "6", *common]
+    )
+    assert r.exit_code == 0, r.output
+    from antal.privacy import open_store
+
+    assert open_store(str(store)).project("p").spent == pytest.approx(1.0)  # one ask, 2ε
+    c = runner.invoke(app, ["count", str(cohort), "--json", *common])
+    answer = json.loads(c.stdout.splitlines()[-1])
+    assert answer["stored_answer"] is True
+    released = {row["month"]: row["count"] for row in answer["breakdown"]}
+    # the series the forecast read is the released table's: each back-tested month's
+    # released value is that month's cell of the answer
+    from antal.api import usecases as uc
+    from antal.catalog import Installation
+    from antal.engine.backends import get_backend
+    from antal.privacy import Gate
+
+    inst = Installation.from_data_dir(data)
+    cat = uc.open_catalog(inst)
+    st = uc.open_store(Settings(store=str(store)))
+    gate = Gate(st, inst.privacy, uc.open_signer(Settings(store=str(store))))
+    backend = get_backend(None, inst, cat)
+    try:
+        rep = uc.report_count(cohort.read_text(encoding="utf-8"), inst, cat, gate, "p", "t",
+                              backend, forecast_months=6)  # fmt: skip
+    finally:
+        backend.close()
+    assert rep.counted.answer.stored  # the same answer again, free
+    assert rep.forecast is not None, rep.no_forecast
+    history = rep.forecast["history"]
+    assert (history["first"], history["last"], history["months"]) == (
+        "2015-01-01",
+        "2023-12-01",
+        108,
+    )
+    for m in rep.forecast["backtest"]["months"]:
+        ym = int(m["month"][:4]) * 100 + int(m["month"][5:7])
+        assert m["released"] == released[ym], m

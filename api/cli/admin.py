@@ -107,6 +107,22 @@ def admin_create_project(
     )
 
 
+@app.command("set-budget")
+def admin_set_budget(
+    project: Annotated[str, typer.Argument(help="The project.")],
+    epsilon: Annotated[float, typer.Argument(help="Its new total ε (not below what it spent).")],
+    store: StoreOpt = None,
+) -> None:
+    """Raise (or lower, never below what it spent) a project's total ε budget; audited with
+    the old and the new budget."""
+    from antal.api import usecases as uc
+
+    st, _ = _open(store)
+    with failing():
+        p = uc.set_budget(st, project, epsilon, actor="admin")
+    out.print(f"project {p.id}: budget ε {p.budget:g}, spent ε {p.spent:g}, left ε {p.left:g}")
+
+
 @app.command("approve")
 def admin_approve(
     project_id: Annotated[str, typer.Argument(metavar="PROJECT")],

@@ -146,9 +146,14 @@ def _print_quote(q: Quote, title: str) -> None:
         cost = f"ε {q.epsilon:g}"
     out.print(f"{title}: would cost {cost}; budget left ε {q.budget_left:g}, after ε "
               f"{q.budget_left_after:g} (project {q.project}). Nothing was read or charged.")  # fmt: skip
+    if q.asks_left is not None and q.affordable:
+        out.print(f"After it, the budget allows {q.asks_left} more asks of this shape "
+                  f"(ε {q.full_price:g} each).")  # fmt: skip
     if not q.affordable:
         out.print(
-            f"The budget left is too small: the count would be refused (ε {q.epsilon:g} needed)."
+            f"The budget left is too small: the count would be refused (ε {q.epsilon:g} needed). "
+            "A new project for a new study question, or an admin raising this project's "
+            f"budget (`antal admin set-budget {q.project} EPSILON`, audited), opens the way."
         )
 
 

@@ -200,10 +200,11 @@ def query_view(
         positions = range(len(answers[0]["steps"])) if len(steps) == 1 else [-1]
         k = len(answers[0]["steps"])
         names = labels if labels is not None and len(labels) == k else None
+        small = {t.node: _small(t.answer) for t in combined if t.answer}  # once per node
         for j in positions:
             total = combine(
                 [NodeCount(t.node, t.answer["steps"][j]["count"], _noise(t.answer),
-                           j % len(t.answer["steps"]), _small(t.answer)[j])
+                           j % len(t.answer["steps"]), small[t.node][j])
                  for t in combined if t.answer],
                 alpha=float(answers[0].get("alpha", 0.05)),
             )  # fmt: skip

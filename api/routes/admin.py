@@ -48,6 +48,12 @@ def create_project(request: Request, body: S.ProjectIn, u: Admin) -> S.ProjectOu
     return project_out(p)
 
 
+@router.put("/v1/admin/projects/{pid}/budget")
+def set_budget(request: Request, pid: ProjectId, body: S.BudgetIn, u: Admin) -> S.ProjectOut:
+    """Set a project's total ε budget (never below what it spent); audited."""
+    return project_out(uc.set_budget(state_of(request).store, pid, body.budget, u.id))
+
+
 @router.put("/v1/admin/projects/{pid}/registers")
 def approve(request: Request, pid: ProjectId, body: S.ApprovalIn, u: Admin) -> S.ProjectOut:
     state = state_of(request)
