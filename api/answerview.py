@@ -37,6 +37,7 @@ __all__ = [
     "privacy_of",
     "released",
     "signature_of",
+    "site_mark_words",
     "steps_of",
     "tables_of",
 ]
@@ -120,6 +121,7 @@ class Cell:
     codes: tuple[Any, ...]  # each dimension's code (None: unknown)
     names: tuple[str | None, ...]  # each dimension's name, when the answer gives one
     count: Shown
+    marks: tuple[str, ...] = ()  # a site's: why not to read it as exact or as ranked
 
     @property
     def label(self) -> str:
@@ -148,14 +150,33 @@ class Table:
     def title(self) -> str:
         return "by " + ", ".join(self.dims)
 
+    @property
+    def marked(self) -> bool:
+        """A table of sites with a mark on any of them (a column for the marks)."""
+        return any(c.marks for c in self.cells)
 
-def _cell(dims: Sequence[str], c: Mapping[str, Any]) -> Cell:
+
+def site_mark_words(row: Mapping[str, Any], threshold: Any) -> tuple[str, ...]:
+    """The words for a site's marks (antal.privacy.sites), the one place they are written:
+    the command line, the report and the workbench's strings say the same."""
+    from antal.api.web.strings import STRINGS
+
+    out = []
+    if row.get("near_threshold"):
+        out.append(STRINGS["mark_threshold"][0].format(threshold=threshold))
+    if row.get("rank_uncertain"):
+        out.append(STRINGS["mark_rank"][0])
+    return tuple(out)
+
+
+def _cell(dims: Sequence[str], c: Mapping[str, Any], threshold: Any) -> Cell:
     names = tuple((str(c[f"{d}_name"]) if c.get(f"{d}_name") is not None else None) for d in dims)
-    return Cell(tuple(c.get(d) for d in dims), names, released(c))
+    return Cell(tuple(c.get(d) for d in dims), names, released(c), site_mark_words(c, threshold))
 
 
 def tables_of(answer: Mapping[str, Any]) -> list[Table]:
     """Every breakdown table of the answer (none without `report by`)."""
+    threshold = privacy_of(answer).get("threshold", 10)
     many = answer.get("tables") or answer.get("breakdowns")
     if isinstance(many, list):
         out = []
@@ -164,12 +185,13 @@ def tables_of(answer: Mapping[str, Any]) -> list[Table]:
                 continue
             dims = [str(d) for d in t.get("dims") or []]
             cells = t.get("cells", t.get("breakdown")) or []
-            out.append(Table(tuple(dims), tuple(_cell(dims, c) for c in cells), t.get("note")))
+            out.append(Table(tuple(dims), tuple(_cell(dims, c, threshold) for c in cells),
+                             t.get("note")))  # fmt: skip
         return out
     dims = [str(d) for d in answer.get("dims") or []]
     if not dims:
         return []
-    cells = tuple(_cell(dims, c) for c in answer.get("breakdown") or [])
+    cells = tuple(_cell(dims, c, threshold) for c in answer.get("breakdown") or [])
     return [Table(tuple(dims), cells, answer.get("breakdown_note"))]
 
 

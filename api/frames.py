@@ -15,6 +15,7 @@ import pandas as pd
 
 __all__ = [
     "COUNT_COLUMNS",
+    "MARK_COLUMNS",
     "attrition_frame",
     "breakdown_frame",
     "count_columns",
@@ -57,12 +58,22 @@ def attrition_frame(answer: Mapping[str, Any]) -> pd.DataFrame:
     return _frame(rows, ["step", "label", *COUNT_COLUMNS], ["label"])
 
 
+# a site table's marks (antal.privacy.sites): the sites not to read as exact or as ranked
+MARK_COLUMNS = ["near_threshold", "rank_uncertain"]
+
+
 def table_frame(dims: list[str], cells: list[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per cell of a released table: each dimension followed by its name where it
-    has one (`region`, `region_name`; None: unknown), then the count columns."""
+    has one (`region`, `region_name`; None: unknown), then the count columns, and for a
+    table of sites its marks (`near_threshold`, `rank_uncertain`)."""
     cols = [c for d in dims for c in (d, f"{d}_name") if c == d or any(c in x for x in cells)]
-    rows = [{**{c: x.get(c) for c in cols}, **count_columns(x)} for x in cells]
-    return _frame(rows, [*cols, *COUNT_COLUMNS], cols)
+    marks = [m for m in MARK_COLUMNS if any(m in x for x in cells)]
+    rows = [{**{c: x.get(c) for c in cols}, **count_columns(x),
+             **{m: bool(x.get(m)) for m in marks}} for x in cells]  # fmt: skip
+    df = _frame(rows, [*cols, *COUNT_COLUMNS, *marks], cols)
+    for m in marks:
+        df[m] = df[m].astype(bool)
+    return df
 
 
 def breakdown_frame(answer: Mapping[str, Any]) -> pd.DataFrame:

@@ -13,7 +13,8 @@ the engine computes the exact counts once; then the privacy layer's own release 
 - per table as asked (level 0; the roll-up levels are sums of it): the same over its cells
   with an exact count of at least 1;
 - for a `report by hospital` table: false sites per release (shown at or above the
-  threshold whose exact count is below half of it), and the Spearman correlation of the
+  threshold whose exact count is below half of it), those of them shown without the
+  `near_threshold` mark (antal.privacy.sites), and the Spearman correlation of the
   released ranking of the sites with an exact count of at least 20 with the exact ranking;
 - the ε the ask is charged.
 
@@ -36,6 +37,7 @@ from antal.engine import prepare
 from antal.engine.backends import get_backend
 from antal.privacy.gate import answer_from_json, query_cost, release
 from antal.privacy.params import PrivacyParams
+from antal.privacy.sites import site_marks
 from bench.run import ensure_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -59,6 +61,7 @@ def measure(text: str, inst: Installation, catalog: Any, backend: Any, releases:
     cell_err: dict[int, list[float]] = {}
     cell_half: dict[int, list[float]] = {}
     false_sites: list[int] = []
+    false_unmarked: list[int] = []
     rho: list[float] = []
     for _ in range(releases):
         a = answer_from_json(release(true, dims, cost, params), cost, 0.0, "", "", "", "", False,
@@ -77,8 +80,12 @@ def measure(text: str, inst: Installation, catalog: Any, backend: Any, releases:
                     cell_half.setdefault(i, []).append(_half(c) or 0.0)
             if t.dims == ("hospital",):
                 shown = {key: c.value for key, c in rt.cells if c.value is not None}
+                marks = site_marks(rt.cells, params.threshold)
                 false_sites.append(sum(1 for key in shown
                                        if t.cells.get(key, 0) < params.threshold / 2))  # fmt: skip
+                false_unmarked.append(sum(1 for key in shown
+                                          if t.cells.get(key, 0) < params.threshold / 2
+                                          and not marks[key][0]))  # fmt: skip
                 big = [key for key in t.domain if t.cells.get(key, 0) >= 20]
                 if len(big) >= 3:
                     r = spearmanr([t.cells[key] for key in big], [shown.get(key, 0) for key in big])
@@ -94,6 +101,7 @@ def measure(text: str, inst: Installation, catalog: Any, backend: Any, releases:
             for i in sorted(cell_err)
         },
         "false_sites": mean(false_sites) if false_sites else None,
+        "false_unmarked": mean(false_unmarked) if false_unmarked else None,
         "spearman": mean(rho) if rho else None,
         "epsilon": cost,
     }
@@ -130,7 +138,8 @@ def main() -> None:
             for dims, (e, h) in m["tables"].items():
                 print(f"| cells by {dims} | | {_f(e)} | {_f(h)} |")
             if m["false_sites"] is not None:
-                print(f"\nfalse sites per release: {m['false_sites']:.2f}; "
+                print(f"\nfalse sites per release: {m['false_sites']:.2f}, of them without the "
+                      f"`near_threshold` mark: {m['false_unmarked']:.2f}; "
                       f"site ranking Spearman (sites ≥ 20): {_f(m['spearman'])}")  # fmt: skip
             print()
         backend.close()

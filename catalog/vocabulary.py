@@ -31,6 +31,7 @@ __all__ = [
     "PURPOSES",
     "ROLES",
     "SEXES",
+    "SITE_DIMENSIONS",
     "SYSTEMS_OF_EVENT",
     "SYSTEM_OF_EVENT",
     "VARIABLE_CODE_SYSTEMS",
@@ -144,6 +145,9 @@ DimensionName = Literal[
     "region", "sex", "year", "hospital", "sjukvardsregion", "month", "quarter", "clinic"
 ]
 DIMENSIONS: tuple[DimensionName, ...] = get_args(DimensionName)
+# the dimensions whose values are sites a sponsor picks and ranks: their tables mark the
+# sites whose interval does not separate them from the threshold or from their neighbours
+SITE_DIMENSIONS: tuple[DimensionName, ...] = ("hospital", "clinic")
 AGE_BAND: Literal["age"] = "age"  # the key of `age N` among them (one per `report by`)
 DIMENSION_KEYS: tuple[str, ...] = (*DIMENSIONS, AGE_BAND)
 

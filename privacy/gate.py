@@ -54,6 +54,7 @@ from antal.privacy.mechanism import (
 )
 from antal.privacy.params import MECHANISM, PrivacyParams
 from antal.privacy.receipts import RECEIPT_VERSION, Signer, answer_digest, shown_key
+from antal.privacy.sites import is_site_table, site_marks
 from antal.privacy.store import Store, Tx, now
 
 __all__ = [
@@ -121,6 +122,19 @@ class Answer:
         and rounding included, are stated there once for the whole answer."""
         return dict(self.signed_receipt)
 
+    def rows(
+        self, dims: tuple[str, ...], cells: tuple[tuple[tuple[Any, ...], ReleasedCount], ...]
+    ) -> list[dict[str, Any]]:
+        """A table's cells as JSON rows; a site table's with its marks (privacy/sites.py)."""
+        marks = site_marks(cells, int(self.params["threshold"])) if is_site_table(dims) else {}
+        out = []
+        for key, c in cells:
+            row = {**self.row(dims, key), **c.to_json()}
+            if key in marks:
+                row["near_threshold"], row["rank_uncertain"] = marks[key]
+            out.append(row)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             **self.count.to_json(),
@@ -129,7 +143,7 @@ class Answer:
                 {"label": lab, **c.to_json()}
                 for lab, c in zip(self.labels, self.steps, strict=True)
             ],
-            "breakdown": [{**self.row(self.dims, key), **c.to_json()} for key, c in self.cells],
+            "breakdown": self.rows(self.dims, self.cells),
             "epsilon_charged": self.epsilon_charged,
             "budget_left": self.budget_left,
             "stored_answer": self.stored,
@@ -151,7 +165,7 @@ class Answer:
                     "dims": list(t.dims),
                     "report": t.report,
                     "level": t.level,
-                    "breakdown": [{**self.row(t.dims, key), **c.to_json()} for key, c in t.cells],
+                    "breakdown": self.rows(t.dims, t.cells),
                 }
                 for t in self.tables
             ]

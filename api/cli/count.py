@@ -190,6 +190,8 @@ def _shown(row: dict[str, Any], dim: str) -> str:
 
 
 def _print_answer(answer: Answer, title: str, project: str) -> None:
+    from antal.api.answerview import site_mark_words
+
     table = Table("step", "label", "count", "95% interval", title=title)
     for i, (label, c) in enumerate(zip(answer.labels, answer.steps, strict=True)):
         table.add_row(
@@ -203,13 +205,15 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
             out.print(f"Breakdown by {by}: every cell is below {threshold}; none can be shown.")
             continue
         title = f"Breakdown of the final cohort by {by}" + (" (roll-up level)" if t.level else "")
-        bt = Table(*t.dims, "count", "95% interval", title=title)
-        for key, c in t.cells:
+        rows = answer.rows(t.dims, t.cells)  # a site table's with its marks
+        marked = any(r.get("near_threshold") or r.get("rank_uncertain") for r in rows)
+        heads = (*t.dims, "count", "95% interval", *(("read with care",) if marked else ()))
+        bt = Table(*heads, title=title)
+        for (_key, c), row in zip(t.cells, rows, strict=True):
             if not c.suppressed:
-                row = answer.row(t.dims, key)
-                bt.add_row(
-                    *(_shown(row, d) for d in t.dims), c.shown(), f"{_fmt(c.low)}–{_fmt(c.high)}"
-                )
+                care = ("; ".join(site_mark_words(row, threshold)),) if marked else ()
+                bt.add_row(*(_shown(row, d) for d in t.dims), c.shown(),
+                           f"{_fmt(c.low)}–{_fmt(c.high)}", *care)  # fmt: skip
         hidden = sum(1 for _, c in t.cells if c.suppressed)
         out.print(bt)
         if hidden:

@@ -70,6 +70,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "label": ("Criterion", "Kriterium"),
     "persons": ("Persons", "Personer"),
     "interval": ("95% interval", "95 % intervall"),
+    # a site's marks (antal.privacy.sites); the command line and the report use the English
+    "read_with_care": ("read with care", "läs med försiktighet"),
+    "mark_threshold": ("may be below {threshold}", "kan vara under {threshold}"),
+    "mark_rank": ("rank not separated from its neighbours",
+                  "rangordningen skiljs inte från grannarnas"),
     "removed": ("Removed (approx.)", "Bortfallna (ca)"),
     "breakdown": ("Breakdown", "Fördelning"),
     "map_caption": ("Map of Sweden: persons per area", "Karta över Sverige: personer per område"),

@@ -345,12 +345,18 @@ async function showAnswer(answer) {
     } else {
       await chart(holder, barSpec(table, T), `bars-${i}`);
     }
+    // a site table marks the sites not to read as exact or as ranked (privacy/sites.py)
+    const marked = table.breakdown.some((c) => c.near_threshold || c.rank_uncertain);
+    const care = (c) => [c.near_threshold ? T.mark_threshold.replace("{threshold}", answer.receipt?.privacy?.threshold ?? 10) : "",
+                         c.rank_uncertain ? T.mark_rank : ""].filter(Boolean).join("; ");
     const head = el("tr", {}, ...dims.map((d) => el("th", { scope: "col" }, d)),
-      el("th", { scope: "col" }, T.persons), el("th", { scope: "col" }, T.interval));
+      el("th", { scope: "col" }, T.persons), el("th", { scope: "col" }, T.interval),
+      ...(marked ? [el("th", { scope: "col" }, T.read_with_care)] : []));
     const body = table.breakdown.map((c) => el("tr", {},
       ...dims.map((d) => el("td", {}, c[d] == null ? T.unknown : String(c[d + "_name"] ?? c[d]))),
       el("td", { class: `num${c.suppressed ? " suppressed" : ""}` }, c.display),
-      el("td", { class: "num" }, c.lower == null ? "" : `${c.lower}–${c.upper}`)));
+      el("td", { class: "num" }, c.lower == null ? "" : `${c.lower}–${c.upper}`),
+      ...(marked ? [el("td", { class: "mark" }, care(c))] : [])));
     sect.append(el("table", { class: "cells" }, el("caption", {}, dims.join(", ")),
                    el("thead", {}, head), el("tbody", {}, ...body)));
   }
