@@ -45,7 +45,7 @@ from antal.api.routes.deps import (
 )
 from antal.api.web import install_hub_web
 from antal.catalog import Catalog
-from antal.engine.limits import HUB_NODE_MAX_PERSONS, HUB_NODE_MAX_THRESHOLD, MAX_BODY_BYTES
+from antal.engine.limits import HUB_NODE_MAX_PERSONS, MAX_BODY_BYTES
 from antal.privacy.mechanism import attrition_bounds, dlap_accuracy
 
 __all__ = ["HubState", "answer_problem", "create_hub_app", "linkage_problem"]
@@ -308,18 +308,15 @@ def nodes(request: Request, u: Researcher) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def answer_problem(
-    answer: NodeAnswer, labels: tuple[str, ...], persons: int, threshold_max: int
-) -> str | None:
+def answer_problem(answer: NodeAnswer, labels: tuple[str, ...], persons: int) -> str | None:
     """What is wrong with a node's answer given the query and the node (None: nothing). The
-    schema has checked what any attrition is (NodeAnswer._consistent); here: as many steps
-    as the cohort has, no count above the node's population, an interval as wide as the
-    stated noise makes it, and the noise the stated ε and steps give."""
+    schema has checked what any attrition is (NodeAnswer: bounded counts, threshold and
+    rounding, non-increasing steps inside their intervals); here: as many steps as the
+    cohort has, no count above the node's population, an interval as wide as the stated
+    noise makes it, and the noise the stated ε and steps give."""
     k = len(answer.steps)
     if labels and k != len(labels):
         return f"{k} steps, but the cohort has {len(labels)}"
-    if answer.threshold > threshold_max:
-        return f"a threshold of {answer.threshold}, above the {threshold_max} the network allows"
     # a partition's buckets are one measurement at 1/ε; a cumulative release's k steps at k/ε
     per = 1 if answer.mechanism == "partition" else k
     if not math.isclose(answer.scale, per / answer.epsilon, rel_tol=1e-6):
@@ -384,8 +381,7 @@ async def put_result(request: Request, qid: QueryId, node: Node) -> dict[str, st
         if body.answer is not None:
             info = state.hub.node(node)
             persons = (info.persons if info and info.persons else None) or HUB_NODE_MAX_PERSONS
-            problem = answer_problem(body.answer, state.labels(found[0]), persons,
-                                     HUB_NODE_MAX_THRESHOLD)  # fmt: skip
+            problem = answer_problem(body.answer, state.labels(found[0]), persons)
             if problem is not None:
                 return _invalid(problem)
         try:
