@@ -848,8 +848,7 @@ def forecast(
             "eligible on that day, a prevalence question, and nobody becomes newly eligible "
             "month by month. A forecast needs an event index (`index first EVENT ...`)"
         )
-    if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
-        raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
+    _check_months(months)
     if len(series) > limits.FORECAST_MAX_HISTORY:
         raise Invalid(f"a series of at most {limits.FORECAST_MAX_HISTORY} months")
     try:
@@ -959,6 +958,12 @@ class Forecasted:
 TOTAL = "total"
 
 
+def _check_months(months: int) -> None:
+    """How far ahead a forecast may look (`Invalid` otherwise): every face's one check."""
+    if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
+        raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
+
+
 def forecast_count(
     cohort: str | ir.Cohort,
     installation: Installation,
@@ -977,8 +982,7 @@ def forecast_count(
     series (post-processing: no further charge). A group whose series the model cannot use
     (too short, nearly all `<T`) says why instead."""
 
-    if not 1 <= months <= limits.FORECAST_MAX_MONTHS:
-        raise Invalid(f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {months}")
+    _check_months(months)
     co = parse(cohort) if isinstance(cohort, str) else cohort
     monthly, notes = monthly_cohort(co, catalog, installation, by)
     counted = count_released(monthly, installation, catalog, gate, project_id, actor, backend,
@@ -1066,8 +1070,10 @@ def report_count(
 ) -> Reported:
     """The numbers of a feasibility report (`antal report`, `POST .../report`): the cohort
     released as a count is (its stored answer, free, when the project asked it before) and,
-    with `forecast_months`, its monthly series released as `forecast_count` releases it
-    (one more release, charged unless asked before) and forecast from it. Nothing else: a
+    with `forecast_months`, a forecast from its monthly series: the cohort's own released
+    `report by month` table when it asks one (its whole months of complete data, nothing
+    released again), else the series released as `forecast_count` releases it (one more
+    release, charged unless asked before). Nothing else: a
     report shows no number the installation did not release. Everything that can be
     refused (the cohort, approvals, a date index or data without complete months for the
     forecast) is refused before anything is charged."""
@@ -1076,10 +1082,7 @@ def report_count(
         raise UnknownProject(project_id)
     prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
     if forecast_months is not None:
-        if not 1 <= forecast_months <= limits.FORECAST_MAX_MONTHS:
-            raise Invalid(
-                f"forecast 1 to {limits.FORECAST_MAX_MONTHS} months ahead, not {forecast_months}"
-            )
+        _check_months(forecast_months)
         monthly, notes = monthly_cohort(prepared.checked, catalog, installation, None)
     counted = release_count(prepared, installation, catalog, gate, project_id, actor, backend)
     if forecast_months is None:

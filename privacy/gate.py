@@ -185,7 +185,7 @@ class Quote:
     budget_left: float  # now
     query_hash: str
     answer_key: str
-    full_price: float = 0.0  # an ask of this shape that reuses nothing: ε, or 2ε with tables
+    full_price: float  # an ask of this shape that reuses nothing: ε, or 2ε with tables
 
     @property
     def affordable(self) -> bool:
