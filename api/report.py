@@ -45,6 +45,7 @@ from antal.api.answerview import (
     steps_of,
     tables_of,
 )
+from antal.privacy.noise import describe_noise
 
 __all__ = ["DATE_INDEX_NOTE", "NO_FORECAST_NOTE", "ReportError", "render_report"]
 
@@ -56,7 +57,7 @@ DATE_INDEX_NOTE = (
 NO_FORECAST_NOTE = "none was asked for with this report"
 
 
-_NOT_SHOWN = ("default_budget", "max_cells")
+_NOT_SHOWN = ("default_budget", "max_cells", "noise", "rho", "delta")
 
 
 class ReportError(ValueError):
@@ -90,7 +91,9 @@ def _svg(chart: Any) -> Markup:
 def _params(answer: Mapping[str, Any]) -> list[tuple[str, str]]:
     p = privacy_of(answer)
     rows: list[tuple[str, str]] = []
-    if "epsilon" in p:
+    if p.get("noise", "laplace") != "laplace":
+        rows.append(("noise", describe_noise(p)))
+    elif "epsilon" in p:
         rows.append(
             ("ε per release (attrition; each breakdown the same again)", f"{p['epsilon']:g}")
         )

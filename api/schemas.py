@@ -112,6 +112,17 @@ class Step(Released):
     label: str
 
 
+class Guarantee(BaseModel):
+    """What the release of an answer guarantees alone (docs/privacy.md)."""
+
+    noise: Literal["laplace", "gaussian"] = Field(
+        description="`laplace`: pure ε-DP (δ 0); `gaussian`: ρ-zCDP, stated as (ε, δ)"
+    )
+    rho: float | None = Field(None, description="gaussian: the ρ of the release")
+    epsilon: float = Field(description="the ε of the release alone (at δ for gaussian)")
+    delta: float = Field(description="0 for laplace")
+
+
 class _ReceiptFields(BaseModel):
     project: str
     purpose: str
@@ -120,7 +131,9 @@ class _ReceiptFields(BaseModel):
     )
     data_release: str
     answer_key: str
-    privacy: dict[str, float | int] = Field(description="the parameters it was released under")
+    privacy: dict[str, float | int | str] = Field(
+        description="the parameters it was released under"
+    )
     epsilon: float = Field(description="what the project was charged for this answer")
     time: str = Field(description="when the project received it (UTC, ISO 8601)")
     audit_seq: int = Field(description="the audit log entry of the release")
@@ -135,13 +148,24 @@ class Receipt(_ReceiptFields):
     shown (query hash, title, step labels) and every value shown. A stored answer asked with
     the same names comes back with its original receipt."""
 
-    version: Literal[2]
+    version: Literal[3]
     title: str | None = Field(description="the cohort's title as shown (null: none)")
     labels: list[str] = Field(description="the step labels as shown, the index step first")
     released_sha256: str = Field(
         description="SHA-256 of every released value shown (steps, breakdown cells with "
         "their codes and names, every table)"
     )
+    guarantee: Guarantee
+
+
+class ReceiptV2(_ReceiptFields):
+    """A receipt made before version 3 (kept in older stores, still valid): it does not
+    state the release's guarantee apart from the ε charged (all were pure ε then)."""
+
+    version: Literal[2]
+    title: str | None
+    labels: list[str]
+    released_sha256: str
 
 
 class ReceiptV1(_ReceiptFields):
@@ -152,7 +176,7 @@ class ReceiptV1(_ReceiptFields):
     released_sha256: str = Field(description="SHA-256 of the released counts (labels aside)")
 
 
-AnyReceipt = Annotated[Receipt | ReceiptV1, Field(discriminator="version")]
+AnyReceipt = Annotated[Receipt | ReceiptV2 | ReceiptV1, Field(discriminator="version")]
 
 
 class PublicKeyOut(BaseModel):
@@ -210,6 +234,9 @@ class CountOut(Released):
         "pool, docs/privacy.md), or `cumulative` for an answer stored before that",
     )
     mechanism_note: str | None = None
+    noise: Literal["laplace", "gaussian"] = Field(
+        "laplace", description="the noise the answer was released under (docs/privacy.md)"
+    )
     receipt: Receipt
     warnings: list[Diagnostic] = Field(
         default=[],
@@ -224,8 +251,21 @@ class BudgetOut(BaseModel):
     total: float
     spent: float
     left: float
-    epsilon_per_query: float = Field(description="ε of a count without a breakdown")
-    epsilon_per_query_with_breakdown: float = Field(description="ε of a count with `report by`")
+    epsilon_per_query: float = Field(
+        description="ε a count without a breakdown would add now (gaussian noise: less for "
+        "each ask after, as ρ composes)"
+    )
+    epsilon_per_query_with_breakdown: float = Field(
+        description="ε a count with `report by` would add now"
+    )
+    noise: Literal["laplace", "gaussian"] = "laplace"
+    rho_per_query: float | None = Field(None, description="gaussian: ρ of a count")
+    rho_per_query_with_breakdown: float | None = Field(
+        None, description="gaussian: ρ of a count with `report by`"
+    )
+    rho_left: float | None = Field(
+        None, description="gaussian: the ρ left (that of the budget's ε at δ, less spent)"
+    )
 
 
 class QueryOut(BaseModel):

@@ -702,8 +702,8 @@ def quote_local(
 ) -> Quote:
     """`antal count --quote`: the command line's local project's quote. For a project (or a
     store) not made yet, what its first count would cost: nothing is created."""
-    from antal.privacy import Gate, Quote
-    from antal.privacy.gate import answer_key, query_cost
+    from antal.privacy import Gate
+    from antal.privacy.gate import answer_key, quote_new
 
     params = installation.privacy
     if store_exists(settings.store):
@@ -718,8 +718,8 @@ def quote_local(
     project = Project(project_id, "", purpose, total, 0.0, ())
     prepared = _quotable(cohort, installation, catalog, project, params, False)
     key = answer_key(params, prepared.query_hash, installation.release, purpose, catalog.version())
-    cost = query_cost(params, bool(prepared.compiled.dims))
-    return Quote(project_id, cost, False, total, prepared.query_hash, key, cost)
+    return quote_new(params, project_id, total, prepared.query_hash, key,
+                     bool(prepared.compiled.dims))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Utility of the released numbers: many independent releases of the examples against
 their exact counts, at the installation's default privacy parameters.
 
-    python -m bench.utility --persons 20000,200000,1000000 --releases 300
+    python -m bench.utility --persons 20000,200000,1000000 --releases 300 [--noise both]
 
 For each extract size (synthetic, seed 1, generated once under --root) and each example,
 the engine computes the exact counts once; then the privacy layer's own release function
@@ -16,9 +16,12 @@ the engine computes the exact counts once; then the privacy layer's own release 
   threshold whose exact count is below half of it), those of them shown without the
   `near_threshold` mark (antal.privacy.sites), and the Spearman correlation of the
   released ranking of the sites with an exact count of at least 20 with the exact ranking;
-- the ε the ask is charged.
+- the ε the ask is charged (under `--noise gaussian`, its ρ and the ε at δ of the ask
+  alone; the default ρ makes a project's default budget last as many asks as ε does).
 
-No store, no budget: this measures the mechanism, not the accounting.
+No store, no budget: this measures the mechanism, not the accounting. `--noise` chooses
+the installation's noise: `laplace` (pure ε-DP), `gaussian` (zCDP) or `both`, each at its
+defaults otherwise (docs/privacy.md compares them).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from antal.catalog import Installation
 from antal.engine import prepare
 from antal.engine.backends import get_backend
 from antal.privacy.gate import answer_from_json, query_cost, release
+from antal.privacy.noise import describe_noise, epsilon_of_rho
 from antal.privacy.params import PrivacyParams
 from antal.privacy.sites import site_marks
 from bench.run import ensure_data
@@ -103,7 +107,7 @@ def measure(text: str, inst: Installation, catalog: Any, backend: Any, releases:
         "false_sites": mean(false_sites) if false_sites else None,
         "false_unmarked": mean(false_unmarked) if false_unmarked else None,
         "spearman": mean(rho) if rho else None,
-        "epsilon": cost,
+        "loss": cost,
     }
 
 
@@ -117,9 +121,50 @@ def main() -> None:
     ap.add_argument("--releases", type=int, default=300)
     ap.add_argument("--examples", default="her2_breast_cancer,recruitment_hf_sites")
     ap.add_argument("--root", default="/tmp/antal-utility", help="where extracts are generated")
+    ap.add_argument("--noise", choices=["laplace", "gaussian", "both"], default="laplace")
+    ap.add_argument("--policy", action="store_true",
+                    help="only the stated half-widths of both noises by asks per budget")  # fmt: skip
     a = ap.parse_args()
-    params = PrivacyParams()
-    print(f"privacy parameters: {params.as_dict()}; {a.releases} releases each\n")
+    if a.policy:
+        policy_table()
+        return
+    noises = ["laplace", "gaussian"] if a.noise == "both" else [a.noise]
+    for noise in noises:
+        params = PrivacyParams(noise=noise)
+        print(f"## {describe_noise(params.as_dict())}\n")
+        print(f"privacy parameters: {params.as_dict()}; {a.releases} releases each\n")
+        _sizes(a, params)
+    sys.stdout.flush()
+
+
+def policy_table(budget: float = 10.0, cells: int = 56, tables: int = 2) -> None:
+    """The stated 95% half-widths (the mechanism's own formulas, no data) of an ask with
+    tables when a project's budget (ε `budget`; at δ for the Gaussian) buys N such asks:
+    the final count, a step adding up 4 buckets, and a cell of one of `tables` leaf tables
+    of `cells` cells (recruitment_hf_sites: 56 hospitals and the months)."""
+    from antal.privacy.mechanism import attrition_variances, variance_accuracy
+
+    print("| asks per budget | noise | final count ± | a 4-bucket step ± | a leaf cell ± |")
+    print("| --- | --- | --- | --- | --- |")
+    for asks in (5, 10, 20, 50, 100):
+        for noise in ("laplace", "gaussian"):
+            p = PrivacyParams(noise=noise, epsilon=budget / asks / 2, default_budget=budget)
+            kind, ask = p.kind, 2 * p.release_loss
+            s1 = kind.scale_for(p.attrition_share * ask)
+            s2 = kind.scale_for((1 - p.attrition_share) * ask, tables)
+            steps = attrition_variances(4, s1, noise)
+            leaf = kind.variance(s2) * (1 - 1 / cells) + steps[-1] / cells**2
+            half = [variance_accuracy(v, p.alpha, noise) for v in (steps[-1], steps[0], leaf)]
+            print(f"| {asks} | {noise} | " + " | ".join(f"{h:.0f}" for h in half) + " |")
+
+
+def _cost(params: PrivacyParams, loss: float) -> str:
+    if params.noise == "laplace":
+        return f"ε {loss:g} per ask"
+    return f"ρ {loss:.4g} per ask, alone ε {epsilon_of_rho(loss, params.delta):.2f} at δ {params.delta:g}"
+
+
+def _sizes(a: argparse.Namespace, params: PrivacyParams) -> None:
     for persons in (int(x) for x in a.persons.split(",")):
         data = Path(a.root) / f"p{persons}-s1"
         ensure_data(data, persons, 1)
@@ -129,7 +174,7 @@ def main() -> None:
         for name in a.examples.split(","):
             text = (EXAMPLES / f"{name}.cohort").read_text(encoding="utf-8")
             m = measure(text, inst, catalog, backend, a.releases, params)
-            print(f"### {name}, {persons:,} persons (ε {m['epsilon']:g} per ask)\n")
+            print(f"### {name}, {persons:,} persons ({_cost(params, m['loss'])})\n")
             print("| step | exact | mean abs. error | mean 95% half-width |")
             print("| --- | --- | --- | --- |")
             for lab, n, e, h in zip(m["labels"], m["exact"], m["step_mae"], m["step_half"],
@@ -143,7 +188,6 @@ def main() -> None:
                       f"site ranking Spearman (sites ≥ 20): {_f(m['spearman'])}")  # fmt: skip
             print()
         backend.close()
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

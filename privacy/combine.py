@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from antal.catalog.errors import InternalError
+from antal.privacy.noise import NOISES, noise_kind
 
 __all__ = [
     "GRID",
@@ -82,6 +83,8 @@ class Noise:
     # `partition` (issue 23: the buckets of the index pool, each at `scale`), or
     # `cumulative` (an older node: the k steps at `scale`, made non-increasing together)
     mechanism: str = "cumulative"
+    noise: str = "laplace"  # the draws' distribution (antal.privacy.noise): a partition's may
+    # be discrete Gaussian; a cumulative release's are discrete Laplace
 
     def __post_init__(self) -> None:
         if not (self.scale >= 0 and math.isfinite(self.scale)):
@@ -90,6 +93,8 @@ class Noise:
             raise ValueError("steps and rounding are at least 1, the threshold at least 0")
         if self.mechanism not in ("partition", "cumulative"):
             raise ValueError(f"no mechanism {self.mechanism!r}")
+        if self.noise not in NOISES or (self.noise != "laplace" and self.mechanism != "partition"):
+            raise ValueError(f"no {self.mechanism} release with {self.noise!r} noise")
 
 
 @dataclass(frozen=True)
@@ -261,8 +266,9 @@ def _error_moments(c: NodeCount) -> tuple[float, float, float, float]:
     n = c.noise
     if n.mechanism == "cumulative":
         return step_error_moments(n.scale, n.steps, c.step)
-    var = (n.steps - c.step) * discrete_laplace_variance(n.scale)
-    return c.small * positive_part_mean(n.scale), var, 0.0, var
+    kind = noise_kind(n.noise)
+    var = (n.steps - c.step) * kind.variance(n.scale)
+    return c.small * kind.positive_part_mean(n.scale), var, 0.0, var
 
 
 def combine(counts: Sequence[NodeCount], alpha: float = 0.05) -> CombinedCount:

@@ -15,7 +15,13 @@ What a project is charged and told depends only on its own history:
   false.
 
 A cohort with `report by` tables costs ε for its attrition and ε for all its tables
-together (privacy/mechanism.py). Asked with an `attrition_hash` (the cohort without its
+together (privacy/mechanism.py).
+
+**Gaussian noise** (`PrivacyParams.noise`, zCDP): a release costs ρ instead, and the ledger
+adds ρ: a project's spent ε is its pure ε charges plus the ε at the installation's δ of the
+sum of its ρ charges (OpenDP's conversion), so budgets, charges and what is left are stated
+in ε as under Laplace noise, and a charge is what the ask adds to the project's total (ε, δ).
+The first ask of a project costs the most, later ones less (ρ composes like a square). Asked with an `attrition_hash` (the cohort without its
 tables), the attrition is stored under its own key too: a project that asks a new
 breakdown of a cohort whose attrition it was released before is charged only the
 breakdown, receives its stored attrition, and the new tables agree with that total.
@@ -48,10 +54,10 @@ from antal.privacy.mechanism import (
     ReleasedCount,
     ReleasedTable,
     TrueCounts,
-    dlap_variance,
     release_attrition,
     release_tables,
 )
+from antal.privacy.noise import epsilon_of_rho, rho_of_epsilon
 from antal.privacy.params import MECHANISM, PrivacyParams
 from antal.privacy.receipts import RECEIPT_VERSION, Signer, answer_digest, shown_key
 from antal.privacy.sites import is_site_table, site_marks
@@ -99,6 +105,19 @@ class Answer:
     # how the attrition was released: `partition` (its buckets), or `cumulative` for an
     # answer stored before issue 23 (its steps at scale k/ε, shown labelled as such)
     mechanism: str = MECHANISM
+    noise: str = "laplace"  # the noise it was released under (antal.privacy.noise)
+    rho_of_answer: float | None = None  # gaussian noise: the ρ of its release
+
+    def guarantee(self) -> dict[str, Any]:
+        """What the release of this answer alone guarantees: pure ε (laplace), or ρ-zCDP and
+        the (ε, δ) it implies (gaussian). What it adds to a project is the `epsilon` charged."""
+        # the same keys and types whatever the noise, as the API's schema states them (the
+        # signature covers the JSON as shown)
+        gaussian = self.noise != "laplace" and self.rho_of_answer is not None
+        return {"noise": self.noise,
+                "rho": float(self.rho_of_answer) if gaussian else None,  # type: ignore[arg-type]
+                "epsilon": float(self.epsilon_of_answer),
+                "delta": float(self.params["delta"]) if gaussian else 0.0}  # fmt: skip
 
     @property
     def count(self) -> ReleasedCount:
@@ -148,6 +167,7 @@ class Answer:
             "budget_left": self.budget_left,
             "stored_answer": self.stored,
             "mechanism": self.mechanism,
+            "noise": self.noise,
             "receipt": self.receipt(),
         }
         if self.mechanism != MECHANISM:
@@ -186,6 +206,11 @@ class Quote:
     query_hash: str
     answer_key: str
     full_price: float  # an ask of this shape that reuses nothing: ε, or 2ε with tables
+    # gaussian noise: ρ of this ask, of an ask of this shape, and the ρ the budget has left
+    # (the ε of an ask depends on what the project spent: asks are counted in ρ)
+    rho: float | None = None
+    rho_full: float | None = None
+    rho_left: float | None = None
 
     @property
     def affordable(self) -> bool:
@@ -197,6 +222,9 @@ class Quote:
         budget allows after this one; None when this one is free (its stored answer)."""
         if self.stored or self.epsilon <= 0:
             return None
+        if self.rho is not None and self.rho_full and self.rho_left is not None:
+            left = self.rho_left - (self.rho if self.affordable else 0.0)
+            return max(0, math.floor((left + 1e-12) / self.rho_full * (1 + 1e-9)))
         return max(0, math.floor((self.budget_left_after + 1e-9) / self.full_price))
 
     @property
@@ -215,6 +243,7 @@ class Quote:
             "budget_left_after": self.budget_left_after,
             "affordable": self.affordable,
             "asks_left": self.asks_left,
+            **({"rho": self.rho} if self.rho is not None else {}),
             "query_hash": self.query_hash,
             "answer_key": self.answer_key,
         }
@@ -231,7 +260,9 @@ def _released_json(
     """The stored form: `dims` and `cells` are the first table's (the form of answers
     stored before there were several), `tables` every table when there are several;
     `mechanism` how the attrition was released (absent in answers stored before issue 23:
-    `cumulative`), `epsilons` the ε of the attrition and of the tables."""
+    `cumulative`), `epsilons` the ε of the attrition and of the tables. Under gaussian
+    noise `eps` and `epsilons` are ρ: stored as `rho` and `rhos`, with `epsilon` the ε at
+    δ of the answer alone (what it would add to a project that had spent nothing)."""
     first = tables[0] if tables else ReleasedTable((), ())
     out: dict[str, Any] = {
         "mechanism": MECHANISM,
@@ -243,6 +274,11 @@ def _released_json(
         "scales": scales,
         "epsilons": epsilons or {"attrition": eps},
     }
+    if params.noise != "laplace":
+        out["noise"] = params.noise
+        out["rho"] = out.pop("epsilon")
+        out["rhos"] = out.pop("epsilons")
+        out["epsilon"] = epsilon_of_rho(eps, params.delta)
     if len(tables) > 1:
         out["tables"] = [t.to_json() for t in tables]
     return json.dumps(out, ensure_ascii=False, default=str)
@@ -295,6 +331,8 @@ def answer_from_json(
         tables=tables,
         names=names or {},
         mechanism=str(d.get("mechanism", "cumulative")),
+        noise=str(d.get("noise", "laplace")),
+        rho_of_answer=d.get("rho"),
     )
 
 
@@ -338,8 +376,8 @@ def release(
         eps_t = cost - eps_a if cost >= full - 1e-12 else cost
         # every table agrees with the released final count (whose noise has the variance
         # of one bucket at the attrition's scale: the levels' variances use it)
-        tables, s2 = release_tables(true.all_tables(), steps[-1], dlap_variance(s1), params,
-                                    eps_t)  # fmt: skip
+        tables, s2 = release_tables(true.all_tables(), steps[-1], params.kind.variance(s1),
+                                    params, eps_t)  # fmt: skip
         scales["breakdown"] = s2
         epsilons["breakdown"] = eps_t
     return _released_json(steps, tables, cost, scales, params, epsilons)
@@ -355,9 +393,24 @@ def answer_key(
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def quote_new(
+    params: PrivacyParams, project_id: str, budget: float, query_hash: str, key: str,
+    has_breakdown: bool,
+) -> Quote:  # fmt: skip
+    """The quote of a project that has spent nothing (or does not exist yet): what its first
+    ask of this shape would charge, as `Gate.quote` would state it."""
+    cost = query_cost(params, has_breakdown)
+    if params.noise == "laplace":
+        return Quote(project_id, cost, False, budget, query_hash, key, cost)
+    eps = epsilon_of_rho(cost, params.delta)
+    return Quote(project_id, eps, False, budget, query_hash, key, eps, rho=cost, rho_full=cost,
+                 rho_left=rho_of_epsilon(budget, params.delta))  # fmt: skip
+
+
 def query_cost(params: PrivacyParams, has_breakdown: bool) -> float:
-    """ε of one query: the attrition, and the breakdown table again if there is one."""
-    return params.epsilon * (2 if has_breakdown else 1)
+    """The privacy loss of one query in the noise's unit (ε; ρ under gaussian noise): the
+    attrition, and the breakdown tables again if there are any."""
+    return params.release_loss * (2 if has_breakdown else 1)
 
 
 class Gate:
@@ -376,8 +429,49 @@ class Gate:
         return answer_key(self.params, query_hash, release, purpose, catalog_version)
 
     def cost(self, has_breakdown: bool) -> float:
-        """ε of one query: the attrition, and the breakdown table again if there is one."""
+        """The loss of one query (ε, or ρ): the attrition, and the tables if there are any."""
         return query_cost(self.params, has_breakdown)
+
+    def _ledger(self, tx: Tx, project_id: str) -> tuple[float, float, float, float]:
+        """(budget, spent, pure ε charged, ρ charged) of a project, as the ledger holds them."""
+        budget, spent = tx.one("SELECT budget, spent FROM projects WHERE id = %s", (project_id,))
+        pure, rho = tx.one(
+            "SELECT COALESCE(SUM(CASE WHEN rho = 0 THEN epsilon ELSE 0 END), 0), "
+            "COALESCE(SUM(rho), 0) FROM charges WHERE project_id = %s",
+            (project_id,),
+        )
+        return float(budget), float(spent), float(pure), float(rho)
+
+    def _epsilon_of(self, tx: Tx, project_id: str, cost: float) -> tuple[float, float, float]:
+        """(ε it adds to the project, its budget, what the project spent) of a charge of
+        `cost` (ε, or ρ under gaussian noise: the ε at δ of the ρ it has spent and this
+        added, plus its pure ε, less what it spent)."""
+        budget, spent, pure, rho = self._ledger(tx, project_id)
+        if self.params.noise == "laplace":
+            return cost, budget, spent
+        if cost <= 0:
+            return 0.0, budget, spent
+        after = pure + epsilon_of_rho(rho + cost, self.params.delta)
+        return max(0.0, after - spent), budget, spent
+
+    def next_cost(self, project_id: str, has_breakdown: bool) -> float:
+        """The ε an ask of this shape that reuses nothing would add to the project now (ε,
+        or 2ε with tables; under gaussian noise it depends on what the project spent)."""
+        with self.store.transaction(write=False) as tx:
+            return self._epsilon_of(tx, project_id, self.cost(has_breakdown))[0]
+
+    def rho_left(self, project_id: str) -> float | None:
+        """Under gaussian noise, the ρ the project's budget has left (None under laplace)."""
+        if self.params.noise == "laplace":
+            return None
+        with self.store.transaction(write=False) as tx:
+            return self._rho_left(tx, project_id)
+
+    def _rho_left(self, tx: Tx, project_id: str) -> float:
+        """The ρ a project's budget has left under gaussian noise: the ρ whose ε at δ is its
+        budget less its pure ε, less the ρ it was charged."""
+        budget, _spent, pure, rho = self._ledger(tx, project_id)
+        return max(0.0, rho_of_epsilon(budget - pure, self.params.delta) - rho)
 
     def quote(
         self,
@@ -400,9 +494,16 @@ class Gate:
         if not stored and has_breakdown and attrition_hash and attrition_hash != query_hash:
             akey = self.key(attrition_hash, release, project.purpose, catalog_version)
             if (self.store.asked(project_id, akey) or self._paid(project_id, akey)) is not None:
-                cost -= self.params.epsilon  # the attrition was released before: reused
-        return Quote(project_id, cost, stored, project.left, query_hash, key,
-                     self.cost(has_breakdown))  # fmt: skip
+                cost -= self.params.release_loss  # the attrition was released before: reused
+        full = self.cost(has_breakdown)
+        with self.store.transaction(write=False) as tx:
+            charge = self._epsilon_of(tx, project_id, cost)[0]
+            if self.params.noise == "laplace":
+                return Quote(project_id, charge, stored, project.left, query_hash, key, full)
+            full_charge = self._epsilon_of(tx, project_id, full)[0]
+            rho_left = self._rho_left(tx, project_id)
+        return Quote(project_id, charge, stored, project.left, query_hash, key, full_charge,
+                     rho=cost, rho_full=full, rho_left=rho_left)  # fmt: skip
 
     def answer(
         self,
@@ -448,11 +549,11 @@ class Gate:
             akey = self.key(attrition[0], release, project.purpose, catalog_version)
             own_attrition = self.store.asked(project_id, akey) or self._paid(project_id, akey)
         # the attrition is charged unless this project was released it before
-        cost = self.cost(bool(dims)) - (self.params.epsilon if own_attrition else 0.0)
+        cost = self.cost(bool(dims)) - (self.params.release_loss if own_attrition else 0.0)
         # Charged (and audited) before the data is read, in its own transaction: whatever
         # happens while computing (an error, a timeout, the process killed), the charge stands.
         # A budget too small is refused there, under the store's lock, before any data is read.
-        attempt = self._reserve(ctx, cost)
+        attempt, charged = self._reserve(ctx, cost)
         released: str | None = None
         try:
             # Computed even when another project's answer is stored: the first ask of a
@@ -465,9 +566,9 @@ class Gate:
             # never the exception's text: it may quote a data value (a failed cast)
             log.warning("a charged count failed (%s); nothing released", type(e).__name__)
         if released is None:  # outside the `except`, so the error is not chained to ours
-            self._failed(ctx, cost)
+            self._failed(ctx, charged)
         filed = (akey, *attrition) if akey and attrition and own_attrition is None else None
-        return self._commit(ctx, attempt, released, cost, filed)
+        return self._commit(ctx, attempt, released, charged, filed)
 
     def _paid(self, project_id: str, key: str) -> str | None:
         """The stored answer under `key` if a charge of this project is filed under it."""
@@ -490,8 +591,9 @@ class Gate:
         """The released form of true counts: the only place they are read (`release`)."""
         return release(true, dims, cost, self.params, attrition)
 
-    def _reserve(self, ctx: tuple[Any, ...], cost: float) -> str:
-        """Charge `cost` for one attempt to compute an answer; its charge id.
+    def _reserve(self, ctx: tuple[Any, ...], cost: float) -> tuple[str, float]:
+        """Charge `cost` (ε, or ρ) for one attempt to compute an answer; its charge id and
+        the ε charged (under gaussian noise what the ρ adds to the project's ε).
 
         The charge is committed before anything is computed. It is recorded under an
         attempt id (ATTEMPT + a random id) and renamed to the answer's key when the answer
@@ -499,29 +601,27 @@ class Gate:
         project_id, actor, query_hash, query = ctx[:4]
         attempt = ATTEMPT + secrets.token_hex(16)
         refusal: BudgetExceeded | None = None
+        rho = cost if self.params.noise != "laplace" else 0.0
         with self.store.transaction() as tx:
-            budget, spent = tx.one(
-                "SELECT budget, spent FROM projects WHERE id = %s", (project_id,)
-            )
-            if float(spent) + cost > float(budget) + 1e-9:
+            charge, budget, spent = self._epsilon_of(tx, project_id, cost)
+            if spent + charge > budget + 1e-9:
                 tx.audit(actor, project_id, "refused_budget", query_hash, query, 0.0, None,
                          ctx[9])  # fmt: skip
-                refusal = BudgetExceeded(
-                    project_id, cost, round(max(0.0, float(budget) - float(spent)), 12)
-                )
+                refusal = BudgetExceeded(project_id, charge, round(max(0.0, budget - spent), 12))
             else:
                 tx.execute(
-                    "UPDATE projects SET spent = spent + %s WHERE id = %s", (cost, project_id)
+                    "UPDATE projects SET spent = spent + %s WHERE id = %s", (charge, project_id)
                 )
                 tx.execute(
-                    "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
-                    (project_id, attempt, cost, now()),
+                    "INSERT INTO charges (project_id, answer_key, epsilon, rho, created) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (project_id, attempt, charge, rho, now()),
                 )
                 # the charge's audit entry carries its ε; the outcome's entry carries 0
-                tx.audit(actor, project_id, "charge", query_hash, query, cost, None, ctx[9])
+                tx.audit(actor, project_id, "charge", query_hash, query, charge, None, ctx[9])
         if refusal is not None:  # raised after the commit, so that the refusal stays in the log
             raise refusal
-        return attempt
+        return attempt, charge
 
     def _failed(self, ctx: tuple[Any, ...], cost: float) -> NoReturn:
         project_id, actor, query_hash, query = ctx[:4]
@@ -594,21 +694,34 @@ class Gate:
         not listed among the project's queries until the project asks it alone."""
         akey, ahash, _aquery = attrition
         d = json.loads(released)
-        # the attrition's share of the charge (an answer stored before issue 23: ε)
-        eps = float(d.get("epsilons", {}).get("attrition", self.params.epsilon))
+        # the attrition's share of the charge (an answer stored before issue 23: ε); under
+        # gaussian noise its ρ, and the ε it added in proportion
+        gaussian = "rhos" in d
+        loss = float((d["rhos"] if gaussian else d.get("epsilons", {})).get(
+            "attrition", self.params.release_loss))  # fmt: skip
         if tx.one("SELECT 1 FROM answers WHERE key = %s", (akey,)) is None:
             alone = _released_json(
                 [ReleasedCount.from_json(c, self.params.threshold) for c in d["steps"]], [],
-                eps, {"attrition": d["scales"]["attrition"]}, self.params, {"attrition": eps},
+                loss, {"attrition": d["scales"]["attrition"]}, self.params, {"attrition": loss},
             )  # fmt: skip
             self._insert(tx, akey, ahash, release, purpose, alone)
+        eps, rho = loss, 0.0
+        if gaussian:
+            charged, charged_rho = tx.one(
+                "SELECT epsilon, rho FROM charges WHERE project_id = %s AND answer_key = %s",
+                (project_id, key),
+            )
+            eps = float(charged) * loss / float(charged_rho) if charged_rho else 0.0
+            rho = loss
         tx.execute(
-            "UPDATE charges SET epsilon = epsilon - %s WHERE project_id = %s AND answer_key = %s",
-            (eps, project_id, key),
+            "UPDATE charges SET epsilon = epsilon - %s, rho = rho - %s "
+            "WHERE project_id = %s AND answer_key = %s",
+            (eps, rho, project_id, key),
         )
         tx.execute(
-            "INSERT INTO charges (project_id, answer_key, epsilon, created) VALUES (%s, %s, %s, %s)",
-            (project_id, akey, eps, now()),
+            "INSERT INTO charges (project_id, answer_key, epsilon, rho, created) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (project_id, akey, eps, rho, now()),
         )
 
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
@@ -650,7 +763,8 @@ class Gate:
             "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
             "query_hash": query_hash, "title": title, "labels": list(shown.labels),
             "data_release": release, "answer_key": key, "privacy": dict(shown.params),
-            "epsilon": cost, "released_sha256": digest, "time": ts, "audit_seq": seq,
+            "epsilon": cost, "guarantee": shown.guarantee(), "released_sha256": digest,
+            "time": ts, "audit_seq": seq,
         })  # fmt: skip
         tx.execute(
             "INSERT INTO shown_receipts (project_id, answer_key, shown, receipt, created) "

@@ -37,9 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import opendp.prelude as dp
-from opendp.accuracy import discrete_laplacian_scale_to_accuracy
 
-from antal.privacy.combine import positive_part_mean
+from antal.privacy.noise import Laplace, noise_kind
 from antal.privacy.params import PrivacyParams
 
 __all__ = [
@@ -189,20 +188,18 @@ class ReleasedTable:
 
 def dlap_variance(scale: float) -> float:
     """The variance of OpenDP's discrete Laplace noise of a scale: 2q / (1 - q)², q = e^(-1/scale)."""
-    q = math.exp(-1 / scale)
-    return 2 * q / (1 - q) ** 2
+    return Laplace().variance(scale)
 
 
-def measurement(scale: float) -> dp.Measurement:
-    """OpenDP's discrete Laplace mechanism on a vector of integer counts (L1 distance)."""
-    return dp.m.make_laplace(
-        dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=scale
-    )
+def measurement(scale: float, noise: str = "laplace") -> dp.Measurement:
+    """OpenDP's mechanism on a vector of integer counts: discrete Laplace (L1 distance, ε)
+    or discrete Gaussian (L2 distance, ρ); see antal.privacy.noise."""
+    return noise_kind(noise).measurement(scale)
 
 
-def noisy_vector(values: list[int], scale: float) -> list[int]:
-    """Discrete Laplace noise from OpenDP on a vector of integer counts."""
-    return list(measurement(scale)(list(values)))
+def noisy_vector(values: list[int], scale: float, noise: str = "laplace") -> list[int]:
+    """Noise from OpenDP on a vector of integer counts (discrete Laplace unless `noise`)."""
+    return noise_kind(noise).sample(values, scale)
 
 
 def _publish(
@@ -224,27 +221,30 @@ def _publish(
 MECHANISMS = ("partition", "cumulative")  # how an attrition was released (the newest first)
 
 
-def attrition_bounds(k: int, scale: float, alpha: float) -> list[float]:
+def attrition_bounds(k: int, scale: float, alpha: float, noise: str = "laplace") -> list[float]:
     """The widest interval (upper − lower, before rounding) a partition release of k steps
     at `scale` can state for each step: its noise's 1 − alpha width, and below it the bias
     of every bucket it adds up (the hub checks a node's answers against these)."""
-    bias = positive_part_mean(scale)
-    return [2 * variance_accuracy(v, alpha) + (k - j) * bias
-            for j, v in enumerate(attrition_variances(k, scale))]  # fmt: skip
+    bias = noise_kind(noise).positive_part_mean(scale)
+    return [2 * variance_accuracy(v, alpha, noise) + (k - j) * bias
+            for j, v in enumerate(attrition_variances(k, scale, noise))]  # fmt: skip
 
 
-def attrition_variances(k: int, scale: float) -> list[float]:
+def attrition_variances(k: int, scale: float, noise: str = "laplace") -> list[float]:
     """The stated variance of each step of a partition release of k steps at `scale`: step
     j adds up k - j buckets, each with the noise's variance (an upper bound: clipping a
     bucket at 0 only lowers it)."""
-    return [(k - j) * dlap_variance(scale) for j in range(k)]
+    one = noise_kind(noise).variance(scale)
+    return [(k - j) * one for j in range(k)]
 
 
-def small_buckets(buckets: list[float], scale: float, alpha: float) -> list[int]:
+def small_buckets(
+    buckets: list[float], scale: float, alpha: float, noise: str = "laplace"
+) -> list[int]:
     """Per step j, how many of the buckets it adds up (j..k-1) were released within the
     noise of 0 (at most its 1 - alpha half-width): those may hold nobody, and then each
     biases the step up by `positive_part_mean`. Read from released values only."""
-    near = dlap_accuracy(scale, alpha)
+    near = noise_kind(noise).accuracy(scale, alpha)
     out, run = [], 0
     for b in reversed(buckets):
         run += b <= near
@@ -255,26 +255,27 @@ def small_buckets(buckets: list[float], scale: float, alpha: float) -> list[int]
 def release_attrition(
     counts: tuple[int, ...], p: PrivacyParams, epsilon: float | None = None
 ) -> tuple[list[ReleasedCount], float]:
-    """All steps as one partition under ε (`epsilon`, else the parameters'): returns the
-    released steps and the noise scale of each bucket (see the module docstring).
+    """All steps as one partition under ε or ρ (`epsilon`, else the parameters' loss of one
+    release): returns the released steps and the noise scale of each bucket (see the module
+    docstring).
 
     Step j's error is the sum of its buckets' errors, max(-b, e) each: at least the plain
     noise and at most its positive part. Its interval is the plain noise's (variance of
     the k - j buckets) above, and below it that widened by the bias of each bucket released
     near 0 (`small_buckets`), which may hold nobody."""
-    eps = p.epsilon if epsilon is None else epsilon
+    kind = p.kind
     k = len(counts)
-    scale = 1 / eps
+    scale = kind.scale_for(p.release_loss if epsilon is None else epsilon)
     buckets = [counts[i] - counts[i + 1] for i in range(k - 1)] + [counts[-1]]
     if any(b < 0 for b in buckets):
         raise ValueError("an attrition's counts do not increase")
-    noisy = [max(0, x) for x in noisy_vector(buckets, scale)]  # non-negative least squares
+    noisy = [max(0, x) for x in kind.sample(buckets, scale)]  # non-negative least squares
     steps = [float(sum(noisy[j:])) for j in range(k)]
-    bias = positive_part_mean(scale)
-    small = small_buckets([float(x) for x in noisy], scale, p.alpha)
+    bias = kind.positive_part_mean(scale)
+    small = small_buckets([float(x) for x in noisy], scale, p.alpha, p.noise)
     out = []
-    for x, v, n in zip(steps, attrition_variances(k, scale), small, strict=True):
-        acc = variance_accuracy(v, p.alpha)
+    for x, v, n in zip(steps, attrition_variances(k, scale, p.noise), small, strict=True):
+        acc = variance_accuracy(v, p.alpha, p.noise)
         out.append(_publish(x, acc, p, below=acc + n * bias))
     return out, scale
 
@@ -287,9 +288,10 @@ def release_cells(
         raise ValueError(
             f"a breakdown of {len(domain)} cells is finer than the {p.max_cells} allowed"
         )
-    scale = 1 / p.epsilon
-    noisy = noisy_vector([cells.get(key, 0) for key in domain], scale) if domain else []
-    acc = dlap_accuracy(scale, p.alpha)
+    kind = p.kind
+    scale = kind.scale_for(p.release_loss)
+    noisy = kind.sample([cells.get(key, 0) for key in domain], scale) if domain else []
+    acc = kind.accuracy(scale, p.alpha)
     return [(key, _publish(float(x), acc, p)) for key, x in zip(domain, noisy, strict=True)], scale
 
 
@@ -371,13 +373,16 @@ def _cover(tables: tuple[TrueTable, ...] | list[TrueTable]) -> list[list[tuple[i
 
 
 def level_variances(
-    tables: tuple[TrueTable, ...] | list[TrueTable], scale: float, total_variance: float
+    tables: tuple[TrueTable, ...] | list[TrueTable],
+    scale: float,
+    total_variance: float,
+    noise: str = "laplace",
 ) -> list[list[float]]:
     """The stated variance of every released cell (before non-negativity and rounding). A
     leaf table of n cells, each measured with noise variance σ² at `scale`, is projected
     onto the released total (variance V): a cell that adds up c of its n leaf cells (c = 1
     for a leaf) has c·σ²·(1 − c/n) + (c/n)²·V (docs/privacy.md). Reads only the domains."""
-    s2 = dlap_variance(scale)
+    s2 = noise_kind(noise).variance(scale)
     out: list[list[float]] = []
     for i, cells in enumerate(_cover(tables)):
         row = []
@@ -396,18 +401,19 @@ def release_tables(
     p: PrivacyParams,
     epsilon: float | None = None,
 ) -> tuple[list[ReleasedTable], float]:
-    """Tables of one cohort under one ε (`epsilon`, else the parameters'): the leaves
-    measured at noise scale K/ε (K leaf tables), made consistent with the released total,
+    """Tables of one cohort under one ε or ρ (`epsilon`, else the parameters' loss of one
+    release): the leaves measured at the noise scale of K tables (K/ε; √K/√(2ρ) for the
+    Gaussian), made consistent with the released total,
     and the levels above added up from them; see the module docstring. `total` is the
     released final count of the attrition and `total_variance` its noise's variance."""
     size = sum(len(t.domain) for t in tables)
     if size > p.max_cells:
         raise ValueError(f"a breakdown of {size} cells is finer than the {p.max_cells} allowed")
     measured = leaves(tables)
-    eps = p.epsilon if epsilon is None else epsilon
-    scale = len(measured) / eps
+    kind = p.kind
+    scale = kind.scale_for(p.release_loss if epsilon is None else epsilon, len(measured))
     flat = [tables[i].cells.get(key, 0) for i in measured for key in tables[i].domain]
-    noisy = noisy_vector(flat, scale) if flat else []  # one measurement: every leaf at once
+    noisy = kind.sample(flat, scale) if flat else []  # one measurement: every leaf at once
     if total.value is None:  # a total below the threshold: no cell can reach it
         hidden = ReleasedCount(None, None, None, p.threshold)
         return [ReleasedTable(t.dims, tuple((key, hidden) for key in t.domain), t.report,
@@ -420,33 +426,27 @@ def release_tables(
         units = _project([x / base for x in noisy[start : start + n]], total.value / base)
         leaf_values[i] = [v * base for v in _round_keeping_sum(units, total.value // base)]
         start += n
-    var = level_variances(tables, scale, total_variance)
+    var = level_variances(tables, scale, total_variance, p.noise)
     out = []
     for i, (t, cells) in enumerate(zip(tables, _cover(tables), strict=True)):
         values = [sum(leaf_values[leaf][j] for j in held) if leaf >= 0 else 0
                   for leaf, held in cells]  # fmt: skip
         released = tuple(
-            (key, _publish(float(v), variance_accuracy(vv, p.alpha), p))
+            (key, _publish(float(v), variance_accuracy(vv, p.alpha, p.noise), p))
             for key, v, vv in zip(t.domain, values, var[i], strict=True)
         )
         out.append(ReleasedTable(t.dims, released, t.report, t.level))
     return out, scale
 
 
-def variance_accuracy(variance: float, alpha: float) -> float:
-    """The half-width of a 1 − alpha interval for an error of this variance: that of the
-    discrete Laplace of the same variance (whose tails are the heaviest of the errors
-    here: a projected cell's error is a mean of independent Laplace noises)."""
-    if variance <= 0:
-        return 0.0
-    return dlap_accuracy(math.sqrt(variance / 2), alpha)
+def variance_accuracy(variance: float, alpha: float, noise: str = "laplace") -> float:
+    """The half-width of a 1 − alpha interval for an error of this variance made of this
+    noise (antal.privacy.noise: the Laplace's that of one draw of the same variance, whose
+    tails are the heaviest; the Gaussian's exact, a sum of Gaussians being Gaussian)."""
+    return noise_kind(noise).accuracy_of_variance(variance, alpha)
 
 
 def dlap_accuracy(scale: float, alpha: float) -> float:
     """The half-width of a 1 − alpha interval of OpenDP's discrete Laplace noise (OpenDP's
-    own formula), 0 where P(|noise| ≥ 1) is already below alpha: at such small scales
-    (a very large ε) OpenDP's function overflows to infinity."""
-    q = math.exp(-1 / scale) if scale > 0 else 0.0
-    if 2 * q / (1 + q) <= alpha:
-        return 0.0
-    return discrete_laplacian_scale_to_accuracy(scale, alpha)
+    own formula), 0 where P(|noise| ≥ 1) is already below alpha."""
+    return Laplace().accuracy(scale, alpha)

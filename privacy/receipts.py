@@ -68,7 +68,9 @@ __all__ = [
 log = logging.getLogger("antal.privacy")
 
 # 2: the title and step labels signed, and the digest of every value shown (issue 22)
-RECEIPT_VERSION = 2
+# 3: the guarantee of the answer: its noise, and under gaussian noise its ρ and the (ε, δ)
+#    that ρ implies alone (issue 23)
+RECEIPT_VERSION = 3
 # every field a receipt of this version carries; `signature` covers all the others
 RECEIPT_FIELDS = (
     "version",
@@ -81,6 +83,7 @@ RECEIPT_FIELDS = (
     "answer_key",
     "privacy",
     "epsilon",
+    "guarantee",
     "released_sha256",
     "time",
     "audit_seq",
@@ -88,9 +91,11 @@ RECEIPT_FIELDS = (
     "signature",
 )
 # the fields of each version a store may hold: older receipts keep verifying as what they are
+_V2 = tuple(f for f in RECEIPT_FIELDS if f != "guarantee")
 RECEIPT_FIELDS_BY_VERSION: dict[int, tuple[str, ...]] = {
-    1: tuple(f for f in RECEIPT_FIELDS if f not in ("title", "labels")),
-    2: RECEIPT_FIELDS,
+    1: tuple(f for f in _V2 if f not in ("title", "labels")),
+    2: _V2,
+    3: RECEIPT_FIELDS,
 }
 
 

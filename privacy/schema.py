@@ -5,7 +5,8 @@ service remembers, so that a charge, its answer and its audit entry commit toget
 
     projects          a project: purpose, ε budget and spent, approved registers
     answers           released answers under their key (query, release, params, purpose)
-    charges           ε charged to a project, per answer key (or attempt)
+    charges           ε charged to a project, per answer key (or attempt), and its ρ
+                      (gaussian noise: the ledger adds ρ and states the total as ε at δ)
     project_queries   which project asked which answer, and when first
     receipts          version 1 receipts (before issue 22), kept and listed, no longer given
     shown_receipts    each project's signed receipt of each answer as it was shown to it
@@ -24,7 +25,7 @@ statements and bound parameters. The DDL is the subset SQLite and PostgreSQL sha
 
 from __future__ import annotations
 
-__all__ = ["GENESIS", "SCHEMA", "TABLES"]
+__all__ = ["GENESIS", "MIGRATIONS", "SCHEMA", "TABLES"]
 
 # the `prev` of the first audit entry, and the head of an empty log
 GENESIS = "0" * 64
@@ -144,4 +145,18 @@ _TABLES: dict[str, str] = {
 
 TABLES: tuple[str, ...] = tuple(_TABLES)
 # the statements that create every table, in order (each is idempotent)
-SCHEMA: tuple[str, ...] = tuple(_TABLES.values())
+SCHEMA: tuple[str, ...] = (
+    *_TABLES.values(),
+    # which migrations a store has had (a store made before there were any has none)
+    """CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        applied TEXT NOT NULL)""",
+)
+
+# Changes to the tables above, each applied once, in order, to every store (a new one
+# too: its tables are created as above, then migrated), recorded in schema_migrations in
+# the same transaction. Never edit one that has shipped: add the next.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    # 1: a charge's ρ (gaussian noise, issue 23); 0 for a charge of pure ε
+    (1, "ALTER TABLE charges ADD COLUMN rho DOUBLE PRECISION NOT NULL DEFAULT 0"),
+)

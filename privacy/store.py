@@ -38,7 +38,7 @@ from antal.privacy.errors import (
     StoreUnavailable,
     UnknownProject,
 )
-from antal.privacy.schema import GENESIS, SCHEMA
+from antal.privacy.schema import GENESIS, MIGRATIONS, SCHEMA
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -173,6 +173,7 @@ class Store:
                 tx.execute(stmt)
             if tx.one("SELECT seq FROM audit_head WHERE id = 1") is None:
                 tx.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s)", (GENESIS,))
+            _migrate(tx.execute, tx.one)
 
     # ---- projects ----
     def create_project(
@@ -417,6 +418,17 @@ class Store:
         return out
 
 
+def _migrate(execute: Any, one: Any) -> None:
+    """Apply the migrations this store has not had (antal.privacy.schema.MIGRATIONS), in
+    the caller's transaction (which holds the store's write lock)."""
+    for version, stmt in MIGRATIONS:
+        if one("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)) is None:
+            execute(stmt)
+            execute(
+                "INSERT INTO schema_migrations (version, applied) VALUES (%s, %s)", (version, now())
+            )
+
+
 def _project(row: Any) -> Project:
     pid, title, purpose, budget, spent, registers = row
     return Project(
@@ -567,6 +579,12 @@ class PostgresStore(Store):
             cur.execute("SELECT seq FROM audit_head WHERE id = 1")
             if cur.fetchone() is None:
                 cur.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s)", (GENESIS,))
+
+            def one(q: str, params: tuple[Any, ...] = ()) -> Any:
+                cur.execute(q, params)
+                return cur.fetchone()
+
+            _migrate(lambda q, params=(): cur.execute(q, params), one)
 
     def init(self) -> None:  # done in __init__
         pass

@@ -55,7 +55,7 @@ def _small(steps: list, scale: float, p: PrivacyParams) -> list[int]:
     """What the hub reads from a partition answer: its buckets released near 0."""
     c = [s.value or 0 for s in steps]
     buckets = [float(c[i] - c[i + 1]) for i in range(len(c) - 1)] + [float(c[-1])]
-    return small_buckets(buckets, scale, p.alpha)
+    return small_buckets(buckets, scale, p.alpha, p.noise)
 
 
 def _coverage(
@@ -69,11 +69,11 @@ def _coverage(
     release = release_attrition if mechanism == "partition" else _cumulative
     for _ in range(trials):
         released = [release(tuple(t), p) for t in truths]
-        sd = math.sqrt(sum(discrete_laplace_variance(scale) for _, scale in released))
+        sd = math.sqrt(sum(p.kind.variance(scale) for _, scale in released))
         for j in range(k):
             counts = [
                 NodeCount(f"n{i}", s[j].value,
-                          Noise(scale, k, p.rounding, p.threshold, mechanism), j,
+                          Noise(scale, k, p.rounding, p.threshold, mechanism, p.noise), j,
                           _small(s, scale, p)[j] if mechanism == "partition" else 0)
                 for i, (s, scale) in enumerate(released)
             ]  # fmt: skip
@@ -115,6 +115,15 @@ def test_combined_intervals_cover_the_true_total(truths: list[list[int]]) -> Non
     p = PrivacyParams(epsilon=0.5, threshold=10)
     ours, _naive = _coverage(truths, p, 300)
     assert min(ours) >= _floor(300), ours  # every step
+
+
+@pytest.mark.parametrize("truths", DESIGNS)
+def test_gaussian_nodes_are_combined_and_cover_too(truths: list[list[int]]) -> None:
+    """Nodes that release under zCDP (discrete Gaussian buckets, issue 23): the hub's
+    interval uses the Gaussian's variance and positive-part mean."""
+    p = PrivacyParams(noise="gaussian", threshold=10)
+    ours, _naive = _coverage(truths, p, 300)
+    assert min(ours) >= _floor(300), ours
 
 
 @pytest.mark.parametrize("truths", DESIGNS)

@@ -228,3 +228,28 @@ def test_an_absurd_answer_stored_by_an_older_hub_breaks_no_view(hub: Hub) -> Non
     row = next(n for n in v.json()["nodes"] if n["node"] == "r3")
     assert row["status"] == "failed" and row["error"]["code"] == "invalid_answer"
     assert hub.c.get("/v1/hub/queries", headers=hub.researcher).status_code == 200
+
+
+def test_gaussian_nodes_are_checked_and_combined(hub: Hub) -> None:
+    """Nodes whose installations release under zCDP (issue 23): their answers state ρ and
+    σ = 1/√(2ρ); a σ that does not fit the ρ is refused, genuine answers are combined."""
+    g = PrivacyParams(noise="gaussian", threshold=10)
+    qid = hub.submit()
+    bodies = []
+    for i in range(3):
+        steps, scale = release_attrition((5_000 + i, 4_000 + i), g)
+        rho = 1 / (2 * scale * scale)
+        bodies.append(released((1, 1), noise="gaussian", rho=rho, scale=scale, epsilon=1.0,
+                               steps=[{"label": f"s{j}", "count": c.value, "low": c.low,
+                                       "high": c.high} for j, c in enumerate(steps)]))  # fmt: skip
+    assert bodies[0]["rho"] == pytest.approx(g.release_rho)
+    r = hub.put("r1", qid, {**bodies[0], "scale": bodies[0]["scale"] / 2})
+    _refused(hub, r, qid, "r1")
+    assert "1 / √(2 ρ" in r.json()["error"]["message"]
+    qid = hub.submit()
+    for n, body in zip(NODES, bodies, strict=True):
+        assert hub.put(n, qid, body).status_code == 200
+    v = hub.view(qid).json()
+    total = v["attrition"][-1]
+    assert v["complete"] and total["lower"] <= 12_003 <= total["upper"]
+    assert total["upper"] - total["lower"] < 40  # three σ ≈ 4.5 buckets: not Laplace widths

@@ -305,8 +305,10 @@ def _tampered(field: str, value: Any) -> Any:
         return base64.b64encode(bytes(raw)).decode()
     if isinstance(value, int | float):
         return value + 1
-    if isinstance(value, dict):
+    if isinstance(value, dict) and "threshold" in value:  # the privacy parameters
         return {**value, "threshold": value["threshold"] + 1}
+    if isinstance(value, dict):  # the guarantee: a smaller ε claimed
+        return {**value, "epsilon": value["epsilon"] / 2}
     if value is None:  # no title: one given
         return "Strict"
     if isinstance(value, list):  # the labels: one renamed
@@ -540,12 +542,12 @@ def test_a_relabelled_answer_is_refused(env: dict[str, Any], named: dict[str, An
         "'HbA1c over 70, age 40-45' in the cohort, 'Any age' in the receipt" in " ".join(out.output.split())  # fmt: skip
     assert accepted == 0  # the figure for issue 22: relabelled receipts accepted
     r = broad["receipt"]
-    assert r["version"] == 2 and r["title"] == "T2D" and r["labels"] == ["Index event", "Any age"]
+    assert r["version"] == 3 and r["title"] == "T2D" and r["labels"] == ["Index event", "Any age"]
     # the untouched answer with its own cohort (spelled otherwise: a comment) is valid
     for doc in (broad, broad["receipt"]):
         ok = _verify(env, named, tmp_path, doc, "# the same question\n" + BROAD)
         assert ok.exit_code == 0, ok.output
-        assert "valid, the question of" in ok.output and "receipt version 2" in ok.output
+        assert "valid, the question of" in ok.output and "receipt version 3" in ok.output
     # a cohort that does not parse: the compiler's file:line:col, exit 1, nothing checked
     bad = _verify(env, named, tmp_path, broad, "index first diagnosis E11*\nbogus\n")
     assert bad.exit_code == 1 and "question.cohort:2:1" in bad.output, bad.output
@@ -662,9 +664,9 @@ def test_a_version_1_receipt_still_verifies_as_what_it_is(
     assert r.exit_code == 1, r.output
     # asked again: the stored answer with a version 2 receipt of its names, listed from then on
     again = _count(env, cohort, pid="old")
-    assert again["stored_answer"] and again["receipt"]["version"] == 2
+    assert again["stored_answer"] and again["receipt"]["version"] == 3
     assert again["receipt"]["labels"] == ["Index event"] and verify(again["receipt"], pub) == []
     listed = env["client"].get("/v1/projects/old/queries", headers=h(env)).json()
     assert listed[0]["receipt"] == again["receipt"]
     # a receipt of a version antal does not know
-    assert verify({**v1, "version": 3}, pub) == ["the receipt's version is 3, not one antal knows (1, 2)"]  # fmt: skip
+    assert verify({**v1, "version": 4}, pub) == ["the receipt's version is 4, not one antal knows (1, 2, 3)"]  # fmt: skip

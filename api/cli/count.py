@@ -23,6 +23,7 @@ from antal.api.cli.common import (
     out,
     settings,
 )
+from antal.privacy.noise import describe_noise
 
 if TYPE_CHECKING:
     from antal.engine import Currency
@@ -147,8 +148,9 @@ def _print_quote(q: Quote, title: str) -> None:
     out.print(f"{title}: would cost {cost}; budget left ε {q.budget_left:g}, after ε "
               f"{q.budget_left_after:g} (project {q.project}). Nothing was read or charged.")  # fmt: skip
     if q.asks_left is not None and q.affordable:
-        out.print(f"After it, the budget allows {q.asks_left} more asks of this shape "
-                  f"(ε {q.full_price:g} each).")  # fmt: skip
+        each = (f"ε {q.full_price:g} each" if q.rho_full is None else
+                f"ρ {q.rho_full:.3g} each; in ε the first costs {q.full_price:.3g}, each later one less")  # fmt: skip
+        out.print(f"After it, the budget allows {q.asks_left} more asks of this shape ({each}).")
     if not q.affordable:
         out.print(
             f"The budget left is too small: the count would be refused (ε {q.epsilon:g} needed). "
@@ -224,8 +226,8 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
         else f"ε charged {answer.epsilon_charged:g}"
     )
     out.print(
-        f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: discrete Laplace, "
-        f"ε {answer.params['epsilon']:g} per release, counts below {threshold} shown as <{threshold}"
+        f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: "
+        f"{describe_noise(answer.params)}, counts below {threshold} shown as <{threshold}"
     )
     older = answer.to_json().get("mechanism_note")  # an answer stored before the partition
     if older:

@@ -317,12 +317,18 @@ def answer_problem(answer: NodeAnswer, labels: tuple[str, ...], persons: int) ->
     k = len(answer.steps)
     if labels and k != len(labels):
         return f"{k} steps, but the cohort has {len(labels)}"
-    # a partition's buckets are one measurement at 1/ε; a cumulative release's k steps at k/ε
+    # a partition's buckets are one measurement at 1/ε (Gaussian: σ = 1/√(2ρ)); a
+    # cumulative release's k steps at k/ε
     per = 1 if answer.mechanism == "partition" else k
-    if not math.isclose(answer.scale, per / answer.epsilon, rel_tol=1e-6):
+    if answer.noise == "gaussian":
+        if answer.mechanism != "partition" or answer.rho is None:
+            return "gaussian noise on a release that is not a partition, or without its ρ"
+        if not math.isclose(answer.scale, 1 / math.sqrt(2 * answer.rho), rel_tol=1e-6):
+            return f"a noise scale of {answer.scale:g}, not 1 / √(2 ρ {answer.rho:g})"
+    elif not math.isclose(answer.scale, per / answer.epsilon, rel_tol=1e-6):
         return f"a noise scale of {answer.scale:g}, not {per} / ε {answer.epsilon:g}"
     if answer.mechanism == "partition":  # step i adds up k - i buckets
-        widths = attrition_bounds(k, answer.scale, answer.alpha)
+        widths = attrition_bounds(k, answer.scale, answer.alpha, answer.noise)
     else:
         widths = [2 * dlap_accuracy(answer.scale, answer.alpha)] * k
     for i, step in enumerate(answer.steps):

@@ -33,6 +33,7 @@ from antal.api.settings import Settings
 from antal.engine import BreakdownTooFine, CohortError, DataError, MissingRegisterError
 from antal.engine.limits import HUB_NODE_POLL_SECONDS
 from antal.privacy import BudgetExceeded, CountFailed, Gate, UnknownProject
+from antal.privacy.noise import epsilon_of_rho
 
 __all__ = ["NodeAgent", "NodeRejected", "parse_project_map", "released_payload"]
 
@@ -71,11 +72,10 @@ def released_payload(counted: uc.Counted) -> dict[str, Any]:
             for label, c in zip(a.labels, a.steps, strict=True)
         ],
         "mechanism": a.mechanism,
+        "noise": a.noise,
         "threshold": int(a.params["threshold"]),
         "rounding": int(a.params["rounding"]),
-        # the ε of the attrition's release: one measurement of the buckets at scale 1/ε
-        # (an answer stored before issue 23: the k steps at k/ε)
-        "epsilon": (1 if a.mechanism == "partition" else len(a.steps)) / scale,
+        **_loss(a, scale),
         "alpha": float(a.params["alpha"]),
         "scale": scale,
         "release": a.release,
@@ -84,6 +84,16 @@ def released_payload(counted: uc.Counted) -> dict[str, Any]:
         "stored": a.stored,
         "epsilon_charged": a.epsilon_charged,
     }
+
+
+def _loss(a: Any, scale: float) -> dict[str, float]:
+    """The loss of the attrition's release: its ε, one measurement of the buckets at scale
+    1/ε (an answer stored before issue 23: the k steps at k/ε); under gaussian noise its ρ
+    (σ = 1/√(2ρ)) and the ε that ρ alone gives at the node's δ."""
+    if a.noise == "laplace":
+        return {"epsilon": (1 if a.mechanism == "partition" else len(a.steps)) / scale}
+    rho = 1 / (2 * scale * scale)
+    return {"rho": rho, "epsilon": epsilon_of_rho(rho, float(a.params["delta"]))}
 
 
 def _refused(code: str, message: str) -> dict[str, Any]:

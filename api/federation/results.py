@@ -47,7 +47,8 @@ def node_status(task: TaskRow, deadline: float, at: float) -> str:
 def _noise(answer: dict[str, Any]) -> Noise:
     return Noise(scale=float(answer["scale"]), steps=len(answer["steps"]),
                  rounding=int(answer["rounding"]), threshold=int(answer["threshold"]),
-                 mechanism=answer.get("mechanism", "cumulative"))  # fmt: skip
+                 mechanism=answer.get("mechanism", "cumulative"),
+                 noise=answer.get("noise", "laplace"))  # fmt: skip
 
 
 def _small(answer: dict[str, Any]) -> list[int]:
@@ -57,7 +58,8 @@ def _small(answer: dict[str, Any]) -> list[int]:
     if answer.get("mechanism", "cumulative") != "partition":
         return [0] * len(steps)
     buckets = [float(steps[i] - steps[i + 1]) for i in range(len(steps) - 1)] + [float(steps[-1])]
-    return small_buckets(buckets, float(answer["scale"]), float(answer.get("alpha", 0.05)))
+    return small_buckets(buckets, float(answer["scale"]), float(answer.get("alpha", 0.05)),
+                         answer.get("noise", "laplace"))  # fmt: skip
 
 
 def _combination(

@@ -79,13 +79,25 @@ class NodeAnswer(BaseModel):
         description="how the attrition was released: `partition` (its buckets at `scale`, "
         "docs/privacy.md), or `cumulative` (a node before it: the steps at `scale`)",
     )
+    noise: Literal["laplace", "gaussian"] = Field(
+        "laplace",
+        description="the noise of the release: discrete `laplace` (ε), or discrete `gaussian` "
+        "(ρ, zCDP; a partition only)",
+    )
     threshold: int = Field(ge=0, le=HUB_NODE_MAX_THRESHOLD)
     rounding: int = Field(ge=1, le=HUB_NODE_MAX_ROUNDING)
-    epsilon: float = Field(gt=0, le=1e6, description="the ε of the attrition's release")
+    epsilon: float = Field(
+        gt=0, le=1e6,
+        description="the ε of the attrition's release (gaussian: alone, at the node's δ)",
+    )  # fmt: skip
+    rho: float | None = Field(
+        None, gt=0, le=1e6, description="gaussian: the ρ of the attrition's release"
+    )
     alpha: float = Field(ge=1e-6, le=0.5)
     scale: float = Field(
         ge=0, le=1e6,
-        description="the discrete Laplace scale of each bucket (1/ε) or, cumulative, step (k/ε)",
+        description="the discrete Laplace scale of each bucket (1/ε) or, cumulative, step "
+        "(k/ε); the discrete Gaussian's σ of each bucket (1/√(2ρ))",
     )  # fmt: skip
     release: str = Field(max_length=200)
     query_hash: str = Field(pattern=r"^[0-9a-f]{64}$")

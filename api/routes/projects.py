@@ -42,9 +42,15 @@ def query(
 def budget(request: Request, pid: ProjectId, u: Authed) -> S.BudgetOut:
     state = state_of(request)
     p = member_project(state, pid, u)
+    gate = state.gate
+    gaussian = gate.params.noise != "laplace"
     return S.BudgetOut(project=p.id, total=p.budget, spent=round(p.spent, 12), left=p.left,
-                       epsilon_per_query=state.gate.cost(False),
-                       epsilon_per_query_with_breakdown=state.gate.cost(True))  # fmt: skip
+                       epsilon_per_query=gate.next_cost(p.id, False),
+                       epsilon_per_query_with_breakdown=gate.next_cost(p.id, True),
+                       noise=gate.params.noise,
+                       rho_per_query=gate.cost(False) if gaussian else None,
+                       rho_per_query_with_breakdown=gate.cost(True) if gaussian else None,
+                       rho_left=gate.rho_left(p.id))  # fmt: skip
 
 
 @router.get("/v1/me")
