@@ -1031,7 +1031,7 @@ def _forecasted(
                 names[g] = answer.names.get(t.dims[group_at], {}).get(key[group_at])
             threshold, rounding = int(params["threshold"]), int(params.get("rounding", 1))
             series.setdefault(g, []).append(
-                ReleasedMonth(month, c.value, scale, threshold, rounding)
+                ReleasedMonth(month, c.value, scale, threshold, rounding, answer.noise)
             )
     forecasts: dict[str, Forecast | str] = {}
     for g, ser in series.items():

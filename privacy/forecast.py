@@ -2,7 +2,8 @@
 
 Input: a monthly series as released by the privacy layer, one `ReleasedMonth` per month
 (the first day of the month, the released value or None where it was shown as "<T", the
-discrete-Laplace noise scale b of that release and the threshold T). Everything here reads
+noise scale b of that release, its noise (discrete Laplace, or discrete Gaussian under
+zCDP: antal.privacy.noise) and the threshold T). Everything here reads
 only those released numbers, never the data, so it costs nothing beyond the series itself
 (post-processing of a differentially private release is free: Dwork & Roth, *The
 Algorithmic Foundations of Differential Privacy*, 2014, Proposition 2.1).
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from antal.privacy.errors import PrivacyError
+from antal.privacy.noise import Laplace, noise_kind
 
 __all__ = [
     "BACKTEST_MONTHS",
@@ -84,9 +86,10 @@ class ReleasedMonth:
 
     month: dt.date  # the first day of the month
     value: int | None
-    scale: float  # the discrete Laplace scale b the release used
+    scale: float  # the noise scale b the release used (the Gaussian's σ)
     threshold: int  # released values below this were shown as "<threshold"
     rounding: int = 1  # released values were rounded to a multiple of this
+    noise: str = "laplace"  # the release's noise (antal.privacy.noise)
 
     @classmethod
     def of(cls, item: ReleasedMonth | Sequence[Any]) -> ReleasedMonth:
@@ -220,26 +223,7 @@ class Forecast:
 def discrete_laplace_variance(scale: float) -> float:
     """Variance of the discrete Laplace distribution P(k) ∝ exp(-|k| / scale), OpenDP's
     `make_laplace` on integers (privacy/mechanism.py): 2q / (1 - q)**2 with q = e^(-1/scale)."""
-    if scale <= 0:
-        return 0.0
-    q = math.exp(-1.0 / scale)
-    return 2.0 * q / (1.0 - q) ** 2
-
-
-def _discrete_laplace_draws(rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
-    """The difference of two geometric counts (failures before a success, p = 1 - q) is
-    discrete Laplace with q = e^(-1/scale): the same distribution OpenDP samples exactly."""
-    if scale <= 0:
-        return np.zeros(n, dtype=np.int64)
-    p = -math.expm1(-1.0 / scale)
-    return rng.geometric(p, n) - rng.geometric(p, n)
-
-
-def _discrete_laplace_pmf(k: np.ndarray, scale: float) -> np.ndarray:
-    if scale <= 0:
-        return (k == 0).astype(float)
-    q = math.exp(-1.0 / scale)
-    return (1 - q) / (1 + q) * np.power(q, np.abs(k))
+    return Laplace().variance(scale)
 
 
 # ---- the series ---------------------------------------------------------------------------
@@ -291,9 +275,11 @@ def _design(months: Sequence[dt.date], origin: dt.date, seasonal: bool) -> np.nd
 # ---- fitting ------------------------------------------------------------------------------
 
 
-def _censored_moments(mu: float, alpha: float, scale: float, threshold: int) -> tuple[float, float]:
+def _censored_moments(
+    mu: float, alpha: float, scale: float, threshold: int, noise: str = "laplace"
+) -> tuple[float, float]:
     """E[r | r < T] and E[(r - mu)**2 | r < T] for the released value r = max(0, y + e),
-    y ~ NB(mu, alpha) and e discrete Laplace: what a month shown as "<T" most likely held."""
+    y ~ NB(mu, alpha) and e the release's noise: what a month shown as "<T" most likely held."""
     from scipy import stats  # imported when needed: the command line starts without it
 
     if threshold <= 0:
@@ -307,10 +293,9 @@ def _censored_moments(mu: float, alpha: float, scale: float, threshold: int) -> 
         py = stats.poisson.pmf(ys, mu)
     vs = np.arange(0, threshold)
     # P(y + e = v) for v = 1 .. T-1, and P(y + e <= 0) for the clamped 0
-    pv = np.array([py @ _discrete_laplace_pmf(v - ys, scale) for v in vs[1:]])
-    q = math.exp(-1.0 / scale) if scale > 0 else 0.0
-    # P(e <= -y) = q**y / (1 + q) for y >= 1, and for y = 0 it is P(e <= 0) = 1 / (1 + q)
-    p0 = float(py @ np.where(ys == 0, 1 / (1 + q), np.power(q, ys) / (1 + q))) if q else py[0]
+    kind = noise_kind(noise)
+    pv = np.array([py @ kind.pmf(v - ys, scale) for v in vs[1:]])
+    p0 = float(py @ kind.at_most(-ys, scale))  # P(y + e <= 0)
     probs = np.concatenate([[p0], pv])
     total = probs.sum()
     if total <= 0:  # the model says a month below T is all but impossible: take T - 1
@@ -330,7 +315,7 @@ def fit(items: Iterable[ReleasedMonth | Sequence[Any]], *, seasonal: bool | None
         seasonal = len(series) >= SEASONAL_MONTHS
     months = [m.month for m in series]
     x = _design(months, months[0], seasonal)
-    noise = np.array([discrete_laplace_variance(m.scale) for m in series])
+    noise = np.array([noise_kind(m.noise).variance(m.scale) for m in series])
     shown = np.array([m.value is not None for m in series])
     y = np.array([float(m.value) if m.value is not None else m.threshold / 2 for m in series])
     if seasonal and not all(shown[[m.month == k for m in months]].any() for k in range(1, 13)):
@@ -353,7 +338,8 @@ def fit(items: Iterable[ReleasedMonth | Sequence[Any]], *, seasonal: bool | None
         new_y, sq = y.copy(), (y - mu) ** 2
         for i, m in enumerate(series):
             if m.value is None:
-                new_y[i], sq[i] = _censored_moments(float(mu[i]), alpha, m.scale, m.threshold)
+                new_y[i], sq[i] = _censored_moments(float(mu[i]), alpha, m.scale, m.threshold,
+                                                    m.noise)  # fmt: skip
         # over-dispersion by moments: what is left of the squared residuals after the
         # Poisson variance and the noise's, relative to mu**2 (shown months as they are,
         # censored ones by their expectation: the shown ones alone are the high ones)
@@ -379,8 +365,9 @@ def fit(items: Iterable[ReleasedMonth | Sequence[Any]], *, seasonal: bool | None
 
 
 def _predict(
-    f: Fit, months: Sequence[dt.date], scale: float, rounding: int, draws: int, seed: int
-) -> tuple[ForecastMonth, ...]:
+    f: Fit, months: Sequence[dt.date], scale: float, rounding: int, draws: int, seed: int,
+    noise: str = "laplace",
+) -> tuple[ForecastMonth, ...]:  # fmt: skip
     rng = np.random.default_rng(seed)
     xh = _design(months, f.series[0].month, f.seasonal)
     mean = np.exp(xh @ f.params)
@@ -389,7 +376,8 @@ def _predict(
     # negative binomial as a gamma-Poisson mixture
     lam = rng.gamma(1.0 / f.alpha, f.alpha * mu) if f.alpha > 1e-9 else mu
     y = rng.poisson(lam)
-    released = np.maximum(0, y + _discrete_laplace_draws(rng, scale, y.size).reshape(y.shape))
+    e = noise_kind(noise).draws(rng, scale, y.size).reshape(y.shape)
+    released = np.maximum(0, y + e)
     released = np.round(released / rounding) * rounding
     q = np.quantile(released, [0.05, 0.25, 0.75, 0.95], axis=0, method="inverted_cdf")
     return tuple(
@@ -415,7 +403,8 @@ def backtest(
         )
     f = fit(head)
     last = tail[-1]
-    predicted = _predict(f, [m.month for m in tail], last.scale, last.rounding, draws, seed)
+    predicted = _predict(f, [m.month for m in tail], last.scale, last.rounding, draws, seed,
+                         last.noise)  # fmt: skip
     return BackTest(
         tuple(BackTestMonth(p, m.value) for p, m in zip(predicted, tail, strict=True)), f.model
     )
@@ -439,7 +428,7 @@ def forecast(
     f = fit(series)
     last = series[-1]
     ahead = [_next_month(last.month, k) for k in range(1, months + 1)]
-    predicted = _predict(f, ahead, last.scale, last.rounding, draws, seed)
+    predicted = _predict(f, ahead, last.scale, last.rounding, draws, seed, last.noise)
     bt, note = None, None
     try:
         bt = backtest(series, draws=draws, seed=seed)

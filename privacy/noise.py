@@ -25,6 +25,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 if TYPE_CHECKING:
     import opendp.prelude as dp
 
@@ -95,6 +97,19 @@ class NoiseKind(ABC):
     def positive_part_mean(self, scale: float) -> float:
         """E[max(e, 0)] of one draw e: the bias of a count of 0 released as max(0, 0 + e)."""
 
+    @abstractmethod
+    def pmf(self, k: np.ndarray, scale: float) -> np.ndarray:
+        """P(e = k) for integers k (numpy; what a model of released values needs)."""
+
+    @abstractmethod
+    def at_most(self, k: np.ndarray, scale: float) -> np.ndarray:
+        """P(e <= k) for integers k."""
+
+    @abstractmethod
+    def draws(self, rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
+        """n draws from a seeded numpy generator: the distribution OpenDP samples exactly,
+        for a simulation that must give the same numbers each time (never a release)."""
+
 
 class Laplace(NoiseKind):
     name: NoiseName = "laplace"
@@ -140,6 +155,27 @@ class Laplace(NoiseKind):
         q = math.exp(-1 / scale)
         return q / ((1 + q) * (1 - q))
 
+    def pmf(self, k: np.ndarray, scale: float) -> np.ndarray:
+        if scale <= 0:
+            return (k == 0).astype(float)
+        q = math.exp(-1.0 / scale)
+        return (1 - q) / (1 + q) * np.power(q, np.abs(k))
+
+    def at_most(self, k: np.ndarray, scale: float) -> np.ndarray:
+        if scale <= 0:
+            return (k >= 0).astype(float)
+        q = math.exp(-1.0 / scale)
+        # P(e <= k) = 1 - q^(k+1) / (1 + q) for k >= 0, q^(-k) / (1 + q) below
+        k = np.asarray(k)
+        return np.where(k >= 0, 1 - np.power(q, k + 1) / (1 + q), np.power(q, -k) / (1 + q))
+
+    def draws(self, rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
+        # the difference of two geometric counts (p = 1 - q) is discrete Laplace
+        if scale <= 0:
+            return np.zeros(n, dtype=np.int64)
+        p = -math.expm1(-1.0 / scale)
+        return rng.geometric(p, n) - rng.geometric(p, n)
+
 
 class Gaussian(NoiseKind):
     name: NoiseName = "gaussian"
@@ -177,6 +213,31 @@ class Gaussian(NoiseKind):
 
     def positive_part_mean(self, scale: float) -> float:
         return _dg_moments(scale)[1]
+
+    def pmf(self, k: np.ndarray, scale: float) -> np.ndarray:
+        if scale <= 0:
+            return (np.asarray(k) == 0).astype(float)
+        p = np.array(_dg_pmf(scale))
+        a = np.abs(np.asarray(k))
+        return np.where(a < p.size, p[np.minimum(a, p.size - 1)], 0.0)
+
+    def at_most(self, k: np.ndarray, scale: float) -> np.ndarray:
+        if scale <= 0:
+            return (np.asarray(k) >= 0).astype(float)
+        p = np.array(_dg_pmf(scale))
+        top = p.size - 1
+        full = np.concatenate([p[:0:-1], p])  # P(e = -top .. top)
+        cdf = np.cumsum(full)
+        idx = np.clip(np.asarray(k) + top, -1, 2 * top)
+        return np.where(idx < 0, 0.0, cdf[np.maximum(idx, 0)])
+
+    def draws(self, rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
+        if scale <= 0:
+            return np.zeros(n, dtype=np.int64)
+        p = np.array(_dg_pmf(scale))
+        top = p.size - 1
+        full = np.concatenate([p[:0:-1], p])
+        return rng.choice(np.arange(-top, top + 1), size=n, p=full / full.sum())
 
 
 @functools.lru_cache(maxsize=256)

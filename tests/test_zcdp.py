@@ -221,3 +221,40 @@ def test_neighbouring_data_sets_stay_within_the_renyi_bound() -> None:
     assert d <= 2 * rho * 1.15 + 0.01, (d, 2 * rho)  # sampling error: 15% and a floor
     loud = _renyi2(finals(40, 4 * rho), finals(39, 4 * rho))  # σ halved
     assert loud > 2 * rho * 1.5, loud
+
+
+@pytest.mark.parametrize("scale", [0.7, 3.0, 8.0])
+def test_the_numpy_model_of_the_gaussian_is_opendps(scale: float) -> None:
+    """What the forecast simulates and conditions on (antal.privacy.noise: pmf, P(e <= k),
+    seeded draws) is the distribution OpenDP releases with."""
+    g = Gaussian()
+    k = np.arange(-60, 61)
+    assert g.pmf(k, scale).sum() == pytest.approx(1.0, abs=1e-9)
+    assert np.allclose(np.cumsum(g.pmf(k, scale)), g.at_most(k, scale), atol=1e-9)
+    ours = g.draws(np.random.default_rng(1), scale, 100_000)
+    theirs = np.array(g.sample([0] * 100_000, scale))
+    assert ours.var() == pytest.approx(g.variance(scale), rel=0.03)
+    assert theirs.var() == pytest.approx(g.variance(scale), rel=0.03)
+    for x in (0, 1, 2 * int(scale)):
+        assert np.mean(np.abs(ours) <= x) == pytest.approx(np.mean(np.abs(theirs) <= x), abs=0.01)
+
+
+def test_a_gaussian_series_is_forecast_with_its_own_noise() -> None:
+    """A monthly series released under Gaussian noise: the forecast's back-tests use that
+    noise (its variance in the fit, its draws in the intervals) and cover as stated."""
+    import datetime as dt
+    import statistics
+
+    from antal.privacy.forecast import ReleasedMonth, backtest
+
+    scale, inside = 6.0, []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        mu = [30 * math.exp(0.05 * i / 12) for i in range(48)]
+        noisy = Gaussian().sample([int(c) for c in rng.poisson(mu)], scale)
+        series = [ReleasedMonth(dt.date(2020 + i // 12, i % 12 + 1, 1),
+                                max(0, v) if max(0, v) >= 10 else None, scale, 10, 1, "gaussian")
+                  for i, v in enumerate(noisy)]  # fmt: skip
+        inside += [m.inside90 for m in backtest(series, draws=1000).months
+                   if m.inside90 is not None]  # fmt: skip
+    assert 0.83 <= statistics.fmean(inside) <= 0.98, statistics.fmean(inside)
