@@ -120,13 +120,19 @@ def exact_monthly(
     out = {}
     for m in months:
         res = engine.count_exact(
-            dataclasses.replace(month_cohort(cohort, m), report=by), inst, catalog, backend=backend
+            dataclasses.replace(month_cohort(cohort, m), reports=(ir.Report(by),)),
+            inst,
+            catalog,
+            backend=backend,
         )
         out[m] = {(k[0], k[1]): n for k, n in res.cells}
         assert sum(out[m].values()) == res.count
     # check: the months of each year add up to the whole cohort's `report by year`
     whole = engine.count_exact(
-        dataclasses.replace(cohort, report=(ir.Dim("year"),)), inst, catalog, backend=backend
+        dataclasses.replace(cohort, reports=(ir.Report((ir.Dim("year"),)),)),
+        inst,
+        catalog,
+        backend=backend,
     )
     per_year: dict[int, int] = defaultdict(int)
     for m, cells in out.items():

@@ -156,12 +156,35 @@ class BackTest:
         shown = [x for x in inside if x is not None]
         return sum(shown) / len(shown) if shown else None
 
+    def _errors(self) -> list[tuple[float, float]]:
+        return [(m.released - m.predicted.mean, m.predicted.mean) for m in self.months
+                if m.released is not None]  # fmt: skip
+
+    @property
+    def bias(self) -> float | None:
+        """Mean of (released − predicted mean) over the compared months, relative to the
+        predicted mean: +0.16 when the releases were 16% above the forecast."""
+        e = self._errors()
+        total = sum(p for _d, p in e)
+        return sum(d for d, _p in e) / total if e and total > 0 else None
+
+    @property
+    def mae(self) -> float | None:
+        """Mean absolute error of the point forecast against the released values, relative
+        to the predicted mean (it holds the noise and the count's own variation too)."""
+        e = self._errors()
+        total = sum(p for _d, p in e)
+        return sum(abs(d) for d, _p in e) / total if e and total > 0 else None
+
     def to_json(self) -> dict[str, Any]:
         c90, c50 = self.coverage(90), self.coverage(50)
+        bias, mae = self.bias, self.mae
         return {"model": self.model, "months": [m.to_json() for m in self.months],
                 "compared": self.compared, "suppressed": self.suppressed,
                 "coverage90": None if c90 is None else round(c90, 4),
-                "coverage50": None if c50 is None else round(c50, 4)}  # fmt: skip
+                "coverage50": None if c50 is None else round(c50, 4),
+                "bias": None if bias is None else round(bias, 4),
+                "mae": None if mae is None else round(mae, 4)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -174,11 +197,16 @@ class Fit:
     cov: np.ndarray = field(repr=False)
     alpha: float  # over-dispersion: variance mu + alpha * mu**2 (besides the noise)
     imputed: tuple[tuple[dt.date, float], ...]  # suppressed months and the value used
+    # the variance of a calendar year's shared shock on the log scale (`_year_variance`):
+    # a year the whole of which sits above or below the trend
+    year_variance: float = 0.0
+    year_effect: bool = False  # three calendar years or more: τ² could be estimated
 
     @property
     def model(self) -> str:
         terms = "trend and month of year" if self.seasonal else "trend only"
-        return f"negative binomial GLM, log link, {terms}"
+        year = ", a random year effect" if self.year_effect else ""
+        return f"negative binomial GLM, log link, {terms}{year}"
 
     @property
     def trend_per_year(self) -> float:
@@ -209,6 +237,7 @@ class Forecast:
                         "suppressed": [m.isoformat() for m, _ in f.imputed]},
             "trend_per_year": round(f.trend_per_year, 4),
             "overdispersion": round(f.alpha, 6),
+            "year_variance": round(f.year_variance, 6),
             "forecast": [m.to_json() for m in self.months],
             "backtest": self.backtest.to_json() if self.backtest else None,
             "backtest_note": self.backtest_note,
@@ -356,9 +385,41 @@ def fit(items: Iterable[ReleasedMonth | Sequence[Any]], *, seasonal: bool | None
     imputed = tuple(
         (m.month, round(float(y[i]), 3)) for i, m in enumerate(series) if m.value is None
     )
-    return Fit(
-        series, seasonal, np.asarray(res.params), np.asarray(res.cov_params()), alpha, imputed
-    )
+    mu = np.asarray(res.fittedvalues)
+    tau2, deff, estimable = _year_variance(months, y, mu, mu + alpha * mu**2 + noise, p)
+    # the months of a year share its shock, so the coefficients are less certain than for
+    # independent months: the covariance is inflated by the design effect of a cluster
+    # (Kish 1965) of a year's months
+    cov = np.asarray(res.cov_params()) * deff
+    return Fit(series, seasonal, np.asarray(res.params), cov, alpha, imputed, tau2, estimable)
+
+
+def _year_variance(
+    months: Sequence[dt.date], y: np.ndarray, mu: np.ndarray, var: np.ndarray, p: int
+) -> tuple[float, float, bool]:
+    """(τ², design effect, whether it could be estimated) of a random year effect: the calendar years' totals vary around
+    the fitted trend more than the months' own variance `var` explains when a year's
+    months share a shock exp(u), u ~ N(0, τ²). By moments over the years with at least six
+    months: E[(Σy − Σμ)²] = Σvar + τ²(Σμ)², less the degrees of freedom the fit used at
+    the year level (its trend and intercept). Fewer than three such years: no estimate."""
+    years = sorted({m.year for m in months})
+    rows = []
+    for yr in years:
+        at = np.array([m.year == yr for m in months])
+        if at.sum() >= 6:
+            rows.append((float(y[at].sum()), float(mu[at].sum()), float(var[at].sum()),
+                         int(at.sum())))  # fmt: skip
+    if len(rows) < 3:
+        return 0.0, 1.0, False
+    excess = sum((o - e) ** 2 - v for o, e, v, _n in rows)
+    scale = sum(e * e for _o, e, _v, _n in rows)
+    free = len(rows) - min(p, 2)  # the intercept and the trend are fitted to these totals
+    tau2 = max(0.0, excess / scale * len(rows) / max(free, 1))
+    # the share of a month's variance that its year shares, and the design effect
+    m_bar = sum(n for *_x, n in rows) / len(rows)
+    mean_mu = float(np.mean(mu))
+    icc = tau2 * mean_mu**2 / (tau2 * mean_mu**2 + float(np.mean(var)))
+    return tau2, 1 + (m_bar - 1) * icc, True
 
 
 # ---- predicting ---------------------------------------------------------------------------
@@ -373,6 +434,10 @@ def _predict(
     mean = np.exp(xh @ f.params)
     betas = rng.multivariate_normal(f.params, f.cov, size=draws, method="svd")
     mu = np.exp(np.clip(betas @ xh.T, -50, 50))  # draws x months
+    if f.year_variance > 0:  # each future calendar year's shared shock, mean 1
+        years = sorted({m.year for m in months})
+        u = rng.normal(-f.year_variance / 2, math.sqrt(f.year_variance), (draws, len(years)))
+        mu = mu * np.exp(u[:, [years.index(m.year) for m in months]])
     # negative binomial as a gamma-Poisson mixture
     lam = rng.gamma(1.0 / f.alpha, f.alpha * mu) if f.alpha > 1e-9 else mu
     y = rng.poisson(lam)

@@ -92,11 +92,18 @@ def _print(res: uc.Forecasted, title: str, months: int) -> None:
             t.add_row(m.month.isoformat()[:7], f"{m.mean:.1f}", f"{m.low50}–{m.high50}",
                       f"{m.low90}–{m.high90}")  # fmt: skip
         out.print(t)
-        cov = total.backtest.coverage(90) if total.backtest else None
-        if cov is not None:
+        bt = total.backtest
+        cov = bt.coverage(90) if bt else None
+        if bt is not None and cov is not None:
+            errors = (
+                f"; the releases were {bt.bias:+.0%} off the forecast on average (bias), "
+                f"{bt.mae:.0%} apart month by month (mean absolute error)"
+                if bt.bias is not None and bt.mae is not None
+                else ""
+            )
             out.print(
                 f"back-test (refit without the last 12 months, then predicted): {cov:.0%} of "
-                "the released months fell inside the 90% interval"
+                f"the released months fell inside the 90% interval{errors}"
             )
     else:
         out.print(f"no forecast for the whole cohort: {total}")
