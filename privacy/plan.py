@@ -397,15 +397,16 @@ def _monthly(
     target: int,
     rng: np.random.Generator,
 ) -> tuple[dict[str, Any], ...]:
-    """Per month of the plan: each site's expected enrolment (its mean rate times the part
-    of the month it is active), the total, the expected cumulative total and its 90%
-    interval (a Poisson count of each draw's cumulative intensity)."""
+    """Per calendar month of the plan: each site's expected enrolment (its mean rate times
+    the time it is active in that month), the total, the expected cumulative total at the
+    month's end and its 90% interval (a Poisson count of each draw's cumulative intensity)."""
     out = []
     mean = rates.mean(axis=0)
     for m in range(1, horizon + 1):
-        active = np.clip(m - offs, 0, 1) - np.clip(m - 1 - offs, 0, 1)  # share of month m
-        per_site = mean * active
-        cum = rng.poisson((rates * np.clip(m - offs, 0, None)).sum(axis=1))
+        a = _months_between(start, calendar_month(start, m - 1))
+        b = _months_between(start, calendar_month(start, m))
+        per_site = mean * np.clip(b - np.maximum(a, offs), 0, None)  # months active in it
+        cum = rng.poisson((rates * np.clip(b - offs, 0, None)).sum(axis=1))
         lo, hi = (int(x) for x in np.quantile(cum, [0.05, 0.95]))
         out.append({
             "month": m,

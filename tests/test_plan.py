@@ -236,7 +236,10 @@ def test_the_use_case_plans_from_the_released_site_table(tmp_path: Path) -> None
         )
     # 60 at (240 + 120)·0.2 / 24 = 3 a month: about 20 months
     assert 17 < p.time_median < 23 and p.time90[0] < p.time_median < p.time90[1]
-    assert p.months[0]["expected"] == pytest.approx(3.0, rel=0.06)
+    for m in p.months:  # 3 a month of 30.44 days, in each calendar month's days
+        first = dt.date.fromisoformat(m["from"])
+        days = ((first + dt.timedelta(days=32)).replace(day=1) - first).days
+        assert m["expected"] == pytest.approx(3.0 * days / (365.25 / 12), rel=0.05)
     # asked again: the stored answer, nothing charged, the same plan
     again = planning.plan_count(AF, inst, CAT, gate, "p", "u", be, _request())
     be.close()
@@ -289,6 +292,12 @@ def test_cli_and_http_faces(tmp_path: Path) -> None:
     body = json.loads(r.stdout)
     assert [s["site"] for s in body["sites"]] == ["01001", "12001"]
     assert body["sites"][1]["start"] == "2026-03-01" and body["months"][0]["sites"]["12001"] == 0
+    # 12001 starts on 2026-03-01: none of its first two months, part of its third, then all
+    rate = body["sites"][1]["enrolled_per_month"]
+    got = [m["sites"]["12001"] for m in body["months"][:5]]
+    day = rate / (365.25 / 12)  # its expected enrolment a day
+    assert got[0] == got[1] == 0  # January, February: not started
+    assert got[2:5] == pytest.approx([31 * day, 30 * day, 31 * day], abs=2e-3)  # March-May
     assert 0 <= body["p_by"] <= 1 and body["answer"]["receipt"]["signature"]
     r = CliRunner().invoke(cli, [*base, "--sites", "01001"])
     assert r.exit_code == 0, r.output
