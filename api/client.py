@@ -26,10 +26,11 @@ here, the engine's `CohortError` there.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -819,6 +820,36 @@ class Client:
         body, source = self._cohort_body(cohort)
         body = {**body, "months": months, "by": by}
         return self._request("POST", f"/v1/projects/{project}/forecast", json=body, source=source)
+
+    def plan(
+        self,
+        project: str,
+        cohort: CohortInput,
+        target: int,
+        sites: Sequence[str],
+        *,
+        start: dt.date | str | None = None,
+        site_starts: Mapping[str, dt.date | str] | None = None,
+        capture: float = 1.0,
+        consent: float = 1.0,
+        screen_fail: float = 0.0,
+        by: dt.date | str | None = None,
+    ) -> dict[str, Any]:
+        """An enrolment plan (docs/sponsor.md) at `sites` (hospital names or codes): the
+        cohort, which asks `report by hospital`, counted like `count` (free when its answer
+        is stored), and from its released site table the expected enrolment per site and
+        month, the time to reach `target` (median, 90% interval) and the chance of reaching
+        it `by` a date. The plan itself costs nothing."""
+        body, source = self._cohort_body(cohort)
+
+        def day(d: dt.date | str | None) -> str | None:
+            return d.isoformat() if isinstance(d, dt.date) else d
+
+        body = {**body, "target": target, "sites": list(sites), "start": day(start),
+                "site_starts": {k: day(v) for k, v in (site_starts or {}).items()},
+                "capture": capture, "consent": consent, "screen_fail": screen_fail,
+                "by": day(by)}  # fmt: skip
+        return self._request("POST", f"/v1/projects/{project}/plan", json=body, source=source)
 
     def report(self, project: str, cohort: CohortInput, forecast_months: int | None = None) -> str:
         """The feasibility report of a cohort for a project: one self-contained HTML page

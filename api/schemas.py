@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -400,6 +401,27 @@ class ReportIn(CohortIn):
                 "released, and computes the forecast itself (`forecast_months`)"
             )
         return data
+
+
+class PlanIn(CohortIn):
+    """A cohort with `report by hospital` and the enrolment plan asked of it (docs/sponsor.md)."""
+
+    target: int = Field(description="how many persons to enrol (at least 1)")
+    sites: list[Annotated[str, Field(max_length=200)]] = Field(
+        max_length=200, description="the sites: hospital names (as the answer shows them) or codes"
+    )
+    start: dt.date | None = Field(
+        None, description="when the sites start (default: next month's first day)"
+    )
+    site_starts: dict[str, dt.date] = Field(
+        default_factory=dict, max_length=200, description="a later start per site (name or code)"
+    )
+    capture: float = Field(1.0, description="share of eligible persons screened, in (0, 1]")
+    consent: float = Field(1.0, description="share of those screened who consent, in (0, 1]")
+    screen_fail: float = Field(
+        0.0, description="share of those who consent who fail screening, in [0, 1)"
+    )
+    by: dt.date | None = Field(None, description="the chance of reaching the target by this date")
 
 
 class ForecastIn(CohortIn):

@@ -14,6 +14,7 @@ from antal.api.cli.cohorts import check_cmd, sql_cmd
 from antal.api.cli.count import count_cmd
 from antal.api.cli.forecast import forecast_cmd
 from antal.api.cli.loadpg import load_postgres_cmd
+from antal.api.cli.plan import plan_cmd
 from antal.api.cli.prepare import prepare_cmd
 from antal.api.cli.report import report_cmd
 from antal.api.cli.serve import serve
@@ -37,6 +38,7 @@ app.command("sql")(sql_cmd)
 app.command("count")(count_cmd)
 app.command("report")(report_cmd)
 app.command("forecast")(forecast_cmd)
+app.command("plan")(plan_cmd)
 app.add_typer(audit.app, name="audit")
 app.add_typer(receipt.app, name="receipt")
 app.add_typer(admin.app, name="admin")

@@ -7,6 +7,7 @@ from antal.api.routes import (
     catalog_export,
     cohorts,
     holder,
+    plan,
     projects,
     receipts,
     report,
@@ -18,3 +19,4 @@ __all__ = ["ROUTERS"]
 ROUTERS = [r.router for r in (catalog, cohorts, report, projects, receipts, audit, admin, service)]
 ROUTERS.append(catalog_export.router)
 ROUTERS.append(holder.router)
+ROUTERS.append(plan.router)
