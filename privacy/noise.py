@@ -25,7 +25,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: `antal check` starts without it
+    import numpy as np
 
 if TYPE_CHECKING:
     import opendp.prelude as dp
@@ -156,12 +157,16 @@ class Laplace(NoiseKind):
         return q / ((1 + q) * (1 - q))
 
     def pmf(self, k: np.ndarray, scale: float) -> np.ndarray:
+        import numpy as np
+
         if scale <= 0:
             return (k == 0).astype(float)
         q = math.exp(-1.0 / scale)
         return (1 - q) / (1 + q) * np.power(q, np.abs(k))
 
     def at_most(self, k: np.ndarray, scale: float) -> np.ndarray:
+        import numpy as np
+
         if scale <= 0:
             return (k >= 0).astype(float)
         q = math.exp(-1.0 / scale)
@@ -170,6 +175,8 @@ class Laplace(NoiseKind):
         return np.where(k >= 0, 1 - np.power(q, k + 1) / (1 + q), np.power(q, -k) / (1 + q))
 
     def draws(self, rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
+        import numpy as np
+
         # the difference of two geometric counts (p = 1 - q) is discrete Laplace
         if scale <= 0:
             return np.zeros(n, dtype=np.int64)
@@ -215,6 +222,8 @@ class Gaussian(NoiseKind):
         return _dg_moments(scale)[1]
 
     def pmf(self, k: np.ndarray, scale: float) -> np.ndarray:
+        import numpy as np
+
         if scale <= 0:
             return (np.asarray(k) == 0).astype(float)
         p = np.array(_dg_pmf(scale))
@@ -222,6 +231,8 @@ class Gaussian(NoiseKind):
         return np.where(a < p.size, p[np.minimum(a, p.size - 1)], 0.0)
 
     def at_most(self, k: np.ndarray, scale: float) -> np.ndarray:
+        import numpy as np
+
         if scale <= 0:
             return (np.asarray(k) >= 0).astype(float)
         p = np.array(_dg_pmf(scale))
@@ -232,6 +243,8 @@ class Gaussian(NoiseKind):
         return np.where(idx < 0, 0.0, cdf[np.maximum(idx, 0)])
 
     def draws(self, rng: np.random.Generator, scale: float, n: int) -> np.ndarray:
+        import numpy as np
+
         if scale <= 0:
             return np.zeros(n, dtype=np.int64)
         p = np.array(_dg_pmf(scale))

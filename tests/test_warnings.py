@@ -379,6 +379,48 @@ def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> 
     assert r.json()["diagnostics"][0]["code"] == "unknown_code"
 
 
+def test_one_set_of_warnings_wherever_the_cohort_is_read(tmp_path: Path) -> None:
+    """The same cohort on the same data: `antal check --data`, `antal count --json`, the
+    HTTP validation and count, and the report all carry the same warnings (issue 24,
+    item 7; `antal check` without `--data` knows only the catalog's)."""
+    import re
+
+    d = _data(tmp_path)
+    f = tmp_path / "w.cohort"
+    text = ("index first drug A10BK* in lmr between 2014-01-01 and 2026-06-30\n"
+            "include diagnosis I21* before index\n")  # fmt: skip
+    f.write_text(text)
+    r = CliRunner().invoke(cli, ["check", str(f), "--data", str(d)])
+    assert r.exit_code == 0, r.output
+    messages = sorted(w.message for w in warnings(text, CAT, Installation.from_data_dir(d)))
+    shown = re.findall(r"warning: (.*?)(?: - |\n)", r.output)
+    assert sorted(shown) == messages and len(messages) >= 3
+    # without the data: the catalog's periods (npr before 2006 too), not this release's
+    alone = CliRunner().invoke(cli, ["check", str(f)])
+    assert sorted(re.findall(r"warning: (.*?)(?: - |\n)", alone.output)) != messages
+    r = CliRunner().invoke(cli, ["count", str(f), "--data", str(d), "--exact", "--json",
+                                 "--store", str(tmp_path / "c.sqlite")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (
+        sorted(w["message"] for w in json.loads(r.output.splitlines()[-1])["warnings"]) == messages
+    )
+    app = create_app(Settings(data=d, store=str(tmp_path / "s.sqlite")))
+    st = app.state.antal
+    st.accounts.create_user("res", "R", "researcher")
+    st.store.create_project("p", "P", "forskning", 10.0, ("npr", "lmr"))
+    st.accounts.add_member("p", "res")
+    c = TestClient(app)
+    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    v = c.post("/v1/cohorts/validate", json={"cohort": text}, headers=h).json()
+    assert sorted(x["message"] for x in v["diagnostics"]) == messages
+    answer = c.post("/v1/projects/p/count", json={"cohort": text}, headers=h).json()
+    assert sorted(w["message"] for w in answer["warnings"]) == messages
+    from antal.api.report import render_report
+
+    html = render_report(answer, cohort_text=text)
+    assert all(m.replace("'", "&#39;") in html for m in messages)
+
+
 def test_the_data_check_accepts_the_codes_of_every_period(tmp_path: Path) -> None:
     from antal.engine.datacheck import check_data
 

@@ -13,8 +13,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from antal.api.cli.common import CatalogOpt, StoreOpt, fail, failing, load_catalog, out, settings
-from antal.api.cli.count import ConfigOpt, DataOpt
+from antal.api.cli.common import (
+    CatalogOpt,
+    ConfigOpt,
+    DataOpt,
+    StoreOpt,
+    fail,
+    failing,
+    load_catalog,
+    out,
+    settings,
+)
 from antal.catalog import Register, suggest
 
 if TYPE_CHECKING:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from antal.api.cli.common import StoreOpt, fail, failing, out, settings
+from antal.api.cli.common import ConfigOpt, DataOpt, StoreOpt, fail, failing, out, settings
 
 __all__ = ["availability", "export"]
-
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Directory of the extracts.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Installation file.")]
 
 
 def export(

@@ -8,16 +8,40 @@ from typing import Annotated
 
 import typer
 
-from antal.api.cli.common import CatalogOpt, checked, fail, failing, load_catalog, out
+from antal.api.cli.common import (
+    CatalogOpt,
+    ConfigOpt,
+    DataOpt,
+    checked,
+    fail,
+    failing,
+    load_catalog,
+    out,
+    settings,
+)
 
 __all__ = ["check_cmd", "sql_cmd"]
 
 
 def check_cmd(
-    file: Annotated[Path, typer.Argument(help="A .cohort file.")], catalog_dir: CatalogOpt = None
+    file: Annotated[Path, typer.Argument(help="A .cohort file.")],
+    catalog_dir: CatalogOpt = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Parse and check a cohort against the catalog; print errors like a compiler."""
-    _, v = checked(file, load_catalog(dirs=catalog_dir))
+    """Parse and check a cohort against the catalog; print errors like a compiler. With
+    `--data` or `--config`, also the warnings about that installation's data (its reporting
+    lags and the periods its extracts cover): the warnings `antal count` gives."""
+    if data is not None or config is not None:
+        from antal.api import usecases as uc
+
+        s = settings(data, config)
+        with failing():
+            inst = uc.open_installation(s)
+            cat = uc.catalog_for(s, inst)
+        _, v = checked(file, cat, inst)
+    else:
+        _, v = checked(file, load_catalog(dirs=catalog_dir))
     assert v.checked is not None
     out.print(f"{file}: ok ({len(v.checked.steps)} steps, query {(v.query_hash or '')[:12]})")
 

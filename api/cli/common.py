@@ -68,6 +68,17 @@ BudgetOpt = Annotated[
     float | None,
     typer.Option(help="Total ε of a new local project (an existing one keeps its own)."),
 ]
+# the installation a command counts on (count, check, forecast, plan, report, ...)
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Directory of canonical Parquet extracts, or a file `antal prepare` wrote "
+        "(default: ANTAL_DATA)."
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option(help="Installation config (YAML; default: ANTAL_INSTALLATION).")
+]
 CatalogOpt = Annotated[
     list[Path] | None, typer.Option("--catalog", help="Extra directory of entries.")
 ]

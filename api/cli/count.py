@@ -14,6 +14,8 @@ from rich.table import Table
 
 from antal.api.cli.common import (
     BudgetOpt,
+    ConfigOpt,
+    DataOpt,
     ProjectOpt,
     PurposeOpt,
     StoreOpt,
@@ -30,17 +32,6 @@ if TYPE_CHECKING:
     from antal.privacy import Answer, Quote
 
 __all__ = ["count_cmd"]
-
-DataOpt = Annotated[
-    Path | None,
-    typer.Option(
-        help="Directory of canonical Parquet extracts, or a file `antal prepare` wrote "
-        "(default: ANTAL_DATA)."
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None, typer.Option(help="Installation config (YAML; default: ANTAL_INSTALLATION).")
-]
 
 
 def _fmt(n: int | None) -> str:

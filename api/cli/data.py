@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from antal.api.cli.common import failing, out, settings
-from antal.api.cli.count import ConfigOpt, DataOpt
+from antal.api.cli.common import ConfigOpt, DataOpt, failing, out, settings
 
 __all__ = ["app"]
 

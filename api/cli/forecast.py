@@ -15,6 +15,8 @@ from rich.table import Table
 
 from antal.api.cli.common import (
     BudgetOpt,
+    ConfigOpt,
+    DataOpt,
     ProjectOpt,
     PurposeOpt,
     StoreOpt,
@@ -24,7 +26,6 @@ from antal.api.cli.common import (
     out,
     settings,
 )
-from antal.api.cli.count import ConfigOpt, DataOpt
 
 if TYPE_CHECKING:
     from antal.api import usecases as uc

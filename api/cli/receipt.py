@@ -14,8 +14,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from antal.api.cli.common import CatalogOpt, checked, err, fail, failing, out, settings
-from antal.api.cli.count import ConfigOpt, DataOpt
+from antal.api.cli.common import (
+    CatalogOpt,
+    ConfigOpt,
+    DataOpt,
+    checked,
+    err,
+    fail,
+    failing,
+    out,
+    settings,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

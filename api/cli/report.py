@@ -14,6 +14,8 @@ import typer
 
 from antal.api.cli.common import (
     BudgetOpt,
+    ConfigOpt,
+    DataOpt,
     ProjectOpt,
     PurposeOpt,
     StoreOpt,
@@ -23,7 +25,6 @@ from antal.api.cli.common import (
     out,
     settings,
 )
-from antal.api.cli.count import ConfigOpt, DataOpt
 
 __all__ = ["report_cmd"]
 

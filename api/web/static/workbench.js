@@ -364,7 +364,7 @@ async function showAnswer(answer) {
 
   const warnings = answer.warnings || [];
   $("warnings").replaceChildren(...(warnings.length ? [el("h3", {}, T.warnings),
-    el("ul", {}, ...warnings.map((w) => el("li", {}, w.message)))] : []));
+    el("ul", {}, ...warnings.map((w) => el("li", {}, w.hint ? `${w.message} — ${w.hint}` : w.message)))] : []));
   const cur = answer.data_currency;
   $("currency").hidden = !cur;
   if (cur) {
