@@ -441,7 +441,7 @@ def code_systems(catalog: Catalog) -> list[dict[str, Any]]:
                     "variable": f"{reg.id}.{v.name}",
                     "start": p.start.isoformat() if p.start else None,
                     "until": p.until.isoformat() if p.until else None,
-                    "note": p.note, "historical": p.historical,
+                    "note": p.note, "historical": p.historical, "regions": p.regions,
                 })  # fmt: skip
     for system, e in out.items():
         lst = catalog.code_lists.of(system)

@@ -87,6 +87,9 @@ class Coding(Period):
 
     system: CodingSystem
     historical: bool = False
+    # the län (codes) where the period applies, when the regions differed (Skåne coded
+    # ICD-9 a year longer than the rest of Sweden); None: everywhere
+    regions: list[str] | None = None
 
 
 class Variable(_Model):

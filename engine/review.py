@@ -75,6 +75,13 @@ class _Review:
         # columns (npr's diagnoses and external causes) warns of a period once
         self._periods: set[tuple[int, str, str, object, object]] = set()
 
+    def _where(self, regions: list[str] | None) -> str:
+        """ "in Skåne (län 12) " for a coding period of some län only; "" for everywhere."""
+        if not regions:
+            return ""
+        names = {r.code: r.name for r in self.catalog.regions}
+        return "in " + ", ".join(f"{names.get(c, c)} (län {c})" for c in regions) + " "
+
     def warn(self, node: ir.Node, message: str, hint: str | None, code: str) -> None:
         pos = getattr(node, "pos", None)
         line, col = (pos.line, pos.column) if pos else (0, 0)
@@ -157,6 +164,7 @@ class _Review:
                 continue
             self._periods.add(key)
             if _FAMILY.get(p.system, p.system) not in families:
+                where = self._where(p.regions)
                 can = _CAN_GIVE.get(p.system)
                 later = f"start the window on {_day(p.until)}" if p.until else None
                 hint = (
@@ -166,7 +174,7 @@ class _Review:
                 )
                 self.warn(
                     node,
-                    f"'{reg.id}.{var.name}' holds {p.system} codes {_period(p.start, p.until)}"
+                    f"'{reg.id}.{var.name}' holds {p.system} codes {where}{_period(p.start, p.until)}"
                     + (f" ({p.note})" if p.note else "")
                     + f"; this window reaches that period, where "
                     f"{', '.join(map(str, ev.codes[:3]))}{'...' if len(ev.codes) > 3 else ''} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -304,10 +305,17 @@ def test_code_variables_have_their_systems_by_period(cat: catalog.Catalog, rid: 
             continue
         where = f"{rid}.{v.name}"
         assert v.coding, f"{where} has no code systems by period"
-        first, last = v.coding[0], v.coding[-1]
+        # the national periods tile the register's years; a period of some län only (Skåne's
+        # ICD-9 year) lies within them and overlaps the national one of its years
+        national = [c for c in v.coding if c.regions is None]
+        for c in v.coding:
+            if c.regions is not None:
+                assert c.start is not None and c.until is not None and c.regions, where
+                assert any(n.overlaps(c.start, c.until) for n in national), where
+        first, last = national[0], national[-1]
         # the first period begins by the register's first year
         assert first.start is None or first.start.year <= reg.coverage.from_year, where
-        for a, b in zip(v.coding, v.coding[1:], strict=False):
+        for a, b in itertools.pairwise(national):
             # ordered and not overlapping: each ends (exclusive) before or when the next starts
             assert a.until is not None and b.start is not None, where
             assert a.until <= b.start, where
@@ -328,12 +336,14 @@ def _periods(cat: catalog.Catalog, rid: str, name: str) -> list[tuple[str, str, 
 
 
 def test_the_code_systems_of_the_issue(cat: catalog.Catalog) -> None:
-    icd = [("ICD-9", "1987-01-01", "1997-01-01", False), ("ICD-10-SE", "1997-01-01", "-", False)]
+    icd = [("ICD-9", "1987-01-01", "1997-01-01", False),
+           ("ICD-9", "1997-01-01", "1998-01-01", False),  # Skåne (län 12) only
+           ("ICD-10-SE", "1997-01-01", "-", False)]  # fmt: skip
     assert _periods(cat, "npr", "hdia") == icd
     assert _periods(cat, "npr", "diagnos") == icd
     assert _periods(cat, "npr", "ekod") == icd
-    note = cat.registers["npr"].variable("hdia").coding[0].note
-    assert note is not None and "Skåne" in note and "1997" in note
+    skane = cat.registers["npr"].variable("hdia").coding[1]
+    assert skane.regions == ["12"] and skane.note is not None and "Skåne" in skane.note
     assert _periods(cat, "npr", "op") == [
         ("Op6", "-", "1997-01-01", False),
         ("KKÅ97", "1997-01-01", "2007-01-01", False),

@@ -481,3 +481,17 @@ def test_http_warns_of_a_known_gap(tmp_path: Path) -> None:
     r = TestClient(app).post("/v1/cohorts/validate", json={"cohort": text}, headers=h)
     assert r.status_code == 200 and r.json()["ok"] is True
     assert "incomplete_period" in {x["code"] for x in r.json()["diagnostics"]}
+
+
+def test_a_coding_period_of_one_lan_warns_for_that_lan() -> None:
+    """Skåne coded npr's diagnoses in ICD-9 through 1997, a year after the rest of Sweden
+    (issue 24): an ICD-10 window over 1997 is warned of, naming Skåne; 1998 on is not."""
+
+    def periods(text: str) -> list[str]:
+        return [w.message for w in warnings(text) if w.code == "code_system_period"]
+
+    got = periods("index first diagnosis I21* between 1997-01-01 and 1997-12-31\n")
+    assert len(got) == 1 and "in Skåne län (län 12) from 1997-01-01 until 1998-01-01" in got[0]
+    assert periods("index first diagnosis I21* between 1998-01-01 and 1999-12-31\n") == []
+    # ICD-9 codes given too: nothing to warn of, in Skåne or elsewhere
+    assert periods("index first diagnosis I21*, 410* between 1995-01-01 and 1999-12-31\n") == []
