@@ -19,7 +19,7 @@ from antal.api.usecases import Counted, DateIndexed, Invalid, count_released
 from antal.catalog import Catalog, Installation
 from antal.engine import Backend, currency_of, ir, parse
 from antal.engine.check import event_sources
-from antal.privacy.plan import DAYS_PER_MONTH, Fractions, Plan, PlanError, SiteCount
+from antal.privacy.plan import DAYS_PER_MONTH, Fractions, Plan, PlanError, SiteCount, schedule
 from antal.privacy.plan import plan as _plan
 
 if TYPE_CHECKING:
@@ -125,21 +125,18 @@ def plan_request(
         raise Invalid("name at least one site (--sites)")
     codes = resolve_sites(sites, catalog)
     begin = start or _first_of_next_month(today or dt.date.today())
-    starts: dict[str, dt.date] = {}
+    later: dict[str, dt.date] = {}
+    names: dict[str, str] = {}
     for name, day in (site_starts or {}).items():
         (code,) = resolve_sites([name], catalog)
-        if code not in codes:
-            raise Invalid(f"a start date for {name!r}, which is not one of the plan's sites")
-        if day < begin:
-            raise Invalid(f"site {name!r} starts {day}, before the plan's start {begin}")
-        starts[code] = day
-    if by is not None and by <= begin:
-        raise Invalid(f"the date to reach the target ({by}) is not after the start ({begin})")
+        later[code], names[code] = day, name
     try:
+        # checked here, before anything is counted or charged (the model checks the same)
+        schedule(codes, begin, later, by, names)
         fr = Fractions(capture, consent, screen_fail)
     except PlanError as e:
         raise Invalid(str(e)) from None
-    return PlanRequest(target, codes, begin, starts, fr, by)
+    return PlanRequest(target, codes, begin, later, fr, by)
 
 
 def _where(node: Any) -> str:

@@ -63,6 +63,7 @@ __all__ = [
     "calendar_month",
     "fit_prior",
     "plan",
+    "schedule",
     "site_posterior",
     "time_to_target",
 ]
@@ -324,6 +325,32 @@ def time_to_target(rates: np.ndarray, starts: np.ndarray, gammas: np.ndarray) ->
     return a[seg] + (gammas - at[rows, seg]) / slope[rows, seg]
 
 
+def schedule(
+    sites: Sequence[str],
+    start: dt.date,
+    site_starts: Mapping[str, dt.date] | None = None,
+    by: dt.date | None = None,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, dt.date]:
+    """Each site's first day (the plan's `start` unless `site_starts` says later), checked:
+    a start date only for a planned site, none before the plan's start, and the date to
+    reach the target after it (`PlanError` with the reason; `names` shows a site's code as
+    the user wrote it). The one check of a plan's dates, for the use case and the model."""
+    shown = names or {}
+    starts = {s: start for s in sites}
+    for s, d in (site_starts or {}).items():
+        if s not in starts:
+            raise PlanError(
+                f"a start date for {shown.get(s, s)!r}, which is not one of the plan's sites"
+            )
+        if d < start:
+            raise PlanError(f"site {shown.get(s, s)!r} starts {d}, before the plan's start {start}")
+        starts[s] = d
+    if by is not None and by <= start:
+        raise PlanError(f"the date to reach the target ({by}) is not after the start ({start})")
+    return starts
+
+
 def plan(
     table: Sequence[SiteCount],
     exposure_months: float,
@@ -352,15 +379,7 @@ def plan(
         raise PlanError(f"not in the site table: {', '.join(unknown)}")
     if len(set(sites)) != len(sites):
         raise PlanError("a site is named twice")
-    starts = {s: start for s in sites}
-    for s, d in (site_starts or {}).items():
-        if s not in starts:
-            raise PlanError(f"a start date for {s}, which is not one of the plan's sites")
-        if d < start:
-            raise PlanError(f"site {s} starts {d}, before the plan's start {start}")
-        starts[s] = d
-    if by is not None and by <= start:
-        raise PlanError(f"the date to reach the target ({by}) is not after the start ({start})")
+    starts = schedule(sites, start, site_starts, by)
     alpha, beta = (
         prior if prior is not None else fit_prior(list(cells.values()), exposure_months, noise)
     )
