@@ -89,17 +89,16 @@ def test_builder_produces_the_same_ir_as_the_text() -> None:
         "A10BD15, A10BD16, A10BD20, A10BD23, A10BD25, A10BD27",
     )
     built = (
-        Cohort("Newly diagnosed T2D, uncontrolled on metformin, 40-75")
-        .index(first(diagnosis("E11*")).between("2015-01-01", "2023-12-31"))
-        .include(age(40, 75), "Age 40-75 at diagnosis")
-        .exclude(diagnosis("E11*").within(1, 1825, "before"), "E11 contact in the 5 years before")
+        Cohort("New metformin users with type 2 diabetes, uncontrolled on it, 40-75")
+        .index(first(drug(*metformin, sources=["lmr"])).between("2015-01-01", "2023-12-31"))
+        .include(age(40, 75), "Age 40-75 at the start")
         .exclude(
             drug("A10*", sources=["lmr"]).within(1, 1825, "before"),
             "Diabetes drug in the 5 years before",
         )
         .include(
-            drug(*metformin, sources=["lmr"]).within(0, 90, "after"),
-            "Metformin started within 90 days",
+            register("ndr").where(var("diabetestyp") == 2).within_days(365),
+            "Type 2 diabetes in NDR within a year",
         )
         .include(
             register("ndr").where(var("hba1c") > 53).latest().within(180, 730, "after"),

@@ -13,10 +13,10 @@ WITH n AS MATERIALIZED (  -- npr read once: MI and stroke contacts
     )
     WHERE mi OR stroke
 ),
-idx AS (
+idx AS (  -- the first MI contact in 2011-01-01..2024-11-30
     SELECT lopnr, min(indatum) AS index_date
     FROM n
-    WHERE mi AND indatum BETWEEN DATE '2011-01-01' AND DATE '2024-12-31'
+    WHERE mi AND indatum BETWEEN DATE '2011-01-01' AND DATE '2024-11-30'
     GROUP BY lopnr
 ),
 s0 AS (  -- in the population register, not opted out of research
@@ -39,10 +39,17 @@ s2 AS (  -- no stroke before
         SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.stroke AND n.indatum < c.index_date
     )
 ),
-s3 AS (  -- a stroke 1..30 days after
-    SELECT * FROM s2 c WHERE EXISTS (
+s3 AS (  -- a stroke 0..30 days after (the infarction's own stay included), in npr or as the
+         -- underlying cause of a death (dors: one code per death, so a prefix of the column)
+    SELECT * FROM s2 c
+    WHERE EXISTS (
         SELECT 1 FROM n WHERE n.lopnr = c.lopnr AND n.stroke
-          AND n.indatum BETWEEN c.index_date + 1 AND c.index_date + 30
+          AND n.indatum BETWEEN c.index_date AND c.index_date + 30
+    )
+    OR EXISTS (
+        SELECT 1 FROM read_parquet('{data}/dors.parquet') d
+        WHERE d.lopnr = c.lopnr AND (d.ulorsak LIKE 'I63%' OR d.ulorsak LIKE 'I64%')
+          AND d.dodsdat BETWEEN c.index_date AND c.index_date + 30
     )
 )
 SELECT count(*) AS n FROM s3

@@ -10,10 +10,10 @@ WITH mi AS MATERIALIZED (  -- I21*, I22* contacts: ranges of the code-sorted tab
 stroke AS MATERIALIZED (  -- I63*, I64* contacts
     SELECT lopnr, indatum FROM "npr#diagnos" WHERE diagnos LIKE 'I63%' OR diagnos LIKE 'I64%'
 ),
-idx AS (
+idx AS (  -- the first MI contact in 2011-01-01..2024-11-30
     SELECT lopnr, min(indatum) AS index_date
     FROM mi
-    WHERE indatum BETWEEN DATE '2011-01-01' AND DATE '2024-12-31'
+    WHERE indatum BETWEEN DATE '2011-01-01' AND DATE '2024-11-30'
     GROUP BY lopnr
 ),
 s0 AS (  -- in the population register, not opted out of research
@@ -36,10 +36,17 @@ s2 AS (  -- no stroke before
         SELECT 1 FROM stroke n WHERE n.lopnr = c.lopnr AND n.indatum < c.index_date
     )
 ),
-s3 AS (  -- a stroke 1..30 days after
-    SELECT * FROM s2 c WHERE EXISTS (
+s3 AS (  -- a stroke 0..30 days after (the infarction's own stay included), in npr or as the
+         -- underlying cause of a death (a range of dors' code-sorted table)
+    SELECT * FROM s2 c
+    WHERE EXISTS (
         SELECT 1 FROM stroke n WHERE n.lopnr = c.lopnr
-          AND n.indatum BETWEEN c.index_date + 1 AND c.index_date + 30
+          AND n.indatum BETWEEN c.index_date AND c.index_date + 30
+    )
+    OR EXISTS (
+        SELECT 1 FROM "dors#ulorsak" d
+        WHERE d.lopnr = c.lopnr AND (d.ulorsak LIKE 'I63%' OR d.ulorsak LIKE 'I64%')
+          AND d.dodsdat BETWEEN c.index_date AND c.index_date + 30
     )
 )
 SELECT year(c.index_date) AS year,
