@@ -268,7 +268,7 @@ class _Checker:
                     f,
                     f"'{reg.id}.{var.name}' holds a list of codes separated by spaces; a filter "
                     "would compare the whole list",
-                    "match one of its codes with an event, e.g. `diagnosis E11*`",
+                    _list_hint(reg, var.name),
                     "code_in_filter",
                 )
             elif event_codes and isinstance(v, str) and v != v.strip("*").upper().replace(".", ""):
@@ -571,3 +571,21 @@ def check_with_warnings(
     ]
     warnings.sort(key=lambda d: (d.line, d.column, d.code))
     return ir.canonical(resolved), warnings
+
+
+def _list_hint(reg: Register, column: str) -> str:
+    """How to match one code of a space-separated code column: the event that reads it
+    (from the register's `provides`), or, where none does (the cause-of-death register's
+    contributing causes), what can be asked instead, never another register's event."""
+    for src in reg.provides:
+        if src.codes == column:
+            return f"match one of its codes with an event, e.g. `{src.event} E11*`"
+    reads = [src for src in reg.provides if src.event]
+    if reads:
+        other = ", ".join(f"`{src.event} CODES` ({reg.id}.{src.codes})" for src in reads)
+        return (
+            f"no event reads '{reg.id}.{column}' yet, so its codes cannot be matched one by one; "
+            f"{reg.id} is read by {other}"
+        )
+    return "no event reads this column, so its codes cannot be matched one by one"
+

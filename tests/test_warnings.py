@@ -495,3 +495,18 @@ def test_a_coding_period_of_one_lan_warns_for_that_lan() -> None:
     assert periods("index first diagnosis I21* between 1998-01-01 and 1999-12-31\n") == []
     # ICD-9 codes given too: nothing to warn of, in Skåne or elsewhere
     assert periods("index first diagnosis I21*, 410* between 1995-01-01 and 1999-12-31\n") == []
+
+
+def test_a_code_list_filter_names_the_event_that_reads_it_or_says_none_does() -> None:
+    """`npr where diagnos = ...` points to `diagnosis`, which reads npr.diagnos; the cause of
+    death register's contributing causes are read by no event, and the hint says so rather
+    than pointing to `diagnosis`, which reads npr (issue 24)."""
+    for text, hint in [
+        ('index first npr where diagnos = "I21"', "`diagnosis E11*`"),
+        ('index first dors where morsak = "I21"', "no event reads 'dors.morsak' yet"),
+    ]:
+        with pytest.raises(engine.CohortError) as e:
+            engine.check(engine.parse(text), CAT)
+        d = e.value.diagnostics[0]
+        assert d.code == "code_in_filter" and hint in (d.hint or ""), d.hint
+    assert "diagnosis" not in (e.value.diagnostics[0].hint or "")
