@@ -603,7 +603,10 @@ def true_counts(
                   t.report, t.level)
         for t, c in zip(released, cells, strict=True)
     )  # fmt: skip
-    return TrueCounts(res.labels, res.counts, tables=tables)
+    each = isinstance(checked.index, ir.IndexEvent) and checked.index.episodes
+    return TrueCounts(res.labels, res.counts, tables=tables,
+                      contribution=ir.contribution(checked.index),
+                      unit="episodes" if each else "persons")  # fmt: skip
 
 
 def release_count(
