@@ -299,3 +299,17 @@ def test_index_each_parses_to_episodes_with_their_bound() -> None:
     del bad["index"]["washout"]
     with pytest.raises(IRInvalid, match="`index each` needs a washout"):
         ir.from_json(bad)
+
+
+def test_the_washout_of_index_each_is_reviewed_as_a_window() -> None:
+    """`index each` reads its event back to the washout before the window: a washout that
+    reaches before the register's first day says so (the first episodes may be recurrences)."""
+    from antal.engine.review import review
+
+    def reach(text: str) -> list[str]:
+        return [d.code for d in review(checked(text), CAT)]
+
+    window = "between 1987-03-01 and 1990-12-31"
+    assert "before_data" in reach(f"index each diagnosis I50* {window}, washout 365 days\n")
+    assert "before_data" not in reach(f"index each diagnosis I50* {window}, washout 30 days\n")
+    assert "before_data" not in reach(f"index first diagnosis I50* {window}\n")
