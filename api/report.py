@@ -163,6 +163,9 @@ def render_report(
             release=receipt.get("data_release") or (currency or {}).get("release"),
             final=steps[-1].count if steps else None,
             threshold=threshold,
+            # what the counts count (`index each`: episodes) and how often one person may
+            unit=a.get("unit") or "persons",
+            contribution=a.get("contribution") or 1,
             cohort_text=cohort_text,
             cohort_json=json.dumps(cohort_json or {}, indent=2, ensure_ascii=False),
             query_hash=receipt.get("query_hash"),

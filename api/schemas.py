@@ -238,6 +238,17 @@ class CountOut(Released):
     noise: Literal["laplace", "gaussian"] = Field(
         "laplace", description="the noise the answer was released under (docs/privacy.md)"
     )
+    unit: Literal["persons", "episodes"] = Field(
+        "persons",
+        description="what the counts count: persons, or episodes (person, index date) of an "
+        "`index each` cohort (docs/language.md)",
+    )
+    contribution: int = Field(
+        1,
+        ge=1,
+        description="the most units one person adds to the counts: 1 for persons, K for "
+        "episodes; the noise is K times a person's at the same ε (docs/privacy.md)",
+    )
     receipt: Receipt
     warnings: list[Diagnostic] = Field(
         default=[],

@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +144,7 @@ __all__ = [
     "report_count",
     "revoke_registers",
     "revoke_tokens",
+    "series_quantity",
     "set_budget",
     "set_registers",
     "validate",
@@ -603,7 +604,10 @@ def true_counts(
                   t.report, t.level)
         for t, c in zip(released, cells, strict=True)
     )  # fmt: skip
-    return TrueCounts(res.labels, res.counts, tables=tables)
+    each = isinstance(checked.index, ir.IndexEvent) and checked.index.episodes
+    return TrueCounts(res.labels, res.counts, tables=tables,
+                      contribution=ir.contribution(checked.index),
+                      unit="episodes" if each else "persons")  # fmt: skip
 
 
 def release_count(
@@ -912,6 +916,11 @@ def monthly_cohort(
     if start.day != 1:  # a part of a month would look like a month with few patients
         start = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
         notes.append(f"the series starts {start}, the first whole month")
+    if idx.episodes and idx.washout is not None and start - dt.timedelta(days=idx.washout) < lo:
+        notes.append(
+            f"the washout of {idx.washout} days reaches before the data ({lo}): episodes in "
+            "the series' first months may be recurrences the data cannot see"
+        )
     window = dataclasses.replace(idx.window, start=start, end=end)
     month = ir.Dim("month")
     reports = [ir.Report((month,))]
@@ -934,6 +943,7 @@ class Forecasted:
     series: dict[str, tuple[ReleasedMonth, ...]]
     forecasts: dict[str, Forecast | str]
     names: dict[str, str | None]
+    quantity: dict[str, Any] = field(default_factory=dict)  # what the series counts
 
     def to_json(self) -> dict[str, Any]:
         from antal.privacy.forecast import Forecast
@@ -948,6 +958,7 @@ class Forecasted:
 
         return {
             "by": self.by,
+            "quantity": self.quantity,
             "notes": list(self.notes),
             "total": one(TOTAL),
             "groups": [one(k) for k in self.forecasts if k != TOTAL],
@@ -987,7 +998,38 @@ def forecast_count(
     monthly, notes = monthly_cohort(co, catalog, installation, by)
     counted = count_released(monthly, installation, catalog, gate, project_id, actor, backend,
                              approved_only=approved_only)  # fmt: skip
-    return _forecasted(counted, by, notes, months)
+    return _forecasted(counted, by, notes, months, cohort=monthly)
+
+
+def series_quantity(cohort: ir.Cohort) -> dict[str, Any]:
+    """What a cohort's monthly series counts, and what its trend can mean: the forecast
+    says it, since `index first` and `index each` answer different questions
+    (docs/forecast.md, "Which quantity to forecast")."""
+    idx = cohort.index
+    if not isinstance(idx, ir.IndexEvent):
+        return {"unit": "persons", "index": "date", "note": "persons eligible on one day"}
+    if idx.episodes:
+        return {
+            "unit": "episodes", "index": "each", "washout_days": idx.washout,
+            "contribution": ir.contribution(idx),
+            "note": f"episodes per month: every qualifying event with none in the {idx.washout} "
+            "days before it (a person may recur after the washout), so a disease whose rate "
+            "is stationary gives a flat series: the rate at which patients become eligible",
+        }  # fmt: skip
+    if idx.which == "first":
+        return {
+            "unit": "persons", "index": "first",
+            "note": "first-ever persons per month: each person counts in the month of their "
+            "first qualifying event in the window and never again, so the series declines "
+            "over the window even where the disease's rate is stationary (a trend below 1 "
+            "a year is expected). For the rate of newly eligible patients, use `index each "
+            "EVENT between D1 and D2, washout N days`",
+        }  # fmt: skip
+    return {
+        "unit": "persons", "index": "last",
+        "note": "persons by the month of their last qualifying event in the window: the "
+        "series rises toward the window's end even where the disease's rate is stationary",
+    }  # fmt: skip
 
 
 def _is_month(report: ir.Report) -> bool:
@@ -1005,10 +1047,11 @@ def _forecasted(
     notes: list[str],
     months: int,
     within: tuple[dt.date, dt.date] | None = None,
+    cohort: ir.Cohort | None = None,
 ) -> Forecasted:
     """The monthly series of a released answer's month tables (`report by month`, and
     `report by month, BY`: post-processing, nothing released again), each forecast; only
-    the months `within` (first and last day) when given."""
+    the months `within` (first and last day) when given; `cohort` says what they count."""
     from antal.privacy.forecast import ForecastError, ReleasedMonth
     from antal.privacy.forecast import forecast as _forecast
 
@@ -1041,7 +1084,8 @@ def _forecasted(
         except ForecastError as e:
             forecasts[g] = str(e)
     return Forecasted(counted, by, tuple(notes), {k: tuple(v) for k, v in series.items()},
-                      forecasts, names)  # fmt: skip
+                      forecasts, names,
+                      series_quantity(cohort) if cohort is not None else {})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -1093,7 +1137,8 @@ def report_count(
         # of it, so that the report shows one series
         window = monthly.index.window
         assert window.start is not None and window.end is not None  # bounded by monthly_cohort
-        res = _forecasted(counted, None, notes, forecast_months, (window.start, window.end))
+        res = _forecasted(counted, None, notes, forecast_months, (window.start, window.end),
+                          monthly)  # fmt: skip
     else:
         res = forecast_count(prepared.checked, installation, catalog, gate, project_id, actor,
                              backend, months=forecast_months, approved_only=approved_only)  # fmt: skip

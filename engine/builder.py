@@ -32,6 +32,7 @@ __all__ = [
     "death",
     "diagnosis",
     "drug",
+    "each",
     "first",
     "last",
     "procedure",
@@ -242,22 +243,25 @@ def region(*codes: str) -> C:
 
 
 class _Index:
-    def __init__(self, which: Literal["first", "last"], event: E) -> None:
+    def __init__(
+        self, which: Literal["first", "last", "each"], event: E, washout: int | None = None
+    ) -> None:
         self.which = which
         self.event = event
+        self.washout = washout
 
     def between(self, start: str | dt.date, end: str | dt.date) -> _Index:
-        return _Index(self.which, self.event.between(start, end))
+        return _Index(self.which, self.event.between(start, end), self.washout)
 
     def before(self, d: str | dt.date) -> _Index:
-        return _Index(self.which, self.event.before(d))
+        return _Index(self.which, self.event.before(d), self.washout)
 
     def after(self, d: str | dt.date) -> _Index:
-        return _Index(self.which, self.event.after(d))
+        return _Index(self.which, self.event.after(d), self.washout)
 
     @property
     def node(self) -> ir.IndexEvent:
-        return ir.IndexEvent(self.which, self.event.ec.event, self.event.ec.window)
+        return ir.IndexEvent(self.which, self.event.ec.event, self.event.ec.window, self.washout)
 
 
 def first(event: E) -> _Index:
@@ -266,6 +270,12 @@ def first(event: E) -> _Index:
 
 def last(event: E) -> _Index:
     return _Index("last", event)
+
+
+def each(event: E, washout: int) -> _Index:
+    """`index each EVENT between D1 and D2, washout N days`: give the window with
+    `.between(D1, D2)`."""
+    return _Index("each", event, washout)
 
 
 def at_date(d: str | dt.date) -> ir.IndexDate:

@@ -375,6 +375,16 @@ class _Checker:
                     "use `between D1 and D2`, `before D` or `after D`",
                     "index_window",
                 )
+            elif index.episodes and (index.window.start is None or index.window.end is None):
+                self.error(
+                    index,
+                    "`index each` needs a window with both ends",
+                    "e.g. `index each diagnosis I50* between 2023-01-01 and 2025-09-30, "
+                    "washout 365 days`",
+                    "index_window",
+                )
+            if index.episodes and index.washout is None:
+                self.error(index, "`index each` needs a washout", code="washout")
             ev = self.event(index.event, index)
             index = dataclasses.replace(index, event=ev)
         elif not isinstance(index, ir.IndexDate):

@@ -284,6 +284,7 @@ class _Atom:
 
 # the columns of `base` an event scan joins to, under names no catalog variable has
 _IX_PERSON, _IX_DATE = "_ix_lopnr", "_ix_date"
+_EPISODE = "_episode"  # `index each`: the index date of the episode an `ev` row belongs to
 
 
 def _hull(windows: list[ir.Window]) -> ir.Window:
@@ -311,6 +312,9 @@ class _Compiler:
     atoms: dict[ir.Event, _Atom] = field(default_factory=dict)
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)
+    # `index each`: the unit is the episode (person, index date), not the person; every
+    # step from `base` on is keyed by both (see `_key`)
+    episodes: bool = False
 
     # ---- events: which records of which register match ----------------------------------
     def sources(self, ev: ir.Event) -> list[tuple[Register, EventSource | None]]:
@@ -456,6 +460,8 @@ class _Compiler:
                 _alias(_col(reg.person_key), "lopnr"),
                 _alias(d.copy(), "d"),
             ]
+            if join_base and self.episodes:  # the row's episode: agg groups by it
+                cols.append(_alias(_col(_IX_DATE, "b"), _EPISODE))
             if site:
                 for name, column in (("site", reg.site_column), ("clinic", reg.clinic_column)):
                     s = (
@@ -588,12 +594,21 @@ class _Compiler:
         ops = {">=": exp.GTE, "<=": exp.LTE, "=": exp.EQ}
         return ops[c.count.op](this=_coalesce(n, _NUM(0)), expression=_NUM(c.count.n))
 
+    def _key(self, t: str, base: str, episode: str) -> exp.Expression:
+        """The join of a per-unit table `t` to `base`: by person, and for `index each` by
+        the episode's index date too (`t`'s column `episode`)."""
+        on = exp.EQ(this=_col("lopnr", t), expression=_col("lopnr", base))
+        if not self.episodes:
+            return on
+        return _and(on, exp.EQ(this=_col(episode, t), expression=_col("index_date", base)))
+
     # ---- the whole statement --------------------------------------------------------------------
     def compile(self, co: ir.Cohort, rebuild: Callable[[], exp.Select]) -> Compiled:
         pop = self.catalog.population
         if pop is None:
             raise ValueError("the catalog has no population register")
         self.tables.add(pop.id)
+        self.episodes = isinstance(co.index, ir.IndexEvent) and co.index.episodes
         steps = [self.cond(s.cond) for s in co.steps]
         all_dims = [d for r in co.reports for d in r.dims]
         hospital = any(isinstance(d, ir.Dim) and d.name in _SITE_DIMS for d in all_dims)
@@ -612,15 +627,20 @@ class _Compiler:
         person_cols = [_alias(value(c), c) for c in wanted]
 
         if isinstance(co.index, ir.IndexEvent):
-            # the calendar window of the index applies to each source's date column
-            ix = self.event_rows(co.index.event, [], site=hospital, window=co.index.window)
+            # the calendar window of the index applies to each source's date column (for
+            # `index each`, widened back by the washout, which looks before the window)
+            window = _episode_reach(co.index) if self.episodes else co.index.window
+            ix = self.event_rows(co.index.event, [], site=hospital, window=window)
             ctes.append(("ix", _union(ix)))
-            fn = exp.Min if co.index.which == "first" else exp.Max
-            idx = _from(
-                _select(_col("lopnr"), _alias(fn(this=_col("d")), "index_date")),
-                _table("ix", quoted=False),
-            )
-            idx.group_by(_col("lopnr"), copy=False)
+            if self.episodes:
+                idx = _episode_starts(co.index)
+            else:
+                fn = exp.Min if co.index.which == "first" else exp.Max
+                idx = _from(
+                    _select(_col("lopnr"), _alias(fn(this=_col("d")), "index_date")),
+                    _table("ix", quoted=False),
+                )
+                idx.group_by(_col("lopnr"), copy=False)
             ctes.append(("idx", idx))
             base = _from(
                 _select(
@@ -690,6 +710,7 @@ class _Compiler:
             isite = _from(
                 _select(
                     _col("lopnr", "ix"),
+                    *([_col("index_date", "idx")] if self.episodes else []),
                     _alias(exp.Min(this=_col("site", "ix")), "site"),
                     _alias(exp.Min(this=_col("clinic", "ix")), "clinic"),
                 ),
@@ -702,6 +723,8 @@ class _Compiler:
                 copy=False,
             )  # fmt: skip
             isite.group_by(_col("lopnr", "ix"), copy=False)
+            if self.episodes:
+                isite.group_by(_col("index_date", "idx"), copy=False)
             ctes.append(("isite", isite))
 
         if self.atoms:
@@ -715,16 +738,21 @@ class _Compiler:
                         s.select(_alias(exp.true(), "ok"), append=True, copy=False)
                 rows += sels
             ctes.append(("ev", _union(rows)))
+            episode = [_col(_EPISODE, "ev")] if self.episodes else []
             agg = _from(
-                _select(_col("lopnr", "ev"), *(_alias(e, name) for name, e in self.aggs.values())),
+                _select(
+                    _col("lopnr", "ev"),
+                    *(e.copy() for e in episode),
+                    *(_alias(e, name) for name, e in self.aggs.values()),
+                ),
                 _table("ev", quoted=False),
             )
             agg.join(
                 _table("base", quoted=False),
-                on=exp.EQ(this=_col("lopnr", "ev"), expression=_col("lopnr", "base")),
+                on=self._key("ev", "base", _EPISODE),
                 copy=False,
             )
-            agg.group_by(_col("lopnr", "ev"), copy=False)
+            agg.group_by(_col("lopnr", "ev"), *episode, copy=False)
             ctes.append(("agg", agg))
 
         # persons: how far each got, and their breakdown values
@@ -751,14 +779,14 @@ class _Compiler:
         if self.atoms:
             persons.join(
                 _table("agg", quoted=False),
-                on=exp.EQ(this=_col("lopnr", "base"), expression=_col("lopnr", "agg")),
+                on=self._key("agg", "base", _EPISODE),
                 join_type="left",
                 copy=False,
             )
         if hospital:
             persons.join(
                 _table("isite", quoted=False),
-                on=exp.EQ(this=_col("lopnr", "base"), expression=_col("lopnr", "isite")),
+                on=self._key("isite", "base", "index_date"),
                 join_type="left",
                 copy=False,
             )
@@ -817,6 +845,10 @@ class _Compiler:
         looks at a few days around the index among years of records."""
         hull = _hull(a.windows)
         rows = functools.partial(self.event_rows, a.event, extra, latest=a.latest)
+        if self.episodes:
+            # every row is read once per episode of its person, tagged with the episode's
+            # index date, so that agg counts it for each episode on its own
+            return rows(window=hull, index=_col(_IX_DATE, "b"), join_base=True)
         if isinstance(index, ir.IndexDate):
             # `base` is the whole living population: a semi-join to it would build a hash
             # table of every person for each scan to remove almost nothing (`agg` joins
@@ -941,6 +973,42 @@ class _Compiler:
                     true=exp.Literal.string(h.code),
                 ))  # fmt: skip
         return "sjukvardsregion", exp.Case(ifs=ifs)
+
+
+def _episode_reach(index: ir.IndexEvent) -> ir.Window:
+    """The index records an `index each` reads: its window, and the washout before it."""
+    w = index.window
+    if w.start is None or w.end is None or index.washout is None:
+        raise InternalError("`index each` needs a window with both ends and a washout")
+    return ir.Window(start=w.start - dt.timedelta(days=index.washout), end=w.end)
+
+
+def _episode_starts(index: ir.IndexEvent) -> exp.Select:
+    """`idx` of an `index each`: one row (lopnr, index_date) per episode, a date in the
+    window whose person's previous matching date (LAG over their distinct dates, read back
+    to the washout before the window) is absent or more than `washout` days before it."""
+    assert index.window.start is not None and index.washout is not None
+    days = _from(_select(_col("lopnr"), _col("d")), _table("ix", quoted=False))
+    days.distinct(copy=False)
+    lag = exp.Window(
+        this=exp.Lag(this=_col("d")),
+        partition_by=[_col("lopnr")],
+        order=exp.Order(expressions=[exp.Ordered(this=_col("d"))]),
+    )
+    gaps = _from(
+        _select(_col("lopnr"), _col("d"), _alias(lag, "prev")),
+        exp.Subquery(this=days, alias=exp.TableAlias(this=exp.to_identifier("days"))),
+    )
+    idx = _from(
+        _select(_col("lopnr"), _alias(_col("d"), "index_date")),
+        exp.Subquery(this=gaps, alias=exp.TableAlias(this=exp.to_identifier("gaps"))),
+    )
+    new = _or([
+        exp.Is(this=_col("prev"), expression=exp.Null()),
+        exp.LT(this=_col("prev"), expression=_add_days(_col("d"), -index.washout)),
+    ])  # fmt: skip
+    idx.where(_and(exp.GTE(this=_col("d"), expression=_lit(index.window.start)), new), copy=False)
+    return idx
 
 
 def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:

@@ -61,6 +61,7 @@ __all__ = [
     "Window",
     "canonical",
     "category_runs",
+    "contribution",
     "expand_category_range",
     "from_json",
     "ir_hash",
@@ -354,11 +355,34 @@ Cond = EventCond | Age | Sex | RegionIn | AllOf | AnyOf | Not
 @_node
 @dataclass(frozen=True)
 class IndexEvent(Node):
+    """`index first|last EVENT [WINDOW]`: one index date per person. `index each EVENT
+    between D1 and D2, washout N days`: every date in the window with a matching event and
+    none in the N days before it (looked up before D1 too) is an index date of its own, an
+    episode; the cohort's unit is then the episode (person, index date)."""
+
     kind: ClassVar[str] = "index_event"
-    which: Literal["first", "last"]
+    which: Literal["first", "last", "each"]
     event: Event
     window: Window = Window()
+    washout: int | None = None  # days; `each` only
     pos: Pos | None = _pos()
+
+    @property
+    def episodes(self) -> bool:
+        return self.which == "each"
+
+
+def contribution(index: IndexEvent | IndexDate) -> int:
+    """K: the most units one person can add to a cohort with this index, known from the
+    cohort alone. 1 for a person index; for `index each`, the episodes of one person are
+    more than `washout` days apart, so a window of W days (D2 - D1) holds at most
+    floor(W / (washout + 1)) + 1 of them. The privacy layer scales its noise by K."""
+    if not isinstance(index, IndexEvent) or not index.episodes:
+        return 1
+    w = index.window
+    if w.start is None or w.end is None or index.washout is None or index.washout < 0:
+        raise InternalError("`index each` needs a window with both ends and a washout")
+    return (w.end - w.start).days // (index.washout + 1) + 1
 
 
 @_node
@@ -610,6 +634,8 @@ def from_json(data: dict[str, Any]) -> Node:
 
 # --- bounds -----------------------------------------------------------------------------------
 
+_EACH_FORM = "`index each EVENT between D1 and D2, washout N days`"
+
 # a code as it may reach SQL (fullmatch: `$` would accept "E11\n"); the compiler checks again
 SAFE_CODE = re.compile(f"[A-Z0-9]{{1,{limits.MAX_CODE_CHARS}}}")
 _CATEGORY = re.compile(r"[A-Z][0-9]{2}")
@@ -710,6 +736,17 @@ def validate(root: Node) -> list[tuple[Node, str]]:
         elif isinstance(node, IndexDate):
             if not _date_ok(node.date):
                 bad(f"dates lie {dates}")
+        elif isinstance(node, IndexEvent):
+            if node.episodes:
+                w = node.window
+                if w.relative or w.start is None or w.end is None:
+                    bad(f"`index each` needs a window with both ends: {_EACH_FORM}")
+                if node.washout is None:
+                    bad(f"`index each` needs a washout: {_EACH_FORM}")
+                elif not 0 <= node.washout <= limits.WINDOW_DAYS_MAX:
+                    bad(f"a washout lies between 0 and {limits.WINDOW_DAYS_MAX} days")
+            elif node.washout is not None:
+                bad(f"a washout belongs to `index each`, not `index {node.which}`")
         elif isinstance(node, Cohort):
             if len(node.steps) > limits.MAX_CRITERIA:
                 bad(f"a cohort has at most {limits.MAX_CRITERIA} include/exclude steps")

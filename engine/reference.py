@@ -26,16 +26,20 @@ from antal.engine import ir
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import InternalError
 
-__all__ = ["ReferenceResult", "evaluate"]
+__all__ = ["ReferenceResult", "Unit", "evaluate"]
 
 Row = dict[str, Any]
 Truth = bool | None  # None is SQL's UNKNOWN
 
 
+# what a cohort counts: a person (lopnr), or for `index each` an episode (lopnr, index date)
+Unit = int | tuple[int, dt.date]
+
+
 @dataclass(frozen=True)
 class ReferenceResult:
-    index: dict[int, dt.date]  # lopnr -> index date of the persons in the index step
-    steps: list[frozenset[int]]  # persons after the index step, then after each step
+    index: dict[Unit, dt.date]  # unit -> index date of the units in the index step
+    steps: list[frozenset[Unit]]  # units after the index step, then after each step
     breakdown: dict[tuple[Any, ...], int]  # final cohort by the first report's dims, in order
     tables: tuple[dict[tuple[Any, ...], int], ...] = ()  # every `report by` table, in order
 
@@ -338,6 +342,8 @@ class _Evaluator:
             raise InternalError(f"reference: no handler for index {type(index).__name__}")
         if index.window.relative:
             raise ValueError("the window of an index must be a calendar window")
+        if index.which == "each":
+            return self.episodes(index, pop)
         pick = min if index.which == "first" else max
         for lopnr in sorted(pop):
             dates = [
@@ -347,6 +353,23 @@ class _Evaluator:
             ]
             if dates:
                 out[lopnr] = pick(dates)
+        return out
+
+    def episodes(self, index: ir.IndexEvent, pop: dict[int, Row]) -> dict[Unit, dt.date]:
+        """(lopnr, d) -> d for every date d in the window with a matching event and no
+        matching event in the `washout` days before d, whatever their date (the window
+        bounds the index dates, not the washout's look-back)."""
+        if index.washout is None:
+            raise ValueError("`index each` needs a washout")
+        out: dict[Unit, dt.date] = {}
+        for lopnr in sorted(pop):
+            dates = sorted({o.date for o in self.occurrences(index.event, lopnr)})
+            for d in dates:
+                if not _in_window(d, None, index.window):
+                    continue
+                since = d - dt.timedelta(days=index.washout)
+                if not any(since <= e < d for e in dates):
+                    out[(lopnr, d)] = d
         return out
 
     def hospital(
@@ -450,19 +473,25 @@ class _Evaluator:
     def run(self, cohort: ir.Cohort) -> ReferenceResult:
         pop = self.population()
         index = self.index_dates(cohort.index, pop)
+
+        def who(u: Unit) -> int:  # the person of a unit
+            return u[0] if isinstance(u, tuple) else u
+
         current = frozenset(index)
         steps = [current]
         for step in cohort.steps:
             want = step.action == "include"
             current = frozenset(
-                p for p in current if self.cond(step.cond, p, index[p], pop[p]) is want
-            )
+                u for u in current
+                if self.cond(step.cond, who(u), index[u], pop[who(u)]) is want
+            )  # fmt: skip
             steps.append(current)
         tables: list[dict[tuple[Any, ...], int]] = []
-        for rep in cohort.reports:  # each table counts every person of the final cohort once
+        for rep in cohort.reports:  # each table counts every unit of the final cohort once
             table: dict[tuple[Any, ...], int] = {}
-            for p in sorted(current):
-                key = tuple(self.dim(d, cohort.index, p, index[p], pop[p]) for d in rep.dims)
+            for u in sorted(current, key=lambda u: u if isinstance(u, tuple) else (u,)):
+                p = who(u)
+                key = tuple(self.dim(d, cohort.index, p, index[u], pop[p]) for d in rep.dims)
                 table[key] = table.get(key, 0) + 1
             tables.append(table)
         return ReferenceResult(

@@ -257,7 +257,9 @@ def review(co: ir.Cohort, catalog: Catalog, currency: Currency | None = None) ->
         index = Reach(co.index.date, co.index.date)
     else:
         index = _reach(Reach(None, None), co.index.window)
-        r.event(co.index.event, index, co.index)
+        # `index each` reads its event back to the washout before the window
+        back = -co.index.washout if co.index.episodes and co.index.washout else None
+        r.event(co.index.event, Reach(_shift(index.lo, back) or index.lo, index.hi), co.index)
     for s in co.steps:
         _COND.of(s.cond)(r, s.cond, index)
     return r.out

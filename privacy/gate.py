@@ -107,6 +107,10 @@ class Answer:
     mechanism: str = MECHANISM
     noise: str = "laplace"  # the noise it was released under (antal.privacy.noise)
     rho_of_answer: float | None = None  # gaussian noise: the ρ of its release
+    # the most units one person adds to its counts: 1 (persons), or K for the episodes of
+    # an `index each` cohort, whose noise is K times a person's at the same ε
+    contribution: int = 1
+    unit: str = "persons"  # what the counts count: persons, or episodes (`index each`)
 
     def guarantee(self) -> dict[str, Any]:
         """What the release of this answer alone guarantees: pure ε (laplace), or ρ-zCDP and
@@ -168,6 +172,8 @@ class Answer:
             "stored_answer": self.stored,
             "mechanism": self.mechanism,
             "noise": self.noise,
+            "unit": self.unit,
+            "contribution": self.contribution,
             "receipt": self.receipt(),
         }
         if self.mechanism != MECHANISM:
@@ -256,9 +262,13 @@ def _released_json(
     scales: dict[str, float],
     params: PrivacyParams,
     epsilons: dict[str, float] | None = None,
+    contribution: int = 1,
+    unit: str = "persons",
 ) -> str:
     """The stored form: `dims` and `cells` are the first table's (the form of answers
     stored before there were several), `tables` every table when there are several;
+    `contribution` the most units one person adds (K episodes; absent when 1, as in every
+    answer stored before `index each`) and `unit` what the counts count (absent: persons);
     `mechanism` how the attrition was released (absent in answers stored before issue 23:
     `cumulative`), `epsilons` the ε of the attrition and of the tables. Under gaussian
     noise `eps` and `epsilons` are ρ: stored as `rho` and `rhos`, with `epsilon` the ε at
@@ -281,6 +291,10 @@ def _released_json(
         out["epsilon"] = epsilon_of_rho(eps, params.delta)
     if len(tables) > 1:
         out["tables"] = [t.to_json() for t in tables]
+    if contribution != 1:
+        out["contribution"] = contribution
+    if unit != "persons":
+        out["unit"] = unit
     return json.dumps(out, ensure_ascii=False, default=str)
 
 
@@ -333,6 +347,8 @@ def answer_from_json(
         mechanism=str(d.get("mechanism", "cumulative")),
         noise=str(d.get("noise", "laplace")),
         rho_of_answer=d.get("rho"),
+        contribution=int(d.get("contribution", 1)),
+        unit=str(d.get("unit", "persons")),
     )
 
 
@@ -368,7 +384,7 @@ def release(
         steps = [ReleasedCount.from_json(c, params.threshold) for c in before["steps"]]
         s1 = float(before["scales"]["attrition"])
     else:
-        steps, s1 = release_attrition(true.counts, params, eps_a)
+        steps, s1 = release_attrition(true.counts, params, eps_a, true.contribution)
     scales = {"attrition": s1}
     epsilons = {"attrition": eps_a}
     tables: list[ReleasedTable] = []
@@ -377,10 +393,11 @@ def release(
         # every table agrees with the released final count (whose noise has the variance
         # of one bucket at the attrition's scale: the levels' variances use it)
         tables, s2 = release_tables(true.all_tables(), steps[-1], params.kind.variance(s1),
-                                    params, eps_t)  # fmt: skip
+                                    params, eps_t, true.contribution)  # fmt: skip
         scales["breakdown"] = s2
         epsilons["breakdown"] = eps_t
-    return _released_json(steps, tables, cost, scales, params, epsilons)
+    return _released_json(steps, tables, cost, scales, params, epsilons, true.contribution,
+                          true.unit)  # fmt: skip
 
 
 def answer_key(
@@ -703,6 +720,7 @@ class Gate:
             alone = _released_json(
                 [ReleasedCount.from_json(c, self.params.threshold) for c in d["steps"]], [],
                 loss, {"attrition": d["scales"]["attrition"]}, self.params, {"attrition": loss},
+                int(d.get("contribution", 1)), str(d.get("unit", "persons")),
             )  # fmt: skip
             self._insert(tx, akey, ahash, release, purpose, alone)
         eps, rho = loss, 0.0

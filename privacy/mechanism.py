@@ -44,6 +44,7 @@ from antal.privacy.params import PrivacyParams
 __all__ = [
     "COUNT_FIELDS",
     "MECHANISMS",
+    "UNITS",
     "ReleasedCount",
     "ReleasedTable",
     "TrueCounts",
@@ -86,6 +87,9 @@ class TrueTable:
     __str__ = __repr__
 
 
+UNITS = ("persons", "episodes")  # what a cohort's counts count (`index each`: episodes)
+
+
 @dataclass(frozen=True)
 class TrueCounts:
     """What the engine hands over: exact counts, never to be shown."""
@@ -96,6 +100,18 @@ class TrueCounts:
     cells: dict[tuple[Any, ...], int] | None = None  # exact count per cell (absent: 0)
     domain: list[tuple[Any, ...]] | None = None  # every cell a breakdown can have
     tables: tuple[TrueTable, ...] = ()  # several tables (else the one of dims/cells/domain)
+    # K: the most units one person adds to the counts (1: a person is a unit; an `index
+    # each` cohort's episodes: engine.ir.contribution). Every release scales its noise by it
+    contribution: int = 1
+    unit: str = "persons"  # what the counts count: persons, or `index each`'s episodes
+
+    def __post_init__(self) -> None:
+        if isinstance(self.contribution, bool) or not (
+            isinstance(self.contribution, int) and self.contribution >= 1
+        ):
+            raise ValueError("a contribution bound is a whole number of at least 1")
+        if self.unit not in UNITS:
+            raise ValueError(f"a unit is one of {', '.join(UNITS)}")
 
     def __repr__(self) -> str:  # a true count must not reach a log line by accident
         return f"TrueCounts(<{len(self.counts)} steps, {len(self.cells or {})} cells hidden>)"
@@ -253,11 +269,16 @@ def small_buckets(
 
 
 def release_attrition(
-    counts: tuple[int, ...], p: PrivacyParams, epsilon: float | None = None
+    counts: tuple[int, ...],
+    p: PrivacyParams,
+    epsilon: float | None = None,
+    contribution: int = 1,
 ) -> tuple[list[ReleasedCount], float]:
     """All steps as one partition under ε or ρ (`epsilon`, else the parameters' loss of one
     release): returns the released steps and the noise scale of each bucket (see the module
-    docstring).
+    docstring). With `contribution` K (a person is up to K units: episodes), one person
+    moves the buckets by K in L1 and L2 (worst case all in one bucket): the scale is K/ε
+    (Gaussian K/√(2ρ)).
 
     Step j's error is the sum of its buckets' errors, max(-b, e) each: at least the plain
     noise and at most its positive part. Its interval is the plain noise's (variance of
@@ -265,7 +286,7 @@ def release_attrition(
     near 0 (`small_buckets`), which may hold nobody."""
     kind = p.kind
     k = len(counts)
-    scale = kind.scale_for(p.release_loss if epsilon is None else epsilon)
+    scale = kind.scale_for(p.release_loss if epsilon is None else epsilon, 1, contribution)
     buckets = [counts[i] - counts[i + 1] for i in range(k - 1)] + [counts[-1]]
     if any(b < 0 for b in buckets):
         raise ValueError("an attrition's counts do not increase")
@@ -281,15 +302,19 @@ def release_attrition(
 
 
 def release_cells(
-    cells: dict[tuple[Any, ...], int], domain: list[tuple[Any, ...]], p: PrivacyParams
+    cells: dict[tuple[Any, ...], int],
+    domain: list[tuple[Any, ...]],
+    p: PrivacyParams,
+    contribution: int = 1,
 ) -> tuple[list[tuple[tuple[Any, ...], ReleasedCount]], float]:
-    """A partition under one ε: every cell of the domain, zero cells included."""
+    """A partition under one ε: every cell of the domain, zero cells included (a person
+    in up to `contribution` units of it: the scale is K/ε)."""
     if len(domain) > p.max_cells:
         raise ValueError(
             f"a breakdown of {len(domain)} cells is finer than the {p.max_cells} allowed"
         )
     kind = p.kind
-    scale = kind.scale_for(p.release_loss)
+    scale = kind.scale_for(p.release_loss, 1, contribution)
     noisy = kind.sample([cells.get(key, 0) for key in domain], scale) if domain else []
     acc = kind.accuracy(scale, p.alpha)
     return [(key, _publish(float(x), acc, p)) for key, x in zip(domain, noisy, strict=True)], scale
@@ -400,10 +425,12 @@ def release_tables(
     total_variance: float,
     p: PrivacyParams,
     epsilon: float | None = None,
+    contribution: int = 1,
 ) -> tuple[list[ReleasedTable], float]:
     """Tables of one cohort under one ε or ρ (`epsilon`, else the parameters' loss of one
-    release): the leaves measured at the noise scale of K tables (K/ε; √K/√(2ρ) for the
-    Gaussian), made consistent with the released total,
+    release): the leaves measured at the noise scale of T tables (T/ε; √T/√(2ρ) for the
+    Gaussian), times the `contribution` K of a person (T·K/ε; √T·K/√(2ρ): up to K units
+    in one cell of each), made consistent with the released total,
     and the levels above added up from them; see the module docstring. `total` is the
     released final count of the attrition and `total_variance` its noise's variance."""
     size = sum(len(t.domain) for t in tables)
@@ -411,7 +438,8 @@ def release_tables(
         raise ValueError(f"a breakdown of {size} cells is finer than the {p.max_cells} allowed")
     measured = leaves(tables)
     kind = p.kind
-    scale = kind.scale_for(p.release_loss if epsilon is None else epsilon, len(measured))
+    loss = p.release_loss if epsilon is None else epsilon
+    scale = kind.scale_for(loss, len(measured), contribution)
     flat = [tables[i].cells.get(key, 0) for i in measured for key in tables[i].domain]
     noisy = kind.sample(flat, scale) if flat else []  # one measurement: every leaf at once
     if total.value is None:  # a total below the threshold: no cell can reach it

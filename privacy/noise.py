@@ -78,8 +78,10 @@ class NoiseKind(ABC):
         return float(self.measurement(scale).map(1)) * sensitivity**2
 
     @abstractmethod
-    def scale_for(self, loss: float, tables: int = 1) -> float:
-        """The scale at which `tables` vectors, a person in one cell of each, cost `loss`."""
+    def scale_for(self, loss: float, tables: int = 1, contribution: int = 1) -> float:
+        """The scale at which `tables` vectors, a person in one cell of each, cost `loss`;
+        with `contribution` K, a person is up to K units of each vector (K episodes of an
+        `index each` cohort), worst case all in one cell: sensitivity K per vector."""
 
     @abstractmethod
     def variance(self, scale: float) -> float:
@@ -124,8 +126,8 @@ class Laplace(NoiseKind):
             scale=scale,  # type: ignore[attr-defined]
         )
 
-    def scale_for(self, loss: float, tables: int = 1) -> float:
-        return tables / loss  # L1: a person moves one unit in each table
+    def scale_for(self, loss: float, tables: int = 1, contribution: int = 1) -> float:
+        return tables * contribution / loss  # L1: a person moves K units in each table
 
     def variance(self, scale: float) -> float:
         if scale <= 0:
@@ -196,8 +198,9 @@ class Gaussian(NoiseKind):
             scale=scale,  # type: ignore[attr-defined]
         )
 
-    def scale_for(self, loss: float, tables: int = 1) -> float:
-        return math.sqrt(tables / (2 * loss))  # L2: √tables; ρ = tables / (2σ²)
+    def scale_for(self, loss: float, tables: int = 1, contribution: int = 1) -> float:
+        # L2: K in one cell of each table, √tables·K in all; ρ = tables·K² / (2σ²)
+        return math.sqrt(tables / (2 * loss)) * contribution
 
     def variance(self, scale: float) -> float:
         return _dg_moments(scale)[0]

@@ -157,3 +157,34 @@ def test_the_report_can_forecast_itself(tmp_path: Path) -> None:
     date.write_text("index 2021-01-01\n")
     r = CliRunner().invoke(cli, [*args[:1], str(date), *args[2:]])
     assert r.exit_code != 0 and "date index" in r.output
+
+
+def test_the_forecast_says_which_quantity_it_got(tmp_path: Path) -> None:
+    """`index first` is first-ever persons (a declining series is expected, and said);
+    `index each ..., washout N days` is episodes: here every contact, since each person's
+    two contacts are 400 days apart, more than the washout of 365 (issue 24, item 1)."""
+    d, want = _data(tmp_path)
+    inst = Installation.from_data_dir(d)
+    gate = _gate(tmp_path)
+    be = DuckDBBackend(inst, CAT)
+    first = uc.forecast_count(AF, inst, CAT, gate, "p", "u", be, months=3)
+    each = uc.forecast_count(
+        "index each diagnosis I48* between 2020-01-01 and 2021-12-31, washout 365 days\n",
+        inst, CAT, gate, "p", "u", be, months=3,
+    )  # fmt: skip
+    be.close()
+    assert first.quantity["unit"] == "persons" and "declines" in first.quantity["note"]
+    assert each.quantity["unit"] == "episodes" and each.quantity["washout_days"] == 365
+    assert each.to_json()["quantity"]["contribution"] == 730 // 366 + 1 == 2
+    assert each.counted.answer.unit == "episodes" and each.counted.answer.contribution == 2
+    # the contacts in the window, each an episode: the first contacts and the second ones
+    # (400 days later) that fall before 2022
+    contacts = sum(want.values()) + sum(
+        n for m, n in want.items() if m + dt.timedelta(days=400 + 27) < dt.date(2022, 1, 1)
+    )
+    got = sum(m.value or 0 for m in each.series[uc.TOTAL])
+    assert sum(want.values()) < got and abs(got - contacts) <= sum(
+        n for m, n in want.items() if dt.date(2021, 12, 1) <= m + dt.timedelta(days=400) < dt.date(2022, 2, 1)
+    )  # fmt: skip
+    # the washout reaches before the data's first day: said
+    assert any("washout of 365 days reaches before the data" in n for n in each.notes)

@@ -218,7 +218,12 @@ indexes = st.one_of(
         st.just(ir.Window()) | windows_cal,
     ),
     st.builds(ir.IndexDate, dates),
-)
+    # every qualifying event with a washout: episodes (person, index date) are the unit
+    st.builds(
+        lambda ev, a, b, n: ir.IndexEvent("each", ev, ir.Window(start=min(a, b), end=max(a, b)), n),
+        index_events, dates, dates, st.integers(0, 2),
+    ),
+)  # fmt: skip
 # plain event conditions carry most of the semantics: draw them most often
 step_conditions = st.one_of(event_conds, event_conds, event_conds, demographics, conditions)
 steps = st.builds(ir.Step, st.sampled_from(["include", "exclude"]), step_conditions, st.just(None))

@@ -253,3 +253,26 @@ def test_gaussian_nodes_are_checked_and_combined(hub: Hub) -> None:
     total = v["attrition"][-1]
     assert v["complete"] and total["lower"] <= 12_003 <= total["upper"]
     assert total["upper"] - total["lower"] < 40  # three σ ≈ 4.5 buckets: not Laplace widths
+
+
+def test_an_episode_cohort_is_checked_at_its_contribution_bound(hub: Hub) -> None:
+    """`index each` (issue 24): one person is up to K episodes (here 1003 days with a
+    washout of 365: K = 3), so a node releases at K/ε. The hub computes K from its own
+    compile of the cohort: an answer noised for persons (1/ε) is refused, one at K/ε is
+    combined."""
+    each = ('index each diagnosis I50* between 2023-01-01 and 2025-09-30, washout 365 days\n'
+            'include "Adults": age 18..120\n')  # fmt: skip
+    qid = hub.submit(each)
+    r = hub.put("r1", qid, released((5_000, 4_000)))  # a node that ignores K
+    _refused(hub, r, qid, "r1")
+    assert "3 / ε" in r.json()["error"]["message"]
+    qid = hub.submit(each)
+    for i, n in enumerate(NODES):
+        steps, scale = release_attrition((5_000 + i, 4_000 + i), P, contribution=3)
+        assert scale == 3 / P.epsilon
+        body = released((1, 1), scale=scale, steps=[
+            {"label": f"s{j}", "count": c.value, "low": c.low, "high": c.high}
+            for j, c in enumerate(steps)])  # fmt: skip
+        assert hub.put(n, qid, body).status_code == 200
+    v = hub.view(qid).json()
+    assert v["complete"] and v["total"]["over_nodes"] == list(NODES)

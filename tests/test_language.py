@@ -11,6 +11,7 @@ from antal import engine
 from antal.catalog import load_catalog
 from antal.engine import CohortError, ir
 from antal.engine.builder import Cohort, age, diagnosis, drug, first, register, var
+from antal.engine.errors import IRInvalid
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))
 CAT = load_catalog()
@@ -156,6 +157,7 @@ def test_a_colon_without_a_label_is_the_unlabelled_form(colon: str) -> None:
 
 # ---- errors: the exact message and position ------------------------------------------------
 
+_EACH_HINT = "e.g. `index each diagnosis I50* between 2023-01-01 and 2025-09-30, washout 365 days`"
 ERRORS = [
     # (cohort, line, column, message start, hint or None)
     ("index first diagnosis e11", 1, 23, "unexpected 'e11'", "codes are written in upper case: 'E11'"),
@@ -210,6 +212,19 @@ ERRORS = [
     ("index first diagnosis E11*\ninclude npr where diagnos = \"E11\"", 2, 19,
      "'npr.diagnos' holds a list of codes separated by spaces",
      "match one of its codes with an event, e.g. `diagnosis E11*`"),
+    # `index each`: a window with both ends and a washout bound the episodes of a person
+    ("index each diagnosis I50*, washout 30 days", 1, 7,
+     "`index each` needs a window with both ends", _EACH_HINT),
+    ("index each diagnosis I50* after 2020-01-01, washout 30 days", 1, 27,
+     "`index each` needs a window with both ends", _EACH_HINT),
+    ("index each diagnosis I50* within 30 days of index, washout 30 days", 1, 27,
+     "`index each` needs a window with both ends", _EACH_HINT),
+    ("index each diagnosis I50* between 2020-01-01 and 2020-12-31", 1, 60,
+     "`index each` needs a washout", _EACH_HINT),
+    ("index each diagnosis I50* between 2020-01-01 and 2020-12-31, washout 99999 days", 1, 70,
+     "a washout in days lies between 0 and 36525", None),
+    ("index each diagnosis I50* between 2020-01-01 and 2020-12-31, washout days", 1, 70,
+     "unexpected 'days'; expected a whole number", None),
 ]  # fmt: skip
 
 
@@ -256,3 +271,44 @@ def test_rendering_one_compiled_cohort_in_every_dialect() -> None:
         one = compile_cohort(co, CAT)
         for d in ("spark", "postgres", "duckdb", "spark"):
             assert one.sql(d) == fresh[d], (path.stem, d)
+
+
+def test_index_each_parses_to_episodes_with_their_bound() -> None:
+    """`index each ..., washout N days`: the IR keeps the washout, a code list's comma is not
+    the washout's, and K (ir.contribution) is known from the text alone."""
+    co = checked(
+        "index each diagnosis I50*, I110 between 2023-01-01 and 2025-09-30, washout 365 days\n"
+    )
+    assert isinstance(co.index, ir.IndexEvent) and co.index.which == "each"
+    assert co.index.washout == 365
+    assert [str(c) for c in co.index.event.codes] == ["I110", "I50*"]  # type: ignore[union-attr]
+    # 2023-01-01..2025-09-30 is 1003 days: episodes at least 366 days apart, at most 3
+    assert ir.contribution(co.index) == 1003 // 366 + 1 == 3
+    assert ir.contribution(checked("index first diagnosis I50*\n").index) == 1
+    # the washout is part of the question: another washout is another hash
+    other = checked(
+        "index each diagnosis I50*, I110 between 2023-01-01 and 2025-09-30, washout 30 days\n"
+    )
+    assert ir.ir_hash(co) != ir.ir_hash(other)
+    first = checked("index first diagnosis I50*, I110 between 2023-01-01 and 2025-09-30\n")
+    assert ir.ir_hash(co) != ir.ir_hash(first)
+    # the JSON form round-trips, and a JSON `each` without a washout is refused
+    assert ir.from_json(ir.to_json(co)) == co
+    bad = ir.to_json(co)
+    del bad["index"]["washout"]
+    with pytest.raises(IRInvalid, match="`index each` needs a washout"):
+        ir.from_json(bad)
+
+
+def test_the_washout_of_index_each_is_reviewed_as_a_window() -> None:
+    """`index each` reads its event back to the washout before the window: a washout that
+    reaches before the register's first day says so (the first episodes may be recurrences)."""
+    from antal.engine.review import review
+
+    def reach(text: str) -> list[str]:
+        return [d.code for d in review(checked(text), CAT)]
+
+    window = "between 1987-03-01 and 1990-12-31"
+    assert "before_data" in reach(f"index each diagnosis I50* {window}, washout 365 days\n")
+    assert "before_data" not in reach(f"index each diagnosis I50* {window}, washout 30 days\n")
+    assert "before_data" not in reach(f"index first diagnosis I50* {window}\n")

@@ -638,3 +638,73 @@ def test_neighbouring_data_sets_stay_within_e_to_the_epsilon() -> None:
     bound = math.exp(p.epsilon)
     assert max(ratios) <= bound * 1.2 and min(ratios) >= 1 / (bound * 1.2), ratios
     assert max(max(ratios), 1 / min(ratios)) >= bound * 0.8, ratios  # near the bound
+
+
+# ---- issue 24: episodes (`index each`) and their contribution bound -------------------------
+
+
+def test_episodes_are_noised_for_every_episode_of_a_person() -> None:
+    """An `index each` cohort counts episodes; one person is up to K of them (engine.ir
+    .contribution), so every release is scaled by K: the attrition's buckets at K/ε (L1
+    sensitivity K, worst case all in one bucket), K leaf tables at T·K/ε. The ε charged
+    is the same; the answer states its unit and K."""
+    from antal import engine
+    from antal.engine import ir
+    from antal.privacy.gate import release
+    from antal.privacy.mechanism import TrueTable, attrition_variances
+
+    co = engine.parse("index each diagnosis I50* between 2020-01-01 and 2020-01-10, "
+                      "washout 2 days\nreport by month\nreport by sex\n")  # fmt: skip
+    k = ir.contribution(co.index)
+    assert k == 4
+    p = PrivacyParams(epsilon=0.5, threshold=0)
+    tables = (TrueTable(("month",), {(202001,): 90}, [(202001,)]),
+              TrueTable(("sex",), {("f",): 50, ("m",): 40}, [("f",), ("m",)], report=1))  # fmt: skip
+    true = TrueCounts(("i", "s"), (120, 90), tables=tables, contribution=k, unit="episodes")
+    d = json.loads(release(true, ("month",), 2 * p.epsilon, p))
+    eps_a = p.attrition_share * 2 * p.epsilon
+    assert d["scales"]["attrition"] == pytest.approx(k / eps_a)
+    assert d["scales"]["breakdown"] == pytest.approx(2 * k / (2 * p.epsilon - eps_a))
+    # OpenDP's own privacy map: a person moving K units of the buckets costs what is charged
+    assert measurement(d["scales"]["attrition"]).map(k) == pytest.approx(eps_a)
+    assert d["contribution"] == k and d["epsilon"] == pytest.approx(2 * p.epsilon)
+    a = answer_from_json(json.dumps(d), 1.0, 9.0, "h", "r", "k", "forskning", False, ("i", "s"))
+    assert (a.to_json()["unit"], a.to_json()["contribution"]) == ("episodes", k)
+    with pytest.raises(ValueError, match="at least 1"):
+        TrueCounts(("i",), (1,), contribution=0)
+    # the stated variances follow the scale: the final count's is one bucket's at K/ε
+    runs, errs = 6000, []
+    for _ in range(runs):
+        steps, scale = release_attrition((1000, 600), p, contribution=k)
+        errs.append(steps[-1].value - 600)
+    var = sum(e * e for e in errs) / runs - (sum(errs) / runs) ** 2
+    stated = attrition_variances(2, scale)[-1]
+    assert stated == pytest.approx(dlap_variance(k / 0.5))
+    assert abs(var / stated - 1) < 0.12, (var, stated)
+
+
+def test_neighbouring_episode_data_sets_stay_within_e_to_the_epsilon() -> None:
+    """The guarantee with episodes: a person with K = 3 episodes, all in the final bucket
+    (the worst case), removed; the ratio of the final count's frequencies stays within e^ε
+    at the scale K/ε, and comes near e^(3ε) at a person's scale 1/ε (the test can fail)."""
+    from collections import Counter
+
+    p = PrivacyParams(epsilon=0.5, threshold=0)
+    runs = 20_000
+
+    def ratios(contribution: int) -> list[float]:
+        seen: list[Counter[int]] = []
+        for counts in ((60, 40), (57, 37)):  # 3 episodes of one person in the last bucket
+            c: Counter[int] = Counter()
+            for _ in range(runs):
+                steps, _ = release_attrition(counts, p, contribution=contribution)
+                c[steps[-1].value] += 1
+            seen.append(c)
+        return [seen[0][v] / seen[1][v] for v in seen[0] if min(seen[0][v], seen[1][v]) >= 300]
+
+    bound = math.exp(p.epsilon)
+    scaled = ratios(3)
+    assert len(scaled) >= 4
+    assert max(scaled) <= bound * 1.2 and min(scaled) >= 1 / (bound * 1.2), scaled
+    person = ratios(1)
+    assert max(max(person), 1 / min(person)) > bound * 1.5, person  # e^(3ε) = 4.5 > e^ε = 1.6

@@ -112,8 +112,10 @@ class Case:
     name: str
     text: str
     tables: Tables
-    steps: list[set[int]]  # persons after the index step, then after each include/exclude
-    index: dict[int, dt.date] | None = None  # expected index dates, when the case checks them
+    # persons after the index step, then after each include/exclude; for `index each`,
+    # episodes (person, index date)
+    steps: list[set[Any]]
+    index: dict[Any, dt.date] | None = None  # expected index dates, when the case checks them
     breakdown: dict[tuple[Any, ...], int] | None = None
     purpose: str = "forskning"
     report_tables: list[dict[tuple[Any, ...], int]] | None = None  # every `report by`, in order
@@ -122,7 +124,7 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(name: str, text: str, tables: Tables, steps: list[set[int]], **kw: Any) -> None:
+def case(name: str, text: str, tables: Tables, steps: list[set[Any]], **kw: Any) -> None:
     CASES.append(Case(name, text, tables, steps, **kw))
 
 
@@ -997,6 +999,70 @@ case(
     [{1, 2, 3}],
     breakdown={("101", "01003"): 1, (None, "12001"): 1, ("141", "05001"): 1},
 )
+
+# ---- index each: every qualifying event with a washout; the unit is the episode -----------
+
+# I50 contacts; a washout of 30 days: a date is an episode when the person has no I50 contact
+# in the 30 days before it (read before the window's start too). Men born 1950-01 unless said.
+_EACH_TABLES: Tables = {
+    "population": [person(n, (1950, 1)) for n in (1, 2, 3, 4, 5)] + [person(7, (1960, 9))],
+    "npr": [
+        npr(1, D("2020-01-10"), "I509", sjukhus="01001"),  # episode
+        npr(1, D("2020-01-25"), "I509", sjukhus="05001"),  # 15 days after: the same episode
+        npr(1, D("2020-03-01"), "I509", sjukhus="14001"),  # 36 days after the last: episode
+        npr(1, D("2020-03-20"), "I509"),  # 19 days after: the same
+        npr(1, D("2020-02-15"), "I219"),  # an infarction 15 days before the March episode
+        npr(2, D("2019-12-20"), "I509"),  # before the window: no episode, but it washes out
+        npr(2, D("2020-01-05"), "I509", sjukhus="05001"),  # 16 days after it: no episode
+        npr(2, D("2020-02-10"), "I509", sjukhus="05001"),  # 36 days after: episode
+        npr(3, D("2019-11-01"), "I509"),  # 61 days before the window
+        npr(3, D("2020-01-01"), "I509", sjukhus="01001"),  # the first day: episode
+        npr(3, D("2020-12-01"), "I219"),
+        npr(3, D("2020-12-31"), "I509"),  # the last day: episode (then excluded: I21 before)
+        npr(3, D("2021-01-05"), "I509"),  # after the window
+        npr(4, D("2021-02-01"), "I509"),  # only after the window: none
+        # contacts 24, 26 and 25 days apart: one episode, though the last is 75 days after it
+        *[npr(5, D(d), "I509", sjukhus="12001") for d in ("2020-05-01", "2020-05-25")],
+        *[npr(5, D(d), "I509") for d in ("2020-06-20", "2020-07-15")],
+        npr(6, D("2020-06-01"), "I509"),  # not in the population register
+        npr(7, D("2020-08-01"), "I509"),  # episode (at 59 years: not included)
+        npr(7, D("2020-08-31"), "I509"),  # 30 days after: inside the washout
+        npr(7, D("2020-10-01"), "I509"),  # 31 days after: episode
+    ],
+}
+_EACH = "index each diagnosis I50* between 2020-01-01 and 2020-12-31, washout 30 days\n"
+_EACH_ALL = {(1, D("2020-01-10")), (1, D("2020-03-01")), (2, D("2020-02-10")),
+             (3, D("2020-01-01")), (3, D("2020-12-31")), (5, D("2020-05-01")),
+             (7, D("2020-08-01")), (7, D("2020-10-01"))}  # fmt: skip
+case("index each: episodes and the washout", _EACH, _EACH_TABLES, [_EACH_ALL],
+     index={e: e[1] for e in _EACH_ALL})  # fmt: skip
+_EACH_AGED = _EACH_ALL - {(7, D("2020-08-01"))}
+_EACH_FINAL = _EACH_AGED - {(1, D("2020-03-01")), (3, D("2020-12-31"))}
+case(
+    "index each: criteria relative to each episode",
+    _EACH + "include age 60..120\nexclude diagnosis I21* within 60 days before index\n"
+    "report by month\nreport by hospital\n",
+    _EACH_TABLES,
+    [_EACH_ALL, _EACH_AGED, _EACH_FINAL],
+    report_tables=[
+        {(202001,): 2, (202002,): 1, (202005,): 1, (202010,): 1},
+        # the site of an episode is that of its index event
+        {("01001",): 2, ("05001",): 1, ("12001",): 1, (None,): 1},
+    ],
+)
+# a window of 9 days and a washout of 2: episodes are at least 3 days apart, so a person has
+# at most K = 9 // 3 + 1 = 4 of them; person 1 has 4, person 2 (daily contacts) one
+case(
+    "index each: at most K episodes a person",
+    "index each diagnosis I50* between 2020-01-01 and 2020-01-10, washout 2 days\n",
+    {
+        "population": pop(1, 2),
+        "npr": [npr(1, D(f"2020-01-{d:02d}"), "I509") for d in (1, 4, 7, 10)]
+        + [npr(2, D(f"2020-01-{d:02d}"), "I509") for d in range(1, 11)],
+    },
+    [{(1, D("2020-01-01")), (1, D("2020-01-04")), (1, D("2020-01-07")), (1, D("2020-01-10")),
+      (2, D("2020-01-01"))}],
+)  # fmt: skip
 
 # ---- several `report by`: each a table of the whole final cohort --------------------------
 

@@ -277,3 +277,32 @@ def test_a_new_breakdown_of_a_released_attrition_charges_only_the_breakdown() ->
         currency = {"release": None, "extracted": None, "registers": []}
         shown = CountOut.model_validate({**j, "data_currency": currency}).model_dump()
         assert [t["breakdown"] for t in shown["tables"]] == [t["breakdown"] for t in j["tables"]]
+
+
+def test_episode_tables_are_measured_at_k_times_the_scale_with_the_stated_variance() -> None:
+    """`index each` (issue 24): a person is up to K episodes, all in one cell of each leaf
+    table at worst: T leaf tables at T·K/ε. The stated variances follow the scale."""
+    from antal.privacy.mechanism import noisy_vector
+
+    p = PrivacyParams(epsilon=1.0, threshold=0)
+    tables = _chain()
+    k = 3
+    out, scale = release_tables(tables, ReleasedCount(2610, 2600, 2620, 0), 4.0, p,
+                                contribution=k)  # fmt: skip
+    assert scale == 2 * k / 1.0
+    assert measurement(scale).map(2 * k) == pytest.approx(1.0)
+    truth = [tables[0].cells[key] for key in tables[0].domain]
+    runs, total_scale = 6000, 2.0
+    sq = [0.0] * len(truth)
+    mean = [0.0] * len(truth)
+    for _ in range(runs):
+        total = 2610 + noisy_vector([0], total_scale)[0]
+        out, scale = release_tables(tables, ReleasedCount(total, None, None, 0),
+                                    dlap_variance(total_scale), p, contribution=k)  # fmt: skip
+        for j, (_key, c) in enumerate(out[0].cells):
+            e = c.value - truth[j]
+            mean[j] += e / runs
+            sq[j] += e * e / runs
+    stated = level_variances(tables, scale, dlap_variance(total_scale))[0]
+    for j in range(len(truth)):
+        assert abs((sq[j] - mean[j] ** 2) / stated[j] - 1) < 0.12, (j, sq[j], stated[j])

@@ -258,3 +258,22 @@ def test_a_gaussian_series_is_forecast_with_its_own_noise() -> None:
         inside += [m.inside90 for m in backtest(series, draws=1000).months
                    if m.inside90 is not None]  # fmt: skip
     assert 0.83 <= statistics.fmean(inside) <= 0.98, statistics.fmean(inside)
+
+
+def test_episodes_scale_the_gaussian_by_their_contribution_bound() -> None:
+    """`index each` (issue 24): K episodes of a person move the buckets by K in L2 (all in
+    one, the worst case) and T leaf tables by √T·K: σ = K/√(2ρ) and √T·K/√(2ρ), and OpenDP's
+    map at those sensitivities is the ρ charged."""
+    p = GAUSS
+    ask, k = 2 * p.release_rho, 3
+    rho_a = p.attrition_share * ask
+    _steps, s1 = release_attrition((900, 800, 700), p, rho_a, contribution=k)
+    assert s1 == pytest.approx(k / math.sqrt(2 * rho_a))
+    assert Gaussian().measurement(s1).map(1) * k**2 == pytest.approx(rho_a)
+    tables = (TrueTable(("a",), {("x",): 400, ("y",): 300}, [("x",), ("y",)]),
+              TrueTable(("b",), {("u",): 700}, [("u",)], report=1))  # fmt: skip
+    rho_t = (1 - p.attrition_share) * ask
+    _out, s2 = release_tables(tables, ReleasedCount(700, 690, 710, 0), 4.0, p, rho_t,
+                              contribution=k)  # fmt: skip
+    assert s2 == pytest.approx(math.sqrt(2) * k / math.sqrt(2 * rho_t))
+    assert Gaussian().measurement(s2).map(1) * 2 * k**2 == pytest.approx(rho_t)

@@ -104,6 +104,10 @@ def count_cmd(
         for i, (label, n) in enumerate(res.attrition):
             table.add_row(str(i), label, _fmt(n))
         out.print(table)
+        from antal.engine import ir
+
+        if isinstance(v.checked.index, ir.IndexEvent) and v.checked.index.episodes:
+            out.print(episodes_note(ir.contribution(v.checked.index)))
         for t in res.tables:
             bt = Table(
                 *t.dims, "count", title=f"Breakdown of the final cohort by {', '.join(t.dims)}"
@@ -216,6 +220,8 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
         if answer.stored
         else f"ε charged {answer.epsilon_charged:g}"
     )
+    if answer.unit == "episodes":
+        out.print(episodes_note(answer.contribution))
     out.print(
         f"{note}; budget left ε {answer.budget_left:g} (project {project}); noise: "
         f"{describe_noise(answer.params)}, counts below {threshold} shown as <{threshold}"
@@ -227,4 +233,13 @@ def _print_answer(answer: Answer, title: str, project: str) -> None:
     out.print(
         f"receipt: query {answer.query_hash[:16]}, data release {answer.release}, audit entry "
         f"{r.get('audit_seq')}, signed by key {r.get('key_id')} (--json for the whole receipt)"
+    )
+
+
+def episodes_note(contribution: int) -> str:
+    """What the counts of an `index each` cohort count (docs/language.md)."""
+    return (
+        "counts are episodes (person, index date), not persons: every qualifying event with "
+        f"none in the washout before it; one person may count up to {contribution} times, "
+        "and the noise is scaled for that"
     )

@@ -83,16 +83,20 @@ def _print(res: uc.Forecasted, title: str, months: int) -> None:
     from antal.api import usecases as uc
     from antal.privacy.forecast import Forecast
 
+    if res.quantity.get("note"):
+        out.print(f"the series counts {res.quantity['note']}")
     for n in res.notes:
         out.print(f"note: {n}")
     total = res.forecasts[uc.TOTAL]
     if isinstance(total, Forecast):
         t = Table("month", "expected", "50% interval", "90% interval",
-                  title=f"{title}: newly eligible per month, the next {months} months")  # fmt: skip
+                  title=f"{title}: newly eligible {res.quantity.get('unit', 'persons')} per "
+                        f"month, the next {months} months")  # fmt: skip
         for m in total.months:
             t.add_row(m.month.isoformat()[:7], f"{m.mean:.1f}", f"{m.low50}–{m.high50}",
                       f"{m.low90}–{m.high90}")  # fmt: skip
         out.print(t)
+        out.print(f"trend: ×{total.trend_per_year:.2f} a year")
         bt = total.backtest
         cov = bt.coverage(90) if bt else None
         if bt is not None and cov is not None:

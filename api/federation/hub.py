@@ -45,6 +45,7 @@ from antal.api.routes.deps import (
 )
 from antal.api.web import install_hub_web
 from antal.catalog import Catalog
+from antal.engine import ir
 from antal.engine.limits import HUB_NODE_MAX_PERSONS, MAX_BODY_BYTES
 from antal.privacy.mechanism import attrition_bounds, dlap_accuracy
 
@@ -70,17 +71,26 @@ class HubState:
         )
         self.requests = RateLimiter(settings.requests_per_minute)
         self._events: dict[str, asyncio.Event] = {}
-        self._labels: dict[str, tuple[str, ...]] = {}
+        self._labels: dict[str, tuple[tuple[str, ...], int]] = {}
 
-    def labels(self, q: QueryRow) -> tuple[str, ...]:
-        """The query's step labels as the hub compiles its cohort (checked when it was
-        submitted): the number of steps every node's answer must have, and what is shown."""
+    def _compiled(self, q: QueryRow) -> tuple[tuple[str, ...], int]:
         if q.id not in self._labels:
             if len(self._labels) > 10_000:
                 self._labels.clear()
             v = uc.validate(q.cohort, self.catalog)
-            self._labels[q.id] = v.steps
+            k = ir.contribution(v.checked.index) if v.checked is not None else 1
+            self._labels[q.id] = (v.steps, k)
         return self._labels[q.id]
+
+    def labels(self, q: QueryRow) -> tuple[str, ...]:
+        """The query's step labels as the hub compiles its cohort (checked when it was
+        submitted): the number of steps every node's answer must have, and what is shown."""
+        return self._compiled(q)[0]
+
+    def contribution(self, q: QueryRow) -> int:
+        """K of the query's cohort as the hub compiles it (engine.ir.contribution): the
+        episodes one person can add, by which every node's noise must be scaled."""
+        return self._compiled(q)[1]
 
     # A change wakes the requests waiting on it in this process: a new task wakes its
     # node's poll (`node:NAME`), an answer wakes the waits on its query (`query:QID`).
@@ -308,23 +318,26 @@ def nodes(request: Request, u: Researcher) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def answer_problem(answer: NodeAnswer, labels: tuple[str, ...], persons: int) -> str | None:
+def answer_problem(
+    answer: NodeAnswer, labels: tuple[str, ...], persons: int, contribution: int = 1
+) -> str | None:
     """What is wrong with a node's answer given the query and the node (None: nothing). The
     schema has checked what any attrition is (NodeAnswer: bounded counts, threshold and
     rounding, non-increasing steps inside their intervals); here: as many steps as the
-    cohort has, no count above the node's population, an interval as wide as the stated
-    noise makes it, and the noise the stated ε and steps give."""
+    cohort has, no count above the node's population (times `contribution` K, the episodes
+    one person can add to an `index each` cohort), an interval as wide as the stated noise
+    makes it, and the noise the stated ε, steps and K give."""
     k = len(answer.steps)
     if labels and k != len(labels):
         return f"{k} steps, but the cohort has {len(labels)}"
-    # a partition's buckets are one measurement at 1/ε (Gaussian: σ = 1/√(2ρ)); a
-    # cumulative release's k steps at k/ε
-    per = 1 if answer.mechanism == "partition" else k
+    # a partition's buckets are one measurement at K/ε (Gaussian: σ = K/√(2ρ)); a
+    # cumulative release's k steps at k/ε (older nodes: before `index each`, K = 1)
+    per = contribution if answer.mechanism == "partition" else k
     if answer.noise == "gaussian":
         if answer.mechanism != "partition" or answer.rho is None:
             return "gaussian noise on a release that is not a partition, or without its ρ"
-        if not math.isclose(answer.scale, 1 / math.sqrt(2 * answer.rho), rel_tol=1e-6):
-            return f"a noise scale of {answer.scale:g}, not 1 / √(2 ρ {answer.rho:g})"
+        if not math.isclose(answer.scale, per / math.sqrt(2 * answer.rho), rel_tol=1e-6):
+            return f"a noise scale of {answer.scale:g}, not {per} / √(2 ρ {answer.rho:g})"
     elif not math.isclose(answer.scale, per / answer.epsilon, rel_tol=1e-6):
         return f"a noise scale of {answer.scale:g}, not {per} / ε {answer.epsilon:g}"
     if answer.mechanism == "partition":  # step i adds up k - i buckets
@@ -335,8 +348,8 @@ def answer_problem(answer: NodeAnswer, labels: tuple[str, ...], persons: int) ->
         if step.count is None:
             continue
         width = widths[i] + 2 * answer.rounding + 1
-        if step.count > persons:
-            return f"step {i}: {step.count} persons, more than the node's {persons}"
+        if step.count > persons * contribution:
+            return f"step {i}: {step.count} counted, more than the node's {persons} persons can be"
         assert step.low is not None and step.high is not None  # the schema's check
         if step.high - step.low > width:
             return f"step {i}: an interval {step.high - step.low} wide; the stated noise gives {width:.0f}"
@@ -387,7 +400,8 @@ async def put_result(request: Request, qid: QueryId, node: Node) -> dict[str, st
         if body.answer is not None:
             info = state.hub.node(node)
             persons = (info.persons if info and info.persons else None) or HUB_NODE_MAX_PERSONS
-            problem = answer_problem(body.answer, state.labels(found[0]), persons)
+            problem = answer_problem(body.answer, state.labels(found[0]), persons,
+                                     state.contribution(found[0]))  # fmt: skip
             if problem is not None:
                 return _invalid(problem)
         try:

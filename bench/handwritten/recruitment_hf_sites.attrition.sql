@@ -1,20 +1,25 @@
 -- Admitted with heart failure, 50-85: sites and monthly rate (examples/recruitment_hf_sites.cohort): every attrition step.
--- Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
+-- Episodes (`index each`): one row per (person, index date). Staged: each step a CTE of the survivors of the step before (s0 the index, s1 ...), each
 -- criterion a semi or anti join on them; codes matched with LIKE item matches, a register
 -- read once where several criteria need it.
 WITH hf AS MATERIALIZED (  -- inpatient stays with heart failure as main diagnosis, from 365 days
-                           -- before the earliest possible index (2023-01-01) on
+                           -- before the window (2023-01-01): the washout
     SELECT lopnr, indatum, sjukhus
     FROM read_parquet('{data}/npr.parquet')
     WHERE vardform = 'S' AND hdia IN ('I50', 'I500', 'I501', 'I509')
       AND indatum BETWEEN DATE '2022-01-01' AND DATE '2025-09-30'
 ),
-idx AS (  -- the first one from 2023-01-01; hospital: the smallest sjukhus among that day's
-    SELECT lopnr, min(indatum) AS index_date,
-           arg_min(sjukhus, (indatum, sjukhus)) AS hospital
+days AS (  -- each person's admission days, with the admission before each (any date from
+            -- 2022-01-01: the washout looks back 365 days from the window's start)
+    SELECT lopnr, indatum, min(sjukhus) AS hospital,  -- the smallest sjukhus of that day
+           lag(indatum) OVER (PARTITION BY lopnr ORDER BY indatum) AS prev
     FROM hf
-    WHERE indatum >= DATE '2023-01-01'
-    GROUP BY lopnr
+    GROUP BY lopnr, indatum
+),
+idx AS (  -- every admission from 2023-01-01 with none in the 365 days before: an episode
+    SELECT lopnr, indatum AS index_date, hospital
+    FROM days
+    WHERE indatum >= DATE '2023-01-01' AND (prev IS NULL OR prev < indatum - 365)
 ),
 s0 AS (  -- in the population register, not opted out of research
     SELECT i.lopnr, i.index_date, p.fodelsear, p.fodelsemanad, i.hospital
@@ -30,14 +35,8 @@ s1 AS (  -- aged 50-85 at admission
     WHERE 12 * year(c.index_date) + month(c.index_date) - 12 * c.fodelsear - c.fodelsemanad
           BETWEEN 12 * 50 AND 12 * 85 + 11
 ),
-s2 AS (  -- no HF admission 1..365 days before
+s2 AS (  -- no type 1 diabetes
     SELECT * FROM s1 c WHERE NOT EXISTS (
-        SELECT 1 FROM hf h
-        WHERE h.lopnr = c.lopnr AND h.indatum BETWEEN c.index_date - 365 AND c.index_date - 1
-    )
-),
-s3 AS (  -- no type 1 diabetes
-    SELECT * FROM s2 c WHERE NOT EXISTS (
         SELECT 1 FROM read_parquet('{data}/npr.parquet') n
         WHERE n.lopnr = c.lopnr AND (n.diagnos LIKE 'E10%' OR n.diagnos LIKE '% E10%')
           AND n.indatum IS NOT NULL
@@ -45,5 +44,4 @@ s3 AS (  -- no type 1 diabetes
 )
 SELECT (SELECT count(*) FROM s0) AS n0,
        (SELECT count(*) FROM s1) AS n1,
-       (SELECT count(*) FROM s2) AS n2,
-       (SELECT count(*) FROM s3) AS n3
+       (SELECT count(*) FROM s2) AS n2

@@ -26,6 +26,7 @@ from antal.engine.language.postlex import CohortPostLex
 __all__ = ["parse"]
 
 _GRAMMAR = Path(__file__).with_name("cohort.lark")
+_EACH_EXAMPLE = "`index each diagnosis I50* between 2023-01-01 and 2025-09-30, washout 365 days`"
 
 
 @cache
@@ -69,6 +70,7 @@ _TOKEN_WORDS = {
     "LPAR": "'('",
     "RPAR": "')'",
     "COMMA": "','",
+    "WCOMMA": "','",
     "COLON": "':'",
     "EQUAL": "'='",
     "AT": "'@'",
@@ -540,13 +542,37 @@ class _ToIR(Transformer):
 
     def _index(self, which: str, meta: Any, c: list[Any]) -> tuple[str, Any]:
         window = c[2] if len(c) > 2 else ir.Window()
-        return ("index", ir.IndexEvent(which, c[1], window, _pos(meta)), meta)  # type: ignore[arg-type]
+        return ("index", ir.IndexEvent(which, c[1], window, pos=_pos(meta)), meta)  # type: ignore[arg-type]
 
     def index_first(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
         return self._index("first", meta, c)
 
     def index_last(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
         return self._index("last", meta, c)
+
+    def index_each(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
+        """`index each EVENT between D1 and D2, washout N days`: both are needed to know,
+        before any data is read, how many episodes one person can have (ir.contribution)."""
+        each, event = c[0], c[1]
+        window = next((x for x in c if isinstance(x, ir.Window)), None)
+        if window is None or window.relative or window.start is None or window.end is None:
+            at = window.pos if window is not None and window.pos else _tpos(each)
+            raise CohortError.at(
+                at.line, at.column,
+                "`index each` needs a window with both ends",
+                f"e.g. {_EACH_EXAMPLE}",
+                "index_window",
+            )  # fmt: skip
+        days = next((x for x in c if isinstance(x, Token) and x.type == "INT"), None)
+        if days is None:
+            raise CohortError.at(
+                meta.end_line, meta.end_column,
+                "`index each` needs a washout: a new episode needs N days without the event before it",
+                f"e.g. {_EACH_EXAMPLE}",
+                "washout",
+            )  # fmt: skip
+        washout = _int(days, 0, limits.WINDOW_DAYS_MAX, "a washout in days")
+        return ("index", ir.IndexEvent("each", event, window, washout, pos=_pos(meta)), meta)
 
     def index_date(self, meta: Any, c: list[Any]) -> tuple[str, Any]:
         return ("index", ir.IndexDate(_date(c[0]), _pos(meta)), meta)

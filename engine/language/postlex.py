@@ -53,6 +53,9 @@ class CohortPostLex:
         nots = 0  # `not`s in a row: each nests one level (parentheses are counted in depth)
         codes = False  # inside a code list, where digits are an ICD-9 code, not a number
         for i, t in enumerate(toks):
+            # `index each EVENT ..., washout N days`: that comma does not continue a code list
+            if t.type == "COMMA" and i + 1 < len(toks) and toks[i + 1].type == "WASHOUT":
+                t = Token.new_borrow_pos("WCOMMA", t.value, t)
             if codes and t.type in ("INT", "NUMBER") and _ICD9.fullmatch(t.value):
                 t = Token.new_borrow_pos("ICD9", t.value, t)
             elif not codes and t.type == "ICD9" and t.value.isdigit():
