@@ -598,4 +598,3 @@ def _list_hint(reg: Register, column: str) -> str:
             f"{reg.id} is read by {other}"
         )
     return "no event reads this column, so its codes cannot be matched one by one"
-
