@@ -69,6 +69,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "step": ("Step", "Steg"),
     "label": ("Criterion", "Kriterium"),
     "persons": ("Persons", "Personer"),
+    # an `index each` cohort counts episodes (a person may have several): its tables say so
+    "episodes": ("Episodes", "Episoder"),
     "interval": ("95% interval", "95 % intervall"),
     # a site's marks (antal.privacy.sites); the command line and the report use the English
     "read_with_care": ("read with care", "läs med försiktighet"),

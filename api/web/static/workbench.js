@@ -350,7 +350,8 @@ async function showAnswer(answer) {
     const care = (c) => [c.near_threshold ? T.mark_threshold.replace("{threshold}", answer.receipt?.privacy?.threshold ?? 10) : "",
                          c.rank_uncertain ? T.mark_rank : ""].filter(Boolean).join("; ");
     const head = el("tr", {}, ...dims.map((d) => el("th", { scope: "col" }, d)),
-      el("th", { scope: "col" }, T.persons), el("th", { scope: "col" }, T.interval),
+      el("th", { scope: "col" }, answer.unit === "episodes" ? T.episodes : T.persons),
+      el("th", { scope: "col" }, T.interval),
       ...(marked ? [el("th", { scope: "col" }, T.read_with_care)] : []));
     const body = table.breakdown.map((c) => el("tr", {},
       ...dims.map((d) => el("td", {}, c[d] == null ? T.unknown : String(c[d + "_name"] ?? c[d]))),
