@@ -122,6 +122,12 @@ class Guarantee(BaseModel):
     rho: float | None = Field(None, description="gaussian: the ρ of the release")
     epsilon: float = Field(description="the ε of the release alone (at δ for gaussian)")
     delta: float = Field(description="0 for laplace")
+    unit: Literal["persons", "episodes"] = Field(
+        description="what the counts count: persons, or an `index each` cohort's episodes"
+    )
+    contribution: int = Field(
+        ge=1, description="the most units one person adds (K episodes; 1 for persons)"
+    )
 
 
 class _ReceiptFields(BaseModel):

@@ -118,10 +118,12 @@ class Answer:
         # the same keys and types whatever the noise, as the API's schema states them (the
         # signature covers the JSON as shown)
         gaussian = self.noise != "laplace" and self.rho_of_answer is not None
+        # what the counts count, signed: an answer in episodes cannot be shown as persons
         return {"noise": self.noise,
                 "rho": float(self.rho_of_answer) if gaussian else None,  # type: ignore[arg-type]
                 "epsilon": float(self.epsilon_of_answer),
-                "delta": float(self.params["delta"]) if gaussian else 0.0}  # fmt: skip
+                "delta": float(self.params["delta"]) if gaussian else 0.0,
+                "unit": self.unit, "contribution": int(self.contribution)}  # fmt: skip
 
     @property
     def count(self) -> ReleasedCount:

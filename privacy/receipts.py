@@ -184,6 +184,12 @@ def check_answer(answer: Mapping[str, Any], receipt: Mapping[str, Any]) -> list[
     problems = []
     if digest != receipt.get("released_sha256") or not top:
         problems.append("the answer's released values are not those its receipt was signed for")
+    signed_unit = (receipt.get("guarantee") or {}).get("unit")
+    if signed_unit is not None and answer.get("unit", "persons") != signed_unit:
+        problems.append(
+            f"the answer counts {answer.get('unit', 'persons')}, its receipt was signed for "
+            f"{signed_unit}"
+        )
     if version != 1:
         differ = _differ("the answer", labels, receipt.get("labels") or [])
         if differ:

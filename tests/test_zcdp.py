@@ -277,3 +277,22 @@ def test_episodes_scale_the_gaussian_by_their_contribution_bound() -> None:
                               contribution=k)  # fmt: skip
     assert s2 == pytest.approx(math.sqrt(2) * k / math.sqrt(2 * rho_t))
     assert Gaussian().measurement(s2).map(1) * 2 * k**2 == pytest.approx(rho_t)
+
+
+def test_a_receipt_signs_what_the_counts_count(tmp_path: Path) -> None:
+    """An `index each` answer counts episodes: its receipt's guarantee says so (and K),
+    so the same numbers shown as persons no longer check against it."""
+    from antal.privacy.receipts import check_answer
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    store.create_project("p", "t", "forskning", 10.0)
+    gate = Gate(store, PrivacyParams())
+    true = TrueCounts(("i", "s"), (900, 890), contribution=3, unit="episodes")
+    a = gate.answer("p", "u", "q", "q", "rel", ("i", "s"), (), lambda: true)
+    shown = a.to_json()
+    g = shown["receipt"]["guarantee"]
+    assert (g["unit"], g["contribution"]) == ("episodes", 3)
+    assert verify(shown["receipt"], gate.signer.public) == []
+    assert check_answer(shown, shown["receipt"]) == []
+    relabelled = {**shown, "unit": "persons"}
+    assert any("counts persons" in p for p in check_answer(relabelled, shown["receipt"]))
