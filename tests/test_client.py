@@ -228,7 +228,7 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     columns = ["count", "suppressed", "lower", "upper", "display"]
     assert list(att.columns) == ["step", "label", *columns]
     # the index and the example's eight steps
-    assert list(att["step"]) == list(range(9)) and att["label"][0] == "Index event"
+    assert list(att["step"]) == list(range(8)) and att["label"][0] == "Index event"
     steps = res.raw["attrition"]
     for (_, row), s in zip(att.iterrows(), steps, strict=True):  # a number, or <NA> and "<10"
         assert row["suppressed"] == s["suppressed"] == (s["count"] is None)
@@ -265,7 +265,7 @@ def test_count_frames_stored_answer_and_budget(client: Client) -> None:
     qs = client.queries("t2d")
     assert res.receipt["answer_key"] in set(qs["answer_key"])
     row = qs[qs["answer_key"] == res.receipt["answer_key"]].iloc[0]
-    assert row["title"] == "Newly diagnosed T2D, uncontrolled on metformin, 40-75"
+    assert row["title"] == "New metformin users with type 2 diabetes, uncontrolled on it, 40-75"
     assert (pd.isna(row["count"]) and res.count is None) or row["count"] == res.count
     assert row["display"] == res.display and row["receipt"] == res.receipt
 

