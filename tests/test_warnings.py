@@ -355,15 +355,19 @@ def test_cli_count_carries_currency_and_warnings(tmp_path: Path) -> None:
     assert "after_data" in [w["code"] for w in body["warnings"]]
 
 
-def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> None:
-    d = _data(tmp_path)
+def _service(d: Path, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
+    """The HTTP service on the extracts in `d`, and a researcher's headers for project p."""
     app = create_app(Settings(data=d, store=str(tmp_path / "s.sqlite")))
     st = app.state.antal
     st.accounts.create_user("res", "R", "researcher")
     st.store.create_project("p", "P", "forskning", 10.0, ("npr", "lmr"))
     st.accounts.add_member("p", "res")
-    c = TestClient(app)
-    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    return TestClient(app), {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+
+
+def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> None:
+    d = _data(tmp_path)
+    c, h = _service(d, tmp_path)
     text = "index first drug L01XC03 in lmr between 2025-01-01 and 2026-06-30\n"
     r = c.post("/v1/cohorts/validate", json={"cohort": text}, headers=h)
     assert r.status_code == 200 and r.json()["ok"] is True
@@ -404,13 +408,7 @@ def test_one_set_of_warnings_wherever_the_cohort_is_read(tmp_path: Path) -> None
     assert (
         sorted(w["message"] for w in json.loads(r.output.splitlines()[-1])["warnings"]) == messages
     )
-    app = create_app(Settings(data=d, store=str(tmp_path / "s.sqlite")))
-    st = app.state.antal
-    st.accounts.create_user("res", "R", "researcher")
-    st.store.create_project("p", "P", "forskning", 10.0, ("npr", "lmr"))
-    st.accounts.add_member("p", "res")
-    c = TestClient(app)
-    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    c, h = _service(d, tmp_path)
     v = c.post("/v1/cohorts/validate", json={"cohort": text}, headers=h).json()
     assert sorted(x["message"] for x in v["diagnostics"]) == messages
     answer = c.post("/v1/projects/p/count", json={"cohort": text}, headers=h).json()
