@@ -135,6 +135,9 @@ class EventSource(_Model):
     codes: str  # the column holding the codes
     multi: bool = False  # codes are space-separated in that column
     main: str | None = None  # column of the main code (`diagnosis ... main`)
+    # column of the other codes of the record, space-separated (`death ... mentioned`: the
+    # contributing causes of death, which `codes`, the underlying cause, leaves out)
+    mentioned: str | None = None
     date: str | None = None  # defaults to the register's date column
     source: str | None = None  # name used in `drug ... in SOURCE`; defaults to register id
 

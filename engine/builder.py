@@ -219,8 +219,10 @@ def drug(*codes: str, sources: tuple[str, ...] | list[str] = ()) -> E:
     return E(ir.EventCond(ir.Drug(_codes(codes), tuple(sources))))
 
 
-def death(*codes: str) -> E:
-    return E(ir.EventCond(ir.Death(_codes(codes))))
+def death(*codes: str, mentioned: bool = False) -> E:
+    """A death; with codes, its underlying cause, or (`mentioned`) any cause on the
+    certificate, underlying or contributing."""
+    return E(ir.EventCond(ir.Death(_codes(codes), mentioned)))
 
 
 def register(name: str) -> E:

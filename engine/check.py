@@ -71,10 +71,18 @@ class _Checker:
     @_EVENT.on(ir.Diagnosis, ir.Procedure, ir.Death)
     def coded_event(self, ev: ir.Diagnosis | ir.Procedure | ir.Death, where: ir.Node) -> ir.Event:
         self.codes(ev, ev.codes)
-        if not self.catalog.sources_of(ev.kind):
+        sources = self.catalog.sources_of(ev.kind)
+        if not sources:
             self.error(
                 ev, f"no register in the catalog provides `{ev.kind}` events", code="no_provider"
             )
+        if isinstance(ev, ir.Death) and ev.mentioned:
+            if not ev.codes:
+                self.error(ev, "`death mentioned` needs the causes to look for",
+                           "e.g. `death I21* mentioned`", "code")  # fmt: skip
+            elif sources and not all(src.mentioned for _reg, src in sources):
+                self.error(ev, "a register of deaths here records no contributing causes",
+                           "use `death CODES` (the underlying cause)", "no_provider")  # fmt: skip
         return ev
 
     @_EVENT.on(ir.Drug)
@@ -590,6 +598,8 @@ def _list_hint(reg: Register, column: str) -> str:
     for src in reg.provides:
         if src.codes == column:
             return f"match one of its codes with an event, e.g. `{src.event} E11*`"
+        if src.mentioned == column:  # the other causes: read with the event's first column
+            return f"match one of its codes, or the {src.codes} code, with `{src.event} I21* mentioned`"
     reads = [src for src in reg.provides if src.event]
     if reads:
         other = ", ".join(f"`{src.event} CODES` ({reg.id}.{src.codes})" for src in reads)

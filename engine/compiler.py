@@ -331,7 +331,13 @@ class _Compiler:
 
     @_MATCH.on(ir.Death)
     def _match_death(self, ev: ir.Death, src: EventSource, flat: bool) -> exp.Expression:
-        return exp.true() if not ev.codes else self._match_codes(ev, src, flat)
+        if not ev.codes:
+            return exp.true()
+        if ev.mentioned:  # the underlying cause, or one of the contributing ones
+            assert src.mentioned is not None and not flat
+            return _or([self.codes(_col(src.codes), ev.codes, multi=src.multi),
+                        self.codes(_col(src.mentioned), ev.codes, multi=True)])  # fmt: skip
+        return self._match_codes(ev, src, flat)
 
     @_MATCH.on(ir.Diagnosis)
     def _match_diagnosis(self, ev: ir.Diagnosis, src: EventSource, flat: bool) -> exp.Expression:
@@ -355,8 +361,8 @@ class _Compiler:
         everything else reads the register itself. Both give the same rows to `ev`, since
         a code table keeps the person, the dates, hospital and clinic of each record, and
         every later step counts distinct dates or asks whether any row exists."""
-        if src is None or (isinstance(ev, ir.Death) and not ev.codes):
-            return reg.id, False
+        if src is None or (isinstance(ev, ir.Death) and (not ev.codes or ev.mentioned)):
+            return reg.id, False  # any death, or two code columns: the register itself
         column = src.main if isinstance(ev, ir.Diagnosis) and ev.main else src.codes
         table = self.layout.code_tables.get((reg.id, column or ""))
         return (table, True) if table else (reg.id, False)

@@ -251,10 +251,12 @@ class Drug(Node):
 @_node
 @dataclass(frozen=True)
 class Death(Node):
-    """A death; `codes` empty means any cause."""
+    """A death; `codes` empty means any cause. Its codes are the underlying cause's, or,
+    `mentioned`, any cause on the certificate (underlying or contributing)."""
 
     kind: ClassVar[str] = "death"
     codes: tuple[CodePattern, ...] = ()
+    mentioned: bool = False
     pos: Pos | None = _pos()
 
 

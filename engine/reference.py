@@ -307,6 +307,12 @@ class _Evaluator:
         patterns: tuple[ir.CodePattern, ...] = event.codes  # type: ignore[union-attr]
         if isinstance(event, ir.Death) and not patterns:
             return True  # any death, whatever (or whether) its cause
+        if isinstance(event, ir.Death) and event.mentioned:
+            if src.mentioned is None:
+                raise ValueError("this death source has no column of contributing causes")
+            underlying = row.get(src.codes)
+            others = (row.get(src.mentioned) or "").split(" ")
+            return any(_codes_match(patterns, c) for c in [underlying, *others] if c)
         if isinstance(event, ir.Diagnosis) and event.main:
             if src.main is None:
                 raise ValueError("this diagnosis source has no main-diagnosis column")

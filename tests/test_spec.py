@@ -92,8 +92,10 @@ def rek(lopnr: int, date: dt.date | None, atc: str, sjukhus: str | None = None) 
     return {"lopnr": lopnr, "adm_datum": date, "atc": atc, "sjukhus": sjukhus}
 
 
-def dors(lopnr: int, date: dt.date | None, ulorsak: str | None = None) -> Row:
-    return {"lopnr": lopnr, "dodsdat": date, "ulorsak": ulorsak}
+def dors(
+    lopnr: int, date: dt.date | None, ulorsak: str | None = None, morsak: str | None = None
+) -> Row:
+    return {"lopnr": lopnr, "dodsdat": date, "ulorsak": ulorsak, "morsak": morsak}
 
 
 def ndr(lopnr: int, date: dt.date | None, **values: Any) -> Row:
@@ -382,6 +384,25 @@ _DEATHS: Tables = {
 case("death any", DATE_INDEX + "include death after index\n", _DEATHS, [{1, 2, 3, 4}, {1, 2}])
 case("death cause", DATE_INDEX + "include death I21*\n", _DEATHS, [{1, 2, 3, 4}, {1}])
 case("death causes", DATE_INDEX + "include death I21*, C34*\n", _DEATHS, [{1, 2, 3, 4}, {1}])
+
+# the underlying cause, or any cause on the certificate (`mentioned`): contributing causes
+# are a space-separated list, in which I21 must be a whole code (not I210 inside C34 I210?)
+_MENTIONS: Tables = {
+    "population": pop(1, 2, 3, 4, 5),
+    "dors": [
+        dors(1, day(10), "I219"),  # the underlying cause
+        dors(2, day(20), "C349", "J189 I219"),  # a contributing cause
+        dors(3, day(30), "C349", "J189"),  # neither
+        dors(4, day(40), "I10", "XI21"),  # no code of the list, only a longer word
+        dors(5, None, "C349", "I219"),  # no date: never matches
+    ],
+}
+case("death cause underlying", DATE_INDEX + "include death I21*\n", _MENTIONS,
+     [{1, 2, 3, 4, 5}, {1}])  # fmt: skip
+case("death cause mentioned", DATE_INDEX + "include death I21* mentioned\n", _MENTIONS,
+     [{1, 2, 3, 4, 5}, {1, 2}])  # fmt: skip
+case("death exact code mentioned", DATE_INDEX + "include death I219 mentioned\n", _MENTIONS,
+     [{1, 2, 3, 4, 5}, {1, 2}])  # fmt: skip
 
 # ---- events: registers and filters ----------------------------------------------------
 

@@ -495,13 +495,13 @@ def test_a_coding_period_of_one_lan_warns_for_that_lan() -> None:
     assert periods("index first diagnosis I21*, 410* between 1995-01-01 and 1999-12-31\n") == []
 
 
-def test_a_code_list_filter_names_the_event_that_reads_it_or_says_none_does() -> None:
+def test_a_code_list_filter_names_the_event_that_reads_it() -> None:
     """`npr where diagnos = ...` points to `diagnosis`, which reads npr.diagnos; the cause of
-    death register's contributing causes are read by no event, and the hint says so rather
-    than pointing to `diagnosis`, which reads npr (issue 24)."""
+    death register's contributing causes to `death ... mentioned`, not to `diagnosis`, which
+    reads npr (issue 24)."""
     for text, hint in [
         ('index first npr where diagnos = "I21"', "`diagnosis E11*`"),
-        ('index first dors where morsak = "I21"', "no event reads 'dors.morsak' yet"),
+        ('index first dors where morsak = "I21"', "`death I21* mentioned`"),
     ]:
         with pytest.raises(engine.CohortError) as e:
             engine.check(engine.parse(text), CAT)

@@ -395,7 +395,9 @@ class _ToIR(Transformer):
         return ir.Drug(c[0], tuple(str(s) for s in c[1:]), _pos(meta))
 
     def death(self, meta: Any, c: list[Any]) -> ir.Death:
-        return ir.Death(c[0] if c else (), _pos(meta))
+        codes = next((x for x in c if isinstance(x, tuple)), ())
+        mentioned = any(isinstance(x, Token) and x.type == "MENTIONED" for x in c)
+        return ir.Death(codes, mentioned, _pos(meta))
 
     def register_where(self, meta: Any, c: list[Any]) -> ir.RegisterEvent:
         return ir.RegisterEvent(str(c[0]), c[1], _pos(meta))
