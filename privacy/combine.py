@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from antal.catalog.errors import InternalError
-from antal.privacy.noise import NOISES, noise_kind
+from antal.privacy.noise import NOISES, Laplace, noise_kind
 
 __all__ = [
     "GRID",
@@ -161,19 +161,14 @@ class CombinedCount:
 
 
 def discrete_laplace_variance(scale: float) -> float:
-    """Variance of the discrete Laplace distribution P(x) ∝ exp(-|x|/scale)."""
-    if scale <= 0:
-        return 0.0
-    q = math.exp(-1.0 / scale)
-    return 2.0 * q / (1.0 - q) ** 2
+    """Variance of the discrete Laplace distribution P(x) ∝ exp(-|x|/scale)
+    (antal.privacy.noise's, which imports no OpenDP: the hub needs none)."""
+    return Laplace().variance(scale)
 
 
 def _draws(scale: float, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Discrete Laplace draws: the difference of two geometric variables."""
-    if scale <= 0 or math.exp(-1.0 / scale) == 0.0:
-        return np.zeros(shape)
-    p = -math.expm1(-1.0 / scale)  # 1 - exp(-1/scale), exact for large scales
-    return (rng.geometric(p, shape) - rng.geometric(p, shape)).astype(float)
+    """Discrete Laplace draws in `shape`, the noise module's (drawn flat, in row order)."""
+    return Laplace().draws(rng, scale, shape[0] * shape[1]).reshape(shape).astype(float)
 
 
 def max_mean_moments(
@@ -250,12 +245,8 @@ def step_error_moments(scale: float, steps: int, step: int) -> tuple[float, floa
 
 
 def positive_part_mean(scale: float) -> float:
-    """E[max(e, 0)] of the discrete Laplace noise e at `scale` (the same closed form as
-    privacy.mechanism's, kept here so that the hub needs no OpenDP)."""
-    if scale <= 0:
-        return 0.0
-    q = math.exp(-1.0 / scale)
-    return q / ((1 + q) * (1 - q))
+    """E[max(e, 0)] of the discrete Laplace noise e at `scale` (antal.privacy.noise's)."""
+    return Laplace().positive_part_mean(scale)
 
 
 def _error_moments(c: NodeCount) -> tuple[float, float, float, float]:

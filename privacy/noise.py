@@ -68,15 +68,6 @@ class NoiseKind(ABC):
         """The counts with this noise added (OpenDP draws it)."""
         return list(self.measurement(scale)(list(values)))
 
-    def loss(self, scale: float, sensitivity: float) -> float:
-        """The privacy loss (ε or ρ) of a vector one person moves by `sensitivity`: OpenDP's
-        privacy map of the measurement."""
-        if self.name == "laplace":
-            return float(self.measurement(scale).map(sensitivity))
-        # OpenDP's L2 distance on integer vectors takes an integer bound: ρ scales with
-        # the square of the sensitivity, so map 1 and scale it (exact for zCDP)
-        return float(self.measurement(scale).map(1)) * sensitivity**2
-
     @abstractmethod
     def scale_for(self, loss: float, tables: int = 1, contribution: int = 1) -> float:
         """The scale at which `tables` vectors, a person in one cell of each, cost `loss`;
