@@ -451,25 +451,28 @@ class Gate:
         """The loss of one query (ε, or ρ): the attrition, and the tables if there are any."""
         return query_cost(self.params, has_breakdown)
 
-    def _ledger(self, tx: Tx, project_id: str) -> tuple[float, float, float, float]:
-        """(budget, spent, pure ε charged, ρ charged) of a project, as the ledger holds them."""
-        budget, spent = tx.one("SELECT budget, spent FROM projects WHERE id = %s", (project_id,))
+    @staticmethod
+    def _charges(tx: Tx, project_id: str) -> tuple[float, float]:
+        """(pure ε charged, ρ charged) of a project: what a gaussian charge is priced on."""
         pure, rho = tx.one(
             "SELECT COALESCE(SUM(CASE WHEN rho = 0 THEN epsilon ELSE 0 END), 0), "
             "COALESCE(SUM(rho), 0) FROM charges WHERE project_id = %s",
             (project_id,),
         )
-        return float(budget), float(spent), float(pure), float(rho)
+        return float(pure), float(rho)
 
     def _epsilon_of(self, tx: Tx, project_id: str, cost: float) -> tuple[float, float, float]:
         """(ε it adds to the project, its budget, what the project spent) of a charge of
         `cost` (ε, or ρ under gaussian noise: the ε at δ of the ρ it has spent and this
-        added, plus its pure ε, less what it spent)."""
-        budget, spent, pure, rho = self._ledger(tx, project_id)
+        added, plus its pure ε, less what it spent). A laplace charge reads the project row
+        only, as every count did before there was a choice of noise."""
+        budget, spent = tx.one("SELECT budget, spent FROM projects WHERE id = %s", (project_id,))
+        budget, spent = float(budget), float(spent)
         if self.params.noise == "laplace":
             return cost, budget, spent
         if cost <= 0:
             return 0.0, budget, spent
+        pure, rho = self._charges(tx, project_id)
         after = pure + epsilon_of_rho(rho + cost, self.params.delta)
         return max(0.0, after - spent), budget, spent
 
@@ -489,8 +492,9 @@ class Gate:
     def _rho_left(self, tx: Tx, project_id: str) -> float:
         """The ρ a project's budget has left under gaussian noise: the ρ whose ε at δ is its
         budget less its pure ε, less the ρ it was charged."""
-        budget, _spent, pure, rho = self._ledger(tx, project_id)
-        return max(0.0, rho_of_epsilon(budget - pure, self.params.delta) - rho)
+        (budget,) = tx.one("SELECT budget FROM projects WHERE id = %s", (project_id,))
+        pure, rho = self._charges(tx, project_id)
+        return max(0.0, rho_of_epsilon(float(budget) - pure, self.params.delta) - rho)
 
     def quote(
         self,
