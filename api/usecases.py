@@ -292,6 +292,15 @@ def open_signer(settings: Settings) -> Signer:
     return Signer.from_file(settings.signing_key or default_signing_key(settings.store))
 
 
+def open_gate(settings: Settings, installation: Installation, store: Store) -> Gate:
+    """The privacy gate every released count goes through: the installation's privacy
+    parameters and its receipt signing key, on the settings' store. The service, the node
+    and the command line build it here, so none of them can release under other terms."""
+    from antal.privacy import Gate
+
+    return Gate(store, installation.privacy, open_signer(settings))
+
+
 def open_backend(
     settings: Settings,
     installation: Installation,
@@ -714,7 +723,7 @@ def quote_local(
         store = _open_store(settings.store)
         if store.project(project_id) is not None:
             local_project(store, project_id, params, purpose, budget)  # the same mismatches
-            gate = Gate(store, params)
+            gate = Gate(store, params)  # a quote signs nothing: no key is made for it
             return quote_count(cohort, installation, catalog, gate, project_id)
     purpose = purpose or "forskning"
     _purpose(purpose)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from antal.api.settings import Settings
     from antal.catalog import Catalog, Installation
     from antal.engine import CohortError
+    from antal.engine.backends import Backend
+    from antal.privacy import Gate
 
 __all__ = [
     "STORE_HELP",
@@ -40,6 +42,7 @@ __all__ = [
     "fail",
     "failing",
     "load_catalog",
+    "local_release",
     "out",
     "proxy_options",
     "read_cohort",
@@ -94,6 +97,29 @@ def _validation(e: ValidationError) -> str:
     first = e.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
     return f"settings: {where}: {first.get('msg', '')}"
+
+
+@contextlib.contextmanager
+def local_release(
+    s: Settings,
+    inst: Installation,
+    cat: Catalog,
+    project: str,
+    purpose: str | None,
+    budget: float | None,
+) -> Iterator[tuple[Gate, Backend]]:
+    """The gate and the backend of a released count on the command line's local project
+    (count, forecast, plan, report): the store, the project made or checked against its
+    purpose and budget, the installation's gate, and the backend, closed afterwards."""
+    from antal.api import usecases as uc
+
+    st = uc.open_store(s)
+    uc.local_project(st, project, inst.privacy, purpose, budget)
+    backend = uc.open_backend(s, inst, cat)
+    try:
+        yield uc.open_gate(s, inst, st), backend
+    finally:
+        backend.close()
 
 
 @contextlib.contextmanager

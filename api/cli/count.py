@@ -22,6 +22,7 @@ from antal.api.cli.common import (
     checked,
     fail,
     failing,
+    local_release,
     out,
     settings,
 )
@@ -62,7 +63,6 @@ def count_cmd(
 ) -> None:
     """Count a cohort: released through the privacy layer, or --exact for a data holder."""
     from antal.api import usecases as uc
-    from antal.privacy import Gate
 
     s = settings(data, config, store=store)
     with failing():
@@ -118,16 +118,8 @@ def count_cmd(
         _print_currency(v.currency)
         return
 
-    with failing(project):
-        st = uc.open_store(s)
-        uc.local_project(st, project, inst.privacy, purpose, budget)
-        signer = uc.open_signer(s)
-        backend = uc.open_backend(s, inst, cat)
-        try:
-            gate = Gate(st, inst.privacy, signer)
-            answer = uc.count_released(v.checked, inst, cat, gate, project, "cli", backend)
-        finally:
-            backend.close()
+    with failing(project), local_release(s, inst, cat, project, purpose, budget) as (gate, be):
+        answer = uc.count_released(v.checked, inst, cat, gate, project, "cli", be)
     if as_json:
         sys.stdout.write(json.dumps(answer.to_json(), ensure_ascii=False, default=str) + "\n")
         return

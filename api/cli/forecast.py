@@ -23,6 +23,7 @@ from antal.api.cli.common import (
     checked,
     fail,
     failing,
+    local_release,
     out,
     settings,
 )
@@ -50,7 +51,6 @@ def forecast_cmd(
 ) -> None:
     """Recruitment rate and forecast: newly eligible persons per month, and the months ahead."""
     from antal.api import usecases as uc
-    from antal.privacy import Gate
 
     if by is not None and by not in uc.FORECAST_BY:
         fail(f"--by is one of {', '.join(uc.FORECAST_BY)}, not {by!r}")
@@ -64,15 +64,9 @@ def forecast_cmd(
     with failing(project):
         uc.monthly_cohort(v.checked, cat, inst, by)  # its refusals, before anything is read
         uc.check_data(inst, cat, set(v.registers), before_count=True)
-        st = uc.open_store(s)
-        uc.local_project(st, project, inst.privacy, purpose, budget)
-        backend = uc.open_backend(s, inst, cat)
-        try:
-            gate = Gate(st, inst.privacy, uc.open_signer(s))
+        with local_release(s, inst, cat, project, purpose, budget) as (gate, backend):
             res = uc.forecast_count(v.checked, inst, cat, gate, project, "cli", backend,
                                     months=months, by=by)  # fmt: skip
-        finally:
-            backend.close()
     if as_json:
         sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
         return

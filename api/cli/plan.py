@@ -25,6 +25,7 @@ from antal.api.cli.common import (
     checked,
     fail,
     failing,
+    local_release,
     out,
     settings,
 )
@@ -85,7 +86,6 @@ def plan_cmd(
     """An enrolment plan: per site and month, the time to reach the target, its chance by a date."""
     from antal.api import planning
     from antal.api import usecases as uc
-    from antal.privacy import Gate
 
     names = [s for s in (x.strip() for x in sites.split(",")) if s]
     first = _date(start, "--start") if start is not None else None
@@ -104,14 +104,8 @@ def plan_cmd(
     with failing(project):
         planning.check_cohort(v.checked, cat, inst)  # its refusals, before anything is read
         uc.check_data(inst, cat, set(v.registers), before_count=True)
-        st = uc.open_store(s)
-        uc.local_project(st, project, inst.privacy, purpose, budget)
-        backend = uc.open_backend(s, inst, cat)
-        try:
-            gate = Gate(st, inst.privacy, uc.open_signer(s))
+        with local_release(s, inst, cat, project, purpose, budget) as (gate, backend):
             res = planning.plan_count(v.checked, inst, cat, gate, project, "cli", backend, request)
-        finally:
-            backend.close()
     if as_json:
         sys.stdout.write(json.dumps(res.to_json(), ensure_ascii=False, default=str) + "\n")
         return

@@ -22,6 +22,7 @@ from antal.api.cli.common import (
     checked,
     fail,
     failing,
+    local_release,
     out,
     settings,
 )
@@ -52,7 +53,6 @@ def report_cmd(
     from antal.api import usecases as uc
     from antal.api.report import DATE_INDEX_NOTE, render_report
     from antal.engine import ir
-    from antal.privacy import Gate
 
     s = settings(data, config, store=store)
     with failing():
@@ -67,17 +67,10 @@ def report_cmd(
         fail(f"cannot write {out_path}: give a file in an existing directory")
     with failing():
         uc.check_data(inst, cat, set(v.registers), before_count=True)
-    with failing(project):
-        st = uc.open_store(s)
-        uc.local_project(st, project, inst.privacy, purpose, budget)
-        backend = uc.open_backend(s, inst, cat)
-        try:
-            gate = Gate(st, inst.privacy, uc.open_signer(s))
-            # the route's path: every number drawn is released and stored
-            reported = uc.report_count(v.checked, inst, cat, gate, project, "cli", backend,
-                                       forecast_months=forecast_months)  # fmt: skip
-        finally:
-            backend.close()
+    with failing(project), local_release(s, inst, cat, project, purpose, budget) as (gate, be):
+        # the route's path: every number drawn is released and stored
+        reported = uc.report_count(v.checked, inst, cat, gate, project, "cli", be,
+                                   forecast_months=forecast_months)  # fmt: skip
     if reported.no_forecast:
         out.print(f"no forecast: {reported.no_forecast}")
     counted = reported.counted

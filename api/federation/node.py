@@ -32,7 +32,7 @@ from antal.api import usecases as uc
 from antal.api.settings import Settings
 from antal.engine import BreakdownTooFine, CohortError, DataError, MissingRegisterError
 from antal.engine.limits import HUB_NODE_POLL_SECONDS
-from antal.privacy import BudgetExceeded, CountFailed, Gate, UnknownProject
+from antal.privacy import BudgetExceeded, CountFailed, UnknownProject
 from antal.privacy.noise import epsilon_of_rho
 
 __all__ = ["NodeAgent", "NodeRejected", "parse_project_map", "released_payload"]
@@ -124,7 +124,7 @@ class NodeAgent:
         uc.check_data(self.installation, self.catalog)  # refuse to join on failing extracts
         self.store = uc.open_store(settings)
         # the installation's own key: receipts of node answers verify with its public key
-        self.gate = Gate(self.store, self.installation.privacy, uc.open_signer(settings))
+        self.gate = uc.open_gate(settings, self.installation, self.store)
         self.backend = uc.open_backend(settings, self.installation, self.catalog)
         self.http = httpx.Client(
             base_url=hub_url.rstrip("/"),

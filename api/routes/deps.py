@@ -23,7 +23,6 @@ from antal.engine import BreakdownTooFine, CohortError, IRInvalid, MissingRegist
 from antal.privacy import (
     BudgetExceeded,
     CountFailed,
-    Gate,
     Project,
     StoreUnavailable,
     UnknownProject,
@@ -93,8 +92,8 @@ class State:
         uc.check_data(self.installation, self.catalog)  # refuse to serve failing extracts
         self.accounts = Accounts(self.store)
         # the installation's receipt key: made on first start, refused if others may read it
-        self.signer = uc.open_signer(settings)
-        self.gate = Gate(self.store, self.params, self.signer)
+        self.gate = uc.open_gate(settings, self.installation, self.store)
+        self.signer = self.gate.signer
         self.backend = uc.open_backend(settings, self.installation, self.catalog)
         self.requests = RateLimiter(settings.requests_per_minute)
         self.counts = RateLimiter(settings.counts_per_minute)
