@@ -226,3 +226,22 @@ def place(request: pytest.FixtureRequest) -> Callable[..., Installation]:
         return PLACE[backend](request, write_extracts(tables, directory))
 
     return make
+
+
+def researcher_service(
+    data: Path, store: Path, registers: tuple[str, ...]
+) -> tuple[Any, dict[str, str], Any]:
+    """The HTTP service on the extracts in `data`, a researcher `res` in project `p`
+    (forskning, budget 10, approved for `registers`): its client, the researcher's headers
+    and the service's state (store, accounts)."""
+    from fastapi.testclient import TestClient
+
+    from antal.api.app import create_app
+    from antal.api.settings import Settings
+
+    app = create_app(Settings(data=data, store=str(store)))
+    st = app.state.antal
+    st.accounts.create_user("res", "R", "researcher")
+    st.store.create_project("p", "P", "forskning", 10.0, registers)
+    st.accounts.add_member("p", "res")
+    return TestClient(app), {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}, st

@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_extracts
-from fastapi.testclient import TestClient
+from conftest import researcher_service, write_extracts
 from typer.testing import CliRunner
 
 from antal.api import usecases as uc
-from antal.api.app import create_app
 from antal.api.cli import app as cli
-from antal.api.settings import Settings
 from antal.catalog import Installation, load_catalog
 from antal.engine import parse
 from antal.engine.backends.duckdb import DuckDBBackend
@@ -128,13 +125,7 @@ def test_cli_and_http_faces(tmp_path: Path) -> None:
                                  str(tmp_path / "cli.sqlite")])  # fmt: skip
     assert r.exit_code != 0 and "prevalence" in r.output
 
-    app = create_app(Settings(data=d, store=str(tmp_path / "h.sqlite")))
-    st = app.state.antal
-    st.accounts.create_user("res", "R", "researcher")
-    st.store.create_project("p", "P", "forskning", 10.0, ("npr",))
-    st.accounts.add_member("p", "res")
-    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
-    c = TestClient(app)
+    c, h, _st = researcher_service(d, tmp_path / "h.sqlite", ("npr",))
     r = c.post("/v1/projects/p/forecast", json={"cohort": AF, "months": 3}, headers=h)
     assert r.status_code == 200, r.text
     assert [s["month"] for s in r.json()["total"]["series"]] == [m.isoformat() for m in want]

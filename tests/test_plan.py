@@ -12,16 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import write_extracts
-from fastapi.testclient import TestClient
+from conftest import researcher_service, write_extracts
 from scipy import stats
 from typer.testing import CliRunner
 
 from antal.api import planning
 from antal.api import usecases as uc
-from antal.api.app import create_app
 from antal.api.cli import app as cli
-from antal.api.settings import Settings
 from antal.catalog import Installation, load_catalog
 from antal.engine.backends.duckdb import DuckDBBackend
 from antal.privacy import Gate, PrivacyParams, open_store
@@ -315,13 +312,7 @@ def test_cli_and_http_faces(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, [*base[:2], *base[2:], "--sites", "01001", "--target", "0"])
     assert r.exit_code != 0 and "target" in r.output
 
-    app = create_app(Settings(data=d, store=str(tmp_path / "h.sqlite")))
-    st = app.state.antal
-    st.accounts.create_user("res", "R", "researcher")
-    st.store.create_project("p", "P", "forskning", 10.0, ("npr",))
-    st.accounts.add_member("p", "res")
-    h = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
-    c = TestClient(app)
+    c, h, st = researcher_service(d, tmp_path / "h.sqlite", ("npr",))
     ok = {"cohort": AF, "target": 60, "sites": ["01001", "Skånes universitetssjukhus Lund"],
           "start": "2026-01-01", "capture": 0.5, "consent": 0.5, "screen_fail": 0.2}  # fmt: skip
     r = c.post("/v1/projects/p/plan", json=ok, headers=h)

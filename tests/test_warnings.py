@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import write_extracts
+from conftest import researcher_service, write_extracts
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -357,12 +357,8 @@ def test_cli_count_carries_currency_and_warnings(tmp_path: Path) -> None:
 
 def _service(d: Path, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
     """The HTTP service on the extracts in `d`, and a researcher's headers for project p."""
-    app = create_app(Settings(data=d, store=str(tmp_path / "s.sqlite")))
-    st = app.state.antal
-    st.accounts.create_user("res", "R", "researcher")
-    st.store.create_project("p", "P", "forskning", 10.0, ("npr", "lmr"))
-    st.accounts.add_member("p", "res")
-    return TestClient(app), {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    c, h, _st = researcher_service(d, tmp_path / "s.sqlite", ("npr", "lmr"))
+    return c, h
 
 
 def test_http_validate_and_count_carry_warnings_and_currency(tmp_path: Path) -> None:
