@@ -519,10 +519,10 @@ class Gate:
             if (self.store.asked(project_id, akey) or self._paid(project_id, akey)) is not None:
                 cost -= self.params.release_loss  # the attrition was released before: reused
         full = self.cost(has_breakdown)
+        if self.params.noise == "laplace":  # a charge is its ε: nothing more to read
+            return Quote(project_id, cost, stored, project.left, query_hash, key, full)
         with self.store.transaction(write=False) as tx:
             charge = self._epsilon_of(tx, project_id, cost)[0]
-            if self.params.noise == "laplace":
-                return Quote(project_id, charge, stored, project.left, query_hash, key, full)
             full_charge = self._epsilon_of(tx, project_id, full)[0]
             rho_left = self._rho_left(tx, project_id)
         return Quote(project_id, charge, stored, project.left, query_hash, key, full_charge,
