@@ -248,7 +248,7 @@ def dataset_graph(
     _variables(b, ds, reg)
 
     # optional health properties antal knows
-    for system in sorted({s for v in reg.variables for s in _systems(v) if s in _CODING}):
+    for system in sorted({s for v in reg.variables for s in v.systems if s in _CODING}):
         g.add(
             (ds, h.hasCodingSystem, b.concept(URIRef(_HDEU + "coding-system/" + _CODING[system])))
         )
@@ -286,10 +286,6 @@ def dataset_graph(
     if facts.release:
         g.add((ds, URIRef(str(DCAT) + "version"), Lit(facts.release)))  # DCAT 3
     return g
-
-
-def _systems(v: Any) -> list[str]:
-    return [c.system for c in v.coding] + ([v.code_system] if v.code_system else [])
 
 
 def _variables(b: _Builder, ds: URIRef, reg: Register) -> None:

@@ -107,6 +107,13 @@ class Variable(_Model):
     # current one); empty means `code_system` throughout
     coding: list[Coding] = []
 
+    @property
+    def systems(self) -> tuple[str, ...]:
+        """Every code system the variable holds, over its periods (oldest first, a system
+        once) and the current one (`code_system`) last: what a code of it may be."""
+        current = [self.code_system] if self.code_system else []
+        return tuple(dict.fromkeys([*(c.system for c in self.coding), *current]))
+
     @model_validator(mode="after")
     def _values_fit_the_type(self) -> Variable:
         # a closed set's values become SQL literals of the column's type (the data check),

@@ -178,10 +178,7 @@ class _Checker:
     ) -> None:
         """A filter's code value on a code column (`npr where hdia = "I50X"`): of a shape of
         the column's systems, and known to its lists (`code_exists`'s errors and warnings)."""
-        systems = [c.system for c in var.coding] or [var.code_system]
-        if var.code_system not in systems:
-            systems.append(var.code_system)
-        shaped = [s for s in systems if s in CODE_SHAPES and valid_code(code, False, s)]
+        shaped = [s for s in var.systems if s in CODE_SHAPES and valid_code(code, False, s)]
         if not shaped:
             other = guess_system(code, False)
             system = var.code_system or "?"

@@ -255,7 +255,7 @@ class _Checker:
                 lower = exp.NEQ(this=c, expression=exp.Upper(this=c.copy()))
                 checks.append((v, "code_case", "codes not in upper case", _count_where(lower)))
                 # older rows hold older systems' codes (ICD-9 in npr before 1997)
-                one = f"(?:{shapes_regex([v.code_system, *(p.system for p in v.coding)])})"
+                one = f"(?:{shapes_regex(v.systems)})"
                 pattern = f"^{one}( {one})*$" if v.multi else f"^{one}$"
                 bad = exp.And(
                     this=exp.EQ(this=c.copy(), expression=exp.Upper(this=c.copy())),
