@@ -21,7 +21,7 @@ from antal import catalog
 from antal.synthetic import REGISTERS, generate
 from antal.synthetic.conditions import CONDITIONS, LINKS, RISK_FACTORS
 from antal.synthetic.lmr import OAC_PREFIXES
-from antal.synthetic.targets import TARGETS, targets_markdown
+from antal.synthetic.targets import EVENTS, TARGETS, targets_markdown
 
 # the module itself (the package's `generate` attribute is the function)
 gen = importlib.import_module("antal.synthetic.generate")
@@ -261,6 +261,28 @@ def test_birth_months_are_uniform_and_valid(db) -> None:
     assert min(counts) > PERSONS / 12 * 0.85 and max(counts) < PERSONS / 12 * 1.15
 
 
+def person_years(y0: int, y1: int, among: str = "true") -> str:
+    """SQL: the person-years lived in years y0..y1 by the persons matching `among`."""
+    return f"""SELECT sum(greatest(0, date_diff('day', greatest(born, DATE '{y0}-01-01'),
+                   least(coalesce(dodsdat + 1, DATE '{y1 + 1}-01-01'), DATE '{y1 + 1}-01-01'))))
+                   / 365.25 FROM person WHERE {among}"""
+
+
+def test_deaths_a_year_are_level_and_near_the_national_rate(big) -> None:
+    """Deaths per 1,000 person-years in each year 2007-2025 (SCB's crude death rate), and no
+    step where the generator's way of drawing deaths changes (2023 → 2024)."""
+    t = TARGET["deaths"]
+    rates = {}
+    for y in range(2007, 2026):
+        deaths = one(big, f"SELECT count(*) FROM person WHERE year(dodsdat) = {y}")
+        rates[y] = t.per * deaths / one(big, person_years(y, y))
+    off = {y: round(r, 2) for y, r in rates.items() if abs(r - t.figure) > t.tol}
+    assert not off, f"deaths per {t.per:,} person-years off {t.figure} ± {t.tol}: {off}"
+    before = sum(rates[y] for y in (2021, 2022, 2023)) / 3
+    after = (rates[2024] + rates[2025]) / 2
+    assert abs(after / before - 1) < 0.08, (before, after)
+
+
 def test_deaths(db) -> None:
     assert_share("dead", one(db, "SELECT count(*) FROM dors"), PERSONS)
     # mortality rises with age: the dead are old, and older than the living
@@ -322,18 +344,113 @@ def assert_incidence(key: str, rate: float, expected: float) -> None:
     )
 
 
+# An acute myocardial infarction as Socialstyrelsen's statistics count one: I21-I22 among
+# the diagnoses of an inpatient stay, or among the causes of death (underlying or
+# contributing); the person and the day.
+MI_EVENTS = """SELECT lopnr, indatum AS d FROM npr
+               WHERE vardform = 'S' AND regexp_matches(diagnos, '(^| )I2[12]')
+               UNION ALL
+               SELECT lopnr, dodsdat FROM dors
+               WHERE regexp_matches(ulorsak || ' ' || coalesce(morsak, ''), '(^| )I2[12]')"""
+
+
+def events(con: duckdb.DuckDBPyConnection, key: str) -> tuple[float, float]:
+    """(persons with an infarction a year in Sweden, the expected number in the extract):
+    persons with an event in each year Y0-Y1, summed, per person-year lived then."""
+    assert key == "mi", key  # the one EVENTS target
+    persons = one(
+        con,
+        f"""SELECT sum(n) FROM (SELECT year(d) AS y, count(DISTINCT lopnr) AS n
+            FROM ({MI_EVENTS}) WHERE year(d) BETWEEN {Y0} AND {Y1} GROUP BY 1)""",
+    )
+    py = one(con, person_years(Y0, Y1))
+    return persons / py * SWEDEN, TARGET[key].figure / SWEDEN * py
+
+
 @pytest.mark.parametrize("key", sorted(CONDITION_SQL))
 def test_condition_figures_like_against_like(big, key: str) -> None:
     """Each condition as its published figure is defined: a point prevalence on REF among
-    the persons alive then, or new cases a year scaled to Sweden."""
+    the persons alive then, new cases a year scaled to Sweden, or (infarction) persons with
+    an event a year from the patient and cause of death registers, as Socialstyrelsen
+    counts them."""
     t = TARGET[key]
     assert t.prevalence or t.incidence, key
     assert (CONDITION_SQL[key][1] is None) == t.incidence, key
-    if t.incidence:
+    if t.kind == EVENTS:
+        assert_incidence(key, *events(big, key))
+    elif t.incidence:
         assert_incidence(key, *incidence(big, key))
     else:
         n, hits = prevalence(big, key)
         assert_share(key, hits, n)
+
+
+def test_infarction_case_fatality_within_28_days(big) -> None:
+    """Of the persons whose first infarction (npr inpatient or dors) is in Y0-Y1, the share
+    dead within 28 days: those who die before reaching hospital (dors only) and those who
+    die after admission."""
+    n, dead = big.execute(
+        f"""WITH f AS (SELECT lopnr, min(d) AS d FROM ({MI_EVENTS}) GROUP BY 1)
+            SELECT count(*), count(*) FILTER (p.dodsdat <= f.d + 28)
+            FROM f JOIN person p USING (lopnr) WHERE year(f.d) BETWEEN {Y0} AND {Y1}"""
+    ).fetchone()
+    assert_share("mi_fatal28", dead, n)
+    # some are known from the cause of death register alone, as in the real registers
+    only_dors = one(
+        big,
+        f"""SELECT count(*) FROM dors WHERE year(dodsdat) BETWEEN {Y0} AND {Y1}
+            AND regexp_matches(ulorsak || ' ' || coalesce(morsak, ''), '(^| )I2[12]')
+            AND lopnr NOT IN (SELECT lopnr FROM npr WHERE regexp_matches(diagnos, 'I2[12]'))""",
+    )
+    assert 0.05 * n < only_dors < 0.25 * n, (only_dors, n)
+
+
+def test_an_old_infarction_is_not_certified_as_acute(big) -> None:
+    """ICD-10 keeps I21 for 28 days: of the infarction patients who die later, few have
+    I21 among their causes of death (a new fatal infarction), not the old one listed as
+    acute; they have the old infarction or chronic ischaemic heart disease instead."""
+    later, acute, old = big.execute(
+        """WITH f AS (SELECT lopnr, min(indatum) AS d FROM npr
+                      WHERE regexp_matches(diagnos, '(^| )I21') GROUP BY 1),
+           c AS (SELECT ulorsak || ' ' || coalesce(morsak, '') AS causes
+                 FROM dors JOIN f USING (lopnr) WHERE dodsdat > f.d + 28)
+           SELECT count(*), count(*) FILTER (regexp_matches(causes, '(^| )I21')),
+                  count(*) FILTER (regexp_matches(causes, '(^| )I25[29]'))
+           FROM c"""
+    ).fetchone()
+    assert later > 200
+    assert acute < 0.08 * later, (acute, later)
+    assert old > 0.25 * later, (old, later)
+
+
+def test_an_infarction_follow_up_carries_i21_for_28_days(big) -> None:
+    follow = one(
+        big,
+        """WITH f AS (SELECT lopnr, min(indatum) AS d FROM npr
+                      WHERE regexp_matches(diagnos, '(^| )I21') GROUP BY 1)
+           SELECT count(*) FROM npr JOIN f USING (lopnr)
+           WHERE indatum > f.d + 28 AND regexp_matches(diagnos, '(^| )I21')""",
+    )
+    assert follow == 0  # an I22 re-infarction is the later acute code
+
+
+def test_first_heart_failure_admissions_near_the_published_rate(big) -> None:
+    """First inpatient stays with heart failure as the main diagnosis at 45-84, per 100,000
+    persons of that age a year, Y0-Y1 (as Schaufelberger et al. count them)."""
+    t = TARGET["hf_admission"]
+    rows = big.execute(
+        f"""WITH f AS (SELECT lopnr, min(indatum) AS d FROM npr
+                       WHERE vardform = 'S' AND hdia LIKE 'I50%' GROUP BY 1)
+            SELECT y, (SELECT count(*) FROM f JOIN person p USING (lopnr)
+                       WHERE year(f.d) = y AND y - p.fodelsear BETWEEN 45 AND 84),
+                      (SELECT count(*) FROM person q
+                       WHERE y - q.fodelsear BETWEEN 45 AND 84 AND q.born <= make_date(y, 7, 1)
+                         AND (q.dodsdat IS NULL OR q.dodsdat >= make_date(y, 7, 1)))
+            FROM range({Y0}, {Y1 + 1}) r(y)"""
+    ).fetchall()
+    first = sum(r[1] for r in rows)
+    rate = t.per * first / sum(r[2] for r in rows)
+    assert abs(rate - t.figure) <= max(t.tol, 4 * t.figure / math.sqrt(first)), rate
 
 
 def test_every_condition_target_is_checked() -> None:
