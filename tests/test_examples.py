@@ -5,6 +5,7 @@ and the hand-written DuckDB queries of the benchmark (a second, independent orac
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from antal import engine
 from antal.catalog import Installation, load_catalog
 from antal.engine.reference import evaluate
 from antal.synthetic import generate
+from antal.synthetic.targets import PREVALENCE_DAY, SWEDEN
 
 CAT = load_catalog()
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))
@@ -116,3 +118,48 @@ def test_examples_give_no_warnings_unless_intended(path: Path, extract) -> None:
     assert {w.code for w in got} == INTENDED_WARNINGS.get(path.stem, set()), [
         w.format(path.name) for w in got
     ]
+
+
+# Each example states the national figure it should be near (or that none is published):
+# `# National figure: ~N persons at step "LABEL", within F×.` (`index`: the index step).
+NATIONAL = re.compile(
+    r'^# National figure: ~([\d,]+) persons at step "([^"\n]+)", within ([\d.]+)×', re.M
+)
+NONE_PUBLISHED = re.compile(r"^# National figure: none published for this count", re.M)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_states_its_national_figure(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert len(NATIONAL.findall(text)) + len(NONE_PUBLISHED.findall(text)) == 1, path.name
+
+
+def test_examples_are_near_their_national_figures(tmp_path_factory, subtests) -> None:
+    """On 1,000,000 persons, each stated step's count, scaled to Sweden by the persons
+    alive on the prevalence day, is within the example's stated factor of its figure.
+    The figures come from the examples' sources, not from the engine or the generator."""
+    d = tmp_path_factory.mktemp("million")
+    generate(1_000_000, 1, d)
+    alive = duckdb.execute(
+        f"""SELECT count(*) FROM read_parquet('{d / "population.parquet"}') p
+            LEFT JOIN read_parquet('{d / "dors.parquet"}') x USING (lopnr)
+            WHERE x.dodsdat IS NULL OR x.dodsdat > DATE '{PREVALENCE_DAY}'"""
+    ).fetchone()[0]
+    scale = alive / SWEDEN
+    inst, checked = Installation.from_data_dir(d), 0
+    for path in EXAMPLES:
+        m = NATIONAL.search(path.read_text(encoding="utf-8"))
+        if m is None:
+            continue
+        figure, step, factor = int(m[1].replace(",", "")), m[2], float(m[3])
+        with subtests.test(example=path.stem):
+            cohort = engine.check(engine.parse(path.read_text(encoding="utf-8")), CAT)
+            got = engine.count_exact(cohort, inst, CAT, purpose="forskning")
+            i = 0 if step == "index" else got.labels.index(step)
+            national = got.counts[i] / scale
+            assert figure / factor <= national <= figure * factor, (
+                f"{path.stem}: {national:,.0f} at {step!r} scaled to Sweden, "
+                f"stated ~{figure:,} within {factor}×"
+            )
+            checked += 1
+    assert checked >= 7  # the examples with a published figure

@@ -119,6 +119,11 @@ def test_cli_and_http_faces(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     body = json.loads(r.stdout)
     assert len(body["total"]["series"]) == 24 and body["answer"]["receipt"]["signature"]
+    # the table a person reads: the forecast, its trend and its back-test, no traceback
+    r = CliRunner().invoke(cli, ["forecast", str(f), "--data", str(d), "--months", "4",
+                                 "--store", str(tmp_path / "cli.sqlite")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "90% interval" in r.output and "trend: ×" in r.output and "a year" in r.output
     date = tmp_path / "d.cohort"
     date.write_text("index 2021-01-01\n")
     r = CliRunner().invoke(cli, ["forecast", str(date), "--data", str(d), "--store",

@@ -90,7 +90,7 @@ def _print(res: uc.Forecasted, title: str, months: int) -> None:
             t.add_row(m.month.isoformat()[:7], f"{m.mean:.1f}", f"{m.low50}–{m.high50}",
                       f"{m.low90}–{m.high90}")  # fmt: skip
         out.print(t)
-        out.print(f"trend: ×{total.trend_per_year:.2f} a year")
+        out.print(f"trend: ×{total.fit.trend_per_year:.2f} a year")
         bt = total.backtest
         cov = bt.coverage(90) if bt else None
         if bt is not None and cov is not None:
