@@ -61,12 +61,16 @@ _HEADER = re.compile(r"^#\s*(system|source|complete)\s*:\s*(.*?)\s*$")
 
 @dataclass(frozen=True)
 class Retirement:
-    """An ATC code the WHO replaced, from the 1 January of `year`."""
+    """An ATC code the WHO replaced, from the 1 January of `year`. A `split` moved one
+    substance out of a code that lives on for others (formoterol and beclometasone left
+    R03AK07, which still holds formoterol and budesonide): the old code is not retired, but
+    records before the change hold the moved substance under it."""
 
     old: str
     new: str
     year: int
     substance: str
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,8 @@ class CodeLists:
         return self.lists.get(system)
 
     def retire(self, r: Retirement) -> None:
-        self.retirements[r.old] = r
+        if not r.split:
+            self.retirements[r.old] = r
         self._replacing[r.new] = (*self._replacing.get(r.new, ()), r)
 
     def judge(self, code: str, prefix: bool, system: str) -> Judgement:
@@ -230,15 +235,20 @@ def _read_alterations(path: Path) -> list[Retirement]:
 
     data = _read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("changes"), list):
-        raise CatalogError(path, "changes", "expected a list of {old, new, year, substance}")
+        raise CatalogError(
+            path, "changes", "expected a list of {old, new, year, substance[, split]}"
+        )
     out = []
     for i, c in enumerate(data["changes"]):
         try:
+            split = c.get("split", False)
+            if not isinstance(split, bool):
+                raise ValueError(f"split is true or false, not {split!r}")
             out.append(Retirement(_norm(c["old"]), _norm(c["new"]), int(c["year"]),
-                                  str(c["substance"])))  # fmt: skip
-        except (KeyError, TypeError, ValueError) as e:
+                                  str(c["substance"]), split))  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CatalogError(
-                path, f"changes.{i}", f"expected old, new, year, substance: {e}"
+                path, f"changes.{i}", f"expected old, new, year, substance[, split]: {e}"
             ) from None
     return out
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from antal.catalog import CatalogError
+from antal.catalog.code_lists import load_code_lists
 from antal.catalog.codes import SYSTEMS, Code, load_codes, search_codes
 
 # The shape of a code in each system, written out here (not taken from catalog/codes.py).
@@ -136,3 +137,36 @@ def test_bad_files_rejected(tmp_path: Path, text: str, field: str, message: str)
         load_codes(path)
     assert err.value.field == field
     assert message in err.value.message
+
+
+def _alterations(tmp_path: Path, line: str) -> Path:
+    """An installation's catalog directory whose alterations file has one change."""
+    (tmp_path / "codelists").mkdir(parents=True)
+    (tmp_path / "codelists" / "local-alterations.yaml").write_text(
+        f"changes:\n  - {line}\n", encoding="utf-8"
+    )
+    return tmp_path
+
+
+def test_a_split_keeps_its_old_code(tmp_path: Path) -> None:
+    """`split: true`: the substance moved out of a code that lives on, so the old code is
+    not retired, but the new one still names it as an older code (docs/codes.md)."""
+    d = _alterations(
+        tmp_path, "{old: R03AK07, new: R03AK90, year: 2030, substance: x, split: true}"
+    )
+    lists = load_code_lists(d)
+    assert lists.judge("R03AK07", False, "ATC").retired is None
+    assert [r.old for r in lists.judge("R03AK90", False, "ATC").replaces] == ["R03AK07"]
+    plain = load_code_lists(
+        _alterations(tmp_path / "b", "{old: R03AK91, new: R03AK92, year: 2030, substance: y}")
+    )
+    assert plain.judge("R03AK91", False, "ATC").retired is not None
+
+
+def test_a_split_that_is_not_true_or_false_is_refused(tmp_path: Path) -> None:
+    d = _alterations(
+        tmp_path, '{old: R03AK07, new: R03AK90, year: 2030, substance: x, split: "yes"}'
+    )
+    with pytest.raises(CatalogError) as err:
+        load_code_lists(d)
+    assert err.value.field == "changes.0" and "split is true or false" in err.value.message

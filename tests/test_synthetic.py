@@ -744,7 +744,8 @@ def atc_alterations() -> list[dict[str, object]]:
 @pytest.mark.parametrize(("rid", "col"), [("lmr", "edatum"), ("rekvisition", "adm_datum")])
 def test_atc_codes_follow_their_history(big, rid: str, col: str) -> None:
     """Each row holds the code valid on its day: a changed code's old one before the change
-    (1 January of its year), the new one from then on."""
+    (1 January of its year), the new one from then on (the old code of a split lives on
+    for its other substances: formoterol and budesonide stay R03AK07)."""
     seen = 0
     for c in atc_alterations():
         first = f"DATE '{c['year']}-01-01'"
@@ -754,6 +755,8 @@ def test_atc_codes_follow_their_history(big, rid: str, col: str) -> None:
         old_late = one(
             big, f"SELECT count(*) FROM {rid} WHERE atc = '{c['old']}' AND {col} >= {first}"
         )
+        if c.get("split"):
+            old_late = 0  # the split's old code still holds its other substances
         assert (new_early, old_late) == (0, 0), c
         seen += one(big, f"SELECT count(*) FROM {rid} WHERE atc = '{c['old']}'") > 0
     assert seen > 0, rid  # the history shows: some old codes are in the file
@@ -773,6 +776,64 @@ def test_atc_history_of_the_drugs_that_changed(big) -> None:
             ).fetchall()
         )
         assert got.get(old, 0) > 0 and got.get(new, 0) > 0, (rid, got)
+
+
+# The first day each drug the generator dispenses after 2006 could be dispensed: its
+# marketing authorisation in the EU (a proxy for its introduction in Sweden), written out
+# here from the sources on purpose (not taken from the generator's regimens). Where the
+# source is a company's or a newspaper's announcement, its date is the day of the
+# announcement (the Commission's decision was a few days before, so the bound is safe).
+INTRODUCED: dict[str, str] = {
+    # EMA EPAR Januvia, "date of issue of marketing authorisation valid throughout the EU"
+    "A10BH01": "2007-03-20",  # sitagliptin
+    "A10BH05": "2011-08-24",  # linagliptin, Trajenta (EMA, EMEA/H/C/002110)
+    "A10BK01": "2012-11-12",  # dapagliflozin, Forxiga: Commission decision (2012)8378
+    "A10BK03": "2014-05-21",  # empagliflozin, Jardiance (EMA, EMEA/H/C/002677)
+    "A10BJ02": "2009-06-30",  # liraglutide, Victoza (Novo Nordisk, 16 February 2010)
+    "A10BJ06": "2018-02-08",  # semaglutide, Ozempic (EMA)
+    "A10AE06": "2013-01-21",  # insulin degludec, Tresiba (Novo Nordisk, announcement 6/2013)
+    "B01AE07": "2008-03-18",  # dabigatran, Pradaxa (EPAR summary)
+    # rivaroxaban, Xarelto: authorised after the CHMP's positive opinion of 25 July 2008
+    # (Bayer, 28 July 2008); the Commission's date was not in the sources found
+    "B01AF01": "2008-07-25",
+    "B01AF02": "2011-05-18",  # apixaban, Eliquis (EU authorisation)
+    "B01AF03": "2015-06-19",  # edoxaban, Lixiana (EMA authorisation date)
+    "B01AC24": "2010-12-06",  # ticagrelor, Brilique (AstraZeneca, 6 December 2010)
+    "C09DX04": "2015-11-19",  # sacubitril/valsartan, Entresto (EMA, EMEA/H/C/004062)
+    "R03AL03": "2014-05-08",  # umeclidinium/vilanterol, Anoro (GSK, Reuters 8 May 2014)
+    # olodaterol/tiotropium, Spiolto Respimat: national authorisations, the first European
+    # ones announced by Boehringer Ingelheim on 2 July 2015
+    "R03AL06": "2015-07-02",
+    "L01ED03": "2017-02-21",  # alectinib, Alecensa (Roche, 21 February 2017)
+    "L01XX73": "2022-01-09",  # sotorasib, Lumykras (Amgen, 9 January 2022)
+    "L04AF01": "2017-03-27",  # tofacitinib, Xeljanz (Pfizer, 27 March 2017)
+    "L04AF02": "2017-02-14",  # baricitinib, Olumiant (Lilly/Incyte, 14 February 2017)
+    "L04AF03": "2019-12-18",  # upadacitinib, Rinvoq (AbbVie, 18 December 2019)
+    "L01FF02": "2015-07-22",  # pembrolizumab, Keytruda (EC approval, reported 22 July 2015)
+}
+
+
+def test_no_drug_is_dispensed_before_it_existed(big) -> None:
+    """No lmr or rekvisition row holds a drug (under today's code or the code it had before
+    a WHO move) before its EU authorisation; each listed drug is dispensed."""
+    older: dict[str, list[str]] = {}
+    for c in atc_alterations():
+        if not c.get("split"):  # a split's old code lives on for other substances
+            older.setdefault(str(c["new"]), []).append(str(c["old"]))
+    early, seen = {}, set()
+    for rid, col in (("lmr", "edatum"), ("rekvisition", "adm_datum")):
+        for code, first in INTRODUCED.items():
+            codes = ", ".join(f"'{x}'" for x in (code, *older.get(code, [])))
+            n, before = big.execute(
+                f"""SELECT count(*), count(*) FILTER ({col} < DATE '{first}')
+                    FROM {rid} WHERE atc IN ({codes})"""
+            ).fetchone()
+            if n:
+                seen.add(code)
+            if before:
+                early[(rid, code)] = before
+    assert early == {}
+    assert seen == set(INTRODUCED)
 
 
 def test_dispensations_repeat(db) -> None:

@@ -162,6 +162,19 @@ def test_a_retired_code_warns_and_names_its_successor() -> None:
     assert "retired_code" not in codes_of(warnings("index first drug L01XC03, L01FD01"))
 
 
+def test_a_split_code_is_not_retired_but_older_rows_hold_what_left_it() -> None:
+    """The WHO's 2014 split of R03AK: formoterol and beclometasone left R03AK07, which keeps
+    formoterol and budesonide, so R03AK07 is no retired code, but lmr (which keeps the code
+    of the day) holds formoterol and beclometasone before 2014 as R03AK07. Fenoterol and
+    ipratropium left R03AK03 for R03AL01 altogether: R03AK03 is retired."""
+    assert code_warnings("index first drug R03AK07 in lmr between 2015-01-01 and 2020-12-31") == []
+    w = code_warnings("index first drug R03AK08 in lmr between 2010-01-01 and 2020-12-31")
+    assert codes_of(w) == ["older_code"] and w[0].hint == "add R03AK07"
+    assert code_warnings("index first drug R03AK08 in lmr between 2014-01-01 and 2020-12-31") == []
+    w = code_warnings("index first drug R03AK03 in lmr between 2015-01-01 and 2020-12-31")
+    assert codes_of(w) == ["retired_code"] and "R03AL01" in w[0].message
+
+
 def test_a_current_code_warns_where_older_rows_hold_the_old_one() -> None:
     # lmr keeps the code valid at the time: rows before 2022 hold trastuzumab as L01XC03
     reg = CAT.registers["lmr"]
