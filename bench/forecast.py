@@ -179,6 +179,7 @@ class Row:
     cov50: list[float] = dataclasses.field(default_factory=list)
     compared: list[int] = dataclasses.field(default_factory=list)
     abs_err: list[float] = dataclasses.field(default_factory=list)  # |mean - exact| / exact
+    err: list[float] = dataclasses.field(default_factory=list)  # (exact - mean) / mean: bias
     failed: int = 0
 
     def cells(self) -> list[str]:
@@ -186,8 +187,9 @@ class Row:
             return f"{100 * statistics.fmean(xs):.0f}%" if xs else "-"
 
         shown = f"{statistics.fmean(self.compared):.1f}" if self.compared else "-"
+        bias = f"{100 * statistics.fmean(self.err):+.0f}%" if self.err else "-"
         return [self.name, f"{self.mean_monthly:.1f}", shown, pct(self.cov90), pct(self.cov50),
-                pct(self.abs_err)]  # fmt: skip
+                bias, pct(self.abs_err)]  # fmt: skip
 
 
 def run_backtests(
@@ -215,11 +217,14 @@ def run_backtests(
                 true = exact[m].get(key, 0)
                 if true:
                     row.abs_err.append(abs(b.predicted.mean - true) / true)
+                    # as the back-test states it: how far the counts were off the forecast
+                    row.err.append((true - b.predicted.mean) / b.predicted.mean)
 
 
 def table(title: str, rows: list[Row], total: bool = True) -> list[str]:
     head = ["", "mean per month (exact)", "months compared (of 12)", "90% PI coverage",
-            "50% PI coverage", "mean abs. error of the point forecast"]  # fmt: skip
+            "50% PI coverage", "bias (exact vs forecast)",
+            "mean abs. error of the point forecast"]  # fmt: skip
     out = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r.cells()) + " |" for r in rows]
     if total and len(rows) > 1:
@@ -229,6 +234,7 @@ def table(title: str, rows: list[Row], total: bool = True) -> list[str]:
             pooled.cov50 += r.cov50
             pooled.compared += r.compared
             pooled.abs_err += r.abs_err
+            pooled.err += r.err
         out.append("| " + " | ".join(f"**{c}**" for c in pooled.cells()) + " |")
     return [*out, ""]
 

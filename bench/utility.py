@@ -124,9 +124,11 @@ def main() -> None:
     ap.add_argument("--noise", choices=["laplace", "gaussian", "both"], default="laplace")
     ap.add_argument("--policy", action="store_true",
                     help="only the stated half-widths of both noises by asks per budget")  # fmt: skip
+    ap.add_argument("--contribution", type=int, default=1,
+                    help="with --policy: units one person adds (an `index each` cohort's K)")  # fmt: skip
     a = ap.parse_args()
     if a.policy:
-        policy_table()
+        policy_table(contribution=a.contribution)
         return
     noises = ["laplace", "gaussian"] if a.noise == "both" else [a.noise]
     for noise in noises:
@@ -137,21 +139,25 @@ def main() -> None:
     sys.stdout.flush()
 
 
-def policy_table(budget: float = 10.0, cells: int = 56, tables: int = 2) -> None:
+def policy_table(
+    budget: float = 10.0, cells: int = 56, tables: int = 2, contribution: int = 1
+) -> None:
     """The stated 95% half-widths (the mechanism's own formulas, no data) of an ask with
     tables when a project's budget (ε `budget`; at δ for the Gaussian) buys N such asks:
     the final count, a step adding up 4 buckets, and a cell of one of `tables` leaf tables
-    of `cells` cells (recruitment_hf_sites: 56 hospitals and the months)."""
+    of `cells` cells (recruitment_hf_sites: 56 hospitals and the months), for a cohort whose
+    person adds up to `contribution` units (episodes: recruitment_hf_sites has 3)."""
     from antal.privacy.mechanism import attrition_variances, variance_accuracy
 
+    print(f"up to {contribution} unit(s) a person\n")
     print("| asks per budget | noise | final count ± | a 4-bucket step ± | a leaf cell ± |")
     print("| --- | --- | --- | --- | --- |")
     for asks in (5, 10, 20, 50, 100):
         for noise in ("laplace", "gaussian"):
             p = PrivacyParams(noise=noise, epsilon=budget / asks / 2, default_budget=budget)
             kind, ask = p.kind, 2 * p.release_loss
-            s1 = kind.scale_for(p.attrition_share * ask)
-            s2 = kind.scale_for((1 - p.attrition_share) * ask, tables)
+            s1 = kind.scale_for(p.attrition_share * ask, 1, contribution)
+            s2 = kind.scale_for((1 - p.attrition_share) * ask, tables, contribution)
             steps = attrition_variances(4, s1, noise)
             leaf = kind.variance(s2) * (1 - 1 / cells) + steps[-1] / cells**2
             half = [variance_accuracy(v, p.alpha, noise) for v in (steps[-1], steps[0], leaf)]
