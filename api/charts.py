@@ -1,6 +1,6 @@
 """The charts of a released answer, as Altair (Vega-Lite) charts: the attrition funnel, a bar
-chart per breakdown table, the recruitment forecast. The feasibility report renders them to
-SVG (`svg`); a notebook shows them as they are (`plot`).
+chart per breakdown table, the recruitment forecast, the enrolment plan. The feasibility
+report renders them to SVG (`svg`); a notebook shows them as they are (`plot`).
 
 User text (step labels, codes, names) goes into the charts' *data*, never into a field
 name or a Vega expression: a label is shown, never interpreted. Each chart's fields are
@@ -17,7 +17,18 @@ from antal.api.answerview import ForecastView, Table, steps_of, tables_of
 if TYPE_CHECKING:
     import altair as alt
 
-__all__ = ["BAR_CELLS", "FONT", "breakdown_chart", "forecast_chart", "funnel_chart", "plot", "svg"]
+    from antal.privacy.plan import Plan
+
+__all__ = [
+    "BAR_CELLS",
+    "FONT",
+    "breakdown_chart",
+    "forecast_chart",
+    "funnel_chart",
+    "plan_chart",
+    "plot",
+    "svg",
+]
 
 BAR_CELLS = 40  # a breakdown's chart shows at most this many cells (the table shows all)
 WIDTH = 520
@@ -128,6 +139,55 @@ def forecast_chart(fc: ForecastView) -> alt.LayerChart:
         )  # fmt: skip
     return alt.layer(*layers).properties(
         width=WIDTH, height=240, title="Persons newly eligible per month"
+    )
+
+
+def plan_chart(plan: Plan) -> alt.LayerChart:
+    """The enrolment plan: the expected cumulative enrolment of all sites at each month's
+    end (line) with its 90% interval (band), the target (dashed), and the time to reach it:
+    its median (rule) and 90% interval (grey band), where they have a date."""
+    from antal.privacy.plan import calendar_month
+
+    alt = _alt()
+    rows = [{"date": plan.start.isoformat(), "cumulative": 0.0, "low": 0, "high": 0}]
+    for m in plan.months:
+        lo, hi = m["cumulative90"]
+        rows.append({"date": calendar_month(plan.start, m["month"]).isoformat(),
+                     "cumulative": m["cumulative"], "low": lo, "high": hi})  # fmt: skip
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("date:T", title="month", axis=alt.Axis(format="%Y-%m"))
+    )
+    band = base.mark_area(opacity=0.25, color=_ORANGE).encode(
+        y=alt.Y("low:Q", title="persons enrolled (cumulative)"), y2="high:Q"
+    )
+    line = base.mark_line(color=_ORANGE).encode(
+        y="cumulative:Q",
+        tooltip=[alt.Tooltip("date:T", format="%Y-%m-%d"),
+                 alt.Tooltip("cumulative:Q", format=".0f", title="expected"),
+                 alt.Tooltip("low:Q", title="90% low"), alt.Tooltip("high:Q", title="90% high")],
+    )  # fmt: skip
+    target = (
+        alt.Chart(alt.Data(values=[{"target": plan.target}]))
+        .mark_rule(color="black", strokeDash=[4, 4])
+        .encode(y="target:Q")
+    )
+    layers: list[Any] = [band, line, target]
+    # the time to the target where the months shown reach it (else only the text gives it)
+    last = rows[-1]["date"]
+    lo, hi = (plan.date_of(t) for t in plan.time90)
+    median = plan.date_of(plan.time_median)
+    if lo is not None and hi is not None and hi.isoformat() <= last:
+        span = [{"from": lo.isoformat(), "to": hi.isoformat()}]
+        layers.insert(0, alt.Chart(alt.Data(values=span)).mark_rect(color=_GREY, opacity=0.15)
+                      .encode(x="from:T", x2="to:T"))  # fmt: skip
+    if median is not None and median.isoformat() <= last:
+        layers.append(
+            alt.Chart(alt.Data(values=[{"median": median.isoformat()}]))
+            .mark_rule(color=_GREY, strokeWidth=2)
+            .encode(x="median:T")
+        )
+    return alt.layer(*layers).properties(
+        width=WIDTH, height=240, title=f"Expected enrolment to {plan.target} (all sites)"
     )
 
 

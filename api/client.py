@@ -269,6 +269,28 @@ def _released(x: Mapping[str, Any]) -> str:
     return f"about {_n(c['count'])} ({_n(int(c['lower']))}–{_n(int(c['upper']))})"
 
 
+def _plan_fields(
+    target: int,
+    sites: Sequence[str],
+    *,
+    start: dt.date | str | None = None,
+    site_starts: Mapping[str, dt.date | str] | None = None,
+    capture: float = 1.0,
+    consent: float = 1.0,
+    screen_fail: float = 0.0,
+    by: dt.date | str | None = None,
+) -> dict[str, Any]:
+    """An enrolment plan's fields as the plan route and a report's `plan` take them."""
+
+    def day(d: dt.date | str | None) -> str | None:
+        return d.isoformat() if isinstance(d, dt.date) else d
+
+    return {"target": target, "sites": list(sites), "start": day(start),
+            "site_starts": {k: day(v) for k, v in (site_starts or {}).items()},
+            "capture": capture, "consent": consent, "screen_fail": screen_fail,
+            "by": day(by)}  # fmt: skip
+
+
 def _eps(x: float) -> str:
     return f"{x:g}"
 
@@ -841,17 +863,18 @@ class Client:
         month, the time to reach `target` (median, 90% interval) and the chance of reaching
         it `by` a date. The plan itself costs nothing."""
         body, source = self._cohort_body(cohort)
-
-        def day(d: dt.date | str | None) -> str | None:
-            return d.isoformat() if isinstance(d, dt.date) else d
-
-        body = {**body, "target": target, "sites": list(sites), "start": day(start),
-                "site_starts": {k: day(v) for k, v in (site_starts or {}).items()},
-                "capture": capture, "consent": consent, "screen_fail": screen_fail,
-                "by": day(by)}  # fmt: skip
+        body = {**body, **_plan_fields(target, sites, start=start, site_starts=site_starts,
+                                       capture=capture, consent=consent,
+                                       screen_fail=screen_fail, by=by)}  # fmt: skip
         return self._request("POST", f"/v1/projects/{project}/plan", json=body, source=source)
 
-    def report(self, project: str, cohort: CohortInput, forecast_months: int | None = None) -> str:
+    def report(
+        self,
+        project: str,
+        cohort: CohortInput,
+        forecast_months: int | None = None,
+        plan: Mapping[str, Any] | None = None,
+    ) -> str:
         """The feasibility report of a cohort for a project: one self-contained HTML page
         (no script, no network needed to view it) to save and send, e.g.
         ``Path("report.html").write_text(c.report("t2d", text), encoding="utf-8")``.
@@ -859,11 +882,17 @@ class Client:
         Released and charged like `count`: free when the project asked the same cohort
         before. With `forecast_months`, the report also shows the forecast of that many
         months, computed by the server from the cohort's released monthly series (one
-        more release, as `forecast`). Every number in it is one the server released.
+        more release, as `forecast`). With `plan` (the arguments of `plan` after the
+        cohort, e.g. ``{"target": 150, "sites": ["01001", "12001"], "capture": 0.3}``),
+        it also shows the enrolment plan computed from the cohort's released site table
+        (no further charge). Every number in it is one the server released or computed
+        from released numbers.
         """
         body, source = self._cohort_body(cohort)
         if forecast_months is not None:
             body["forecast_months"] = forecast_months
+        if plan is not None:
+            body["plan"] = _plan_fields(**plan)
         return str(
             self._request(
                 "POST", f"/v1/projects/{project}/report", json=body, source=source, text=True

@@ -19,13 +19,31 @@ from antal.api.usecases import Counted, DateIndexed, Invalid, count_released
 from antal.catalog import Catalog, Installation
 from antal.engine import Backend, currency_of, ir, parse
 from antal.engine.check import event_sources
-from antal.privacy.plan import DAYS_PER_MONTH, Fractions, Plan, PlanError, SiteCount, schedule
+from antal.privacy.plan import (
+    DAYS_PER_MONTH,
+    MAX_TARGET,
+    Fractions,
+    Plan,
+    PlanError,
+    SiteCount,
+    schedule,
+)
 from antal.privacy.plan import plan as _plan
 
 if TYPE_CHECKING:
     from antal.privacy import Gate
 
-__all__ = ["PlanRequest", "Planned", "check_cohort", "plan_count", "plan_request", "resolve_sites"]
+__all__ = [
+    "NO_DATE",
+    "PlanRequest",
+    "Planned",
+    "check_cohort",
+    "plan_count",
+    "plan_released",
+    "plan_request",
+    "resolve_sites",
+    "when",
+]
 
 SITE = "hospital"
 
@@ -58,6 +76,16 @@ class Planned:
             "notes": [*self.plan.notes, *self.notes],
             "answer": self.counted.to_json(),
         }
+
+
+NO_DATE = "not within 100 years"
+
+
+def when(plan: Plan, months: float) -> str:
+    """The date `months` after the plan's start, as the command line and the report show
+    it (beyond 100 years there is no date to give)."""
+    d = plan.date_of(months)
+    return NO_DATE if d is None else d.isoformat()
 
 
 def _first_of_next_month(today: dt.date) -> dt.date:
@@ -119,8 +147,11 @@ def plan_request(
     """A plan's inputs checked against the catalog (`Invalid` with the reason): site names
     to codes, the target, the fractions, and dates in order. `start` defaults to the first
     day of next month."""
-    if isinstance(target, bool) or not isinstance(target, int) or target < 1:
-        raise Invalid(f"the target is a whole number of persons, at least 1, not {target!r}")
+    if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= MAX_TARGET:
+        # the model's range, checked here: a target it refuses would be refused after the count
+        raise Invalid(
+            f"the target is a whole number of persons from 1 to {MAX_TARGET}, not {target!r}"
+        )
     if not sites:
         raise Invalid("name at least one site (--sites)")
     codes = resolve_sites(sites, catalog)
@@ -246,9 +277,22 @@ def plan_count(
     """Count the cohort (its stored answer when the project asked it before) and plan the
     enrolment of `request` from its released site table. Refusals come before the count."""
     co = parse(cohort) if isinstance(cohort, str) else cohort
-    (start, end), notes = check_cohort(co, catalog, installation)
+    window, notes = check_cohort(co, catalog, installation)
     counted = count_released(co, installation, catalog, gate, project_id, actor, backend,
                              approved_only=approved_only)  # fmt: skip
+    return plan_released(counted, window, notes, request)
+
+
+def plan_released(
+    counted: Counted,
+    window: tuple[dt.date, dt.date],
+    notes: Sequence[str],
+    request: PlanRequest,
+) -> Planned:
+    """The plan of `request` from a released answer of a cohort that `check_cohort` passed
+    (its `window` and `notes`): post-processing of the answer's site table, nothing read or
+    charged. `plan_count` and the report (`usecases.report_count`) plan through it."""
+    start, end = window
     exposure = (end - start).days + 1
     try:
         p = _plan(_table(counted), exposure / DAYS_PER_MONTH, list(request.sites), request.target,
@@ -256,6 +300,7 @@ def plan_count(
                   counted.answer.noise)  # fmt: skip
     except PlanError as e:
         raise Invalid(str(e)) from None
+    said = list(notes)
     if counted.answer.count.value is None:
-        notes.append("the cohort is below the threshold: every site's rate is a guess")
-    return Planned(counted, p, (start, end), tuple(notes))
+        said.append("the cohort is below the threshold: every site's rate is a guess")
+    return Planned(counted, p, window, tuple(said))

@@ -6,11 +6,13 @@ From a released answer (a `usecases.Counted`, or the JSON of one: the API's coun
 client result's `raw`) it shows the question, the cohort's text, the attrition as a funnel
 chart and a table, each breakdown as a chart and a table with names, the recruitment
 forecast (when given one: `antal.privacy.forecast`'s `to_json()`; when not, why not), the
-data's currency and the cohort's warnings, the privacy parameters and the receipt.
+enrolment plan (when one was asked: `antal.api.planning`'s `Planned`), the data's currency
+and the cohort's warnings, the privacy parameters and the receipt.
 
 The page says that every number on it was released: `antal report` and the report route
-draw only what `usecases.report_count` gives, the stored answer and the forecast computed
-from its released monthly series, never a number sent with the request.
+draw only what `usecases.report_count` gives, the stored answer, the forecast computed
+from its released monthly series and the plan computed from its released site table, never
+a number sent with the request.
 
 Why SVG made here rather than Vega's JavaScript in the page: the charts are Vega-Lite
 specifications (Altair) rendered to SVG by vl-convert when the report is made, so the page
@@ -32,7 +34,7 @@ import json
 from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -46,6 +48,9 @@ from antal.api.answerview import (
     tables_of,
 )
 from antal.privacy.noise import describe_noise
+
+if TYPE_CHECKING:
+    from antal.api.planning import Planned
 
 __all__ = ["DATE_INDEX_NOTE", "NO_FORECAST_NOTE", "ReportError", "render_report"]
 
@@ -116,6 +121,49 @@ def _params(answer: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _plan(planned: Planned) -> dict[str, Any]:
+    """The plan as the report shows it, from its JSON (the figures `antal plan --json`, the
+    plan route and the workbench give): every figure a string, each date or "not within
+    100 years" (`planning.NO_DATE`, the command line's words)."""
+    from antal.api.planning import NO_DATE
+
+    j = planned.to_json()
+    tt, f = j["time_to_target"], j["fractions"]
+    (lo, hi), (lo_day, hi_day) = tt["interval90_months"], tt["interval90"]
+
+    def rate(x: float) -> str:
+        return f"{x:.1f}"
+
+    return {
+        "target": number(j["target"]), "start": j["start"], "sites_n": len(j["sites"]),
+        "median": tt["median"] or NO_DATE, "median_months": rate(tt["median_months"]),
+        "low": lo_day or NO_DATE, "high": hi_day or NO_DATE,
+        "low_months": rate(lo), "high_months": rate(hi),
+        "by": j["by"], "p_by": None if j["p_by"] is None else f"{100 * j['p_by']:.0f}%",
+        "window": f"{j['window'][0]} to {j['window'][1]}",
+        "exposure": rate(j["exposure_months"]),
+        "capture": f"{f['capture']:g}", "consent": f"{f['consent']:g}",
+        "screen_fail": f"{f['screen_fail']:g}", "enrolled": f"{100 * f['enrolled']:.1f}%",
+        "sites": [
+            {"code": sp["site"], "name": sp["name"] or "",
+             "released": sp["display"] if sp["released"] is None else number(sp["released"]),
+             "eligible": rate(sp["eligible_per_month"]),
+             "eligible90": "–".join(rate(x) for x in sp["eligible_per_month90"]),
+             "enrolled": f"{sp['enrolled_per_month']:.2f}", "start": sp["start"]}
+            for sp in j["sites"]
+        ],
+        "months": [
+            {"month": m["month"], "from": m["from"], "expected": rate(m["expected"]),
+             "cumulative": number(round(m["cumulative"])),
+             "interval": "–".join(number(x) for x in m["cumulative90"]),
+             "reached": f"{100 * m['p_reached']:.0f}%"}
+            for m in j["months"]
+        ],
+        "notes": j["notes"],
+        "draws": number(j["simulation"]["draws"]),
+    }  # fmt: skip
+
+
 def render_report(
     answer: Any,
     *,
@@ -125,6 +173,8 @@ def render_report(
     cohort_json: Mapping[str, Any] | None = None,
     forecast: Mapping[str, Any] | None = None,
     no_forecast: str = NO_FORECAST_NOTE,
+    plan: Planned | None = None,
+    no_plan: str | None = None,
     generated: dt.datetime | None = None,
 ) -> str:
     """The report as one HTML page (a string, UTF-8 when written).
@@ -132,7 +182,10 @@ def render_report(
     `answer` is a `usecases.Counted` or the JSON of a released count. `cohort_text` is the
     cohort as the user wrote it (None when it was given as JSON IR: pass `cohort_json`).
     `forecast` is a forecast's JSON, computed from released values (`Reported.forecast`);
-    without one, `no_forecast` says why there is none.
+    without one, `no_forecast` says why there is none. `plan` is the enrolment plan computed
+    from the answer's released site table (`Reported.plan`); `no_plan` says why a plan
+    that was asked for could not be made (no plan and no reason: none was asked for, and
+    the page has no plan section).
     `ReportError` when `forecast` is not a forecast's JSON."""
     a: Mapping[str, Any] = answer.to_json() if hasattr(answer, "to_json") else answer
     fc = None
@@ -175,6 +228,9 @@ def render_report(
             forecast=fc,
             forecast_svg=_svg(charts.forecast_chart(fc)) if fc else "",
             no_forecast=no_forecast,
+            plan=_plan(plan) if plan is not None else None,
+            plan_svg=_svg(charts.plan_chart(plan.plan)) if plan is not None else "",
+            no_plan=no_plan,
             warnings=a.get("warnings") or [],
             currency=currency,
             privacy=_params(a),

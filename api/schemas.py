@@ -406,6 +406,11 @@ class ReportIn(CohortIn):
         "charged unless asked before) and show the forecast of this many months ahead, "
         "computed from it",
     )
+    plan: PlanAsk | None = Field(
+        None,
+        description="also show the enrolment plan of these sites, computed from the cohort's "
+        "released `report by hospital` table as the plan route computes it (no further charge)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -420,9 +425,11 @@ class ReportIn(CohortIn):
         return data
 
 
-class PlanIn(CohortIn):
-    """A cohort with `report by hospital` and the enrolment plan asked of it (docs/sponsor.md)."""
+class PlanAsk(BaseModel):
+    """An enrolment plan asked of a cohort with `report by hospital` (docs/sponsor.md): the
+    plan route's body, and a report's `plan`."""
 
+    model_config = ConfigDict(extra="forbid")
     target: int = Field(description="how many persons to enrol (at least 1)")
     sites: list[Annotated[str, Field(max_length=200)]] = Field(
         max_length=200, description="the sites: hospital names (as the answer shows them) or codes"
@@ -439,6 +446,10 @@ class PlanIn(CohortIn):
         0.0, description="share of those who consent who fail screening, in [0, 1)"
     )
     by: dt.date | None = Field(None, description="the chance of reaching the target by this date")
+
+
+class PlanIn(PlanAsk, CohortIn):
+    """A cohort with `report by hospital` and the enrolment plan asked of it (docs/sponsor.md)."""
 
 
 class ForecastIn(CohortIn):

@@ -91,6 +91,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from antal.api.planning import Planned, PlanRequest
     from antal.api.settings import Settings
     from antal.engine.ingest import Prepared as PreparedFile
     from antal.engine.result import ExactResult
@@ -1101,12 +1102,15 @@ def _forecasted(
 class Reported:
     """What a feasibility report draws, all of it released and stored: the answer of the
     cohort (`checked`) and, when one was asked, the forecast computed from the released
-    monthly series (antal.privacy.forecast's JSON), or the reason there is none."""
+    monthly series (antal.privacy.forecast's JSON), or the reason there is none, and when
+    one was asked, the enrolment plan computed from the released site table."""
 
     checked: ir.Cohort
     counted: Counted
     forecast: dict[str, Any] | None = None
     no_forecast: str | None = None  # why the forecast asked for could not be made
+    plan: Planned | None = None
+    no_plan: str | None = None  # why the plan asked for could not be made from the table
 
 
 def report_count(
@@ -1119,6 +1123,7 @@ def report_count(
     backend: Backend,
     *,
     forecast_months: int | None = None,
+    plan: PlanRequest | None = None,
     approved_only: bool = False,
 ) -> Reported:
     """The numbers of a feasibility report (`antal report`, `POST .../report`): the cohort
@@ -1126,10 +1131,15 @@ def report_count(
     with `forecast_months`, a forecast from its monthly series: the cohort's own released
     `report by month` table when it asks one (its whole months of complete data, nothing
     released again), else the series released as `forecast_count` releases it (one more
-    release, charged unless asked before). Nothing else: a
+    release, charged unless asked before). With `plan`, the enrolment plan computed from
+    the answer's released site table (antal.api.planning: post-processing, no ε beyond
+    the count). Nothing else: a
     report shows no number the installation did not release. Everything that can be
     refused (the cohort, approvals, a date index or data without complete months for the
-    forecast) is refused before anything is charged."""
+    forecast, a cohort the plan cannot use) is refused before anything is charged."""
+    # planning counts through this module: imported here, not at its top
+    from antal.api import planning
+
     project = gate.store.project(project_id)
     if project is None:
         raise UnknownProject(project_id)
@@ -1137,9 +1147,17 @@ def report_count(
     if forecast_months is not None:
         _check_months(forecast_months)
         monthly, notes = monthly_cohort(prepared.checked, catalog, installation, None)
+    if plan is not None:
+        window, plan_notes = planning.check_cohort(prepared.checked, catalog, installation)
     counted = release_count(prepared, installation, catalog, gate, project_id, actor, backend)
+    planned, no_plan = None, None
+    if plan is not None:
+        try:
+            planned = planning.plan_released(counted, window, plan_notes, plan)
+        except Invalid as e:  # the released table gives no plan (every site below threshold)
+            no_plan = e.message
     if forecast_months is None:
-        return Reported(prepared.checked, counted)
+        return Reported(prepared.checked, counted, plan=planned, no_plan=no_plan)
     if any(_is_month(r) for r in prepared.checked.reports):
         # the cohort asked its monthly series itself: the forecast is made from that
         # released table (its whole months of complete data), never from a second release
@@ -1153,8 +1171,8 @@ def report_count(
                              backend, months=forecast_months, approved_only=approved_only)  # fmt: skip
     total = res.forecasts.get(TOTAL, "no monthly series was released")
     if isinstance(total, str):
-        return Reported(prepared.checked, counted, None, total)
-    return Reported(prepared.checked, counted, total.to_json())
+        return Reported(prepared.checked, counted, None, total, planned, no_plan)
+    return Reported(prepared.checked, counted, total.to_json(), None, planned, no_plan)
 
 
 # ---- administration -------------------------------------------------------------------------

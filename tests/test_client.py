@@ -8,6 +8,7 @@ starts, some while it runs).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import socket
@@ -315,6 +316,27 @@ def test_report_and_plot(client: Client) -> None:
     assert [r["value"] for r in by_sex] == [int(n) for n in shown["count"]]
     with pytest.raises(InvalidRequestError, match="forecast_months"):
         client.report("t2d", text, forecast_months=0)
+
+
+def test_report_with_an_enrolment_plan(client: Client) -> None:
+    """`Client.report(..., plan={...})` takes `Client.plan`'s arguments: the report's plan
+    section holds the figures `Client.plan` gives of the same stored answer, at no charge."""
+    text = 'cohort "Sites"\nindex first npr between 2015-01-01 and 2023-12-31\nreport by hospital\n'
+    ask = {"target": 30, "sites": ["01001", "12001"], "start": dt.date(2026, 1, 1),
+           "site_starts": {"12001": dt.date(2026, 3, 1)}, "capture": 0.5, "by": "2029-12-31"}  # fmt: skip
+    client.count("t2d", text)
+    left = client.budget("t2d").left
+    page = client.report("t2d", text, plan=ask)
+    plan = client.plan("t2d", text, **ask)
+    assert client.budget("t2d").left == left  # both from the stored answer
+    assert plan["answer"]["stored_answer"] and plan["sites"][1]["start"] == "2026-03-01"
+    tt = plan["time_to_target"]
+    assert '<section id="plan">' in page
+    assert f"median <b>{tt['median']}</b> ({tt['median_months']:.1f} months)" in page
+    for s in plan["sites"]:
+        assert f"<td>{s['site']}</td>" in page and f"<td>{s['start']}</td>" in page
+    with pytest.raises(TypeError, match="colour"):
+        client.report("t2d", text, plan={**ask, "colour": "red"})
 
 
 def test_count_with_the_builder_and_ir(client: Client) -> None:

@@ -253,6 +253,8 @@ def test_refusals_come_before_the_count(tmp_path: Path) -> None:
         _request(sites=["karolinska"])
     with pytest.raises(uc.Invalid, match="target"):
         _request(target=0)
+    with pytest.raises(uc.Invalid, match="from 1 to 1000000"):  # the model's, before the count
+        _request(target=1_000_001)
     with pytest.raises(uc.Invalid, match="consent is a fraction"):
         _request(consent=1.5)
     with pytest.raises(uc.Invalid, match="before the plan's start"):

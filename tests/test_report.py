@@ -574,3 +574,188 @@ def test_a_cohort_with_its_own_month_table_is_forecast_from_it(data: Path, tmp_p
     for m in rep.forecast["backtest"]["months"]:
         ym = int(m["month"][:4]) * 100 + int(m["month"][5:7])
         assert m["released"] == released[ym], m
+
+
+# ---- the enrolment plan ---------------------------------------------------------------------------
+
+HF_SITES = (
+    'cohort "HF sites"\n'
+    "index first diagnosis I50* between 2019-01-01 and 2023-12-31\n"
+    "report by hospital\n"
+)
+# `antal plan`'s options, the same in `antal report`
+PLAN = ["--target", "40", "--sites", "01001,S:t Görans sjukhus,05001", "--start", "2026-01-01",
+        "--site-start", "05001=2026-04-01", "--capture", "0.5", "--consent", "0.6",
+        "--screen-fail", "0.2", "--by", "2030-12-31"]  # fmt: skip
+
+
+def _charges(store: Path) -> list[tuple[str, float]]:
+    """The project's ledger: each answer charged, and its ε."""
+    from antal.privacy import open_store
+
+    with open_store(str(store)).transaction(write=False) as tx:
+        return sorted(tx.all("SELECT answer_key, epsilon FROM charges WHERE project_id = 'p'"))
+
+
+def _headline(plan: dict[str, Any]) -> str:
+    """The report's plan headline as the plan's JSON gives its figures."""
+    tt = plan["time_to_target"]
+    lo, hi = tt["interval90_months"]
+    n = len(plan["sites"])
+    return (
+        f"{plan['target']} enrolled at the {n} sites below, from {plan['start']}: median "
+        f"{tt['median']} ({tt['median_months']:.1f} months); 90% interval {tt['interval90'][0]} "
+        f"to {tt['interval90'][1]} ({lo:.1f}–{hi:.1f} months). Chance of {plan['target']} "
+        f"enrolled by {plan['by']}: {100 * plan['p_by']:.0f}%."
+    )
+
+
+def test_the_report_with_an_enrolment_plan(data: Path, tmp_path: Path) -> None:
+    """`antal report` with `antal plan`'s options: an "Enrolment plan" section whose figures
+    are those `antal plan --json` gives for the same stored answer, and the ledger of a
+    report with a plan the same as that of the report without (the plan is free)."""
+    cohort = tmp_path / "hf.cohort"
+    cohort.write_text(HF_SITES, encoding="utf-8")
+    stores = {"plan": tmp_path / "plan.sqlite", "none": tmp_path / "none.sqlite"}
+    pages = {"plan": tmp_path / "plan.html", "none": tmp_path / "none.html"}
+    for k in stores:
+        common = ["--data", str(data), "--store", str(stores[k]), "--project", "p",
+                  "--budget", "5"]  # fmt: skip
+        r = runner.invoke(app, ["report", str(cohort), "--out", str(pages[k]), *common,
+                                *(PLAN if k == "plan" else [])])  # fmt: skip
+        assert r.exit_code == 0, r.output
+    ledger = _charges(stores["plan"])
+    assert ledger == _charges(stores["none"]) and sum(e for _, e in ledger) > 0
+    html = pages["plan"].read_text(encoding="utf-8")
+    assert 'id="plan"' not in pages["none"].read_text(encoding="utf-8")
+    # the oracle: `antal plan --json` on the same project, its stored answer (free)
+    common = ["--data", str(data), "--store", str(stores["plan"]), "--project", "p"]
+    r = runner.invoke(app, ["plan", str(cohort), *PLAN, "--json", *common])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["answer"]["stored_answer"] is True and plan["answer"]["epsilon_charged"] == 0
+    assert _charges(stores["plan"]) == ledger
+    page = parse(html)
+    text = "".join(page.text)
+    assert "Enrolment plan" in text and _headline(plan) in text
+    rows = _cells(html, "plan-sites")
+    assert [r_[0] for r_ in rows] == [s["site"] for s in plan["sites"]] == ["01001", "01005", "05001"]  # fmt: skip
+    for row, s in zip(rows, plan["sites"], strict=True):
+        lo, hi = s["eligible_per_month90"]
+        shown = s["display"] if s["released"] is None else number(s["released"])
+        assert row[1:] == [s["name"], shown, f"{s['eligible_per_month']:.1f}",
+                           f"{lo:.1f}–{hi:.1f}", f"{s['enrolled_per_month']:.2f}", s["start"]]  # fmt: skip
+    assert [r_[6] for r_ in rows] == ["2026-01-01", "2026-01-01", "2026-04-01"]
+    months = _cells(html, "plan-months")
+    assert len(months) == len(plan["months"]) >= 12
+    for row, m in zip(months, plan["months"], strict=True):
+        lo, hi = m["cumulative90"]
+        assert row == [str(m["month"]), m["from"], f"{m['expected']:.1f}",
+                       number(round(m["cumulative"])), f"{number(lo)}–{number(hi)}",
+                       f"{100 * m['p_reached']:.0f}%"]  # fmt: skip
+    # the assumptions stated as assumptions, and what the intervals hold
+    assumptions = "".join(parse(re.search(r'<p id="plan-assumptions">(.*?)</p>', html, re.S)
+                                .group(1)).text)  # type: ignore[union-attr]  # fmt: skip
+    assert "assumptions, not data: capture 0.5" in assumptions and "24.0%" in assumptions
+    assert "privacy noise of the released site counts" in text and "costs no privacy budget" in text
+    assert re.search(r'<figure id="plan-chart"[^>]*><svg', html)
+    section = re.search(r'<section id="plan">(.*?)</section>', html, re.S)
+    assert section
+    shown = "".join(parse(re.sub(r"<svg.*?</svg>", "", section.group(1), flags=re.S)).text)
+    assert "None" not in shown and "null" not in shown and "nan" not in shown
+
+
+def test_report_plan_options_are_checked_before_anything_is_charged(
+    data: Path, tmp_path: Path
+) -> None:
+    cohort, store, out = tmp_path / "hf.cohort", tmp_path / "s.sqlite", tmp_path / "r.html"
+    cohort.write_text(HF_SITES, encoding="utf-8")
+    common = ["--data", str(data), "--store", str(store), "--out", str(out)]
+    for extra, words in (
+        (["--capture", "0.3"], "needs both --target and --sites"),
+        (["--target", "40"], "needs both --target and --sites"),
+        (["--target", "40", "--sites", "Nowhere"], "'Nowhere' is not a hospital"),
+        (["--target", "40", "--sites", "01001", "--consent", "0"], "consent is a fraction"),
+        (["--target", "40", "--sites", "01001", "--by", "soon"], "--by is a date"),
+    ):
+        r = runner.invoke(app, ["report", str(cohort), *common, *extra])
+        assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
+    no_table = tmp_path / "sex.cohort"
+    no_table.write_text(HF_SITES.replace("hospital", "sex"), encoding="utf-8")
+    r = runner.invoke(app, ["report", str(no_table), *common, *PLAN])
+    assert r.exit_code == 2 and "add `report by hospital`" in r.output, r.output
+    assert not out.exists()
+    from antal.privacy import open_store
+
+    assert not store.exists() or open_store(str(store)).project("local").spent == 0
+
+
+def test_the_route_with_an_enrolment_plan(api: dict[str, Any]) -> None:
+    """The report route's `plan` (the plan route's fields): the section, the same figures
+    as the plan route gives of the stored answer, charged as a report without a plan."""
+    c = api["client"]
+    cohort = HF_SITES.replace("2019-01-01", "2018-01-01")  # an answer of its own: charged
+    ask = {"target": 40, "sites": ["01001", "Universitetssjukhuset i Linköping"],
+           "start": "2026-01-01", "site_starts": {"05001": "2026-04-01"}, "capture": 0.5,
+           "consent": 0.6, "screen_fail": 0.2, "by": "2030-12-31"}  # fmt: skip
+    budget = c.get("/v1/projects/t2d/budget", headers=_h(api)).json()
+    before, cost = budget["left"], budget["epsilon_per_query_with_breakdown"]
+    for bad, status in (({**ask, "sites": ["Nowhere"]}, 400), ({**ask, "target": 0}, 400),
+                        ({**ask, "capture": 2}, 400), ({**ask, "colour": "red"}, 422),
+                        ({**ask, "target": "many"}, 422)):  # fmt: skip
+        r = c.post("/v1/projects/t2d/report", json={"cohort": cohort, "plan": bad}, headers=_h(api))
+        assert r.status_code == status, r.text
+        assert set(r.json()["error"]) >= {"code", "message"}
+    r = c.post("/v1/projects/t2d/report", json={"cohort": "index first diagnosis I50* between "
+               "2018-01-01 and 2023-12-31\nreport by sex\n", "plan": ask}, headers=_h(api))  # fmt: skip
+    assert r.status_code == 400 and "report by hospital" in r.json()["error"]["message"]
+    assert _left(api) == before  # every refusal before the charge
+    r = c.post("/v1/projects/t2d/report", json={"cohort": cohort, "plan": ask}, headers=_h(api))
+    assert r.status_code == 200, r.text
+    assert cost > 0 and _left(api) == pytest.approx(before - cost)  # a count's charge, no more
+    plan = c.post("/v1/projects/t2d/plan", json={"cohort": cohort, **ask}, headers=_h(api)).json()
+    assert plan["answer"]["stored_answer"] is True
+    assert _left(api) == pytest.approx(before - cost)
+    assert _headline(plan) in "".join(parse(r.text).text)
+    rows = _cells(r.text, "plan-sites")
+    assert [(r_[0], r_[3], r_[6]) for r_ in rows] == [
+        (s["site"], f"{s['eligible_per_month']:.1f}", s["start"]) for s in plan["sites"]
+    ]
+    assert len(_cells(r.text, "plan-months")) == len(plan["months"])
+
+
+def test_a_plan_the_released_table_cannot_give_says_why(tmp_path: Path) -> None:
+    """Every site below the threshold: the report is made, and says why it has no plan;
+    a time to the target beyond 100 years is said so, never as an empty value."""
+    from test_plan import AF, CAT, START, _data
+
+    from antal.api import planning
+    from antal.api import usecases as uc
+    from antal.catalog import Installation
+    from antal.engine.backends.duckdb import DuckDBBackend
+    from antal.privacy import Gate, PrivacyParams, open_store
+
+    inst = Installation.from_data_dir(_data(tmp_path))
+    store = open_store(tmp_path / "s.sqlite")
+    store.create_project("p", "P", "forskning", 1e9, ("npr",))
+    request = planning.plan_request(CAT, target=1_000_000, sites=["01001"], start=START,
+                                    capture=0.001)  # fmt: skip
+    be = DuckDBBackend(inst, CAT)
+    try:
+        # no noise to speak of; every site (240 persons at most) below a threshold of 1000
+        hidden = Gate(store, PrivacyParams(epsilon=1e6, threshold=1000))
+        rep = uc.report_count(AF, inst, CAT, hidden, "p", "u", be, plan=request)
+        open_gate = Gate(store, PrivacyParams(epsilon=1e6, threshold=0))
+        far = uc.report_count(AF.replace("AF sites", "AF far"), inst, CAT, open_gate, "p", "u",
+                              be, plan=request)  # fmt: skip
+    finally:
+        be.close()
+    assert rep.plan is None and rep.no_plan and "below the threshold" in rep.no_plan
+    html = render_report(rep.counted, cohort_text=AF, plan=rep.plan, no_plan=rep.no_plan)
+    assert f"No enrolment plan: {rep.no_plan}" in "".join(parse(html).text)
+    assert far.plan is not None and far.plan.plan.date_of(far.plan.plan.time_median) is None
+    html = render_report(far.counted, cohort_text=AF, plan=far.plan)
+    section = re.search(r'<section id="plan">(.*?)</section>', html, re.S)
+    assert section
+    text = "".join(parse(re.sub(r"<svg.*?</svg>", "", section.group(1), flags=re.S)).text)
+    assert "median not within 100 years" in text and "None" not in text

@@ -21,6 +21,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -834,3 +835,137 @@ def test_pyramid_and_bars_by_hospital(page: Page, server: Server, tmp_path: Path
     for c in released:
         assert str(c.get("hospital_name") or c["hospital"]) in labels
     shot(page, tmp_path, "pyramid-hospital")
+
+
+# ---- the enrolment plan of an answer's sites -------------------------------------------------
+
+# first contacts in npr, by the hospital of the contact: most hospitals released on 4000
+# persons; the index window turns each site's count into a rate
+PLAN_COHORT = (
+    'cohort "Plan"\nindex first npr between 2015-01-01 and 2023-12-31\nreport by hospital\n'
+)
+
+
+def _fixed(x: float, digits: int = 1) -> str:
+    """`x` as JavaScript's toFixed shows it: the float's exact value, a tie rounded up
+    (Python's format rounds a tie to even: 0.125 is 0.12 there, 0.13 on the page)."""
+    return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def test_enrolment_plan_of_the_answers_sites(page: Page, server: Server, tmp_path: Path) -> None:
+    """Pick sites, a target, a later start, the fractions and a date: the page shows the
+    plan the plan route gives for what the page sent (the oracle: the same body sent
+    through the API, the cohort's stored answer, the plan seeded), at no charge."""
+    sign_in(page, server)
+    set_cohort(page, PLAN_COHORT)
+    page.locator("#diagnostics .ok").wait_for()
+    receipt = count(page)
+    page.locator("#plan").wait_for(state="visible")
+    answer = stored(server, "res", "t2d", receipt["answer_key"], PLAN_COHORT)
+    # every hospital of the released table to pick from, the five largest picked
+    cells = [c for c in answer["breakdown"] if c["hospital"] is not None]
+    assert len(table_rows(page, "#plan-sites")) == len(cells)
+    largest = sorted((c for c in cells if not c["suppressed"]), key=lambda c: -c["count"])
+    assert len(largest) >= 6, "the fixture should release at least six hospitals"
+    boxes = "#plan-sites input[type=checkbox]"
+    picked = page.eval_on_selector_all(boxes, "bs => bs.filter(b => b.checked).map(b => b.value)")
+    assert picked == [c["hospital"] for c in largest[:5]]
+    # the user's pick: the two largest and the sixth, the second starting later
+    name = {s["code"]: s["name"] for s in api(server, "res", "GET", "/v1/catalog/sites")}
+    for c in largest[2:5]:
+        page.get_by_label(name[c["hospital"]], exact=True).uncheck()
+    sixth = largest[5]["hospital"]
+    page.get_by_label(name[sixth], exact=True).check()
+    second = largest[1]["hospital"]
+    page.get_by_label(f"{EN['plan_site_start']}: {name[second]}").fill("2026-04-01")
+    page.get_by_label(EN["plan_target"]).fill("20")
+    page.get_by_label(EN["plan_start"]).fill("2026-01-01")
+    page.get_by_label(EN["plan_capture"]).fill("0.5")
+    page.get_by_label(EN["plan_consent"]).fill("0.6")
+    page.get_by_label(EN["plan_screen_fail"]).fill("0.2")
+    page.get_by_label(EN["plan_by"]).fill("2030-12-31")
+    before = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    with page.expect_request(lambda r: r.url.endswith("/v1/projects/t2d/plan")) as sent:
+        page.get_by_role("button", name=EN["plan_button"]).click()
+    page.locator("#plan-result").wait_for(state="visible")
+    page.locator("#plan-chart svg").wait_for()
+    body = sent.value.post_data_json
+    order = [c["hospital"] for c in largest]
+    assert sorted(body["sites"], key=order.index) == [order[0], order[1], sixth]
+    assert body["site_starts"] == {second: "2026-04-01"}
+    assert (body["target"], body["start"], body["by"]) == (20, "2026-01-01", "2030-12-31")
+    assert (body["capture"], body["consent"], body["screen_fail"]) == (0.5, 0.6, 0.2)
+    assert body["cohort"] == PLAN_COHORT
+    # the oracle: the same body through the API: the stored answer (free), the same plan
+    plan = api(server, "res", "POST", "/v1/projects/t2d/plan", json=body)
+    assert plan["answer"]["stored_answer"] is True and plan["epsilon"] == 0
+    assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == before  # no charge
+    tt = plan["time_to_target"]
+    lo, hi = tt["interval90_months"]
+    summary = page.locator("#plan-summary").text_content() or ""
+    assert summary == (
+        EN["plan_time"].format(
+            target=20, median=tt["median"], months=_fixed(tt["median_months"]),
+            start="2026-01-01", low=tt["interval90"][0], high=tt["interval90"][1],
+            low_months=_fixed(lo), high_months=_fixed(hi),
+        )
+        + " "
+        + EN["plan_chance"].format(target=20, by="2030-12-31", p=round(100 * plan["p_by"]))
+    )  # fmt: skip
+    assert lo < tt["median_months"] < hi
+    # the expected rates per site, as the route gives them, with the site's name
+    rows = table_rows(page, "#plan-rates")
+    assert [r[0] for r in rows] == [name[s["site"]] for s in plan["sites"]]
+    for r, s in zip(rows, plan["sites"], strict=True):
+        low, high = s["eligible_per_month90"]
+        assert r[1:] == [s["display"], _fixed(s["eligible_per_month"]),
+                         f"{_fixed(low)}–{_fixed(high)}", _fixed(s["enrolled_per_month"], 2),
+                         s["start"]]  # fmt: skip
+    starts = {s["site"]: s["start"] for s in plan["sites"]}
+    assert starts == {order[0]: "2026-01-01", second: "2026-04-01", sixth: "2026-01-01"}
+    # the assumptions, stated as assumptions, and the uncertainty
+    items = page.locator("#plan-assumptions li").all_text_contents()
+    assert items[0] == EN["plan_assumed"].format(capture="0.5", consent="0.6", screen_fail="0.2",
+                                                 enrolled="24.0")  # fmt: skip
+    assert items[1].startswith(EN["plan_uncertainty"].split("{from}")[0] + plan["window"][0])
+    assert items[-1] == f"{EN['charged']}: 0"
+    # every month of the plan in its table, and a curve drawn over them
+    assert len(table_rows(page, "#plan-months")) == len(plan["months"])
+    assert page.locator("#plan-chart svg .mark-line path").count() == 1
+    # no internal value shown as it is
+    text = page.locator("#plan").inner_text()
+    for word in ("null", "None", "undefined", "NaN"):
+        assert word not in text, word
+    shot(page, tmp_path, "plan")
+    assert axe(page) == []
+
+
+def test_an_enrolment_plan_refused_shows_the_apis_message(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_in(page, server)
+    # an answer without a table by hospital has no plan to make
+    set_cohort(page, COHORT)
+    page.locator("#diagnostics .ok").wait_for()
+    count(page)
+    assert page.locator("#plan").is_hidden()
+    # a table by hospital, but an index with no window to turn a count into a rate
+    text = 'cohort "No window"\nindex first npr\nreport by hospital\n'
+    set_cohort(page, text)
+    page.locator("#diagnostics .ok").wait_for()
+    count(page)
+    page.locator("#plan").wait_for(state="visible")
+    before = api(server, "res", "GET", "/v1/projects/t2d/budget")["left"]
+    with page.expect_request(lambda r: r.url.endswith("/v1/projects/t2d/plan")) as sent:
+        page.get_by_role("button", name=EN["plan_button"]).click()
+    error = page.locator("#plan-error")
+    error.filter(has_text=EN["error"]).wait_for()
+    # the oracle: the route's refusal of what the page sent
+    r = httpx.post(f"{server.url}/v1/projects/t2d/plan", json=sent.value.post_data_json,
+                   headers={"Authorization": f"Bearer {server.tokens['res']}"}, timeout=60)  # fmt: skip
+    assert r.status_code == 400, r.text
+    assert error.text_content() == f"{EN['error']}: {r.json()['error']['message']}"
+    assert "between DATE and DATE" in (error.text_content() or "")
+    assert page.locator("#plan-result").is_hidden()
+    assert api(server, "res", "GET", "/v1/projects/t2d/budget")["left"] == before
+    shot(page, tmp_path, "plan-error")

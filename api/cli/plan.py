@@ -31,10 +31,46 @@ from antal.api.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from antal.api.planning import Planned
-    from antal.privacy.plan import Plan
+    from antal.api.planning import Planned, PlanRequest
+    from antal.catalog import Catalog
 
-__all__ = ["plan_cmd"]
+__all__ = [
+    "SITES_HELP",
+    "TARGET_HELP",
+    "ByOpt",
+    "CaptureOpt",
+    "ConsentOpt",
+    "ScreenFailOpt",
+    "SiteStartOpt",
+    "StartOpt",
+    "plan_cmd",
+    "plan_options",
+]
+
+TARGET_HELP = "How many persons to enrol."
+SITES_HELP = "The sites, comma-separated: hospital names or codes."
+# the plan's options after --target and --sites, the same in `antal plan` and `antal report`
+StartOpt = Annotated[
+    str | None, typer.Option(help="When the sites start (default: next month's first day).")
+]
+SiteStartOpt = Annotated[
+    list[str] | None,
+    typer.Option("--site-start", help="A site starting later: SITE=YYYY-MM-DD (repeat)."),
+]
+# None: not given (the plan's default; `antal report` refuses one without --target)
+CaptureOpt = Annotated[
+    float | None, typer.Option(help="Share of eligible persons screened (default 1).")
+]
+ConsentOpt = Annotated[
+    float | None, typer.Option(help="Share of those screened who consent (default 1).")
+]
+ScreenFailOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--screen-fail", help="Share of those who consent who fail screening (default 0)."
+    ),
+]
+ByOpt = Annotated[str | None, typer.Option(help="The chance of reaching the target by this date.")]
 
 
 def _date(text: str, what: str) -> dt.date:
@@ -54,27 +90,45 @@ def _site_starts(values: list[str]) -> dict[str, dt.date]:
     return starts
 
 
+def plan_options(
+    cat: Catalog,
+    target: int,
+    sites: str,
+    start: str | None,
+    site_start: list[str] | None,
+    capture: float | None,
+    consent: float | None,
+    screen_fail: float | None,
+    by: str | None,
+) -> PlanRequest:
+    """The plan the options ask, checked (`antal plan` and `antal report --target ...`):
+    a message and exit 2 for a bad date or site, a fraction out of range, ..."""
+    from antal.api import planning
+    from antal.privacy.plan import Fractions
+
+    names = [s for s in (x.strip() for x in sites.split(",")) if s]
+    first = _date(start, "--start") if start is not None else None
+    until = _date(by, "--by") if by is not None else None
+    d = Fractions()  # a fraction not given is the model's default
+    with failing():
+        return planning.plan_request(
+            cat, target=target, sites=names, start=first, site_starts=_site_starts(site_start or []),
+            capture=d.capture if capture is None else capture,
+            consent=d.consent if consent is None else consent,
+            screen_fail=d.screen_fail if screen_fail is None else screen_fail, by=until,
+        )  # fmt: skip
+
+
 def plan_cmd(
     file: Annotated[Path, typer.Argument(help="A .cohort file with `report by hospital`.")],
-    target: Annotated[int, typer.Option(help="How many persons to enrol.")],
-    sites: Annotated[
-        str, typer.Option(help="The sites, comma-separated: hospital names or codes.")
-    ],
-    start: Annotated[
-        str | None, typer.Option(help="When the sites start (default: next month's first day).")
-    ] = None,
-    site_start: Annotated[
-        list[str] | None,
-        typer.Option("--site-start", help="A site starting later: SITE=YYYY-MM-DD (repeat)."),
-    ] = None,
-    capture: Annotated[float, typer.Option(help="Share of eligible persons screened.")] = 1.0,
-    consent: Annotated[float, typer.Option(help="Share of those screened who consent.")] = 1.0,
-    screen_fail: Annotated[
-        float, typer.Option("--screen-fail", help="Share of those who consent who fail screening.")
-    ] = 0.0,
-    by: Annotated[
-        str | None, typer.Option(help="The chance of reaching the target by this date.")
-    ] = None,
+    target: Annotated[int, typer.Option(help=TARGET_HELP)],
+    sites: Annotated[str, typer.Option(help=SITES_HELP)],
+    start: StartOpt = None,
+    site_start: SiteStartOpt = None,
+    capture: CaptureOpt = None,
+    consent: ConsentOpt = None,
+    screen_fail: ScreenFailOpt = None,
+    by: ByOpt = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -87,17 +141,11 @@ def plan_cmd(
     from antal.api import planning
     from antal.api import usecases as uc
 
-    names = [s for s in (x.strip() for x in sites.split(",")) if s]
-    first = _date(start, "--start") if start is not None else None
-    until = _date(by, "--by") if by is not None else None
     s = settings(data, config, store=store)
     with failing():
         inst = uc.open_installation(s)
         cat = uc.catalog_for(s, inst)
-        request = planning.plan_request(
-            cat, target=target, sites=names, start=first, site_starts=_site_starts(site_start or []),
-            capture=capture, consent=consent, screen_fail=screen_fail, by=until,
-        )  # fmt: skip
+    request = plan_options(cat, target, sites, start, site_start, capture, consent, screen_fail, by)
     _text, v = checked(file, cat, inst, warn=not as_json)
     assert v.checked is not None
     title = v.checked.title or file.name
@@ -115,12 +163,9 @@ def plan_cmd(
 SHOWN_MONTHS = 36  # the command line's table; --json has every month
 
 
-def _when(p: Plan, months: float) -> str:
-    d = p.date_of(months)
-    return "not within 100 years" if d is None else d.isoformat()
-
-
 def _print(res: Planned, title: str) -> None:
+    from antal.api.planning import when
+
     p = res.plan
     for n in res.to_json()["notes"]:
         out.print(f"note: {n}")
@@ -146,8 +191,8 @@ def _print(res: Planned, title: str) -> None:
         out.print(f"(the first {len(shown)} of {len(p.months)} months; all of them with --json)")
     lo, hi = p.time90
     out.print(
-        f"{p.target} enrolled: median {_when(p, p.time_median)} ({p.time_median:.1f} months "
-        f"from {p.start}); 90% interval {_when(p, lo)} to {_when(p, hi)} "
+        f"{p.target} enrolled: median {when(p, p.time_median)} ({p.time_median:.1f} months "
+        f"from {p.start}); 90% interval {when(p, lo)} to {when(p, hi)} "
         f"({lo:.1f}–{hi:.1f} months)"
     )
     if p.by is not None and p.p_by is not None:

@@ -3,8 +3,9 @@ for a project. The count in it is released exactly as `POST /v1/projects/{pid}/c
 releases it: a cohort the project counted before is its stored answer, free; a new one is
 charged like a count. So a report is always of the project's own answer, with its receipt,
 and asking for it after counting costs nothing. Its forecast, when asked for, is computed
-here from the released monthly series (`usecases.report_count`, as `antal report`): the
-request names what to show, never a number to draw."""
+here from the released monthly series, and its enrolment plan from the released site table
+(`usecases.report_count`, as `antal report`): the request names what to show, never a
+number to draw."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from antal.api.routes.deps import (
     rate_limited,
     state_of,
 )
+from antal.api.routes.plan import request_of
 from antal.engine import ir
 
 __all__ = ["CSP", "router"]
@@ -51,20 +53,23 @@ def report(request: Request, pid: ProjectId, body: S.ReportIn, u: Authed) -> HTM
     """The feasibility report of a cohort (HTML): released and charged like a count, free when the project asked it before."""
     state = state_of(request)
     member_project(state, pid, u)
+    plan = request_of(state.catalog, body.plan) if body.plan is not None else None
     wait = state.counts.check(u.id)
     if wait is not None:
         raise rate_limited("counts", wait, state.settings.counts_per_minute)
     cohort = body.cohort if body.cohort is not None else uc.cohort_from_json(body.ir)
-    # every number comes from the store: the answer, and the forecast of its released series
+    # every number comes from the store: the answer, the forecast of its released series and
+    # the plan of its released site table
     reported = uc.report_count(
         cohort, state.installation, state.catalog, state.gate, pid, u.id, state.backend,
-        forecast_months=body.forecast_months, approved_only=True,
+        forecast_months=body.forecast_months, plan=plan, approved_only=True,
     )  # fmt: skip
     date_index = isinstance(reported.checked.index, ir.IndexDate)
     html = render_report(
         reported.counted, cohort_text=body.cohort, cohort_json=body.ir,
         title=reported.checked.title, project=pid, forecast=reported.forecast,
         no_forecast=reported.no_forecast or (DATE_INDEX_NOTE if date_index else NO_FORECAST),
+        plan=reported.plan, no_plan=reported.no_plan,
     )  # fmt: skip
     return HTMLResponse(
         html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}

@@ -1,6 +1,6 @@
 // The workbench's logic with no DOM and no network: the criteria of a cohort's text (the
 // structured view edits the text, so the text stays the one source), the funnel's rows,
-// the CSV export, the map's areas. workbench.js wires these to the page; tests/test_web.py
+// the CSV export, the map's areas, the enrolment plan's sites and curve. workbench.js wires these to the page; tests/test_web.py
 // runs them in the browser.
 
 const OFF = "#off ";
@@ -135,4 +135,39 @@ export function mapAreas(table, geo) {
 // The codeset names a cohort text defines (completed after `@`).
 export function codesets(text) {
   return [...text.matchAll(/^\s*codeset\s+([a-z_][a-z0-9_]*)/gm)].map((m) => m[1]);
+}
+
+// The table of sites an enrolment plan can use: the answer's table by hospital (as asked,
+// not a roll-up), or none.
+export function siteTable(answer) {
+  return tablesOf(answer).find((t) => t.dims.length === 1 && t.dims[0] === "hospital" && !t.level)
+    ?? null;
+}
+
+// The sites of a table by hospital to pick from, the largest released first (those below
+// the threshold last, in the table's order); the first `n` released ones picked.
+export function planSites(table, n) {
+  const cells = table.breakdown.filter((c) => c.hospital != null)
+    .map((c, i) => ({ code: String(c.hospital), name: String(c.hospital_name ?? c.hospital),
+                      display: c.display, count: c.suppressed ? null : c.count, order: i }));
+  cells.sort((a, b) => (b.count ?? -1) - (a.count ?? -1) || a.order - b.order);
+  return cells.map((c, i) => ({ ...c, picked: c.count != null && i < n }));
+}
+
+// The day `m` calendar months after an ISO date (the month's last day when it is shorter),
+// as the plan counts months (antal.privacy.plan.calendar_month).
+export function calendarMonth(iso, m) {
+  const [y, mo, d] = iso.split("-").map(Number);
+  const first = new Date(Date.UTC(y, mo - 1 + m, 1));
+  const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate();
+  first.setUTCDate(Math.min(d, last));
+  return first.toISOString().slice(0, 10);
+}
+
+// A plan's expected cumulative enrolment at each month's end with its 90% interval, from
+// 0 at the start: the points of its chart.
+export function planCurve(plan) {
+  return [{ date: plan.start, cumulative: 0, low: 0, high: 0 },
+    ...plan.months.map((m) => ({ date: calendarMonth(plan.start, m.month), cumulative: m.cumulative,
+                                 low: m.cumulative90[0], high: m.cumulative90[1] }))];
 }

@@ -4,6 +4,7 @@
 // name or an expression.
 
 const BLUE = "#1f4e8c";
+const ORANGE = "#b35806"; // the plan's curve (contrast 4.5:1 on white)
 const FONT = "system-ui, DejaVu Sans, sans-serif";
 const config = { font: FONT, view: { stroke: null }, axis: { labelFontSize: 12, titleFontSize: 12 } };
 
@@ -130,5 +131,39 @@ export function forecastSpec(total, t) {
         encoding: { x, y: { field: "count", type: "quantitative" },
                     tooltip: [{ field: "month", type: "temporal", format: "%Y-%m" }, { field: "count", title: t.persons }] } },
     ],
+  };
+}
+
+// The enrolment plan: the expected cumulative enrolment of all sites at each month's end
+// (line) with its 90% interval (band), the target (dashed), and the time to reach it, its
+// median (rule) and 90% interval (grey band) where the months shown reach it: the report's
+// chart (api/charts.py plan_chart).
+export function planSpec(plan, curve, t) {
+  const x = { field: "date", type: "temporal", title: null, axis: { format: "%Y-%m" } };
+  const last = curve[curve.length - 1].date;
+  const [lo, hi] = plan.time_to_target.interval90;
+  const median = plan.time_to_target.median;
+  const layer = [
+    { data: { values: curve }, mark: { type: "area", color: ORANGE, opacity: 0.25 },
+      encoding: { x, y: { field: "low", type: "quantitative", title: t.plan_axis }, y2: { field: "high" } } },
+    { data: { values: curve }, mark: { type: "line", color: ORANGE },
+      encoding: { x, y: { field: "cumulative", type: "quantitative" },
+                  tooltip: [{ field: "date", type: "temporal", format: "%Y-%m-%d" },
+                            { field: "cumulative", title: t.plan_cumulative, format: ".0f" },
+                            { field: "low", title: t.plan_interval90 }, { field: "high", title: t.plan_interval90 }] } },
+    { data: { values: [{ target: plan.target }] }, mark: { type: "rule", color: "#1a1a1a", strokeDash: [4, 4] },
+      encoding: { y: { field: "target", type: "quantitative" } } },
+  ];
+  if (lo && hi && hi <= last) {
+    layer.unshift({ data: { values: [{ from: lo, to: hi }] }, mark: { type: "rect", color: GREY, opacity: 0.35 },
+                    encoding: { x: { field: "from", type: "temporal" }, x2: { field: "to" } } });
+  }
+  if (median && median <= last) {
+    layer.push({ data: { values: [{ median }] }, mark: { type: "rule", color: "#4a4a4a", strokeWidth: 2 },
+                 encoding: { x: { field: "median", type: "temporal" } } });
+  }
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json", config, title: t.plan_chart,
+    width: 560, height: 220, layer,
   };
 }

@@ -1,13 +1,14 @@
 // The workbench page: sign-in, the cohort editor with completion and inline errors, the
-// criteria cards, quote and count, the answer's funnel, map and charts, exports, history and
-// the catalog. Every number comes from the JSON API (/v1/...) with the bearer token; text
+// criteria cards, quote and count, the answer's funnel, map and charts, the enrolment plan
+// of its sites, exports, history and the catalog. Every number comes from the JSON API (/v1/...) with the bearer token; text
 // from the server or the user is put in the page as text, never as markup.
 import { createEditor, forceLinting } from "./vendor/editor.js";
 import { embed } from "./vendor/charts.js";
 import {
-  codesets, criteria, csvOf, funnelRows, mapAreas, move, tablesOf, toggle,
+  codesets, criteria, csvOf, funnelRows, mapAreas, move, planCurve, planSites, siteTable,
+  tablesOf, toggle,
 } from "./logic.js";
-import { barSpec, forecastSpec, funnelSpec, mapSpec, pyramidSpec } from "./specs.js";
+import { barSpec, forecastSpec, funnelSpec, mapSpec, planSpec, pyramidSpec } from "./specs.js";
 
 const PAGE = JSON.parse(document.getElementById("page-data").textContent);
 const T = PAGE.strings;
@@ -362,6 +363,7 @@ async function showAnswer(answer) {
                    el("thead", {}, head), el("tbody", {}, ...body)));
   }
   if (answer.breakdown_note) box.append(el("p", { class: "help" }, answer.breakdown_note));
+  showPlanForm(answer);
 
   const warnings = answer.warnings || [];
   $("warnings").replaceChildren(...(warnings.length ? [el("h3", {}, T.warnings),
@@ -393,6 +395,102 @@ $("export-report").addEventListener("click", async () => {
   } catch (e) { $("count-error").textContent = `${T.error}: ${e.message}`; }
   await refreshBudget().catch(() => {});
 });
+
+// ---- the enrolment plan of the answer's sites -------------------------------------------------
+
+const PLAN_SITES = 5; // the sites picked to start with: the largest of the released table
+
+// The plan's form, under an answer with a table by hospital of a text counted here: every
+// site of the table to pick (the largest picked), each with an optional later start.
+function showPlanForm(answer) {
+  const table = siteTable(answer);
+  $("plan").hidden = !table || !state.text;
+  $("plan-result").hidden = true;
+  $("plan-error").textContent = ""; $("plan-status").textContent = "";
+  if (!table) return;
+  $("plan-sites").tBodies[0].replaceChildren(...planSites(table, PLAN_SITES).map((s, i) => el("tr", {},
+    el("td", {}, el("input", { type: "checkbox", id: `plan-site-${i}`, value: s.code, checked: s.picked }),
+       " ", el("label", { for: `plan-site-${i}` }, s.name)),
+    el("td", { class: `num${s.count == null ? " suppressed" : ""}` }, s.display),
+    el("td", {}, el("input", { type: "date", "data-site": s.code, "aria-label": `${T.plan_site_start}: ${s.name}` })))));
+}
+
+// What the form asks: the picked sites (codes, in the list's order), their later starts,
+// the target, the fractions and the dates left empty left out (the route's defaults).
+function planBody() {
+  const rows = [...$("plan-sites").tBodies[0].rows];
+  const picked = rows.filter((r) => r.querySelector("input[type=checkbox]").checked);
+  const starts = {};
+  for (const r of picked) {
+    const d = r.querySelector("input[type=date]");
+    if (d.value) starts[d.dataset.site] = d.value;
+  }
+  const body = { cohort: state.text, target: Number($("plan-target").value),
+                 sites: picked.map((r) => r.querySelector("input[type=checkbox]").value),
+                 site_starts: starts, capture: Number($("plan-capture").value),
+                 consent: Number($("plan-consent").value), screen_fail: Number($("plan-screen-fail").value) };
+  if ($("plan-start").value) body.start = $("plan-start").value;
+  if ($("plan-by").value) body.by = $("plan-by").value;
+  return body;
+}
+
+$("plan-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("plan-error").textContent = ""; $("plan-result").hidden = true;
+  const body = planBody();
+  if (!body.sites.length) { $("plan-error").textContent = T.plan_no_sites; return; }
+  $("plan-status").textContent = T.plan_working;
+  $("plan-submit").disabled = true;
+  try {
+    await showPlan(await api("POST", projectPath("plan"), body));
+  } catch (e) {
+    $("plan-error").textContent = e.code === "budget_exceeded" ? `${T.refused} ${e.message}` : `${T.error}: ${e.message}`;
+    $("plan-error").dataset.code = e.code || "";
+  } finally {
+    $("plan-status").textContent = "";
+    $("plan-submit").disabled = false;
+    await refreshBudget().catch(() => {});
+  }
+});
+
+const fixed = (x, n = 1) => Number(x).toFixed(n);
+const day = (d) => d ?? T.plan_never; // no date: beyond 100 years
+
+async function showPlan(res) {
+  const tt = res.time_to_target;
+  const [lo, hi] = tt.interval90, [loM, hiM] = tt.interval90_months;
+  const said = [T.plan_time.replace("{target}", res.target).replace("{median}", day(tt.median))
+    .replace("{months}", fixed(tt.median_months)).replace("{start}", res.start)
+    .replace("{low}", day(lo)).replace("{high}", day(hi))
+    .replace("{low_months}", fixed(loM)).replace("{high_months}", fixed(hiM))];
+  if (res.by && res.p_by != null) {
+    said.push(T.plan_chance.replace("{target}", res.target).replace("{by}", res.by)
+      .replace("{p}", String(Math.round(100 * res.p_by))));
+  }
+  $("plan-summary").textContent = said.join(" ");
+  $("plan-rates").tBodies[0].replaceChildren(...res.sites.map((s) => el("tr", {},
+    el("td", {}, s.name ?? s.site),
+    el("td", { class: `num${s.released == null ? " suppressed" : ""}` }, s.display),
+    el("td", { class: "num" }, fixed(s.eligible_per_month)),
+    el("td", { class: "num" }, `${fixed(s.eligible_per_month90[0])}–${fixed(s.eligible_per_month90[1])}`),
+    el("td", { class: "num" }, fixed(s.enrolled_per_month, 2)),
+    el("td", {}, s.start))));
+  const f = res.fractions;
+  $("plan-assumptions").replaceChildren(
+    el("li", {}, T.plan_assumed.replace("{capture}", fmt(f.capture)).replace("{consent}", fmt(f.consent))
+      .replace("{screen_fail}", fmt(f.screen_fail)).replace("{enrolled}", fixed(100 * f.enrolled))),
+    el("li", {}, T.plan_uncertainty.replace("{from}", res.window[0]).replace("{to}", res.window[1])
+      .replace("{months}", fixed(res.exposure_months))),
+    ...res.notes.map((n) => el("li", {}, n)),
+    el("li", {}, `${T.charged}: ${fmt(res.answer.epsilon_charged)}`));
+  $("plan-months").querySelector("tbody").replaceChildren(...res.months.map((m) => el("tr", {},
+    el("td", {}, m.from), el("td", { class: "num" }, fixed(m.expected)),
+    el("td", { class: "num" }, fixed(m.cumulative, 0)),
+    el("td", { class: "num" }, `${m.cumulative90[0]}–${m.cumulative90[1]}`),
+    el("td", { class: "num" }, `${Math.round(100 * m.p_reached)}%`))));
+  $("plan-result").hidden = false;
+  await chart($("plan-chart"), planSpec(res, planCurve(res), T), "plan");
+}
 
 // ---- history -------------------------------------------------------------------------------
 
