@@ -26,6 +26,7 @@ from antal.privacy.plan import (
     Plan,
     PlanError,
     SiteCount,
+    Total,
     schedule,
 )
 from antal.privacy.plan import plan as _plan
@@ -247,18 +248,31 @@ def check_cohort(
     return _window(cohort, catalog, installation)
 
 
-def _table(counted: Counted) -> list[SiteCount]:
-    """The released hospital table's cells, with the noise variance of the release."""
+def _table(counted: Counted) -> tuple[list[SiteCount], Total | None]:
+    """The released hospital table's cells, with the noise variance of the release, and the
+    released total of its hospitals: the cohort's final count (its own release, with its own
+    noise: evidence the cells do not repeat), less the cell of index rows with no hospital."""
     from antal.privacy.noise import noise_kind
 
     a = counted.answer
     threshold, rounding = int(a.params["threshold"]), int(a.params.get("rounding", 1))
-    variance = noise_kind(a.noise).variance(float(a.scales.get("breakdown", 0.0)))
+    kind = noise_kind(a.noise)
+    variance = kind.variance(float(a.scales.get("breakdown", 0.0)))
     names = a.names.get(SITE, {})
     for t in a.tables or ():
         if t.dims == (SITE,) and t.level == 0:
-            return [SiteCount(str(k[0]), names.get(k[0]), c.value, variance, threshold, rounding)
-                    for k, c in t.cells if k[0] is not None]  # fmt: skip
+            cells = [SiteCount(str(k[0]), names.get(k[0]), c.value, variance, threshold, rounding)
+                     for k, c in t.cells if k[0] is not None]  # fmt: skip
+            if a.count.value is None:
+                return cells, None
+            # the final count's noise: one bucket of the attrition's (a partition release)
+            total_var = kind.variance(float(a.scales.get("attrition", 0.0)))
+            none = [c for k, c in t.cells if k[0] is None]
+            value = float(a.count.value)
+            for c in none:  # rows without a hospital: a shown cell, or 0..T-1 when <T
+                value -= c.value if c.value is not None else (threshold - 1) / 2
+                total_var += variance if c.value is not None else threshold**2 / 12
+            return cells, Total(max(value, 0.0), total_var)
     raise Invalid("the answer holds no hospital table")  # the cohort asked one: not reached
 
 
@@ -295,9 +309,10 @@ def plan_released(
     start, end = window
     exposure = (end - start).days + 1
     try:
-        p = _plan(_table(counted), exposure / DAYS_PER_MONTH, list(request.sites), request.target,
+        cells, total = _table(counted)
+        p = _plan(cells, exposure / DAYS_PER_MONTH, list(request.sites), request.target,
                   request.start, request.fractions, request.site_starts, request.by,
-                  counted.answer.noise)  # fmt: skip
+                  counted.answer.noise, total=total)  # fmt: skip
     except PlanError as e:
         raise Invalid(str(e)) from None
     said = list(notes)

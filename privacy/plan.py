@@ -18,10 +18,18 @@ Statistics in Medicine 26:4958-4975; Anisimov 2011; Mountain & Sherlock 2022, Bi
   what was shown is P(shown | n_i) under the noise (discrete Laplace or Gaussian of the
   stated variance), not a point mass at the shown value: the DP noise enters the plan's
   uncertainty. A `<T` site is between 0 and T−1 before noise, and its likelihood says so.
-- **The prior** (α, β) is fitted by maximum likelihood over every site of the table (the
-  marginal NB likelihood, summed over the noise): the country's sites tell how much sites
-  differ. Given it, site i's true count has the posterior w_i(n) ∝ NB(n)·P(shown | n) and
-  its rate Gamma(α + n, β + τ) given n (the conjugate update).
+- **The prior** (α, β) is learnt from every site of the table (the marginal NB likelihood,
+  summed over the noise): the country's sites tell how much sites differ. It is not one
+  plug-in estimate but a posterior over a grid of shapes α and means α/β (flat in their
+  logarithms), from which every draw takes its own (α, β): where the table cannot tell the
+  prior well (a small or noise-dominated table, Mountain & Sherlock's point) the plan's
+  intervals widen instead of trusting a point that happened to fit. The released total of
+  the sites' counts, when given (the roll-up's top or the attrition's final count), is
+  evidence on the mean (Σn_i has mean S·α·τ/β and NB variance, plus its noise): a table whose
+  cells are mostly noise cannot then make every site's rate vanish (a plug-in fit did: a
+  site released as 58 given 0.0 a month). Given (α, β), site i's true count has the posterior
+  w_i(n) ∝ NB(n)·P(shown | n) and its rate Gamma(α + n, β + τ) given n (the conjugate
+  update).
 - **Enrolment.** A site enrols a fraction f = capture × consent × (1 − screen failure) of
   its eligible persons (a thinned Poisson process: rate f·λ_i), from its activation date.
   The cumulative intensity Λ(t) = Σ f·λ_i·(t − a_i)⁺ is piecewise linear, and the time to
@@ -35,10 +43,9 @@ total. A month is a twelfth of a year (30.44 days).
 
 Not in the model: the fractions are taken as known (a sponsor's assumption, not data);
 rates are constant (no season, no trend, no decay after activation: Urbas, Sherlock &
-Metcalfe 2022 show decaying rates in oncology trials); the prior's (α, β) are plug-in
-estimates, whose own uncertainty Mountain & Sherlock show narrows intervals when the
-target is large against what was observed; the leaves' consistency projection (a shared
-shift across a table's cells, docs/privacy.md) is treated as independent noise per cell.
+Metcalfe 2022 show decaying rates in oncology trials); the leaves' consistency projection
+(a shared shift across a table's cells, docs/privacy.md) is treated as independent noise
+per cell.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -59,10 +66,12 @@ __all__ = [
     "PlanError",
     "SiteCount",
     "SitePlan",
+    "Total",
     "add_months",
     "calendar_month",
     "fit_prior",
     "plan",
+    "prior_posterior",
     "schedule",
     "site_posterior",
     "time_to_target",
@@ -74,6 +83,7 @@ SEED = 20240124
 MAX_TARGET = 1_000_000
 MAX_MONTHS_SHOWN = 120  # the monthly table stops here (the time to N does not)
 MAX_MONTHS_DATED = 1200  # a time to N beyond 100 years is given no date
+NEVER_MONTHS = 1e9  # a draw that never reaches N
 
 
 class PlanError(ValueError):
@@ -182,39 +192,73 @@ def _nb_logpmf(n: np.ndarray, alpha: float, beta: float, tau: float) -> np.ndarr
 
 
 def fit_prior(
-    cells: Sequence[SiteCount], exposure: float, noise: str = "laplace"
+    cells: Sequence[SiteCount],
+    exposure: float,
+    noise: str = "laplace",
+    total: Total | None = None,
 ) -> tuple[float, float]:
-    """(α, β) of the sites' monthly rates, Gamma(α, β), by maximum marginal likelihood of
-    every cell as released (the NB count, summed over the noise)."""
+    """(α, β) of the sites' monthly rates, Gamma(α, β): the mode of `prior_posterior` (the
+    plan draws over the whole posterior; this is the point it reports)."""
+    alpha, beta, w = prior_posterior(cells, exposure, noise, total)
+    i = int(np.argmax(w))
+    return float(alpha[i]), float(beta[i])
+
+
+@dataclass(frozen=True)
+class Total:
+    """The released total of the table's sites (`value`, the variance of its noise)."""
+
+    value: float
+    variance: float
+
+
+# The grid of the prior's posterior: shapes α from 0.05 (sites differ a hundredfold) to 200
+# (all alike), means from a hundredth to a hundred times the table's rough mean.
+_SHAPES = np.exp(np.linspace(math.log(0.05), math.log(200.0), 41))
+_MEAN_SPAN = np.linspace(-math.log(100.0), math.log(100.0), 47)
+
+
+def prior_posterior(
+    cells: Sequence[SiteCount],
+    exposure: float,
+    noise: str = "laplace",
+    total: Total | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(α, β, weight) of every grid point: the posterior of the sites' Gamma(α, β) given
+    every cell as released (and the released total, when given)."""
     if exposure <= 0:
         raise PlanError("the index window has no length")
-    grid = _grid(cells)
-    lik = np.vstack([_likelihood(c, grid, noise) for c in cells])
-    shown = [c.value for c in cells if c.value is not None]
-    if not shown:
+    if not any(c.value is not None for c in cells):
         raise PlanError(
             "every site of the table is shown as below the threshold: there is no rate to plan from"
         )
-    # start from the moments of the shown sites (the suppressed ones near half the threshold)
-    rough = (
-        np.array([c.value if c.value is not None else c.threshold / 2 for c in cells]) / exposure
-    )
-    m, var = float(rough.mean()), float(rough.var())
-    a0 = m * m / var if var > m / exposure else 10.0
-    b0 = a0 / m if m > 0 else 1.0
-
-    def nll(x: np.ndarray) -> float:
-        a, b = math.exp(x[0]), math.exp(x[1])
-        logp = _nb_logpmf(grid, a, b, exposure)
-        with np.errstate(divide="ignore"):
-            per = np.log(lik @ np.exp(logp - logp.max())) + logp.max()
-        return float(-per.sum()) if np.all(np.isfinite(per)) else 1e300
-
-    x0 = np.log([max(a0, 1e-3), max(b0, 1e-6)])
-    res = optimize.minimize(nll, x0, method="Nelder-Mead",
-                            options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000})  # fmt: skip
-    a, b = (float(v) for v in np.exp(np.clip(res.x, -12, 12)))
-    return a, b
+    grid = _grid(cells)
+    lik = np.vstack([_likelihood(c, grid, noise) for c in cells])  # sites × counts
+    if total is not None and total.value > 0:
+        m0 = total.value / (len(cells) * exposure)
+    else:
+        shown = [c.value if c.value is not None else c.threshold / 2 for c in cells]
+        m0 = max(float(np.mean(shown)), 0.5) / exposure
+    alpha = np.repeat(_SHAPES, _MEAN_SPAN.size)
+    mean = np.tile(m0 * np.exp(_MEAN_SPAN), _SHAPES.size)
+    beta = alpha / mean
+    # log NB(n; α, β/(β+τ)) for every grid point (rows) and count (columns)
+    logp = (special.gammaln(grid[None, :] + alpha[:, None]) - special.gammaln(alpha)[:, None]
+            - special.gammaln(grid + 1)[None, :]
+            + (alpha * np.log(beta / (beta + exposure)))[:, None]
+            + np.log(exposure / (beta + exposure))[:, None] * grid[None, :])  # fmt: skip
+    top = logp.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        ll = (np.log(lik @ np.exp(logp - top).T) + top.T).sum(axis=0)
+    if total is not None:
+        mu = len(cells) * mean * exposure  # Σ n_i: the sites' counts together
+        var = mu * (1 + exposure / beta) + total.variance + 1.0
+        ll = ll - 0.5 * (total.value - mu) ** 2 / var - 0.5 * np.log(var)
+    ll = np.where(np.isfinite(ll), ll, -np.inf)
+    if not np.isfinite(ll).any():
+        raise PlanError("the released table is impossible under the model")
+    w = np.exp(ll - ll.max())
+    return alpha, beta, w / w.sum()
 
 
 def site_posterior(
@@ -364,9 +408,11 @@ def plan(
     prior: tuple[float, float] | None = None,
     draws: int = DRAWS,
     seed: int = SEED,
+    total: Total | None = None,
 ) -> Plan:
     """The enrolment plan of `sites` (codes of `table`'s cells) to `target` persons from
-    `start` (see the module docstring). `prior` fixes (α, β) instead of fitting them."""
+    `start` (see the module docstring). `prior` fixes (α, β) instead of drawing them from
+    their posterior; `total` is the released total of the table's sites."""
     if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= MAX_TARGET:
         raise PlanError(f"the target is a whole number from 1 to {MAX_TARGET}, not {target!r}")
     if not sites:
@@ -380,18 +426,30 @@ def plan(
     if len(set(sites)) != len(sites):
         raise PlanError("a site is named twice")
     starts = schedule(sites, start, site_starts, by)
-    alpha, beta = (
-        prior if prior is not None else fit_prior(list(cells.values()), exposure_months, noise)
-    )
-    rng = np.random.default_rng(seed)
+    if prior is not None:
+        ab = np.array([prior], dtype=float)
+        pick = np.zeros(draws, dtype=int)
+        rng = np.random.default_rng(seed)
+    else:
+        a, b, w = prior_posterior(list(cells.values()), exposure_months, noise, total)
+        ab = np.column_stack([a, b])
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(w), size=draws, p=w)
+    mode = ab[np.bincount(pick, minlength=len(ab)).argmax()] if prior is None else ab[0]
     f = fractions.enrolled
     lam = np.empty((draws, len(sites)))
-    for j, s in enumerate(sites):
-        grid, w = site_posterior(cells[s], alpha, beta, exposure_months, noise)
-        n = rng.choice(grid, size=draws, p=w)
-        lam[:, j] = rng.gamma(alpha + n, 1.0 / (beta + exposure_months))
+    for g in np.unique(pick):  # the draws that took grid point g: its (α, β)
+        rows = np.flatnonzero(pick == g)
+        alpha, beta = float(ab[g, 0]), float(ab[g, 1])
+        for j, s in enumerate(sites):
+            grid, w = site_posterior(cells[s], alpha, beta, exposure_months, noise)
+            n = rng.choice(grid, size=rows.size, p=w)
+            lam[rows, j] = rng.gamma(alpha + n, 1.0 / (beta + exposure_months))
     offs = np.array([_months_between(start, starts[s]) for s in sites])
     t = time_to_target(f * lam, offs, rng.gamma(target, 1.0, size=draws))
+    # a draw whose rates all vanish (underflow) never reaches N: a finite "never" keeps the
+    # quantiles, the JSON and the monthly horizon numbers (beyond 100 years: no date)
+    t = np.where(np.isfinite(t), t, NEVER_MONTHS)
     lo, med, hi = (float(x) for x in np.quantile(t, [0.05, 0.5, 0.95]))
     p_by = None if by is None else float(np.mean(t <= _months_between(start, by)))
     site_plans = tuple(
@@ -403,8 +461,8 @@ def plan(
     )  # fmt: skip
     horizon = min(MAX_MONTHS_SHOWN, max(12, math.ceil(hi)))
     months = _monthly(site_plans, f * lam, offs, start, horizon, target, rng)
-    return Plan(target, start, exposure_months, fractions, (alpha, beta), site_plans, months,
-                med, (lo, hi), by, p_by, draws, seed)  # fmt: skip
+    return Plan(target, start, exposure_months, fractions, (float(mode[0]), float(mode[1])),
+                site_plans, months, med, (lo, hi), by, p_by, draws, seed)  # fmt: skip
 
 
 def _monthly(
