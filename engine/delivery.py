@@ -28,24 +28,34 @@ person key, a code of the wrong shape) are the data check's findings, as on any 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import dataclasses
 import glob
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 from sqlglot import exp
 
-from antal.catalog import Catalog, Register
+from antal.catalog import Catalog, Installation, Register
 from antal.catalog.delivery import Delivery, ListFile, RegisterDelivery
-from antal.catalog.installation import MANIFEST
+from antal.catalog.installation import MANIFEST, _read_manifest
 from antal.catalog.release import content_release
 from antal.engine.datacheck import Finding, format_findings
 from antal.engine.errors import DataError
 
-__all__ = ["Converted", "DeliveryError", "convert", "delivery_files", "delivery_release"]
+__all__ = [
+    "Converted",
+    "DeliveryError",
+    "convert",
+    "delivery_files",
+    "delivery_release",
+    "open_delivery",
+]
 
 _DUCK_TYPES = {"bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT",
                "double": "DOUBLE", "varchar": "VARCHAR", "date": "DATE"}  # fmt: skip
@@ -614,3 +624,33 @@ def convert(
         shutil.copyfile(d / MANIFEST, target / MANIFEST)
     shutil.rmtree(target / ".spill", ignore_errors=True)
     return Converted(target, delivery_release(delivery, d, release_name), tuple(done), conv.notes)
+
+
+# This process's conversions, by release id: a command or a server converts a delivery
+# once, into a private temporary directory removed when the process ends (row-level data
+# is never left in a cache). `antal prepare` keeps a conversion, as a prepared file.
+_CONVERTED: dict[str, Converted] = {}
+
+
+def open_delivery(installation: Installation, catalog: Catalog) -> Installation:
+    """The installation with its delivery converted: the canonical registers in a
+    temporary directory, its release id the delivery's (files and rules), every other
+    setting as the installation file says."""
+    if installation.delivery is None or installation.delivery_dir is None:
+        return installation
+    d = installation.delivery_dir
+    name = installation.release or _read_manifest(d / MANIFEST).release
+    release = delivery_release(installation.delivery, d, name)
+    made = _CONVERTED.get(release)
+    if made is None or not made.directory.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix="antal-delivery-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        made = _CONVERTED[release] = convert(installation.delivery, d, tmp, catalog, name)
+    canonical = Installation.from_data_dir(made.directory, release)
+    return dataclasses.replace(
+        installation,
+        sources=canonical.sources,
+        release=release,
+        extracted=installation.extracted or canonical.extracted,
+        delivery=None,
+    )
