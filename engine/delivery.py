@@ -88,6 +88,11 @@ def _text(name: str) -> exp.Expression:
     return exp.Nullif(this=exp.Trim(this=_col(name)), expression=_lit(""))
 
 
+def _kw(name: str, value: exp.Expression) -> exp.Expression:
+    """A named argument of a table function (`name := value`)."""
+    return exp.PropertyEQ(this=exp.var(name), expression=value)
+
+
 def _regexp(e: exp.Expression, pattern: str, repl: str) -> exp.Expression:
     return exp.Anonymous(
         this="regexp_replace", expressions=[e, _lit(pattern), _lit(repl), _lit("g")]
@@ -115,17 +120,22 @@ def _typed(e: exp.Expression, typ: str, date_format: str, decimal: str) -> exp.E
             ok = exp.RegexpLike(this=e.copy(), expression=_lit(r"^\d{8}$"))
             parsed = exp.func("try_strptime", e, _lit("%Y%m%d"))
             return exp.Cast(this=exp.If(this=ok, true=parsed), to=exp.DataType.build("DATE"))
-        if date_format == "sas":  # a SAS date value: days since 1960-01-01
-            days = exp.TryCast(this=e, to=exp.DataType.build("INTEGER"))
+        if date_format == "sas":  # a SAS date value: a whole number of days since 1960-01-01
+            whole = exp.RegexpLike(this=e.copy(), expression=_lit(r"^-?\d+$"))
+            days = exp.If(this=whole, true=exp.TryCast(this=e, to=exp.DataType.build("INTEGER")))
             return exp.Add(
                 this=exp.Cast(this=_lit("1960-01-01"), to=exp.DataType.build("DATE")),
                 expression=days,
             )
         ok = exp.RegexpLike(this=e.copy(), expression=_lit(r"^\d{4}-\d{2}-\d{2}$"))
         return exp.If(this=ok, true=exp.TryCast(this=e, to=exp.DataType.build("DATE")))
-    if typ == "double" and decimal == ",":
-        e = exp.func("replace", e, _lit(","), _lit("."))
-    return exp.TryCast(this=e, to=exp.DataType.build(_DUCK_TYPES[typ]))
+    if typ == "double":
+        if decimal == ",":
+            e = exp.func("replace", e, _lit(","), _lit("."))
+        return exp.TryCast(this=e, to=exp.DataType.build("DOUBLE"))
+    # a whole number only: a cast alone would round "1.5" to 2
+    whole = exp.RegexpLike(this=e.copy(), expression=_lit(r"^[+-]?\d+$"))
+    return exp.If(this=whole, true=exp.TryCast(this=e, to=exp.DataType.build(_DUCK_TYPES[typ])))
 
 
 def delivery_files(delivery: Delivery, directory: Path) -> list[Path]:
@@ -183,39 +193,48 @@ class _Converter:
                                        "no file matches this pattern in the data directory"))  # fmt: skip
             return None
         view = self.name("raw")
+        line = exp.alias_(exp.Window(this=exp.RowNumber()), _LINE, quoted=True)
         if spec.format == "text":
-            rel = self._read_text(rid, spec, files)
+            got = self._read_text(rid, spec, files)
+            if got is None:
+                return None
+            source, names = got
+            select = exp.select(exp.Star(), line).from_(source)
         elif spec.format == "parquet":
-            rel = self.con.read_parquet([str(f) for f in files], filename=True)
-            rel = rel.select(
-                *(
-                    duckdb.SQLExpression(
-                        exp.alias_(
-                            exp.Cast(this=_col(c), to=exp.DataType.build("VARCHAR")), c, quoted=True
-                        ).sql("duckdb")
-                    )
-                    for c in rel.columns
-                    if c != _FILE
-                ),
-                duckdb.ColumnExpression(_FILE),
+            source = exp.func(
+                "read_parquet",
+                exp.Array(expressions=[_lit(str(f)) for f in files]),
+                _kw("filename", exp.true()),
             )
+            names = [c for c in self.con.sql(exp.select(exp.Star()).from_(source).limit(0).sql(
+                "duckdb")).columns if c != _FILE]  # fmt: skip
+            select = exp.select(
+                *(exp.alias_(exp.Cast(this=_col(c), to=exp.DataType.build("VARCHAR")), c,
+                             quoted=True) for c in names),
+                _col(_FILE), line,
+            ).from_(source)  # fmt: skip
         else:
-            rel = self.con.from_arrow(_sas_table(files, spec.encoding))
-        if rel is None:
-            return None
-        numbered = rel.select(
-            duckdb.StarExpression(),
-            duckdb.SQLExpression(exp.alias_(exp.Window(this=exp.RowNumber()), _LINE).sql("duckdb")),
+            arrow = _sas_table(files, spec.encoding)
+            staged = self.name("sas")
+            self.con.register(staged, arrow)
+            names = [c for c in arrow.column_names if c != _FILE]
+            select = exp.select(exp.Star(), line).from_(exp.to_table(staged, quoted=True))
+        # read once into a table: the rejects are counted once and the order is kept
+        self.con.execute(
+            exp.Create(this=exp.to_table(view, quoted=True), kind="TABLE", expression=select).sql(
+                "duckdb"
+            )
         )
-        numbered.create(view)  # read once: the rejects are counted once, the order kept
-        return view, [c for c in rel.columns if c != _FILE]
+        return view, names
 
     def _read_text(
         self, rid: str, spec: RegisterDelivery | ListFile, files: list[Path]
-    ) -> duckdb.DuckDBPyRelation | None:
+    ) -> tuple[exp.Expression, list[str]] | None:
+        """`read_csv` of the files with every declared setting (no sniffing), each field
+        as text, lines DuckDB cannot read kept in a rejects table to be counted."""
         names = list(spec.fields)
         if not names and spec.header:  # the header line, in the declared encoding
-            with open(files[0], encoding=spec.encoding, newline="") as f:
+            with open(files[0], encoding=spec.encoding, errors="replace", newline="") as f:
                 first = f.readline().rstrip("\r\n")
             names = [n.strip() for n in first.split(spec.separator)]
         if not names:
@@ -223,25 +242,29 @@ class _Converter:
                                        "a file without a header needs `fields`"))  # fmt: skip
             return None
         rejects, scans = self.name("rejects"), self.name("scans")
-        rel = self.con.read_csv(
-            [str(f) for f in files],
-            header=spec.header,
-            sep=spec.separator,
-            quotechar='"',
-            escapechar='"',
-            encoding=spec.encoding,
-            columns=dict.fromkeys(names, "VARCHAR"),
-            filename=True,
-            store_rejects=True,
-            rejects_table=rejects,
-            rejects_scan=scans,
-            null_padding=False,
-            auto_detect=False,
+        columns = exp.Struct(
+            expressions=[exp.PropertyEQ(this=_lit(n), expression=_lit("VARCHAR")) for n in names]
         )
-        # the rejects table fills as the file is read, and the file is read once (`read`
-        # stores its rows): each refused line is counted once
+        source = exp.Anonymous(
+            this="read_csv",
+            expressions=[
+                exp.Array(expressions=[_lit(str(f)) for f in files]),
+                _kw("delim", _lit(spec.separator)),
+                _kw("header", exp.Boolean(this=spec.header)),
+                _kw("columns", columns),
+                _kw("encoding", _lit(spec.encoding)),
+                _kw("quote", _lit('"')),
+                _kw("escape", _lit('"')),
+                _kw("filename", exp.true()),
+                _kw("store_rejects", exp.true()),
+                _kw("rejects_table", _lit(rejects)),
+                _kw("rejects_scan", _lit(scans)),
+                _kw("null_padding", exp.false()),
+                _kw("auto_detect", exp.false()),
+            ],
+        )
         self._pending_rejects.append((rid, rejects, scans))
-        return rel
+        return source, names
 
     def rejects(self) -> None:
         """Lines DuckDB refused (wrong number of fields, bytes not of the encoding): a
@@ -314,9 +337,8 @@ class _Converter:
         view, fields = got
         have = set(fields)
         src = exp.alias_(exp.to_table(view, quoted=True), "m")
-        types = {v.name: v.type for v in reg.variables}
         multi = {v.name for v in reg.variables if v.multi}
-        known = set(types)
+        known = {v.name for v in reg.variables}
         for rule, names in (("columns", part.columns), ("constants", part.constants),
                             ("dates", part.dates), ("gather", part.gather),
                             ("lists", part.lists), ("first", part.first),
@@ -389,7 +411,7 @@ class _Converter:
                 this=exp.func("split_part", cols[of].copy(), _lit(" "), exp.Literal.number(1)),
                 expression=_lit(""),
             )
-        self.count_bad(reg.id, view, checks, part.dates, types)
+        self.count_bad(reg.id, view, checks, part.dates)
         return cols, _from(src, joins)
 
     def code_file(
@@ -412,6 +434,8 @@ class _Converter:
                 return None
         norm = name in part.normalise
         code = _code(_col(lf.code)) if norm else _text(lf.code)
+        if norm:
+            self.count_bad(reg.id, view, [(name, "normalised", _text(lf.code), code.copy())], {})
         alias = self.name("codes")
         agg = (
             exp.select(
@@ -479,7 +503,6 @@ class _Converter:
         view: str,
         checks: list[tuple[str, str, exp.Expression, exp.Expression]],
         dates: dict[str, str],
-        types: dict[str, str],
     ) -> None:
         """Per file: values a rule could not read (errors) and values a rule changed (notes)."""
         if not checks:
