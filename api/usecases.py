@@ -223,10 +223,14 @@ class EntryMismatch(UseCaseError):
 
 def open_installation(settings: Settings) -> Installation:
     """The installation the settings name (CatalogError, FileNotFoundError or Invalid)."""
-    if settings.data and settings.installation:
-        raise Invalid("give either the data directory or the installation file, not both")
     if settings.installation:
-        return load_installation(settings.installation)
+        # with --data too: the directory of the delivery the file describes (else an error)
+        inst = load_installation(settings.installation, settings.data)
+        if inst.delivery is not None:
+            from antal.engine.delivery import open_delivery
+
+            inst = open_delivery(inst, open_catalog(inst))
+        return inst
     if settings.data:
         return Installation.from_data_dir(settings.data)
     raise Invalid(
@@ -347,14 +351,26 @@ def prepare_data(
     memory_limit: str | None = None,
     threads: int | None = None,
     progress: Callable[[str, float], None] | None = None,
+    config: Path | None = None,
 ) -> PreparedFile:
     """`antal prepare`: the raw extracts in `data`, checked against the catalog first (a
     prepared file is only as good as its source), ingested into the DuckDB file `out`,
-    which is replaced only once the new one is complete."""
+    which is replaced only once the new one is complete. `config`: a delivery description
+    of the files in `data`, converted to the canonical layout first."""
     from antal.engine.ingest import prepare as ingest
 
     if not Path(data).is_dir():
-        raise Invalid(f"--data {data}: `antal prepare` reads a directory of Parquet extracts")
+        raise Invalid(f"--data {data}: `antal prepare` reads a directory of extracts")
+    release = None
+    if config is not None:
+        inst = load_installation(config, data)
+        if inst.delivery is None:  # pragma: no cover - load_installation refuses it
+            raise Invalid(f"--config {config}: `antal prepare` reads a delivery description")
+        from antal.engine.delivery import open_delivery
+
+        inst = open_delivery(inst, catalog)
+        data = Path(inst.sources[next(iter(inst.sources))].parquet or "").parent
+        release = inst.release  # the same data as the delivery counts on: the same answers
     check_data(Installation.from_data_dir(data), catalog)
     return ingest(
         data,
@@ -364,6 +380,7 @@ def prepare_data(
         threads=threads,
         progress=progress,
         checked=True,
+        release=release,
     )
 
 

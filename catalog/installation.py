@@ -27,6 +27,13 @@ A data directory (`--data DIR`) may hold a manifest, `DIR/release.yaml`, with th
 `through` (`antal synth` writes one). Data currency in every answer comes from these:
 without them an answer says the currency is unknown.
 
+A delivery (docs/extracts.md#deliveries): `delivery:` names a description of files as
+they came (a shipped one by name, `reporting`; a path; or inline, antal.catalog.delivery)
+and `data:` the directory they are in (or `--data DIR` beside `--config FILE`). Its
+registers are converted to the canonical layout when the installation is opened
+(antal.engine.delivery); a file that is itself a delivery description is read as
+`delivery:` it.
+
 Opt-outs fail closed: an installation holds the opt-out register (`optout`) unless its
 config says `optout: none`. With `required` (the default, and always for `--data DIR`)
 a missing opt-out file is an error of `antal data check`, of `antal serve` at start-up
@@ -46,6 +53,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from antal.catalog.delivery import Delivery, load_delivery
 from antal.catalog.errors import CatalogError
 from antal.catalog.release import content_release
 from antal.catalog.vocabulary import PLACEMENTS, Placement
@@ -151,6 +159,9 @@ class _InstallationFile(BaseModel):
     # typed: an unknown key or a value out of range is an error naming `privacy.<key>`
     privacy: PrivacyParams = Field(default_factory=PrivacyParams)
     optout: Literal["required", "none"] = "required"
+    # files as they came: a description (shipped name, path or inline) and their directory
+    delivery: str | dict | None = None
+    data: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,9 @@ class Installation:
     optout: Literal["required", "none"] = "required"  # see the module docstring
     extracted: dt.date | None = None  # the day the extracts were taken, when known
     postgres: PostgresPlacement | None = None  # the schema of the `postgres` placements
+    # a delivery not yet converted (antal.engine.delivery.open_delivery fills `sources`)
+    delivery: Delivery | None = None
+    delivery_dir: Path | None = None
 
     @property
     def placements(self) -> frozenset[Placement]:
@@ -359,12 +373,16 @@ def _read_manifest(path: Path) -> Manifest:
         raise CatalogError(path, ".".join(map(str, err["loc"])), err["msg"]) from e
 
 
-def load_installation(path: Path | str) -> Installation:
+def load_installation(path: Path | str, data: Path | str | None = None) -> Installation:
+    """The installation a file describes; `data`: the directory of its delivery's files
+    (`--data DIR` beside `--config FILE`), for a file with `delivery:` only."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise CatalogError(path, "", f"cannot be read as YAML: {e}") from e
+    if isinstance(raw, dict) and "name" in raw and "registers" in raw:
+        raw = {"delivery": raw}  # a delivery description itself
     try:
         cfg = _InstallationFile.model_validate(raw)
     except ValidationError as e:
@@ -377,6 +395,13 @@ def load_installation(path: Path | str) -> Installation:
             return None
         q = Path(p)
         return str(q if q.is_absolute() else base / q)
+
+    if cfg.delivery is not None:
+        return _delivery_installation(cfg, path, base, data)
+    if data is not None:
+        raise CatalogError(
+            path, "", "--data beside --config reads a delivery: this file has no `delivery`"
+        )
 
     sources = {}
     for rid, src in cfg.registers.items():
@@ -428,6 +453,32 @@ def load_installation(path: Path | str) -> Installation:
         optout=cfg.optout,
         extracted=cfg.extracted,
         postgres=cfg.postgres,
+    )
+
+
+def _delivery_installation(
+    cfg: _InstallationFile, path: Path, base: Path, data: Path | str | None
+) -> Installation:
+    """An installation of a delivery's files, not yet converted (no `sources`)."""
+    if cfg.registers or cfg.prepared or cfg.postgres:
+        raise CatalogError(
+            path, "delivery", "a delivery is read alone: no `registers`, `prepared` or `postgres`"
+        )
+    where = Path(data) if data is not None else (base / cfg.data if cfg.data else None)
+    if where is None:
+        raise CatalogError(path, "data", "a delivery needs its directory: `data:` or --data DIR")
+    if not where.is_dir():
+        raise FileNotFoundError(f"data directory {where} does not exist")
+    delivery = load_delivery(cfg.delivery, base)  # type: ignore[arg-type]
+    return Installation(
+        sources={},
+        release=cfg.release or "",
+        catalog_dirs=tuple(Path(c if Path(c).is_absolute() else base / c) for c in cfg.catalog),
+        privacy=cfg.privacy,
+        optout=cfg.optout,
+        extracted=cfg.extracted,
+        delivery=delivery,
+        delivery_dir=where.resolve(),
     )
 
 

@@ -143,11 +143,14 @@ def prepare(
     threads: int | None = None,
     progress: Progress | None = None,
     checked: bool = False,
+    release: str | None = None,
 ) -> Prepared:
     """Ingest the canonical extracts in `directory` into the DuckDB file `out` (replaced
     only once the new one is complete). `checked`: the extracts passed the data check
     (`antal prepare` checks first); recorded in the file, so that a count on it checks
-    only its tables' shape, not again every value of a file that cannot have changed."""
+    only its tables' shape, not again every value of a file that cannot have changed.
+    `release`: the id to record (a converted delivery's, antal.engine.delivery); by default
+    the files' content's."""
     from antal.catalog.installation import _read_manifest
 
     d = Path(directory).resolve()
@@ -162,7 +165,7 @@ def prepare(
     if not target.parent.is_dir():
         raise FileNotFoundError(f"directory {target.parent} does not exist")
     manifest = _read_manifest(d / MANIFEST)
-    release = content_release(d, manifest.release)
+    release = release or content_release(d, manifest.release)
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     spill = target.with_name(f".{target.name}.{os.getpid()}.spill")

@@ -23,6 +23,12 @@ def prepare_cmd(
         str,
         typer.Option(help="DuckDB memory limit while ingesting (sorts spill to disk beyond it)."),
     ] = PREPARE_MEMORY,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="A delivery description of the files in --data (docs/extracts.md#deliveries)."
+        ),
+    ] = None,
 ) -> None:
     """Ingest a data release into one DuckDB file clustered for cohort queries (atomic: a
     failed prepare leaves the previous file as it was)."""
@@ -47,7 +53,9 @@ def prepare_cmd(
                     tasks[rid] = bar.add_task(rid, total=1.0)
                 bar.update(tasks[rid], completed=done)
 
-            made = uc.prepare_data(data, out_file, cat, s.memory_limit, s.threads, step)
+            made = uc.prepare_data(
+                data, out_file, cat, s.memory_limit, s.threads, step, config=config
+            )
     out.print(
         f"prepared {len(made.tables)} registers into {made.path}, data release {made.release}"
     )

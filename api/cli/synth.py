@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -19,8 +19,17 @@ def synth(
     seed: Annotated[
         int, typer.Option(help="Random seed; same seed and size give identical files.")
     ] = 1,
+    fmt: Annotated[
+        Literal["parquet", "reporting"],
+        typer.Option(
+            "--format",
+            help="parquet: the canonical layout; reporting: the patient register and the drug "
+            "administrations as the reporting format's text files (delivery `reporting`).",
+        ),
+    ] = "parquet",
 ) -> None:
-    """Generate synthetic, Swedish-shaped register extracts (one Parquet file per register)."""
+    """Generate synthetic, Swedish-shaped register extracts (one Parquet file per register,
+    or with --format reporting the patient register's text files)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from antal.synthetic import generate
@@ -39,3 +48,11 @@ def synth(
     for rid, n in rows.items():
         table.add_row(rid, f"{n:,}".replace(",", " "))
     out.print(table)
+    if fmt == "reporting":
+        from antal.synthetic.reporting import REPORTED, write_reporting
+
+        files = write_reporting(out_dir)
+        out.print(
+            f"{', '.join(REPORTED)} written as {len(files)} text files in the reporting format; "
+            "count on them with --config FILE holding `delivery: reporting`"
+        )
