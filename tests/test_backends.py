@@ -178,6 +178,28 @@ def test_a_count_over_its_time_budget_is_stopped_on_spark(tmp_path: Path) -> Non
         be.close()
 
 
+def test_a_spark_count_prints_no_pandas_note(tmp_path: Path) -> None:
+    """`antal count` on the Spark backend, a process of its own: PySpark's import-time note
+    that it does not fully support pandas 3 is not shown (antal uses no pandas-on-Spark and
+    no Arrow conversion; the pinned pair runs these tests), and the count is printed."""
+    import os
+    import subprocess
+    import sys
+
+    d = write_extracts(_tables(), tmp_path / "x")
+    cohort = tmp_path / "c.cohort"
+    cohort.write_text("index first diagnosis I48* between 2000-01-01 and 2030-12-31\n")
+    env = {**os.environ, "ANTAL_BACKEND": "spark", "ANTAL_STORE": str(tmp_path / "s.sqlite")}
+    r = subprocess.run(
+        [sys.executable, "-c", "from antal.api.cli import app; app()", "count", str(cohort),
+         "--data", str(d)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ε charged" in r.stdout
+    assert "support pandas" not in r.stderr and "FutureWarning" not in r.stderr
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_failed_read_names_its_kind_and_nothing_else(backend: str, place, tmp_path: Path) -> None:
     """An extract that disappears under a running installation: the count is a DataError

@@ -11,10 +11,12 @@ another master, e.g. a cluster's). A count's time budget cancels its Spark jobs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from antal.catalog import Catalog, DataSource, Installation
@@ -41,10 +43,23 @@ _session: SparkSession | None = None
 _session_lock = threading.Lock()
 
 
+@contextlib.contextmanager
+def _pandas_note_silenced() -> Iterator[None]:
+    """PySpark warns on import that it does not fully support pandas 3 (FutureWarning, from
+    pyspark.testing.utils). antal hands Spark SQL text and collects rows: no pandas-on-Spark,
+    no Arrow conversion, the parts the note is about. The pair in constraints.txt (pyspark
+    4.3, pandas 3.1) runs the Spark backend's tests, so the note is for pandas users, not
+    ours, and is silenced where antal imports pyspark."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        yield
+
+
 def _errors() -> tuple[type[BaseException], ...]:
     try:
-        from py4j.protocol import Py4JError
-        from pyspark.errors import PySparkException
+        with _pandas_note_silenced():
+            from py4j.protocol import Py4JError
+            from pyspark.errors import PySparkException
     except ImportError:  # not installed: get_backend says so when it is asked for
         return ()
     return (PySparkException, Py4JError)
@@ -56,8 +71,7 @@ def spark_session() -> SparkSession:
     with _session_lock:
         if _session is None:
             try:
-                with warnings.catch_warnings():  # pyspark's note on pandas 3, for pandas users
-                    warnings.simplefilter("ignore", FutureWarning)
+                with _pandas_note_silenced():
                     from pyspark.sql import SparkSession
             except ImportError:
                 raise EngineError(
@@ -70,7 +84,8 @@ def spark_session() -> SparkSession:
             ).appName("antal")
             for key, value in SPARK_SETTINGS.items():
                 builder = builder.config(key, value)
-            _session = builder.getOrCreate()
+            with _pandas_note_silenced():  # starting the context imports pyspark.testing
+                _session = builder.getOrCreate()
             _session.sparkContext.setLogLevel("ERROR")
         return _session
 
