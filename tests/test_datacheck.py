@@ -193,13 +193,62 @@ def test_a_corrupt_file_is_named_without_its_bytes(tmp_path: Path) -> None:
     refused(data, tmp_path, "lmr.parquet", "empty or corrupt", cohort=LMR_COHORT)
 
 
-def test_a_missing_column_is_named(tmp_path: Path) -> None:
+def test_a_missing_required_column_is_named(tmp_path: Path) -> None:
+    # the date of npr is required (catalog Register.required_columns): no count runs
     data = extract(tmp_path)
-    rewrite(data / "npr.parquet", lambda t: t.drop(["hdia"]))
-    assert [(f.register, f.column, f.kind) for f in check(data)] == [
-        ("npr", "hdia", "missing_column")
+    rewrite(data / "npr.parquet", lambda t: t.drop(["indatum"]))
+    assert [(f.register, f.column, f.kind, f.note) for f in check(data)] == [
+        ("npr", "indatum", "missing_column", False)
     ]
-    refused(data, tmp_path, "npr.parquet", "'hdia'", "missing")
+    refused(data, tmp_path, "npr.parquet", "'indatum'", "missing")
+
+
+MAIN = "index first diagnosis E11* main\n"
+
+
+def test_a_column_no_cohort_reads_may_be_missing(tmp_path: Path) -> None:
+    from conftest import researcher_service
+
+    full = extract(tmp_path)
+    # by hand: all three have E11 (diagnos and hdia); person 1 is male, 2 and 3 female
+    want = ([3], {("male",): 1, ("female",): 2})
+    got = engine.count_exact(COHORT, Installation.from_data_dir(full), CAT)
+    assert (list(got.counts), {tuple(k): n for k, n in got.cells}) == want
+    ref = evaluate(engine.check(engine.parse(COHORT), CAT), {"population": POP, "npr": NPR}, CAT)
+    assert (ref.counts(), ref.breakdown) == want
+    short = write_extracts({"population": POP, "npr": NPR}, tmp_path / "short")
+    rewrite(short / "npr.parquet", lambda t: t.drop(["hdia", "ekod", "op"]))
+    # a note, not a failure, for each; the cohort that reads none of them counts the same
+    assert [(f.column, f.kind, f.note) for f in check(short)] == [
+        ("hdia", "absent_column", True), ("op", "absent_column", True),
+        ("ekod", "absent_column", True),
+    ]  # fmt: skip
+    got = engine.count_exact(COHORT, Installation.from_data_dir(short), CAT)
+    assert (list(got.counts), {tuple(k): n for k, n in got.cells}) == want
+    r = run_cli("data", "check", "--data", str(short))
+    assert r.exit_code == 0 and "note: npr" in r.output and "'ekod'" in r.output
+    r = run_cli("count", str(cohort_file(tmp_path)), "--data", str(short), "--exact")
+    assert r.exit_code == 0, r.output
+    # the main diagnosis is read by `main`: refused, naming column, register and file
+    with pytest.raises(engine.MissingColumnError) as e:
+        engine.count_exact(MAIN, Installation.from_data_dir(short), CAT)
+    assert e.value.columns == [("npr", "hdia", "npr.parquet")]
+    assert engine.count_exact(MAIN, Installation.from_data_dir(full), CAT).counts[0] == 3
+    for args in (("--exact",), ("--store", str(tmp_path / "s.sqlite"))):
+        r = run_cli("count", str(cohort_file(tmp_path, MAIN)), "--data", str(short), *args)
+        assert r.exit_code == 2, r.output
+        assert "'hdia'" in r.output and "'npr'" in r.output and "npr.parquet" in r.output
+    c, h, st = researcher_service(short, tmp_path / "h.sqlite", ("npr",))
+    r = c.post("/v1/projects/p/count", json={"cohort": COHORT}, headers=h)
+    assert r.status_code == 200, r.text
+    spent = st.store.project("p").spent
+    r = c.post("/v1/projects/p/count", json={"cohort": MAIN}, headers=h)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "column_missing"
+    assert err["details"]["columns"] == [{"register": "npr", "column": "hdia", "file": "npr.parquet"}]
+    assert str(short) not in r.text  # the file's name, never the server's directory
+    assert st.store.project("p").spent == spent > 0  # refused before anything is charged
 
 
 def test_a_wrong_type_is_named_and_no_value_leaks(tmp_path: Path) -> None:
