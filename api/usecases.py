@@ -93,6 +93,7 @@ if TYPE_CHECKING:
 
     from antal.api.planning import Planned, PlanRequest
     from antal.api.settings import Settings
+    from antal.engine.datacheck import Finding
     from antal.engine.ingest import Prepared as PreparedFile
     from antal.engine.result import ExactResult
     from antal.privacy import Answer, Gate, Quote, Signer, TrueCounts
@@ -327,21 +328,28 @@ def check_data(
     catalog: Catalog,
     registers: set[str] | None = None,
     before_count: bool = False,
-) -> None:
+    refresh: bool = False,
+) -> list[Finding]:
     """Raise `DataError` (findings name files and columns, never a value) on a failing check;
+    else the notes (optional columns missing, tolerated malformed rows).
     `registers`: only these (the check adds the population and the opt-outs);
     `before_count`: the check a count makes first, which trusts the values of a prepared
-    file checked when it was made (engine/datacheck.py, `trust_prepared`)."""
+    file checked when it was made (engine/datacheck.py, `trust_prepared`);
+    `refresh`: read every value again instead of reusing the stored result of the same
+    files (`antal data check`)."""
     from antal.engine.datacheck import check_data as _check
-    from antal.engine.datacheck import format_findings
+    from antal.engine.datacheck import failures, format_findings
 
-    findings = _check(installation, catalog, registers, trust_prepared=before_count)
-    if findings:
+    findings = _check(installation, catalog, registers, trust_prepared=before_count,
+                      refresh=refresh)  # fmt: skip
+    failed = failures(findings)
+    if failed:
         raise DataError(
-            f"the extracts fail the data check ({len(findings)} problem(s)):\n"
+            f"the extracts fail the data check ({len(failed)} problem(s)):\n"
             + format_findings(findings),
-            findings,
+            failed,
         )
+    return findings
 
 
 def prepare_data(

@@ -14,6 +14,7 @@ A small YAML file::
         through: 2026-09-30
     privacy: {epsilon: 0.5, threshold: 10, rounding: 5, default_budget: 10}
     optout: required                    # or `none`: this installation keeps no opt-outs
+    tolerate: {npr.indatum: 5}          # malformed rows accepted per column (see below)
 
 Relative paths are taken from the file's directory. Instead of (or besides) `registers`,
 `prepared: /data/release.duckdb` names a file `antal prepare` wrote: its registers and code
@@ -39,6 +40,13 @@ config says `optout: none`. With `required` (the default, and always for `--data
 a missing opt-out file is an error of `antal data check`, of `antal serve` at start-up
 and of every count, never a silent count that includes persons who opted out. A region
 where nobody has opted out yet provides an opt-out file with no rows.
+
+`tolerate` accepts up to a stated number of malformed rows in a column (a date out of
+range, a code of the wrong shape or case, a value outside a closed list: the data
+check's row checks, engine/datacheck.py): within it, `antal data check` reports them as
+a note and every count reads the column's value on those rows as missing; above it,
+the check fails as without `tolerate`. It applies to extracts read in place (Parquet,
+DuckDB); on PostgreSQL tables every malformed row fails the check.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -144,6 +152,9 @@ class PostgresPlacement(BaseModel):
     schema_: str = Field(alias="schema", min_length=1, max_length=63)
 
 
+_TOLERATE_KEY = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
+
+
 class _InstallationFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -162,6 +173,11 @@ class _InstallationFile(BaseModel):
     # files as they came: a description (shipped name, path or inline) and their directory
     delivery: str | dict | None = None
     data: str | None = None
+    # malformed rows accepted per column (`register.column`, canonical names): within it,
+    # the data check notes them and a count reads their value as missing
+    tolerate: dict[Annotated[str, Field(pattern=_TOLERATE_KEY)], Annotated[int, Field(ge=0)]] = (
+        Field(default_factory=dict)
+    )
 
 
 @dataclass(frozen=True)
@@ -178,6 +194,8 @@ class Installation:
     # a delivery not yet converted (antal.engine.delivery.open_delivery fills `sources`)
     delivery: Delivery | None = None
     delivery_dir: Path | None = None
+    # `register.column` -> malformed rows accepted (see the module docstring)
+    tolerate: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def placements(self) -> frozenset[Placement]:
@@ -453,6 +471,7 @@ def load_installation(path: Path | str, data: Path | str | None = None) -> Insta
         optout=cfg.optout,
         extracted=cfg.extracted,
         postgres=cfg.postgres,
+        tolerate=cfg.tolerate,
     )
 
 
@@ -479,6 +498,7 @@ def _delivery_installation(
         extracted=cfg.extracted,
         delivery=delivery,
         delivery_dir=where.resolve(),
+        tolerate=cfg.tolerate,
     )
 
 
@@ -496,4 +516,5 @@ def _from_postgres_config(cfg: _InstallationFile, path: Path, base: Path) -> Ins
         privacy=cfg.privacy,
         optout=cfg.optout,
         extracted=cfg.extracted or inst.extracted,
+        tolerate=cfg.tolerate,
     )

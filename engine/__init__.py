@@ -26,6 +26,7 @@ from antal.engine.errors import (
     EngineError,
     InternalError,
     IRInvalid,
+    MissingColumnError,
     MissingRegisterError,
     QueryTimeout,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ExactResult",
     "IRInvalid",
     "InternalError",
+    "MissingColumnError",
     "MissingRegisterError",
     "Prepared",
     "QueryTimeout",
@@ -169,6 +171,11 @@ def prepare(
         missing = installation.missing(compiled.registers)
         if missing:
             raise MissingRegisterError(missing)
+        from antal.engine.datacheck import missing_columns
+
+        absent = missing_columns(installation, catalog, compiled.columns)
+        if absent:
+            raise MissingColumnError(absent)
     read = currency_of(catalog, installation, compiled.registers)
     return Prepared(checked, compiled, tuple(warnings), read)
 

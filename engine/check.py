@@ -512,7 +512,21 @@ def event_sources(ev: ir.Event, catalog: Catalog) -> list[tuple[Register, EventS
         if not isinstance(ev, ir.Drug) or not ev.sources or source_name(reg, src) in ev.sources
         # `main` reads only sources with a main code (external causes are never one)
         if not (isinstance(ev, ir.Diagnosis) and ev.main and src.main is None)
+        if _may_hold(src, ev)
     ]
+
+
+def _may_hold(src: EventSource, ev: ir.Event) -> bool:
+    """Whether a code of the event can be in the source's column (`holds`: the starts of
+    the codes it holds). `diagnosis E11*` does not read the external causes (V01-Y98)."""
+    codes = getattr(ev, "codes", ())
+    if src.holds is None or not codes:
+        return True
+    return any(
+        c.code.startswith(h) or (c.prefix and h.startswith(c.code))
+        for c in codes
+        for h in src.holds
+    )
 
 
 def _registers_of(ev: ir.Event, catalog: Catalog) -> Iterator[Register]:

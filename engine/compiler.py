@@ -45,7 +45,7 @@ from antal.engine.errors import InternalError
 from antal.engine.hierarchy import value_name
 from antal.engine.rows import GROUPING, RowLayout, count_column
 
-__all__ = ["Compiled", "compile_cohort"]
+__all__ = ["Compiled", "columns_read", "compile_cohort"]
 
 
 def _NUM(v: int | float) -> exp.Literal:
@@ -70,6 +70,8 @@ class Compiled:
         default=lambda _c, _v: None, repr=False, compare=False
     )
     _rendered: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
+    # (register, canonical column) the statement reads (`columns_read`)
+    columns: frozenset[tuple[str, str]] = field(default=frozenset(), compare=False)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -837,7 +839,8 @@ class _Compiler:
             s.label or f"{s.action} {i + 1}" for i, s in enumerate(co.steps)
         ]
         out = Compiled(final, tuple(labels), tuple(tables), frozenset(self.tables), rebuild,
-                       namer=functools.partial(value_name, self.catalog))  # fmt: skip
+                       namer=functools.partial(value_name, self.catalog),
+                       columns=columns_read(co, self.catalog, self.optout))  # fmt: skip
         if tuple(e.alias_or_name for e in final.expressions) != out.layout.columns:
             raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
         return out
@@ -1043,3 +1046,93 @@ def compile_cohort(
         return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild).tree
 
     return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild)
+
+
+# ---- what a statement reads ---------------------------------------------------------------
+# Each handler adds the (register, column) pairs the compiler's handler of the same node
+# reads; tests/test_datacheck.py runs compiled statements on tables holding exactly these
+# columns, and on tables missing any one of them (which must fail), so the two agree.
+_READS: Dispatch[Callable[..., None]] = Dispatch("columns read: condition", ir.Cond)
+_EVENT_READS: Dispatch[Callable[..., list[str]]] = Dispatch("columns read: event", ir.Event)
+
+
+def columns_read(
+    co: ir.Cohort, catalog: Catalog, optout: str | None = None
+) -> frozenset[tuple[str, str]]:
+    """Every (register, canonical column) the statement of a checked cohort reads: each
+    event's person key, date and code or filtered columns, the hospital and clinic of the
+    index event for `report by hospital/clinic`, the population's person columns (and its
+    kommun for `report by sjukvardsregion`), deaths before an index date, and `optout`'s
+    person and purpose. An extract lacking any other column counts the same."""
+    pop = catalog.population
+    if pop is None:
+        raise ValueError("the catalog has no population register")
+    cols: set[tuple[str, str]] = {(pop.id, pop.person_key)} | {(pop.id, c) for c in _PERSON_COLUMNS}
+    dims = [d for r in co.reports for d in r.dims if isinstance(d, ir.Dim)]
+    if any(d.name == "sjukvardsregion" for d in dims):
+        cols.add((pop.id, "kommun"))
+    if isinstance(co.index, ir.IndexEvent):
+        site = any(d.name in _SITE_DIMS for d in dims)
+        _event_reads(co.index.event, catalog, cols, site=site)
+    else:
+        for reg, src in catalog.sources_of("death"):
+            cols |= {(reg.id, reg.person_key), (reg.id, reg.event_date(src))}
+    for st in co.steps:
+        _READS.of(st.cond)(st.cond, catalog, cols)
+    if optout is not None:
+        cols |= {(optout, "lopnr"), (optout, "andamal")}
+    return frozenset(cols)
+
+
+def _event_reads(ev: ir.Event, catalog: Catalog, cols: set[tuple[str, str]],
+                 site: bool = False) -> None:  # fmt: skip
+    for reg, src in event_sources(ev, catalog):
+        date = reg.event_date(src) if src else reg.date_column or ""
+        own = [reg.person_key, date, *_EVENT_READS.of(ev)(ev, src)]
+        if site:
+            own += [c for c in (reg.site_column, reg.clinic_column) if c]
+        cols |= {(reg.id, c) for c in own}
+
+
+@_EVENT_READS.on(ir.RegisterEvent)
+def _reads_register(ev: ir.RegisterEvent, src: None) -> list[str]:
+    return [] if ev.filter is None else ir.filter_vars(ev.filter)
+
+
+@_EVENT_READS.on(ir.Death)
+def _reads_death(ev: ir.Death, src: EventSource) -> list[str]:
+    if not ev.codes:
+        return []
+    return [src.codes, src.mentioned or ""] if ev.mentioned else [src.codes]
+
+
+@_EVENT_READS.on(ir.Diagnosis)
+def _reads_diagnosis(ev: ir.Diagnosis, src: EventSource) -> list[str]:
+    return [src.main or ""] if ev.main else [src.codes]
+
+
+@_EVENT_READS.on(ir.Procedure, ir.Drug)
+def _reads_codes(ev: ir.Procedure | ir.Drug, src: EventSource) -> list[str]:
+    return [src.codes]
+
+
+@_READS.on(ir.EventCond)
+def _reads_event_cond(c: ir.EventCond, catalog: Catalog, cols: set[tuple[str, str]]) -> None:
+    _event_reads(c.event, catalog, cols)
+
+
+@_READS.on(ir.AllOf, ir.AnyOf)
+def _reads_items(c: ir.AllOf | ir.AnyOf, catalog: Catalog, cols: set[tuple[str, str]]) -> None:
+    for i in c.items:
+        _READS.of(i)(i, catalog, cols)
+
+
+@_READS.on(ir.Not)
+def _reads_not(c: ir.Not, catalog: Catalog, cols: set[tuple[str, str]]) -> None:
+    _READS.of(c.item)(c.item, catalog, cols)
+
+
+@_READS.on(ir.Age, ir.Sex, ir.RegionIn)
+def _reads_person(c: ir.Age | ir.Sex | ir.RegionIn, catalog: Catalog,
+                  cols: set[tuple[str, str]]) -> None:  # fmt: skip
+    """The population's person columns, which every statement reads already."""

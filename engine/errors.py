@@ -18,6 +18,7 @@ __all__ = [
     "EngineError",
     "IRInvalid",
     "InternalError",
+    "MissingColumnError",
     "MissingRegisterError",
     "QueryTimeout",
 ]
@@ -103,6 +104,23 @@ class MissingRegisterError(EngineError):
     def __str__(self) -> str:
         names = ", ".join(repr(r) for r in self.registers)
         return f"this installation holds no data for register(s) {names}"
+
+
+@dataclass
+class MissingColumnError(EngineError):
+    """The cohort reads columns the installation's files lack: (register, column as
+    named in the files, file name) each. Columns no cohort reads may be missing."""
+
+    columns: list[tuple[str, str, str]]
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        each = "; ".join(
+            f"column {c!r} of register {r!r} is not in {f}" for r, c, f in self.columns
+        )
+        return f"this cohort reads columns the extracts do not have: {each}"
 
 
 class QueryTimeout(EngineError):

@@ -193,13 +193,64 @@ def test_a_corrupt_file_is_named_without_its_bytes(tmp_path: Path) -> None:
     refused(data, tmp_path, "lmr.parquet", "empty or corrupt", cohort=LMR_COHORT)
 
 
-def test_a_missing_column_is_named(tmp_path: Path) -> None:
+def test_a_missing_required_column_is_named(tmp_path: Path) -> None:
+    # the date of npr is required (catalog Register.required_columns): no count runs
     data = extract(tmp_path)
-    rewrite(data / "npr.parquet", lambda t: t.drop(["hdia"]))
-    assert [(f.register, f.column, f.kind) for f in check(data)] == [
-        ("npr", "hdia", "missing_column")
+    rewrite(data / "npr.parquet", lambda t: t.drop(["indatum"]))
+    assert [(f.register, f.column, f.kind, f.note) for f in check(data)] == [
+        ("npr", "indatum", "missing_column", False)
     ]
-    refused(data, tmp_path, "npr.parquet", "'hdia'", "missing")
+    refused(data, tmp_path, "npr.parquet", "'indatum'", "missing")
+
+
+MAIN = "index first diagnosis E11* main\n"
+
+
+def test_a_column_no_cohort_reads_may_be_missing(tmp_path: Path) -> None:
+    from conftest import researcher_service
+
+    full = extract(tmp_path)
+    # by hand: all three have E11 (diagnos and hdia); person 1 is male, 2 and 3 female
+    want = ([3], {("male",): 1, ("female",): 2})
+    got = engine.count_exact(COHORT, Installation.from_data_dir(full), CAT)
+    assert (list(got.counts), {tuple(k): n for k, n in got.cells}) == want
+    ref = evaluate(engine.check(engine.parse(COHORT), CAT), {"population": POP, "npr": NPR}, CAT)
+    assert (ref.counts(), ref.breakdown) == want
+    short = write_extracts({"population": POP, "npr": NPR}, tmp_path / "short")
+    rewrite(short / "npr.parquet", lambda t: t.drop(["hdia", "ekod", "op"]))
+    # a note, not a failure, for each; the cohort that reads none of them counts the same
+    assert [(f.column, f.kind, f.note) for f in check(short)] == [
+        ("hdia", "absent_column", True), ("op", "absent_column", True),
+        ("ekod", "absent_column", True),
+    ]  # fmt: skip
+    got = engine.count_exact(COHORT, Installation.from_data_dir(short), CAT)
+    assert (list(got.counts), {tuple(k): n for k, n in got.cells}) == want
+    r = run_cli("data", "check", "--data", str(short))
+    assert r.exit_code == 0 and "note: npr" in r.output and "'ekod'" in r.output
+    r = run_cli("count", str(cohort_file(tmp_path)), "--data", str(short), "--exact")
+    assert r.exit_code == 0, r.output
+    # the main diagnosis is read by `main`: refused, naming column, register and file
+    with pytest.raises(engine.MissingColumnError) as e:
+        engine.count_exact(MAIN, Installation.from_data_dir(short), CAT)
+    assert e.value.columns == [("npr", "hdia", "npr.parquet")]
+    assert engine.count_exact(MAIN, Installation.from_data_dir(full), CAT).counts[0] == 3
+    for args in (("--exact",), ("--store", str(tmp_path / "s.sqlite"))):
+        r = run_cli("count", str(cohort_file(tmp_path, MAIN)), "--data", str(short), *args)
+        assert r.exit_code == 2, r.output
+        assert "'hdia'" in r.output and "'npr'" in r.output and "npr.parquet" in r.output
+    c, h, st = researcher_service(short, tmp_path / "h.sqlite", ("npr",))
+    r = c.post("/v1/projects/p/count", json={"cohort": COHORT}, headers=h)
+    assert r.status_code == 200, r.text
+    spent = st.store.project("p").spent
+    r = c.post("/v1/projects/p/count", json={"cohort": MAIN}, headers=h)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "column_missing"
+    assert err["details"]["columns"] == [
+        {"register": "npr", "column": "hdia", "file": "npr.parquet"}
+    ]
+    assert str(short) not in r.text  # the file's name, never the server's directory
+    assert st.store.project("p").spent == spent > 0  # refused before anything is charged
 
 
 def test_a_wrong_type_is_named_and_no_value_leaks(tmp_path: Path) -> None:
@@ -249,3 +300,136 @@ def test_the_synthetic_generator_passes_the_check(tmp_path: Path) -> None:
     assert check(out) == []
     r = run_cli("data", "check", "--data", str(out))
     assert r.exit_code == 0 and "data check passed" in r.output
+
+
+# ---- checked once per release; tolerated malformed rows -----------------------------------
+
+
+def _value_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The registers whose row-level value query runs (the check's own function, wrapped)."""
+    from antal.engine import datacheck
+
+    ran: list[str] = []
+    real = datacheck._Checker.values
+
+    def counted(self, con, rid, src, *a, **k):  # type: ignore[no-untyped-def]
+        ran.append(rid)
+        return real(self, con, rid, src, *a, **k)
+
+    monkeypatch.setattr(datacheck._Checker, "values", counted)
+    return ran
+
+
+def test_a_release_is_value_checked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTAL_CACHE_DIR", str(tmp_path / "cache"))
+    ran = _value_queries(monkeypatch)
+    data = extract(tmp_path)
+    f = cohort_file(tmp_path)
+    assert run_cli("count", str(f), "--data", str(data), "--exact").exit_code == 0
+    assert sorted(ran) == ["npr", "optout", "population"]
+    ran.clear()
+    r = run_cli("count", str(f), "--data", str(data), "--exact")
+    assert r.exit_code == 0 and ran == []  # the same files: no row read by the check
+    # `antal data check` reads them again
+    assert run_cli("data", "check", "--data", str(data)).exit_code == 0
+    assert {"npr", "optout", "population"} <= set(ran)  # and every other register
+    ran.clear()
+    # a changed release (one npr row more): npr is checked again, the population is not
+    rewrite(data / "npr.parquet", lambda t: pa.concat_tables([t, t.slice(0, 1)]))
+    assert run_cli("count", str(f), "--data", str(data), "--exact").exit_code == 0
+    assert ran == ["npr"]
+    ran.clear()
+    # a stored failure is a failure again, without reading the rows
+    bad = [dict(NPR[0], diagnos="E11.9"), *NPR[1:]]
+    write_extracts({"npr": bad}, data)
+    refused(data, tmp_path, "npr.parquet", "'diagnos'", "(1 row)")
+    ran.clear()
+    r = run_cli("count", str(f), "--data", str(data), "--exact")
+    assert r.exit_code == 2 and "(1 row)" in r.output and ran == []
+
+
+def _tolerating(tmp_path: Path, data: Path, n: int) -> Path:
+    cfg = tmp_path / f"tolerate{n}.yaml"
+    regs = "\n".join(f"  {p.stem}: {{parquet: {p}}}" for p in sorted(data.glob("*.parquet")))
+    cfg.write_text(f"registers:\n{regs}\noptout: none\ntolerate: {{npr.diagnos: {n}}}\n")
+    return cfg
+
+
+def test_tolerated_malformed_rows_match_no_code(tmp_path: Path) -> None:
+    # person 3's diagnoses written with a dot: `E11.9 I10` is not a list of ICD-10 codes
+    npr = [*NPR[:2], dict(NPR[2], diagnos="E11.9 I10")]
+    data = write_extracts({"population": POP, "npr": npr}, tmp_path / "data")
+    cohort = "index first diagnosis E11*\nexclude diagnosis I10 before index\n"
+    f = cohort_file(tmp_path, cohort)
+    ok = _tolerating(tmp_path, data, 1)
+    r = run_cli("data", "check", "--config", str(ok))
+    assert r.exit_code == 0, r.output
+    assert "note: npr" in r.output and "'diagnos'" in r.output and "(1 row)" in r.output
+    assert "tolerated" in r.output
+    # by hand: `diagnosis` reads the list (diagnos; hdia only with `main`): persons 1 and
+    # 2 have E119 in it; person 3's list is read as missing, so matches no code; nobody
+    # has I10 before their index date -> 2, 2
+    inst = load_installation(ok)
+    got = engine.count_exact(cohort, inst, CAT)
+    assert list(got.counts) == [2, 2]
+    ref_rows = {"population": POP, "npr": [*NPR[:2], dict(NPR[2], diagnos=None)]}
+    assert evaluate(engine.check(engine.parse(cohort), CAT), ref_rows, CAT).counts() == [2, 2]
+    r = run_cli("count", str(f), "--config", str(ok), "--exact")
+    assert r.exit_code == 0, r.output
+    # above the tolerance: refused with the count
+    over = _tolerating(tmp_path, data, 0)
+    for args in (("data", "check", "--config", str(over)),
+                 ("count", str(f), "--config", str(over), "--exact")):  # fmt: skip
+        r = run_cli(*args)
+        assert r.exit_code == 2, r.output
+        assert "(1 row)" in r.output and "more than the 0 tolerated" in r.output
+
+
+COLUMN_COHORTS = [
+    COHORT,
+    MAIN,
+    LMR_COHORT,
+    "index 2021-01-01\ninclude age 18..100\nreport by sjukvardsregion\n",
+    "index first diagnosis E11*\nreport by hospital\n",
+    "index first diagnosis W19*\ninclude death I21* mentioned within 28 days after index\n",
+    'index first npr where vardform = "S"\ninclude latest ndr where hba1c > 50 before index\n',
+    *(
+        p.read_text(encoding="utf-8")
+        for p in sorted((Path(__file__).parent.parent / "examples").glob("*.cohort"))
+    ),
+]
+
+
+@pytest.mark.parametrize("text", COLUMN_COHORTS)
+def test_columns_read_is_what_the_statement_reads(text: str) -> None:
+    """The statement runs on tables holding exactly `columns_read` (nothing missing from
+    it) and fails to bind without any one of them (nothing in it that is not read)."""
+    import duckdb
+    from conftest import EXTRACT_SCHEMAS
+
+    from antal.engine.compiler import compile_cohort
+
+    compiled = compile_cohort(engine.check(engine.parse(text), CAT), CAT, optout="optout")
+    read = compiled.columns
+    assert {r for r, _ in read} == set(compiled.registers)
+    sql = compiled.sql("duckdb")
+
+    def runs(cols: frozenset[tuple[str, str]]) -> bool:
+        con = duckdb.connect()
+        for rid in compiled.registers:
+            schema = EXTRACT_SCHEMAS[rid]
+            names = [n for n in schema.names if (rid, n) in cols]
+            empty = pa.schema([schema.field(n) for n in names]).empty_table()
+            con.register(f"_{rid}", empty)
+            con.execute(f'CREATE VIEW "{rid}" AS SELECT * FROM "_{rid}"')
+        try:
+            con.execute(sql).fetchall()
+            return True
+        except duckdb.BinderException:
+            return False
+        finally:
+            con.close()
+
+    assert runs(read)
+    for pair in sorted(read):
+        assert not runs(read - {pair}), pair

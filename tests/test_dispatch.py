@@ -40,6 +40,8 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "checker: condition": typing.get_args(ir.Cond),
     "checker: dimension": DIMENSION_KEYS,
     "registers used: condition": typing.get_args(ir.Cond),
+    "columns read: condition": typing.get_args(ir.Cond),
+    "columns read: event": typing.get_args(ir.Event),
     "review: condition": typing.get_args(ir.Cond),
     "reference: event": typing.get_args(ir.Event),
     "reference: filter": typing.get_args(ir.Filter),

@@ -30,7 +30,13 @@ import httpx
 
 from antal.api import usecases as uc
 from antal.api.settings import Settings
-from antal.engine import BreakdownTooFine, CohortError, DataError, MissingRegisterError
+from antal.engine import (
+    BreakdownTooFine,
+    CohortError,
+    DataError,
+    MissingColumnError,
+    MissingRegisterError,
+)
 from antal.engine.limits import HUB_NODE_POLL_SECONDS
 from antal.privacy import BudgetExceeded, CountFailed, UnknownProject
 from antal.privacy.noise import epsilon_of_rho
@@ -160,6 +166,8 @@ class NodeAgent:
             return _refused("register_not_approved", e.message)
         except MissingRegisterError as e:
             return _refused("register_missing", str(e))
+        except MissingColumnError as e:
+            return _refused("column_missing", str(e))
         except CohortError as e:
             # this node's engine does not accept the cohort (a newer language feature)
             return _refused("cohort_unsupported", str(e))

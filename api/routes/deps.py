@@ -19,7 +19,13 @@ from antal.api import usecases as uc
 from antal.api.accounts import Accounts, CatalogEntries, User
 from antal.api.ratelimit import AuthThrottle, RateLimiter
 from antal.api.settings import Settings
-from antal.engine import BreakdownTooFine, CohortError, IRInvalid, MissingRegisterError
+from antal.engine import (
+    BreakdownTooFine,
+    CohortError,
+    IRInvalid,
+    MissingColumnError,
+    MissingRegisterError,
+)
 from antal.privacy import (
     BudgetExceeded,
     CountFailed,
@@ -274,6 +280,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MissingRegisterError)
     async def _missing(request: Request, e: MissingRegisterError) -> JSONResponse:
         return error_response(400, "register_missing", str(e), {"registers": e.registers})
+
+    @app.exception_handler(MissingColumnError)
+    async def _missing_column(request: Request, e: MissingColumnError) -> JSONResponse:
+        return error_response(400, "column_missing", str(e), {"columns": [
+            {"register": r, "column": c, "file": f} for r, c, f in e.columns]})  # fmt: skip
 
     @app.exception_handler(BudgetExceeded)
     async def _budget(request: Request, e: BudgetExceeded) -> JSONResponse:

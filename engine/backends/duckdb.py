@@ -17,6 +17,7 @@ from sqlglot import exp
 from antal.catalog import Catalog, DataSource, Installation
 from antal.engine.backends import Backend
 from antal.engine.compiler import Compiled
+from antal.engine.datacheck import present_columns, tolerated_nulls
 from antal.engine.errors import QueryTimeout
 from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 
@@ -37,9 +38,13 @@ class DuckDBBackend(Backend):
         threads: int | None = None,
         memory_limit: str | None = ENGINE_MEMORY,
         query_seconds: float | None = QUERY_SECONDS,
+        tolerate: bool = True,
     ) -> None:
         super().__init__(installation, catalog)
         self.query_seconds = query_seconds
+        # the installation's tolerated malformed values read as missing (engine/datacheck.py
+        # `tolerated_nulls`); False for the data check, which counts them as they are
+        self.tolerate = tolerate
         config: dict[str, str | int] = {}
         if threads:
             config["threads"] = int(threads)
@@ -76,14 +81,28 @@ class DuckDBBackend(Backend):
         else:
             source = exp.func("read_parquet", exp.Literal.string(src.parquet or ""))
         reg = self.catalog.register(rid)
-        if reg is None or not src.columns:
-            cols: list[exp.Expression] = [exp.Star()]
+        tolerates = self.tolerate and any(
+            k.startswith(f"{rid}.") for k in self.installation.tolerate
+        )
+        if reg is None or not (src.columns or tolerates):
+            select = exp.select(exp.Star()).from_(source)
         else:
-            cols = [
-                exp.alias_(exp.column(src.column(v.name), quoted=True), v.name, quoted=True)
-                for v in reg.variables
-            ]
-        select = exp.select(*cols).from_(source)
+            # the catalog's columns the files have (a cohort reading another one is refused
+            # before it runs: engine.prepare), under their canonical names
+            have = present_columns(src)
+            names = [v.name for v in reg.variables if have is None or src.column(v.name) in have]
+            select = exp.select(*(
+                exp.alias_(exp.column(src.column(n), quoted=True), n, quoted=True) for n in names
+            )).from_(source)  # fmt: skip
+            tolerated = tolerated_nulls(self.installation, self.catalog, rid, set(names))
+            if tolerates and tolerated:  # malformed values tolerated: read as missing
+                cols = [
+                    exp.alias_(exp.Case(ifs=[exp.If(this=tolerated[n], true=exp.Null())],
+                                        default=exp.column(n, quoted=True)), n, quoted=True)
+                    if n in tolerated else exp.column(n, quoted=True)
+                    for n in names
+                ]  # fmt: skip
+                select = exp.select(*cols).from_(select.subquery("raw"))
         views.append(
             exp.Create(
                 this=exp.to_table(rid, quoted=True), kind="VIEW", replace=True, expression=select
