@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from antal.catalog import Catalog, Register
@@ -112,11 +113,17 @@ class CodeTableSpec:
         return code_table_name(self.register, self.column)
 
 
-def code_table_specs(reg: Register | None) -> list[CodeTableSpec]:
-    """The code tables of a register: one per column of codes its events read."""
+def code_table_specs(
+    reg: Register | None, present: frozenset[str] | None = None
+) -> list[CodeTableSpec]:
+    """The code tables of a register: one per column of codes its events read, of the
+    columns `present` in its file (all the catalog's when not given): a column the release
+    lacks has no table, and a cohort that reads it is refused by name (engine.prepare)."""
     if reg is None or reg.kind != "events":
         return []
     names = {v.name for v in reg.variables}
+    if present is not None:
+        names &= present
     columns: dict[str, bool] = {}  # column -> holds a space-separated list
     dates: dict[str, list[str]] = {}
     for src in reg.provides:
@@ -181,7 +188,8 @@ def prepare(
                 reg = catalog.register(p.stem)
                 try:
                     _run(con, p.stem, _copy_sql(p.stem, p, sort_keys(reg)), progress)
-                    for spec in code_table_specs(reg):
+                    present = frozenset(pq.read_schema(p).names)
+                    for spec in code_table_specs(reg, present):
                         _run(con, spec.name, _code_table_sql(spec, p), progress)
                         made.append(spec)
                     if reg is not None and reg.kind == "population":

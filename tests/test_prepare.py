@@ -288,3 +288,29 @@ def test_a_count_trusts_the_values_of_a_checked_prepared_file(raw_dir: Path,
     uc.check_data(inst, CAT, {"npr"}, before_count=True)  # shape only: passes
     with pytest.raises(DataError, match="fodelsemanad"):
         uc.check_data(inst, CAT)
+
+
+def test_a_release_without_a_column_no_cohort_reads_prepares_and_counts(
+    raw_dir: Path, tables: dict[str, list[dict]], tmp_path: Path
+) -> None:
+    """A release without `npr.ekod` (an optional column) is prepared, with no code table
+    for it; the examples count on it as the reference evaluator counts the full release
+    (none reads external causes), and a cohort that reads the column is refused by name."""
+    d = tmp_path / "noekod"
+    shutil.copytree(raw_dir, d)
+    pq.write_table(pq.read_table(d / "npr.parquet").drop(["ekod"]), d / "npr.parquet")
+    out = prepare(d, tmp_path / "noekod.duckdb", CAT, memory_limit="512MB")
+    con = duckdb.connect(str(out.path), read_only=True)
+    names = {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    con.close()
+    assert "npr#ekod" not in names and "npr#hdia" in names
+    inst = Installation.from_data_dir(out.path)
+    for path in EXAMPLES:
+        checked = engine.check(engine.parse(path.read_text(encoding="utf-8")), CAT)
+        got = engine.count_exact(checked, inst, CAT)
+        assert list(got.counts) == evaluate(checked, tables, CAT).counts(), path.stem
+    external = engine.check(engine.parse("index first diagnosis W19*"), CAT)
+    with pytest.raises(engine.MissingColumnError, match="ekod"):
+        engine.count_exact(external, inst, CAT)
