@@ -46,7 +46,8 @@ range, a code of the wrong shape or case, a value outside a closed list: the dat
 check's row checks, engine/datacheck.py): within it, `antal data check` reports them as
 a note and every count reads the column's value on those rows as missing; above it,
 the check fails as without `tolerate`. It applies to extracts read in place (Parquet,
-DuckDB); on PostgreSQL tables every malformed row fails the check.
+DuckDB) and to the values a delivery's rules cannot read (antal.engine.delivery: missing,
+and noted); on PostgreSQL tables every malformed row fails the check.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import glob
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,10 +171,18 @@ def _glob(directory: Path, pattern: str) -> list[Path]:
 
 
 class _Converter:
-    def __init__(self, con: duckdb.DuckDBPyConnection, directory: Path, catalog: Catalog):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        directory: Path,
+        catalog: Catalog,
+        tolerate: Mapping[str, int] | None = None,
+    ):
         self.con = con
         self.dir = directory
         self.catalog = catalog
+        # `register.column` -> unreadable values accepted (the installation's `tolerate`)
+        self.tolerate = dict(tolerate or {})
         self.errors: list[Finding] = []
         self.notes: list[Finding] = []
         self._n = 0
@@ -528,19 +537,30 @@ class _Converter:
                 "bigint": "not a whole number", "integer": "not a whole number",
                 "smallint": "not a whole number"}  # fmt: skip
         merged: dict[tuple[str, str, str], int] = {}
+        total: dict[str, int] = {}  # unreadable values per column, over the files
         for row in rows:
             for (col, kind, _t, _v), n in zip(checks, row[1:], strict=True):
                 if n:
                     key = (Path(row[0]).name, col, kind)
                     merged[key] = merged.get(key, 0) + int(n)
+                    if kind != "normalised":
+                        total[col] = total.get(col, 0) + int(n)
         for (f, col, kind), n in merged.items():
             if kind == "normalised":
                 self.notes.append(Finding(rid, f, col, "normalised", n,
                                           "codes normalised as declared (dots and spaces removed, upper case)"))  # fmt: skip
-            else:
-                fmt = f" {dates.get(col, 'YYYY-MM-DD')}" if kind == "date" else ""
-                self.errors.append(Finding(rid, f, col, "unparsed value", n,
-                                           f"{what[kind]}{fmt}: these rows would lose the value"))  # fmt: skip
+                continue
+            fmt = f" {dates.get(col, 'YYYY-MM-DD')}" if kind == "date" else ""
+            allowed = self.tolerate.get(f"{rid}.{col}")
+            if allowed is not None and total[col] <= allowed:
+                # accepted as declared: the value is missing on these rows (no date, no code)
+                self.notes.append(Finding(rid, f, col, "unparsed value", n,
+                                          f"{what[kind]}{fmt}: tolerated (up to {allowed}), "
+                                          "the value is missing on these rows"))  # fmt: skip
+                continue
+            over = f" (more than the {allowed} tolerated)" if allowed is not None else ""
+            self.errors.append(Finding(rid, f, col, "unparsed value", n,
+                                       f"{what[kind]}{fmt}: these rows would lose the value{over}"))  # fmt: skip
 
 
 def _from(
@@ -603,6 +623,7 @@ def convert(
     catalog: Catalog,
     release_name: str | None = None,
     memory_limit: str | None = None,
+    tolerate: Mapping[str, int] | None = None,
 ) -> Converted:
     """Write the delivery in `directory` into `out` in the canonical layout (see the
     module docstring); `DeliveryError` with every finding when it cannot be read as
@@ -619,7 +640,7 @@ def convert(
     if memory_limit:
         config["memory_limit"] = memory_limit
     with contextlib.closing(duckdb.connect(":memory:", config=config)) as con:
-        conv = _Converter(con, d, catalog)
+        conv = _Converter(con, d, catalog, tolerate)
         done = []
         try:
             for rid, rd in delivery.registers.items():
@@ -668,7 +689,9 @@ def open_delivery(installation: Installation, catalog: Catalog) -> Installation:
     if made is None or not made.directory.is_dir():
         tmp = Path(tempfile.mkdtemp(prefix="antal-delivery-"))
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        made = _CONVERTED[release] = convert(installation.delivery, d, tmp, catalog, name)
+        made = _CONVERTED[release] = convert(
+            installation.delivery, d, tmp, catalog, name, tolerate=installation.tolerate
+        )
     canonical = Installation.from_data_dir(made.directory, release)
     return dataclasses.replace(
         installation,

@@ -294,6 +294,26 @@ def test_reporting_irregular_rows_are_findings_with_counts(reporting: Path, tmp_
     assert got[("SV_DIA_18.txt", "diagnos", "orphan code row")] == 1
 
 
+def test_tolerated_unreadable_values_are_missing_and_noted(reporting: Path, tmp_path) -> None:
+    """The installation's `tolerate` (docs/configuration.md) accepts a stated number of
+    unreadable values per column: within it they are notes and the value is missing (the
+    contact has no admission date: no event), beyond it the delivery is refused saying so."""
+    d = _copy(reporting, tmp_path)
+    with open(d / "SV_ADM_18.txt", "a", encoding="utf-8") as f:
+        f.write("900001;5;18001;501;20201340;\n900002;5;18001;501;2020-01-05;\n")
+    made = convert(load_delivery("reporting"), d, d / "ok", CAT, tolerate={"npr.indatum": 2})
+    notes = {(n.file, n.column): (n.kind, n.count) for n in made.notes}
+    assert notes[("SV_ADM_18.txt", "indatum")] == ("unparsed value", 2)
+    dates = duckdb.execute(
+        "SELECT count(*), count(indatum) FROM read_parquet($1) WHERE lopnr = 5 AND sjukhus = '18001'"
+        " AND utdatum IS NULL AND indatum IS NULL",
+        [str(d / "ok" / "npr.parquet")],
+    ).fetchone()
+    assert dates == (2, 0)  # both rows kept, neither with a date
+    with pytest.raises(DeliveryError, match="more than the 1 tolerated"):
+        convert(load_delivery("reporting"), d, d / "no", CAT, tolerate={"npr.indatum": 1})
+
+
 def test_dotted_codes_are_normalised_as_declared_and_counted(reporting: Path, tmp_path) -> None:
     d = _copy(reporting, tmp_path)
     with open(d / "SV_ADM_18.txt", "a", encoding="utf-8") as f:
