@@ -1066,6 +1066,7 @@ class Client:
                 backoff = min(_HUB_MAX_BACKOFF, backoff * 2)
 
     def hub_nodes(self) -> pd.DataFrame:
-        """The hub's nodes: name, the registers each holds, when it was last seen."""
-        rows = self._request("GET", "/v1/hub/nodes")
-        return pd.DataFrame(rows, columns=["name", "holds", "last_seen"])
+        """The hub's nodes: name, the registers each holds, when it was last seen, and its
+        status (`reachable`, or `unreachable`: not heard from within the hub's heartbeat)."""
+        rows = self._request("GET", "/v1/hub/nodes", serve=_HUB_SERVE)
+        return pd.DataFrame(rows, columns=["name", "holds", "last_seen", "status"])

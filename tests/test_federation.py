@@ -535,6 +535,9 @@ def test_a_node_killed_with_its_poll_open_is_never_shown_running_and_becomes_unr
         row = next(n for n in gone.raw["nodes"] if n["node"] == "ghost")
         assert row["status"] == "unreachable" and row["last_seen"] is not None
         assert not gone.complete and gone.missing == ["ghost"]
+        assert gone.nodes.set_index("node").loc["ghost", "last_seen"] == row["last_seen"]
+        listed_api = c.hub_nodes().set_index("name")["status"]
+        assert listed_api["ghost"] == "unreachable" and listed_api["r1"] == "reachable"
         env = {**net.env, **net.hub_env}
         listed = subprocess.run([*_antal(), "hub", "nodes", "list", "--store", net.hub_store],
                                 env=env, capture_output=True, text=True, timeout=60)  # fmt: skip

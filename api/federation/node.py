@@ -157,7 +157,11 @@ class NodeAgent:
         result = self._result(task)
         code = (result.get("error") or {}).get("code")
         if code is not None and code not in _AUDITED_BY_GATE:
-            self._audit(task, result)
+            try:
+                self._audit(task, result)
+            except Exception as e:  # the refusal releases nothing: it is still sent
+                log.error("could not audit the refusal of %s: %s", task["query_id"],
+                          type(e).__name__)  # fmt: skip
         return result
 
     def _audit(self, task: dict[str, Any], result: dict[str, Any]) -> None:
