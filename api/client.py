@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # the engine is imported only when a builder object is counte
     CohortInput: TypeAlias = str | Path | Mapping[str, Any] | _builder.Cohort | _ir.Cohort
 
 __all__ = [
+    "HUB_RETRY_SECONDS",
     "AuthError",
     "Budget",
     "BudgetExceededError",
@@ -75,6 +77,10 @@ __all__ = [
 ]
 
 _USER_AGENT = "antal-client/0.1.0"
+_log = logging.getLogger("antal.client")
+_HUB_SERVE = "antal hub serve"  # what the hint on an unreachable hub names
+HUB_RETRY_SECONDS = 120.0  # how long a hub that cannot be reached is retried (a restart)
+_HUB_MAX_BACKOFF = 5.0
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -108,7 +114,11 @@ class ClientError(Exception):
 
 
 class ConnectionFailedError(ClientError):
-    """The server could not be reached (not running, wrong URL, timeout)."""
+    """The server could not be reached (not running, wrong URL, timeout). `query_id`: the
+    hub query that was accepted before the hub became unreachable (ask for it later with
+    `Client.hub_result`), else None."""
+
+    query_id: str | None = None
 
 
 class AuthError(ClientError):
@@ -610,6 +620,7 @@ class Client:
         text: bool = False,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
+        serve: str = "antal serve",
     ) -> Any:
         for attempt in (0, 1):
             try:
@@ -623,7 +634,7 @@ class Client:
                 ) from e
             except httpx.TransportError as e:
                 raise ConnectionFailedError(
-                    f"cannot reach antal at {self.url}: {e} (is `antal serve` running?)",
+                    f"cannot reach antal at {self.url}: {e} (is `{serve}` running?)",
                     code="unreachable",
                 ) from e
             if r.status_code == 429 and self.retry and attempt == 0:
@@ -962,28 +973,100 @@ class Client:
         nodes: list[str] | None = None,
         deadline_seconds: float | None = None,
         wait: float = 0,
+        retry_seconds: float = HUB_RETRY_SECONDS,
+        say: Callable[[str], None] | None = None,
     ) -> HubResult:
         """Submit a cohort to a hub (this client's url is the hub's): every node answers
-        it under its own privacy rules. Waits up to `wait` seconds for the answers; the
+        it under its own privacy rules. The hub accepts it at once with the query's id;
+        then this waits up to `wait` seconds for the answers by asking for the query
+        (`hub_result`), so a hub restarted meanwhile loses no id: it is asked again for up
+        to `retry_seconds` (each retry told to `say`, default a logged warning), and if it
+        stays away the `ConnectionFailedError` carries the `query_id`. A submission is
+        retried only while its connection is refused (the hub cannot have taken it). The
         result may be partial (`.complete`, `.missing`). `.nodes` and `.total` are
         DataFrames."""
         from antal.api.federation.client import HubResult
 
         text = cohort.read_text(encoding="utf-8") if isinstance(cohort, Path) else cohort
-        body: dict[str, Any] = {"project": project, "cohort": text, "wait": wait}
+        body: dict[str, Any] = {"project": project, "cohort": text, "wait": 0}
         if nodes is not None:
             body["nodes"] = list(nodes)
         if deadline_seconds is not None:
             body["deadline_seconds"] = deadline_seconds
-        return HubResult(self._request("POST", "/v1/hub/queries", json=body, source=text))
+        res = HubResult(self._hub_retrying(
+            lambda: self._request("POST", "/v1/hub/queries", json=body, source=text,
+                                  serve=_HUB_SERVE),
+            retry_seconds, say, refused_only=True,
+        ))  # fmt: skip
+        if wait > 0 and not res.complete:
+            return self.hub_result(res.id, wait=wait, retry_seconds=retry_seconds, say=say)
+        return res
 
-    def hub_result(self, query_id: str, *, wait: float = 0) -> HubResult:
-        """A hub query's state; `wait` seconds for it to complete (late answers count)."""
+    def hub_result(
+        self,
+        query_id: str,
+        *,
+        wait: float = 0,
+        retry_seconds: float = HUB_RETRY_SECONDS,
+        say: Callable[[str], None] | None = None,
+    ) -> HubResult:
+        """A hub query's state; `wait` seconds for it to complete (late answers count). A
+        hub that cannot be reached (restarting) is asked again for up to `retry_seconds`."""
         from antal.api.federation.client import HubResult
 
-        return HubResult(self._request("GET", f"/v1/hub/queries/{query_id}", params={"wait": wait}))
+        end = time.monotonic() + wait
+
+        def ask() -> Any:
+            left = max(0.0, end - time.monotonic())
+            return self._request("GET", f"/v1/hub/queries/{query_id}", params={"wait": left},
+                                 serve=_HUB_SERVE)  # fmt: skip
+
+        try:
+            return HubResult(self._hub_retrying(ask, retry_seconds, say))
+        except ConnectionFailedError as e:
+            e.query_id = query_id
+            e.message = (f"{e.message}; query {query_id} was accepted and is kept by the hub: "
+                         f"ask for it again (Client.hub_result, `antal hub status {query_id}`)")  # fmt: skip
+            e.args = (e.message,)
+            raise
+
+    def _hub_retrying(
+        self,
+        call: Callable[[], Any],
+        retry_seconds: float,
+        say: Callable[[str], None] | None,
+        *,
+        refused_only: bool = False,
+    ) -> Any:
+        """`call()`, again with backoff while the hub cannot be reached (a restart), for at
+        most `retry_seconds` after the first failure. `refused_only`: retry only when the
+        connection was never made (a request that may have reached the hub is not sent
+        twice); otherwise a proxy's 502, 503 or 504 in front of a restarting hub too."""
+        give_up: float | None = None
+        backoff = 0.5
+        while True:
+            try:
+                return call()
+            except ClientError as e:
+                cause = e.__cause__
+                if isinstance(e, ConnectionFailedError):
+                    again = not refused_only or isinstance(
+                        cause, httpx.ConnectError | httpx.ConnectTimeout
+                    )
+                else:
+                    again = not refused_only and e.status in (502, 503, 504)
+                give_up = give_up if give_up is not None else time.monotonic() + retry_seconds
+                if not again or time.monotonic() + backoff > give_up:
+                    raise
+                why = type(cause).__name__ if cause is not None else f"HTTP {e.status}"
+                (say or _log.warning)(
+                    f"the hub at {self.url} cannot be reached ({why}); retrying in {backoff:g} s"
+                )
+                time.sleep(backoff)
+                backoff = min(_HUB_MAX_BACKOFF, backoff * 2)
 
     def hub_nodes(self) -> pd.DataFrame:
-        """The hub's nodes: name, the registers each holds, when it was last seen."""
-        rows = self._request("GET", "/v1/hub/nodes")
-        return pd.DataFrame(rows, columns=["name", "holds", "last_seen"])
+        """The hub's nodes: name, the registers each holds, when it was last seen, and its
+        status (`reachable`, or `unreachable`: not heard from within the hub's heartbeat)."""
+        rows = self._request("GET", "/v1/hub/nodes", serve=_HUB_SERVE)
+        return pd.DataFrame(rows, columns=["name", "holds", "last_seen", "status"])

@@ -16,6 +16,7 @@ and restarted mid-query, a node refusing for budget, a replayed answer, a slow n
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -33,7 +34,7 @@ import yaml
 
 from antal import engine
 from antal.api.accounts import Accounts
-from antal.api.client import Client, ClientError
+from antal.api.client import Client, ClientError, ConnectionFailedError
 from antal.api.federation.store import HubStore
 from antal.catalog import load_catalog
 from antal.engine.reference import evaluate
@@ -146,6 +147,8 @@ class Net:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ANTAL_")}
         self.env["ANTAL_THREADS"] = "1"
         self.hub_store = str(root / "hub.sqlite")
+        # nodes poll every 5 s (`--poll 5`): a node not heard from for 10 s is unreachable
+        self.hub_env = {"ANTAL_HUB_MIN_NODES_SHOWN": "1", "ANTAL_HUB_HEARTBEAT_SECONDS": "10"}
         hub = HubStore(self.hub_store)
         acc = Accounts(hub.store)
         acc.create_user("anna", "Anna", "researcher")
@@ -166,7 +169,7 @@ class Net:
         # A network that keeps no per-node secrecy (N = 1): these tests ask changing sets of
         # nodes and watch partial totals, which the rule (N = 3) would withhold; the rule is
         # tested on the hub's API and view (tests/test_hub_hostile.py, tests/test_combine.py)
-        env = {**self.env, "ANTAL_HUB_MIN_NODES_SHOWN": "1"}
+        env = {**self.env, **self.hub_env}
         self.hub = Proc(
             [*_antal(), "hub", "serve", "--store", self.hub_store, "--port", str(self.port)],
             self.root / "hub.log", env,
@@ -199,23 +202,27 @@ class Net:
                                         "registers": regs, "privacy": privacy}))  # fmt: skip
         return path
 
-    def node_store(self, name: str, budgets: dict[str, float] | None = None) -> str:
-        """The node's own store with its local projects (t2d, poor) approved for every register."""
+    def node_store(
+        self, name: str, budgets: dict[str, float] | None = None,
+        approved: tuple[str, ...] = ("npr", "lmr", "ndr"),
+    ) -> str:  # fmt: skip
+        """The node's own store with its local projects (t2d, poor) approved for `approved`."""
         path = str(self.root / f"{name}.sqlite")
         st = open_store(path)
         for pid, budget in (budgets or {"t2d": 1e12, "poor": 1e12}).items():
             if st.project(pid) is None:
-                st.create_project(pid, pid, "forskning", budget, ("npr", "lmr", "ndr"))
+                st.create_project(pid, pid, "forskning", budget, approved)
         return path
 
     def start_node(
         self, name: str, privacy: dict[str, Any] = EXACT, *, delay: float = 0,
         budgets: dict[str, float] | None = None, without: tuple[str, ...] = (),
+        approved: tuple[str, ...] = ("npr", "lmr", "ndr"),
     ) -> Proc:  # fmt: skip
         args = ["node", "join", self.url, "--token", self.node_tokens[name],
                 "--project", "nat=t2d", "--project", "poor=poor",
                 "--config", str(self.node_config(name, privacy, without)),
-                "--store", self.node_store(name, budgets), "--poll", "5"]  # fmt: skip
+                "--store", self.node_store(name, budgets, approved), "--poll", "5"]  # fmt: skip
         cmd = [sys.executable, "-c", SLOW_NODE, str(delay), *args] if delay else [*_antal(), *args]
         self.nodes[name] = Proc(cmd, self.root / f"{name}.log", self.env)
         return self.nodes[name]
@@ -509,6 +516,148 @@ def test_slow_node_is_waited_for(net: Net, truth: dict[str, list[int]]) -> None:
     net.nodes["slow"].kill()
 
 
+def test_a_node_killed_with_its_poll_open_is_never_shown_running_and_becomes_unreachable(
+    net: Net, truth: dict[str, list[int]]
+) -> None:
+    net.add("ghost", "r3")
+    net.start_node("ghost")
+    net.wait_seen("ghost")  # its first long-poll has just begun
+    net.nodes["ghost"].kill()  # SIGKILL: the hub still holds that poll open
+    hub = HubStore(net.hub_store)
+    with net.client() as c:
+        res = c.hub_submit("nat", COHORT, nodes=["ghost", "r1", "r2"], wait=0)
+        res = net.wait_for(c, res.id, lambda r: len(r.raw["answered"]) == 2)
+        task = next(t for t in hub.query(res.id)[1] if t.node == "ghost")  # type: ignore[index]
+        assert task.claims == 1  # the dead node's open poll took the task ...
+        assert _status(res)["ghost"] == "offered"  # ... but nobody acknowledged it
+        # not heard from for the heartbeat window (10 s): unreachable, and since when
+        gone = net.wait_for(c, res.id, lambda r: _status(r)["ghost"] == "unreachable")
+        row = next(n for n in gone.raw["nodes"] if n["node"] == "ghost")
+        assert row["status"] == "unreachable" and row["last_seen"] is not None
+        assert not gone.complete and gone.missing == ["ghost"]
+        assert gone.nodes.set_index("node").loc["ghost", "last_seen"] == row["last_seen"]
+        listed_api = c.hub_nodes().set_index("name")["status"]
+        assert listed_api["ghost"] == "unreachable" and listed_api["r1"] == "reachable"
+        env = {**net.env, **net.hub_env}
+        listed = subprocess.run([*_antal(), "hub", "nodes", "list", "--store", net.hub_store],
+                                env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        line = next(x for x in listed.stdout.splitlines() if "ghost" in x)
+        assert "unreachable" in line, listed.stdout
+        assert "unreachable" not in next(x for x in listed.stdout.splitlines() if " r1 " in x)
+        shown = subprocess.run([*_antal(), "hub", "status", res.id, "--store", net.hub_store],
+                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert "unreachable" in shown.stdout and "not heard from since" in shown.stdout
+        # it comes back: offered the task again, it acknowledges and answers it
+        net.start_node("ghost")
+        done = c.hub_result(res.id, wait=40)
+    assert done.complete and _status(done)["ghost"] == "succeeded", done.raw
+    assert done.raw["total"]["total"] == sum(truth[n][-1] for n in NODES)
+    assert next(n for n in done.raw["nodes"] if n["node"] == "ghost")["claims"] == 2
+    net.nodes["ghost"].kill()
+
+
+def test_no_node_answering_exits_non_zero_with_one_message(net: Net) -> None:
+    hub = HubStore(net.hub_store)
+    hub.store.create_project("nowhere", "nowhere", "forskning", 0.0)  # no node maps it
+    Accounts(hub.store).add_member("nowhere", "anna")
+    cohort = net.root / "nowhere.cohort"
+    cohort.write_text(COHORT, encoding="utf-8")
+    env = {**net.env, "ANTAL_TOKEN": net.token, "ANTAL_HUB_URL": net.url}
+    only = [a for n in NODES for a in ("--node", n)]
+    r = subprocess.run([*_antal(), "hub", "count", str(cohort), "--project", "nowhere", *only,
+                        "--wait", "60"], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    message = ("no node answered, so there is no total: r1 refused (not_approved), "
+               "r2 refused (not_approved), r3 refused (not_approved)")  # fmt: skip
+    assert r.returncode == 6, (r.stdout, r.stderr)
+    assert message in " ".join(r.stderr.split()), r.stderr
+    assert "no node has answered yet" not in r.stdout and "lower bound" not in r.stdout
+    # every node timed out (registered, never started): the same message, the same exit
+    net.add("mute1", "r1")
+    net.add("mute2", "r2")
+    r = subprocess.run([*_antal(), "hub", "count", str(cohort), "--project", "nat", "--node",
+                        "mute1", "--node", "mute2", "--deadline", "2", "--wait", "20", "--json"],
+                       env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 6, (r.stdout, r.stderr)
+    assert ("no node answered, so there is no total: mute1 timed out, mute2 timed out"
+            in " ".join(r.stderr.split())), r.stderr  # fmt: skip
+
+
+def test_a_node_refusal_is_in_its_audit_log_and_the_log_verifies(net: Net) -> None:
+    net.add("unapproved", "r1")
+    net.start_node("unapproved", approved=("npr",))  # t2d is not approved for ndr
+    net.wait_seen("unapproved")
+    with net.client() as c:
+        res = c.hub_submit("nat", LINKED, nodes=["unapproved"], wait=60)
+    row = res.nodes.set_index("node").loc["unapproved"]
+    assert row["status"] == "refused" and row["error_code"] == "register_not_approved"
+    store = str(net.root / "unapproved.sqlite")
+    refusals = [e for e in open_store(store).audit_entries() if e.action == "hub_refused"]
+    assert len(refusals) == 1, refusals
+    entry = refusals[0]
+    assert entry.actor == "hub:anna" and entry.project_id == "t2d" and entry.epsilon == 0
+    sent = json.loads(entry.released or "{}")
+    assert sent["code"] == "register_not_approved" and sent["hub_query"] == res.id
+    verified = subprocess.run([*_antal(), "audit", "verify", "--store", store], env=net.env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    net.nodes["unapproved"].kill()
+
+
+def test_hub_count_waits_through_a_hub_restart_with_the_same_query(net: Net) -> None:
+    net.add("lazy", "r3")
+    net.start_node("lazy", delay=6)  # answers while the hub is down
+    net.wait_seen("lazy")
+    # a cohort no node has answered before: each charges it once, whatever the restart does
+    fresh = COHORT.replace("40..75", "41..74").replace("40-75", "41-74")
+    cohort = net.root / "restart.cohort"
+    cohort.write_text(fresh, encoding="utf-8")
+    spent = {n: open_store(str(net.root / f"{n}.sqlite")).project("t2d").spent for n in NODES[:2]}
+    hub = HubStore(net.hub_store)
+    before = {q.id for q in hub.queries()}
+    env = {**net.env, "ANTAL_TOKEN": net.token, "ANTAL_HUB_URL": net.url}
+    with (net.root / "restart.out").open("w") as o, (net.root / "restart.err").open("w") as e:
+        cli = subprocess.Popen([*_antal(), "hub", "count", str(cohort), "--project", "nat",
+                                "--node", "r1", "--node", "r2", "--node", "lazy", "--wait", "90",
+                                "--json"], env=env, stdout=o, stderr=e)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until r1 and r2 answered the new query
+            new = [q.id for q in hub.queries() if q.id not in before]
+            found = hub.query(new[0]) if new else None
+            if found and sum(t.state == "succeeded" for t in found[1]) == 2:
+                break
+            time.sleep(0.1)
+        assert new, "the query was not submitted"
+        assert net.hub is not None
+        net.hub.kill()
+        time.sleep(3)
+        net.start_hub()
+        rc = cli.wait(timeout=120)
+    out, err = (net.root / "restart.out").read_text(), (net.root / "restart.err").read_text()
+    assert rc == 0, (out, err)
+    view = json.loads(out)
+    assert view["id"] == new[0] and view["complete"]
+    assert [q.id for q in hub.queries() if q.id not in before] == new  # submitted once
+    assert f"query {new[0]} submitted" in err and "cannot be reached" in err
+    # every node charged once for it: the restart made no second query and no fresh noise
+    for n in NODES[:2]:
+        now = open_store(str(net.root / f"{n}.sqlite")).project("t2d").spent
+        assert now == pytest.approx(spent[n] + EXACT["epsilon"])
+    assert open_store(str(net.root / "lazy.sqlite")).project("t2d").spent == pytest.approx(
+        EXACT["epsilon"]
+    )
+    net.nodes["lazy"].kill()
+
+
+def test_an_unreachable_hub_is_named_as_the_hub(tmp_path: Path) -> None:
+    with Client(f"http://127.0.0.1:{_free_port()}", "antal_x", timeout=5) as c:
+        with pytest.raises(ConnectionFailedError) as e:
+            c.hub_submit("nat", COHORT, retry_seconds=0)
+        assert "`antal hub serve`" in e.value.message
+        with pytest.raises(ConnectionFailedError) as e:
+            c.hub_result("q" + "1" * 16, retry_seconds=1.2)  # retried, then given up
+        assert e.value.query_id == "q" + "1" * 16 and "antal hub status" in e.value.message
+
+
 # ---- the faces ---------------------------------------------------------------------------------------
 
 
@@ -599,10 +748,16 @@ def test_hub_store_queue_claims_and_idempotent_answers(hub_store: HubStore) -> N
                            query_hash="h" * 64, registers=("npr",), nodes=["a", "b"],
                            deadline_seconds=60)  # fmt: skip
     q, t = hub_store.claim("a")  # type: ignore[misc]
-    assert (q.id, t.node, t.state, t.claims) == (qid, "a", "running", 1)
+    # handed to a poll, the task is offered: running only once the node acknowledges it
+    assert (q.id, t.node, t.state, t.claims) == (qid, "a", "offered", 1)
+    assert hub_store.acknowledge("a", qid) == "running"
+    assert hub_store.query(qid)[1][0].state == "running"  # type: ignore[index]
+    assert hub_store.node("a").last_seen is not None  # type: ignore[union-attr]
+    with pytest.raises(NoSuchTask):
+        hub_store.acknowledge("a", "q" + "0" * 16)
     # a node that asks again holds nothing: its unanswered task is offered again
     q2, t2 = hub_store.claim("a")  # type: ignore[misc]
-    assert (q2.id, t2.claims) == (qid, 2)
+    assert (q2.id, t2.claims, t2.state) == (qid, 2, "offered")
     answer = {"steps": [{"label": "x", "count": 12, "low": 10, "high": 14}], "stored": False}
     assert hub_store.put("a", qid, "succeeded", answer, None, None) == "stored"
     assert hub_store.claim("a") is None  # answered: no more work for a

@@ -276,3 +276,37 @@ def test_an_episode_cohort_is_checked_at_its_contribution_bound(hub: Hub) -> Non
         assert hub.put(n, qid, body).status_code == 200
     v = hub.view(qid).json()
     assert v["complete"] and v["total"]["over_nodes"] == list(NODES)
+
+
+def test_a_task_is_running_only_once_its_node_acknowledges_it(hub: Hub) -> None:
+    from antal.api.federation.results import node_status, query_view
+    from antal.api.federation.store import ACK_SECONDS
+
+    qid = hub.submit()
+
+    def status(n: str) -> str:
+        return next(x["status"] for x in hub.view(qid).json()["nodes"] if x["node"] == n)
+
+    assert hub.poll("r1") is not None  # handed to r1's poll: not yet counting
+    assert status("r1") == "offered" and status("r2") == "pending"
+    q, tasks = hub.hub.query(qid)  # type: ignore[misc]
+    t = next(x for x in tasks if x.node == "r1")
+    assert t.claimed is not None  # never acknowledged: shown pending, offered again
+    assert node_status(t, q.deadline, t.claimed + ACK_SECONDS + 1) == "pending"
+    ack = hub.c.post(f"/v1/node/tasks/{qid}/ack", headers=hub.node("r1"))
+    assert ack.status_code == 200, ack.text
+    assert ack.json() == {"state": "running", "heartbeat_seconds": 60.0}
+    assert status("r1") == "running"
+    # only a node's own task, and only with a node's token
+    missing = hub.c.post(f"/v1/node/tasks/{'q' + '0' * 16}/ack", headers=hub.node("r1"))
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert hub.c.post(f"/v1/node/tasks/{qid}/ack", headers=hub.researcher).status_code == 401
+    # a node not heard from within the heartbeat window (60 s) is unreachable, running or not
+    seen = {n.name: n.last_seen for n in hub.hub.nodes()}
+    late = max(s for s in seen.values() if s is not None) + 61
+    later = query_view(q, hub.hub.query(qid)[1], min_nodes_shown=3, at=late,  # type: ignore[index]
+                       seen=seen, heartbeat=60)  # fmt: skip
+    assert {n["node"]: n["status"] for n in later["nodes"]} == dict.fromkeys(NODES, "unreachable")
+    assert all(n["last_seen"] for n in later["nodes"])
+    nodes = hub.c.get("/v1/hub/nodes", headers=hub.researcher).json()
+    assert {n["name"]: n["status"] for n in nodes} == dict.fromkeys(NODES, "reachable")

@@ -7,7 +7,10 @@
     antal node join URL --token T --project nat=t2d --data data    # a node's agent
 
 Exit codes follow antal's (antal.api.cli.common); `hub count` exits 0 when every node
-answered, 5 when the answer is partial (some node missing: the total is a lower bound).
+answered, refused or failed and some node's answer is in the total, 5 when the answer is
+partial (some node missing: the total is a lower bound), 6 when no node answered (every
+node refused, failed or timed out: there is no total), 2 when the hub cannot be reached
+(after retrying for `--retry` seconds; a query it accepted is named, to ask for later).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from antal.api.cli.common import settings as node_settings
 __all__ = ["hub_app", "node_app"]
 
 PARTIAL_EXIT = 5
+NO_ANSWER_EXIT = 6
 
 hub_app = typer.Typer(help="The hub of a federated network of antal nodes.", no_args_is_help=True)
 nodes_app = typer.Typer(help="The hub's nodes.", no_args_is_help=True)
@@ -49,6 +53,10 @@ HubUrlOpt = Annotated[
 TokenOpt = Annotated[
     str | None, typer.Option(help="Your bearer token on the hub (default: ANTAL_TOKEN).")
 ]
+
+
+def _ago(t: float | None) -> str:
+    return "never" if t is None else f"{time.time() - t:.0f} s ago"
 
 
 def _hub_store(store: str | None) -> Any:
@@ -130,19 +138,26 @@ def nodes_holds(
 @nodes_app.command("list")
 def nodes_list(store: HubStoreOpt = None) -> None:
     """The hub's nodes, the registers the hub takes each to hold, what it reported where that
-    differs, when it was last seen, and its answers refused as invalid."""
+    differs, whether it is reachable (heard from within the hub's heartbeat window) and when
+    it was last seen, and its answers refused as invalid."""
+    from antal.api.federation.results import unreachable
+    from antal.api.federation.settings import load_hub_settings
+
+    beat = load_hub_settings(None, store=store).heartbeat_seconds
     hub = _hub_store(store)
-    t = Table("node", "holds", "reported", "last seen", "invalid answers")
+    t = Table("node", "holds", "reported", "status", "last seen", "invalid answers")
     for n in hub.nodes():
-        seen = "never" if n.last_seen is None else f"{time.time() - n.last_seen:.0f} s ago"
+        gone = unreachable(n.last_seen, beat, time.time())
         t.add_row(n.name, "(not yet said)" if n.holds is None else ", ".join(n.holds),
-                  "" if n.reported is None else ", ".join(n.reported) or "(nothing)", seen,
+                  "" if n.reported is None else ", ".join(n.reported) or "(nothing)",
+                  Text("unreachable", style="red") if gone else "reachable", _ago(n.last_seen),
                   str(n.invalid_answers))  # fmt: skip
     out.print(t)
 
 
 _STATUS_STYLE = {"succeeded": "green", "refused": "yellow", "failed": "red",
-                 "timed_out": "red", "running": "cyan", "pending": "dim"}  # fmt: skip
+                 "timed_out": "red", "unreachable": "red", "running": "cyan",
+                 "offered": "dim", "pending": "dim"}  # fmt: skip
 
 
 def render(view: dict[str, Any]) -> Group:
@@ -155,6 +170,8 @@ def render(view: dict[str, Any]) -> Group:
             note = f"{n['error']['code']}: {n['error']['message']}"
         elif n.get("in_total") is False:
             note = "answered; not in the total (see below)"
+        elif n["status"] == "unreachable":
+            note = f"not heard from since {n.get('last_seen') or 'ever'}"
         iv = n.get("interval")
         count = n.get("count")
         t.add_row(
@@ -177,8 +194,10 @@ def render(view: dict[str, Any]) -> Group:
             f"total over {len(total['over_nodes'])} node(s): {head}{total['display']}{kind}; "
             f"95% interval {lo}–{hi}", style="bold",
         ))  # fmt: skip
-    if view["missing"]:
+    if view["missing"] and total is not None:
         lines.append(Text(f"missing: {', '.join(view['missing'])} (the total is a lower bound)"))
+    elif view["missing"] and not view.get("total_note"):
+        lines.append(Text(f"waiting for: {', '.join(view['missing'])}"))
     if total is not None and view.get("total_note"):
         lines.append(Text(view["total_note"], style="dim"))
     if not view["per_node_counts"] and view.get("per_node_note"):
@@ -200,12 +219,13 @@ def status(
 
     s = load_hub_settings(None, store=store)
     hub = _hub_store(store)
+    live = {"seen": {n.name: n.last_seen for n in hub.nodes()}, "heartbeat": s.heartbeat_seconds}
     if query is None:
         rows = []
         for q in hub.queries()[:20]:
             found = hub.query(q.id)
             assert found is not None
-            rows.append(query_view(*found, min_nodes_shown=s.min_nodes_shown))
+            rows.append(query_view(*found, min_nodes_shown=s.min_nodes_shown, **live))
         if as_json:
             sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
             return
@@ -222,7 +242,7 @@ def status(
     found = hub.query(query)
     if found is None:
         fail(f"no query {query!r} in this hub")
-    view = query_view(*found, min_nodes_shown=s.min_nodes_shown)
+    view = query_view(*found, min_nodes_shown=s.min_nodes_shown, **live)
     if as_json:
         sys.stdout.write(json.dumps(view, ensure_ascii=False) + "\n")
         return
@@ -246,39 +266,62 @@ def count(
         typer.Option(help="Seconds to watch the answers come in (at most until the deadline)."),
     ] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final JSON.")] = False,
+    retry: Annotated[
+        float,
+        typer.Option(help="Seconds to keep retrying a hub that cannot be reached (a restart)."),
+    ] = 120.0,
 ) -> None:
-    """Submit a cohort to every node of the hub and watch them answer (a live table)."""
-    from antal.api.client import Client, ClientError, CohortInvalidError
+    """Submit a cohort to every node of the hub and watch them answer (a live table). The
+    query's id is printed (stderr) as soon as the hub accepts it; a hub that restarts while
+    this waits is retried, and the same query's answer shown."""
+    from antal.api.client import Client, ClientError, CohortInvalidError, ConnectionFailedError
 
     text = read_cohort(file)
     url = hub or os.environ.get("ANTAL_HUB_URL")
     if not url:
         fail("say which hub: --hub URL or ANTAL_HUB_URL")
+
+    def say(message: str) -> None:
+        err.print(message, markup=False, soft_wrap=True)
+
+    qid: str | None = None
     try:
         with Client(url, token, timeout=120) as c:
             end = time.monotonic() + wait
-            res = c.hub_submit(project, text, nodes=nodes, deadline_seconds=deadline, wait=0)
+            res = c.hub_submit(project, text, nodes=nodes, deadline_seconds=deadline, wait=0,
+                               retry_seconds=retry, say=say)  # fmt: skip
+            qid = res.id
+            say(f"query {qid} submitted")
 
             def waiting() -> bool:  # until complete, the query's deadline, or our wait
                 return not (res.complete or res.raw["past_deadline"]) and time.monotonic() < end
 
+            def again(most: float) -> Any:
+                return c.hub_result(res.id, wait=min(most, max(0.0, end - time.monotonic())),
+                                    retry_seconds=retry, say=say)  # fmt: skip
+
             if as_json:
                 while waiting():
-                    res = c.hub_result(res.id, wait=min(10.0, max(0.0, end - time.monotonic())))
+                    res = again(10.0)
             else:
                 with Live(render(res.raw), console=out, refresh_per_second=4) as live:
                     while waiting():
-                        res = c.hub_result(res.id, wait=min(1.0, max(0.0, end - time.monotonic())))
+                        res = again(1.0)
                         live.update(render(res.raw))
     except CohortInvalidError as e:
         err.print(str(e), markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    except ConnectionFailedError as e:
+        kept = f" (query {qid} is kept: `antal hub status {qid}`)" if qid and not e.query_id else ""
+        fail(f"{e.message}{kept}")
     except ClientError as e:
         fail(f"{e.code}: {e.message}")
     except ValueError as e:
         fail(str(e))
     if as_json:
         sys.stdout.write(json.dumps(res.raw, ensure_ascii=False) + "\n")
+    if not res.raw["answered"] and (res.complete or res.raw["past_deadline"]):
+        fail(res.total_note or "no node answered", code=NO_ANSWER_EXIT)
     if not res.complete:
         raise typer.Exit(PARTIAL_EXIT)
 

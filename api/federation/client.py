@@ -11,7 +11,7 @@ import pandas as pd
 __all__ = ["HubResult"]
 
 _NODE_COLUMNS = ["node", "status", "count", "low", "high", "in_total", "error_code",
-                 "error_message", "finished"]  # fmt: skip
+                 "error_message", "finished", "last_seen"]  # fmt: skip
 _TOTAL_COLUMNS = ["label", "total", "total_low", "total_high", "low", "high", "nodes",
                   "suppressed_nodes", "lower_bound"]  # fmt: skip
 
@@ -50,7 +50,8 @@ class HubResult:
     @property
     def nodes(self) -> pd.DataFrame:
         """One row per node: status, its released count and interval (when the hub shows
-        per-node counts), whether its answer is in the total, and a refusal's code and message."""
+        per-node counts), whether its answer is in the total, a refusal's code and message,
+        and when the node was last heard from."""
         rows = []
         for n in self.raw["nodes"]:
             iv = n.get("interval") or (None, None)
@@ -59,7 +60,7 @@ class HubResult:
                 "node": n["node"], "status": n["status"], "count": n.get("count"),
                 "low": iv[0], "high": iv[1], "in_total": n.get("in_total"),
                 "error_code": e.get("code"), "error_message": e.get("message"),
-                "finished": n.get("finished"),
+                "finished": n.get("finished"), "last_seen": n.get("last_seen"),
             })  # fmt: skip
         df = pd.DataFrame(rows, columns=_NODE_COLUMNS)
         for col in ("low", "high"):

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from antal.api import usecases as uc
 from antal.api.accounts import Accounts, User
 from antal.api.bodylimit import BodyLimit
-from antal.api.federation.results import query_view
+from antal.api.federation.results import query_view, unreachable
 from antal.api.federation.schemas import HubQueryIn, NodeAnswer, NodeResult, WorkIn
 from antal.api.federation.settings import HubSettings
 from antal.api.federation.store import FINAL, Conflict, HubStore, NoSuchTask, QueryRow
@@ -91,6 +91,11 @@ class HubState:
         """K of the query's cohort as the hub compiles it (engine.ir.contribution): the
         episodes one person can add, by which every node's noise must be scaled."""
         return self._compiled(q)[1]
+
+    def liveness(self) -> dict[str, Any]:
+        """What a query's view needs to show a node `unreachable` (results.query_view)."""
+        return {"seen": {n.name: n.last_seen for n in self.hub.nodes()},
+                "heartbeat": self.settings.heartbeat_seconds}  # fmt: skip
 
     # A change wakes the requests waiting on it in this process: a new task wakes its
     # node's poll (`node:NAME`), an answer wakes the waits on its query (`query:QID`).
@@ -205,7 +210,7 @@ def _view(state: HubState, qid: str, viewer: str) -> dict[str, Any]:
     q = found[0]
     view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown,
                       shown_before=state.hub.shown(viewer, q.query_hash),
-                      labels=state.labels(q))  # fmt: skip
+                      labels=state.labels(q), **state.liveness())  # fmt: skip
     if view["total"] is not None:
         state.hub.record_shown(viewer, q.query_hash, view["total"]["over_nodes"])
     return view
@@ -285,7 +290,9 @@ def queries(request: Request, u: Researcher) -> list[dict[str, Any]]:
         found = state.hub.query(q.id)
         assert found is not None
         # no total here (so nothing to record): the per-node status only
-        view = query_view(*found, min_nodes_shown=state.settings.min_nodes_shown)
+        view = query_view(
+            *found, min_nodes_shown=state.settings.min_nodes_shown, **state.liveness()
+        )
         out.append({k: view[k] for k in ("id", "project", "title", "created", "deadline",
                                           "complete", "answered", "missing")})  # fmt: skip
     return out
@@ -307,13 +314,17 @@ async def query(
 @router.get("/v1/hub/nodes")
 def nodes(request: Request, u: Researcher) -> list[dict[str, Any]]:
     """The hub's nodes: name, the registers the hub takes each to hold (an admin's word, or
-    its first report), what it reported where that differs, when it was last seen, and how
-    many of its answers the hub refused as invalid."""
+    its first report), what it reported where that differs, when it was last seen, whether
+    it is `unreachable` (not heard from within the heartbeat window) or `reachable`, and
+    how many of its answers the hub refused as invalid."""
     state = _state(request)
+    at, beat = time.time(), state.settings.heartbeat_seconds
     return [
         {"name": n.name, "holds": None if n.holds is None else list(n.holds),
          "reported_holds": None if n.reported is None else list(n.reported),
-         "last_seen": n.last_seen, "invalid_answers": n.invalid_answers}
+         "last_seen": n.last_seen,
+         "status": "unreachable" if unreachable(n.last_seen, beat, at) else "reachable",
+         "invalid_answers": n.invalid_answers}
         for n in state.hub.nodes()
     ]  # fmt: skip
 
@@ -358,19 +369,35 @@ def answer_problem(
 
 @router.post("/v1/node/work", responses={204: {"description": "no work within the wait"}})
 async def work(request: Request, body: WorkIn, node: Node) -> Response:
-    """A node's long-poll for work: its oldest unanswered task (marked running), or 204."""
+    """A node's long-poll for work: its oldest unanswered task (marked offered until the
+    node acknowledges it: `POST /v1/node/tasks/{qid}/ack`), or 204."""
     state = _state(request)
     await run_in_threadpool(state.hub.seen, node, body.holds)
-    wait = min(body.wait, state.settings.max_wait_seconds)
+    # held at most half the heartbeat window: a live node is heard from within it
+    beat = state.settings.heartbeat_seconds
+    wait = min(body.wait, state.settings.max_wait_seconds, beat / 2)
     got = await _wait_until(state, f"node:{node}", lambda: state.hub.claim(node), wait)
     if got is None:
         return Response(status_code=204)
     q, t = got
-    state.notify(f"query:{q.id}")  # the task shows as running
+    state.notify(f"query:{q.id}")  # the task shows as offered
     return JSONResponse({"task": {
         "query_id": q.id, "project": q.project, "cohort": q.cohort, "query_hash": q.query_hash,
         "submitted_by": q.submitted_by, "deadline": q.deadline, "claims": t.claims,
-    }})  # fmt: skip
+    }, "heartbeat_seconds": beat})  # fmt: skip
+
+
+@router.post("/v1/node/tasks/{qid}/ack")
+async def acknowledge(request: Request, qid: QueryId, node: Node) -> dict[str, Any]:
+    """A node has its task and counts it: the task is `running` from now. Sent again while
+    the node counts (every third of `heartbeat_seconds`), it is the node's heartbeat."""
+    state = _state(request)
+    try:
+        st = await run_in_threadpool(state.hub.acknowledge, node, qid)
+    except NoSuchTask:
+        raise ApiError(404, "not_found", f"no task of query {qid!r} for node {node!r}") from None
+    state.notify(f"query:{qid}")
+    return {"state": st, "heartbeat_seconds": state.settings.heartbeat_seconds}
 
 
 @router.put(

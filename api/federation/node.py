@@ -4,13 +4,17 @@
     agent.run()
 
 It only opens outbound connections (a region's firewall lets nothing in): it long-polls
-the hub for work, counts each cohort through the installation's own use case
+the hub for work, acknowledges a task it was given (the hub shows it `running` only then,
+and hears from it again every third of the hub's heartbeat window while it counts), counts
+each cohort through the installation's own use case
 (`antal.api.usecases.count_released`: its own catalog, approvals, ε ledger, threshold and
 opt-outs) under the local project its admin mapped the hub's project to, and puts the
 released answer back. Nothing leaves but what its gate released: released counts, their
 intervals and the parameters they were released under. A refusal carries the node's error
 code and message (not approved, budget spent, register missing, a language feature this
-node's engine does not support).
+node's engine does not support), and is written to the installation's audit log like any
+refusal (`hub_refused`, `hub_failed`; the gate's own `refused_budget` and `count_failed`
+are not written twice).
 
 A node that comes back after a crash asks for work again and is offered the task it held:
 its gate answers a query it released before from its store (the same values, no new
@@ -21,9 +25,11 @@ the hub.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -47,6 +53,10 @@ log = logging.getLogger("antal.node")
 
 _USER_AGENT = "antal-node/0.1.0"
 _MAX_BACKOFF = 10.0
+_HEARTBEAT_SECONDS = 60.0  # the hub's window when it does not say (an older hub)
+# what the gate audits itself: a refusal for budget (`refused_budget`), a failure after the
+# charge (`count_failed`)
+_AUDITED_BY_GATE = frozenset({"budget_exceeded", "count_failed"})
 
 
 class NodeRejected(Exception):
@@ -132,6 +142,7 @@ class NodeAgent:
         # the installation's own key: receipts of node answers verify with its public key
         self.gate = uc.open_gate(settings, self.installation, self.store)
         self.backend = uc.open_backend(settings, self.installation, self.catalog)
+        self.heartbeat = _HEARTBEAT_SECONDS
         self.http = httpx.Client(
             base_url=hub_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "User-Agent": _USER_AGENT},
@@ -147,7 +158,29 @@ class NodeAgent:
 
     def answer(self, task: dict[str, Any]) -> dict[str, Any]:
         """The node's result for one task: its released answer, or a refusal or failure
-        with its code and message (never a traceback, never a value from the data)."""
+        with its code and message (never a traceback, never a value from the data), which
+        is audited here unless the gate audited it."""
+        result = self._result(task)
+        code = (result.get("error") or {}).get("code")
+        if code is not None and code not in _AUDITED_BY_GATE:
+            try:
+                self._audit(task, result)
+            except Exception as e:  # the refusal releases nothing: it is still sent
+                log.error("could not audit the refusal of %s: %s", task["query_id"],
+                          type(e).__name__)  # fmt: skip
+        return result
+
+    def _audit(self, task: dict[str, Any], result: dict[str, Any]) -> None:
+        """A refusal or failure sent to the hub, in the installation's audit log: actor
+        `hub:<user>`, the local project, the hub's query hash, and what was sent."""
+        local = self.projects.get(task["project"]) or self.projects.get("*")
+        sent = json.dumps({"hub_query": task["query_id"], "hub_project": task["project"],
+                           **result["error"]}, sort_keys=True)  # fmt: skip
+        with self.store.transaction() as tx:
+            tx.audit(f"hub:{task.get('submitted_by', 'unknown')}", local,
+                     f"hub_{result['state']}", task.get("query_hash"), None, 0.0, sent)  # fmt: skip
+
+    def _result(self, task: dict[str, Any]) -> dict[str, Any]:
         hub_project = task["project"]
         local = self.projects.get(hub_project) or self.projects.get("*")
         if local is None:
@@ -193,7 +226,39 @@ class NodeAgent:
         if r.status_code == 204:
             return None
         r.raise_for_status()
-        return r.json()["task"]
+        body = r.json()
+        self.heartbeat = float(body.get("heartbeat_seconds") or _HEARTBEAT_SECONDS)
+        return body["task"]
+
+    def acknowledge(self, qid: str) -> None:
+        """Tell the hub this node has its task (or, again, that it is still counting it);
+        the count goes on whatever the hub answers (an older hub has no such route)."""
+        try:
+            r = self.http.post(f"/v1/node/tasks/{qid}/ack")
+        except httpx.TransportError as e:
+            self.say(f"hub unreachable ({type(e).__name__}) acknowledging {qid}; counting on")
+            return
+        if not r.is_success and r.status_code != 404:
+            self.say(f"the hub answered {r.status_code} to the acknowledgement of {qid}")
+
+    @contextlib.contextmanager
+    def counting(self, qid: str) -> Iterator[None]:
+        """Acknowledge the task, and again every third of the hub's heartbeat window until
+        the block ends: a long count is not shown `unreachable`."""
+        self.acknowledge(qid)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat / 3):
+                self.acknowledge(qid)
+
+        t = threading.Thread(target=beat, name=f"ack-{qid}", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            done.set()
+            t.join()
 
     def put(self, qid: str, result: dict[str, Any], stop: threading.Event) -> str | None:
         """Put a result until the hub takes it (it may be down: wait and retry); the hub's
@@ -221,7 +286,8 @@ class NodeAgent:
         if task is None:
             return False
         self.say(f"query {task['query_id']} (hub project {task['project']})")
-        result = self.answer(task)
+        with self.counting(task["query_id"]):
+            result = self.answer(task)
         code = (result.get("error") or {}).get("code", "")
         said = self.put(task["query_id"], result, stop)
         self.say(f"query {task['query_id']}: {result['state']} {code} -> hub: {said}")

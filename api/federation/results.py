@@ -1,9 +1,13 @@
 """A query's state as the hub shows it: per-node status, the combined total over the nodes
 that answered (a lower bound while any node is missing), and the missing nodes by name.
 
-Per-node status: `pending` (not yet claimed), `running` (claimed by its node),
-`succeeded`, `refused` (with the node's error code and message), `failed`, and
-`timed_out` (pending or running past the query's deadline; a late answer still counts).
+Per-node status: `pending` (waiting for its node to take it; also a task offered to a
+node that never acknowledged it, which its next poll is offered again), `offered` (handed
+to the node's poll, not yet acknowledged), `running` (the node acknowledged it and is
+counting), `unreachable` (not answered, and the node has not been heard from within the
+hub's heartbeat window: `last_seen` says when it was), `succeeded`, `refused` (with the
+node's error code and message), `failed`, and `timed_out` (not answered by the query's
+deadline; a late answer still counts).
 Nothing here reads data: it adds up what the nodes released (antal.privacy.combine).
 
 Per-node secrecy (the network's rule, `min_nodes_shown` = N): a node's own count is shown
@@ -27,21 +31,40 @@ from typing import Any
 from pydantic import ValidationError
 
 from antal.api.federation.schemas import NodeAnswer
-from antal.api.federation.store import FINAL, QueryRow, TaskRow
+from antal.api.federation.store import ACK_SECONDS, FINAL, QueryRow, TaskRow
 from antal.privacy.combine import NodeCount, Noise, combine
 from antal.privacy.mechanism import small_buckets
 
-__all__ = ["node_status", "query_view"]
+__all__ = ["node_status", "query_view", "unreachable"]
 
 
 def _iso(t: float | None) -> str | None:
     return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 
-def node_status(task: TaskRow, deadline: float, at: float) -> str:
+def unreachable(last_seen: float | None, heartbeat: float, at: float) -> bool:
+    """A node not heard from within the heartbeat window (or never)."""
+    return last_seen is None or at - last_seen > heartbeat
+
+
+def node_status(
+    task: TaskRow,
+    deadline: float,
+    at: float,
+    last_seen: float | None = None,
+    heartbeat: float | None = None,
+) -> str:
+    """The task's status as shown (the module docstring); `heartbeat`: the hub's window
+    for `unreachable` (None: not judged), `last_seen`: when its node was last heard from."""
     if task.state in FINAL:
         return task.state
-    return "timed_out" if at >= deadline else task.state
+    if at >= deadline:
+        return "timed_out"
+    if heartbeat is not None and unreachable(last_seen, heartbeat, at):
+        return "unreachable"
+    if task.state == "offered" and (task.claimed is None or at - task.claimed > ACK_SECONDS):
+        return "pending"  # never acknowledged: the node's next poll is offered it again
+    return task.state
 
 
 def _noise(answer: dict[str, Any]) -> Noise:
@@ -102,6 +125,17 @@ def _combination(
     )
 
 
+def _nothing_answered(nodes: list[dict[str, Any]]) -> str:
+    """The one message of a query no node answered, when no more will come by its deadline
+    (every node refused, failed or timed out): each node and why."""
+    why = ", ".join(
+        f"{n['node']} {n['status'].replace('_', ' ')}"
+        + (f" ({n['error']['code']})" if n.get("error") else "")
+        for n in nodes
+    )
+    return f"no node answered, so there is no total: {why}"
+
+
 def _checked(task: TaskRow) -> TaskRow:
     """A stored answer as the hub takes answers now: one stored before the hub checked them
     (a hub store from an older version) that the schema refuses is shown as the failure it
@@ -125,10 +159,13 @@ def query_view(
     at: float | None = None,
     shown_before: list[frozenset[str]] | None = None,
     labels: tuple[str, ...] | None = None,
+    seen: dict[str, float | None] | None = None,
+    heartbeat: float | None = None,
 ) -> dict[str, Any]:
     """The JSON the hub answers for a query (see the module docstring). `shown_before`: the
     node sets whose total of this cohort the viewer was shown; `labels`: the cohort's step
-    labels as the hub compiles it (a node's own labels are never shown)."""
+    labels as the hub compiles it (a node's own labels are never shown); `seen`: when each
+    node was last heard from, and `heartbeat` the window after which it is `unreachable`."""
     at = time.time() if at is None else at
     tasks = [_checked(t) for t in tasks]
     done = [t for t in tasks if t.state == "succeeded" and t.answer]
@@ -149,8 +186,11 @@ def query_view(
     for t in tasks:
         row: dict[str, Any] = {
             "node": t.node,
-            "status": node_status(t, q.deadline, at),
+            "status": node_status(
+                t, q.deadline, at, (seen or {}).get(t.node), heartbeat if seen is not None else None
+            ),
             "claims": t.claims,
+            "last_seen": _iso((seen or {}).get(t.node)),
             "finished": _iso(t.finished),
             "error": {"code": t.error_code, "message": t.error_message} if t.error_code else None,
         }
@@ -188,6 +228,8 @@ def query_view(
     }
     if withheld is not None:
         out["total_note"] = withheld
+    elif not done and (complete or past):
+        out["total_note"] = _nothing_answered(nodes)
     if not per_node and combined:
         out["per_node_note"] = (
             f"per-node counts are shown when at least {min_nodes_shown} nodes report a count "

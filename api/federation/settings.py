@@ -46,6 +46,12 @@ class HubSettings(BaseSettings):
     max_wait_seconds: float = Field(
         HUB_MAX_WAIT_SECONDS, gt=0, le=600, description="the longest one long-poll request waits"
     )
+    heartbeat_seconds: float = Field(
+        60.0, ge=2, le=3600,
+        description="a node not heard from for this long (a poll for work, an acknowledgement "
+        "while it counts, an answer) is shown `unreachable`; a node's long-poll is held at "
+        "most half of it",
+    )  # fmt: skip
     min_nodes_shown: int = Field(
         HUB_MIN_NODES_SHOWN, ge=1,
         description="per-node counts are shown only when at least this many nodes report "

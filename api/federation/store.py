@@ -7,6 +7,8 @@ restart loses no query and no answer.
                  the registers it last said it holds, when it was last seen
     hub_queries  a researcher's cohort: project, text, registers read, deadline, nodes asked
     hub_tasks    one node's part of a query: state, claim, and its released answer or refusal
+                 (`pending` → `offered` when its node's poll takes it → `running` when the
+                 node acknowledges it → `succeeded`, `refused` or `failed`)
     hub_node_facts  what an admin said of a node (its population, the most any count of
                  it may be), what it reported holding when that differed from what the hub
                  accepted, and how many of its answers the hub refused as invalid
@@ -31,6 +33,7 @@ from typing import Any, Literal
 from antal.privacy.store import Store, now, open_store
 
 __all__ = [
+    "ACK_SECONDS",
     "FINAL",
     "HUB_SCHEMA",
     "NODE_NAME",
@@ -45,7 +48,11 @@ __all__ = [
 
 NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 FINAL = ("succeeded", "refused", "failed")  # a node's answer: it does not change
-State = Literal["pending", "running", "succeeded", "refused", "failed"]
+State = Literal["pending", "offered", "running", "succeeded", "refused", "failed"]
+# A task handed to a node's poll is `offered` until the node acknowledges it (a poll held
+# open for a node that died hands its task to nobody); unacknowledged this long, it is shown
+# `pending` again, and the node's next poll is offered it again.
+ACK_SECONDS = 10.0
 Put = Literal["stored", "duplicate"]
 
 HUB_SCHEMA: tuple[str, ...] = (
@@ -331,12 +338,13 @@ class HubStore:
     # ---- the nodes' side ------------------------------------------------------------------
 
     def claim(self, node: str) -> tuple[QueryRow, TaskRow] | None:
-        """The oldest unanswered task of this node, marked running. A task this node claimed
+        """The oldest unanswered task of this node, marked offered (`running` only when the
+        node acknowledges it: `acknowledge`). A task offered to or claimed by this node
         before and never answered is offered again: a node agent works on one task at a
         time, so when it asks for work it holds none (it was restarted)."""
         oldest = (
             "SELECT t.query_id FROM hub_tasks t JOIN hub_queries q ON q.id = t.query_id "
-            "WHERE t.node = %s AND t.state IN ('pending', 'running') "
+            "WHERE t.node = %s AND t.state IN ('pending', 'offered', 'running') "
             "ORDER BY q.created, q.id LIMIT 1"
         )
         with self.store.transaction(write=False) as tx:  # idle polls take no write lock
@@ -348,13 +356,33 @@ class HubStore:
                 return None
             qid = row[0]
             tx.execute(
-                "UPDATE hub_tasks SET state = 'running', claims = claims + 1, claimed = %s "
+                "UPDATE hub_tasks SET state = 'offered', claims = claims + 1, claimed = %s "
                 "WHERE query_id = %s AND node = %s",
                 (time.time(), qid, node),
             )
             q = tx.one(_Q + " WHERE id = %s", (qid,))
             t = tx.one(_T + " WHERE query_id = %s AND node = %s", (qid, node))
         return _query(q), _task(t)
+
+    def acknowledge(self, node: str, qid: str) -> State:
+        """The node has its task and is counting: `running` (an answered task keeps its
+        answer). Acknowledged again while it counts, it is the node's heartbeat (`last_seen`)."""
+        with self.store.transaction() as tx:
+            row = tx.one(
+                "SELECT state FROM hub_tasks WHERE query_id = %s AND node = %s", (qid, node)
+            )
+            if row is None:
+                raise NoSuchTask(qid)
+            state: State = row[0]
+            if state not in FINAL:
+                state = "running"
+                tx.execute(
+                    "UPDATE hub_tasks SET state = 'running', claimed = COALESCE(claimed, %s) "
+                    "WHERE query_id = %s AND node = %s",
+                    (time.time(), qid, node),
+                )
+            tx.execute("UPDATE hub_nodes SET last_seen = %s WHERE name = %s", (time.time(), node))
+        return state
 
     def put(
         self,
@@ -392,6 +420,7 @@ class HubStore:
                 (state, time.time(), body, code, message, qid, node),
             )
             tx.audit(f"node:{node}", None, f"hub_{state}", None, qid, 0.0, body)
+            tx.execute("UPDATE hub_nodes SET last_seen = %s WHERE name = %s", (time.time(), node))
         return "stored"
 
     def reject(self, node: str, qid: str, problem: str) -> None:
