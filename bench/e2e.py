@@ -34,6 +34,7 @@ ROOT = HERE.parent
 HAND = """
 import sys, duckdb
 con = duckdb.connect()
+con.execute("PRAGMA disable_progress_bar")  # as antal's connections (antal.engine.duckconn)
 print(con.execute(open(sys.argv[1]).read()).fetchall()[0][0])
 """
 

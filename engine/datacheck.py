@@ -40,6 +40,7 @@ from sqlglot import exp
 
 from antal.catalog import Catalog, DataSource, Installation, Period, Register, Variable
 from antal.catalog.vocabulary import CODE_SYSTEMS
+from antal.engine import duckconn
 from antal.engine.codes import shapes_regex
 from antal.engine.errors import InternalError
 from antal.engine.limits import DATE_MAX, DATE_MIN
@@ -269,7 +270,7 @@ def present_columns(src: DataSource) -> frozenset[str] | None:
     files = _files(src)
     if not files:
         return None
-    con = duckdb.connect(":memory:")
+    con = duckconn.connect()
     try:
         found: frozenset[str] | None = None
         for f in files:

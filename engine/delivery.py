@@ -46,6 +46,7 @@ from antal.catalog import Catalog, Installation, Register
 from antal.catalog.delivery import Delivery, ListFile, RegisterDelivery
 from antal.catalog.installation import MANIFEST, _read_manifest
 from antal.catalog.release import content_release
+from antal.engine import duckconn
 from antal.engine.datacheck import Finding, format_findings
 from antal.engine.errors import DataError
 
@@ -639,7 +640,7 @@ def convert(
     }
     if memory_limit:
         config["memory_limit"] = memory_limit
-    with contextlib.closing(duckdb.connect(":memory:", config=config)) as con:
+    with contextlib.closing(duckconn.connect(config=config)) as con:
         conv = _Converter(con, d, catalog, tolerate)
         done = []
         try:

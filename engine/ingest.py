@@ -56,6 +56,7 @@ from antal.catalog.installation import (
     data_dir_release,
     person_table_name,
 )
+from antal.engine import duckconn
 from antal.engine.errors import DataError
 from antal.engine.limits import PREPARE_MEMORY
 
@@ -182,7 +183,7 @@ def prepare(
     # the order of rows is the point of the layout: keep it through the insert
     config["preserve_insertion_order"] = True
     try:
-        with contextlib.closing(duckdb.connect(str(tmp), config=config)) as con:
+        with contextlib.closing(duckconn.connect(str(tmp), config=config)) as con:
             made: list[CodeTableSpec] = []
             for p in files:
                 reg = catalog.register(p.stem)

@@ -234,3 +234,23 @@ def test_a_failed_read_names_its_kind_and_nothing_else(backend: str, place, tmp_
         "spark": "java.io.FileNotFoundException",
     }
     assert expected[backend] in kind, message
+
+
+def test_every_duckdb_connection_of_the_engine_has_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB's progress bar writes to standard output after two seconds: it would land in
+    `antal count --json`. The engine opens DuckDB only through antal.engine.duckconn, which
+    turns it off; the backend's connection says so."""
+    import re
+
+    from antal.engine.backends.duckdb import DuckDBBackend
+
+    engine_dir = Path(__file__).resolve().parent.parent / "engine"
+    opened = [p.relative_to(engine_dir).as_posix() for p in engine_dir.rglob("*.py")
+              if re.search(r"\bduckdb\.connect\(", p.read_text(encoding="utf-8"))]  # fmt: skip
+    assert opened == ["duckconn.py"]
+    be = DuckDBBackend(Installation.from_data_dir(write_extracts(_tables(), tmp_path)), CAT)
+    try:
+        setting = be.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    finally:
+        be.close()
+    assert setting == (False,)

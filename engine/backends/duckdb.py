@@ -15,6 +15,7 @@ import duckdb
 from sqlglot import exp
 
 from antal.catalog import Catalog, DataSource, Installation
+from antal.engine import duckconn
 from antal.engine.backends import Backend
 from antal.engine.compiler import Compiled
 from antal.engine.datacheck import present_columns, tolerated_nulls
@@ -51,7 +52,7 @@ class DuckDBBackend(Backend):
         if memory_limit:
             config["memory_limit"] = str(memory_limit)
         # as connection config, not SET statements: no setting is ever pasted into SQL
-        self.con = duckdb.connect(":memory:", config=config)
+        self.con = duckconn.connect(config=config)
         self._attached: set[str] = set()
         self._lock = threading.Lock()
 
