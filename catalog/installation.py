@@ -245,7 +245,7 @@ class Installation:
                     update={"start": period.start, "through": period.through}
                 )
         if release is None:
-            release = data_dir_release(d, "local", manifest.release)
+            release = data_dir_release(d, manifest.release)
         return cls(sources=sources, release=release, extracted=manifest.extracted)
 
     @classmethod
@@ -368,14 +368,17 @@ class Manifest(BaseModel):
     registers: dict[str, _ExtractPeriod] = Field(default_factory=dict)
 
 
-def data_dir_release(directory: Path, kind: str, name: str | None = None) -> str:
+def data_dir_release(directory: Path, name: str | None = None) -> str:
     """The release id of a data directory's extracts (`*.parquet`) and manifest, by their
-    content (catalog/release.py), as `kind` reads them: `local` as they are, a prepared
-    layout's version, `postgres` once loaded."""
+    content (catalog/release.py). The same wherever the content is then placed: read in
+    place, a prepared file made from it (`antal prepare`) and a PostgreSQL schema loaded
+    from it (`antal load-postgres`) record this id, computed from the files when they are
+    made: a count gives the same answer on each (tests/test_spec.py, tests/test_prepare.py),
+    so an answer stored on one placement is reused on the others."""
     files = sorted(directory.glob("*.parquet"))
     if (directory / MANIFEST).is_file():
         files.append(directory / MANIFEST)
-    return content_release(files, kind, name)
+    return content_release(files, "local", name)
 
 
 def _read_manifest(path: Path) -> Manifest:

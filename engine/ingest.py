@@ -22,10 +22,11 @@ Layout version 2 has two kinds of table:
 Sorting only the narrow code tables, not the wide registers, is what keeps ingest fast: a
 sort carries every column of its rows through memory and spill files.
 
-The file carries its release id in a table `antal_release`: a hash of the source files'
-bytes (each `*.parquet` and the manifest `release.yaml`, by name) and of the layout
-version, never of paths or modification times, so copying or touching the files keeps it
-and changing one byte of content changes it.
+The file carries its release id in a table `antal_release`: the id of the files it was
+made from (catalog.installation.data_dir_release: a hash of each `*.parquet` and the
+manifest `release.yaml`, by name and bytes), the same id they have read in place, so an
+answer stored on the files is reused on the file. Never of paths or modification times:
+copying or touching the files keeps it, and changing one byte of content changes it.
 
 Writing is atomic: the database is built in a temporary file beside the target and renamed
 over it only when complete, so a failed or interrupted prepare leaves the previous file
@@ -66,7 +67,6 @@ __all__ = [
     "Prepared",
     "code_table_name",
     "code_table_specs",
-    "content_release",
     "prepare",
     "sort_keys",
 ]
@@ -82,13 +82,6 @@ class Prepared:
     path: Path
     release: str
     tables: tuple[str, ...]
-
-
-def content_release(directory: Path, manifest_release: str | None = None) -> str:
-    """The release id of a prepared file made from the files in `directory`: their names
-    and bytes, and the layout version (catalog/release.py); the manifest's own release
-    name, when there is one, in front, for people."""
-    return data_dir_release(directory, f"prepared-v{LAYOUT_VERSION}", manifest_release)
 
 
 def sort_keys(reg: Register | None) -> list[str]:
@@ -158,7 +151,7 @@ def prepare(
     (`antal prepare` checks first); recorded in the file, so that a count on it checks
     only its tables' shape, not again every value of a file that cannot have changed.
     `release`: the id to record (a converted delivery's, antal.engine.delivery); by default
-    the files' content's."""
+    the files' own (as read in place: the same content, the same answers)."""
     from antal.catalog.installation import _read_manifest
 
     d = Path(directory).resolve()
@@ -173,7 +166,7 @@ def prepare(
     if not target.parent.is_dir():
         raise FileNotFoundError(f"directory {target.parent} does not exist")
     manifest = _read_manifest(d / MANIFEST)
-    release = release or content_release(d, manifest.release)
+    release = release or data_dir_release(d, manifest.release)
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     spill = target.with_name(f".{target.name}.{os.getpid()}.spill")

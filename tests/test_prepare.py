@@ -1,10 +1,11 @@
 """`antal prepare`: the prepared DuckDB file gives every example cohort the same exact
 counts and cells as the raw Parquet files, checked against the pure-Python reference
-evaluator (an independent oracle); its release id comes from the files' content; it is
-written atomically."""
+evaluator (an independent oracle); its release id is the files' own (so an answer stored
+on the files is reused on it); it is written atomically."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,9 +18,11 @@ from typer.testing import CliRunner
 from antal import engine
 from antal.api.cli import app
 from antal.catalog import CatalogError, Installation, load_catalog, load_installation
+from antal.catalog.installation import data_dir_release
 from antal.engine.errors import DataError
-from antal.engine.ingest import code_table_specs, content_release, prepare, sort_keys
+from antal.engine.ingest import code_table_specs, prepare, sort_keys
 from antal.engine.reference import evaluate
+from antal.privacy import open_store
 from antal.synthetic import generate
 
 CAT = load_catalog()
@@ -122,21 +125,24 @@ def test_code_tables_hold_one_code_per_row_in_code_order(raw_dir: Path, prepared
 def test_release_id_follows_content_not_paths_or_times(raw_dir: Path, prepared: Path,
                                                        tmp_path: Path) -> None:  # fmt: skip
     first = Installation.from_data_dir(prepared).release
-    assert first == content_release(raw_dir, "synthetic-p20000-s11")
+    # the id of the files it was made from, as they have it read in place (issue 28, item 5)
+    assert first == Installation.from_data_dir(raw_dir).release
+    assert first == data_dir_release(raw_dir, "synthetic-p20000-s11")
     copy = tmp_path / "elsewhere"
     copy.mkdir()
     for p in raw_dir.iterdir():
         shutil.copyfile(p, copy / p.name)  # new path, new modification times
         os.utime(copy / p.name, (1_000_000_000, 1_000_000_000))
-    assert content_release(copy, "synthetic-p20000-s11") == first
+    assert data_dir_release(copy, "synthetic-p20000-s11") == first
     out = prepare(copy, tmp_path / "copy.duckdb", CAT)
     assert out.release == first
-    # one byte of one file changed (same size): another release
+    # one register changed (a row fewer): another release, on the files and the prepared file
     f = copy / "rekvisition.parquet"
-    data = bytearray(f.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    f.write_bytes(bytes(data))
-    assert content_release(copy, "synthetic-p20000-s11") != first
+    pq.write_table(pq.read_table(f).slice(1), f)
+    changed = Installation.from_data_dir(copy).release
+    assert changed != first
+    assert prepare(copy, tmp_path / "changed.duckdb", CAT).release == changed
+    assert Installation.from_data_dir(tmp_path / "changed.duckdb").release == changed
 
 
 def test_a_failed_prepare_leaves_the_previous_file(raw_dir: Path, tmp_path: Path) -> None:
@@ -166,10 +172,34 @@ def test_cli_prepare_then_count(raw_dir: Path, tmp_path: Path) -> None:
     on_raw = runner.invoke(app, ["count", str(cohort), "--data", str(raw_dir), "--exact", "--json"])
     on_prep = runner.invoke(app, ["count", str(cohort), "--data", str(out), "--exact", "--json"])
     assert on_raw.exit_code == on_prep.exit_code == 0, on_prep.output
-    # the same answer but for the release id
-    assert on_prep.output.replace(release, "R") == on_raw.output.replace(
-        Installation.from_data_dir(raw_dir).release, "R"
-    )
+    # the same answer, release id and all
+    assert release == Installation.from_data_dir(raw_dir).release
+    assert json.loads(on_prep.output) == json.loads(on_raw.output)
+
+
+def test_an_answer_stored_on_the_files_is_reused_on_the_prepared_file(
+    raw_dir: Path, prepared: Path, tmp_path: Path
+) -> None:
+    """Issue 28, item 5: a region that moves its extracts from Parquet files to a prepared
+    file keeps its stored answers: the same count on the file is the stored answer, free."""
+    store = tmp_path / "store.sqlite"
+    cohort = next(p for p in EXAMPLES if p.stem == "t2d_metformin")
+    answers = []
+    for data in (raw_dir, prepared):
+        r = runner.invoke(
+            app, ["count", str(cohort), "--data", str(data), "--store", str(store), "--json"]
+        )
+        assert r.exit_code == 0, r.output
+        answers.append(json.loads(r.stdout))
+    on_files, on_prepared = answers
+    assert on_files["stored_answer"] is False and on_files["epsilon_charged"] > 0
+    assert on_prepared["stored_answer"] is True and on_prepared["epsilon_charged"] == 0
+    assert on_prepared["attrition"] == on_files["attrition"]
+    assert on_prepared["receipt"]["data_release"] == on_files["receipt"]["data_release"]
+    st = open_store(str(store))
+    project = st.project("local")
+    assert project is not None and project.spent == on_files["epsilon_charged"]  # one charge
+    assert st.ledger_problems() == []
 
 
 def test_cli_refusals(raw_dir: Path, tmp_path: Path) -> None:
@@ -205,8 +235,6 @@ def test_raw_release_id_follows_content(raw_dir: Path, tmp_path: Path) -> None:
     # same size, same inode, modification time set back: the change time still differs
     os.utime(f, (1_000_000_000, 1_000_000_000))
     assert Installation.from_data_dir(copy).release != first
-    # the prepared file's own release is another (the layout version is part of it)
-    assert content_release(raw_dir, "synthetic-p20000-s11") != first
 
 
 def test_installation_config_names_a_prepared_file(prepared: Path, raw_dir: Path,
