@@ -4,6 +4,7 @@ reads (placements); and the installation configs that point at them."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,166 @@ def test_every_duckdb_connection_of_the_engine_has_no_progress_bar(tmp_path: Pat
     finally:
         be.close()
     assert setting == (False,)
+
+
+# ---- one release id on every placement (issue 28, item 5) ------------------------------------
+
+
+def _cli(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from antal.api.cli import app
+
+    r = CliRunner().invoke(app, list(args))
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
+def _placed(data: Path, root: Path, dsn: str) -> dict[str, list[str]]:
+    """The files in `data` on each placement, prepared and loaded with the CLI, and the
+    options of `antal count` that read each (and each one's release id)."""
+    import uuid
+
+    root.mkdir()
+    prepared = root / "release.duckdb"
+    _cli("prepare", "--data", str(data), "--out", str(prepared))
+    schema = "r_" + uuid.uuid4().hex[:12]
+    _cli("load-postgres", "--data", str(data), "--dsn", dsn, "--schema", schema)
+    cfg = root / "pg.yaml"
+    cfg.write_text(f"postgres: {{dsn: '{dsn}', schema: {schema}}}\n", encoding="utf-8")
+    return {
+        "parquet": ["--data", str(data)],
+        "prepared": ["--data", str(prepared)],
+        "postgres": ["--config", str(cfg)],
+    }
+
+
+def test_one_release_id_and_stored_answers_on_every_placement(
+    tmp_path: Path, pg_extracts: str
+) -> None:
+    """The same files read in place, prepared and loaded into PostgreSQL are one data
+    release: one id, and a count asked on one placement is the stored answer on the
+    others, charged once. A changed file is a new release on every placement."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from antal.privacy import open_store
+    from antal.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(2000, 3, data)
+    places = _placed(data, tmp_path / "one", pg_extracts)
+    store = tmp_path / "store.sqlite"
+    cohort = Path(__file__).resolve().parent.parent / "examples" / "t2d_metformin.cohort"
+
+    def count(args: list[str]) -> dict[str, Any]:
+        return json.loads(_cli("count", str(cohort), *args, "--store", str(store), "--json"))
+
+    answers = {where: count(args) for where, args in places.items()}
+    ids = {where: a["receipt"]["data_release"] for where, a in answers.items()}
+    assert len(set(ids.values())) == 1, ids
+    assert ids["parquet"] == Installation.from_data_dir(data).release
+    first = answers["parquet"]
+    assert first["stored_answer"] is False and first["epsilon_charged"] > 0
+    for where in ("prepared", "postgres"):
+        assert answers[where]["stored_answer"] is True, where
+        assert answers[where]["epsilon_charged"] == 0, where
+        assert answers[where]["attrition"] == first["attrition"], where
+    st = open_store(str(store))
+    project = st.project("local")
+    assert project is not None and project.spent == first["epsilon_charged"]  # one charge
+    assert st.ledger_problems() == []
+
+    # one register with a row fewer: a new release on every placement, counted anew
+    changed = tmp_path / "changed"
+    shutil.copytree(data, changed)
+    f = changed / "optout.parquet"
+    pq.write_table(pq.read_table(f).slice(1), f)
+    places = _placed(changed, tmp_path / "two", pg_extracts)
+    answers = {where: count(args) for where, args in places.items()}
+    new_ids = {a["receipt"]["data_release"] for a in answers.values()}
+    assert len(new_ids) == 1 and new_ids.isdisjoint(ids.values()), new_ids
+    assert answers["parquet"]["stored_answer"] is False
+    assert answers["parquet"]["epsilon_charged"] == first["epsilon_charged"]
+
+
+def test_an_explicit_release_name_wins_over_the_recorded_id(
+    tmp_path: Path, pg_extracts: str
+) -> None:
+    """`release:` in the installation file is the id, whatever the schema recorded."""
+    from antal.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(500, 1, data)
+    places = _placed(data, tmp_path / "p", pg_extracts)
+    cfg = Path(places["postgres"][1])
+    assert load_installation(cfg).release == Installation.from_data_dir(data).release
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "release: region-x-2026-10\n")
+    assert load_installation(cfg).release == "region-x-2026-10"
+
+
+def _docs_sql(page: str) -> str:
+    """The one ```sql block of a page of docs/."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / page).read_text(encoding="utf-8")
+    found = re.findall(r"^```sql\n(.*?)^```\s*$", text, re.S | re.M)
+    assert len(found) == 1, f"{page}: {len(found)} sql blocks"
+    return found[0]
+
+
+def test_the_roles_of_placements_md_load_and_count(tmp_path: Path, pg_extracts: str) -> None:
+    """docs/placements.md's roles, made by its SQL as written: `antal load-postgres` fills
+    the schema as the loader (who may not create schemas in the database), and the service
+    counts as the reader, who can neither write a table nor make one."""
+    import uuid
+
+    import psycopg
+
+    tag = uuid.uuid4().hex[:8]
+    loader, reader, schema = f"antal_loader_{tag}", f"antal_reader_{tag}", f"release_{tag}"
+    script = (
+        _docs_sql("placements.md")
+        .replace("antal_loader", loader)
+        .replace("antal_reader", reader)
+        .replace("release_2026_10", schema)
+    )
+    with psycopg.connect(pg_extracts, autocommit=True) as con:
+        con.execute(script)
+        assert con.execute(
+            "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (loader,)
+        ).fetchone() == (False,)
+    as_loader = pg_extracts.replace("postgres@", f"{loader}@")
+    as_reader = pg_extracts.replace("postgres@", f"{reader}@")
+    tables = _tables()
+    data = write_extracts(tables, tmp_path / "data")
+    _cli("load-postgres", "--data", str(data), "--dsn", as_loader, "--schema", schema)
+    _cli("load-postgres", "--data", str(data), "--dsn", as_loader, "--schema", schema)  # again
+
+    cfg = tmp_path / "installation.yaml"
+    cfg.write_text(yaml.safe_dump({"postgres": {"dsn": as_reader, "schema": schema},
+                                   "privacy": PRIVACY}), encoding="utf-8")  # fmt: skip
+    settings = Settings(installation=cfg, store=str(tmp_path / "store.sqlite"))
+    app = create_app(settings)
+    st = app.state.antal
+    assert st.installation.release == Installation.from_data_dir(data).release
+    st.accounts.create_user("res", "Researcher", "researcher")
+    st.store.create_project("p", "Feasibility", "forskning", 1e6, ("npr", "lmr"))
+    st.accounts.add_member("p", "res")
+    headers = {"Authorization": f"Bearer {st.accounts.issue_token('res')}"}
+    try:
+        r = TestClient(app).post("/v1/projects/p/count", json={"cohort": COHORT}, headers=headers)
+    finally:
+        st.backend.close()
+    assert r.status_code == 200, r.text
+    ref = evaluate(parse(COHORT), tables, CAT, purpose="forskning")
+    assert [s["count"] for s in r.json()["attrition"]] == ref.counts()
+
+    with psycopg.connect(as_reader, autocommit=True) as con:
+        for statement in (
+            f'INSERT INTO "{schema}".optout SELECT * FROM "{schema}".optout',
+            f'CREATE TABLE "{schema}".mine (x integer)',
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                con.execute(statement)

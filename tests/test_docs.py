@@ -69,7 +69,8 @@ def test_the_docs_have_cohorts_of_both_kinds() -> None:
         for page in PAGES
         for m in _FENCE.finditer(page.read_text(encoding="utf-8"))
     }
-    assert langs <= {"", "cohort", "cohort-error", "sh", "python", "yaml", "json", "text"}, langs
+    known = {"", "cohort", "cohort-error", "sh", "python", "yaml", "json", "text", "sql"}
+    assert langs <= known, langs
 
 
 @pytest.mark.parametrize("block", blocks("cohort"), ids=_id)

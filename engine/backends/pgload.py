@@ -4,9 +4,13 @@ PostgreSQL schema, where the postgres backend counts on them.
 One transaction: a failed load leaves the schema as it was. Each register's table is
 made anew with the column types of its Parquet file, filled by COPY (CSV written by
 pyarrow, batch by batch, so memory stays bounded), and analysed for the planner. The
-schema's table `antal_release` carries the release id, the same content hash
-`antal prepare` gives the same files (engine/ingest.py), and the manifest, so that an
-installation naming the schema knows its release and data currency."""
+schema's table `antal_release` carries the release id of the files (the id they have
+read in place and in a prepared file: catalog.installation.data_dir_release), so that an
+answer stored on the files is reused on the schema, and the manifest, so that an
+installation naming the schema knows its data currency.
+
+The schema is made only when missing: a loader role that owns the schema (and may not
+create schemas in the database) can fill it (docs/placements.md, "Roles")."""
 
 from __future__ import annotations
 
@@ -71,9 +75,15 @@ def load_postgres(
     if not files:
         raise FileNotFoundError(f"no Parquet extracts (*.parquet) in {d}")
     manifest = _read_manifest(d / MANIFEST)
-    release = data_dir_release(d, "postgres", manifest.release)
+    release = data_dir_release(d, manifest.release)
     with psycopg.connect(dsn) as con, con.transaction():
-        con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        # not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks the right to create schemas in
+        # the database before it looks whether the schema exists
+        if (
+            con.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+            is None
+        ):
+            con.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for path in files:
             _load_table(con, schema, path, progress)
         meta = sql.Identifier(schema, META_TABLE)
