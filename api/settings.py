@@ -31,6 +31,8 @@ __all__ = [
     "FORWARDED_HELP",
     "SIGNING_KEY_FILE",
     "STORE_FILE",
+    "TLS_CERT_HELP",
+    "TLS_KEY_HELP",
     "Settings",
     "TrustedProxies",
     "default_audit_anchor",
@@ -105,6 +107,12 @@ FORWARDED_HELP = (
     "default none: the client address is the socket's"
 )
 
+TLS_CERT_HELP = (
+    "TLS certificate (PEM, the chain after it) the server answers https with; with tls_key. "
+    "Default none: plain http (on loopback, or behind a reverse proxy that terminates TLS)"
+)
+TLS_KEY_HELP = "the TLS certificate's private key (PEM, unencrypted, mode 0600)"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANTAL_", extra="forbid")
@@ -138,6 +146,8 @@ class Settings(BaseSettings):
         100, ge=1, description="all client addresses together: failed authentications before 429"
     )
     forwarded_allow_ips: TrustedProxies = Field(None, description=FORWARDED_HELP)
+    tls_cert: Path | None = Field(None, description=TLS_CERT_HELP)
+    tls_key: Path | None = Field(None, description=TLS_KEY_HELP)
     backend: BackendName | None = Field(
         None,
         description="the engine counts run on; default: by where the extracts are (duckdb "
