@@ -29,6 +29,7 @@ from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 __all__ = [
     "AUDIT_ANCHOR_FILE",
     "FORWARDED_HELP",
+    "METRICS_TOKEN_HELP",
     "SIGNING_KEY_FILE",
     "STORE_FILE",
     "TLS_CERT_HELP",
@@ -112,6 +113,10 @@ TLS_CERT_HELP = (
     "Default none: plain http (on loopback, or behind a reverse proxy that terminates TLS)"
 )
 TLS_KEY_HELP = "the TLS certificate's private key (PEM, unencrypted, mode 0600)"
+METRICS_TOKEN_HELP = (
+    "a bearer token that may read GET /metrics from beyond loopback (a Prometheus on "
+    "another machine); default none: /metrics answers loopback clients only"
+)
 
 
 class Settings(BaseSettings):
@@ -148,6 +153,7 @@ class Settings(BaseSettings):
     forwarded_allow_ips: TrustedProxies = Field(None, description=FORWARDED_HELP)
     tls_cert: Path | None = Field(None, description=TLS_CERT_HELP)
     tls_key: Path | None = Field(None, description=TLS_KEY_HELP)
+    metrics_token: str | None = Field(None, min_length=16, description=METRICS_TOKEN_HELP)
     backend: BackendName | None = Field(
         None,
         description="the engine counts run on; default: by where the extracts are (duckdb "
