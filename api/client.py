@@ -47,7 +47,7 @@ from antal.api.frames import (
     count_columns,
     table_frames,
 )
-from antal.api.tls import client_verify
+from antal.api.tls import client_verify, untrusted
 from antal.catalog.vocabulary import Dialect
 
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
@@ -639,6 +639,12 @@ class Client:
                     code="timeout",
                 ) from e
             except httpx.TransportError as e:
+                if (bad := untrusted(e)) is not None:  # waiting will not mend it: no retry
+                    raise ConnectionFailedError(
+                        f"the TLS certificate of {self.url} is not trusted ({bad.verify_message}): "
+                        "give its certificate authority as ca_cert (ANTAL_CA_CERT, --ca-cert)",
+                        code="tls_untrusted",
+                    ) from e
                 raise ConnectionFailedError(
                     f"cannot reach antal at {self.url}: {e} (is `{serve}` running?)",
                     code="unreachable",
@@ -1056,8 +1062,9 @@ class Client:
             except ClientError as e:
                 cause = e.__cause__
                 if isinstance(e, ConnectionFailedError):
-                    again = not refused_only or isinstance(
-                        cause, httpx.ConnectError | httpx.ConnectTimeout
+                    again = e.code != "tls_untrusted" and (
+                        not refused_only
+                        or isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout)
                     )
                 else:
                     again = not refused_only and e.status in (502, 503, 504)

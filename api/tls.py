@@ -14,7 +14,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-__all__ = ["client_verify", "server_tls"]
+__all__ = ["client_verify", "server_tls", "untrusted"]
 
 
 def server_tls(cert: Path | None, key: Path | None) -> dict[str, str]:
@@ -54,6 +54,16 @@ def client_verify(ca_cert: Path | None) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=str(ca_cert))
     except ssl.SSLError:
         raise ValueError(f"TLS: {ca_cert} is not a PEM certificate") from None
+
+
+def untrusted(e: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a connection error (httpx wraps it),
+    or None: a server whose certificate is not trusted is said as such, and not retried
+    as if it were down."""
+    cause: BaseException | None = e
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
 
 
 def _encrypted() -> str:

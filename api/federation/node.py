@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ import httpx
 
 from antal.api import usecases as uc
 from antal.api.settings import Settings
-from antal.api.tls import client_verify
+from antal.api.tls import client_verify, untrusted
 from antal.engine import (
     BreakdownTooFine,
     CohortError,
@@ -126,9 +125,7 @@ def _failed(code: str, message: str) -> dict[str, Any]:
 def _why(e: httpx.TransportError) -> str:
     """What kept the agent from the hub: a certificate it does not trust said as such (the
     operator's fix is --ca-cert), anything else by its type."""
-    cause = e.__cause__ or e.__context__
-    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-        cause = cause.__cause__ or cause.__context__
+    cause = untrusted(e)
     if cause is not None:
         return (f"the hub's TLS certificate is not trusted: {cause.verify_message}; give its "
                 "certificate authority with --ca-cert FILE")  # fmt: skip
