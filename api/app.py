@@ -10,6 +10,7 @@ import logging
 from fastapi import FastAPI
 
 from antal.api.bodylimit import BodyLimit
+from antal.api.metrics import Metrics, MetricsMiddleware
 from antal.api.routes import ROUTERS
 from antal.api.routes.deps import (
     ERRORS,
@@ -48,4 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_web(app)  # the workbench at /web, its static files, /docs
+    app.state.metrics = Metrics("antal")
+    # added last, so the outermost: it times and counts every answer, a 413 and a 500 too
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

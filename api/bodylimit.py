@@ -11,6 +11,8 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from antal.api.metrics import Metrics
+
 __all__ = ["BodyLimit"]
 
 
@@ -20,6 +22,7 @@ class BodyLimit:
         self.limit = limit
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        Metrics.count_error("too_large")
         body: dict[str, Any] = {
             "error": {
                 "code": "too_large",

@@ -47,6 +47,7 @@ from antal.api.frames import (
     count_columns,
     table_frames,
 )
+from antal.api.tls import client_verify, untrusted
 from antal.catalog.vocabulary import Dialect
 
 if TYPE_CHECKING:  # the engine is imported only when a builder object is counted
@@ -553,7 +554,9 @@ class Client:
     ``ANTAL_TOKEN``. `timeout` is seconds per request (counts on large extracts can take a
     while). With ``retry=True`` a request answered 429 (rate limited) is retried once
     after waiting the server's Retry-After (at most `max_retry_wait` seconds).
-    `transport` is for tests (e.g. ``httpx.MockTransport``).
+    `transport` is for tests (e.g. ``httpx.MockTransport``). An https server's certificate
+    is verified against the system's authorities, and `ca_cert` (default: the environment
+    variable ``ANTAL_CA_CERT``): a PEM file of an internal CA or a self-signed certificate.
 
     Use as a context manager, or call `close()`, to release the connection pool.
     """
@@ -567,8 +570,10 @@ class Client:
         retry: bool = False,
         max_retry_wait: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        ca_cert: str | Path | None = None,
     ) -> None:
         url = url or os.environ.get("ANTAL_URL")
+        ca_cert = ca_cert or os.environ.get("ANTAL_CA_CERT")
         token = token or os.environ.get("ANTAL_TOKEN")
         if not url:
             raise ValueError("give the server's url (or set ANTAL_URL), e.g. http://127.0.0.1:8000")
@@ -585,6 +590,7 @@ class Client:
             headers={"Authorization": f"Bearer {token}", "User-Agent": _USER_AGENT},
             timeout=timeout,
             transport=transport,
+            verify=client_verify(None if ca_cert is None else Path(ca_cert)),
         )
 
     def __repr__(self) -> str:
@@ -633,6 +639,12 @@ class Client:
                     code="timeout",
                 ) from e
             except httpx.TransportError as e:
+                if (bad := untrusted(e)) is not None:  # waiting will not mend it: no retry
+                    raise ConnectionFailedError(
+                        f"the TLS certificate of {self.url} is not trusted ({bad.verify_message}): "
+                        "give its certificate authority as ca_cert (ANTAL_CA_CERT, --ca-cert)",
+                        code="tls_untrusted",
+                    ) from e
                 raise ConnectionFailedError(
                     f"cannot reach antal at {self.url}: {e} (is `{serve}` running?)",
                     code="unreachable",
@@ -1050,8 +1062,9 @@ class Client:
             except ClientError as e:
                 cause = e.__cause__
                 if isinstance(e, ConnectionFailedError):
-                    again = not refused_only or isinstance(
-                        cause, httpx.ConnectError | httpx.ConnectTimeout
+                    again = e.code != "tls_untrusted" and (
+                        not refused_only
+                        or isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout)
                     )
                 else:
                     again = not refused_only and e.status in (502, 503, 504)

@@ -29,8 +29,11 @@ from antal.engine.limits import ENGINE_MEMORY, QUERY_SECONDS
 __all__ = [
     "AUDIT_ANCHOR_FILE",
     "FORWARDED_HELP",
+    "METRICS_TOKEN_HELP",
     "SIGNING_KEY_FILE",
     "STORE_FILE",
+    "TLS_CERT_HELP",
+    "TLS_KEY_HELP",
     "Settings",
     "TrustedProxies",
     "default_audit_anchor",
@@ -105,6 +108,16 @@ FORWARDED_HELP = (
     "default none: the client address is the socket's"
 )
 
+TLS_CERT_HELP = (
+    "TLS certificate (PEM, the chain after it) the server answers https with; with tls_key. "
+    "Default none: plain http (on loopback, or behind a reverse proxy that terminates TLS)"
+)
+TLS_KEY_HELP = "the TLS certificate's private key (PEM, unencrypted, mode 0600)"
+METRICS_TOKEN_HELP = (
+    "a bearer token that may read GET /metrics from beyond loopback (a Prometheus on "
+    "another machine); default none: /metrics answers loopback clients only"
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANTAL_", extra="forbid")
@@ -138,6 +151,9 @@ class Settings(BaseSettings):
         100, ge=1, description="all client addresses together: failed authentications before 429"
     )
     forwarded_allow_ips: TrustedProxies = Field(None, description=FORWARDED_HELP)
+    tls_cert: Path | None = Field(None, description=TLS_CERT_HELP)
+    tls_key: Path | None = Field(None, description=TLS_KEY_HELP)
+    metrics_token: str | None = Field(None, min_length=16, description=METRICS_TOKEN_HELP)
     backend: BackendName | None = Field(
         None,
         description="the engine counts run on; default: by where the extracts are (duckdb "

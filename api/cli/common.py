@@ -36,6 +36,8 @@ __all__ = [
     "STORE_HELP",
     "CatalogOpt",
     "StoreOpt",
+    "TlsCertOpt",
+    "TlsKeyOpt",
     "checked",
     "cohort_error",
     "err",
@@ -58,6 +60,14 @@ STORE_HELP = (
     "in the user data directory; the same for every command and the server)."
 )
 StoreOpt = Annotated[str | None, typer.Option(help=STORE_HELP)]
+# `antal serve` and `antal hub serve`: https with both (antal.api.tls), else plain http
+TlsCertOpt = Annotated[
+    Path | None,
+    typer.Option(help="TLS certificate (PEM) to answer https with; needs --tls-key."),
+]
+TlsKeyOpt = Annotated[
+    Path | None, typer.Option(help="The TLS certificate's private key (PEM, unencrypted).")
+]
 # the local project a released count is charged to (count, forecast, report)
 PurposeOpt = Annotated[
     str | None,

@@ -29,7 +29,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from antal.api.cli.common import err, fail, failing, out, read_cohort, run_server
+from antal.api.cli.common import (
+    TlsCertOpt,
+    TlsKeyOpt,
+    err,
+    fail,
+    failing,
+    out,
+    read_cohort,
+    run_server,
+)
 from antal.api.cli.common import settings as node_settings
 
 __all__ = ["hub_app", "node_app"]
@@ -49,6 +58,14 @@ HubStoreOpt = Annotated[
 ]  # fmt: skip
 HubUrlOpt = Annotated[
     str | None, typer.Option("--hub", help="The hub's URL (default: ANTAL_HUB_URL).")
+]
+CaCertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="ANTAL_CA_CERT",
+        help="A certificate authority (PEM) to trust for an https hub, besides the system's: "
+        "an internal CA, or the hub's self-signed certificate (default: ANTAL_CA_CERT).",
+    ),
 ]
 TokenOpt = Annotated[
     str | None, typer.Option(help="Your bearer token on the hub (default: ANTAL_TOKEN).")
@@ -79,17 +96,26 @@ def serve(
     deadline: Annotated[
         float | None, typer.Option(help="Default seconds a query waits for its nodes.")
     ] = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
 ) -> None:
     """Run the hub's HTTP API: researchers submit, nodes pull work and answer."""
     from antal.api.federation.hub import create_hub_app
     from antal.api.federation.settings import load_hub_settings
+    from antal.api.tls import server_tls
 
     with failing(prefix="cannot start: "):
-        s = load_hub_settings(config, store=store, host=host, port=port, deadline_seconds=deadline)
+        s = load_hub_settings(config, store=store, host=host, port=port, deadline_seconds=deadline,
+                              tls_cert=tls_cert, tls_key=tls_key)  # fmt: skip
+        tls = server_tls(s.tls_cert, s.tls_key)
         application = create_hub_app(s)
-    err.print(f"antal hub on http://{s.host}:{s.port} (store {s.store}; OpenAPI: /openapi.json)")
+    scheme = "https" if tls else "http"
+    err.print(
+        f"antal hub on {scheme}://{s.host}:{s.port} (store {s.store}; OpenAPI: /openapi.json)"
+    )
     # long-polls hold requests open: a stop does not wait for them (their state is stored)
-    run_server(application, s.host, s.port, s.forwarded_allow_ips, timeout_graceful_shutdown=2)
+    run_server(application, s.host, s.port, s.forwarded_allow_ips, timeout_graceful_shutdown=2,
+               **tls)  # fmt: skip
 
 
 @nodes_app.command("add")
@@ -270,6 +296,7 @@ def count(
         float,
         typer.Option(help="Seconds to keep retrying a hub that cannot be reached (a restart)."),
     ] = 120.0,
+    ca_cert: CaCertOpt = None,
 ) -> None:
     """Submit a cohort to every node of the hub and watch them answer (a live table). The
     query's id is printed (stderr) as soon as the hub accepts it; a hub that restarts while
@@ -286,7 +313,7 @@ def count(
 
     qid: str | None = None
     try:
-        with Client(url, token, timeout=120) as c:
+        with Client(url, token, timeout=120, ca_cert=ca_cert) as c:
             end = time.monotonic() + wait
             res = c.hub_submit(project, text, nodes=nodes, deadline_seconds=deadline, wait=0,
                                retry_seconds=retry, say=say)  # fmt: skip
@@ -350,6 +377,7 @@ def join(
     config: Annotated[Path | None, typer.Option(help="Installation config (YAML).")] = None,
     store: Annotated[str | None, typer.Option(help="This installation's store.")] = None,
     poll: Annotated[float | None, typer.Option(help="Seconds of one long-poll for work.")] = None,
+    ca_cert: CaCertOpt = None,
 ) -> None:
     """Answer the hub's queries from this installation (outbound connections only)."""
     from antal.api.federation.node import NodeAgent, NodeRejected, parse_project_map
@@ -367,6 +395,7 @@ def join(
     s = node_settings(data, config, store=store)
     with failing(prefix="cannot join: "):
         agent = NodeAgent(hub_url, token, s, projects, poll_seconds=poll or HUB_NODE_POLL_SECONDS,
+                          ca_cert=ca_cert,
                           say=lambda m: err.print(f"node: {m}", markup=False, soft_wrap=True))  # fmt: skip
     err.print(f"node: release {agent.installation.release} answering {hub_url} "
               f"({', '.join(f'{k}→{v}' for k, v in projects.items())})", markup=False)  # fmt: skip

@@ -35,6 +35,16 @@ from antal.api.federation.results import query_view, unreachable
 from antal.api.federation.schemas import HubQueryIn, NodeAnswer, NodeResult, WorkIn
 from antal.api.federation.settings import HubSettings
 from antal.api.federation.store import FINAL, Conflict, HubStore, NoSuchTask, QueryRow
+from antal.api.metrics import (
+    CONTENT_TYPE,
+    METRICS_REFUSED,
+    Metrics,
+    MetricsMiddleware,
+    family,
+    metrics_allowed,
+    render,
+    sample,
+)
 from antal.api.ratelimit import AuthThrottle, RateLimiter
 from antal.api.routes.deps import (
     ERRORS,
@@ -463,6 +473,37 @@ def health() -> dict[str, str]:
     return {"status": "ok", "role": "hub"}
 
 
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    """Prometheus text format: requests, durations, errors by code, queries, tasks, nodes.
+
+    The hub's requests by route and status, their durations, errors by code, and its
+    queries, tasks by state and nodes by reachability: from loopback, or with the
+    `metrics_token` setting as a bearer token."""
+    state: HubState = request.app.state.hub
+    if not metrics_allowed(request, state.settings.metrics_token):
+        raise ApiError(403, "forbidden", METRICS_REFUSED)
+    queries, tasks = state.hub.tallies()
+    at = time.time()
+    gone = [unreachable(n.last_seen, state.settings.heartbeat_seconds, at)
+            for n in state.hub.nodes()]  # fmt: skip
+    lines = request.app.state.metrics.lines()
+    lines += family("antal_hub_queries", "gauge", "queries the hub's store holds",
+                    [sample("antal_hub_queries", queries)])  # fmt: skip
+    lines += family("antal_hub_tasks", "gauge",
+                    "nodes' tasks by stored state (timed out is computed when shown)",
+                    [sample("antal_hub_tasks", n, state=s) for s, n in sorted(tasks.items())])  # fmt: skip
+    lines += family("antal_hub_nodes", "gauge",
+                    "registered nodes, reachable (heard from within the heartbeat window) or not",
+                    [sample("antal_hub_nodes", gone.count(False), status="reachable"),
+                     sample("antal_hub_nodes", gone.count(True), status="unreachable")])  # fmt: skip
+    return render(lines)
+
+
 def create_hub_app(settings: HubSettings) -> FastAPI:
     app = FastAPI(
         title="antal hub",
@@ -480,4 +521,7 @@ def create_hub_app(settings: HubSettings) -> FastAPI:
     install_request_errors(app, log, "the hub could not answer this request")
     app.include_router(router)
     install_hub_web(app)  # the per-node status page at /web, its static files, /docs
+    app.state.metrics = Metrics("antal_hub")
+    # added last, so the outermost: it times and counts every answer, a 413 and a 500 too
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

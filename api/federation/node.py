@@ -30,12 +30,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from antal.api import usecases as uc
 from antal.api.settings import Settings
+from antal.api.tls import client_verify, untrusted
 from antal.engine import (
     BreakdownTooFine,
     CohortError,
@@ -120,6 +122,16 @@ def _failed(code: str, message: str) -> dict[str, Any]:
     return {"state": "failed", "error": {"code": code, "message": message}}
 
 
+def _why(e: httpx.TransportError) -> str:
+    """What kept the agent from the hub: a certificate it does not trust said as such (the
+    operator's fix is --ca-cert), anything else by its type."""
+    cause = untrusted(e)
+    if cause is not None:
+        return (f"the hub's TLS certificate is not trusted: {cause.verify_message}; give its "
+                "certificate authority with --ca-cert FILE")  # fmt: skip
+    return type(e).__name__
+
+
 class NodeAgent:
     def __init__(
         self,
@@ -131,7 +143,9 @@ class NodeAgent:
         poll_seconds: float = HUB_NODE_POLL_SECONDS,
         say: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        ca_cert: Path | None = None,
     ) -> None:
+        verify = client_verify(ca_cert)  # first: a bad CA file is said before the data open
         self.projects = projects
         self.poll_seconds = poll_seconds
         self.say = say or log.info
@@ -148,6 +162,7 @@ class NodeAgent:
             headers={"Authorization": f"Bearer {token}", "User-Agent": _USER_AGENT},
             timeout=httpx.Timeout(30.0, read=poll_seconds + 30.0),
             transport=transport,
+            verify=verify,
         )
 
     def close(self) -> None:
@@ -313,8 +328,7 @@ class NodeAgent:
                 stop.wait(backoff)
                 backoff = min(_MAX_BACKOFF, backoff * 2)
             except httpx.TransportError as e:
-                what = type(e).__name__
-                self.say(f"cannot poll the hub ({what}); retrying in {backoff:g} s")
+                self.say(f"cannot poll the hub ({_why(e)}); retrying in {backoff:g} s")
                 stop.wait(backoff)
                 backoff = min(_MAX_BACKOFF, backoff * 2)
             except KeyboardInterrupt:  # pragma: no cover - interactive

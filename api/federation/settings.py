@@ -14,7 +14,13 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from antal.api.settings import FORWARDED_HELP, TrustedProxies
+from antal.api.settings import (
+    FORWARDED_HELP,
+    METRICS_TOKEN_HELP,
+    TLS_CERT_HELP,
+    TLS_KEY_HELP,
+    TrustedProxies,
+)
 from antal.engine.limits import (
     HUB_DEADLINE_SECONDS,
     HUB_MAX_WAIT_SECONDS,
@@ -63,6 +69,9 @@ class HubSettings(BaseSettings):
         100, ge=1, description="all client addresses together"
     )
     forwarded_allow_ips: TrustedProxies = Field(None, description=FORWARDED_HELP)
+    tls_cert: Path | None = Field(None, description=TLS_CERT_HELP)
+    tls_key: Path | None = Field(None, description=TLS_KEY_HELP)
+    metrics_token: str | None = Field(None, min_length=16, description=METRICS_TOKEN_HELP)
 
 
 def load_hub_settings(config: Path | None = None, **overrides: Any) -> HubSettings:

@@ -423,6 +423,13 @@ class HubStore:
             tx.execute("UPDATE hub_nodes SET last_seen = %s WHERE name = %s", (time.time(), node))
         return "stored"
 
+    def tallies(self) -> tuple[int, dict[str, int]]:
+        """How many queries the hub holds, and its tasks by stored state (for /metrics)."""
+        with self.store.transaction(write=False) as tx:
+            queries = tx.one("SELECT COUNT(*) FROM hub_queries")
+            states = tx.all("SELECT state, COUNT(*) FROM hub_tasks GROUP BY state")
+        return int(queries[0] if queries else 0), {str(s): int(n) for s, n in states}
+
     def reject(self, node: str, qid: str, problem: str) -> None:
         """A node's answer the hub refused as invalid: recorded against the node (audited,
         counted), and its task failed with `invalid_answer` unless it was answered already."""

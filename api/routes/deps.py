@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from antal.api import schemas as S
 from antal.api import usecases as uc
 from antal.api.accounts import Accounts, CatalogEntries, User
+from antal.api.metrics import Metrics
 from antal.api.ratelimit import AuthThrottle, RateLimiter
 from antal.api.settings import Settings
 from antal.engine import (
@@ -69,6 +70,7 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    Metrics.count_error(code)  # /metrics: the errors answered, by code (no message, no details)
     body = {"error": {"code": code, "message": message, "details": details}}
     return JSONResponse(body, status_code=status, headers=headers)
 
