@@ -611,11 +611,41 @@ def prepare_count(
         implicit = {r.id for r in (catalog.population, catalog.optout) if r is not None}
         unapproved = sorted(set(prepared.compiled.registers) - implicit - set(project.registers))
         if unapproved:
-            raise NotApproved(
+            err = NotApproved(
                 f"project {project.id!r} is not approved for {', '.join(unapproved)}",
                 {"registers": unapproved, "approved": list(project.registers)},
             )
+            err.checked = prepared.checked  # the question refused: its audit entry names it
+            raise err
     return prepared
+
+
+def _prepare_for_release(
+    cohort: str | ir.Cohort,
+    installation: Installation,
+    catalog: Catalog,
+    gate: Gate,
+    project: Project,
+    actor: str,
+    *,
+    approved_only: bool,
+) -> CompiledCohort:
+    """`prepare_count` for a count that would release: a refusal for a register the
+    project is not approved for is audited (`refused_registers`, the question's hash and
+    canonical form, the registers), as the gate audits a refusal for budget; every refusal
+    of a release is in the log (docs/privacy.md). Nothing is read or charged."""
+    try:
+        return prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    except NotApproved as e:
+        checked = getattr(e, "checked", None)
+        registers = (e.details or {}).get("registers", [])
+        with gate.store.transaction() as tx:
+            tx.audit(actor, project.id, "refused_registers",
+                     ir.ir_hash(checked) if checked is not None else None,
+                     canonical_query(checked) if checked is not None else None, 0.0,
+                     json.dumps({"code": e.code, "registers": registers}, sort_keys=True),
+                     registers)  # fmt: skip
+        raise
 
 
 def true_counts(
@@ -815,7 +845,8 @@ def count_released(
     project = gate.store.project(project_id)
     if project is None:
         raise UnknownProject(project_id)
-    prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    prepared = _prepare_for_release(cohort, installation, catalog, gate, project, actor,
+                                    approved_only=approved_only)  # fmt: skip
     return release_count(prepared, installation, catalog, gate, project_id, actor, backend)
 
 
@@ -1168,7 +1199,8 @@ def report_count(
     project = gate.store.project(project_id)
     if project is None:
         raise UnknownProject(project_id)
-    prepared = prepare_count(cohort, installation, catalog, project, approved_only=approved_only)
+    prepared = _prepare_for_release(cohort, installation, catalog, gate, project, actor,
+                                    approved_only=approved_only)  # fmt: skip
     if forecast_months is not None:
         _check_months(forecast_months)
         monthly, notes = monthly_cohort(prepared.checked, catalog, installation, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,13 @@ def test_forbidden_accesses(env: dict[str, Any]) -> None:
         403, "register_not_approved",
     )  # fmt: skip
     assert e["details"]["registers"] == ["nkbc"]
+    # the refusal is in the audit log, as every refusal of a release is (docs/privacy.md),
+    # with the question's hash and the registers, and nothing charged; the log verifies
+    audit = c.get("/v1/audit", headers=h(env, "admin")).json()
+    refused = [x for x in audit if x["action"] == "refused_registers"]
+    assert len(refused) == 1 and refused[0]["project_id"] == "t2d" and refused[0]["epsilon"] == 0
+    assert refused[0]["query_hash"] and json.loads(refused[0]["released"])["registers"] == ["nkbc"]
+    assert c.get("/v1/audit/verify", headers=h(env, "admin")).json()["ok"] is True
     # admin-only routes
     for user in ("res", "holder"):
         for path in ("/v1/audit", "/v1/audit/verify", "/v1/admin/projects", "/v1/admin/users"):
