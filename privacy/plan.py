@@ -185,10 +185,13 @@ def _grid(cells: Sequence[SiteCount]) -> np.ndarray:
     return np.arange(0, int(top + 14 * spread + 2 * rounding + 20) + 1, dtype=float)
 
 
-def _nb_logpmf(n: np.ndarray, alpha: float, beta: float, tau: float) -> np.ndarray:
-    """log NB(n; α, β/(β+τ)): the count over τ months of a site whose rate is Gamma(α, β)."""
+def _nb_logpmf(
+    n: np.ndarray, alpha: np.ndarray | float, beta: np.ndarray | float, tau: float
+) -> np.ndarray:
+    """log NB(n; α, β/(β+τ)): the count over τ months of a site whose rate is Gamma(α, β).
+    Broadcasts: counts along one axis and (α, β) along another give every pair."""
     return (special.gammaln(n + alpha) - special.gammaln(alpha) - special.gammaln(n + 1)
-            + alpha * math.log(beta / (beta + tau)) + n * math.log(tau / (beta + tau)))  # fmt: skip
+            + alpha * np.log(beta / (beta + tau)) + n * np.log(tau / (beta + tau)))  # fmt: skip
 
 
 def fit_prior(
@@ -242,11 +245,8 @@ def prior_posterior(
     alpha = np.repeat(_SHAPES, _MEAN_SPAN.size)
     mean = np.tile(m0 * np.exp(_MEAN_SPAN), _SHAPES.size)
     beta = alpha / mean
-    # log NB(n; α, β/(β+τ)) for every grid point (rows) and count (columns)
-    logp = (special.gammaln(grid[None, :] + alpha[:, None]) - special.gammaln(alpha)[:, None]
-            - special.gammaln(grid + 1)[None, :]
-            + (alpha * np.log(beta / (beta + exposure)))[:, None]
-            + np.log(exposure / (beta + exposure))[:, None] * grid[None, :])  # fmt: skip
+    # every grid point (rows) and count (columns)
+    logp = _nb_logpmf(grid[None, :], alpha[:, None], beta[:, None], exposure)
     top = logp.max(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
         ll = (np.log(lik @ np.exp(logp - top).T) + top.T).sum(axis=0)
@@ -426,16 +426,16 @@ def plan(
     if len(set(sites)) != len(sites):
         raise PlanError("a site is named twice")
     starts = schedule(sites, start, site_starts, by)
+    rng = np.random.default_rng(seed)
     if prior is not None:
         ab = np.array([prior], dtype=float)
         pick = np.zeros(draws, dtype=int)
-        rng = np.random.default_rng(seed)
+        mode = ab[0]
     else:
         a, b, w = prior_posterior(list(cells.values()), exposure_months, noise, total)
         ab = np.column_stack([a, b])
-        rng = np.random.default_rng(seed)
         pick = rng.choice(len(w), size=draws, p=w)
-    mode = ab[np.bincount(pick, minlength=len(ab)).argmax()] if prior is None else ab[0]
+        mode = ab[int(np.argmax(w))]  # the point reported: fit_prior's, the posterior's mode
     f = fractions.enrolled
     lam = np.empty((draws, len(sites)))
     for g in np.unique(pick):  # the draws that took grid point g: its (α, β)
