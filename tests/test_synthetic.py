@@ -326,12 +326,7 @@ def incidence(con: duckdb.DuckDBPyConnection, key: str) -> tuple[float, float]:
     first = f"""SELECT lopnr, min(indatum) AS d FROM npr
                 WHERE regexp_matches(diagnos, '(^| ){codes}') GROUP BY lopnr"""
     cases = one(con, f"SELECT count(*) FROM ({first}) WHERE year(d) BETWEEN {Y0} AND {Y1}")
-    py = one(
-        con,
-        f"""SELECT sum(greatest(0, date_diff('day', greatest(born, DATE '{Y0}-01-01'),
-                       least(coalesce(dodsdat + 1, DATE '{Y1 + 1}-01-01'),
-                             DATE '{Y1 + 1}-01-01')))) / 365.25 FROM person""",
-    )
+    py = one(con, person_years(Y0, Y1))
     return cases / py * SWEDEN, TARGET[key].figure / SWEDEN * py
 
 
