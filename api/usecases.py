@@ -349,6 +349,9 @@ def check_data(
             + format_findings(findings),
             failed,
         )
+    # the check includes the population and refuses a person key on two of its rows
+    if (pop := catalog.population) is not None and pop.id in installation.sources:
+        installation.unique_persons.add(pop.id)
     return findings
 
 

@@ -197,6 +197,11 @@ class Installation:
     delivery_dir: Path | None = None
     # `register.column` -> malformed rows accepted (see the module docstring)
     tolerate: Mapping[str, int] = field(default_factory=dict)
+    # registers of persons whose person key a passing data check found unique, in this
+    # process (api/usecases.py, `check_data`): read as their own person table, without
+    # grouping their rows by person (engine/compiler.py). Mutable: the check comes after
+    # the installation is made, and the same files stay behind the same release id
+    unique_persons: set[str] = field(default_factory=set, compare=False, repr=False)
 
     @property
     def placements(self) -> frozenset[Placement]:
@@ -217,7 +222,8 @@ class Installation:
         return PhysicalLayout(
             code_tables=self.code_tables(),
             person_tables={
-                rid: src.person_table for rid, src in self.sources.items() if src.person_table
+                **{rid: rid for rid in self.unique_persons if rid in self.sources},
+                **{rid: src.person_table for rid, src in self.sources.items() if src.person_table},
             },
         )
 

@@ -12,6 +12,10 @@ tests/test_generative.py), not by reading the SQL:
   where the row aggregates over it).
 - `date + n days`: PostgreSQL's `date + INTERVAL 'n DAY'` is a TIMESTAMP; `date + n` stays
   a DATE, as DuckDB's and Spark's `date_add` do.
+- `STARTS_WITH(code, 'E11')`: PostgreSQL's `starts_with` cannot use a B-tree index on the
+  code column, `code LIKE 'E11%'` can (with the index's pattern operator class); the
+  compiler's codes are validated to [A-Z0-9], so the pattern holds no wildcard but the `%`.
+- `WITH x AS [NOT] MATERIALIZED`: Spark has no such keywords (it decides for itself).
 - `YEAR(d)` and `MONTH(d)`: PostgreSQL's EXTRACT is a NUMERIC, which reaches Python as a
   Decimal (not JSON); cast to INT, as the other engines return.
 """
@@ -45,6 +49,14 @@ def _pg_date_add(self: Generator, e: exp.DateAdd) -> str:
     return Postgres.Generator.TRANSFORMS[exp.DateAdd](self, e)
 
 
+def _pg_starts_with(self: Generator, e: exp.StartsWith) -> str:
+    prefix = e.expression
+    if not isinstance(prefix, exp.Literal) or not prefix.is_string:
+        raise ValueError("STARTS_WITH takes a string literal here")
+    pattern = exp.Literal.string(prefix.this + "%")
+    return self.sql(exp.Like(this=e.this, expression=pattern))
+
+
 def _pg_int_part(part: str) -> Callable[[Generator, exp.Expression], str]:
     def rule(self: Generator, e: exp.Expression) -> str:
         return f"CAST(EXTRACT({part} FROM {self.sql(e, 'this')}) AS INT)"
@@ -59,12 +71,20 @@ class AntalSpark(Spark):
             exp.Grouping: _grouping_id,
         }
 
+        def cte_sql(self, expression: exp.CTE) -> str:
+            if expression.args.get("materialized") is None:
+                return super().cte_sql(expression)
+            plain = expression.copy()  # the compiled tree is rendered again in other dialects
+            plain.set("materialized", None)
+            return super().cte_sql(plain)
+
 
 class AntalPostgres(Postgres):
     class Generator(Postgres.Generator):
         TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
             **Postgres.Generator.TRANSFORMS,
             exp.DateAdd: _pg_date_add,
+            exp.StartsWith: _pg_starts_with,
             exp.Year: _pg_int_part("YEAR"),
             exp.Month: _pg_int_part("MONTH"),
         }

@@ -1,0 +1,183 @@
+WITH scan0 AS (
+  SELECT
+    "lopnr" AS lopnr,
+    "dodsdat" AS d0,
+    (
+      (
+        TRUE
+      )
+    ) AS f0
+  FROM "dors"
+  WHERE
+    NOT "dodsdat" IS NULL
+    AND "dodsdat" <= CAST('2024-12-31' AS DATE)
+    AND (
+      (
+        TRUE
+      )
+    )
+), scan1 AS (
+  SELECT
+    "lopnr" AS lopnr,
+    "indatum" AS d0,
+    (
+      (
+        (
+          "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
+        )
+      )
+    ) AS f0
+  FROM "npr"
+  WHERE
+    NOT "indatum" IS NULL
+    AND "indatum" <= CAST('2024-12-31' AS DATE)
+    AND (
+      (
+        (
+          "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
+        )
+      )
+    )
+), scan2 AS (
+  SELECT
+    "lopnr" AS lopnr,
+    "edatum" AS d0,
+    (
+      TRUE
+    ) AS f0
+  FROM "lmr"
+  WHERE
+    NOT "edatum" IS NULL
+    AND "edatum" >= CAST('2024-07-05' AS DATE)
+    AND "edatum" <= CAST('2025-01-01' AS DATE)
+    AND (
+      "atc" IN ('B01AA03', 'B01AE07') OR "atc" LIKE 'B01AF%'
+    )
+), base AS (
+  SELECT
+    p."lopnr" AS lopnr,
+    CAST('2025-01-01' AS DATE) AS index_date,
+    CASE WHEN MIN(p."kon") = MAX(p."kon") THEN MIN(p."kon") END AS kon,
+    CASE WHEN MIN(p."lan") = MAX(p."lan") THEN MIN(p."lan") END AS lan,
+    CASE WHEN MIN(p."fodelsear") = MAX(p."fodelsear") THEN MIN(p."fodelsear") END AS fodelsear,
+    CASE
+      WHEN MIN(p."fodelsemanad") = MAX(p."fodelsemanad")
+      THEN MIN(p."fodelsemanad")
+    END AS fodelsemanad
+  FROM "population" AS p
+  LEFT JOIN (
+    SELECT DISTINCT
+      o."lopnr"
+    FROM "optout" AS o
+    WHERE
+      o."andamal" IN ('forskning', 'alla')
+  ) AS oo
+    ON oo."lopnr" = p."lopnr"
+  WHERE
+    (
+      NOT p."lopnr" IS NULL
+      AND NOT EXISTS(
+        SELECT
+          1
+        FROM scan0 AS x
+        WHERE
+          x."f0" AND x."lopnr" = p."lopnr"
+      )
+    )
+    AND oo."lopnr" IS NULL
+  GROUP BY
+    p."lopnr"
+  HAVING
+    12 * CAST(CASE WHEN MIN(p."fodelsear") = MAX(p."fodelsear") THEN MIN(p."fodelsear") END AS BIGINT) + CAST(CASE
+      WHEN MIN(p."fodelsemanad") = MAX(p."fodelsemanad")
+      THEN MIN(p."fodelsemanad")
+    END AS BIGINT) <= 24301
+), ev AS (
+  SELECT
+    scan1."lopnr" AS lopnr,
+    scan1."d0" AS d,
+    0 AS atom
+  FROM scan1
+  WHERE
+    scan1."f0"
+  UNION ALL
+  SELECT
+    scan2."lopnr" AS lopnr,
+    scan2."d0" AS d,
+    1 AS atom
+  FROM scan2
+  WHERE
+    scan2."f0"
+), agg AS (
+  SELECT
+    ev."lopnr",
+    COUNT(CASE WHEN ev."atom" = 0 AND ev."d" <= base."index_date" + -1 THEN 1 END) AS c0,
+    COUNT(
+      CASE
+        WHEN ev."atom" = 1
+        AND ev."d" >= base."index_date" + -180
+        AND ev."d" <= base."index_date"
+        THEN 1
+      END
+    ) AS c1
+  FROM ev
+  JOIN base
+    ON ev."lopnr" = base."lopnr"
+  GROUP BY
+    ev."lopnr"
+), persons AS (
+  SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * CAST(EXTRACT(YEAR FROM base."index_date") AS INT) + CAST(EXTRACT(MONTH FROM base."index_date") AS INT)
+            ) - (
+              12 * CAST(base."fodelsear" AS BIGINT) + CAST(base."fodelsemanad" AS BIGINT)
+            )
+          ) BETWEEN 780 AND 1451,
+          FALSE
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        COALESCE(agg."c0", 0) > 0
+      )
+      THEN 1
+      WHEN NOT (
+        NOT (
+          COALESCE(agg."c1", 0) > 0
+        )
+      )
+      THEN 2
+      ELSE 3
+    END AS reached,
+    CASE WHEN base."kon" = 1 THEN 'male' WHEN base."kon" = 2 THEN 'female' END AS sex,
+    CAST(FLOOR(
+      CAST((
+        (
+          12 * CAST(EXTRACT(YEAR FROM base."index_date") AS INT) + CAST(EXTRACT(MONTH FROM base."index_date") AS INT)
+        ) - (
+          12 * CAST(base."fodelsear" AS BIGINT) + CAST(base."fodelsemanad" AS BIGINT)
+        )
+      ) AS DOUBLE PRECISION) / 120.0
+    ) AS INT) * 10 AS age_10
+  FROM base
+  LEFT JOIN agg
+    ON agg."lopnr" = base."lopnr"
+)
+SELECT
+  "sex",
+  "age_10",
+  GROUPING("sex", "age_10") AS grp,
+  COUNT(CASE WHEN "reached" >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN "reached" >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN "reached" >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN "reached" >= 3 THEN 1 END) AS n3
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    ("sex", "age_10")
+  )

@@ -1,0 +1,209 @@
+WITH scan0 AS (
+  SELECT
+    `lopnr` AS lopnr,
+    `provdatum` AS d0,
+    (
+      (
+        (
+          (
+            `gene` = 'EGFR'
+          )
+          AND (
+            `variant` IN ('p.E746_A750del', 'p.L858R')
+          )
+          AND (
+            `klass` IN ('patogen', 'trolig patogen')
+          )
+        )
+      )
+    ) AS f0
+  FROM `gms`
+  WHERE
+    NOT `provdatum` IS NULL
+    AND (
+      (
+        (
+          (
+            `gene` = 'EGFR'
+          )
+          AND (
+            `variant` IN ('p.E746_A750del', 'p.L858R')
+          )
+          AND (
+            `klass` IN ('patogen', 'trolig patogen')
+          )
+        )
+      )
+    )
+), scan1 AS (
+  SELECT
+    `lopnr` AS lopnr,
+    `indatum` AS d0,
+    (
+      (
+        (
+          STARTSWITH(`diagnos`, 'C34') OR `diagnos` LIKE '% C34%'
+        )
+      )
+    ) AS f0
+  FROM `npr`
+  WHERE
+    NOT `indatum` IS NULL
+    AND (
+      (
+        (
+          STARTSWITH(`diagnos`, 'C34') OR `diagnos` LIKE '% C34%'
+        )
+      )
+    )
+), scan2 AS (
+  SELECT
+    `lopnr` AS lopnr,
+    `dodsdat` AS d0,
+    (
+      (
+        TRUE
+      )
+    ) AS f0
+  FROM `dors`
+  WHERE
+    NOT `dodsdat` IS NULL AND (
+      (
+        TRUE
+      )
+    )
+), ix AS (
+  SELECT
+    scan0.`lopnr` AS lopnr,
+    scan0.`d0` AS d
+  FROM scan0
+  WHERE
+    scan0.`f0`
+), idx AS (
+  SELECT
+    `lopnr`,
+    MIN(`d`) AS index_date
+  FROM ix
+  GROUP BY
+    `lopnr`
+), base AS (
+  SELECT
+    p.`lopnr` AS lopnr,
+    i.`index_date`,
+    CASE WHEN MIN(p.`kon`) = MAX(p.`kon`) THEN MIN(p.`kon`) END AS kon,
+    CASE WHEN MIN(p.`lan`) = MAX(p.`lan`) THEN MIN(p.`lan`) END AS lan,
+    CASE WHEN MIN(p.`fodelsear`) = MAX(p.`fodelsear`) THEN MIN(p.`fodelsear`) END AS fodelsear,
+    CASE
+      WHEN MIN(p.`fodelsemanad`) = MAX(p.`fodelsemanad`)
+      THEN MIN(p.`fodelsemanad`)
+    END AS fodelsemanad
+  FROM `population` AS p
+  JOIN idx AS i
+    ON p.`lopnr` = i.`lopnr`
+  LEFT JOIN (
+    SELECT DISTINCT
+      o.`lopnr`
+    FROM `optout` AS o
+    WHERE
+      o.`andamal` IN ('forskning', 'alla')
+  ) AS oo
+    ON oo.`lopnr` = p.`lopnr`
+  WHERE
+    oo.`lopnr` IS NULL
+  GROUP BY
+    p.`lopnr`,
+    i.`index_date`
+), ev AS (
+  SELECT
+    scan1.`lopnr` AS lopnr,
+    scan1.`d0` AS d,
+    0 AS atom
+  FROM scan1
+  JOIN (
+    SELECT
+      `lopnr` AS _ix_lopnr,
+      `index_date` AS _ix_date
+    FROM base
+  ) AS b
+    ON scan1.`lopnr` = b.`_ix_lopnr`
+  WHERE
+    scan1.`f0`
+    AND scan1.`d0` >= DATE_ADD(b.`_ix_date`, -365)
+    AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, 365)
+  UNION ALL
+  SELECT
+    scan2.`lopnr` AS lopnr,
+    scan2.`d0` AS d,
+    1 AS atom
+  FROM scan2
+  WHERE
+    scan2.`f0` AND `lopnr` IN (
+      SELECT
+        `lopnr`
+      FROM base
+    )
+), agg AS (
+  SELECT
+    ev.`lopnr`,
+    COUNT(
+      CASE
+        WHEN ev.`atom` = 0
+        AND ev.`d` >= DATE_ADD(base.`index_date`, -365)
+        AND ev.`d` <= DATE_ADD(base.`index_date`, 365)
+        THEN 1
+      END
+    ) AS c0,
+    COUNT(CASE WHEN ev.`atom` = 1 THEN 1 END) AS c1
+  FROM ev
+  JOIN base
+    ON ev.`lopnr` = base.`lopnr`
+  GROUP BY
+    ev.`lopnr`
+), persons AS (
+  SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
+            ) - (
+              12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
+            )
+          ) BETWEEN 216 AND 1451,
+          FALSE
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        COALESCE(agg.`c0`, 0) > 0
+      )
+      THEN 1
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c1`, 0) > 0
+        )
+      )
+      THEN 2
+      ELSE 3
+    END AS reached,
+    base.`lan` AS region,
+    YEAR(base.`index_date`) AS year
+  FROM base
+  LEFT JOIN agg
+    ON agg.`lopnr` = base.`lopnr`
+)
+SELECT
+  `region`,
+  `year`,
+  GROUPING_ID(`region`, `year`) AS grp,
+  COUNT(CASE WHEN `reached` >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN `reached` >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN `reached` >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN `reached` >= 3 THEN 1 END) AS n3
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    (`region`, `year`)
+  )

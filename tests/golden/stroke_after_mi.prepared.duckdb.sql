@@ -1,0 +1,233 @@
+WITH scan0 AS NOT MATERIALIZED (
+  SELECT
+    "lopnr" AS lopnr,
+    "indatum" AS d0,
+    (
+      "indatum" >= CAST('2011-01-01' AS DATE)
+      AND "indatum" <= CAST('2024-11-30' AS DATE)
+      AND (
+        STARTS_WITH("diagnos", 'I21') OR STARTS_WITH("diagnos", 'I22')
+      )
+    ) AS f0,
+    (
+      "indatum" >= CAST('2006-01-02' AS DATE)
+      AND "indatum" <= CAST('2024-11-29' AS DATE)
+      AND (
+        STARTS_WITH("diagnos", 'I21') OR STARTS_WITH("diagnos", 'I22')
+      )
+    ) AS f1,
+    (
+      (
+        STARTS_WITH("diagnos", 'I63') OR STARTS_WITH("diagnos", 'I64')
+      )
+    ) AS f2
+  FROM "npr#diagnos"
+  WHERE
+    NOT "indatum" IS NULL
+    AND "indatum" <= CAST('2024-12-30' AS DATE)
+    AND (
+      STARTS_WITH("diagnos", 'I21')
+      OR STARTS_WITH("diagnos", 'I22')
+      OR STARTS_WITH("diagnos", 'I63')
+      OR STARTS_WITH("diagnos", 'I64')
+    )
+), scan1 AS (
+  SELECT
+    "lopnr" AS lopnr,
+    "dodsdat" AS d0,
+    (
+      TRUE
+    ) AS f0
+  FROM "dors#ulorsak"
+  WHERE
+    NOT "dodsdat" IS NULL
+    AND "dodsdat" >= CAST('2011-01-01' AS DATE)
+    AND "dodsdat" <= CAST('2024-12-30' AS DATE)
+    AND (
+      STARTS_WITH("ulorsak", 'I63') OR STARTS_WITH("ulorsak", 'I64')
+    )
+), ix AS (
+  SELECT
+    scan0."lopnr" AS lopnr,
+    scan0."d0" AS d
+  FROM scan0
+  WHERE
+    scan0."f0"
+), idx AS (
+  SELECT
+    "lopnr",
+    MIN("d") AS index_date
+  FROM ix
+  GROUP BY
+    "lopnr"
+), base AS (
+  SELECT
+    p."lopnr" AS lopnr,
+    i."index_date",
+    p."kon" AS kon,
+    p."lan" AS lan,
+    p."fodelsear" AS fodelsear,
+    p."fodelsemanad" AS fodelsemanad
+  FROM "population#person" AS p
+  JOIN idx AS i
+    ON p."lopnr" = i."lopnr"
+  LEFT JOIN (
+    SELECT DISTINCT
+      o."lopnr"
+    FROM "optout" AS o
+    WHERE
+      o."andamal" IN ('forskning', 'alla')
+  ) AS oo
+    ON oo."lopnr" = p."lopnr"
+  WHERE
+    oo."lopnr" IS NULL
+), ev AS (
+  SELECT
+    scan0."lopnr" AS lopnr,
+    scan0."d0" AS d,
+    0 AS atom
+  FROM scan0
+  JOIN (
+    SELECT
+      "lopnr" AS _ix_lopnr,
+      "index_date" AS _ix_date
+    FROM base
+  ) AS b
+    ON scan0."lopnr" = b."_ix_lopnr"
+  WHERE
+    scan0."f1"
+    AND scan0."d0" >= (
+      b."_ix_date" + INTERVAL (-1825) DAY
+    )
+    AND scan0."d0" <= (
+      b."_ix_date" + INTERVAL (-1) DAY
+    )
+  UNION ALL
+  SELECT
+    scan0."lopnr" AS lopnr,
+    scan0."d0" AS d,
+    1 AS atom
+  FROM scan0
+  JOIN (
+    SELECT
+      "lopnr" AS _ix_lopnr,
+      "index_date" AS _ix_date
+    FROM base
+  ) AS b
+    ON scan0."lopnr" = b."_ix_lopnr"
+  WHERE
+    scan0."f2" AND scan0."d0" <= (
+      b."_ix_date" + INTERVAL 30 DAY
+    )
+  UNION ALL
+  SELECT
+    scan1."lopnr" AS lopnr,
+    scan1."d0" AS d,
+    2 AS atom
+  FROM scan1
+  JOIN (
+    SELECT
+      "lopnr" AS _ix_lopnr,
+      "index_date" AS _ix_date
+    FROM base
+  ) AS b
+    ON scan1."lopnr" = b."_ix_lopnr"
+  WHERE
+    scan1."f0"
+    AND scan1."d0" >= b."_ix_date"
+    AND scan1."d0" <= (
+      b."_ix_date" + INTERVAL 30 DAY
+    )
+), agg AS (
+  SELECT
+    ev."lopnr",
+    COUNT(
+      CASE
+        WHEN ev."atom" = 0
+        AND ev."d" >= (
+          base."index_date" + INTERVAL (-1825) DAY
+        )
+        AND ev."d" <= (
+          base."index_date" + INTERVAL (-1) DAY
+        )
+        THEN 1
+      END
+    ) AS c0,
+    COUNT(
+      CASE
+        WHEN ev."atom" = 1 AND ev."d" <= (
+          base."index_date" + INTERVAL (-1) DAY
+        )
+        THEN 1
+      END
+    ) AS c1,
+    COUNT(
+      CASE
+        WHEN ev."atom" = 1
+        AND ev."d" >= base."index_date"
+        AND ev."d" <= (
+          base."index_date" + INTERVAL 30 DAY
+        )
+        THEN 1
+      END
+    ) AS c2,
+    COUNT(
+      CASE
+        WHEN ev."atom" = 2
+        AND ev."d" >= base."index_date"
+        AND ev."d" <= (
+          base."index_date" + INTERVAL 30 DAY
+        )
+        THEN 1
+      END
+    ) AS c3
+  FROM ev
+  JOIN base
+    ON ev."lopnr" = base."lopnr"
+  GROUP BY
+    ev."lopnr"
+), persons AS (
+  SELECT
+    CASE
+      WHEN NOT (
+        NOT (
+          COALESCE(agg."c0", 0) > 0
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        NOT (
+          COALESCE(agg."c1", 0) > 0
+        )
+      )
+      THEN 1
+      WHEN NOT (
+        (
+          (
+            COALESCE(agg."c2", 0) > 0
+          ) OR (
+            COALESCE(agg."c3", 0) > 0
+          )
+        )
+      )
+      THEN 2
+      ELSE 3
+    END AS reached,
+    YEAR(base."index_date") AS year
+  FROM base
+  LEFT JOIN agg
+    ON agg."lopnr" = base."lopnr"
+)
+SELECT
+  "year",
+  GROUPING("year") AS grp,
+  COUNT(CASE WHEN "reached" >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN "reached" >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN "reached" >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN "reached" >= 3 THEN 1 END) AS n3
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    ("year")
+  )
