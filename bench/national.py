@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 
 from antal import engine
+from antal.api import usecases as uc
 from antal.catalog import CatalogError, Installation, load_catalog
 from antal.engine.backends import DuckDBBackend
 from bench.run import breakdown, machine
@@ -219,6 +220,9 @@ def measure_one(c: _Ctx, stem: str, repeat: int) -> Row:
 def measure(data: Path, prepared: Path, stems: list[str], repeat: int, threads: int) -> list[Row]:
     cat = load_catalog()
     raw_inst, prep_inst = Installation.from_data_dir(data), Installation.from_data_dir(prepared)
+    # what a count does first (`antal count`, a service at start): the data check, stored
+    # per release, after which a population found one row per person is read as such
+    uc.check_data(raw_inst, cat)
     raw_be = DuckDBBackend(raw_inst, cat, threads=threads, query_seconds=None)
     prep_be = DuckDBBackend(prep_inst, cat, threads=threads, query_seconds=None)
     raw_con = duckdb.connect(":memory:", config={"threads": threads})
