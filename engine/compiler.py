@@ -2,21 +2,28 @@
 
 Shape of the statement (one handler per IR node builds each piece):
 
-    ix      records of the index event (with its calendar window), per source register
+    scanN   one pre-filtered read of each table the statement reads (a register, or a
+            prepared file's code table): the rows any condition can use, behind a hull of
+            plain column predicates, a flag per use (see `_Scan`)
+    ix      records of the index event (with its calendar window), from the scans
     idx     per person the index date: MIN or MAX over ix
     base    persons in the index step: population ⋈ idx, minus opt-outs, one row per person
             (duplicated population rows never count a person twice; see `_person_value`;
-            a prepared file's person table has them resolved already)
+            a prepared file's person table, or a population the data check found one row
+            per person, has them resolved already)
     isite   (report by hospital or clinic) the hospital and clinic of the index event on the
             index date
-    ev      one row per (criterion event, matching record) of the persons in base:
-            each criterion reads its register (or a prepared file's code table) with its
-            own filter, so the scan can use it, and only records inside the hull of the
-            windows asking for them (joined to base's index dates for an index event)
-    agg     per person and criterion: counts of distinct dates / latest dates in the window
-    persons per person: how many steps they passed, and their breakdown values
-    final   GROUP BY GROUPING SETS ((), (table 1's dims), (table 2's dims)...): the attrition
-            and the cells of every `report by` table in one pass
+    evK     step K's events: one row per (criterion event, matching record) of the persons
+            who passed every step before K, from the scans, only records inside the hull of
+            the windows asking for them (joined to those persons' index dates for an index
+            event)
+    aggK    per person and criterion of step K: counts of distinct dates / latest dates in
+            the window
+    sK      the persons who passed step K too: the survivors of the one before, staged as a
+            hand-written query is, so that each step reads its registers for them only
+    persons the final cohort's breakdown values
+    final   the cells: GROUP BY GROUPING SETS ((table 1's dims), (table 2's dims)...) over
+            persons; and the attrition: the size of base and of every sK (engine/rows.py)
 
 No user text reaches SQL: names come from the catalog, values become typed literals,
 codes (validated to [A-Z0-9]) become LIKE patterns. Builders are called with copy=False:
@@ -396,6 +403,8 @@ class _Compiler:
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)
     scans: dict[str, _Scan] = field(default_factory=dict)  # by table read
+    # the persons (and index dates) the step being compiled is evaluated for (`_stages`)
+    people: str = "base"
     # `index each`: the unit is the episode (person, index date), not the person; every
     # step from `base` on is keyed by both (see `_key`)
     episodes: bool = False
@@ -650,7 +659,7 @@ class _Compiler:
                     _select(
                         _alias(_col("lopnr"), _IX_PERSON), _alias(_col("index_date"), _IX_DATE)
                     ),
-                    _table("base", quoted=False),
+                    _table(self.people, quoted=False),
                 )
                 sel.join(
                     exp.Subquery(this=ix, alias=exp.TableAlias(this=exp.to_identifier("b"))),
@@ -777,7 +786,12 @@ class _Compiler:
             raise ValueError("the catalog has no population register")
         self.tables.add(pop.id)
         self.episodes = isinstance(co.index, ir.IndexEvent) and co.index.episodes
-        steps = [self.cond(s.cond) for s in co.steps]
+        # each step's condition, over its own atoms and aggregates (see `_stages`)
+        stages: list[tuple[exp.Expression, dict, dict]] = []
+        for st in co.steps:
+            self.atoms, self.aggs = {}, {}
+            c = self.cond(st.cond)
+            stages.append((c if st.action == "include" else _not(c), self.atoms, self.aggs))
         all_dims = [d for r in co.reports for d in r.dims]
         hospital = any(isinstance(d, ir.Dim) and d.name in _SITE_DIMS for d in all_dims)
         ctes: list[tuple[str, exp.Expression]] = []
@@ -898,45 +912,29 @@ class _Compiler:
                 isite.group_by(_col("index_date", "idx"), copy=False)
             ctes.append(("isite", isite))
 
-        if self.atoms:
-            rows: list[exp.Select] = []
-            any_latest = any(a.latest for a in self.atoms.values())
-            for a in self.atoms.values():
-                extra = [_alias(_NUM(a.number), "atom")]
-                sels = self.atom_rows(co.index, a, extra)
-                if any_latest and not a.latest:
-                    for s in sels:
-                        s.select(_alias(exp.true(), "ok"), append=True, copy=False)
-                rows += sels
-            ctes.append(("ev", _union(rows)))
-            episode = [_col(_EPISODE, "ev")] if self.episodes else []
-            agg = _from(
-                _select(
-                    _col("lopnr", "ev"),
-                    *(e.copy() for e in episode),
-                    *(_alias(e, name) for name, e in self.aggs.values()),
-                ),
-                _table("ev", quoted=False),
-            )
-            agg.join(
-                _table("base", quoted=False),
-                on=self._key("ev", "base", _EPISODE),
-                copy=False,
-            )
-            agg.group_by(_col("lopnr", "ev"), *episode, copy=False)
-            ctes.append(("agg", agg))
+        # the steps, staged: each step's atoms are read for the persons who passed every
+        # step before it only (`people`), as a hand-written query reads each criterion for
+        # the survivors of the last; the engines turn that join into a filter on the scan
+        people = "base"
+        columns = ["lopnr", "index_date", *wanted]
+        sizes = [_count_of("base")]  # the attrition: how many units each step leaves
+        for k, (passed, atoms, aggs) in enumerate(stages):
+            agg = self.stage_aggregates(co.index, k, people, atoms, aggs, ctes)
+            survivors = _from(_select(*(_col(c, "base") for c in columns)),
+                              _table(people, "base", quoted=False))  # fmt: skip
+            if agg is not None:
+                survivors.join(_table(agg, "agg", quoted=False),
+                               on=self._key("agg", "base", _EPISODE), join_type="left",
+                               copy=False)  # fmt: skip
+            ctes.append((f"s{k}", survivors.where(passed, copy=False)))
+            people = f"s{k}"
+            sizes.append(_count_of(people))
 
-        # persons: how far each got, and their breakdown values
-        reached: exp.Expression = _NUM(len(steps))
-        if steps:
-            ifs = []
-            for k, (s, st) in enumerate(zip(steps, co.steps, strict=True)):
-                passed = s if st.action == "include" else _not(s)
-                ifs.append(exp.If(this=_not(passed), true=_NUM(k)))
-            reached = exp.Case(ifs=ifs, default=_NUM(len(steps)))
+        # the result (engine/rows.py): the breakdown's cells, the final cohort grouped by
+        # every `report by` table, then one row of the attrition
         dim_names: list[str] = []  # every table's columns, each once, in order of first use
         tables: list[tuple[str, ...]] = []
-        pcols: list[exp.Expression] = [_alias(reached, "reached")]
+        dims: dict[str, exp.Expression] = {}
         for rep in co.reports:
             table = []
             for dm in rep.dims:
@@ -944,47 +942,42 @@ class _Compiler:
                 table.append(name)
                 if name not in dim_names:
                     dim_names.append(name)
-                    pcols.append(_alias(e, name))
+                    dims[name] = e
             tables.append(tuple(table))
-        persons = _from(_select(*pcols), _table("base", quoted=False))
-        if self.atoms:
-            persons.join(
-                _table("agg", quoted=False),
-                on=self._key("agg", "base", _EPISODE),
-                join_type="left",
-                copy=False,
-            )
-        if hospital:
-            persons.join(
-                _table("isite", quoted=False),
-                on=self._key("isite", "base", "index_date"),
-                join_type="left",
-                copy=False,
-            )
-        ctes.append(("persons", persons))
-
-        counts = [
-            _alias(
-                exp.Count(this=_case(exp.GTE(this=_col("reached"), expression=_NUM(k)), _NUM(1))),
-                count_column(k),
-            )
-            for k in range(len(steps) + 1)
-        ]
+        last = len(stages)
+        counts = [count_column(k) for k in range(last + 1)]
         if dim_names:
-            dcols = [_col(n) for n in dim_names]
             # GROUPING(every column) tells the grouping sets apart: a bit per column, set
-            # where the row aggregates over it (engine/rows.py reads it)
-            final = _select(
-                *dcols,
+            # where the row aggregates over it; a cell's count is its last count (the
+            # earlier ones are left empty: only the attrition row has them)
+            persons = _from(_select(*(_alias(dims[n], n) for n in dim_names)),
+                            _table(people, "base", quoted=False))  # fmt: skip
+            if hospital:
+                persons.join(_table("isite", quoted=False),
+                             on=self._key("isite", "base", "index_date"), join_type="left",
+                             copy=False)  # fmt: skip
+            ctes.append(("persons", persons))
+            cells = _select(
+                *(_col(n) for n in dim_names),
                 _alias(exp.Grouping(expressions=[_col(n) for n in dim_names]), GROUPING),
-                *counts,
+                *(_alias(_typed_null("BIGINT"), c) for c in counts[:-1]),
+                _alias(exp.Count(this=exp.Star()), counts[-1]),
             )
-            sets = [exp.Tuple(expressions=[])]
-            sets += [exp.Tuple(expressions=[_col(n) for n in t]) for t in tables]
-            final.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=sets)]))
+            _from(cells, _table("persons", quoted=False))
+            sets = [exp.Tuple(expressions=[_col(n) for n in t]) for t in tables]
+            cells.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=sets)]))
+            attrition = _select(
+                *(_alias(exp.Null(), n) for n in dim_names),
+                _alias(_NUM((1 << len(dim_names)) - 1), GROUPING),
+                *(_alias(size, c) for size, c in zip(sizes, counts, strict=True)),
+            )
+            rows = exp.Union(this=cells, expression=attrition, distinct=False)
+            final = _from(
+                _select(*(_col(c) for c in (*dim_names, GROUPING, *counts))),
+                exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("r"))),
+            )
         else:
-            final = _select(*counts)
-        _from(final, _table("persons", quoted=False))
+            final = _select(*(_alias(size, c) for size, c in zip(sizes, counts, strict=True)))
         # the scans first: every use of them is known now
         scans = [
             exp.CTE(this=self.scan_body(s), alias=exp.TableAlias(this=exp.to_identifier(s.name)),
@@ -1015,6 +1008,37 @@ class _Compiler:
             raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
         return out
 
+    def stage_aggregates(self, index: ir.IndexEvent | ir.IndexDate, k: int, people: str,
+                         atoms: dict, aggs: dict,
+                         ctes: list[tuple[str, exp.Expression]]) -> str | None:  # fmt: skip
+        """Step k's `ev{k}` (its atoms' rows, for `people`) and `agg{k}` (their aggregates per
+        person, or episode) into `ctes`; the name of `agg{k}`, or None: a step of the
+        person's own values (age, sex, region) reads no register."""
+        if not atoms:
+            return None
+        self.people = people
+        rows: list[exp.Select] = []
+        any_latest = any(a.latest for a in atoms.values())
+        for a in atoms.values():
+            sels = self.atom_rows(index, a, [_alias(_NUM(a.number), "atom")])
+            if any_latest and not a.latest:
+                for sel in sels:
+                    sel.select(_alias(exp.true(), "ok"), append=True, copy=False)
+            rows += sels
+        ctes.append((f"ev{k}", _union(rows)))
+        episode = [_col(_EPISODE, "ev")] if self.episodes else []
+        agg = _from(
+            _select(_col("lopnr", "ev"), *(e.copy() for e in episode),
+                    *(_alias(e, name) for name, e in aggs.values())),
+            _table(f"ev{k}", "ev", quoted=False),
+        )  # fmt: skip
+        agg.join(_table(people, "base", quoted=False), on=self._key("ev", "base", _EPISODE),
+                 copy=False)  # fmt: skip
+        agg.group_by(_col("lopnr", "ev"), *episode, copy=False)
+        ctes.append((f"agg{k}", agg))
+        self.people = "base"
+        return f"agg{k}"
+
     def atom_rows(self, index: ir.IndexEvent | ir.IndexDate, a: _Atom,
                   extra: list[exp.Expression]) -> list[exp.Select]:  # fmt: skip
         """An atom's rows in `ev`: only rows inside the hull of its conditions' windows.
@@ -1024,11 +1048,21 @@ class _Compiler:
         looks at a few days around the index among years of records."""
         hull = _hull(a.windows)
         rows = functools.partial(self.event_rows, a.event, extra, latest=a.latest)
+        in_people = exp.In(
+            this=_col("lopnr"),
+            query=exp.Subquery(
+                this=_from(_select(_col("lopnr")), _table(self.people, quoted=False))
+            ),
+        )
         if isinstance(index, ir.IndexDate):
             # the windows are calendar dates: the scan applies them. `base` is the whole
             # living population: a semi-join to it would build a hash table of every person
-            # to remove almost nothing (`agg` joins `base` anyway)
-            return rows(within=_absolute(hull, index.date, index.date))
+            # to remove almost nothing (`agg` joins `base` anyway); the survivors of a step
+            # are fewer, often far fewer
+            within = _absolute(hull, index.date, index.date)
+            if self.people == "base":
+                return rows(within=within)
+            return rows(within=within, where=in_people)
         # every index date lies in the index's calendar window, which bounds the dates the
         # relative windows can reach before any index date is known
         within = _absolute(hull, index.window.start, index.window.end)
@@ -1038,11 +1072,7 @@ class _Compiler:
             return rows(within=within, window=hull, index=_col(_IX_DATE, "b"), join_base=True)
         if hull.lo is not None or hull.hi is not None:
             return rows(within=within, window=hull, index=_col(_IX_DATE, "b"), join_base=True)
-        in_base = exp.In(
-            this=_col("lopnr"),
-            query=exp.Subquery(this=_from(_select(_col("lopnr")), _table("base", quoted=False))),
-        )
-        return rows(within=within, where=in_base)
+        return rows(within=within, where=in_people)
 
     def dead_before(self, day: dt.date, person: exp.Expression) -> exp.Expression:
         """A record of the person's death before `day`, in any register that provides
@@ -1188,6 +1218,17 @@ def _episode_starts(index: ir.IndexEvent) -> exp.Select:
     ])  # fmt: skip
     idx.where(_and(exp.GTE(this=_col("d"), expression=_lit(index.window.start)), new), copy=False)
     return idx
+
+
+def _count_of(table: str) -> exp.Subquery:
+    """How many rows (persons, or episodes) a CTE holds: a scalar subquery."""
+    return exp.Subquery(
+        this=_from(_select(exp.Count(this=exp.Star())), _table(table, quoted=False))
+    )
+
+
+def _typed_null(type_: str) -> exp.Cast:
+    return exp.Cast(this=exp.Null(), to=exp.DataType.build(type_))
 
 
 def _index_label(index: ir.IndexEvent | ir.IndexDate) -> str:

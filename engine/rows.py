@@ -3,14 +3,15 @@ the compiler (engine/compiler.py, which names and orders the columns) and the re
 (engine/result.py, which reads them back).
 
 Without `report by`, one row: the count after the index step, then after each step
-(`n0, n1, ..., nk`). With `report by` tables, `GROUP BY GROUPING SETS ((), (table 1...),
-(table 2...)...)` over the columns of every table (each column once, in order of first
-use): each row is those columns, the grouping flag `grp` (GROUPING over every column: a
-bit per column, the first column the highest, set where the row aggregates over it),
-then the same counts. The grand-total row (every bit set) gives the attrition; a row
-whose bits are clear exactly on one table's columns is a cell of that table's final
-cohort (a cell's count is its last count). One table keeps the form it always had:
-`grp` is 0 on its cells and non-zero on the grand total.
+(`n0, n1, ..., nk`). With `report by` tables, the cells of the final cohort grouped by
+`GROUPING SETS ((table 1...), (table 2...)...)` over the columns of every table (each
+column once, in order of first use), and one attrition row: each row is those columns,
+the grouping flag `grp` (GROUPING over every column: a bit per column, the first column
+the highest, set where the row aggregates over it), then the counts. The attrition row
+has every bit set and every count; a row whose bits are clear exactly on one table's
+columns is a cell of that table's final cohort, its count the last one (the others are
+empty). One table keeps the form it always had: `grp` is 0 on its cells and non-zero on
+the attrition row.
 """
 
 from __future__ import annotations

@@ -17,10 +17,18 @@ WITH scan0 AS NOT MATERIALIZED (
       )
     ) AS f1,
     (
-      (
+      "indatum" <= CAST('2024-11-29' AS DATE)
+      AND (
         STARTS_WITH("diagnos", 'I63') OR STARTS_WITH("diagnos", 'I64')
       )
-    ) AS f2
+    ) AS f2,
+    (
+      "indatum" >= CAST('2011-01-01' AS DATE)
+      AND "indatum" <= CAST('2024-12-30' AS DATE)
+      AND (
+        STARTS_WITH("diagnos", 'I63') OR STARTS_WITH("diagnos", 'I64')
+      )
+    ) AS f3
   FROM "npr#diagnos"
   WHERE
     NOT "indatum" IS NULL
@@ -81,7 +89,7 @@ WITH scan0 AS NOT MATERIALIZED (
     ON oo."lopnr" = p."lopnr"
   WHERE
     oo."lopnr" IS NULL
-), ev AS (
+), ev0 AS (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
@@ -102,43 +110,7 @@ WITH scan0 AS NOT MATERIALIZED (
     AND scan0."d0" <= (
       b."_ix_date" + INTERVAL (-1) DAY
     )
-  UNION ALL
-  SELECT
-    scan0."lopnr" AS lopnr,
-    scan0."d0" AS d,
-    1 AS atom
-  FROM scan0
-  JOIN (
-    SELECT
-      "lopnr" AS _ix_lopnr,
-      "index_date" AS _ix_date
-    FROM base
-  ) AS b
-    ON scan0."lopnr" = b."_ix_lopnr"
-  WHERE
-    scan0."f2" AND scan0."d0" <= (
-      b."_ix_date" + INTERVAL 30 DAY
-    )
-  UNION ALL
-  SELECT
-    scan1."lopnr" AS lopnr,
-    scan1."d0" AS d,
-    2 AS atom
-  FROM scan1
-  JOIN (
-    SELECT
-      "lopnr" AS _ix_lopnr,
-      "index_date" AS _ix_date
-    FROM base
-  ) AS b
-    ON scan1."lopnr" = b."_ix_lopnr"
-  WHERE
-    scan1."f0"
-    AND scan1."d0" >= b."_ix_date"
-    AND scan1."d0" <= (
-      b."_ix_date" + INTERVAL 30 DAY
-    )
-), agg AS (
+), agg0 AS (
   SELECT
     ev."lopnr",
     COUNT(
@@ -152,15 +124,126 @@ WITH scan0 AS NOT MATERIALIZED (
         )
         THEN 1
       END
-    ) AS c0,
+    ) AS c0
+  FROM ev0 AS ev
+  JOIN base AS base
+    ON ev."lopnr" = base."lopnr"
+  GROUP BY
+    ev."lopnr"
+), s0 AS (
+  SELECT
+    base."lopnr",
+    base."index_date",
+    base."kon",
+    base."lan",
+    base."fodelsear",
+    base."fodelsemanad"
+  FROM base AS base
+  LEFT JOIN agg0 AS agg
+    ON agg."lopnr" = base."lopnr"
+  WHERE
+    NOT (
+      COALESCE(agg."c0", 0) > 0
+    )
+), ev1 AS (
+  SELECT
+    scan0."lopnr" AS lopnr,
+    scan0."d0" AS d,
+    0 AS atom
+  FROM scan0
+  JOIN (
+    SELECT
+      "lopnr" AS _ix_lopnr,
+      "index_date" AS _ix_date
+    FROM s0
+  ) AS b
+    ON scan0."lopnr" = b."_ix_lopnr"
+  WHERE
+    scan0."f2" AND scan0."d0" <= (
+      b."_ix_date" + INTERVAL (-1) DAY
+    )
+), agg1 AS (
+  SELECT
+    ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 1 AND ev."d" <= (
+        WHEN ev."atom" = 0 AND ev."d" <= (
           base."index_date" + INTERVAL (-1) DAY
         )
         THEN 1
       END
-    ) AS c1,
+    ) AS c0
+  FROM ev1 AS ev
+  JOIN s0 AS base
+    ON ev."lopnr" = base."lopnr"
+  GROUP BY
+    ev."lopnr"
+), s1 AS (
+  SELECT
+    base."lopnr",
+    base."index_date",
+    base."kon",
+    base."lan",
+    base."fodelsear",
+    base."fodelsemanad"
+  FROM s0 AS base
+  LEFT JOIN agg1 AS agg
+    ON agg."lopnr" = base."lopnr"
+  WHERE
+    NOT (
+      COALESCE(agg."c0", 0) > 0
+    )
+), ev2 AS (
+  SELECT
+    scan0."lopnr" AS lopnr,
+    scan0."d0" AS d,
+    0 AS atom
+  FROM scan0
+  JOIN (
+    SELECT
+      "lopnr" AS _ix_lopnr,
+      "index_date" AS _ix_date
+    FROM s1
+  ) AS b
+    ON scan0."lopnr" = b."_ix_lopnr"
+  WHERE
+    scan0."f3"
+    AND scan0."d0" >= b."_ix_date"
+    AND scan0."d0" <= (
+      b."_ix_date" + INTERVAL 30 DAY
+    )
+  UNION ALL
+  SELECT
+    scan1."lopnr" AS lopnr,
+    scan1."d0" AS d,
+    1 AS atom
+  FROM scan1
+  JOIN (
+    SELECT
+      "lopnr" AS _ix_lopnr,
+      "index_date" AS _ix_date
+    FROM s1
+  ) AS b
+    ON scan1."lopnr" = b."_ix_lopnr"
+  WHERE
+    scan1."f0"
+    AND scan1."d0" >= b."_ix_date"
+    AND scan1."d0" <= (
+      b."_ix_date" + INTERVAL 30 DAY
+    )
+), agg2 AS (
+  SELECT
+    ev."lopnr",
+    COUNT(
+      CASE
+        WHEN ev."atom" = 0
+        AND ev."d" >= base."index_date"
+        AND ev."d" <= (
+          base."index_date" + INTERVAL 30 DAY
+        )
+        THEN 1
+      END
+    ) AS c0,
     COUNT(
       CASE
         WHEN ev."atom" = 1
@@ -170,64 +253,78 @@ WITH scan0 AS NOT MATERIALIZED (
         )
         THEN 1
       END
-    ) AS c2,
-    COUNT(
-      CASE
-        WHEN ev."atom" = 2
-        AND ev."d" >= base."index_date"
-        AND ev."d" <= (
-          base."index_date" + INTERVAL 30 DAY
-        )
-        THEN 1
-      END
-    ) AS c3
-  FROM ev
-  JOIN base
+    ) AS c1
+  FROM ev2 AS ev
+  JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
   GROUP BY
     ev."lopnr"
+), s2 AS (
+  SELECT
+    base."lopnr",
+    base."index_date",
+    base."kon",
+    base."lan",
+    base."fodelsear",
+    base."fodelsemanad"
+  FROM s1 AS base
+  LEFT JOIN agg2 AS agg
+    ON agg."lopnr" = base."lopnr"
+  WHERE
+    (
+      (
+        COALESCE(agg."c0", 0) > 0
+      ) OR (
+        COALESCE(agg."c1", 0) > 0
+      )
+    )
 ), persons AS (
   SELECT
-    CASE
-      WHEN NOT (
-        NOT (
-          COALESCE(agg."c0", 0) > 0
-        )
-      )
-      THEN 0
-      WHEN NOT (
-        NOT (
-          COALESCE(agg."c1", 0) > 0
-        )
-      )
-      THEN 1
-      WHEN NOT (
-        (
-          (
-            COALESCE(agg."c2", 0) > 0
-          ) OR (
-            COALESCE(agg."c3", 0) > 0
-          )
-        )
-      )
-      THEN 2
-      ELSE 3
-    END AS reached,
     YEAR(base."index_date") AS year
-  FROM base
-  LEFT JOIN agg
-    ON agg."lopnr" = base."lopnr"
+  FROM s2 AS base
 )
 SELECT
   "year",
-  GROUPING("year") AS grp,
-  COUNT(CASE WHEN "reached" >= 0 THEN 1 END) AS n0,
-  COUNT(CASE WHEN "reached" >= 1 THEN 1 END) AS n1,
-  COUNT(CASE WHEN "reached" >= 2 THEN 1 END) AS n2,
-  COUNT(CASE WHEN "reached" >= 3 THEN 1 END) AS n3
-FROM persons
-GROUP BY
-  GROUPING SETS (
-    (),
-    ("year")
-  )
+  "grp",
+  "n0",
+  "n1",
+  "n2",
+  "n3"
+FROM (
+  SELECT
+    "year",
+    GROUPING("year") AS grp,
+    CAST(NULL AS BIGINT) AS n0,
+    CAST(NULL AS BIGINT) AS n1,
+    CAST(NULL AS BIGINT) AS n2,
+    COUNT(*) AS n3
+  FROM persons
+  GROUP BY
+    GROUPING SETS (
+      ("year")
+    )
+  UNION ALL
+  SELECT
+    NULL AS year,
+    1 AS grp,
+    (
+      SELECT
+        COUNT(*)
+      FROM base
+    ) AS n0,
+    (
+      SELECT
+        COUNT(*)
+      FROM s0
+    ) AS n1,
+    (
+      SELECT
+        COUNT(*)
+      FROM s1
+    ) AS n2,
+    (
+      SELECT
+        COUNT(*)
+      FROM s2
+    ) AS n3
+) AS r
