@@ -16,8 +16,8 @@ B-tree index on the code (`COLLATE "C"`, byte order as in DuckDB, so that `LIKE 
 is an index range in a database of any locale), listed in the table `antal_code_tables`.
 The compiler reads them as it reads a prepared file's (Installation.from_postgres): a code
 condition reads a few pages of a narrow sorted table instead of every row of the
-register. Each events register also gets B-tree indexes on its date and its person key,
-which the plans use where a condition reads the register itself. Which index each plan
+register. Each events register also gets a B-tree index on its date, which the plans use
+where a condition reads the register itself in a constant window. Which index each plan
 uses, and what they cost: docs/placements.md, bench/README.md ("PostgreSQL layout").
 
 The schema is made only when missing: a loader role that owns the schema (and may not
@@ -118,7 +118,7 @@ def load_postgres(
         for path in files:
             present = _load_table(con, schema, path, progress)
             reg = catalog.register(path.stem)
-            _event_indexes(con, schema, reg, present)
+            _date_index(con, schema, reg, present)
             coded += _code_tables(con, schema, reg, present, progress)
             made += _person_table(con, schema, reg, progress)
         made += [s.name for s in coded]
@@ -196,22 +196,21 @@ def _code_tables(
     return specs
 
 
-def _event_indexes(
+def _date_index(
     con: psycopg.Connection, schema: str, reg: Register | None, present: frozenset[str]
 ) -> None:
-    """B-tree indexes on an events register's date and person key: a condition the
-    compiler reads from the register itself (a `where` filter, not codes) reads a date
-    window by the one (a constant window, as an index date gives) and is joined to the
-    persons by the other (a merge join in person order)."""
-    if reg is None or reg.kind != "events":
+    """A B-tree index on an events register's date: a condition the compiler reads from
+    the register itself (a `where` filter, not codes) reads a constant window (as an index
+    date gives) by it. None on the person key: with nested loops off (engine/backends/
+    postgres.py) no join looks a person up, and the examples' plans used none."""
+    date = reg.date_column if reg is not None and reg.kind == "events" else None
+    if reg is None or date is None or date not in present:
         return
-    for col in dict.fromkeys([reg.date_column, reg.person_key]):
-        if col and col in present:
-            con.execute(
-                sql.SQL("CREATE INDEX ON {} ({})").format(
-                    sql.Identifier(schema, reg.id), sql.Identifier(col)
-                )
-            )
+    con.execute(
+        sql.SQL("CREATE INDEX ON {} ({})").format(
+            sql.Identifier(schema, reg.id), sql.Identifier(date)
+        )
+    )
 
 
 def _person_table(
