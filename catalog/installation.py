@@ -104,8 +104,9 @@ def person_table_name(register: str) -> str:
 @dataclass(frozen=True)
 class PhysicalLayout:
     """The tables besides the registers that the compiler may read instead of them: a
-    prepared file's code tables, (register, column of codes) -> table, and person
-    tables, register -> table. Empty for extracts read as they are."""
+    prepared file's (or a schema `antal load-postgres` filled) code tables, (register,
+    column of codes) -> table, and person tables, register -> table. Empty for extracts
+    read as they are."""
 
     code_tables: Mapping[tuple[str, str], str] = field(default_factory=dict)
     person_tables: Mapping[str, str] = field(default_factory=dict)
@@ -124,8 +125,9 @@ class DataSource(BaseModel):
     start: dt.date | None = None
     through: dt.date | None = None
     # a prepared file's code tables of this register: column of codes -> table in `duckdb`
+    # (or in the `postgres` schema `antal load-postgres` filled)
     code_tables: dict[str, str] = Field(default_factory=dict)
-    # a prepared file's table of the population register's persons, one row each
+    # a prepared file's (or loaded schema's) table of the population's persons, one row each
     person_table: str | None = None
     # every value was checked when the file was prepared, and the file is immutable (its
     # release id is its content's): a data check checks only the tables' shape
@@ -210,7 +212,8 @@ class Installation:
 
     def code_tables(self) -> dict[tuple[str, str], str]:
         """(register, column of codes) -> the table holding one code per row, for the
-        registers a prepared file holds; the compiler scans these instead of the register."""
+        registers a prepared file (or a loaded schema) holds; the compiler scans these
+        instead of the register."""
         return {
             (rid, col): table
             for rid, src in self.sources.items()
@@ -218,7 +221,8 @@ class Installation:
         }
 
     def layout(self) -> PhysicalLayout:
-        """What the compiler may read besides the registers (a prepared file's tables)."""
+        """What the compiler may read besides the registers (a prepared file's tables, or
+        a loaded schema's)."""
         return PhysicalLayout(
             code_tables=self.code_tables(),
             person_tables={
@@ -310,8 +314,9 @@ class Installation:
 
     @classmethod
     def from_postgres(cls, placement: PostgresPlacement) -> Installation:
-        """A schema `antal load-postgres` filled: a table per register, and its release
-        table (the release id and manifest of the files it was loaded from)."""
+        """A schema `antal load-postgres` filled: a table per register, its release table
+        (the release id and manifest of the files it was loaded from), and the person and
+        code tables the compiler reads as it reads a prepared file's."""
         import psycopg  # only here: the catalog is read without the driver otherwise
         from psycopg import sql
 
@@ -331,6 +336,12 @@ class Installation:
                         sql.Identifier(schema, META_TABLE)
                     )
                     row = con.execute(q).fetchone()
+                coded: list[tuple[str, str, str]] = []
+                if CODE_TABLES in tables:  # a schema loaded before it had none
+                    q = sql.SQL('SELECT "register", "column", "table" FROM {}').format(
+                        sql.Identifier(schema, CODE_TABLES)
+                    )
+                    coded = con.execute(q).fetchall()
         except psycopg.Error as e:
             # the driver's message names host and database, never a row
             raise CatalogError(Path(schema), "", f"cannot read the PostgreSQL schema: {e}") from e
@@ -341,12 +352,15 @@ class Installation:
         _layout, content_release, manifest_json = row
         manifest = Manifest.model_validate_json(manifest_json)
         sources = {}
-        for rid in sorted(tables - {META_TABLE}):
+        # a `#` is in no register's name: the person and code tables are the load's own
+        for rid in sorted(t for t in tables - {META_TABLE, CODE_TABLES} if "#" not in t):
             period = manifest.registers.get(rid)
             sources[rid] = DataSource(
                 postgres=rid,
                 start=period.start if period else None,
                 through=period.through if period else None,
+                code_tables={c: t for r, c, t in coded if r == rid and t in tables},
+                person_table=(person_table_name(rid) if person_table_name(rid) in tables else None),
             )
         return cls(
             sources=sources, release=content_release, extracted=manifest.extracted,

@@ -66,7 +66,10 @@ __all__ = [
     "LAYOUT_VERSION",
     "Prepared",
     "code_table_name",
+    "code_table_select",
     "code_table_specs",
+    "code_tables_select",
+    "person_table_select",
     "prepare",
     "sort_keys",
 ]
@@ -184,17 +187,19 @@ def prepare(
                     _run(con, p.stem, _copy_sql(p.stem, p, sort_keys(reg)), progress)
                     present = frozenset(pq.read_schema(p).names)
                     for spec in code_table_specs(reg, present):
-                        _run(con, spec.name, _code_table_sql(spec, p), progress)
+                        select = code_table_select(spec, _parquet(p))
+                        _run(con, spec.name, _create(spec.name, select), progress)
                         made.append(spec)
                     if reg is not None and reg.kind == "population":
                         name = person_table_name(reg.id)
-                        _run(con, name, _person_table_sql(reg, name, p), progress)
+                        select = person_table_select(reg, _parquet(p))
+                        _run(con, name, _create(name, select), progress)
                 except duckdb.Error:  # its message may quote a value from the data: not shown
                     raise DataError(
                         f"{p.name} could not be read into the prepared file (nothing was "
                         "replaced); `antal data check` says why"
                     ) from None
-            con.execute(_code_tables_sql(made))
+            con.execute(_create(CODE_TABLES, code_tables_select(made)))
             meta = exp.Create(
                 this=exp.to_table(META_TABLE, quoted=True),
                 kind="TABLE",
@@ -235,13 +240,17 @@ def _copy_sql(rid: str, path: Path, keys: list[str]) -> str:
     return _create(rid, select)
 
 
-def _code_table_sql(spec: CodeTableSpec, path: Path) -> str:
-    """One code per row (a list split at its spaces, as the raw layout's LIKE patterns read
-    it), the kept columns, sorted by code, person, date. Rows without a code can match no
-    code condition and are left out."""
+def code_table_select(spec: CodeTableSpec, source: exp.Expression) -> exp.Select:
+    """The rows of a code table read from its register's rows in `source` (its Parquet
+    file here, its table in a PostgreSQL schema: engine/backends/pgload.py): one code per
+    row (a list split at its spaces, as the raw layout's LIKE patterns read it), the kept
+    columns, sorted by code, person, date. Rows without a code can match no code condition
+    and are left out."""
     code = exp.column(spec.column, quoted=True)
     if spec.multi:
-        item = exp.Unnest(expressions=[exp.func("string_split", code, exp.Literal.string(" "))])
+        # STRING_TO_ARRAY: DuckDB's alias of string_split, and PostgreSQL's own name
+        split = exp.StringToArray(this=code, expression=exp.Literal.string(" "))
+        item: exp.Expression = exp.Unnest(expressions=[split])
     else:
         item = code.copy()
     inner = (
@@ -249,11 +258,11 @@ def _code_table_sql(spec: CodeTableSpec, path: Path) -> str:
             exp.alias_(item, spec.column, quoted=True),
             *(exp.column(k, quoted=True) for k in spec.keep),
         )
-        .from_(_parquet(path))
+        .from_(source)
         .where(code.copy().is_(exp.null()).not_())
     )
     first_date = spec.keep[1:2]
-    select = (
+    return (
         exp.select(*(exp.column(c, quoted=True) for c in (spec.column, *spec.keep)))
         .from_(inner.subquery("t"))
         .where(
@@ -261,15 +270,14 @@ def _code_table_sql(spec: CodeTableSpec, path: Path) -> str:
         )
         .order_by(*(exp.column(c, quoted=True) for c in (spec.column, spec.keep[0], *first_date)))
     )
-    return _create(spec.name, select)
 
 
-def _person_table_sql(reg: Register, name: str, path: Path) -> str:
-    """The population's persons, one row each, ordered by person: each value the one the
-    person's rows agree on (missing values aside), else unknown, exactly as the compiler
-    resolves a population extract with duplicated rows (engine/compiler.py,
-    `_person_value`), so that a count never depends on the layout. Rows without a person
-    key are nobody and are left out."""
+def person_table_select(reg: Register, source: exp.Expression) -> exp.Select:
+    """The population's persons read from its rows in `source` (as `code_table_select`),
+    one row each, ordered by person: each value the one the person's rows agree on
+    (missing values aside), else unknown, exactly as the compiler resolves a population
+    extract with duplicated rows (engine/compiler.py, `_person_value`), so that a count
+    never depends on the layout. Rows without a person key are nobody and are left out."""
     key = exp.column(reg.person_key, quoted=True)
     cols: list[exp.Expression] = [key.copy()]
     for v in reg.variables:
@@ -284,18 +292,18 @@ def _person_table_sql(reg: Register, name: str, path: Path) -> str:
                 quoted=True,
             )
         )
-    select = (
+    return (
         exp.select(*cols)
-        .from_(_parquet(path))
+        .from_(source)
         .where(key.copy().is_(exp.null()).not_())
         .group_by(key.copy())
         .order_by(key.copy())
     )
-    return _create(name, select)
 
 
-def _code_tables_sql(specs: list[CodeTableSpec]) -> str:
-    """The table `antal_code_tables`: which code table holds which register's column."""
+def code_tables_select(specs: list[CodeTableSpec]) -> exp.Select:
+    """The rows of the table `antal_code_tables`: which code table holds which register's
+    column (a prepared file's, and a PostgreSQL schema's)."""
     rows = [
         exp.Tuple(
             expressions=[
@@ -308,20 +316,18 @@ def _code_tables_sql(specs: list[CodeTableSpec]) -> str:
     ]
     cols = ["register", "column", "table"]
     if not rows:
-        select: exp.Expression = exp.select(
+        return exp.select(
             *(exp.alias_(exp.cast(exp.null(), "VARCHAR"), c, quoted=True) for c in cols)
         ).where(exp.false())
-    else:
-        select = exp.select(exp.Star()).from_(
-            exp.Values(
-                expressions=rows,
-                alias=exp.TableAlias(
-                    this=exp.to_identifier("v"),
-                    columns=[exp.to_identifier(c, quoted=True) for c in cols],
-                ),
-            )
+    return exp.select(exp.Star()).from_(
+        exp.Values(
+            expressions=rows,
+            alias=exp.TableAlias(
+                this=exp.to_identifier("v"),
+                columns=[exp.to_identifier(c, quoted=True) for c in cols],
+            ),
         )
-    return _create(CODE_TABLES, select)
+    )
 
 
 def _run(con: duckdb.DuckDBPyConnection, name: str, sql: str, progress: Progress | None) -> None:

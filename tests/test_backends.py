@@ -217,8 +217,10 @@ def test_a_failed_read_names_its_kind_and_nothing_else(backend: str, place, tmp_
         if inst.postgres is not None:
             import psycopg
 
+            lmr = ["lmr", *inst.sources["lmr"].code_tables.values()]  # and its code table
             with psycopg.connect(inst.postgres.dsn, autocommit=True) as con:
-                con.execute(f'DROP TABLE "{inst.postgres.schema_}".lmr CASCADE')
+                for table in lmr:
+                    con.execute(f'DROP TABLE "{inst.postgres.schema_}"."{table}" CASCADE')
         else:
             Path(inst.sources["lmr"].parquet or "").unlink()
         with pytest.raises(DataError) as caught:
@@ -418,3 +420,86 @@ def test_the_roles_of_placements_md_load_and_count(tmp_path: Path, pg_extracts: 
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 con.execute(statement)
+
+
+def test_load_postgres_makes_the_prepared_layout(tmp_path: Path, pg_extracts: str) -> None:
+    """`antal load-postgres` makes the prepared file's person and code tables in the schema
+    (engine/ingest.py's definitions): one row per person key, each value the one the
+    person's rows agree on (missing values aside), else unknown; one code per item of each
+    list. The installation reads them, and counts on them are the reference evaluator's
+    and DuckDB's on the files. A code condition is an index range of its code table in
+    whatever locale the database has."""
+    import uuid
+
+    import psycopg
+
+    from antal import engine
+    from antal.catalog import PostgresPlacement
+    from antal.engine.backends.pgload import load_postgres
+
+    pop = [
+        {"lopnr": 1, "kon": 1, "fodelsear": 1950, "fodelsemanad": 3, "lan": "01"},
+        {"lopnr": 1, "kon": 1, "fodelsear": 1950, "fodelsemanad": 3, "lan": "03"},  # moved?
+        {"lopnr": 2, "kon": 2, "fodelsear": 1960, "fodelsemanad": None, "lan": "12"},
+        {"lopnr": 2, "kon": 2, "fodelsear": 1960, "fodelsemanad": 7, "lan": "12"},
+        {"lopnr": 3, "kon": None, "fodelsear": 2005, "fodelsemanad": 1, "lan": None},  # 15
+        {"lopnr": 4, "kon": 2, "fodelsear": 1970, "fodelsemanad": 5, "lan": "18"},
+        {"lopnr": 4, "kon": 1, "fodelsear": 1970, "fodelsemanad": 5, "lan": "18"},  # which?
+        {"lopnr": None, "kon": 1, "fodelsear": 1940, "fodelsemanad": 1, "lan": "01"},
+    ]
+    d = dt.date(2020, 3, 1)
+    npr = [  # E11 first, second, after two spaces, and not at all
+        {"lopnr": 1, "indatum": d, "hdia": "E119", "diagnos": "E119 I219"},
+        {"lopnr": 2, "indatum": d, "hdia": "I219", "diagnos": "I219 E110"},
+        {"lopnr": 4, "indatum": d, "hdia": "J449", "diagnos": "J449  E112"},
+        {"lopnr": 3, "indatum": d, "hdia": "J449", "diagnos": "J449"},
+        {"lopnr": 2, "indatum": d, "hdia": None, "diagnos": None},
+    ]
+    tables = {"population": pop, "npr": npr}
+    data = write_extracts(tables, tmp_path / "data")
+    schema = "l_" + uuid.uuid4().hex[:12]
+    loaded = load_postgres(data, pg_extracts, schema)
+    assert {"population#person", "npr#diagnos", "npr#hdia"} <= set(loaded.layout)
+    inst = Installation.from_postgres(PostgresPlacement(dsn=pg_extracts, schema=schema))
+    assert inst.layout().person_tables == {"population": "population#person"}
+    assert inst.layout().code_tables[("npr", "diagnos")] == "npr#diagnos"
+    assert not [rid for rid in inst.sources if "#" in rid or rid.startswith("antal_")]
+
+    with psycopg.connect(pg_extracts, autocommit=True) as con:
+        persons = con.execute(
+            f'SELECT lopnr, kon, fodelsear, fodelsemanad, lan FROM "{schema}"."population#person" '
+            "ORDER BY lopnr"
+        ).fetchall()
+        assert persons == [(1, 1, 1950, 3, None), (2, 2, 1960, 7, "12"),
+                           (3, None, 2005, 1, None), (4, None, 1970, 5, "18")]  # fmt: skip
+        codes = con.execute(
+            f'SELECT diagnos, lopnr FROM "{schema}"."npr#diagnos" ORDER BY diagnos, lopnr'
+        ).fetchall()
+        assert codes == sorted(
+            (c, r["lopnr"]) for r in npr if r["diagnos"] for c in r["diagnos"].split(" ") if c
+        )
+        con.execute("SET enable_seqscan = off")  # as on a table too large to read whole
+        plan = "\n".join(
+            r[0]
+            for r in con.execute(
+                f'EXPLAIN SELECT lopnr FROM "{schema}"."npr#diagnos" WHERE diagnos LIKE \'E11%\''
+            ).fetchall()
+        )
+        assert "diagnos >= 'E11'" in plan and "diagnos < 'E12'" in plan, plan
+
+    files = Installation.from_data_dir(data)
+    for text in (
+        "index 2020-06-15\ninclude: age 18..80\nreport by region, sex\n",
+        "index first diagnosis E11* between 2020-01-01 and 2020-12-31\nreport by sex\n",
+    ):
+        checked = engine.check(engine.parse(text), CAT)
+        sql = engine.prepare(checked, CAT, inst).compiled.sql("postgres")
+        assert '"population#person"' in sql
+        ref = evaluate(checked, tables, CAT)
+        got = engine.count_exact(checked, inst, CAT, backend="postgres")
+        assert list(got.counts) == ref.counts(), text
+        assert {tuple(k): n for k, n in got.cells} == ref.breakdown, text
+        duck = engine.count_exact(checked, files, CAT)
+        assert (got.counts, got.tables) == (duck.counts, duck.tables), text
+    assert '"npr#diagnos"' in sql
+    assert ref.counts() == [3]  # persons 1, 2 and 4: E11 in any place of the list

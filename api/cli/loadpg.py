@@ -1,6 +1,6 @@
-"""`antal load-postgres`: a data release's Parquet extracts copied into a PostgreSQL schema
-(see `antal.engine.backends.pgload`); an installation naming that schema then counts
-there, on the postgres backend (docs/placements.md)."""
+"""`antal load-postgres`: a data release's Parquet extracts copied into a PostgreSQL schema,
+laid out as a prepared file (see `antal.engine.backends.pgload`); an installation naming
+that schema then counts there, on the postgres backend (docs/placements.md)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def load_postgres_cmd(
     ],
     schema: Annotated[str, typer.Option(help="The schema to fill (made if missing).")] = "antal",
 ) -> None:
-    """Copy the extracts into tables of one schema, in one transaction (a failed load leaves
+    """Copy the extracts into tables of one schema, with the prepared file's person and
+    code tables and the indexes the counts use, in one transaction (a failed load leaves
     the schema as it was), after the same data check as `antal prepare`."""
     import psycopg
 
@@ -39,7 +40,7 @@ def load_postgres_cmd(
             fail(f"--data {data}: `antal load-postgres` reads a directory of Parquet extracts")
         uc.check_data(Installation.from_data_dir(data), cat)
         try:
-            loaded = load_postgres(data, dsn, schema)
+            loaded = load_postgres(data, dsn, schema, catalog=cat)
         except psycopg.Error as e:
             # the server's message may quote a value of the data: its class and code only
             fail(f"the load failed in PostgreSQL ({type(e).__name__}, SQLSTATE {e.sqlstate})")

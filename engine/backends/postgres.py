@@ -3,7 +3,8 @@ fills one from Parquet files, or an installation names an existing schema's tabl
 
 Each register becomes a temporary view of this connection named as the register, over its
 table with the installation's column names mapped to the catalog's, so the compiled
-statement reads the same names on every backend. Each count runs in a read-only
+statement reads the same names on every backend; so does each person or code table a
+load made (`population#person`, `npr#diagnos`: engine/backends/pgload.py). Each count runs in a read-only
 transaction, with a time budget (`statement_timeout`); its failure never passes on the
 server's message, which may quote a value of the data."""
 
@@ -62,7 +63,9 @@ class PostgresBackend(Backend):
         self._attached: set[str] = set()
         self._lock = threading.Lock()
 
-    def _view(self, rid: str, src: DataSource) -> exp.Expression:
+    def _views(self, rid: str, src: DataSource) -> list[exp.Expression]:
+        """A view named as the register over its table, and one per person or code table
+        `antal load-postgres` made of it (named as the table: the compiler reads them)."""
         reg = self.catalog.register(rid)
         source = exp.table_(src.postgres or rid, db=self.schema, quoted=True)
         if reg is None:
@@ -72,21 +75,30 @@ class PostgresBackend(Backend):
                 exp.alias_(exp.column(src.column(v.name), quoted=True), v.name, quoted=True)
                 for v in reg.variables
             ]
+        views = [(rid, exp.select(*cols).from_(source))]
+        # the load made these with the catalog's column names: read as they are
+        for table in [*src.code_tables.values(), *filter(None, [src.person_table])]:
+            own = exp.table_(table, db=self.schema, quoted=True)
+            views.append((table, exp.select(exp.Star()).from_(own)))
         # a temporary view lives in pg_temp, which PostgreSQL searches before any schema
-        return exp.Create(
-            this=exp.to_table(rid, quoted=True),
-            kind="VIEW",
-            replace=True,
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-            expression=exp.select(*cols).from_(source),
-        )
+        return [
+            exp.Create(
+                this=exp.to_table(name, quoted=True),
+                kind="VIEW",
+                replace=True,
+                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                expression=select,
+            )
+            for name, select in views
+        ]
 
     def attach(self, registers: set[str] | frozenset[str]) -> None:
         self.require(registers)
         for rid in sorted(set(registers) - self._attached):
             # DDL on this session's temporary objects only (a read-only transaction refuses
             # even those); the counts themselves run in read-only transactions
-            self.con.execute(self._view(rid, self.installation.sources[rid]).sql("postgres"))
+            for view in self._views(rid, self.installation.sources[rid]):
+                self.con.execute(view.sql("postgres"))
             self._attached.add(rid)
 
     def forget(self, register_id: str) -> None:
