@@ -32,6 +32,7 @@ the tree is built once and never shared, and copying dominated compile time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import math
@@ -46,7 +47,7 @@ from antal.catalog.installation import PhysicalLayout
 from antal.catalog.vocabulary import DIMENSION_KEYS, OPTOUT_ALL, PURPOSES, Dialect, Purpose
 from antal.engine import ir
 from antal.engine.check import event_sources
-from antal.engine.dialects import sqlglot_dialect
+from antal.engine.dialects import keeps_ctes, sqlglot_dialect
 from antal.engine.dispatch import Dispatch
 from antal.engine.errors import InternalError
 from antal.engine.hierarchy import value_name
@@ -72,6 +73,9 @@ class Compiled:
     tables: tuple[tuple[str, ...], ...]  # each `report by` table's columns, in report order
     registers: frozenset[str]  # registers read
     rebuild: Callable[[], exp.Select] = field(repr=False, compare=False)  # a fresh, equal tree
+    # the same cohort's flat plan (`_Compiler._flat`), for an engine that computes a CTE
+    # again at each reference to it (engine/dialects.py, `keeps_ctes`)
+    flat: Callable[[], exp.Select] | None = field(default=None, repr=False, compare=False)
     # the name of a breakdown value (engine/hierarchy.py), e.g. ("region", "18") -> "Örebro län"
     namer: Callable[[str, Any], str | None] = field(
         default=lambda _c, _v: None, repr=False, compare=False
@@ -96,7 +100,10 @@ class Compiled:
         tree itself and any later one a freshly built tree."""
         key = (dialect, pretty)
         if key not in self._rendered:
-            tree = self.rebuild() if self._rendered else self.tree
+            if not keeps_ctes(dialect) and self.flat is not None:
+                tree = self.flat()
+            else:
+                tree = self.rebuild() if self._rendered else self.tree
             self._rendered[key] = tree.sql(
                 dialect=sqlglot_dialect(dialect), pretty=pretty, copy=False
             )
@@ -403,8 +410,12 @@ class _Compiler:
     aggs: dict[tuple, tuple[str, exp.Expression]] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)
     scans: dict[str, _Scan] = field(default_factory=dict)  # by table read
-    # the persons (and index dates) the step being compiled is evaluated for (`_stages`)
+    # the persons (and index dates) the step being compiled is evaluated for (`_staged`)
     people: str = "base"
+    # the plan: staged (each step read for the survivors of the last) or flat (`_flat`)
+    staged: bool = True
+    numbered: int = 0  # atoms numbered so far
+    named: int = 0  # aggregates named so far
     # `index each`: the unit is the episode (person, index date), not the person; every
     # step from `base` on is keyed by both (see `_key`)
     episodes: bool = False
@@ -704,12 +715,14 @@ class _Compiler:
         key = (ev, latest)
         a = self.atoms.get(key)  # type: ignore[call-overload]
         if a is None:
-            a = self.atoms[key] = _Atom(ev, len(self.atoms), latest)  # type: ignore[index]
+            a = self.atoms[key] = _Atom(ev, self.numbered, latest)  # type: ignore[index]
+            self.numbered += 1  # numbered across steps: the flat plan reads them all at once
         return a
 
     def agg(self, key: tuple, make: exp.Expression) -> exp.Column:
         if key not in self.aggs:
-            self.aggs[key] = (f"c{len(self.aggs)}", make)
+            self.aggs[key] = (f"c{self.named}", make)
+            self.named += 1
         return _col(self.aggs[key][0], "agg")
 
     def cond(self, c: ir.Cond) -> exp.Expression:
@@ -912,72 +925,19 @@ class _Compiler:
                 isite.group_by(_col("index_date", "idx"), copy=False)
             ctes.append(("isite", isite))
 
-        # the steps, staged: each step's atoms are read for the persons who passed every
-        # step before it only (`people`), as a hand-written query reads each criterion for
-        # the survivors of the last; the engines turn that join into a filter on the scan
-        people = "base"
-        columns = ["lopnr", "index_date", *wanted]
-        sizes = [_count_of("base")]  # the attrition: how many units each step leaves
-        for k, (passed, atoms, aggs) in enumerate(stages):
-            agg = self.stage_aggregates(co.index, k, people, atoms, aggs, ctes)
-            survivors = _from(_select(*(_col(c, "base") for c in columns)),
-                              _table(people, "base", quoted=False))  # fmt: skip
-            if agg is not None:
-                survivors.join(_table(agg, "agg", quoted=False),
-                               on=self._key("agg", "base", _EPISODE), join_type="left",
-                               copy=False)  # fmt: skip
-            ctes.append((f"s{k}", survivors.where(passed, copy=False)))
-            people = f"s{k}"
-            sizes.append(_count_of(people))
-
-        # the result (engine/rows.py): the breakdown's cells, the final cohort grouped by
-        # every `report by` table, then one row of the attrition
         dim_names: list[str] = []  # every table's columns, each once, in order of first use
         tables: list[tuple[str, ...]] = []
-        dims: dict[str, exp.Expression] = {}
         for rep in co.reports:
             table = []
             for dm in rep.dims:
-                name, e = self.dimension(dm)
+                name, _e = self.dimension(dm)
                 table.append(name)
                 if name not in dim_names:
                     dim_names.append(name)
-                    dims[name] = e
             tables.append(tuple(table))
-        last = len(stages)
-        counts = [count_column(k) for k in range(last + 1)]
-        if dim_names:
-            # GROUPING(every column) tells the grouping sets apart: a bit per column, set
-            # where the row aggregates over it; a cell's count is its last count (the
-            # earlier ones are left empty: only the attrition row has them)
-            persons = _from(_select(*(_alias(dims[n], n) for n in dim_names)),
-                            _table(people, "base", quoted=False))  # fmt: skip
-            if hospital:
-                persons.join(_table("isite", quoted=False),
-                             on=self._key("isite", "base", "index_date"), join_type="left",
-                             copy=False)  # fmt: skip
-            ctes.append(("persons", persons))
-            cells = _select(
-                *(_col(n) for n in dim_names),
-                _alias(exp.Grouping(expressions=[_col(n) for n in dim_names]), GROUPING),
-                *(_alias(_typed_null("BIGINT"), c) for c in counts[:-1]),
-                _alias(exp.Count(this=exp.Star()), counts[-1]),
-            )
-            _from(cells, _table("persons", quoted=False))
-            sets = [exp.Tuple(expressions=[_col(n) for n in t]) for t in tables]
-            cells.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=sets)]))
-            attrition = _select(
-                *(_alias(exp.Null(), n) for n in dim_names),
-                _alias(_NUM((1 << len(dim_names)) - 1), GROUPING),
-                *(_alias(size, c) for size, c in zip(sizes, counts, strict=True)),
-            )
-            rows = exp.Union(this=cells, expression=attrition, distinct=False)
-            final = _from(
-                _select(*(_col(c) for c in (*dim_names, GROUPING, *counts))),
-                exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("r"))),
-            )
-        else:
-            final = _select(*(_alias(size, c) for size, c in zip(sizes, counts, strict=True)))
+        plan = self._staged if self.staged else self._flat
+        final = plan(co, stages, ["lopnr", "index_date", *wanted], dim_names, tables, hospital,
+                     ctes)  # fmt: skip
         # the scans first: every use of them is known now
         scans = [
             exp.CTE(this=self.scan_body(s), alias=exp.TableAlias(this=exp.to_identifier(s.name)),
@@ -1008,9 +968,113 @@ class _Compiler:
             raise InternalError("compiler: the result's columns are not engine/rows.py's layout")
         return out
 
+    def _persons(self, co: ir.Cohort, people: str, dim_names: list[str], hospital: bool,
+                 *first: exp.Expression) -> exp.Select:  # fmt: skip
+        """`first` and the breakdown values of each unit of `people`."""
+        dims = dict(self.dimension(dm) for r in co.reports for dm in r.dims)
+        persons = _from(_select(*first, *(_alias(dims[n], n) for n in dim_names)),
+                        _table(people, "base", quoted=False))  # fmt: skip
+        if hospital:
+            persons.join(_table("isite", quoted=False),
+                         on=self._key("isite", "base", "index_date"), join_type="left",
+                         copy=False)  # fmt: skip
+        return persons
+
+    def _staged(self, co: ir.Cohort, stages: list[tuple[exp.Expression, dict, dict]],
+                columns: list[str], dim_names: list[str], tables: list[tuple[str, ...]],
+                hospital: bool, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:  # fmt: skip
+        """The steps, staged: each step's atoms are read for the persons who passed every
+        step before it only (`people`), as a hand-written query reads each criterion for
+        the survivors of the last; the engines turn that join into a filter on the scan.
+        The result (engine/rows.py): the final cohort's cells, grouped by every `report
+        by` table, and one row of the attrition, the size of every stage."""
+        people = "base"
+        sizes = [_count_of("base")]  # the attrition: how many units each step leaves
+        for k, (passed, atoms, aggs) in enumerate(stages):
+            agg = self.stage_aggregates(co.index, k, people, atoms, aggs, ctes)
+            survivors = _from(_select(*(_col(c, "base") for c in columns)),
+                              _table(people, "base", quoted=False))  # fmt: skip
+            if agg is not None:
+                survivors.join(_table(agg, "agg", quoted=False),
+                               on=self._key("agg", "base", _EPISODE), join_type="left",
+                               copy=False)  # fmt: skip
+            ctes.append((f"s{k}", survivors.where(passed, copy=False)))
+            people = f"s{k}"
+            sizes.append(_count_of(people))
+        counts = [count_column(k) for k in range(len(stages) + 1)]
+        if not dim_names:
+            return _select(*(_alias(size, c) for size, c in zip(sizes, counts, strict=True)))
+        ctes.append(("persons", self._persons(co, people, dim_names, hospital)))
+        # GROUPING(every column) tells the grouping sets apart: a bit per column, set where
+        # the row aggregates over it; a cell's count is its last count (the earlier ones
+        # are left empty: only the attrition row has them)
+        cells = _select(
+            *(_col(n) for n in dim_names),
+            _alias(exp.Grouping(expressions=[_col(n) for n in dim_names]), GROUPING),
+            *(_alias(_typed_null("BIGINT"), c) for c in counts[:-1]),
+            _alias(exp.Count(this=exp.Star()), counts[-1]),
+        )
+        _from(cells, _table("persons", quoted=False))
+        sets = [exp.Tuple(expressions=[_col(n) for n in t]) for t in tables]
+        cells.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=sets)]))
+        attrition = _select(
+            *(_alias(exp.Null(), n) for n in dim_names),
+            _alias(_NUM((1 << len(dim_names)) - 1), GROUPING),
+            *(_alias(size, c) for size, c in zip(sizes, counts, strict=True)),
+        )
+        rows = exp.Union(this=cells, expression=attrition, distinct=False)
+        return _from(
+            _select(*(_col(c) for c in (*dim_names, GROUPING, *counts))),
+            exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("r"))),
+        )
+
+    def _flat(self, co: ir.Cohort, stages: list[tuple[exp.Expression, dict, dict]],
+              columns: list[str], dim_names: list[str], tables: list[tuple[str, ...]],
+              hospital: bool, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:  # fmt: skip
+        """The steps, flat, for an engine that computes a CTE again for each reference to
+        it (Spark: the stages' chain would be computed again at every step, exponentially,
+        see engine/dialects.py): every atom read for every person of the index step, their
+        aggregates in one `agg`, and per person the number of steps passed. The result:
+        GROUP BY GROUPING SETS ((), every table) over the persons, every count per row."""
+        atoms = {key: a for _p, step, _a in stages for key, a in step.items()}
+        aggs = {key: a for _p, _at, step in stages for key, a in step.items()}
+        agg = self.stage_aggregates(co.index, 0, "base", atoms, aggs, ctes, name="")
+        reached: exp.Expression = _NUM(len(stages))
+        if stages:
+            reached = exp.Case(
+                ifs=[exp.If(this=_not(passed), true=_NUM(k))
+                     for k, (passed, _at, _ag) in enumerate(stages)],
+                default=_NUM(len(stages)),
+            )  # fmt: skip
+        persons = self._persons(co, "base", dim_names, hospital, _alias(reached, "reached"))
+        if agg is not None:
+            persons.join(_table(agg, "agg", quoted=False),
+                         on=self._key("agg", "base", _EPISODE), join_type="left",
+                         copy=False)  # fmt: skip
+        ctes.append(("persons", persons))
+        counts = [
+            _alias(
+                exp.Count(this=_case(exp.GTE(this=_col("reached"), expression=_NUM(k)), _NUM(1))),
+                count_column(k),
+            )
+            for k in range(len(stages) + 1)
+        ]
+        if dim_names:
+            final = _select(
+                *(_col(n) for n in dim_names),
+                _alias(exp.Grouping(expressions=[_col(n) for n in dim_names]), GROUPING),
+                *counts,
+            )
+            sets = [exp.Tuple(expressions=[])]
+            sets += [exp.Tuple(expressions=[_col(n) for n in t]) for t in tables]
+            final.set("group", exp.Group(expressions=[exp.GroupingSets(expressions=sets)]))
+        else:
+            final = _select(*counts)
+        return _from(final, _table("persons", quoted=False))
+
     def stage_aggregates(self, index: ir.IndexEvent | ir.IndexDate, k: int, people: str,
-                         atoms: dict, aggs: dict,
-                         ctes: list[tuple[str, exp.Expression]]) -> str | None:  # fmt: skip
+                         atoms: dict, aggs: dict, ctes: list[tuple[str, exp.Expression]],
+                         name: str | None = None) -> str | None:  # fmt: skip
         """Step k's `ev{k}` (its atoms' rows, for `people`) and `agg{k}` (their aggregates per
         person, or episode) into `ctes`; the name of `agg{k}`, or None: a step of the
         person's own values (age, sex, region) reads no register."""
@@ -1025,19 +1089,20 @@ class _Compiler:
                 for sel in sels:
                     sel.select(_alias(exp.true(), "ok"), append=True, copy=False)
             rows += sels
-        ctes.append((f"ev{k}", _union(rows)))
+        suffix = str(k) if name is None else name
+        ctes.append((f"ev{suffix}", _union(rows)))
         episode = [_col(_EPISODE, "ev")] if self.episodes else []
         agg = _from(
             _select(_col("lopnr", "ev"), *(e.copy() for e in episode),
                     *(_alias(e, name) for name, e in aggs.values())),
-            _table(f"ev{k}", "ev", quoted=False),
+            _table(f"ev{suffix}", "ev", quoted=False),
         )  # fmt: skip
         agg.join(_table(people, "base", quoted=False), on=self._key("ev", "base", _EPISODE),
                  copy=False)  # fmt: skip
         agg.group_by(_col("lopnr", "ev"), *episode, copy=False)
-        ctes.append((f"agg{k}", agg))
+        ctes.append((f"agg{suffix}", agg))
         self.people = "base"
-        return f"agg{k}"
+        return f"agg{suffix}"
 
     def atom_rows(self, index: ir.IndexEvent | ir.IndexDate, a: _Atom,
                   extra: list[exp.Expression]) -> list[exp.Select]:  # fmt: skip
@@ -1256,7 +1321,11 @@ def compile_cohort(
     def rebuild() -> exp.Select:
         return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild).tree
 
-    return _Compiler(catalog, purpose, optout, tables).compile(co, rebuild)
+    def flat() -> exp.Select:
+        return _Compiler(catalog, purpose, optout, tables, staged=False).compile(co, flat).tree
+
+    out = _Compiler(catalog, purpose, optout, tables).compile(co, rebuild)
+    return dataclasses.replace(out, flat=flat, _rendered={})
 
 
 # ---- what a statement reads ---------------------------------------------------------------

@@ -16,6 +16,10 @@ tests/test_generative.py), not by reading the SQL:
   code column, `code LIKE 'E11%'` can (with the index's pattern operator class); the
   compiler's codes are validated to [A-Z0-9], so the pattern holds no wildcard but the `%`.
 - `WITH x AS [NOT] MATERIALIZED`: Spark has no such keywords (it decides for itself).
+- A CTE referenced several times: DuckDB and PostgreSQL compute it once; Spark computes
+  it again for each reference, so a chain of CTEs each read by the next several times
+  (the compiler's staged plan) costs it exponentially: Spark gets the flat plan
+  (`keeps_ctes`).
 - `YEAR(d)` and `MONTH(d)`: PostgreSQL's EXTRACT is a NUMERIC, which reaches Python as a
   Decimal (not JSON); cast to INT, as the other engines return.
 """
@@ -34,7 +38,7 @@ from sqlglot.generator import Generator
 
 from antal.catalog.vocabulary import Dialect
 
-__all__ = ["SQLGLOT_DIALECTS", "sqlglot_dialect"]
+__all__ = ["SQLGLOT_DIALECTS", "keeps_ctes", "sqlglot_dialect"]
 
 
 def _grouping_id(self: Generator, e: exp.Grouping) -> str:
@@ -95,6 +99,12 @@ SQLGLOT_DIALECTS: dict[Dialect, type[SqlglotDialect]] = {
     "postgres": AntalPostgres,
     "spark": AntalSpark,
 }
+
+
+def keeps_ctes(name: Dialect) -> bool:
+    """Whether the engine computes a CTE referenced several times once (the compiler's
+    staged plan), or again for each reference (its flat plan)."""
+    return name != "spark"
 
 
 def sqlglot_dialect(name: Dialect) -> type[SqlglotDialect]:

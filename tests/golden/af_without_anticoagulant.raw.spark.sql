@@ -92,105 +92,67 @@ WITH scan0 AS (
       WHEN MIN(p.`fodelsemanad`) = MAX(p.`fodelsemanad`)
       THEN MIN(p.`fodelsemanad`)
     END AS BIGINT) <= 24301
-), s0 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM base AS base
-  WHERE
-    COALESCE(
-      (
-        (
-          12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
-        ) - (
-          12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
-        )
-      ) BETWEEN 780 AND 1451,
-      FALSE
-    )
-), ev1 AS (
+), ev AS (
   SELECT
     scan1.`lopnr` AS lopnr,
     scan1.`d0` AS d,
     0 AS atom
   FROM scan1
   WHERE
-    scan1.`f0` AND `lopnr` IN (
-      SELECT
-        `lopnr`
-      FROM s0
-    )
-), agg1 AS (
-  SELECT
-    ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c0
-  FROM ev1 AS ev
-  JOIN s0 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s1 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s0 AS base
-  LEFT JOIN agg1 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c0`, 0) > 0
-), ev2 AS (
+    scan1.`f0`
+  UNION ALL
   SELECT
     scan2.`lopnr` AS lopnr,
     scan2.`d0` AS d,
-    0 AS atom
+    1 AS atom
   FROM scan2
   WHERE
-    scan2.`f0` AND `lopnr` IN (
-      SELECT
-        `lopnr`
-      FROM s1
-    )
-), agg2 AS (
+    scan2.`f0`
+), agg AS (
   SELECT
     ev.`lopnr`,
+    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c0,
     COUNT(
       CASE
-        WHEN ev.`atom` = 0
+        WHEN ev.`atom` = 1
         AND ev.`d` >= DATE_ADD(base.`index_date`, -180)
         AND ev.`d` <= base.`index_date`
         THEN 1
       END
-    ) AS c0
-  FROM ev2 AS ev
-  JOIN s1 AS base
+    ) AS c1
+  FROM ev AS ev
+  JOIN base AS base
     ON ev.`lopnr` = base.`lopnr`
   GROUP BY
     ev.`lopnr`
-), s2 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s1 AS base
-  LEFT JOIN agg2 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
 ), persons AS (
   SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
+            ) - (
+              12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
+            )
+          ) BETWEEN 780 AND 1451,
+          FALSE
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        COALESCE(agg.`c0`, 0) > 0
+      )
+      THEN 1
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c1`, 0) > 0
+        )
+      )
+      THEN 2
+      ELSE 3
+    END AS reached,
     CASE WHEN base.`kon` = 1 THEN 'male' WHEN base.`kon` = 2 THEN 'female' END AS sex,
     CAST(FLOOR(
       (
@@ -201,53 +163,21 @@ WITH scan0 AS (
         )
       ) / 120.0
     ) AS INT) * 10 AS age_10
-  FROM s2 AS base
+  FROM base AS base
+  LEFT JOIN agg AS agg
+    ON agg.`lopnr` = base.`lopnr`
 )
 SELECT
   `sex`,
   `age_10`,
-  `grp`,
-  `n0`,
-  `n1`,
-  `n2`,
-  `n3`
-FROM (
-  SELECT
-    `sex`,
-    `age_10`,
-    GROUPING_ID(`sex`, `age_10`) AS grp,
-    CAST(NULL AS BIGINT) AS n0,
-    CAST(NULL AS BIGINT) AS n1,
-    CAST(NULL AS BIGINT) AS n2,
-    COUNT(*) AS n3
-  FROM persons
-  GROUP BY
-    GROUPING SETS (
-      (`sex`, `age_10`)
-    )
-  UNION ALL
-  SELECT
-    NULL AS sex,
-    NULL AS age_10,
-    3 AS grp,
-    (
-      SELECT
-        COUNT(*)
-      FROM base
-    ) AS n0,
-    (
-      SELECT
-        COUNT(*)
-      FROM s0
-    ) AS n1,
-    (
-      SELECT
-        COUNT(*)
-      FROM s1
-    ) AS n2,
-    (
-      SELECT
-        COUNT(*)
-      FROM s2
-    ) AS n3
-) AS r
+  GROUPING_ID(`sex`, `age_10`) AS grp,
+  COUNT(CASE WHEN `reached` >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN `reached` >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN `reached` >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN `reached` >= 3 THEN 1 END) AS n3
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    (`sex`, `age_10`)
+  )

@@ -199,7 +199,7 @@ WITH scan0 AS (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan1
   WHERE
     scan1."f1" AND "lopnr" IN (
@@ -212,12 +212,12 @@ WITH scan0 AS (
     ev."lopnr",
     COUNT(
       DISTINCT CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 1
         AND ev."d" >= base."index_date" + -365
         AND ev."d" <= base."index_date"
         THEN ev."d"
       END
-    ) AS c0
+    ) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -235,12 +235,12 @@ WITH scan0 AS (
   LEFT JOIN agg2 AS agg
     ON agg."lopnr" = base."lopnr"
   WHERE
-    COALESCE(agg."c0", 0) >= 2
+    COALESCE(agg."c1", 0) >= 2
 ), ev3 AS (
   SELECT
     scan2."lopnr" AS lopnr,
     scan2."d0" AS d,
-    0 AS atom
+    2 AS atom
   FROM scan2
   WHERE
     scan2."f0" AND "lopnr" IN (
@@ -253,12 +253,12 @@ WITH scan0 AS (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 2
         AND ev."d" >= base."index_date" + -365
         AND ev."d" <= base."index_date"
         THEN 1
       END
-    ) AS c0
+    ) AS c2
   FROM ev3 AS ev
   JOIN s2 AS base
     ON ev."lopnr" = base."lopnr"
@@ -276,7 +276,7 @@ WITH scan0 AS (
   LEFT JOIN agg3 AS agg
     ON agg."lopnr" = base."lopnr"
   WHERE
-    COALESCE(agg."c0", 0) > 0
+    COALESCE(agg."c2", 0) > 0
 ), persons AS (
   SELECT
     base."lan" AS region

@@ -157,7 +157,7 @@ WITH scan0 AS (
   SELECT
     scan2."lopnr" AS lopnr,
     scan2."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan2
   WHERE
     scan2."f0" AND "lopnr" IN (
@@ -170,14 +170,14 @@ WITH scan0 AS (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 1
         AND ev."d" >= (
           base."index_date" + INTERVAL (-365) DAY
         )
         AND ev."d" <= base."index_date"
         THEN 1
       END
-    ) AS c0
+    ) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -196,7 +196,7 @@ WITH scan0 AS (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c1", 0) > 0
     )
 ), persons AS (
   SELECT

@@ -174,7 +174,7 @@ WITH scan0 AS (
   SELECT
     scan2."lopnr" AS lopnr,
     scan2."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan2
   WHERE
     scan2."f0" AND "lopnr" IN (
@@ -185,7 +185,7 @@ WITH scan0 AS (
 ), agg2 AS (
   SELECT
     ev."lopnr",
-    COUNT(CASE WHEN ev."atom" = 0 THEN 1 END) AS c0
+    COUNT(CASE WHEN ev."atom" = 1 THEN 1 END) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -204,7 +204,7 @@ WITH scan0 AS (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c1", 0) > 0
     )
 ), persons AS (
   SELECT

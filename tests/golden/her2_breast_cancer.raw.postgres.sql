@@ -190,7 +190,7 @@ WITH scan0 AS (
   SELECT
     scan2."lopnr" AS lopnr,
     scan2."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan2
   JOIN (
     SELECT
@@ -204,7 +204,7 @@ WITH scan0 AS (
 ), agg3 AS (
   SELECT
     ev."lopnr",
-    COUNT(CASE WHEN ev."atom" = 0 AND ev."d" >= base."index_date" THEN 1 END) AS c0
+    COUNT(CASE WHEN ev."atom" = 1 AND ev."d" >= base."index_date" THEN 1 END) AS c1
   FROM ev3 AS ev
   JOIN s2 AS base
     ON ev."lopnr" = base."lopnr"
@@ -222,7 +222,7 @@ WITH scan0 AS (
   LEFT JOIN agg3 AS agg
     ON agg."lopnr" = base."lopnr"
   WHERE
-    COALESCE(agg."c0", 0) > 0
+    COALESCE(agg."c1", 0) > 0
 ), persons AS (
   SELECT
     base."lan" AS region,

@@ -117,38 +117,7 @@ WITH scan0 AS (
   GROUP BY
     p.`lopnr`,
     i.`index_date`
-), s0 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM base AS base
-  WHERE
-    COALESCE(base.`kon` = 2, FALSE)
-), s1 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s0 AS base
-  WHERE
-    COALESCE(
-      (
-        (
-          12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
-        ) - (
-          12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
-        )
-      ) BETWEEN 216 AND 971,
-      FALSE
-    )
-), ev2 AS (
+), ev AS (
   SELECT
     scan1.`lopnr` AS lopnr,
     scan1.`d0` AS d,
@@ -158,14 +127,29 @@ WITH scan0 AS (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s1
+    FROM base
   ) AS b
     ON scan1.`lopnr` = b.`_ix_lopnr`
   WHERE
     scan1.`f0`
     AND scan1.`d0` >= b.`_ix_date`
     AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, 365)
-), agg2 AS (
+  UNION ALL
+  SELECT
+    scan2.`lopnr` AS lopnr,
+    scan2.`d0` AS d,
+    1 AS atom
+  FROM scan2
+  JOIN (
+    SELECT
+      `lopnr` AS _ix_lopnr,
+      `index_date` AS _ix_date
+    FROM base
+  ) AS b
+    ON scan2.`lopnr` = b.`_ix_lopnr`
+  WHERE
+    scan2.`f0` AND scan2.`d0` >= b.`_ix_date`
+), agg AS (
   SELECT
     ev.`lopnr`,
     COUNT(
@@ -175,64 +159,43 @@ WITH scan0 AS (
         AND ev.`d` <= DATE_ADD(base.`index_date`, 365)
         THEN 1
       END
-    ) AS c0
-  FROM ev2 AS ev
-  JOIN s1 AS base
+    ) AS c0,
+    COUNT(CASE WHEN ev.`atom` = 1 AND ev.`d` >= base.`index_date` THEN 1 END) AS c1
+  FROM ev AS ev
+  JOIN base AS base
     ON ev.`lopnr` = base.`lopnr`
   GROUP BY
     ev.`lopnr`
-), s2 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s1 AS base
-  LEFT JOIN agg2 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c0`, 0) > 0
-), ev3 AS (
-  SELECT
-    scan2.`lopnr` AS lopnr,
-    scan2.`d0` AS d,
-    0 AS atom
-  FROM scan2
-  JOIN (
-    SELECT
-      `lopnr` AS _ix_lopnr,
-      `index_date` AS _ix_date
-    FROM s2
-  ) AS b
-    ON scan2.`lopnr` = b.`_ix_lopnr`
-  WHERE
-    scan2.`f0` AND scan2.`d0` >= b.`_ix_date`
-), agg3 AS (
-  SELECT
-    ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` >= base.`index_date` THEN 1 END) AS c0
-  FROM ev3 AS ev
-  JOIN s2 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s3 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s2 AS base
-  LEFT JOIN agg3 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c0`, 0) > 0
 ), persons AS (
   SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(base.`kon` = 2, FALSE)
+      )
+      THEN 0
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
+            ) - (
+              12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
+            )
+          ) BETWEEN 216 AND 971,
+          FALSE
+        )
+      )
+      THEN 1
+      WHEN NOT (
+        COALESCE(agg.`c0`, 0) > 0
+      )
+      THEN 2
+      WHEN NOT (
+        COALESCE(agg.`c1`, 0) > 0
+      )
+      THEN 3
+      ELSE 4
+    END AS reached,
     base.`lan` AS region,
     CAST(FLOOR(
       (
@@ -243,60 +206,22 @@ WITH scan0 AS (
         )
       ) / 120.0
     ) AS INT) * 10 AS age_10
-  FROM s3 AS base
+  FROM base AS base
+  LEFT JOIN agg AS agg
+    ON agg.`lopnr` = base.`lopnr`
 )
 SELECT
   `region`,
   `age_10`,
-  `grp`,
-  `n0`,
-  `n1`,
-  `n2`,
-  `n3`,
-  `n4`
-FROM (
-  SELECT
-    `region`,
-    `age_10`,
-    GROUPING_ID(`region`, `age_10`) AS grp,
-    CAST(NULL AS BIGINT) AS n0,
-    CAST(NULL AS BIGINT) AS n1,
-    CAST(NULL AS BIGINT) AS n2,
-    CAST(NULL AS BIGINT) AS n3,
-    COUNT(*) AS n4
-  FROM persons
-  GROUP BY
-    GROUPING SETS (
-      (`region`, `age_10`)
-    )
-  UNION ALL
-  SELECT
-    NULL AS region,
-    NULL AS age_10,
-    3 AS grp,
-    (
-      SELECT
-        COUNT(*)
-      FROM base
-    ) AS n0,
-    (
-      SELECT
-        COUNT(*)
-      FROM s0
-    ) AS n1,
-    (
-      SELECT
-        COUNT(*)
-      FROM s1
-    ) AS n2,
-    (
-      SELECT
-        COUNT(*)
-      FROM s2
-    ) AS n3,
-    (
-      SELECT
-        COUNT(*)
-      FROM s3
-    ) AS n4
-) AS r
+  GROUPING_ID(`region`, `age_10`) AS grp,
+  COUNT(CASE WHEN `reached` >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN `reached` >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN `reached` >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN `reached` >= 3 THEN 1 END) AS n3,
+  COUNT(CASE WHEN `reached` >= 4 THEN 1 END) AS n4
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    (`region`, `age_10`)
+  )

@@ -204,7 +204,7 @@ WITH scan0 AS MATERIALIZED (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan0
   WHERE
     scan0."f1" AND "lopnr" IN (
@@ -215,7 +215,7 @@ WITH scan0 AS MATERIALIZED (
 ), agg2 AS (
   SELECT
     ev."lopnr",
-    COUNT(CASE WHEN ev."atom" = 0 THEN 1 END) AS c0
+    COUNT(CASE WHEN ev."atom" = 1 THEN 1 END) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -234,7 +234,7 @@ WITH scan0 AS MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c1", 0) > 0
     )
 ), persons AS (
   SELECT

@@ -226,7 +226,7 @@ WITH scan0 AS NOT MATERIALIZED (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -244,12 +244,12 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0 AND ev."d" <= (
+        WHEN ev."atom" = 1 AND ev."d" <= (
           base."index_date" + INTERVAL (-1) DAY
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -267,12 +267,12 @@ WITH scan0 AS NOT MATERIALIZED (
   LEFT JOIN agg2 AS agg
     ON agg."lopnr" = base."lopnr"
   WHERE
-    COALESCE(agg."c0", 0) > 0
+    COALESCE(agg."c1", 0) > 0
 ), ev3 AS (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    2 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -289,7 +289,7 @@ WITH scan0 AS NOT MATERIALIZED (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    0 AS atom
+    2 AS atom
   FROM scan1
   JOIN (
     SELECT
@@ -307,12 +307,12 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0 AND ev."d" <= (
+        WHEN ev."atom" = 2 AND ev."d" <= (
           base."index_date" + INTERVAL (-1) DAY
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c2
   FROM ev3 AS ev
   JOIN s2 AS base
     ON ev."lopnr" = base."lopnr"
@@ -331,7 +331,7 @@ WITH scan0 AS NOT MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c2", 0) > 0
     )
 ), persons AS (
   SELECT

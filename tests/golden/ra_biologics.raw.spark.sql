@@ -185,27 +185,7 @@ WITH scan0 AS (
   GROUP BY
     p.`lopnr`,
     i.`index_date`
-), s0 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM base AS base
-  WHERE
-    COALESCE(
-      (
-        (
-          12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
-        ) - (
-          12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
-        )
-      ) BETWEEN 216 AND 1451,
-      FALSE
-    )
-), ev1 AS (
+), ev AS (
   SELECT
     scan2.`lopnr` AS lopnr,
     scan2.`d0` AS d,
@@ -215,81 +195,37 @@ WITH scan0 AS (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s0
+    FROM base
   ) AS b
     ON scan2.`lopnr` = b.`_ix_lopnr`
   WHERE
     scan2.`f0` AND scan2.`d0` <= b.`_ix_date`
-), agg1 AS (
-  SELECT
-    ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= base.`index_date` THEN 1 END) AS c0
-  FROM ev1 AS ev
-  JOIN s0 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s1 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s0 AS base
-  LEFT JOIN agg1 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c0`, 0) > 0
-), ev2 AS (
+  UNION ALL
   SELECT
     scan0.`lopnr` AS lopnr,
     scan0.`d0` AS d,
-    0 AS atom
+    1 AS atom
   FROM scan0
   JOIN (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s1
+    FROM base
   ) AS b
     ON scan0.`lopnr` = b.`_ix_lopnr`
   WHERE
     scan0.`f1` AND scan0.`d0` <= DATE_ADD(b.`_ix_date`, -1)
-), agg2 AS (
-  SELECT
-    ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c0
-  FROM ev2 AS ev
-  JOIN s1 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s2 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s1 AS base
-  LEFT JOIN agg2 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c0`, 0) > 0
-), ev3 AS (
+  UNION ALL
   SELECT
     scan0.`lopnr` AS lopnr,
     scan0.`d0` AS d,
-    0 AS atom
+    2 AS atom
   FROM scan0
   JOIN (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s2
+    FROM base
   ) AS b
     ON scan0.`lopnr` = b.`_ix_lopnr`
   WHERE
@@ -298,99 +234,78 @@ WITH scan0 AS (
   SELECT
     scan1.`lopnr` AS lopnr,
     scan1.`d0` AS d,
-    0 AS atom
+    2 AS atom
   FROM scan1
   JOIN (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s2
+    FROM base
   ) AS b
     ON scan1.`lopnr` = b.`_ix_lopnr`
   WHERE
     scan1.`f1` AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, -1)
-), agg3 AS (
+), agg AS (
   SELECT
     ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c0
-  FROM ev3 AS ev
-  JOIN s2 AS base
+    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= base.`index_date` THEN 1 END) AS c0,
+    COUNT(CASE WHEN ev.`atom` = 1 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c1,
+    COUNT(CASE WHEN ev.`atom` = 2 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c2
+  FROM ev AS ev
+  JOIN base AS base
     ON ev.`lopnr` = base.`lopnr`
   GROUP BY
     ev.`lopnr`
-), s3 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s2 AS base
-  LEFT JOIN agg3 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
 ), persons AS (
   SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
+            ) - (
+              12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
+            )
+          ) BETWEEN 216 AND 1451,
+          FALSE
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        COALESCE(agg.`c0`, 0) > 0
+      )
+      THEN 1
+      WHEN NOT (
+        COALESCE(agg.`c1`, 0) > 0
+      )
+      THEN 2
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c2`, 0) > 0
+        )
+      )
+      THEN 3
+      ELSE 4
+    END AS reached,
     base.`lan` AS region,
     CASE WHEN base.`kon` = 1 THEN 'male' WHEN base.`kon` = 2 THEN 'female' END AS sex
-  FROM s3 AS base
+  FROM base AS base
+  LEFT JOIN agg AS agg
+    ON agg.`lopnr` = base.`lopnr`
 )
 SELECT
   `region`,
   `sex`,
-  `grp`,
-  `n0`,
-  `n1`,
-  `n2`,
-  `n3`,
-  `n4`
-FROM (
-  SELECT
-    `region`,
-    `sex`,
-    GROUPING_ID(`region`, `sex`) AS grp,
-    CAST(NULL AS BIGINT) AS n0,
-    CAST(NULL AS BIGINT) AS n1,
-    CAST(NULL AS BIGINT) AS n2,
-    CAST(NULL AS BIGINT) AS n3,
-    COUNT(*) AS n4
-  FROM persons
-  GROUP BY
-    GROUPING SETS (
-      (`region`, `sex`)
-    )
-  UNION ALL
-  SELECT
-    NULL AS region,
-    NULL AS sex,
-    3 AS grp,
-    (
-      SELECT
-        COUNT(*)
-      FROM base
-    ) AS n0,
-    (
-      SELECT
-        COUNT(*)
-      FROM s0
-    ) AS n1,
-    (
-      SELECT
-        COUNT(*)
-      FROM s1
-    ) AS n2,
-    (
-      SELECT
-        COUNT(*)
-      FROM s2
-    ) AS n3,
-    (
-      SELECT
-        COUNT(*)
-      FROM s3
-    ) AS n4
-) AS r
+  GROUPING_ID(`region`, `sex`) AS grp,
+  COUNT(CASE WHEN `reached` >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN `reached` >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN `reached` >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN `reached` >= 3 THEN 1 END) AS n3,
+  COUNT(CASE WHEN `reached` >= 4 THEN 1 END) AS n4
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    (`region`, `sex`)
+  )

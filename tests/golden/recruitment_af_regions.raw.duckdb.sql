@@ -184,7 +184,7 @@ WITH scan0 AS MATERIALIZED (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan1
   JOIN (
     SELECT
@@ -206,7 +206,7 @@ WITH scan0 AS MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 1
         AND ev."d" >= (
           base."index_date" + INTERVAL (-365) DAY
         )
@@ -215,7 +215,7 @@ WITH scan0 AS MATERIALIZED (
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -235,7 +235,7 @@ WITH scan0 AS MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c1", 0) > 0
     )
 ), persons AS (
   SELECT

@@ -118,27 +118,7 @@ WITH scan0 AS (
   GROUP BY
     ix.`lopnr`,
     idx.`index_date`
-), s0 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM base AS base
-  WHERE
-    COALESCE(
-      (
-        (
-          12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
-        ) - (
-          12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
-        )
-      ) BETWEEN 600 AND 1031,
-      FALSE
-    )
-), ev1 AS (
+), ev AS (
   SELECT
     scan0.`lopnr` AS lopnr,
     scan0.`d0` AS d,
@@ -149,84 +129,65 @@ WITH scan0 AS (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s0
+    FROM base
   ) AS b
     ON scan0.`lopnr` = b.`_ix_lopnr`
   WHERE
     scan0.`f1`
-), agg1 AS (
+), agg AS (
   SELECT
     ev.`lopnr`,
     ev.`_episode`,
     COUNT(CASE WHEN ev.`atom` = 0 THEN 1 END) AS c0
-  FROM ev1 AS ev
-  JOIN s0 AS base
+  FROM ev AS ev
+  JOIN base AS base
     ON ev.`lopnr` = base.`lopnr` AND ev.`_episode` = base.`index_date`
   GROUP BY
     ev.`lopnr`,
     ev.`_episode`
-), s1 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s0 AS base
-  LEFT JOIN agg1 AS agg
-    ON agg.`lopnr` = base.`lopnr` AND agg.`_episode` = base.`index_date`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
 ), persons AS (
   SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
+            ) - (
+              12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
+            )
+          ) BETWEEN 600 AND 1031,
+          FALSE
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c0`, 0) > 0
+        )
+      )
+      THEN 1
+      ELSE 2
+    END AS reached,
     isite.`site` AS hospital,
     YEAR(base.`index_date`) * 100 + MONTH(base.`index_date`) AS month
-  FROM s1 AS base
+  FROM base AS base
   LEFT JOIN isite
     ON isite.`lopnr` = base.`lopnr` AND isite.`index_date` = base.`index_date`
+  LEFT JOIN agg AS agg
+    ON agg.`lopnr` = base.`lopnr` AND agg.`_episode` = base.`index_date`
 )
 SELECT
   `hospital`,
   `month`,
-  `grp`,
-  `n0`,
-  `n1`,
-  `n2`
-FROM (
-  SELECT
-    `hospital`,
-    `month`,
-    GROUPING_ID(`hospital`, `month`) AS grp,
-    CAST(NULL AS BIGINT) AS n0,
-    CAST(NULL AS BIGINT) AS n1,
-    COUNT(*) AS n2
-  FROM persons
-  GROUP BY
-    GROUPING SETS (
-      (`hospital`),
-      (`month`)
-    )
-  UNION ALL
-  SELECT
-    NULL AS hospital,
-    NULL AS month,
-    3 AS grp,
-    (
-      SELECT
-        COUNT(*)
-      FROM base
-    ) AS n0,
-    (
-      SELECT
-        COUNT(*)
-      FROM s0
-    ) AS n1,
-    (
-      SELECT
-        COUNT(*)
-      FROM s1
-    ) AS n2
-) AS r
+  GROUPING_ID(`hospital`, `month`) AS grp,
+  COUNT(CASE WHEN `reached` >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN `reached` >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN `reached` >= 2 THEN 1 END) AS n2
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    (`hospital`),
+    (`month`)
+  )

@@ -149,7 +149,7 @@ WITH scan0 AS NOT MATERIALIZED (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -167,12 +167,12 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0 AND ev."d" <= (
+        WHEN ev."atom" = 1 AND ev."d" <= (
           base."index_date" + INTERVAL (-1) DAY
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c1
   FROM ev1 AS ev
   JOIN s0 AS base
     ON ev."lopnr" = base."lopnr"
@@ -191,13 +191,13 @@ WITH scan0 AS NOT MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c1", 0) > 0
     )
 ), ev2 AS (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    2 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -216,7 +216,7 @@ WITH scan0 AS NOT MATERIALIZED (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    1 AS atom
+    3 AS atom
   FROM scan1
   JOIN (
     SELECT
@@ -236,24 +236,24 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 2
         AND ev."d" >= base."index_date"
         AND ev."d" <= (
           base."index_date" + INTERVAL 30 DAY
         )
         THEN 1
       END
-    ) AS c0,
+    ) AS c2,
     COUNT(
       CASE
-        WHEN ev."atom" = 1
+        WHEN ev."atom" = 3
         AND ev."d" >= base."index_date"
         AND ev."d" <= (
           base."index_date" + INTERVAL 30 DAY
         )
         THEN 1
       END
-    ) AS c1
+    ) AS c3
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -273,9 +273,9 @@ WITH scan0 AS NOT MATERIALIZED (
   WHERE
     (
       (
-        COALESCE(agg."c0", 0) > 0
+        COALESCE(agg."c2", 0) > 0
       ) OR (
-        COALESCE(agg."c1", 0) > 0
+        COALESCE(agg."c3", 0) > 0
       )
     )
 ), persons AS (

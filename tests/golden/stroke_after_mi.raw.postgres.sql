@@ -210,7 +210,7 @@ WITH scan0 AS MATERIALIZED (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -224,7 +224,7 @@ WITH scan0 AS MATERIALIZED (
 ), agg1 AS (
   SELECT
     ev."lopnr",
-    COUNT(CASE WHEN ev."atom" = 0 AND ev."d" <= base."index_date" + -1 THEN 1 END) AS c0
+    COUNT(CASE WHEN ev."atom" = 1 AND ev."d" <= base."index_date" + -1 THEN 1 END) AS c1
   FROM ev1 AS ev
   JOIN s0 AS base
     ON ev."lopnr" = base."lopnr"
@@ -243,13 +243,13 @@ WITH scan0 AS MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c1", 0) > 0
     )
 ), ev2 AS (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    2 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -264,7 +264,7 @@ WITH scan0 AS MATERIALIZED (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    1 AS atom
+    3 AS atom
   FROM scan1
   JOIN (
     SELECT
@@ -280,16 +280,16 @@ WITH scan0 AS MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0 AND ev."d" >= base."index_date" AND ev."d" <= base."index_date" + 30
+        WHEN ev."atom" = 2 AND ev."d" >= base."index_date" AND ev."d" <= base."index_date" + 30
         THEN 1
       END
-    ) AS c0,
+    ) AS c2,
     COUNT(
       CASE
-        WHEN ev."atom" = 1 AND ev."d" >= base."index_date" AND ev."d" <= base."index_date" + 30
+        WHEN ev."atom" = 3 AND ev."d" >= base."index_date" AND ev."d" <= base."index_date" + 30
         THEN 1
       END
-    ) AS c1
+    ) AS c3
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -309,9 +309,9 @@ WITH scan0 AS MATERIALIZED (
   WHERE
     (
       (
-        COALESCE(agg."c0", 0) > 0
+        COALESCE(agg."c2", 0) > 0
       ) OR (
-        COALESCE(agg."c1", 0) > 0
+        COALESCE(agg."c3", 0) > 0
       )
     )
 ), persons AS (

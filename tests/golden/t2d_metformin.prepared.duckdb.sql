@@ -220,7 +220,7 @@ WITH scan0 AS NOT MATERIALIZED (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    0 AS atom
+    1 AS atom
   FROM scan1
   JOIN (
     SELECT
@@ -242,7 +242,7 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 1
         AND ev."d" >= (
           base."index_date" + INTERVAL (-365) DAY
         )
@@ -251,7 +251,7 @@ WITH scan0 AS NOT MATERIALIZED (
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c1
   FROM ev2 AS ev
   JOIN s1 AS base
     ON ev."lopnr" = base."lopnr"
@@ -269,12 +269,12 @@ WITH scan0 AS NOT MATERIALIZED (
   LEFT JOIN agg2 AS agg
     ON agg."lopnr" = base."lopnr"
   WHERE
-    COALESCE(agg."c0", 0) > 0
+    COALESCE(agg."c1", 0) > 0
 ), ev3 AS (
   SELECT
     scan1."lopnr" AS lopnr,
     scan1."d0" AS d,
-    0 AS atom,
+    2 AS atom,
     scan1."ok0" AS ok
   FROM scan1
   JOIN (
@@ -297,7 +297,7 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     MAX(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 2
         AND ev."d" >= (
           base."index_date" + INTERVAL 180 DAY
         )
@@ -306,10 +306,10 @@ WITH scan0 AS NOT MATERIALIZED (
         )
         THEN ev."d"
       END
-    ) AS c0,
+    ) AS c2,
     MAX(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 2
         AND ev."ok"
         AND ev."d" >= (
           base."index_date" + INTERVAL 180 DAY
@@ -319,7 +319,7 @@ WITH scan0 AS NOT MATERIALIZED (
         )
         THEN ev."d"
       END
-    ) AS c1
+    ) AS c3
   FROM ev3 AS ev
   JOIN s2 AS base
     ON ev."lopnr" = base."lopnr"
@@ -337,12 +337,12 @@ WITH scan0 AS NOT MATERIALIZED (
   LEFT JOIN agg3 AS agg
     ON agg."lopnr" = base."lopnr"
   WHERE
-    COALESCE(agg."c1" = agg."c0", FALSE)
+    COALESCE(agg."c3" = agg."c2", FALSE)
 ), ev4 AS (
   SELECT
     scan2."lopnr" AS lopnr,
     scan2."d0" AS d,
-    0 AS atom
+    3 AS atom
   FROM scan2
   WHERE
     scan2."f0" AND "lopnr" IN (
@@ -353,7 +353,7 @@ WITH scan0 AS NOT MATERIALIZED (
 ), agg4 AS (
   SELECT
     ev."lopnr",
-    COUNT(CASE WHEN ev."atom" = 0 THEN 1 END) AS c0
+    COUNT(CASE WHEN ev."atom" = 3 THEN 1 END) AS c4
   FROM ev4 AS ev
   JOIN s3 AS base
     ON ev."lopnr" = base."lopnr"
@@ -372,13 +372,13 @@ WITH scan0 AS NOT MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c4", 0) > 0
     )
 ), ev5 AS (
   SELECT
     scan2."lopnr" AS lopnr,
     scan2."d0" AS d,
-    0 AS atom
+    4 AS atom
   FROM scan2
   JOIN (
     SELECT
@@ -396,12 +396,12 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0 AND ev."d" <= (
+        WHEN ev."atom" = 4 AND ev."d" <= (
           base."index_date" + INTERVAL (-1) DAY
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c5
   FROM ev5 AS ev
   JOIN s4 AS base
     ON ev."lopnr" = base."lopnr"
@@ -420,13 +420,13 @@ WITH scan0 AS NOT MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c5", 0) > 0
     )
 ), ev6 AS (
   SELECT
     scan0."lopnr" AS lopnr,
     scan0."d0" AS d,
-    0 AS atom
+    5 AS atom
   FROM scan0
   JOIN (
     SELECT
@@ -446,14 +446,14 @@ WITH scan0 AS NOT MATERIALIZED (
     ev."lopnr",
     COUNT(
       CASE
-        WHEN ev."atom" = 0
+        WHEN ev."atom" = 5
         AND ev."d" >= base."index_date"
         AND ev."d" <= (
           base."index_date" + INTERVAL 730 DAY
         )
         THEN 1
       END
-    ) AS c0
+    ) AS c6
   FROM ev6 AS ev
   JOIN s5 AS base
     ON ev."lopnr" = base."lopnr"
@@ -472,7 +472,7 @@ WITH scan0 AS NOT MATERIALIZED (
     ON agg."lopnr" = base."lopnr"
   WHERE
     NOT (
-      COALESCE(agg."c0", 0) > 0
+      COALESCE(agg."c6", 0) > 0
     )
 ), persons AS (
   SELECT

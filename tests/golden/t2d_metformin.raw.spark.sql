@@ -170,44 +170,108 @@ WITH scan0 AS (
   GROUP BY
     p.`lopnr`,
     i.`index_date`
-), s0 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM base AS base
-  WHERE
-    COALESCE(
-      (
-        (
-          12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
-        ) - (
-          12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
-        )
-      ) BETWEEN 480 AND 911,
-      FALSE
-    )
-), ev1 AS (
+), ev AS (
   SELECT
     scan0.`lopnr` AS lopnr,
     scan0.`d0` AS d,
-    0 AS atom
+    0 AS atom,
+    TRUE AS ok
   FROM scan0
   JOIN (
     SELECT
       `lopnr` AS _ix_lopnr,
       `index_date` AS _ix_date
-    FROM s0
+    FROM base
   ) AS b
     ON scan0.`lopnr` = b.`_ix_lopnr`
   WHERE
     scan0.`f1`
     AND scan0.`d0` >= DATE_ADD(b.`_ix_date`, -1825)
     AND scan0.`d0` <= DATE_ADD(b.`_ix_date`, -1)
-), agg1 AS (
+  UNION ALL
+  SELECT
+    scan1.`lopnr` AS lopnr,
+    scan1.`d0` AS d,
+    1 AS atom,
+    TRUE AS ok
+  FROM scan1
+  JOIN (
+    SELECT
+      `lopnr` AS _ix_lopnr,
+      `index_date` AS _ix_date
+    FROM base
+  ) AS b
+    ON scan1.`lopnr` = b.`_ix_lopnr`
+  WHERE
+    scan1.`f0`
+    AND scan1.`d0` >= DATE_ADD(b.`_ix_date`, -365)
+    AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, 365)
+  UNION ALL
+  SELECT
+    scan1.`lopnr` AS lopnr,
+    scan1.`d0` AS d,
+    2 AS atom,
+    scan1.`ok0` AS ok
+  FROM scan1
+  JOIN (
+    SELECT
+      `lopnr` AS _ix_lopnr,
+      `index_date` AS _ix_date
+    FROM base
+  ) AS b
+    ON scan1.`lopnr` = b.`_ix_lopnr`
+  WHERE
+    scan1.`f1`
+    AND scan1.`d0` >= DATE_ADD(b.`_ix_date`, 180)
+    AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, 730)
+  UNION ALL
+  SELECT
+    scan2.`lopnr` AS lopnr,
+    scan2.`d0` AS d,
+    3 AS atom,
+    TRUE AS ok
+  FROM scan2
+  WHERE
+    scan2.`f0` AND `lopnr` IN (
+      SELECT
+        `lopnr`
+      FROM base
+    )
+  UNION ALL
+  SELECT
+    scan2.`lopnr` AS lopnr,
+    scan2.`d0` AS d,
+    4 AS atom,
+    TRUE AS ok
+  FROM scan2
+  JOIN (
+    SELECT
+      `lopnr` AS _ix_lopnr,
+      `index_date` AS _ix_date
+    FROM base
+  ) AS b
+    ON scan2.`lopnr` = b.`_ix_lopnr`
+  WHERE
+    scan2.`f1` AND scan2.`d0` <= DATE_ADD(b.`_ix_date`, -1)
+  UNION ALL
+  SELECT
+    scan0.`lopnr` AS lopnr,
+    scan0.`d0` AS d,
+    5 AS atom,
+    TRUE AS ok
+  FROM scan0
+  JOIN (
+    SELECT
+      `lopnr` AS _ix_lopnr,
+      `index_date` AS _ix_date
+    FROM base
+  ) AS b
+    ON scan0.`lopnr` = b.`_ix_lopnr`
+  WHERE
+    scan0.`f2`
+    AND scan0.`d0` >= b.`_ix_date`
+    AND scan0.`d0` <= DATE_ADD(b.`_ix_date`, 730)
+), agg AS (
   SELECT
     ev.`lopnr`,
     COUNT(
@@ -217,331 +281,118 @@ WITH scan0 AS (
         AND ev.`d` <= DATE_ADD(base.`index_date`, -1)
         THEN 1
       END
-    ) AS c0
-  FROM ev1 AS ev
-  JOIN s0 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s1 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s0 AS base
-  LEFT JOIN agg1 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
-), ev2 AS (
-  SELECT
-    scan1.`lopnr` AS lopnr,
-    scan1.`d0` AS d,
-    0 AS atom
-  FROM scan1
-  JOIN (
-    SELECT
-      `lopnr` AS _ix_lopnr,
-      `index_date` AS _ix_date
-    FROM s1
-  ) AS b
-    ON scan1.`lopnr` = b.`_ix_lopnr`
-  WHERE
-    scan1.`f0`
-    AND scan1.`d0` >= DATE_ADD(b.`_ix_date`, -365)
-    AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, 365)
-), agg2 AS (
-  SELECT
-    ev.`lopnr`,
+    ) AS c0,
     COUNT(
       CASE
-        WHEN ev.`atom` = 0
+        WHEN ev.`atom` = 1
         AND ev.`d` >= DATE_ADD(base.`index_date`, -365)
         AND ev.`d` <= DATE_ADD(base.`index_date`, 365)
         THEN 1
       END
-    ) AS c0
-  FROM ev2 AS ev
-  JOIN s1 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s2 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s1 AS base
-  LEFT JOIN agg2 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c0`, 0) > 0
-), ev3 AS (
-  SELECT
-    scan1.`lopnr` AS lopnr,
-    scan1.`d0` AS d,
-    0 AS atom,
-    scan1.`ok0` AS ok
-  FROM scan1
-  JOIN (
-    SELECT
-      `lopnr` AS _ix_lopnr,
-      `index_date` AS _ix_date
-    FROM s2
-  ) AS b
-    ON scan1.`lopnr` = b.`_ix_lopnr`
-  WHERE
-    scan1.`f1`
-    AND scan1.`d0` >= DATE_ADD(b.`_ix_date`, 180)
-    AND scan1.`d0` <= DATE_ADD(b.`_ix_date`, 730)
-), agg3 AS (
-  SELECT
-    ev.`lopnr`,
+    ) AS c1,
     MAX(
       CASE
-        WHEN ev.`atom` = 0
+        WHEN ev.`atom` = 2
         AND ev.`d` >= DATE_ADD(base.`index_date`, 180)
         AND ev.`d` <= DATE_ADD(base.`index_date`, 730)
         THEN ev.`d`
       END
-    ) AS c0,
+    ) AS c2,
     MAX(
       CASE
-        WHEN ev.`atom` = 0
+        WHEN ev.`atom` = 2
         AND ev.`ok`
         AND ev.`d` >= DATE_ADD(base.`index_date`, 180)
         AND ev.`d` <= DATE_ADD(base.`index_date`, 730)
         THEN ev.`d`
       END
-    ) AS c1
-  FROM ev3 AS ev
-  JOIN s2 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s3 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s2 AS base
-  LEFT JOIN agg3 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    COALESCE(agg.`c1` = agg.`c0`, FALSE)
-), ev4 AS (
-  SELECT
-    scan2.`lopnr` AS lopnr,
-    scan2.`d0` AS d,
-    0 AS atom
-  FROM scan2
-  WHERE
-    scan2.`f0` AND `lopnr` IN (
-      SELECT
-        `lopnr`
-      FROM s3
-    )
-), agg4 AS (
-  SELECT
-    ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 THEN 1 END) AS c0
-  FROM ev4 AS ev
-  JOIN s3 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s4 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s3 AS base
-  LEFT JOIN agg4 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
-), ev5 AS (
-  SELECT
-    scan2.`lopnr` AS lopnr,
-    scan2.`d0` AS d,
-    0 AS atom
-  FROM scan2
-  JOIN (
-    SELECT
-      `lopnr` AS _ix_lopnr,
-      `index_date` AS _ix_date
-    FROM s4
-  ) AS b
-    ON scan2.`lopnr` = b.`_ix_lopnr`
-  WHERE
-    scan2.`f1` AND scan2.`d0` <= DATE_ADD(b.`_ix_date`, -1)
-), agg5 AS (
-  SELECT
-    ev.`lopnr`,
-    COUNT(CASE WHEN ev.`atom` = 0 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c0
-  FROM ev5 AS ev
-  JOIN s4 AS base
-    ON ev.`lopnr` = base.`lopnr`
-  GROUP BY
-    ev.`lopnr`
-), s5 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s4 AS base
-  LEFT JOIN agg5 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
-), ev6 AS (
-  SELECT
-    scan0.`lopnr` AS lopnr,
-    scan0.`d0` AS d,
-    0 AS atom
-  FROM scan0
-  JOIN (
-    SELECT
-      `lopnr` AS _ix_lopnr,
-      `index_date` AS _ix_date
-    FROM s5
-  ) AS b
-    ON scan0.`lopnr` = b.`_ix_lopnr`
-  WHERE
-    scan0.`f2`
-    AND scan0.`d0` >= b.`_ix_date`
-    AND scan0.`d0` <= DATE_ADD(b.`_ix_date`, 730)
-), agg6 AS (
-  SELECT
-    ev.`lopnr`,
+    ) AS c3,
+    COUNT(CASE WHEN ev.`atom` = 3 THEN 1 END) AS c4,
+    COUNT(CASE WHEN ev.`atom` = 4 AND ev.`d` <= DATE_ADD(base.`index_date`, -1) THEN 1 END) AS c5,
     COUNT(
       CASE
-        WHEN ev.`atom` = 0
+        WHEN ev.`atom` = 5
         AND ev.`d` >= base.`index_date`
         AND ev.`d` <= DATE_ADD(base.`index_date`, 730)
         THEN 1
       END
-    ) AS c0
-  FROM ev6 AS ev
-  JOIN s5 AS base
+    ) AS c6
+  FROM ev AS ev
+  JOIN base AS base
     ON ev.`lopnr` = base.`lopnr`
   GROUP BY
     ev.`lopnr`
-), s6 AS (
-  SELECT
-    base.`lopnr`,
-    base.`index_date`,
-    base.`kon`,
-    base.`lan`,
-    base.`fodelsear`,
-    base.`fodelsemanad`
-  FROM s5 AS base
-  LEFT JOIN agg6 AS agg
-    ON agg.`lopnr` = base.`lopnr`
-  WHERE
-    NOT (
-      COALESCE(agg.`c0`, 0) > 0
-    )
 ), persons AS (
   SELECT
+    CASE
+      WHEN NOT (
+        COALESCE(
+          (
+            (
+              12 * YEAR(base.`index_date`) + MONTH(base.`index_date`)
+            ) - (
+              12 * CAST(base.`fodelsear` AS BIGINT) + CAST(base.`fodelsemanad` AS BIGINT)
+            )
+          ) BETWEEN 480 AND 911,
+          FALSE
+        )
+      )
+      THEN 0
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c0`, 0) > 0
+        )
+      )
+      THEN 1
+      WHEN NOT (
+        COALESCE(agg.`c1`, 0) > 0
+      )
+      THEN 2
+      WHEN NOT (
+        COALESCE(agg.`c3` = agg.`c2`, FALSE)
+      )
+      THEN 3
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c4`, 0) > 0
+        )
+      )
+      THEN 4
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c5`, 0) > 0
+        )
+      )
+      THEN 5
+      WHEN NOT (
+        NOT (
+          COALESCE(agg.`c6`, 0) > 0
+        )
+      )
+      THEN 6
+      ELSE 7
+    END AS reached,
     base.`lan` AS region,
     CASE WHEN base.`kon` = 1 THEN 'male' WHEN base.`kon` = 2 THEN 'female' END AS sex
-  FROM s6 AS base
+  FROM base AS base
+  LEFT JOIN agg AS agg
+    ON agg.`lopnr` = base.`lopnr`
 )
 SELECT
   `region`,
   `sex`,
-  `grp`,
-  `n0`,
-  `n1`,
-  `n2`,
-  `n3`,
-  `n4`,
-  `n5`,
-  `n6`,
-  `n7`
-FROM (
-  SELECT
-    `region`,
-    `sex`,
-    GROUPING_ID(`region`, `sex`) AS grp,
-    CAST(NULL AS BIGINT) AS n0,
-    CAST(NULL AS BIGINT) AS n1,
-    CAST(NULL AS BIGINT) AS n2,
-    CAST(NULL AS BIGINT) AS n3,
-    CAST(NULL AS BIGINT) AS n4,
-    CAST(NULL AS BIGINT) AS n5,
-    CAST(NULL AS BIGINT) AS n6,
-    COUNT(*) AS n7
-  FROM persons
-  GROUP BY
-    GROUPING SETS (
-      (`region`, `sex`)
-    )
-  UNION ALL
-  SELECT
-    NULL AS region,
-    NULL AS sex,
-    3 AS grp,
-    (
-      SELECT
-        COUNT(*)
-      FROM base
-    ) AS n0,
-    (
-      SELECT
-        COUNT(*)
-      FROM s0
-    ) AS n1,
-    (
-      SELECT
-        COUNT(*)
-      FROM s1
-    ) AS n2,
-    (
-      SELECT
-        COUNT(*)
-      FROM s2
-    ) AS n3,
-    (
-      SELECT
-        COUNT(*)
-      FROM s3
-    ) AS n4,
-    (
-      SELECT
-        COUNT(*)
-      FROM s4
-    ) AS n5,
-    (
-      SELECT
-        COUNT(*)
-      FROM s5
-    ) AS n6,
-    (
-      SELECT
-        COUNT(*)
-      FROM s6
-    ) AS n7
-) AS r
+  GROUPING_ID(`region`, `sex`) AS grp,
+  COUNT(CASE WHEN `reached` >= 0 THEN 1 END) AS n0,
+  COUNT(CASE WHEN `reached` >= 1 THEN 1 END) AS n1,
+  COUNT(CASE WHEN `reached` >= 2 THEN 1 END) AS n2,
+  COUNT(CASE WHEN `reached` >= 3 THEN 1 END) AS n3,
+  COUNT(CASE WHEN `reached` >= 4 THEN 1 END) AS n4,
+  COUNT(CASE WHEN `reached` >= 5 THEN 1 END) AS n5,
+  COUNT(CASE WHEN `reached` >= 6 THEN 1 END) AS n6,
+  COUNT(CASE WHEN `reached` >= 7 THEN 1 END) AS n7
+FROM persons
+GROUP BY
+  GROUPING SETS (
+    (),
+    (`region`, `sex`)
+  )
