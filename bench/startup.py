@@ -1,5 +1,6 @@
 """Start-up of the command line: `antal check COHORT`, `antal --help`, `antal count --help`,
-each a new process (interpreter start, imports, the command), against bare `python -c pass`.
+and `antal count COHORT --data DIR` up to its first statement to DuckDB, each a new process
+(interpreter start, imports, the command), against bare `python -c pass`.
 
     python -m bench.startup --repeat 15
     python -m bench.startup --antal /other/.venv/bin/antal --antal .venv/bin/antal  # side by side
@@ -14,6 +15,14 @@ cores). Every run must exit 0 and `check` must print its `ok` line, or the run s
 The children run without PYTHONDONTWRITEBYTECODE, so that the warm-up writes the byte code
 of antal's modules as an installed package has it (pip compiles at install time); with it
 set, as in this project's sandbox, every run compiles antal's source again (~0.1 s more).
+
+`count to 1st query` is `antal count COHORT --data DIR` (a released count, the default) run
+through the console script's app by a probe that wraps `duckdb.connect` when DuckDB is first
+imported: the first statement sent on any connection that is not a session setting
+(`PRAGMA`, `SET`), i.e. the first that reads the extract, ends the process there
+(`os._exit`), so its wall time is the time from process start to the first row read, and
+nothing is charged or stored. `--data` is generated when missing (`antal synth --persons
+20000 --seed 7`).
 """
 
 from __future__ import annotations
@@ -24,13 +33,62 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["main", "measure"]
+__all__ = ["ensure_data", "main", "measure"]
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
+FIRST_QUERY = "first query: "
+
+# `antal ARGS` as the console script runs it, except that the first statement sent to DuckDB
+# which reads data ends the process (after saying so): see the module's docstring.
+_TO_FIRST_QUERY = f"""
+import importlib.util, os, sys
+
+def _first(con, name):
+    def run(*args, **kwargs):
+        sql = str(args[0]) if args else ""
+        if not sql.lstrip().upper().startswith(("PRAGMA", "SET")):
+            sys.stdout.write({FIRST_QUERY!r} + " ".join(sql.split())[:60] + "\\n")
+            sys.stdout.flush()
+            os._exit(0)
+        return getattr(con, name)(*args, **kwargs)
+    return run
+
+class _Connection:
+    def __init__(self, con):
+        self._con = con
+    def __getattr__(self, name):
+        if name in ("execute", "executemany", "sql", "query"):
+            return _first(self._con, name)
+        return getattr(self._con, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self._con.__exit__(*exc)
+
+class _OnImport:  # wraps duckdb.connect once DuckDB is imported, wherever that happens
+    def find_spec(self, name, path, target=None):
+        if name != "duckdb":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            connect = module.connect
+            module.connect = lambda *a, **k: _Connection(connect(*a, **k))
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _OnImport())
+from antal.api.cli import app
+sys.argv = ["antal", *sys.argv[1:]]
+app()
+"""
 
 
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -65,14 +123,33 @@ def measure(
     return times
 
 
+def ensure_data(data: Path) -> None:
+    """The synthetic extract `count` reads: `antal synth --persons 20000 --seed 7 --out DATA`."""
+    from antal.synthetic import REGISTERS, generate
+
+    if not all((data / f"{r}.parquet").exists() for r in REGISTERS):
+        print(f"generating 20000 synthetic persons (seed 7) into {data} ...", file=sys.stderr)
+        generate(20_000, 7, data)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=15, help="runs of each command (median)")
     p.add_argument("--antal", action="append",
                    help="a console script, repeatable (default: next to this interpreter)")  # fmt: skip
     p.add_argument("--cohort", default=str(EXAMPLES / "t2d_metformin.cohort"))
+    p.add_argument("--data", default="/tmp/startup-data",
+                   help="extracts for `count` (generated if missing: 20,000 persons, seed 7)")  # fmt: skip
     a = p.parse_args(argv)
+    ensure_data(Path(a.data))
+    with tempfile.TemporaryDirectory(prefix="antal-startup-") as tmp:  # the store: never written
+        _measure_all(a, Path(tmp) / "store.sqlite")
+    return 0
+
+
+def _measure_all(a: argparse.Namespace, store: Path) -> dict[str, tuple[list[float], list[float]]]:
     scripts = [os.path.abspath(s) for s in a.antal or [Path(sys.executable).with_name("antal")]]
+    count = ["count", a.cohort, "--data", a.data, "--store", str(store)]
     commands: dict[str, tuple[list[str], str | None]] = {}
     for i, antal in enumerate(scripts):
         python = str(Path(antal).with_name("python"))  # the script's own interpreter
@@ -81,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{i}:antal check COHORT": ([antal, "check", a.cohort], ": ok ("),
             f"{i}:antal --help": ([antal, "--help"], "Usage"),
             f"{i}:antal count --help": ([antal, "count", "--help"], "Usage"),
+            f"{i}:count to 1st query": ([python, "-c", _TO_FIRST_QUERY, *count], FIRST_QUERY),
         }
     load = os.getloadavg()[0]
     times = measure(commands, a.repeat)
@@ -93,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             if name.startswith(f"{i}:"):
                 print(f"{name.partition(':')[2]:<22} {statistics.median(wall):>9.3f} "
                       f"{min(wall):>10.3f} {statistics.median(cpu):>7.3f}")  # fmt: skip
-    return 0
+    return times
 
 
 if __name__ == "__main__":
