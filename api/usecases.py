@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from antal.api.accounts import Accounts, CatalogEntries, EntryVersion, User
 from antal.catalog import (
     HOLDER_FIELDS,
     Catalog,
@@ -40,17 +39,14 @@ from antal.catalog import (
 from antal.catalog.errors import AntalError
 from antal.catalog.vocabulary import PURPOSES, ROLES
 from antal.engine import (
-    Backend,
     BreakdownTooFine,
     CohortError,
-    Compiled,
     Currency,
     DataError,
     Diagnostic,
     IRInvalid,
     check_with_warnings,
     currency_of,
-    get_backend,
     ir,
     limits,
     parse,
@@ -61,17 +57,8 @@ from antal.engine import count_exact as _engine_count_exact
 from antal.engine.check import event_sources
 from antal.engine.domain import domain_size, released_tables, roll_up
 from antal.engine.hierarchy import has_names, value_name
-from antal.privacy import (
-    AlreadyExists,
-    InvalidValue,
-    PrivacyParams,
-    Project,
-    Store,
-    UnknownProject,
-)
+from antal.privacy import AlreadyExists, InvalidValue, UnknownProject
 from antal.privacy import NotFound as StoreNotFound
-from antal.privacy import open_store as _open_store
-from antal.privacy.store import store_exists
 
 # use cases of registry holders (antal.api.holders), re-exported here: loaded on first use
 _HOLDERS = (
@@ -86,17 +73,20 @@ _HOLDERS = (
 # What only some use cases need is imported in them, not here: every command and the
 # service import this module, and pandas, DuckDB's ingest, the gate (OpenDP), the receipts
 # (cryptography), the forecast (statsmodels) and the settings (pydantic-settings) would
-# triple the start-up time of `antal check`, which needs none of them.
+# triple the start-up time of `antal check`, which needs none of them; nor the store
+# (SQLite), the accounts or the backends.
 if TYPE_CHECKING:
     import pandas as pd
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from antal.api.accounts import Accounts, CatalogEntries, EntryVersion, User
     from antal.api.planning import Planned, PlanRequest
     from antal.api.settings import Settings
+    from antal.engine import Backend, Compiled
     from antal.engine.datacheck import Finding
     from antal.engine.ingest import Prepared as PreparedFile
     from antal.engine.result import ExactResult
-    from antal.privacy import Answer, Gate, Quote, Signer, TrueCounts
+    from antal.privacy import Answer, Gate, PrivacyParams, Project, Quote, Signer, Store, TrueCounts
     from antal.privacy.forecast import Forecast, ReleasedMonth
     from antal.privacy.seal import AuditCheck
 
@@ -245,6 +235,8 @@ def open_catalog(installation: Installation | None = None, store: Store | None =
     holders published through the API, which win over files."""
     cat = load_catalog(bundled_dir(), *(installation.catalog_dirs if installation else ()))
     if store is not None:
+        from antal.api.accounts import CatalogEntries
+
         for reg in CatalogEntries(store).all():
             cat.registers[reg.id] = reg
     return cat
@@ -254,6 +246,9 @@ def catalog_for(settings: Settings, installation: Installation | None = None) ->
     """The catalog every face sees for these settings: bundled entries, the installation's
     own (when one is configured) and those published to the settings' store (when it exists;
     it is not created here). The CLI and the server count under the same catalog."""
+    from antal.privacy.store import open_store as _open_store
+    from antal.privacy.store import store_exists
+
     if installation is None and (settings.data or settings.installation):
         installation = open_installation(settings)
     store = _open_store(settings.store) if store_exists(settings.store) else None
@@ -264,6 +259,9 @@ def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
     """The settings' store, signing its audit log with the installation's key and appending
     the signed heads to its anchor (both made on first use). A read-only use (`must_exist`)
     never creates a store, a key or an anchor, and cannot append to a signed log."""
+    from antal.privacy.store import open_store as _open_store
+    from antal.privacy.store import store_exists
+
     anchor = audit_anchor(settings)
     if must_exist:
         if not store_exists(settings.store):
@@ -316,6 +314,8 @@ def open_backend(
 ) -> Backend:
     """The settings' backend with their threads, memory limit and (unless the data holder's
     own local mode, `time_budget=False`) the time budget of one count."""
+    from antal.engine.backends import get_backend
+
     return get_backend(
         settings.backend, installation, catalog, threads=settings.threads,
         memory_limit=settings.memory_limit,
@@ -776,6 +776,8 @@ def quote_local(
     store) not made yet, what its first count would cost: nothing is created."""
     from antal.privacy import Gate
     from antal.privacy.gate import answer_key, quote_new
+    from antal.privacy.store import Project, store_exists
+    from antal.privacy.store import open_store as _open_store
 
     params = installation.privacy
     if store_exists(settings.store):

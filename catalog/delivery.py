@@ -70,7 +70,7 @@ def expand_names(names: list[str]) -> list[str]:
 class _Files(BaseModel):
     """Files of one table and how to read them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     files: str = Field(min_length=1)  # a glob relative to the data directory
     format: Literal["text", "parquet", "sas"]
@@ -137,7 +137,7 @@ class RegisterDelivery(_Files):
 
 
 class Delivery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, max_length=100)
     title: str | None = None

@@ -57,16 +57,18 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from antal.catalog.delivery import Delivery, load_delivery
 from antal.catalog.errors import CatalogError
 from antal.catalog.release import content_release
 from antal.catalog.vocabulary import PLACEMENTS, Placement
 from antal.privacy.params import PrivacyParams
+
+if TYPE_CHECKING:  # read only for an installation of delivered files (load_installation)
+    from antal.catalog.delivery import Delivery
 
 __all__ = [
     "CODE_TABLES",
@@ -113,7 +115,7 @@ class PhysicalLayout:
 
 
 class DataSource(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     parquet: str | None = None
     duckdb: str | None = None  # a DuckDB database file ...
@@ -149,7 +151,7 @@ class PostgresPlacement(BaseModel):
     `dsn` is a libpq connection string or URI; keep a password out of it (libpq reads
     PGPASSWORD or ~/.pgpass). Tables are read, never written."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     dsn: str = Field(min_length=1)
     schema_: str = Field(alias="schema", min_length=1, max_length=63)
@@ -159,7 +161,7 @@ _TOLERATE_KEY = r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"
 
 
 class _InstallationFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     release: str | None = None
     extracted: dt.date | None = None
@@ -372,7 +374,7 @@ MANIFEST = "release.yaml"  # a data directory's description of its release
 
 
 class _ExtractPeriod(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     start: dt.date | None = None
     through: dt.date | None = None
@@ -381,7 +383,7 @@ class _ExtractPeriod(BaseModel):
 class Manifest(BaseModel):
     """`DIR/release.yaml`: what a data release says of itself (all optional)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     release: str | None = Field(default=None, min_length=1, max_length=200)
     extracted: dt.date | None = None
@@ -512,6 +514,8 @@ def _delivery_installation(
         raise CatalogError(path, "data", "a delivery needs its directory: `data:` or --data DIR")
     if not where.is_dir():
         raise FileNotFoundError(f"data directory {where} does not exist")
+    from antal.catalog.delivery import load_delivery
+
     delivery = load_delivery(cfg.delivery, base)  # type: ignore[arg-type]
     return Installation(
         sources={},

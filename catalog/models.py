@@ -47,7 +47,9 @@ class FieldError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validators built on first validation, not on import (pydantic's `defer_build`):
+    # a command that reads no catalog entry of a kind does not pay for building its model
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Text(_Model):

@@ -26,31 +26,24 @@ tests/test_generative.py), not by reading the SQL:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect as SqlglotDialect
-from sqlglot.dialects.duckdb import DuckDB
-from sqlglot.dialects.postgres import Postgres
-from sqlglot.dialects.spark import Spark
-from sqlglot.generator import Generator
 
 from antal.catalog.vocabulary import Dialect
 
-__all__ = ["SQLGLOT_DIALECTS", "keeps_ctes", "sqlglot_dialect"]
+if TYPE_CHECKING:
+    from sqlglot.dialects.dialect import Dialect as SqlglotDialect
+    from sqlglot.generator import Generator
+
+__all__ = ["keeps_ctes", "sqlglot_dialect"]
 
 
 def _grouping_id(self: Generator, e: exp.Grouping) -> str:
     name = "GROUPING_ID" if len(e.expressions) > 1 else "GROUPING"
     return self.func(name, *e.expressions)
-
-
-def _pg_date_add(self: Generator, e: exp.DateAdd) -> str:
-    unit = e.args.get("unit")
-    if unit is not None and unit.name.upper() == "DAY":
-        return self.binary(exp.Add(this=e.this, expression=e.expression), "+")
-    return Postgres.Generator.TRANSFORMS[exp.DateAdd](self, e)
 
 
 def _pg_starts_with(self: Generator, e: exp.StartsWith) -> str:
@@ -68,36 +61,61 @@ def _pg_int_part(part: str) -> Callable[[Generator, exp.Expression], str]:
     return rule
 
 
-class AntalSpark(Spark):
-    class Generator(Spark.Generator):
-        TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
-            **Spark.Generator.TRANSFORMS,
-            exp.Grouping: _grouping_id,
-        }
+# Each dialect is built when first asked for, not on import: sqlglot's dialect modules
+# build their tokenizers and generators when imported (about 35 ms for the three), and
+# `antal check` compiles a cohort without rendering it in any of them.
+def _duckdb() -> type[SqlglotDialect]:
+    from sqlglot.dialects.duckdb import DuckDB
 
-        def cte_sql(self, expression: exp.CTE) -> str:
-            if expression.args.get("materialized") is None:
-                return super().cte_sql(expression)
-            plain = expression.copy()  # the compiled tree is rendered again in other dialects
-            plain.set("materialized", None)
-            return super().cte_sql(plain)
+    return DuckDB
 
 
-class AntalPostgres(Postgres):
-    class Generator(Postgres.Generator):
-        TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
-            **Postgres.Generator.TRANSFORMS,
-            exp.DateAdd: _pg_date_add,
-            exp.StartsWith: _pg_starts_with,
-            exp.Year: _pg_int_part("YEAR"),
-            exp.Month: _pg_int_part("MONTH"),
-        }
+def _spark() -> type[SqlglotDialect]:
+    from sqlglot.dialects.spark import Spark
+
+    class AntalSpark(Spark):
+        class Generator(Spark.Generator):
+            TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
+                **Spark.Generator.TRANSFORMS,
+                exp.Grouping: _grouping_id,
+            }
+
+            def cte_sql(self, expression: exp.CTE) -> str:
+                if expression.args.get("materialized") is None:
+                    return super().cte_sql(expression)
+                plain = expression.copy()  # the compiled tree is rendered again in other dialects
+                plain.set("materialized", None)
+                return super().cte_sql(plain)
+
+    return AntalSpark
 
 
-SQLGLOT_DIALECTS: dict[Dialect, type[SqlglotDialect]] = {
-    "duckdb": DuckDB,
-    "postgres": AntalPostgres,
-    "spark": AntalSpark,
+def _postgres() -> type[SqlglotDialect]:
+    from sqlglot.dialects.postgres import Postgres
+
+    def date_add(self: Generator, e: exp.DateAdd) -> str:
+        unit = e.args.get("unit")
+        if unit is not None and unit.name.upper() == "DAY":
+            return self.binary(exp.Add(this=e.this, expression=e.expression), "+")
+        return Postgres.Generator.TRANSFORMS[exp.DateAdd](self, e)
+
+    class AntalPostgres(Postgres):
+        class Generator(Postgres.Generator):
+            TRANSFORMS: ClassVar[dict[type[exp.Expression], Any]] = {
+                **Postgres.Generator.TRANSFORMS,
+                exp.DateAdd: date_add,
+                exp.StartsWith: _pg_starts_with,
+                exp.Year: _pg_int_part("YEAR"),
+                exp.Month: _pg_int_part("MONTH"),
+            }
+
+    return AntalPostgres
+
+
+_BUILD: dict[Dialect, Callable[[], type[SqlglotDialect]]] = {
+    "duckdb": _duckdb,
+    "postgres": _postgres,
+    "spark": _spark,
 }
 
 
@@ -107,6 +125,7 @@ def keeps_ctes(name: Dialect) -> bool:
     return name != "spark"
 
 
+@functools.cache
 def sqlglot_dialect(name: Dialect) -> type[SqlglotDialect]:
-    """The sqlglot dialect a `Dialect` name renders with."""
-    return SQLGLOT_DIALECTS[name]
+    """The sqlglot dialect a `Dialect` name renders with (built once, on first use)."""
+    return _BUILD[name]()

@@ -31,7 +31,7 @@ _NOT_IN_FINGERPRINT = {
 
 
 class PrivacyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     noise: NoiseName = Field(
         "laplace",
