@@ -123,10 +123,19 @@ _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_yaml(path: Path) -> Any:
+    """A YAML file's data: from the user's cache when this very text was read before
+    (catalog/yamlcache.py), else parsed (and then cached)."""
+    from antal.catalog import yamlcache  # here: this module is imported by every command
+
     try:
         text = path.read_text(encoding="utf-8")
+        cached = yamlcache.get(text)
+        if cached is not yamlcache.MISSING:
+            return cached
         with contextlib.suppress(yaml.YAMLError):
-            return yaml.load(text, Loader=_FAST_LOADER)
+            data = yaml.load(text, Loader=_FAST_LOADER)
+            yamlcache.put(text, data)
+            return data
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

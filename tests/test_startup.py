@@ -296,3 +296,94 @@ def test_a_yaml_error_is_worded_as_before(text: str, tmp_path: Path) -> None:
     assert got.value.message == (
         f"not valid YAML line {mark.line + 1}, column {mark.column + 1}: {want.value.problem}"  # type: ignore[attr-defined]
     )
+
+
+def _bundled_yaml() -> list[Path]:
+    cat = ROOT / "catalog"
+    return sorted(
+        [*cat.glob("*.yaml"), *cat.glob("registers/*.yaml"), *cat.glob("codelists/*.yaml")]
+    )
+
+
+def test_the_yaml_cache_gives_what_the_parser_gives_cold_and_warm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every catalog file reads to the same data from its cache entry as from its text, and
+    the entry is what a read uses: one per text, named by it."""
+    from antal.catalog import yamlcache
+
+    monkeypatch.setenv("ANTAL_CACHE_DIR", str(tmp_path))
+    files = _bundled_yaml()
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert yamlcache.get(text) is yamlcache.MISSING
+        assert _read_yaml(f) == yaml.safe_load(text), f  # cold: parsed, then kept
+        assert yamlcache.get(text) == yaml.safe_load(text), f  # warm: the entry
+        assert _read_yaml(f) == yaml.safe_load(text), f
+    assert len(list(tmp_path.glob("yaml-*.pickle"))) == len({f.read_text("utf-8") for f in files})
+    # a read takes the entry of its text: one kept for it (here by hand) is what is read
+    f = files[0]
+    yamlcache.put(f.read_text(encoding="utf-8"), {"from": "the cache"})
+    assert _read_yaml(f) == {"from": "the cache"}
+    # an edited file is another text: parsed, never the old entry
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(f.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert _read_yaml(edited) == yaml.safe_load(f.read_text(encoding="utf-8"))
+
+
+def test_the_yaml_cache_keeps_dates_and_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from antal.catalog import yamlcache
+
+    monkeypatch.setenv("ANTAL_CACHE_DIR", str(tmp_path))
+    text = "a: 2015-01-01\nb: 2001-12-14t21:59:43.10-05:00\nc: [1, 2.5, true, null, x]\n"
+    path = tmp_path / "t.yaml"
+    path.write_text(text, encoding="utf-8")
+    want = yaml.safe_load(text)
+    assert _read_yaml(path) == want and yamlcache.get(text) == want
+    assert _read_yaml(path)["b"].utcoffset() == want["b"].utcoffset()
+
+
+def test_a_damaged_or_foreign_yaml_cache_entry_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cut or edited entry fails its hash and is written whole again; an entry holding
+    anything but plain data (here: a call of os.mkdir, with a correct hash) is refused
+    without running it; both are read from the text instead."""
+    import hashlib
+    import pickle
+
+    monkeypatch.setenv("ANTAL_CACHE_DIR", str(tmp_path))
+    f = ROOT / "catalog" / "regions.yaml"
+    want = yaml.safe_load(f.read_text(encoding="utf-8"))
+    assert _read_yaml(f) == want
+    [entry] = tmp_path.glob("yaml-*.pickle")
+    whole = entry.read_bytes()
+    for damaged in (whole[: len(whole) // 2], whole.replace(b"Stockholm", b"Stockhalm")):
+        assert damaged != whole
+        entry.write_bytes(damaged)
+        assert _read_yaml(f) == want
+        assert entry.read_bytes() == whole
+
+    marker = tmp_path / "ran"
+
+    class Foreign:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.mkdir, (str(marker),))
+
+    body = pickle.dumps(Foreign())
+    entry.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    assert _read_yaml(f) == want
+    assert not marker.exists()
+
+
+def test_without_a_writable_cache_directory_yaml_is_read_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unwritable = tmp_path / "a-file"
+    unwritable.write_text("not a directory", encoding="utf-8")
+    monkeypatch.setenv("ANTAL_CACHE_DIR", str(unwritable))
+    for f in _bundled_yaml():
+        assert _read_yaml(f) == yaml.safe_load(f.read_text(encoding="utf-8")), f
+    assert unwritable.read_text(encoding="utf-8") == "not a directory"
