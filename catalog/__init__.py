@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from antal.catalog.code_lists import CodeLists, load_code_lists
@@ -115,34 +114,40 @@ def suggest(name: str, choices: list[str] | set[str]) -> str | None:
     return hits[0] if hits else None
 
 
-# libyaml's parser where PyYAML has it: the catalog and its code names are read on every
-# `antal check`, and the pure-Python parser took ten times as long (most of the command's
-# run). The constructor is the same safe one; a file libyaml refuses is read again by the
-# pure-Python parser, so that what is accepted and how an error is worded stay as they were.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _read_yaml(path: Path) -> Any:
     """A YAML file's data: from the user's cache when this very text was read before
-    (catalog/yamlcache.py), else parsed (and then cached)."""
+    (catalog/yamlcache.py), else parsed (and then cached). PyYAML is imported only to parse:
+    with every file in the cache, `antal check` does not import it."""
     from antal.catalog import yamlcache  # here: this module is imported by every command
 
     try:
         text = path.read_text(encoding="utf-8")
-        cached = yamlcache.get(text)
-        if cached is not yamlcache.MISSING:
-            return cached
+    except OSError as e:
+        raise CatalogError(path, "", f"cannot be read: {e.strerror}") from e
+    cached = yamlcache.get(text)
+    if cached is not yamlcache.MISSING:
+        return cached
+    data = _parse_yaml(text, path)
+    yamlcache.put(text, data)
+    return data
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    """libyaml's parser where PyYAML has it: the catalog and its code names are read on
+    every `antal check`, and the pure-Python parser took ten times as long (most of the
+    command's run). The constructor is the same safe one; a text libyaml refuses is read
+    again by the pure-Python parser, so that what is accepted and how an error is worded
+    stay as they were."""
+    import yaml
+
+    try:
         with contextlib.suppress(yaml.YAMLError):
-            data = yaml.load(text, Loader=_FAST_LOADER)
-            yamlcache.put(text, data)
-            return data
+            return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise CatalogError(path, "", f"not valid YAML {where}: {getattr(e, 'problem', e)}") from e
-    except OSError as e:
-        raise CatalogError(path, "", f"cannot be read: {e.strerror}") from e
 
 
 def _validate(model: type[M], data: Any, path: Path, prefix: str = "") -> M:

@@ -59,7 +59,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from antal.catalog.errors import CatalogError
@@ -404,6 +403,8 @@ def data_dir_release(directory: Path, name: str | None = None) -> str:
 
 
 def _read_manifest(path: Path) -> Manifest:
+    import yaml  # here: reading the catalog, from the cache, needs no YAML parser
+
     if not path.exists():
         return Manifest()
     try:
@@ -420,6 +421,8 @@ def _read_manifest(path: Path) -> Manifest:
 def load_installation(path: Path | str, data: Path | str | None = None) -> Installation:
     """The installation a file describes; `data`: the directory of its delivery's files
     (`--data DIR` beside `--config FILE`), for a file with `delivery:` only."""
+    import yaml
+
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -3,7 +3,7 @@
 and count, and building Python objects from their YAML took thirty times as long as loading
 them again from a pickle.
 
-A file's entry is named by a hash of its text (and of the YAML library's version), so an
+A file's entry is named by a hash of its text (and of the YAML library's files), so an
 edited file is a new entry and never meets an old one; the entry's first line is the hash
 of the rest, so a damaged entry is not used. Only plain data is ever loaded back (mappings,
 lists, strings, numbers, dates: what YAML's safe loader makes), never an object of another
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
+import importlib.util
 import io
+import os
 import pickle
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from antal.catalog.usercache import cache_dir, write_atomic
 
@@ -42,11 +43,23 @@ class _PlainUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"{module}.{name} is not plain data") from None
 
 
+@functools.cache
+def _parser() -> str:
+    """Which PyYAML parses, known without importing it (importing it is what the cache
+    saves): its package's path, size and modification time, which an upgrade changes."""
+    spec = importlib.util.find_spec("yaml")
+    origin = spec.origin if spec is not None else None
+    if origin is None:
+        return "no yaml"
+    st = os.stat(origin)
+    return f"{origin}\n{st.st_size}\n{st.st_mtime_ns}"
+
+
 def _entry(text: str) -> Path | None:
     d = cache_dir()
     if d is None:
         return None
-    key = hashlib.sha256(f"{yaml.__version__}\n{text}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{_parser()}\n{text}".encode()).hexdigest()[:32]
     return d / f"yaml-{key}.pickle"
 
 

