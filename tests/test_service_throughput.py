@@ -1,0 +1,230 @@
+"""What makes the service answer at the speed of a lookup (issue 26, item 5) must not change
+what it answers: write transactions committed in groups (every one still committed, audited
+and signed before its writer returns), the store's connections kept, a cohort's preparation
+kept (never across a catalog change, a purpose or an installation), the columns of a file
+kept (never across a change of the file), and the service's error answers. Real SQLite,
+real DuckDB, real HTTP; no timing thresholds (`python -m bench.service` measures)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_extracts
+from fastapi.testclient import TestClient
+
+from antal.api.app import create_app
+from antal.api.settings import Settings
+from antal.catalog import Installation
+from antal.privacy import Signer, open_store
+from antal.privacy.store import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `bench` is not an installed package
+    sys.path.insert(0, str(ROOT))
+
+
+EPS = 0.5  # the default ε per query
+
+
+# ---- extracts and a service -----------------------------------------------------------------
+
+T2D = "index first diagnosis E11*\ninclude ndr where diabetestyp = 2 within 365 days of index\n"
+
+
+def _tables() -> dict[str, list[dict[str, Any]]]:
+    pop = [{"lopnr": i, "kon": 1 + i % 2, "fodelsear": 1950 + i % 40, "fodelsemanad": 1,
+            "lan": "18"} for i in range(1, 301)]  # fmt: skip
+    npr = [{"lopnr": i, "indatum": dt.date(2020, 1, 1) + dt.timedelta(days=i % 200),
+            "vardform": "O", "sjukhus": "18001", "hdia": "E119", "diagnos": "E119 I10"}
+           for i in range(1, 201)]  # fmt: skip
+    ndr = [{"lopnr": i, "regdat": dt.date(2020, 6, 1), "diabetestyp": 2, "hba1c": 60.0}
+           for i in range(1, 101)]  # fmt: skip
+    return {"population": pop, "npr": npr, "ndr": ndr}
+
+
+def _installation(root: Path, extracted: str) -> Installation:
+    data = write_extracts(_tables(), root)
+    (data / "release.yaml").write_text(f"extracted: {extracted}\n", encoding="utf-8")
+    return Installation.from_data_dir(data)
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> dict[str, Any]:
+    data = write_extracts(_tables(), tmp_path / "data")
+    app = create_app(Settings(data=data, store=str(tmp_path / "s.sqlite"), requests_per_minute=10_000,
+                              counts_per_minute=10_000, checks_per_minute=10_000))  # fmt: skip
+    st = app.state.antal
+    for uid, role in (("admin", "admin"), ("a", "researcher"), ("b", "researcher")):
+        st.accounts.create_user(uid, uid, role)
+    st.store.create_project("pa", "pa", "forskning", 10.0, ("npr", "ndr", "nkbc"))
+    st.store.create_project("pb", "pb", "forskning", 10.0, ("npr",))
+    st.accounts.add_member("pa", "a")
+    st.accounts.add_member("pb", "b")
+    tokens = {u: st.accounts.issue_token(u) for u in ("admin", "a", "b")}
+    return {
+        "c": TestClient(app), "st": st, "data": data,
+        "h": {u: {"Authorization": f"Bearer {t}"} for u, t in tokens.items()},
+    }  # fmt: skip
+
+
+# ---- the store: write transactions committed in groups ------------------------------------------
+
+
+def _signed_store(tmp_path: Path) -> SQLiteStore:
+    store = open_store(tmp_path / "s.sqlite", signer=Signer.ephemeral(),
+                       anchor=tmp_path / "anchor.jsonl")  # fmt: skip
+    assert isinstance(store, SQLiteStore)
+    return store
+
+
+def _rows(path: Path, sql: str) -> list[Any]:
+    """Read with a connection of its own: what is committed, whatever the store holds open."""
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_concurrent_writers_commit_together_and_each_returns_committed(tmp_path: Path) -> None:
+    store = _signed_store(tmp_path)
+    store.create_project("p", "P", "forskning", 10.0)
+    before = store.commits
+    writers = 12
+    holding = threading.Event()
+    seen: dict[int, bool] = {}
+
+    def write(i: int) -> None:
+        with store.transaction() as tx:
+            if i == 0:  # the first body holds the lock until every other writer waits for it
+                holding.set()
+                time.sleep(0.5)
+            tx.audit(f"writer{i}", "p", "answer_stored", f"q{i}", "{}", 0.0, None, ("npr",))
+        # returned: committed, for any other connection to see
+        seen[i] = bool(_rows(tmp_path / "s.sqlite",
+                             f"SELECT 1 FROM audit WHERE actor = 'writer{i}'"))  # fmt: skip
+
+    first = threading.Thread(target=write, args=(0,))
+    first.start()
+    assert holding.wait(10)
+    others = [threading.Thread(target=write, args=(i,)) for i in range(1, writers)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(60)
+    assert seen == {i: True for i in range(writers)}
+    # the writers that waited for the first body joined its group: fewer commits than
+    # writers (one, when every one of them was waiting by the time it ended)
+    assert 1 <= store.commits - before < writers
+    entries = store.audit_entries()
+    assert sorted(e.actor for e in entries if e.actor.startswith("writer")) == sorted(
+        f"writer{i}" for i in range(writers)
+    )
+    # every entry signed, in order, and its head in the anchor: the log verifies
+    assert store.verify_audit() == []
+    heads = [
+        json.loads(line)["seq"] for line in (tmp_path / "anchor.jsonl").read_text().splitlines()
+    ]
+    assert heads == [e.seq for e in entries]
+
+
+def test_a_body_that_fails_in_a_group_is_rolled_back_alone(tmp_path: Path) -> None:
+    store = _signed_store(tmp_path)
+    store.create_project("p", "P", "forskning", 10.0)
+    holding = threading.Event()
+    errors: dict[int, str] = {}
+
+    def write(i: int) -> None:
+        try:
+            with store.transaction() as tx:
+                if i == 0:
+                    holding.set()
+                    time.sleep(0.5)
+                tx.execute("UPDATE projects SET spent = spent + 1 WHERE id = 'p'")
+                tx.audit(f"writer{i}", "p", "charge", f"q{i}", "{}", 1.0, None)
+                if i == 2:
+                    raise ValueError("this one changes its mind")
+        except ValueError as e:
+            errors[i] = str(e)
+
+    first = threading.Thread(target=write, args=(0,))
+    first.start()
+    assert holding.wait(10)
+    others = [threading.Thread(target=write, args=(i,)) for i in (1, 2, 3)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(60)
+    assert errors == {2: "this one changes its mind"}
+    # writer 2's update and entry are gone; the others' stand
+    assert store.project("p").spent == 3.0  # type: ignore[union-attr]
+    assert sorted(e.actor for e in store.audit_entries() if e.action == "charge") == [
+        "writer0", "writer1", "writer3"
+    ]  # fmt: skip
+    assert store.verify_audit() == []
+
+
+def test_a_write_inside_a_write_of_the_same_thread_is_an_error_not_a_wait(
+    tmp_path: Path,
+) -> None:
+    store = _signed_store(tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="inside another"), store.transaction() as tx:
+        tx.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+        with store.transaction():
+            pass
+    assert time.monotonic() - t0 < 30  # it used to wait for SQLite's lock (60 s), then fail
+    with store.transaction() as tx:  # and the store goes on
+        tx.audit("admin", None, "create_user", None, "u researcher", 0.0, None)
+    assert store.verify_audit() == []
+
+
+def test_the_stores_connections_are_kept_between_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _signed_store(tmp_path)
+    store.create_project("p", "P", "forskning", 10.0)
+    opened: list[str] = []
+    real = sqlite3.connect
+
+    def spy(database: str, *a: Any, **kw: Any) -> sqlite3.Connection:
+        opened.append(str(database))
+        return real(database, *a, **kw)
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    for _ in range(50):
+        assert store.project("p") is not None
+        with store.transaction() as tx:
+            tx.audit("admin", "p", "set_budget", None, "{}", 0.0, None)
+    assert len(opened) <= 2  # one for reads, one for writes: not one per transaction
+    assert store.verify_audit() == []
+
+
+def test_a_forked_process_never_uses_the_parents_connections(tmp_path: Path) -> None:
+    """SQLite's connections must not cross a fork: a child of a process that holds idle
+    connections (a server's worker made by fork) opens its own."""
+    store = open_store(tmp_path / "s.sqlite", anchor=tmp_path / "anchor.jsonl")
+    store.create_project("p", "P", "forskning", 10.0)  # leaves an idle connection
+    ctx = multiprocessing.get_context("fork")
+
+    def child() -> None:
+        with store.transaction() as tx:  # the same store object, in the child
+            tx.audit("child", "p", "set_budget", None, "{}", 0.0, None)
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    with store.transaction() as tx:  # the parent's connections still work
+        tx.audit("parent", "p", "set_budget", None, "{}", 0.0, None)
+    assert [e.actor for e in store.audit_entries()][-2:] == ["child", "parent"]
+    assert store.verify_audit() == []
