@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import os
 import sqlite3
 import sys
 import threading
@@ -17,13 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from conftest import write_extracts
 from fastapi.testclient import TestClient
 
 from antal.api.app import create_app
 from antal.api.settings import Settings
-from antal.catalog import Installation
+from antal.catalog import DataSource, Installation
+from antal.engine import datacheck, duckconn
 from antal.privacy import Signer, open_store
 from antal.privacy.store import SQLiteStore
 
@@ -228,3 +231,61 @@ def test_a_forked_process_never_uses_the_parents_connections(tmp_path: Path) -> 
         tx.audit("parent", "p", "set_budget", None, "{}", 0.0, None)
     assert [e.actor for e in store.audit_entries()][-2:] == ["child", "parent"]
     assert store.verify_audit() == []
+
+
+# ---- the columns of a file, kept ---------------------------------------------------------------
+
+
+def test_a_files_columns_are_read_once_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = tmp_path / "x.parquet"
+    duckdb.sql(f"COPY (SELECT 1 AS a, 2 AS b) TO '{f}'")
+    src = DataSource(parquet=str(f))
+    opened: list[int] = []
+    real = duckconn.connect
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        opened.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(duckconn, "connect", spy)
+    assert datacheck.present_columns(src) == {"a", "b"}
+    assert datacheck.present_columns(src) == {"a", "b"}
+    assert len(opened) == 1  # the second time from what the first read
+    time.sleep(0.01)
+    duckdb.sql(f"COPY (SELECT 1 AS a) TO '{f}'")  # rewritten without b
+    assert datacheck.present_columns(src) == {"a"}
+    assert len(opened) == 2
+
+
+def test_a_duckdb_views_columns_are_read_every_time(tmp_path: Path) -> None:
+    """A view's columns are its sources': they change while its DuckDB file does not."""
+    f, db = tmp_path / "x.parquet", tmp_path / "v.duckdb"
+    duckdb.sql(f"COPY (SELECT 1 AS a, 2 AS b) TO '{f}'")
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{f}')")
+    con.close()
+    src = DataSource(duckdb=str(db), table="v")
+    assert datacheck.present_columns(src) == {"a", "b"}
+    duckdb.sql(f"COPY (SELECT 1 AS a) TO '{f}'")
+    assert datacheck.present_columns(src) == {"a"}
+
+
+def test_a_column_removed_while_serving_refuses_the_count(svc: dict[str, Any]) -> None:
+    """The files are checked on every ask, kept preparation or not: an extract rewritten
+    without a column the cohort reads is refused by name, before anything is charged."""
+    c, h, data = svc["c"], svc["h"], svc["data"]
+    q = {
+        "cohort": "index first diagnosis E11*\ninclude latest ndr.hba1c > 53 within 365 days before index\n"
+    }
+    assert c.post("/v1/projects/pa/count", json=q, headers=h["a"]).status_code == 200
+    ndr, new = data / "ndr.parquet", data / "ndr.new"
+    duckdb.sql(f"COPY (SELECT * EXCLUDE (hba1c) FROM read_parquet('{ndr}')) TO '{new}' "
+               "(FORMAT parquet)")  # fmt: skip
+    os.replace(new, ndr)  # the extract replaced by one without `hba1c`
+    r = c.post("/v1/projects/pa/count", json=q, headers=h["a"])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "column_missing", r.text
+    assert {"register": "ndr", "column": "hba1c", "file": "ndr.parquet"} in (
+        r.json()["error"]["details"]["columns"]
+    )
