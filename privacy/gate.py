@@ -39,6 +39,7 @@ free, with a receipt of its own for those names, made then and kept likewise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -443,6 +444,8 @@ class Gate:
         self.store = store
         self.params = params or PrivacyParams()
         self.signer = signer or Signer.ephemeral()
+        # stored answers as shown, with the digest their receipts are found by (`_shown`)
+        self._shown: dict[tuple[Any, ...], tuple[Answer, str]] = {}
 
     def key(self, query_hash: str, release: str, purpose: str, catalog_version: str = "") -> str:
         return answer_key(self.params, query_hash, release, purpose, catalog_version)
@@ -749,32 +752,59 @@ class Gate:
         )
 
     def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx[:9]
+        project_id, actor, query_hash, query, _release, key = ctx[:6]
+        # the answer as shown, and the digest its receipt is found by, come from the stored
+        # answer alone: made before the transaction, which every other writer waits for
+        shown, digest = self._shown_as(released, ctx)
         with self.store.transaction() as tx:
             _link(tx, project_id, key, query)
             seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released,
                                ctx[9])  # fmt: skip
             left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
-            answer = answer_from_json(released, 0.0, float(left), query_hash, release, key,
-                                      purpose, True, labels, None, names)  # fmt: skip
             # the original receipt of the answer as shown now; an answer stored before
             # receipts existed, or asked now with other names (or first shown before receipts
             # signed names), gets its first one now, naming this entry, and keeps it
             receipt = self._receipt(
-                tx, ctx, answer, self._charged_epsilon(tx, project_id, key), seq, ts
-            )
-        return dataclasses.replace(answer, signed_receipt=receipt)
+                tx, ctx, shown, lambda: self._charged_epsilon(tx, project_id, key), seq, ts,
+                digest,
+            )  # fmt: skip
+        return dataclasses.replace(shown, budget_left=max(0.0, round(float(left), 12)),
+                                   signed_receipt=receipt)  # fmt: skip
+
+    SHOWN_KEPT = 256  # stored answers as shown, kept (the oldest goes first)
+
+    def _shown_as(self, released: str, ctx: tuple[Any, ...]) -> tuple[Answer, str]:
+        """A stored answer as shown (free, before its budget and receipt are filled in)
+        and its digest: a function of the released values and of how they are named
+        (labels, names of coded values), computed once and kept under all of them, the
+        released values themselves included, so nothing kept can be shown for another."""
+        _pid, _actor, query_hash, _query, release, key, purpose, labels, names = ctx[:9]
+        memo = (released, query_hash, release, key, purpose, tuple(labels), repr(names))
+        found = self._shown.get(memo)
+        if found is not None:
+            return found
+        shown = answer_from_json(released, 0.0, 0.0, query_hash, release, key, purpose, True,
+                                 labels, None, names)  # fmt: skip
+        found = shown, answer_digest(shown.to_json())
+        if len(self._shown) >= self.SHOWN_KEPT:
+            with contextlib.suppress(RuntimeError, StopIteration, KeyError):  # another thread's
+                self._shown.pop(next(iter(self._shown)))
+        self._shown[memo] = found
+        return found
 
     def _receipt(
-        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float, seq: int, ts: str
-    ) -> dict[str, Any]:
+        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float | Callable[[], float],
+        seq: int, ts: str, digest: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """The project's receipt for this answer as `shown` (its title, labels and values):
         the stored one, else a new one, signed and stored in this transaction (so that it
         names the audit entry `seq`). Receipts of version 1 (stored before receipts signed
-        the names, in `receipts`) are not given again: they do not bind what is shown."""
+        the names, in `receipts`) are not given again: they do not bind what is shown.
+        `cost`: the ε charged for it (read only when a receipt is made); `digest`: of the
+        answer as shown, if computed already."""
         project_id, _actor, query_hash, _query, release, key, purpose = ctx[:7]
         title = ctx[10]
-        digest = answer_digest(shown.to_json())
+        digest = digest or answer_digest(shown.to_json())
         shown_as = shown_key(title, shown.labels, digest)
         row = tx.one(
             "SELECT receipt FROM shown_receipts "
@@ -783,6 +813,8 @@ class Gate:
         )
         if row is not None:
             return json.loads(row[0])
+        if callable(cost):
+            cost = cost()
         receipt = self.signer.sign({
             "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
             "query_hash": query_hash, "title": title, "labels": list(shown.labels),

@@ -23,11 +23,13 @@ import pytest
 from conftest import write_extracts
 from fastapi.testclient import TestClient
 
+from antal import engine
+from antal.api import usecases as uc
 from antal.api.app import create_app
 from antal.api.settings import Settings
-from antal.catalog import DataSource, Installation
+from antal.catalog import DataSource, Installation, load_catalog
 from antal.engine import datacheck, duckconn
-from antal.privacy import Signer, open_store
+from antal.privacy import Project, Signer, open_store
 from antal.privacy.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,3 +291,99 @@ def test_a_column_removed_while_serving_refuses_the_count(svc: dict[str, Any]) -
     assert {"register": "ndr", "column": "hba1c", "file": "ndr.parquet"} in (
         r.json()["error"]["details"]["columns"]
     )
+
+
+# ---- a cohort's preparation, kept ---------------------------------------------------------------
+
+
+def test_a_kept_preparation_is_never_another_purposes(tmp_path: Path) -> None:
+    cat = load_catalog()
+    inst = _installation(tmp_path / "data", "2024-01-01")
+    research = Project("r", "", "forskning", 10.0, 0.0, ("npr", "ndr"))
+    commercial = Project("c", "", "kommersiell", 10.0, 0.0, ("npr", "ndr"))
+    first = uc.prepare_count(T2D, inst, cat, research, approved_only=True)
+    assert uc.prepare_count(T2D, inst, cat, research, approved_only=True) is first  # kept
+    other = uc.prepare_count(T2D, inst, cat, commercial, approved_only=True)
+    # the opt-outs of each purpose are left out: 'kommersiell' and 'alla' here
+    assert "'kommersiell'" in other.compiled.sql() and "'kommersiell'" not in first.compiled.sql()
+
+
+def test_a_kept_preparation_is_never_another_installations(tmp_path: Path) -> None:
+    cat = load_catalog()
+    old = _installation(tmp_path / "old", "2021-01-01")
+    new = _installation(tmp_path / "new", "2024-01-01")
+    project = Project("p", "", "forskning", 10.0, 0.0, ("npr", "ndr"))
+    a = uc.prepare_count(T2D, old, cat, project, approved_only=True)
+    b = uc.prepare_count(T2D, new, cat, project, approved_only=True)
+    assert a.currency is not None and b.currency is not None
+    assert a.currency.to_json() != b.currency.to_json()  # each its own extraction date
+    assert b.currency.to_json() == engine.prepare(T2D, cat, new).currency.to_json()
+    va, vb = uc.validate(T2D, cat, old), uc.validate(T2D, cat, new)
+    assert va.currency is not None and vb.currency is not None
+    assert va.currency.to_json() != vb.currency.to_json()
+
+
+def test_a_kept_preparation_is_never_used_after_a_catalog_change(tmp_path: Path) -> None:
+    cat = load_catalog()
+    inst = _installation(tmp_path / "data", "2024-01-01")
+    project = Project("p", "", "forskning", 10.0, 0.0, ("npr", "ndr"))
+    before = uc.prepare_count(T2D, inst, cat, project, approved_only=True)
+    assert uc.validate(T2D, cat, inst).ok
+    # the register's entry replaced (as a holder's published entry replaces it): without
+    # `diabetestyp`, the cohort no longer checks
+    ndr = cat.registers["ndr"]
+    cat.registers["ndr"] = ndr.model_copy(
+        update={"variables": [v for v in ndr.variables if v.name != "diabetestyp"]}
+    )
+    v = uc.validate(T2D, cat, inst)
+    assert not v.ok and v.error is not None and "diabetestyp" in str(v.error)
+    with pytest.raises(engine.CohortError):
+        uc.prepare_count(T2D, inst, cat, project, approved_only=True)
+    cat.registers["ndr"] = ndr  # put back: prepared again, equal to the first
+    again = uc.prepare_count(T2D, inst, cat, project, approved_only=True)
+    assert again is not before and again.query_hash == before.query_hash
+
+
+def test_a_projects_approvals_are_checked_on_every_ask(svc: dict[str, Any]) -> None:
+    """The preparation is kept, the approval is not: a project not approved for `ndr` is
+    refused the cohort another project just counted, and again after."""
+    c, h = svc["c"], svc["h"]
+    q = {"cohort": T2D}
+    assert c.post("/v1/projects/pa/count", json=q, headers=h["a"]).status_code == 200
+    for _ in range(2):
+        r = c.post("/v1/projects/pb/count", json=q, headers=h["b"])
+        assert r.status_code == 403 and r.json()["error"]["code"] == "register_not_approved"
+    assert c.get("/v1/projects/pb/budget", headers=h["b"]).json()["spent"] == 0
+
+
+def test_a_stored_answer_is_audited_and_receipted_on_every_ask(svc: dict[str, Any]) -> None:
+    c, h, st = svc["c"], svc["h"], svc["st"]
+    q = {"cohort": T2D}
+    first = c.post("/v1/projects/pa/count", json=q, headers=h["a"]).json()
+    again = [c.post("/v1/projects/pa/count", json=q, headers=h["a"]).json() for _ in range(3)]
+    assert all(a["stored_answer"] and a["epsilon_charged"] == 0 for a in again)
+    assert all(a["receipt"] == first["receipt"] for a in again)  # the original receipt
+    actions = [e.action for e in st.store.audit_entries() if e.project_id == "pa"]
+    assert actions[-3:] == ["answer_stored"] * 3
+    # a new spelling of its names: the stored answer, with a receipt of its own
+    named = c.post("/v1/projects/pa/count", json={"cohort": 'cohort "named"\n' + T2D},
+                   headers=h["a"]).json()  # fmt: skip
+    assert named["stored_answer"] and named["receipt"]["title"] == "named"
+    assert named["receipt"]["audit_seq"] == st.store.audit_entries()[-1].seq
+    assert st.store.verify_audit() == [] and st.store.ledger_problems() == []
+
+
+def test_a_published_entry_changes_what_a_kept_cohort_reads(svc: dict[str, Any]) -> None:
+    """`nkbc` made to provide diagnoses: the same text now reads it, in validation and in
+    the count (whose audit entries name the registers read)."""
+    c, h, st = svc["c"], svc["h"], svc["st"]
+    q = {"cohort": "index first diagnosis E11*\n"}
+    assert "nkbc" not in c.post("/v1/cohorts/validate", json=q, headers=h["a"]).json()["registers"]
+    assert c.post("/v1/projects/pa/count", json=q, headers=h["a"]).status_code == 200
+    nkbc = c.get("/v1/catalog/registers/nkbc", headers=h["admin"]).json()
+    prov = {**nkbc, "provides": [{"event": "diagnosis", "codes": "her2"}]}
+    assert c.put("/v1/catalog/registers/nkbc", json=prov, headers=h["admin"]).status_code == 200
+    assert "nkbc" in c.post("/v1/cohorts/validate", json=q, headers=h["a"]).json()["registers"]
+    r = c.post("/v1/projects/pa/count", json=q, headers=h["a"])
+    assert r.status_code == 200 and not r.json()["stored_answer"]
+    assert {e.action for e in st.store.audit_touching("nkbc")} >= {"charge", "answer"}
