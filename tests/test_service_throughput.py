@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `bench` is not an installed package
     sys.path.insert(0, str(ROOT))
 
+from bench.service import run_service  # noqa: E402
 
 EPS = 0.5  # the default ε per query
 
@@ -387,3 +388,45 @@ def test_a_published_entry_changes_what_a_kept_cohort_reads(svc: dict[str, Any])
     r = c.post("/v1/projects/pa/count", json=q, headers=h["a"])
     assert r.status_code == 200 and not r.json()["stored_answer"]
     assert {e.action for e in st.store.audit_touching("nkbc")} >= {"charge", "answer"}
+
+
+# ---- the service's error answers ---------------------------------------------------------------
+
+
+def test_an_unexpected_error_is_answered_in_the_one_error_shape(svc: dict[str, Any]) -> None:
+    c = svc["c"]
+    app = c.app
+
+    def boom() -> None:
+        raise KeyError("a value from the data")
+
+    def deep() -> None:
+        raise RecursionError
+
+    app.add_api_route("/boom", boom)  # type: ignore[attr-defined]
+    app.add_api_route("/deep", deep)  # type: ignore[attr-defined]
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": "internal", "details": None,
+                                  "message": "the server could not answer this request"}}  # fmt: skip
+    assert "a value from the data" not in r.text
+    r = client.get("/deep")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_deep"
+    assert client.get("/healthz").status_code == 200
+
+
+# ---- the measurement, short --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_throughput_run_finds_no_problem(tmp_path: Path) -> None:
+    """`python -m bench.service`, short: every stored answer free and audited, every
+    validation answered, the audit log verifies (correctness only: no timing threshold)."""
+    from antal.synthetic import generate
+
+    generate(3000, 7, tmp_path / "data")
+    r = run_service(tmp_path / "data", tmp_path, clients=8, seconds=2.0, persons=3000,
+                    cohort=ROOT / "examples" / "t2d_metformin.cohort")  # fmt: skip
+    assert r.problems == []
+    assert all(ph.seconds for ph in r.phases)
