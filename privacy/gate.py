@@ -112,6 +112,10 @@ class Answer:
     # an `index each` cohort, whose noise is K times a person's at the same ε
     contribution: int = 1
     unit: str = "persons"  # what the counts count: persons, or episodes (`index each`)
+    # a stored answer as the gate keeps it shown (`Gate._shown_as`): the JSON text of all
+    # but the charge, the budget left, `stored_answer` and the receipt, made once (parsed
+    # for each `to_json`: every caller gets a tree of its own)
+    shown_json: str | None = field(default=None, compare=False, repr=False)
 
     def guarantee(self) -> dict[str, Any]:
         """What the release of this answer alone guarantees: pure ε (laplace), or ρ-zCDP and
@@ -162,6 +166,10 @@ class Answer:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        if self.shown_json is not None:
+            return {**json.loads(self.shown_json), "epsilon_charged": self.epsilon_charged,
+                    "budget_left": self.budget_left, "stored_answer": self.stored,
+                    "receipt": self.receipt()}  # fmt: skip
         out: dict[str, Any] = {
             **self.count.to_json(),
             "dims": list(self.dims),
@@ -785,7 +793,9 @@ class Gate:
             return found
         shown = answer_from_json(released, 0.0, 0.0, query_hash, release, key, purpose, True,
                                  labels, None, names)  # fmt: skip
-        found = shown, answer_digest(shown.to_json())
+        body = shown.to_json()
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+        found = dataclasses.replace(shown, shown_json=text), answer_digest(body)
         if len(self._shown) >= self.SHOWN_KEPT:
             with contextlib.suppress(RuntimeError, StopIteration, KeyError):  # another thread's
                 self._shown.pop(next(iter(self._shown)))

@@ -374,6 +374,31 @@ def test_a_stored_answer_is_audited_and_receipted_on_every_ask(svc: dict[str, An
     assert st.store.verify_audit() == [] and st.store.ledger_problems() == []
 
 
+def test_a_stored_answer_kept_as_shown_is_shown_with_the_names_asked(tmp_path: Path) -> None:
+    """The gate keeps a stored answer as shown: never with another ask's step labels, and
+    every ask gets a tree of its own (what one caller changes, the next never sees)."""
+    from antal.privacy import Gate, PrivacyParams, TrueCounts
+
+    store = _signed_store(tmp_path)
+    store.create_project("p", "P", "forskning", 10.0)
+    gate = Gate(store, PrivacyParams(epsilon=0.5))
+
+    def ask(labels: tuple[str, ...]) -> Any:
+        return gate.answer("p", "res", "qh", "{}", "rel", labels, (),
+                           lambda: TrueCounts(("i", "s"), (1000, 600)))  # fmt: skip
+
+    first = ask(("index", "step")).to_json()
+    again = ask(("index", "step")).to_json()
+    assert again["stored_answer"] and again["attrition"] == first["attrition"]
+    again["attrition"][0]["count"] = -1  # a caller's own tree
+    assert ask(("index", "step")).to_json()["attrition"] == first["attrition"]
+    renamed = ask(("index", "renamed")).to_json()
+    assert [s["label"] for s in renamed["attrition"]] == ["index", "renamed"]
+    assert renamed["receipt"]["labels"] == ["index", "renamed"]
+    assert [s["label"] for s in ask(("index", "step")).to_json()["attrition"]] == ["index", "step"]
+    assert store.verify_audit() == []
+
+
 def test_a_published_entry_changes_what_a_kept_cohort_reads(svc: dict[str, Any]) -> None:
     """`nkbc` made to provide diagnoses: the same text now reads it, in validation and in
     the count (whose audit entries name the registers read)."""
