@@ -452,8 +452,10 @@ class Gate:
         self.store = store
         self.params = params or PrivacyParams()
         self.signer = signer or Signer.ephemeral()
-        # stored answers as shown, with the digest their receipts are found by (`_shown`)
+        # stored answers as shown, with the digest their receipts are found by (`_shown_as`),
+        # and the receipts (JSON) found or made for them, once committed (`_replay`)
         self._shown: dict[tuple[Any, ...], tuple[Answer, str]] = {}
+        self._receipts: dict[tuple[str, str, str], str] = {}
 
     def key(self, query_hash: str, release: str, purpose: str, catalog_version: str = "") -> str:
         return answer_key(self.params, query_hash, release, purpose, catalog_version)
@@ -574,9 +576,10 @@ class Gate:
                tuple(sorted(registers)), title)  # fmt: skip
         # asked before by this project, or paid for by it (the attrition of a cohort it
         # asked with tables): its own answer again, free
-        own = self.store.asked(project_id, key) or self._paid(project_id, key)
+        asked = self.store.asked(project_id, key)
+        own = asked or self._paid(project_id, key)
         if own is not None:
-            return self._replay(ctx, own)
+            return self._replay(ctx, own, linked=asked is not None, left=project.left)
         akey = None
         own_attrition = None
         if dims and attrition is not None and attrition[0] != query_hash:
@@ -759,25 +762,35 @@ class Gate:
             (project_id, akey, eps, rho, now()),
         )
 
-    def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
+    def _replay(self, ctx: tuple[Any, ...], released: str, *, linked: bool, left: float) -> Answer:
+        """A stored answer again, free: audited (`answer_stored`) and receipted in one write
+        transaction, which every other writer waits for, so everything that does not need
+        it is done before: the answer as shown and the digest its receipt is found by (from
+        the stored answer alone), the receipt itself once it is stored (receipts never
+        change), the budget left (`left`, read with the project: a stored answer charges
+        nothing). `linked`: the project's link to the answer exists (found through it)."""
         project_id, actor, query_hash, query, _release, key = ctx[:6]
-        # the answer as shown, and the digest its receipt is found by, come from the stored
-        # answer alone: made before the transaction, which every other writer waits for
         shown, digest = self._shown_as(released, ctx)
+        shown_as = shown_key(ctx[10], shown.labels, digest)
+        kept = self._receipts.get((project_id, key, shown_as))
         with self.store.transaction() as tx:
-            _link(tx, project_id, key, query)
+            if not linked:
+                _link(tx, project_id, key, query)
             seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released,
                                ctx[9])  # fmt: skip
-            left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
             # the original receipt of the answer as shown now; an answer stored before
             # receipts existed, or asked now with other names (or first shown before receipts
             # signed names), gets its first one now, naming this entry, and keeps it
-            receipt = self._receipt(
+            text = kept or self._receipt_text(
                 tx, ctx, shown, lambda: self._charged_epsilon(tx, project_id, key), seq, ts,
-                digest,
+                shown_as, digest,
             )  # fmt: skip
-        return dataclasses.replace(shown, budget_left=max(0.0, round(float(left), 12)),
-                                   signed_receipt=receipt)  # fmt: skip
+        if kept is None:  # committed: kept from now on
+            if len(self._receipts) >= self.SHOWN_KEPT:
+                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                    self._receipts.pop(next(iter(self._receipts)))
+            self._receipts[project_id, key, shown_as] = text
+        return dataclasses.replace(shown, budget_left=left, signed_receipt=json.loads(text))
 
     SHOWN_KEPT = 256  # stored answers as shown, kept (the oldest goes first)
 
@@ -812,19 +825,27 @@ class Gate:
         the names, in `receipts`) are not given again: they do not bind what is shown.
         `cost`: the ε charged for it (read only when a receipt is made); `digest`: of the
         answer as shown, if computed already."""
+        digest = digest or answer_digest(shown.to_json())
+        shown_as = shown_key(ctx[10], shown.labels, digest)
+        return json.loads(self._receipt_text(tx, ctx, shown, cost, seq, ts, shown_as, digest))
+
+    def _receipt_text(
+        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float | Callable[[], float],
+        seq: int, ts: str, shown_as: str, digest: str | None = None,
+    ) -> str:  # fmt: skip
+        """`_receipt`, as its stored JSON, for the answer shown as `shown_as` (`shown_key`)."""
         project_id, _actor, query_hash, _query, release, key, purpose = ctx[:7]
         title = ctx[10]
-        digest = digest or answer_digest(shown.to_json())
-        shown_as = shown_key(title, shown.labels, digest)
         row = tx.one(
             "SELECT receipt FROM shown_receipts "
             "WHERE project_id = %s AND answer_key = %s AND shown = %s",
             (project_id, key, shown_as),
         )
         if row is not None:
-            return json.loads(row[0])
+            return str(row[0])
         if callable(cost):
             cost = cost()
+        digest = digest or answer_digest(shown.to_json())
         receipt = self.signer.sign({
             "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
             "query_hash": query_hash, "title": title, "labels": list(shown.labels),
@@ -832,12 +853,13 @@ class Gate:
             "epsilon": cost, "guarantee": shown.guarantee(), "released_sha256": digest,
             "time": ts, "audit_seq": seq,
         })  # fmt: skip
+        text = json.dumps(receipt, ensure_ascii=False)
         tx.execute(
             "INSERT INTO shown_receipts (project_id, answer_key, shown, receipt, created) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (project_id, key, shown_as, json.dumps(receipt, ensure_ascii=False), now()),
+            (project_id, key, shown_as, text, now()),
         )
-        return receipt
+        return text
 
     @staticmethod
     def _charged_epsilon(tx: Tx, project_id: str, key: str) -> float:

@@ -498,9 +498,12 @@ class Tx:
         )
         self.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (seq, h))
         self.appended.append((seq, h))  # signed when the transaction commits
-        for rid in sorted(set(registers)):
+        touched = sorted(set(registers))
+        if touched:  # one statement: placeholders only, as many as the registers
             self.execute(
-                "INSERT INTO audit_registers (seq, register_id) VALUES (%s, %s)", (seq, rid)
+                "INSERT INTO audit_registers (seq, register_id) VALUES "
+                + ", ".join(["(%s, %s)"] * len(touched)),
+                tuple(v for rid in touched for v in (seq, rid)),
             )
         return seq, body["ts"]
 

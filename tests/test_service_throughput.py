@@ -381,10 +381,11 @@ def test_a_stored_answer_kept_as_shown_is_shown_with_the_names_asked(tmp_path: P
 
     store = _signed_store(tmp_path)
     store.create_project("p", "P", "forskning", 10.0)
+    store.create_project("q", "Q", "forskning", 10.0)
     gate = Gate(store, PrivacyParams(epsilon=0.5))
 
-    def ask(labels: tuple[str, ...]) -> Any:
-        return gate.answer("p", "res", "qh", "{}", "rel", labels, (),
+    def ask(labels: tuple[str, ...], project: str = "p") -> Any:
+        return gate.answer(project, "res", "qh", "{}", "rel", labels, (),
                            lambda: TrueCounts(("i", "s"), (1000, 600)))  # fmt: skip
 
     first = ask(("index", "step")).to_json()
@@ -396,6 +397,13 @@ def test_a_stored_answer_kept_as_shown_is_shown_with_the_names_asked(tmp_path: P
     assert [s["label"] for s in renamed["attrition"]] == ["index", "renamed"]
     assert renamed["receipt"]["labels"] == ["index", "renamed"]
     assert [s["label"] for s in ask(("index", "step")).to_json()["attrition"]] == ["index", "step"]
+    # the receipts kept are each project's own: another project's asks get its own
+    mine = ask(("index", "step")).to_json()["receipt"]
+    theirs = [ask(("index", "step"), "q").to_json() for _ in range(2)]
+    assert not theirs[0]["stored_answer"] and theirs[1]["stored_answer"]
+    assert theirs[1]["receipt"] == theirs[0]["receipt"] != mine
+    assert theirs[1]["receipt"]["project"] == "q" and mine["project"] == "p"
+    assert theirs[1]["budget_left"] == 10.0 - 0.5 and theirs[1]["epsilon_charged"] == 0
     assert store.verify_audit() == []
 
 
