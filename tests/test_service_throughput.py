@@ -374,6 +374,27 @@ def test_a_stored_answer_is_audited_and_receipted_on_every_ask(svc: dict[str, An
     assert st.store.verify_audit() == [] and st.store.ledger_problems() == []
 
 
+def test_a_stored_answers_response_is_made_of_what_it_shows_now(svc: dict[str, Any]) -> None:
+    """The service keeps a stored answer's response by everything it is made of: the same
+    ask gets the same bytes, another project its own receipt, and the budget left as it is."""
+    c, h = svc["c"], svc["h"]
+    q = {"cohort": "index first diagnosis E11*\nreport by sex\n"}
+    c.post("/v1/projects/pa/count", json=q, headers=h["a"])
+    a1 = c.post("/v1/projects/pa/count", json=q, headers=h["a"])
+    a2 = c.post("/v1/projects/pa/count", json=q, headers=h["a"])
+    assert a1.json()["stored_answer"] and a1.content == a2.content
+    c.post("/v1/projects/pb/count", json=q, headers=h["b"])
+    b = c.post("/v1/projects/pb/count", json=q, headers=h["b"]).json()
+    assert b["stored_answer"] and b["receipt"]["project"] == "pb"
+    assert b["breakdown"] == a1.json()["breakdown"]  # the one released value, for both
+    # a fresh count charges pa: its stored answer now shows the budget left after it
+    fresh = c.post("/v1/projects/pa/count", json={"cohort": "index first diagnosis I10*\n"},
+                   headers=h["a"]).json()  # fmt: skip
+    a3 = c.post("/v1/projects/pa/count", json=q, headers=h["a"]).json()
+    assert a3["budget_left"] == fresh["budget_left"] == a1.json()["budget_left"] - EPS
+    assert {**a3, "budget_left": None} == {**a1.json(), "budget_left": None}
+
+
 def test_a_stored_answer_kept_as_shown_is_shown_with_the_names_asked(tmp_path: Path) -> None:
     """The gate keeps a stored answer as shown: never with another ask's step labels, and
     every ask gets a tree of its own (what one caller changes, the next never sees)."""
