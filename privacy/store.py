@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -147,7 +148,12 @@ class Store:
             return
         from antal.privacy.seal import LEDGER_SQL, head_text, ledger_digest, sign_heads
 
-        tx.sealed = sign_heads(self.signer, tx.appended, ledger_digest(tx.all(LEDGER_SQL)))
+        # a group's transactions that leave the projects as they found them sign the
+        # ledger read once (`Tx.shared`): every statement that writes them forgets it
+        ledger = tx.shared.get("ledger")
+        if ledger is None:
+            ledger = tx.shared["ledger"] = ledger_digest(tx.all(LEDGER_SQL))
+        tx.sealed = sign_heads(self.signer, tx.appended, ledger)
         for head in tx.sealed:
             tx.execute("INSERT INTO audit_seals (seq, head) VALUES (%s, %s)",
                        (head["seq"], head_text(head)))  # fmt: skip
@@ -443,24 +449,35 @@ def _project(row: Any) -> Project:
     )
 
 
-class Tx:
-    """One open transaction."""
+# a statement that may change the projects table, and with it the ledger a head signs
+_CHANGES_PROJECTS = re.compile(r"^\s*(?!SELECT\b).*\bprojects\b", re.IGNORECASE | re.DOTALL)
 
-    def __init__(self, cur: Any, store: Store) -> None:
+
+class Tx:
+    """One open transaction. `shared`: what it shares with the transactions committed with
+    it (SQLiteStore's groups): the ledger's digest, as long as no statement wrote projects."""
+
+    def __init__(self, cur: Any, store: Store, shared: dict[str, Any] | None = None) -> None:
         self.cur = cur
         self.store = store
+        self.shared: dict[str, Any] = {} if shared is None else shared
         self.appended: list[tuple[int, str]] = []  # (seq, hash) of the entries appended
         self.sealed: list[dict[str, Any]] = []  # their signed heads (`Store._seal`)
 
-    def execute(self, q: str, params: tuple[Any, ...] = ()) -> None:
+    def _run(self, q: str, params: tuple[Any, ...]) -> None:
+        if "ledger" in self.shared and _CHANGES_PROJECTS.match(q):
+            del self.shared["ledger"]
         self.cur.execute(self.store._sql(q), params)
 
+    def execute(self, q: str, params: tuple[Any, ...] = ()) -> None:
+        self._run(q, params)
+
     def one(self, q: str, params: tuple[Any, ...] = ()) -> Any:
-        self.cur.execute(self.store._sql(q), params)
+        self._run(q, params)
         return self.cur.fetchone()
 
     def all(self, q: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        self.cur.execute(self.store._sql(q), params)
+        self._run(q, params)
         return self.cur.fetchall()
 
     def audit(
@@ -545,6 +562,7 @@ class _Batch:
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con = con
         self.txs: list[Tx] = []  # those whose bodies completed, in order
+        self.shared: dict[str, Any] = {}  # what they share (`Tx.shared`)
         self.done = threading.Event()  # set once committed, or failed (`error`)
         self.error: BaseException | None = None
 
@@ -670,13 +688,14 @@ class SQLiteStore(Store):
                 cur = group.con.cursor()
                 try:
                     self._group_step(group, cur, "SAVEPOINT tx")
-                    tx = Tx(cur, self)
+                    tx = Tx(cur, self, group.shared)
                     try:
                         yield tx
                         self._seal(tx)
                     except BaseException:
                         # this body's writes only; if SQLite ended the whole transaction
                         # (an I/O error, a full disk), the group fails: nothing was kept
+                        group.shared.clear()  # what it read may be undone with it
                         with contextlib.suppress(sqlite3.Error):
                             self._group_step(group, cur, "ROLLBACK TO tx")
                             self._group_step(group, cur, "RELEASE tx")

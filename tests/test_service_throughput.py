@@ -179,6 +179,45 @@ def test_a_body_that_fails_in_a_group_is_rolled_back_alone(tmp_path: Path) -> No
     assert store.verify_audit() == []
 
 
+def test_each_head_of_a_group_signs_the_ledger_its_transaction_leaves(tmp_path: Path) -> None:
+    """A group's heads share the ledger read once, until a transaction writes the projects:
+    stored answers (the ledger untouched) and charges (spent changed) in one group, and the
+    newest head signs the ledger as it is."""
+    from antal.privacy.seal import LEDGER_SQL, ledger_digest
+
+    store = _signed_store(tmp_path)
+    store.create_project("p", "P", "forskning", 100.0)
+    holding = threading.Event()
+
+    def write(i: int) -> None:
+        with store.transaction() as tx:
+            if i == 0:
+                holding.set()
+                time.sleep(0.5)
+            if i % 2:  # a charge: the ledger changes
+                tx.execute("UPDATE projects SET spent = spent + 1 WHERE id = 'p'")
+                tx.execute("INSERT INTO charges (project_id, answer_key, epsilon, rho, created) "
+                           "VALUES ('p', %s, 1.0, 0, '')", (f"attempt:{i}",))  # fmt: skip
+            tx.audit(f"writer{i}", "p", "charge" if i % 2 else "answer_stored", f"q{i}", "{}",
+                     float(i % 2), None)  # fmt: skip
+
+    first = threading.Thread(target=write, args=(0,))
+    first.start()
+    assert holding.wait(10)
+    others = []
+    for i in range(1, 9):  # queued in turn: stored answers and charges alternating
+        others.append(threading.Thread(target=write, args=(i,)))
+        others[-1].start()
+        time.sleep(0.02)
+    for t in [first, *others]:
+        t.join(60)
+    assert store.project("p").spent == 4.0  # type: ignore[union-attr]
+    assert store.verify_audit() == [] and store.ledger_problems() == []
+    with store.transaction(write=False) as tx:
+        newest = json.loads(tx.one("SELECT head FROM audit_seals ORDER BY seq DESC LIMIT 1")[0])
+        assert newest["ledger"] == ledger_digest(tx.all(LEDGER_SQL))
+
+
 def test_a_write_inside_a_write_of_the_same_thread_is_an_error_not_a_wait(
     tmp_path: Path,
 ) -> None:
