@@ -18,8 +18,10 @@ catalog's (`CatalogError`), or one of this module's (`UseCaseError` and below).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -45,6 +47,7 @@ from antal.engine import (
     DataError,
     Diagnostic,
     IRInvalid,
+    check_held,
     check_with_warnings,
     currency_of,
     ir,
@@ -522,11 +525,48 @@ class Validation:
         return self.error is None
 
 
+# The service is asked the same cohorts again and again (a project's stored answers, an
+# editor validating as the researcher types): a cohort's text is prepared (parsed, checked,
+# compiled, reviewed) once and kept among the catalog's derived values (Catalog.derived),
+# so a changed catalog entry prepares it again, keyed by everything else it depends on
+# (what is prepared, the purpose, the installation). Never an answer: those are the
+# store's, under the project's key. The files are checked again on every use.
+_PREPARED_MAX = 256  # kept per catalog; the oldest goes first
+
+
+def _prepared_once(
+    catalog: Catalog, key: tuple[Any, ...], installation: Installation | None,
+    compute: Callable[[], Any],
+) -> tuple[Any, bool]:  # fmt: skip
+    """The value kept under `key` (with `installation`, the same object) and True, or
+    `compute()`'s, kept, and False."""
+    derived = catalog.derived()
+    key = (*key, id(installation))
+    hit = derived.get(key)
+    if hit is not None and hit[0] is installation:  # it keeps its installation: ids are unique
+        return hit[1], True
+    value = compute()
+    if len(derived) >= _PREPARED_MAX:
+        with contextlib.suppress(RuntimeError, StopIteration, KeyError):  # another thread's
+            derived.pop(next(iter(derived)))
+    derived[key] = (installation, value)
+    return value, False
+
+
 def validate(
     cohort: str | ir.Cohort, catalog: Catalog, installation: Installation | None = None
 ) -> Validation:
     """Parse and check against the catalog (and the installation's data currency, when
     given, for the warnings); no data read, nothing charged."""
+    if isinstance(cohort, str):  # a Validation is immutable: the same one for every ask
+        return _prepared_once(catalog, ("validate", cohort), installation,
+                              lambda: _validate(cohort, catalog, installation))[0]  # fmt: skip
+    return _validate(cohort, catalog, installation)
+
+
+def _validate(
+    cohort: str | ir.Cohort, catalog: Catalog, installation: Installation | None
+) -> Validation:
     try:
         p = prepare(cohort, catalog)
     except CohortError as e:
@@ -550,9 +590,22 @@ class CompiledCohort:
     warnings: tuple[Diagnostic, ...] = ()
     currency: Currency | None = None
 
-    @property
+    # computed once: a prepared cohort is kept and released again (stored answers)
+    @functools.cached_property
     def query_hash(self) -> str:
         return ir.ir_hash(self.checked)
+
+    @functools.cached_property
+    def query(self) -> str:
+        """The canonical query the audit log records (`canonical_query`)."""
+        return canonical_query(self.checked)
+
+    @functools.cached_property
+    def attrition(self) -> tuple[str, str]:
+        """The hash and canonical query of the cohort without its tables: its attrition is
+        released (and stored) once per project (privacy.gate)."""
+        alone = dataclasses.replace(self.checked, reports=())
+        return ir.ir_hash(alone), canonical_query(alone)
 
     @property
     def registers(self) -> list[str]:
@@ -608,8 +661,7 @@ def prepare_count(
     """Check and compile for a project's release; raises before anything is charged:
     with `approved_only`, a register the project is not approved for is `NotApproved`
     (the population and opt-out registers need no approval)."""
-    p = prepare(cohort, catalog, installation, purpose=project.purpose)
-    prepared = CompiledCohort(p.checked, p.compiled, p.warnings, p.currency)
+    prepared = _prepared_for(cohort, installation, catalog, project.purpose)
     if approved_only:
         implicit = {r.id for r in (catalog.population, catalog.optout) if r is not None}
         unapproved = sorted(set(prepared.compiled.registers) - implicit - set(project.registers))
@@ -621,6 +673,24 @@ def prepare_count(
             err.checked = prepared.checked  # the question refused: its audit entry names it
             raise err
     return prepared
+
+
+def _prepared_for(
+    cohort: str | ir.Cohort, installation: Installation, catalog: Catalog, purpose: str
+) -> CompiledCohort:
+    """`prepare` for a count, a cohort's text prepared once (`_prepared_once`); whether the
+    installation's files hold what it reads is checked every time (they may change)."""
+
+    def compute() -> CompiledCohort:
+        p = prepare(cohort, catalog, installation, purpose=purpose)  # type: ignore[arg-type]
+        return CompiledCohort(p.checked, p.compiled, p.warnings, p.currency)
+
+    if not isinstance(cohort, str):
+        return compute()
+    prepared, kept = _prepared_once(catalog, ("count", cohort, purpose), installation, compute)
+    if kept:
+        check_held(prepared.compiled, installation, catalog)
+    return prepared  # type: ignore[no-any-return]
 
 
 def _prepare_for_release(
@@ -661,9 +731,12 @@ def true_counts(
     from antal.privacy import TrueCounts
     from antal.privacy.mechanism import TrueTable
 
-    checked, compiled = prepared.checked, prepared.compiled
+    checked = prepared.checked
+    # a tree of its own: a prepared cohort is kept and shared (`_prepared_once`), and the
+    # first rendering of a tree may rewrite it (engine.compiler.Compiled.sql)
+    compiled = dataclasses.replace(prepared.compiled, tree=prepared.compiled.rebuild())
     released = released_tables(checked, catalog)  # public: the catalog and the cohort only
-    res = ExactResult.from_rows(compiled, backend.run(compiled), ir.ir_hash(checked),
+    res = ExactResult.from_rows(compiled, backend.run(compiled), prepared.query_hash,
                                 installation.release)  # fmt: skip
     asked = [{tuple(k): n for k, n in t.cells} for t in res.tables]
     cells = roll_up(released, asked)  # a roll-up level's counts: sums of the table's
@@ -676,6 +749,27 @@ def true_counts(
     return TrueCounts(res.labels, res.counts, tables=tables,
                       contribution=ir.contribution(checked.index),
                       unit="episodes" if each else "persons")  # fmt: skip
+
+
+def _released_shape(
+    prepared: CompiledCohort, catalog: Catalog
+) -> tuple[int, list[Any], dict[str, dict[Any, str | None]]]:
+    """The cells of a cohort's tables, the tables released, and the names of their coded
+    values (`region` -> "18" -> "Örebro län"): public (the catalog and the cohort only),
+    computed once per canonical cohort and catalog (`_prepared_once`)."""
+
+    def compute() -> tuple[int, list[Any], dict[str, dict[Any, str | None]]]:
+        checked = prepared.checked
+        released = released_tables(checked, catalog)
+        names = {
+            d: {key[i]: value_name(catalog, d, key[i]) for key in t.domain}
+            for t in released
+            for i, d in enumerate(t.dims)
+            if has_names(d)
+        }
+        return domain_size(checked, catalog), released, names
+
+    return _prepared_once(catalog, ("shape", prepared.query_hash), None, compute)[0]  # type: ignore[no-any-return]
 
 
 def release_count(
@@ -695,28 +789,17 @@ def release_count(
     like an answer and raised as `CountFailed` (fail closed)."""
 
     checked, compiled = prepared.checked, prepared.compiled
-    cells = domain_size(checked, catalog)
+    cells, released, names = _released_shape(prepared, catalog)
     if cells > gate.params.max_cells:
         raise BreakdownTooFine(cells, gate.params.max_cells)
-    qhash = ir.ir_hash(checked)
-    released = released_tables(checked, catalog)  # public: the catalog and the cohort only
 
     def compute() -> TrueCounts:
         return true_counts(prepared, installation, catalog, backend)
 
-    # the cohort without its tables: its attrition is released (and stored) once per project
-    alone = dataclasses.replace(checked, reports=())
-    names = {
-        d: {key[i]: value_name(catalog, d, key[i]) for key in t.domain}
-        for t in released
-        for i, d in enumerate(t.dims)
-        if has_names(d)
-    }
     answer = gate.answer(
-        project_id, actor, qhash, canonical_query(checked), installation.release,
+        project_id, actor, prepared.query_hash, prepared.query, installation.release,
         compiled.labels, tuple(d for t in released for d in t.dims), compute,
-        catalog_version=catalog.version(),
-        attrition=(ir.ir_hash(alone), canonical_query(alone)), names=names,
+        catalog_version=catalog.version(), attrition=prepared.attrition, names=names,
         registers=tuple(sorted(compiled.registers)), title=checked.title,
     )  # fmt: skip
     currency = prepared.currency or currency_of(catalog, installation, compiled.registers)
@@ -740,10 +823,9 @@ def quote_count(
     if project is None:
         raise UnknownProject(project_id)
     prepared = _quotable(cohort, installation, catalog, project, gate.params, approved_only)
-    alone = dataclasses.replace(prepared.checked, reports=())  # its attrition, as count asks
     return gate.quote(
         project_id, prepared.query_hash, installation.release, bool(prepared.compiled.dims),
-        catalog_version=catalog.version(), attrition_hash=ir.ir_hash(alone),
+        catalog_version=catalog.version(), attrition_hash=prepared.attrition[0],  # as count asks
     )  # fmt: skip
 
 

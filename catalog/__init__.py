@@ -230,6 +230,27 @@ class Catalog:
     # register's catalog budget. An entry published through the service may rename its
     # holder (a description); it never changes whose budget its releases spend.
     assigned_holders: dict[str, str] = field(default_factory=dict)
+    # values computed from the entries (`derived`), and the entries they were computed from
+    _derived: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def _entries(self) -> tuple[Any, ...]:
+        return (*self.registers, *self.registers.values(), *self.regions, *self.sites,
+                *self.healthcare_regions, *self.clinics, *self.code_dirs)  # fmt: skip
+
+    def derived(self) -> dict[Any, Any]:
+        """A dict for values computed from this catalog's entries (its version, the
+        service's prepared cohorts), emptied when an entry was added, removed or replaced
+        since by one not equal to it: what it holds was computed from entries equal to
+        these. The entries are frozen models, never changed in place (a published one
+        replaces its object); tuples compare their items by identity first, so the same
+        entries compare at once."""
+        now = self._entries()
+        seen = self._derived
+        if seen and seen[0] == now:
+            return seen[1]  # type: ignore[no-any-return]
+        fresh: dict[Any, Any] = {}
+        self._derived[:] = [now, fresh]
+        return fresh
 
     @property
     def code_lists(self) -> CodeLists:
@@ -271,6 +292,12 @@ class Catalog:
         Part of a stored answer's key: a catalog change (another register providing an
         event, a new column, a new region) never serves an answer computed under the old
         one; a changed description does not count."""
+        derived = self.derived()
+        if "version" not in derived:
+            derived["version"] = self._version()
+        return derived["version"]  # type: ignore[no-any-return]
+
+    def _version(self) -> str:
         blob = json.dumps(
             {
                 "registers": {rid: r.semantics() for rid, r in sorted(self.registers.items())},

@@ -59,6 +59,7 @@ __all__ = [
     "Prepared",
     "QueryTimeout",
     "check",
+    "check_held",
     "check_with_warnings",
     "compile",
     "compile_cohort",
@@ -168,16 +169,22 @@ def prepare(
         layout=installation.layout() if installation is not None else None,
     )
     if installation is not None:
-        missing = installation.missing(compiled.registers)
-        if missing:
-            raise MissingRegisterError(missing)
-        from antal.engine.datacheck import missing_columns
-
-        absent = missing_columns(installation, catalog, compiled.columns)
-        if absent:
-            raise MissingColumnError(absent)
+        check_held(compiled, installation, catalog)
     read = currency_of(catalog, installation, compiled.registers)
     return Prepared(checked, compiled, tuple(warnings), read)
+
+
+def check_held(compiled: Compiled, installation: Installation, catalog: Catalog) -> None:
+    """Raise `MissingRegisterError` for a register the statement reads that the
+    installation does not hold, `MissingColumnError` for a column its files lack."""
+    missing = installation.missing(compiled.registers)
+    if missing:
+        raise MissingRegisterError(missing)
+    from antal.engine.datacheck import missing_columns
+
+    absent = missing_columns(installation, catalog, compiled.columns)
+    if absent:
+        raise MissingColumnError(absent)
 
 
 def count_exact(

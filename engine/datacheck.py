@@ -29,7 +29,9 @@ import dataclasses
 import glob
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,17 +265,60 @@ def tolerated_nulls(installation: Installation, catalog: Catalog, rid: str,
     return out
 
 
+# The columns of each file read, by what tells its content without reading it (path,
+# device, inode, size, modification time; with the table of a DuckDB file): a count checks
+# the columns it reads (`missing_columns`), and opening DuckDB to read a file's schema cost
+# the service more than the rest of a stored answer. A file replaced or rewritten has
+# another key and is read again. A DuckDB view is not kept: its columns are its sources'
+# (files elsewhere, which may change while the DuckDB file does not).
+_COLUMNS: dict[tuple[Any, ...], frozenset[str]] = {}
+_COLUMNS_MAX = 4_096  # keys (a file each): emptied when full
+
+
+def _content_keys(src: DataSource) -> list[tuple[Any, ...]]:
+    """The key of each file a source reads (as `_files` finds them: the regular files its
+    path or pattern names), one `stat` each: a count asks this on every ask."""
+    if src.duckdb:
+        names = [src.duckdb]
+    else:
+        pattern = src.parquet or ""
+        names = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    keys = []
+    for name in names:
+        try:
+            st = os.stat(name) if name else None
+        except OSError:
+            continue
+        if st is not None and stat.S_ISREG(st.st_mode):
+            keys.append((name, src.table if src.duckdb else None, st.st_dev, st.st_ino,
+                         st.st_size, st.st_mtime_ns))  # fmt: skip
+    return keys
+
+
+def _is_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `table` of the DuckDB file attached as `present` is a table (not a view)."""
+    found = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE database_name = 'present' AND table_name = ?",
+        [table],
+    ).fetchone()
+    return found is not None
+
+
 def present_columns(src: DataSource) -> frozenset[str] | None:
     """The columns (as named in the files) every file of a source has; None where that
     cannot be told here (a PostgreSQL table, a file that cannot be read: the data check
     reports those)."""
-    files = _files(src)
-    if not files:
+    keys = _content_keys(src)
+    if not keys:
         return None
+    known = [_COLUMNS.get(k) for k in keys]
+    if all(c is not None for c in known):
+        return frozenset.intersection(*known)  # type: ignore[arg-type]
     con = duckconn.connect()
     try:
         found: frozenset[str] | None = None
-        for f in files:
+        for key in keys:
+            f = Path(key[0])
             if src.duckdb:
                 alias = "present"
                 con.execute(exp.Attach(this=exp.alias_(exp.Literal.string(str(f)), alias),
@@ -285,6 +330,10 @@ def present_columns(src: DataSource) -> frozenset[str] | None:
             names = frozenset(
                 con.sql(exp.select(exp.Star()).from_(source).limit(0).sql("duckdb")).columns
             )
+            if not src.duckdb or _is_table(con, src.table or ""):
+                if len(_COLUMNS) >= _COLUMNS_MAX:
+                    _COLUMNS.clear()
+                _COLUMNS[key] = names
             found = names if found is None else found & names
         return found
     except duckdb.Error:

@@ -39,6 +39,7 @@ free, with a receipt of its own for those names, made then and kept likewise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -111,6 +112,10 @@ class Answer:
     # an `index each` cohort, whose noise is K times a person's at the same ε
     contribution: int = 1
     unit: str = "persons"  # what the counts count: persons, or episodes (`index each`)
+    # a stored answer as the gate keeps it shown (`Gate._shown_as`): the JSON text of all
+    # but the charge, the budget left, `stored_answer` and the receipt, made once (parsed
+    # for each `to_json`: every caller gets a tree of its own)
+    shown_json: str | None = field(default=None, compare=False, repr=False)
 
     def guarantee(self) -> dict[str, Any]:
         """What the release of this answer alone guarantees: pure ε (laplace), or ρ-zCDP and
@@ -161,6 +166,10 @@ class Answer:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        if self.shown_json is not None:
+            return {**json.loads(self.shown_json), "epsilon_charged": self.epsilon_charged,
+                    "budget_left": self.budget_left, "stored_answer": self.stored,
+                    "receipt": self.receipt()}  # fmt: skip
         out: dict[str, Any] = {
             **self.count.to_json(),
             "dims": list(self.dims),
@@ -443,6 +452,10 @@ class Gate:
         self.store = store
         self.params = params or PrivacyParams()
         self.signer = signer or Signer.ephemeral()
+        # stored answers as shown, with the digest their receipts are found by (`_shown_as`),
+        # and the receipts (JSON) found or made for them, once committed (`_replay`)
+        self._shown: dict[tuple[Any, ...], tuple[Answer, str]] = {}
+        self._receipts: dict[tuple[str, str, str], str] = {}
 
     def key(self, query_hash: str, release: str, purpose: str, catalog_version: str = "") -> str:
         return answer_key(self.params, query_hash, release, purpose, catalog_version)
@@ -563,9 +576,10 @@ class Gate:
                tuple(sorted(registers)), title)  # fmt: skip
         # asked before by this project, or paid for by it (the attrition of a cohort it
         # asked with tables): its own answer again, free
-        own = self.store.asked(project_id, key) or self._paid(project_id, key)
+        asked = self.store.asked(project_id, key)
+        own = asked or self._paid(project_id, key)
         if own is not None:
-            return self._replay(ctx, own)
+            return self._replay(ctx, own, linked=asked is not None, left=project.left)
         akey = None
         own_attrition = None
         if dims and attrition is not None and attrition[0] != query_hash:
@@ -748,41 +762,90 @@ class Gate:
             (project_id, akey, eps, rho, now()),
         )
 
-    def _replay(self, ctx: tuple[Any, ...], released: str) -> Answer:
-        project_id, actor, query_hash, query, release, key, purpose, labels, names = ctx[:9]
+    def _replay(self, ctx: tuple[Any, ...], released: str, *, linked: bool, left: float) -> Answer:
+        """A stored answer again, free: audited (`answer_stored`) and receipted in one write
+        transaction, which every other writer waits for, so everything that does not need
+        it is done before: the answer as shown and the digest its receipt is found by (from
+        the stored answer alone), the receipt itself once it is stored (receipts never
+        change), the budget left (`left`, read with the project: a stored answer charges
+        nothing). `linked`: the project's link to the answer exists (found through it)."""
+        project_id, actor, query_hash, query, _release, key = ctx[:6]
+        shown, digest = self._shown_as(released, ctx)
+        shown_as = shown_key(ctx[10], shown.labels, digest)
+        kept = self._receipts.get((project_id, key, shown_as))
         with self.store.transaction() as tx:
-            _link(tx, project_id, key, query)
+            if not linked:
+                _link(tx, project_id, key, query)
             seq, ts = tx.audit(actor, project_id, "answer_stored", query_hash, query, 0.0, released,
                                ctx[9])  # fmt: skip
-            left = tx.one("SELECT budget - spent FROM projects WHERE id = %s", (project_id,))[0]
-            answer = answer_from_json(released, 0.0, float(left), query_hash, release, key,
-                                      purpose, True, labels, None, names)  # fmt: skip
             # the original receipt of the answer as shown now; an answer stored before
             # receipts existed, or asked now with other names (or first shown before receipts
             # signed names), gets its first one now, naming this entry, and keeps it
-            receipt = self._receipt(
-                tx, ctx, answer, self._charged_epsilon(tx, project_id, key), seq, ts
-            )
-        return dataclasses.replace(answer, signed_receipt=receipt)
+            text = kept or self._receipt_text(
+                tx, ctx, shown, lambda: self._charged_epsilon(tx, project_id, key), seq, ts,
+                shown_as, digest,
+            )  # fmt: skip
+        if kept is None:  # committed: kept from now on
+            if len(self._receipts) >= self.SHOWN_KEPT:
+                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                    self._receipts.pop(next(iter(self._receipts)))
+            self._receipts[project_id, key, shown_as] = text
+        return dataclasses.replace(shown, budget_left=left, signed_receipt=json.loads(text))
+
+    SHOWN_KEPT = 256  # stored answers as shown, kept (the oldest goes first)
+
+    def _shown_as(self, released: str, ctx: tuple[Any, ...]) -> tuple[Answer, str]:
+        """A stored answer as shown (free, before its budget and receipt are filled in)
+        and its digest: a function of the released values and of how they are named
+        (labels, names of coded values), computed once and kept under all of them, the
+        released values themselves included, so nothing kept can be shown for another."""
+        _pid, _actor, query_hash, _query, release, key, purpose, labels, names = ctx[:9]
+        memo = (released, query_hash, release, key, purpose, tuple(labels), repr(names))
+        found = self._shown.get(memo)
+        if found is not None:
+            return found
+        shown = answer_from_json(released, 0.0, 0.0, query_hash, release, key, purpose, True,
+                                 labels, None, names)  # fmt: skip
+        body = shown.to_json()
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+        found = dataclasses.replace(shown, shown_json=text), answer_digest(body)
+        if len(self._shown) >= self.SHOWN_KEPT:
+            with contextlib.suppress(RuntimeError, StopIteration, KeyError):  # another thread's
+                self._shown.pop(next(iter(self._shown)))
+        self._shown[memo] = found
+        return found
 
     def _receipt(
-        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float, seq: int, ts: str
-    ) -> dict[str, Any]:
+        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float | Callable[[], float],
+        seq: int, ts: str, digest: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """The project's receipt for this answer as `shown` (its title, labels and values):
         the stored one, else a new one, signed and stored in this transaction (so that it
         names the audit entry `seq`). Receipts of version 1 (stored before receipts signed
-        the names, in `receipts`) are not given again: they do not bind what is shown."""
+        the names, in `receipts`) are not given again: they do not bind what is shown.
+        `cost`: the ε charged for it (read only when a receipt is made); `digest`: of the
+        answer as shown, if computed already."""
+        digest = digest or answer_digest(shown.to_json())
+        shown_as = shown_key(ctx[10], shown.labels, digest)
+        return json.loads(self._receipt_text(tx, ctx, shown, cost, seq, ts, shown_as, digest))
+
+    def _receipt_text(
+        self, tx: Tx, ctx: tuple[Any, ...], shown: Answer, cost: float | Callable[[], float],
+        seq: int, ts: str, shown_as: str, digest: str | None = None,
+    ) -> str:  # fmt: skip
+        """`_receipt`, as its stored JSON, for the answer shown as `shown_as` (`shown_key`)."""
         project_id, _actor, query_hash, _query, release, key, purpose = ctx[:7]
         title = ctx[10]
-        digest = answer_digest(shown.to_json())
-        shown_as = shown_key(title, shown.labels, digest)
         row = tx.one(
             "SELECT receipt FROM shown_receipts "
             "WHERE project_id = %s AND answer_key = %s AND shown = %s",
             (project_id, key, shown_as),
         )
         if row is not None:
-            return json.loads(row[0])
+            return str(row[0])
+        if callable(cost):
+            cost = cost()
+        digest = digest or answer_digest(shown.to_json())
         receipt = self.signer.sign({
             "version": RECEIPT_VERSION, "project": project_id, "purpose": purpose,
             "query_hash": query_hash, "title": title, "labels": list(shown.labels),
@@ -790,12 +853,13 @@ class Gate:
             "epsilon": cost, "guarantee": shown.guarantee(), "released_sha256": digest,
             "time": ts, "audit_seq": seq,
         })  # fmt: skip
+        text = json.dumps(receipt, ensure_ascii=False)
         tx.execute(
             "INSERT INTO shown_receipts (project_id, answer_key, shown, receipt, created) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (project_id, key, shown_as, json.dumps(receipt, ensure_ascii=False), now()),
+            (project_id, key, shown_as, text, now()),
         )
-        return receipt
+        return text
 
     @staticmethod
     def _charged_epsilon(tx: Tx, project_id: str, key: str) -> float:
