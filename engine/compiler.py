@@ -632,13 +632,21 @@ class _Compiler:
             elif _cover(list(u.codes[1])) != codes:
                 parts.append(self.codes(_col(u.codes[0]), u.codes[1], multi=False))
             flags.append(_p(_and(*parts)))
-        cols += [_alias(f, f"f{k}") for k, f in enumerate(flags)]
-        cols += [_alias(ok, f"ok{k}") for k, ok in enumerate(s.oks)]
         # rows of no use are left out where the hull lets them in, unless the hull is the
         # codes' (rows inside it then differ from the uses' only by date, and testing the
         # flags on every row would cost more than keeping them: t2d_metformin's lmr)
-        where = None if codes is not None else _or([f.copy() for f in flags])
-        return _from(_select(*cols), _table(s.table)).where(_and(*hull, where), copy=False)
+        cols += [_alias(f, f"f{k}") for k, f in enumerate(flags)]
+        cols += [_alias(ok, f"ok{k}") for k, ok in enumerate(s.oks)]
+        inner = _from(_select(*cols), _table(s.table)).where(_and(*hull), copy=False)
+        if codes is not None:
+            return inner
+        # each use's condition is written once, as its flag: a code list can be long (a
+        # range of a thousand categories is one regular expression per column)
+        outer = _from(
+            _select(exp.Star()),
+            exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("r"))),
+        )
+        return outer.where(_or([_col(f"f{k}") for k in range(len(flags))]), copy=False)
 
     def event_rows(self, ev: ir.Event, extra: list[exp.Expression],
                    where: exp.Expression | None = None, site: bool = False, latest: bool = False,

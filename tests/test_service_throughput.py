@@ -282,7 +282,7 @@ def test_a_files_columns_are_read_once_and_again_when_it_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     f = tmp_path / "x.parquet"
-    duckdb.sql(f"COPY (SELECT 1 AS a, 2 AS b) TO '{f}'")
+    duckdb.connect().execute(f"COPY (SELECT 1 AS a, 2 AS b) TO '{f}'")
     src = DataSource(parquet=str(f))
     opened: list[int] = []
     real = duckconn.connect
@@ -296,7 +296,7 @@ def test_a_files_columns_are_read_once_and_again_when_it_changes(
     assert datacheck.present_columns(src) == {"a", "b"}
     assert len(opened) == 1  # the second time from what the first read
     time.sleep(0.01)
-    duckdb.sql(f"COPY (SELECT 1 AS a) TO '{f}'")  # rewritten without b
+    duckdb.connect().execute(f"COPY (SELECT 1 AS a) TO '{f}'")  # rewritten without b
     assert datacheck.present_columns(src) == {"a"}
     assert len(opened) == 2
 
@@ -304,13 +304,13 @@ def test_a_files_columns_are_read_once_and_again_when_it_changes(
 def test_a_duckdb_views_columns_are_read_every_time(tmp_path: Path) -> None:
     """A view's columns are its sources': they change while its DuckDB file does not."""
     f, db = tmp_path / "x.parquet", tmp_path / "v.duckdb"
-    duckdb.sql(f"COPY (SELECT 1 AS a, 2 AS b) TO '{f}'")
+    duckdb.connect().execute(f"COPY (SELECT 1 AS a, 2 AS b) TO '{f}'")
     con = duckdb.connect(str(db))
     con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{f}')")
     con.close()
     src = DataSource(duckdb=str(db), table="v")
     assert datacheck.present_columns(src) == {"a", "b"}
-    duckdb.sql(f"COPY (SELECT 1 AS a) TO '{f}'")
+    duckdb.connect().execute(f"COPY (SELECT 1 AS a) TO '{f}'")
     assert datacheck.present_columns(src) == {"a"}
 
 
@@ -323,7 +323,7 @@ def test_a_column_removed_while_serving_refuses_the_count(svc: dict[str, Any]) -
     }
     assert c.post("/v1/projects/pa/count", json=q, headers=h["a"]).status_code == 200
     ndr, new = data / "ndr.parquet", data / "ndr.new"
-    duckdb.sql(f"COPY (SELECT * EXCLUDE (hba1c) FROM read_parquet('{ndr}')) TO '{new}' "
+    duckdb.connect().execute(f"COPY (SELECT * EXCLUDE (hba1c) FROM read_parquet('{ndr}')) TO '{new}' "
                "(FORMAT parquet)")  # fmt: skip
     os.replace(new, ndr)  # the extract replaced by one without `hba1c`
     r = c.post("/v1/projects/pa/count", json=q, headers=h["a"])

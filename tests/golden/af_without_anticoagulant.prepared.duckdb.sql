@@ -1,21 +1,21 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "dodsdat" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "dodsdat" AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM "dors"
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM "dors"
+    WHERE
+      NOT "dodsdat" IS NULL AND "dodsdat" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "dodsdat" IS NULL
-    AND "dodsdat" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        TRUE
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
     "lopnr" AS lopnr,

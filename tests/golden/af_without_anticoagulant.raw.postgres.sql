@@ -1,43 +1,41 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "dodsdat" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "dodsdat" AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM "dors"
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM "dors"
+    WHERE
+      NOT "dodsdat" IS NULL AND "dodsdat" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "dodsdat" IS NULL
-    AND "dodsdat" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        TRUE
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         (
-          "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
+          (
+            "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
+          )
         )
-      )
-    ) AS f0
-  FROM "npr"
+      ) AS f0
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL AND "indatum" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        (
-          "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
-        )
-      )
-    )
+    "f0"
 ), scan2 AS (
   SELECT
     "lopnr" AS lopnr,

@@ -1,21 +1,21 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "dodsdat" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "dodsdat" AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM "dors"
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM "dors"
+    WHERE
+      NOT "dodsdat" IS NULL AND "dodsdat" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "dodsdat" IS NULL
-    AND "dodsdat" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        TRUE
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
     "lopnr" AS lopnr,
@@ -30,35 +30,30 @@ WITH scan0 AS (
     AND STARTS_WITH("diagnos", 'J44')
 ), scan2 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         (
           (
-            "vardform" = 'S'
-          ) AND (
-            "hdia" IN ('J440', 'J441')
+            (
+              "vardform" = 'S'
+            ) AND (
+              "hdia" IN ('J440', 'J441')
+            )
           )
         )
-      )
-    ) AS f0
-  FROM "npr"
+      ) AS f0
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL
+      AND "indatum" >= CAST('2024-01-02' AS DATE)
+      AND "indatum" <= CAST('2025-01-01' AS DATE)
+  ) AS r
   WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" >= CAST('2024-01-02' AS DATE)
-    AND "indatum" <= CAST('2025-01-01' AS DATE)
-    AND (
-      (
-        (
-          (
-            "vardform" = 'S'
-          ) AND (
-            "hdia" IN ('J440', 'J441')
-          )
-        )
-      )
-    )
+    "f0"
 ), scan3 AS (
   SELECT
     "lopnr" AS lopnr,

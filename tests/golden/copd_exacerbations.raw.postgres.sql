@@ -1,51 +1,28 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "dodsdat" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "dodsdat" AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM "dors"
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM "dors"
+    WHERE
+      NOT "dodsdat" IS NULL AND "dodsdat" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "dodsdat" IS NULL
-    AND "dodsdat" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        TRUE
-      )
-    )
+    "f0"
 ), scan1 AS MATERIALIZED (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
-      "indatum" <= CAST('2024-12-31' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'J44%' OR "diagnos" LIKE '% J44%'
-        )
-      )
-    ) AS f0,
-    (
-      "indatum" >= CAST('2024-01-02' AS DATE)
-      AND "indatum" <= CAST('2025-01-01' AS DATE)
-      AND (
-        (
-          (
-            "vardform" = 'S'
-          ) AND (
-            "hdia" IN ('J440', 'J441')
-          )
-        )
-      )
-    ) AS f1
-  FROM "npr"
-  WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" <= CAST('2025-01-01' AS DATE)
-    AND (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         "indatum" <= CAST('2024-12-31' AS DATE)
         AND (
@@ -53,8 +30,8 @@ WITH scan0 AS (
             "diagnos" LIKE 'J44%' OR "diagnos" LIKE '% J44%'
           )
         )
-      )
-      OR (
+      ) AS f0,
+      (
         "indatum" >= CAST('2024-01-02' AS DATE)
         AND "indatum" <= CAST('2025-01-01' AS DATE)
         AND (
@@ -66,7 +43,14 @@ WITH scan0 AS (
             )
           )
         )
-      )
+      ) AS f1
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL AND "indatum" <= CAST('2025-01-01' AS DATE)
+  ) AS r
+  WHERE
+    (
+      "f0" OR "f1"
     )
 ), scan2 AS (
   SELECT

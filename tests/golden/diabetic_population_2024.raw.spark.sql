@@ -1,52 +1,47 @@
 WITH scan0 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `dodsdat` AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `dodsdat` AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM `dors`
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM `dors`
+    WHERE
+      NOT `dodsdat` IS NULL AND `dodsdat` <= CAST('2023-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT `dodsdat` IS NULL
-    AND `dodsdat` <= CAST('2023-12-31' AS DATE)
-    AND (
-      (
-        TRUE
-      )
-    )
+    `f0`
 ), scan1 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `regdat` AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `regdat` AS d0,
       (
         (
           (
-            `hba1c` > 0
-          ) AND (
-            `diabetestyp` = 2
+            (
+              `hba1c` > 0
+            ) AND (
+              `diabetestyp` = 2
+            )
           )
         )
-      )
-    ) AS f0
-  FROM `ndr`
+      ) AS f0
+    FROM `ndr`
+    WHERE
+      NOT `regdat` IS NULL
+      AND `regdat` >= CAST('2023-01-01' AS DATE)
+      AND `regdat` <= CAST('2024-01-01' AS DATE)
+  ) AS r
   WHERE
-    NOT `regdat` IS NULL
-    AND `regdat` >= CAST('2023-01-01' AS DATE)
-    AND `regdat` <= CAST('2024-01-01' AS DATE)
-    AND (
-      (
-        (
-          (
-            `hba1c` > 0
-          ) AND (
-            `diabetestyp` = 2
-          )
-        )
-      )
-    )
+    `f0`
 ), scan2 AS (
   SELECT
     `lopnr` AS lopnr,

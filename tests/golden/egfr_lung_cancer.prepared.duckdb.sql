@@ -1,40 +1,31 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "provdatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "provdatum" AS d0,
       (
         (
           (
-            "gene" = 'EGFR'
-          )
-          AND (
-            "variant" IN ('p.E746_A750del', 'p.L858R')
-          )
-          AND (
-            "klass" IN ('patogen', 'trolig patogen')
+            (
+              "gene" = 'EGFR'
+            )
+            AND (
+              "variant" IN ('p.E746_A750del', 'p.L858R')
+            )
+            AND (
+              "klass" IN ('patogen', 'trolig patogen')
+            )
           )
         )
-      )
-    ) AS f0
-  FROM "gms"
+      ) AS f0
+    FROM "gms"
+    WHERE
+      NOT "provdatum" IS NULL
+  ) AS r
   WHERE
-    NOT "provdatum" IS NULL
-    AND (
-      (
-        (
-          (
-            "gene" = 'EGFR'
-          )
-          AND (
-            "variant" IN ('p.E746_A750del', 'p.L858R')
-          )
-          AND (
-            "klass" IN ('patogen', 'trolig patogen')
-          )
-        )
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
     "lopnr" AS lopnr,
@@ -47,20 +38,22 @@ WITH scan0 AS (
     NOT "indatum" IS NULL AND STARTS_WITH("diagnos", 'C34')
 ), scan2 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "dodsdat" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "dodsdat" AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM "dors"
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM "dors"
+    WHERE
+      NOT "dodsdat" IS NULL
+  ) AS r
   WHERE
-    NOT "dodsdat" IS NULL AND (
-      (
-        TRUE
-      )
-    )
+    "f0"
 ), ix AS (
   SELECT
     scan0."lopnr" AS lopnr,

@@ -1,77 +1,69 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "provdatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "provdatum" AS d0,
       (
         (
           (
-            "gene" = 'EGFR'
-          )
-          AND (
-            "variant" IN ('p.E746_A750del', 'p.L858R')
-          )
-          AND (
-            "klass" IN ('patogen', 'trolig patogen')
+            (
+              "gene" = 'EGFR'
+            )
+            AND (
+              "variant" IN ('p.E746_A750del', 'p.L858R')
+            )
+            AND (
+              "klass" IN ('patogen', 'trolig patogen')
+            )
           )
         )
-      )
-    ) AS f0
-  FROM "gms"
+      ) AS f0
+    FROM "gms"
+    WHERE
+      NOT "provdatum" IS NULL
+  ) AS r
   WHERE
-    NOT "provdatum" IS NULL
-    AND (
-      (
-        (
-          (
-            "gene" = 'EGFR'
-          )
-          AND (
-            "variant" IN ('p.E746_A750del', 'p.L858R')
-          )
-          AND (
-            "klass" IN ('patogen', 'trolig patogen')
-          )
-        )
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         (
-          "diagnos" LIKE 'C34%' OR "diagnos" LIKE '% C34%'
+          (
+            "diagnos" LIKE 'C34%' OR "diagnos" LIKE '% C34%'
+          )
         )
-      )
-    ) AS f0
-  FROM "npr"
+      ) AS f0
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL
+  ) AS r
   WHERE
-    NOT "indatum" IS NULL
-    AND (
-      (
-        (
-          "diagnos" LIKE 'C34%' OR "diagnos" LIKE '% C34%'
-        )
-      )
-    )
+    "f0"
 ), scan2 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "dodsdat" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "dodsdat" AS d0,
       (
-        TRUE
-      )
-    ) AS f0
-  FROM "dors"
+        (
+          TRUE
+        )
+      ) AS f0
+    FROM "dors"
+    WHERE
+      NOT "dodsdat" IS NULL
+  ) AS r
   WHERE
-    NOT "dodsdat" IS NULL AND (
-      (
-        TRUE
-      )
-    )
+    "f0"
 ), ix AS (
   SELECT
     scan0."lopnr" AS lopnr,

@@ -1,34 +1,29 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "diagnosdatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "diagnosdatum" AS d0,
       (
         (
           (
-            "her2" = 'positiv'
-          ) AND (
-            "stadium" IN ('II', 'III')
+            (
+              "her2" = 'positiv'
+            ) AND (
+              "stadium" IN ('II', 'III')
+            )
           )
         )
-      )
-    ) AS f0
-  FROM "nkbc"
+      ) AS f0
+    FROM "nkbc"
+    WHERE
+      NOT "diagnosdatum" IS NULL
+      AND "diagnosdatum" >= CAST('2015-01-01' AS DATE)
+      AND "diagnosdatum" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "diagnosdatum" IS NULL
-    AND "diagnosdatum" >= CAST('2015-01-01' AS DATE)
-    AND "diagnosdatum" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        (
-          (
-            "her2" = 'positiv'
-          ) AND (
-            "stadium" IN ('II', 'III')
-          )
-        )
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
     "lopnr" AS lopnr,
@@ -46,22 +41,22 @@ WITH scan0 AS (
     )
 ), scan2 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "provdatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "provdatum" AS d0,
       (
-        "provtyp" IN ('vavnad_ffpe', 'vavnad_frusen')
-      )
-    ) AS f0
-  FROM "biobank"
+        (
+          "provtyp" IN ('vavnad_ffpe', 'vavnad_frusen')
+        )
+      ) AS f0
+    FROM "biobank"
+    WHERE
+      NOT "provdatum" IS NULL AND "provdatum" >= CAST('2015-01-01' AS DATE)
+  ) AS r
   WHERE
-    NOT "provdatum" IS NULL
-    AND "provdatum" >= CAST('2015-01-01' AS DATE)
-    AND (
-      (
-        "provtyp" IN ('vavnad_ffpe', 'vavnad_frusen')
-      )
-    )
+    "f0"
 ), ix AS (
   SELECT
     scan0."lopnr" AS lopnr,

@@ -1,81 +1,72 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "diagnosdatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "diagnosdatum" AS d0,
       (
         (
           (
-            "her2" = 'positiv'
-          ) AND (
-            "stadium" IN ('II', 'III')
+            (
+              "her2" = 'positiv'
+            ) AND (
+              "stadium" IN ('II', 'III')
+            )
           )
         )
-      )
-    ) AS f0
-  FROM "nkbc"
+      ) AS f0
+    FROM "nkbc"
+    WHERE
+      NOT "diagnosdatum" IS NULL
+      AND "diagnosdatum" >= CAST('2015-01-01' AS DATE)
+      AND "diagnosdatum" <= CAST('2024-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "diagnosdatum" IS NULL
-    AND "diagnosdatum" >= CAST('2015-01-01' AS DATE)
-    AND "diagnosdatum" <= CAST('2024-12-31' AS DATE)
-    AND (
-      (
-        (
-          (
-            "her2" = 'positiv'
-          ) AND (
-            "stadium" IN ('II', 'III')
-          )
-        )
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         (
-          STARTS_WITH("op", 'HAB')
-          OR "op" LIKE '% HAB%'
-          OR STARTS_WITH("op", 'HAC')
-          OR "op" LIKE '% HAC%'
+          (
+            STARTS_WITH("op", 'HAB')
+            OR "op" LIKE '% HAB%'
+            OR STARTS_WITH("op", 'HAC')
+            OR "op" LIKE '% HAC%'
+          )
         )
-      )
-    ) AS f0
-  FROM "npr"
+      ) AS f0
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL
+      AND "indatum" >= CAST('2015-01-01' AS DATE)
+      AND "indatum" <= CAST('2025-12-31' AS DATE)
+  ) AS r
   WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" >= CAST('2015-01-01' AS DATE)
-    AND "indatum" <= CAST('2025-12-31' AS DATE)
-    AND (
-      (
-        (
-          STARTS_WITH("op", 'HAB')
-          OR "op" LIKE '% HAB%'
-          OR STARTS_WITH("op", 'HAC')
-          OR "op" LIKE '% HAC%'
-        )
-      )
-    )
+    "f0"
 ), scan2 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "provdatum" AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "provdatum" AS d0,
       (
-        "provtyp" IN ('vavnad_ffpe', 'vavnad_frusen')
-      )
-    ) AS f0
-  FROM "biobank"
+        (
+          "provtyp" IN ('vavnad_ffpe', 'vavnad_frusen')
+        )
+      ) AS f0
+    FROM "biobank"
+    WHERE
+      NOT "provdatum" IS NULL AND "provdatum" >= CAST('2015-01-01' AS DATE)
+  ) AS r
   WHERE
-    NOT "provdatum" IS NULL
-    AND "provdatum" >= CAST('2015-01-01' AS DATE)
-    AND (
-      (
-        "provtyp" IN ('vavnad_ffpe', 'vavnad_frusen')
-      )
-    )
+    "f0"
 ), ix AS (
   SELECT
     scan0."lopnr" AS lopnr,

@@ -1,33 +1,12 @@
 WITH scan0 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `indatum` AS d0,
-    `sjukhus` AS site,
-    `mvo` AS clinic,
-    (
-      `indatum` >= CAST('2023-01-01' AS DATE)
-      AND `indatum` <= CAST('2024-12-31' AS DATE)
-      AND (
-        (
-          (
-            `vardform` = 'S'
-          ) AND (
-            `hdia` IN ('I50', 'I500', 'I501', 'I509')
-          )
-        )
-      )
-    ) AS f0,
-    (
-      (
-        (
-          STARTSWITH(`diagnos`, 'E10') OR `diagnos` LIKE '% E10%'
-        )
-      )
-    ) AS f1
-  FROM `npr`
-  WHERE
-    NOT `indatum` IS NULL
-    AND (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `indatum` AS d0,
+      `sjukhus` AS site,
+      `mvo` AS clinic,
       (
         `indatum` >= CAST('2023-01-01' AS DATE)
         AND `indatum` <= CAST('2024-12-31' AS DATE)
@@ -40,14 +19,21 @@ WITH scan0 AS (
             )
           )
         )
-      )
-      OR (
+      ) AS f0,
+      (
         (
           (
             STARTSWITH(`diagnos`, 'E10') OR `diagnos` LIKE '% E10%'
           )
         )
-      )
+      ) AS f1
+    FROM `npr`
+    WHERE
+      NOT `indatum` IS NULL
+  ) AS r
+  WHERE
+    (
+      `f0` OR `f1`
     )
 ), scan1 AS (
   SELECT

@@ -111,32 +111,27 @@ WITH scan0 AS (
     )
 ), scan2 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `indatum` AS d0,
-    (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `indatum` AS d0,
       (
         (
-          STARTSWITH(`diagnos`, 'M05')
-          OR `diagnos` LIKE '% M05%'
-          OR STARTSWITH(`diagnos`, 'M06')
-          OR `diagnos` LIKE '% M06%'
+          (
+            STARTSWITH(`diagnos`, 'M05')
+            OR `diagnos` LIKE '% M05%'
+            OR STARTSWITH(`diagnos`, 'M06')
+            OR `diagnos` LIKE '% M06%'
+          )
         )
-      )
-    ) AS f0
-  FROM `npr`
+      ) AS f0
+    FROM `npr`
+    WHERE
+      NOT `indatum` IS NULL AND `indatum` <= CAST('2025-06-30' AS DATE)
+  ) AS r
   WHERE
-    NOT `indatum` IS NULL
-    AND `indatum` <= CAST('2025-06-30' AS DATE)
-    AND (
-      (
-        (
-          STARTSWITH(`diagnos`, 'M05')
-          OR `diagnos` LIKE '% M05%'
-          OR STARTSWITH(`diagnos`, 'M06')
-          OR `diagnos` LIKE '% M06%'
-        )
-      )
-    )
+    `f0`
 ), ix AS (
   SELECT
     scan0.`lopnr` AS lopnr,

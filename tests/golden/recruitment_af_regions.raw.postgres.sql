@@ -1,31 +1,10 @@
 WITH scan0 AS MATERIALIZED (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
-      "indatum" >= CAST('2016-01-01' AS DATE)
-      AND "indatum" <= CAST('2025-09-30' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
-        )
-      )
-    ) AS f0,
-    (
-      "indatum" >= CAST('2011-01-02' AS DATE)
-      AND "indatum" <= CAST('2025-09-29' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
-        )
-      )
-    ) AS f1
-  FROM "npr"
-  WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" >= CAST('2011-01-02' AS DATE)
-    AND "indatum" <= CAST('2025-09-30' AS DATE)
-    AND (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         "indatum" >= CAST('2016-01-01' AS DATE)
         AND "indatum" <= CAST('2025-09-30' AS DATE)
@@ -34,8 +13,8 @@ WITH scan0 AS MATERIALIZED (
             "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
           )
         )
-      )
-      OR (
+      ) AS f0,
+      (
         "indatum" >= CAST('2011-01-02' AS DATE)
         AND "indatum" <= CAST('2025-09-29' AS DATE)
         AND (
@@ -43,7 +22,16 @@ WITH scan0 AS MATERIALIZED (
             "diagnos" LIKE 'I48%' OR "diagnos" LIKE '% I48%'
           )
         )
-      )
+      ) AS f1
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL
+      AND "indatum" >= CAST('2011-01-02' AS DATE)
+      AND "indatum" <= CAST('2025-09-30' AS DATE)
+  ) AS r
+  WHERE
+    (
+      "f0" OR "f1"
     )
 ), scan1 AS (
   SELECT

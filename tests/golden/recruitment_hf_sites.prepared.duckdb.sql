@@ -1,36 +1,31 @@
 WITH scan0 AS (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    "sjukhus" AS site,
-    "mvo" AS clinic,
-    (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
+      "sjukhus" AS site,
+      "mvo" AS clinic,
       (
         (
           (
-            "vardform" = 'S'
-          ) AND (
-            "hdia" IN ('I50', 'I500', 'I501', 'I509')
+            (
+              "vardform" = 'S'
+            ) AND (
+              "hdia" IN ('I50', 'I500', 'I501', 'I509')
+            )
           )
         )
-      )
-    ) AS f0
-  FROM "npr"
+      ) AS f0
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL
+      AND "indatum" >= CAST('2022-01-01' AS DATE)
+      AND "indatum" <= CAST('2025-09-30' AS DATE)
+  ) AS r
   WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" >= CAST('2022-01-01' AS DATE)
-    AND "indatum" <= CAST('2025-09-30' AS DATE)
-    AND (
-      (
-        (
-          (
-            "vardform" = 'S'
-          ) AND (
-            "hdia" IN ('I50', 'I500', 'I501', 'I509')
-          )
-        )
-      )
-    )
+    "f0"
 ), scan1 AS (
   SELECT
     "lopnr" AS lopnr,

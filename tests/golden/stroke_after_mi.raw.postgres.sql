@@ -1,59 +1,10 @@
 WITH scan0 AS MATERIALIZED (
   SELECT
-    "lopnr" AS lopnr,
-    "indatum" AS d0,
-    (
-      "indatum" >= CAST('2011-01-01' AS DATE)
-      AND "indatum" <= CAST('2024-11-30' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'I21%'
-          OR "diagnos" LIKE '% I21%'
-          OR "diagnos" LIKE 'I22%'
-          OR "diagnos" LIKE '% I22%'
-        )
-      )
-    ) AS f0,
-    (
-      "indatum" >= CAST('2006-01-02' AS DATE)
-      AND "indatum" <= CAST('2024-11-29' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'I21%'
-          OR "diagnos" LIKE '% I21%'
-          OR "diagnos" LIKE 'I22%'
-          OR "diagnos" LIKE '% I22%'
-        )
-      )
-    ) AS f1,
-    (
-      "indatum" <= CAST('2024-11-29' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'I63%'
-          OR "diagnos" LIKE '% I63%'
-          OR "diagnos" LIKE 'I64%'
-          OR "diagnos" LIKE '% I64%'
-        )
-      )
-    ) AS f2,
-    (
-      "indatum" >= CAST('2011-01-01' AS DATE)
-      AND "indatum" <= CAST('2024-12-30' AS DATE)
-      AND (
-        (
-          "diagnos" LIKE 'I63%'
-          OR "diagnos" LIKE '% I63%'
-          OR "diagnos" LIKE 'I64%'
-          OR "diagnos" LIKE '% I64%'
-        )
-      )
-    ) AS f3
-  FROM "npr"
-  WHERE
-    NOT "indatum" IS NULL
-    AND "indatum" <= CAST('2024-12-30' AS DATE)
-    AND (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "indatum" AS d0,
       (
         "indatum" >= CAST('2011-01-01' AS DATE)
         AND "indatum" <= CAST('2024-11-30' AS DATE)
@@ -65,8 +16,8 @@ WITH scan0 AS MATERIALIZED (
             OR "diagnos" LIKE '% I22%'
           )
         )
-      )
-      OR (
+      ) AS f0,
+      (
         "indatum" >= CAST('2006-01-02' AS DATE)
         AND "indatum" <= CAST('2024-11-29' AS DATE)
         AND (
@@ -77,8 +28,8 @@ WITH scan0 AS MATERIALIZED (
             OR "diagnos" LIKE '% I22%'
           )
         )
-      )
-      OR (
+      ) AS f1,
+      (
         "indatum" <= CAST('2024-11-29' AS DATE)
         AND (
           (
@@ -88,8 +39,8 @@ WITH scan0 AS MATERIALIZED (
             OR "diagnos" LIKE '% I64%'
           )
         )
-      )
-      OR (
+      ) AS f2,
+      (
         "indatum" >= CAST('2011-01-01' AS DATE)
         AND "indatum" <= CAST('2024-12-30' AS DATE)
         AND (
@@ -100,7 +51,14 @@ WITH scan0 AS MATERIALIZED (
             OR "diagnos" LIKE '% I64%'
           )
         )
-      )
+      ) AS f3
+    FROM "npr"
+    WHERE
+      NOT "indatum" IS NULL AND "indatum" <= CAST('2024-12-30' AS DATE)
+  ) AS r
+  WHERE
+    (
+      "f0" OR "f1" OR "f2" OR "f3"
     )
 ), scan1 AS (
   SELECT

@@ -1,49 +1,10 @@
 WITH scan0 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `indatum` AS d0,
-    (
-      `indatum` >= CAST('2011-01-01' AS DATE)
-      AND `indatum` <= CAST('2024-11-30' AS DATE)
-      AND (
-        (
-          STARTSWITH(`diagnos`, 'I21')
-          OR `diagnos` LIKE '% I21%'
-          OR STARTSWITH(`diagnos`, 'I22')
-          OR `diagnos` LIKE '% I22%'
-        )
-      )
-    ) AS f0,
-    (
-      `indatum` >= CAST('2006-01-02' AS DATE)
-      AND `indatum` <= CAST('2024-11-29' AS DATE)
-      AND (
-        (
-          STARTSWITH(`diagnos`, 'I21')
-          OR `diagnos` LIKE '% I21%'
-          OR STARTSWITH(`diagnos`, 'I22')
-          OR `diagnos` LIKE '% I22%'
-        )
-      )
-    ) AS f1,
-    (
-      `indatum` >= CAST('2011-01-01' AS DATE)
-      AND `indatum` <= CAST('2024-12-30' AS DATE)
-      AND (
-        (
-          STARTSWITH(`diagnos`, 'I63')
-          OR `diagnos` LIKE '% I63%'
-          OR STARTSWITH(`diagnos`, 'I64')
-          OR `diagnos` LIKE '% I64%'
-        )
-      )
-    ) AS f2
-  FROM `npr`
-  WHERE
-    NOT `indatum` IS NULL
-    AND `indatum` >= CAST('2006-01-02' AS DATE)
-    AND `indatum` <= CAST('2024-12-30' AS DATE)
-    AND (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `indatum` AS d0,
       (
         `indatum` >= CAST('2011-01-01' AS DATE)
         AND `indatum` <= CAST('2024-11-30' AS DATE)
@@ -55,8 +16,8 @@ WITH scan0 AS (
             OR `diagnos` LIKE '% I22%'
           )
         )
-      )
-      OR (
+      ) AS f0,
+      (
         `indatum` >= CAST('2006-01-02' AS DATE)
         AND `indatum` <= CAST('2024-11-29' AS DATE)
         AND (
@@ -67,8 +28,8 @@ WITH scan0 AS (
             OR `diagnos` LIKE '% I22%'
           )
         )
-      )
-      OR (
+      ) AS f1,
+      (
         `indatum` >= CAST('2011-01-01' AS DATE)
         AND `indatum` <= CAST('2024-12-30' AS DATE)
         AND (
@@ -79,7 +40,16 @@ WITH scan0 AS (
             OR `diagnos` LIKE '% I64%'
           )
         )
-      )
+      ) AS f2
+    FROM `npr`
+    WHERE
+      NOT `indatum` IS NULL
+      AND `indatum` >= CAST('2006-01-02' AS DATE)
+      AND `indatum` <= CAST('2024-12-30' AS DATE)
+  ) AS r
+  WHERE
+    (
+      `f0` OR `f1` OR `f2`
     )
 ), scan1 AS (
   SELECT

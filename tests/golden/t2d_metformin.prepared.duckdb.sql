@@ -44,45 +44,37 @@ WITH scan0 AS NOT MATERIALIZED (
     AND STARTS_WITH("atc", 'A10')
 ), scan1 AS MATERIALIZED (
   SELECT
-    "lopnr" AS lopnr,
-    "regdat" AS d0,
-    (
-      "regdat" >= CAST('2014-01-01' AS DATE)
-      AND "regdat" <= CAST('2024-12-30' AS DATE)
-      AND (
-        "diabetestyp" = 2
-      )
-    ) AS f0,
-    (
-      "regdat" >= CAST('2015-06-30' AS DATE)
-      AND "regdat" <= CAST('2025-12-30' AS DATE)
-      AND (
-        NOT "hba1c" IS NULL
-      )
-    ) AS f1,
-    COALESCE((
-      "hba1c" > 53
-    ), FALSE) AS ok0
-  FROM "ndr"
-  WHERE
-    NOT "regdat" IS NULL
-    AND "regdat" >= CAST('2014-01-01' AS DATE)
-    AND "regdat" <= CAST('2025-12-30' AS DATE)
-    AND (
+    *
+  FROM (
+    SELECT
+      "lopnr" AS lopnr,
+      "regdat" AS d0,
       (
         "regdat" >= CAST('2014-01-01' AS DATE)
         AND "regdat" <= CAST('2024-12-30' AS DATE)
         AND (
           "diabetestyp" = 2
         )
-      )
-      OR (
+      ) AS f0,
+      (
         "regdat" >= CAST('2015-06-30' AS DATE)
         AND "regdat" <= CAST('2025-12-30' AS DATE)
         AND (
           NOT "hba1c" IS NULL
         )
-      )
+      ) AS f1,
+      COALESCE((
+        "hba1c" > 53
+      ), FALSE) AS ok0
+    FROM "ndr"
+    WHERE
+      NOT "regdat" IS NULL
+      AND "regdat" >= CAST('2014-01-01' AS DATE)
+      AND "regdat" <= CAST('2025-12-30' AS DATE)
+  ) AS r
+  WHERE
+    (
+      "f0" OR "f1"
     )
 ), scan2 AS NOT MATERIALIZED (
   SELECT

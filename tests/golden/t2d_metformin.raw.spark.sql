@@ -44,80 +44,53 @@ WITH scan0 AS (
     AND STARTSWITH(`atc`, 'A10')
 ), scan1 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `regdat` AS d0,
-    (
-      `regdat` >= CAST('2014-01-01' AS DATE)
-      AND `regdat` <= CAST('2024-12-30' AS DATE)
-      AND (
-        `diabetestyp` = 2
-      )
-    ) AS f0,
-    (
-      `regdat` >= CAST('2015-06-30' AS DATE)
-      AND `regdat` <= CAST('2025-12-30' AS DATE)
-      AND (
-        NOT `hba1c` IS NULL
-      )
-    ) AS f1,
-    COALESCE((
-      `hba1c` > 53
-    ), FALSE) AS ok0
-  FROM `ndr`
-  WHERE
-    NOT `regdat` IS NULL
-    AND `regdat` >= CAST('2014-01-01' AS DATE)
-    AND `regdat` <= CAST('2025-12-30' AS DATE)
-    AND (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `regdat` AS d0,
       (
         `regdat` >= CAST('2014-01-01' AS DATE)
         AND `regdat` <= CAST('2024-12-30' AS DATE)
         AND (
           `diabetestyp` = 2
         )
-      )
-      OR (
+      ) AS f0,
+      (
         `regdat` >= CAST('2015-06-30' AS DATE)
         AND `regdat` <= CAST('2025-12-30' AS DATE)
         AND (
           NOT `hba1c` IS NULL
         )
-      )
+      ) AS f1,
+      COALESCE((
+        `hba1c` > 53
+      ), FALSE) AS ok0
+    FROM `ndr`
+    WHERE
+      NOT `regdat` IS NULL
+      AND `regdat` >= CAST('2014-01-01' AS DATE)
+      AND `regdat` <= CAST('2025-12-30' AS DATE)
+  ) AS r
+  WHERE
+    (
+      `f0` OR `f1`
     )
 ), scan2 AS (
   SELECT
-    `lopnr` AS lopnr,
-    `indatum` AS d0,
-    (
-      (
-        (
-          STARTSWITH(`diagnos`, 'E10') OR `diagnos` LIKE '% E10%'
-        )
-      )
-    ) AS f0,
-    (
-      `indatum` <= CAST('2023-12-30' AS DATE)
-      AND (
-        (
-          STARTSWITH(`diagnos`, 'I21')
-          OR `diagnos` LIKE '% I21%'
-          OR STARTSWITH(`diagnos`, 'I22')
-          OR `diagnos` LIKE '% I22%'
-        )
-      )
-    ) AS f1
-  FROM `npr`
-  WHERE
-    NOT `indatum` IS NULL
-    AND (
+    *
+  FROM (
+    SELECT
+      `lopnr` AS lopnr,
+      `indatum` AS d0,
       (
         (
           (
             STARTSWITH(`diagnos`, 'E10') OR `diagnos` LIKE '% E10%'
           )
         )
-      )
-      OR (
+      ) AS f0,
+      (
         `indatum` <= CAST('2023-12-30' AS DATE)
         AND (
           (
@@ -127,7 +100,14 @@ WITH scan0 AS (
             OR `diagnos` LIKE '% I22%'
           )
         )
-      )
+      ) AS f1
+    FROM `npr`
+    WHERE
+      NOT `indatum` IS NULL
+  ) AS r
+  WHERE
+    (
+      `f0` OR `f1`
     )
 ), ix AS (
   SELECT
