@@ -385,6 +385,11 @@ class _Read:
     ok: str | None = None  # `latest`: the scan's column telling whether the row matches
 
 
+def _code_column(ev: ir.Event, src: EventSource) -> str:
+    """The column of codes an event reads: the main code's for `diagnosis ... main`."""
+    return (src.main or "") if isinstance(ev, ir.Diagnosis) and ev.main else src.codes
+
+
 def _absolute(w: ir.Window, first: dt.date | None, last: dt.date | None) -> ir.Window:
     """The calendar dates a window can reach when every index date lies in first..last
     (None: unbounded): `lo <= d - index` gives `d >= first + lo`, `d - index <= hi` gives
@@ -467,8 +472,7 @@ class _Compiler:
         every later step counts distinct dates or asks whether any row exists."""
         if src is None or (isinstance(ev, ir.Death) and (not ev.codes or ev.mentioned)):
             return reg.id, False  # any death, or two code columns: the register itself
-        column = src.main if isinstance(ev, ir.Diagnosis) and ev.main else src.codes
-        table = self.layout.code_tables.get((reg.id, column or ""))
+        table = self.layout.code_tables.get((reg.id, _code_column(ev, src)))
         return (table, True) if table else (reg.id, False)
 
     def present(self, ev: ir.Event) -> exp.Expression:
@@ -590,8 +594,8 @@ class _Compiler:
             return None
         if not ev.codes or (isinstance(ev, ir.Death) and ev.mentioned):
             return None
-        if isinstance(ev, ir.Diagnosis) and ev.main:
-            return (src.main or "", ev.codes)
+        if isinstance(ev, ir.Diagnosis) and ev.main:  # the main code: one per record
+            return (_code_column(ev, src), ev.codes)
         return (src.codes, ev.codes) if flat or not src.multi else None
 
     def scan_body(self, s: _Scan) -> exp.Select:
